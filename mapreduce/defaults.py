@@ -1,0 +1,26 @@
+"""Every tunable default, named once with its unit.
+
+The CLI, the library API and the tests override these the same way: by passing a value to
+`Settings` (see mapreduce.settings) rather than by patching this module.
+"""
+
+MiB = 1024 * 1024
+
+SPLIT_SIZE_BYTES = 64 * MiB          # a large text file is cut into splits of about this size
+MIN_AUTO_SPLIT_BYTES = 1 * MiB       # never cut below this when spreading small input over workers
+MAX_ATTEMPTS = 4                     # user-error attempts per task (Hadoop: mapreduce.map.maxattempts)
+MAX_LOST_ATTEMPTS = 10               # attempts lost to a dying worker before the task fails the job
+
+HEARTBEAT_INTERVAL_S = 1.0           # both directions; any message counts as a heartbeat
+HEARTBEAT_LIVENESS = 3               # intervals of silence before a peer is declared dead
+RECONNECT_BACKOFF_MIN_S = 1.0        # a worker that lost its coordinator retries after this...
+RECONNECT_BACKOFF_MAX_S = 32.0       # ...doubling up to this
+
+BACKUP_MIN_RUNTIME_S = 5.0           # an attempt younger than this never gets a backup
+BACKUP_SLOWDOWN_FACTOR = 3.0         # ...nor one that has run less than this times the median task
+
+MAX_MESSAGE_BYTES = 256 * MiB        # a larger frame from a peer is refused by ZeroMQ itself
+SPILL_RECORDS = 500_000              # map output records buffered in memory before a sorted spill
+COMBINE_EVERY_RECORDS = 200_000      # buffered records between combiner passes
+READ_BLOCK_BYTES = 4 * MiB           # input is read in blocks cut at line boundaries
+ARROW_BATCH_ROWS = 64 * 1024         # rows per Arrow record batch in shuffle files
