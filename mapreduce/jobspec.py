@@ -1,0 +1,145 @@
+"""Loading a user's job module and shipping it to workers.
+
+A job is a Python file (`jobs/wordcount.py`) or an importable module name (`jobs.wordcount`) that
+defines `mapper`, and optionally `reducer`, `combiner`, `partitioner` and `INPUT_FORMAT`. It travels
+to workers with cloudpickle *by value* (the module's functions, helpers and module-level values), so
+workers need not have the file, and a setting read from the environment at import time is the one
+the submitting side saw.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Callable
+
+import cloudpickle
+
+from .errors import JobLoadError
+
+INPUT_FORMATS = ("lines", "files")
+
+
+@dataclass
+class Job:
+    name: str
+    mapper: Callable
+    reducer: Callable | None = None
+    combiner: Callable | None = None
+    partitioner: Callable | None = None
+    input_format: str = "lines"
+
+    @property
+    def map_only(self) -> bool:
+        return self.reducer is None
+
+
+def load_job(ref: str) -> Job:
+    """Import the job named by a path or module name and check it; raises JobLoadError."""
+    module = _import_job_module(ref)
+    return job_from_module(module, ref)
+
+
+def job_from_module(module, ref: str) -> Job:
+    mapper = getattr(module, "mapper", None)
+    if not callable(mapper):
+        raise JobLoadError(
+            f"job '{ref}' defines no mapper: a job module must define a function "
+            f"`mapper(key, value)` that yields (key, value) pairs (and usually `reducer(key, values)`).")
+    hooks = {}
+    for name in ("reducer", "combiner", "partitioner"):
+        hook = getattr(module, name, None)
+        if hook is not None and not callable(hook):
+            raise JobLoadError(f"job '{ref}': `{name}` is defined but is not a function.")
+        hooks[name] = hook
+    input_format = getattr(module, "INPUT_FORMAT", "lines")
+    if input_format not in INPUT_FORMATS:
+        raise JobLoadError(f"job '{ref}': INPUT_FORMAT is {input_format!r}; use one of "
+                           f"{', '.join(map(repr, INPUT_FORMATS))}.")
+    if hooks["combiner"] is not None and hooks["reducer"] is None:
+        raise JobLoadError(f"job '{ref}' defines a combiner but no reducer; a combiner only makes "
+                           f"sense before a reduce.")
+    return Job(_job_name(ref), mapper, input_format=input_format, **hooks)
+
+
+def dumps_job(job: Job) -> bytes:
+    return cloudpickle.dumps(job)
+
+
+def loads_job(blob: bytes) -> Job:
+    return cloudpickle.loads(blob)
+
+
+def _job_name(ref: str) -> str:
+    base = os.path.basename(ref.rstrip("/"))
+    return base[:-3] if base.endswith(".py") else ref
+
+
+def _looks_like_path(ref: str) -> bool:
+    return ref.endswith(".py") or os.sep in ref or os.path.exists(ref)
+
+
+def _import_job_module(ref: str):
+    if _looks_like_path(ref):
+        return _import_from_path(ref)
+    try:
+        module = importlib.import_module(ref)
+    except ModuleNotFoundError as exc:
+        if exc.name and ref.startswith(exc.name):
+            raise JobLoadError(f"job '{ref}' not found: no such file, and no importable module of "
+                               f"that name. Give the path of the job's .py file, or a module name "
+                               f"importable from the current directory.") from None
+        raise _import_failure(ref, exc) from None
+    except Exception as exc:
+        raise _import_failure(ref, exc) from None
+    _ship_by_value(module)
+    return module
+
+
+def _import_from_path(path: str):
+    if not os.path.isfile(path):
+        what = "is a directory, not a .py file" if os.path.isdir(path) else "does not exist"
+        raise JobLoadError(f"job file '{path}' {what}. Give the path of a Python file that "
+                           f"defines mapper(key, value).")
+    # A unique module name, so two jobs with the same file name never share a module.
+    name = "mapreduce_job_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_").replace(".", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise JobLoadError(f"job file '{path}' cannot be loaded as a Python module.")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        del sys.modules[name]
+        line = (exc.text or "").rstrip("\n")
+        raise JobLoadError(f"job file '{path}' has a syntax error at line {exc.lineno}: {exc.msg}."
+                           + (f"\n\n    {line.strip()}" if line.strip() else "")) from None
+    except Exception as exc:
+        del sys.modules[name]
+        raise _import_failure(path, exc) from None
+    _ship_by_value(module)
+    return module
+
+
+def _ship_by_value(module) -> None:
+    # Pickle the job's own functions and globals by value, not as "import this module", so workers
+    # elsewhere do not need the job file and see the module-level values of the submitting side.
+    try:
+        cloudpickle.register_pickle_by_value(module)
+    except ValueError:
+        pass        # already registered
+
+
+def _import_failure(ref: str, exc: BaseException) -> JobLoadError:
+    user_tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
+    if isinstance(exc, ModuleNotFoundError):
+        return JobLoadError(f"job '{ref}' failed to import: it needs the module '{exc.name}', which "
+                            f"is not installed here. Install it (pip install ...) and try again."
+                            f"\n\n{user_tb.rstrip()}")
+    return JobLoadError(f"job '{ref}' raised {type(exc).__name__} while being imported: {exc}"
+                        f"\n\n{user_tb.rstrip()}")

@@ -1,0 +1,57 @@
+"""How records are written to part files: `key<TAB>value` lines of UTF-8 text.
+
+A str is written as it is, anything else as JSON text (tuples as arrays). A str containing a tab or
+a line break is written as JSON too, so every line splits back unambiguously at its first tab.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from .commit import atomic_file
+
+_UNSAFE = ("\t", "\n", "\r")
+
+
+def _json_default(value):
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=repr)
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    return repr(value)
+
+
+def format_field(value) -> str:
+    if type(value) is str and not any(c in value for c in _UNSAFE):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=_json_default)
+
+
+def format_record(key, value) -> str:
+    return f"{format_field(key)}\t{format_field(value)}\n"
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}"
+
+
+class PartWriter:
+    """Writes one part file under an attempt's directory, atomically, counting records."""
+
+    def __init__(self, directory: str, index: int):
+        os.makedirs(directory, exist_ok=True)
+        self._context = atomic_file(os.path.join(directory, part_name(index)), "w",
+                                    encoding="utf-8", newline="\n")
+        self._file = self._context.__enter__()
+        self.records = 0
+
+    def write(self, key, value) -> None:
+        self._file.write(format_record(key, value))
+        self.records += 1
+
+    def close(self, error: BaseException | None = None) -> None:
+        if error is None:
+            self._context.__exit__(None, None, None)
+        else:
+            self._context.__exit__(type(error), error, error.__traceback__)

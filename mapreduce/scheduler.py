@@ -1,0 +1,315 @@
+"""The scheduling core: events in, instructions out, no I/O.
+
+The coordinator's socket loop feeds it what happened (a worker registered, an attempt finished or
+failed, time passed) and carries out what it returns (send this task to that worker, abandon that
+attempt, publish a task's output, commit or fail a job). Time is always passed in as `now`, so every
+timeout decision can be tested in microseconds without sockets or sleeps.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+
+from . import defaults
+from .tasks import AttemptState, Task, TaskState
+
+
+# ---- instructions -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Assign:
+    worker: str
+    job: str
+    task: Task
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Abandon:
+    worker: str
+    job: str
+    task: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class PublishTask:
+    """Make this attempt's output the task's output (the coordinator renames it into place)."""
+    job: str
+    task: Task
+    attempt: int
+
+
+@dataclass(frozen=True)
+class CommitJob:
+    job: str
+
+
+@dataclass(frozen=True)
+class FailJob:
+    job: str
+    task: Task            # the task that ran out of attempts
+
+
+# ---- state --------------------------------------------------------------------------------------
+
+@dataclass
+class SchedulerSettings:
+    heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
+    liveness: int = defaults.HEARTBEAT_LIVENESS
+    backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
+    backup_slowdown: float = defaults.BACKUP_SLOWDOWN_FACTOR
+
+    @property
+    def expiry(self) -> float:
+        return self.heartbeat_interval * self.liveness
+
+
+@dataclass
+class WorkerState:
+    id: str
+    capacity: int
+    last_seen: float
+    info: dict = field(default_factory=dict)
+    running: set = field(default_factory=set)     # {(job, task id, attempt)}
+    tasks_done: int = 0
+
+    @property
+    def free_slots(self) -> int:
+        return self.capacity - len(self.running)
+
+
+@dataclass
+class JobState:
+    id: str
+    map_tasks: list
+    reduce_tasks: list
+    max_attempts: int
+    max_losses: int
+    phase: str = "map"          # map -> reduce -> commit -> done | failed | cancelled
+
+    @property
+    def map_only(self) -> bool:
+        return not self.reduce_tasks
+
+    @property
+    def active(self) -> bool:
+        return self.phase in ("map", "reduce")
+
+    def phase_tasks(self) -> list:
+        return self.map_tasks if self.phase == "map" else self.reduce_tasks if self.phase == "reduce" else []
+
+    def task(self, task_id: str) -> Task | None:
+        kind, _, index = task_id.partition("-")
+        tasks = self.map_tasks if kind == "map" else self.reduce_tasks if kind == "reduce" else []
+        try:
+            return tasks[int(index)]
+        except (ValueError, IndexError):
+            return None
+
+    def all_tasks(self) -> list:
+        return self.map_tasks + self.reduce_tasks
+
+
+class Scheduler:
+    def __init__(self, settings: SchedulerSettings | None = None):
+        self.settings = settings or SchedulerSettings()
+        self.jobs: dict[str, JobState] = {}       # insertion order is submission order (FIFO)
+        self.workers: dict[str, WorkerState] = {}
+
+    # ---- events ---------------------------------------------------------------------------------
+
+    def add_job(self, job_id: str, map_wheres: list[str], num_reducers: int, max_attempts: int,
+                max_losses: int = defaults.MAX_LOST_ATTEMPTS, now: float = 0.0) -> list:
+        maps = [Task("map", i, where) for i, where in enumerate(map_wheres)]
+        reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
+        self.jobs[job_id] = JobState(job_id, maps, reduces, max_attempts, max_losses)
+        if not maps:
+            return self._finish_phase(self.jobs[job_id], now)
+        return self._dispatch(now)
+
+    def worker_ready(self, worker_id: str, capacity: int, now: float, info: dict | None = None) -> list:
+        """A worker registered (or registered again after reconnecting: what it ran before is lost)."""
+        out = self.worker_gone(worker_id, now, "it registered again") if worker_id in self.workers else []
+        self.workers[worker_id] = WorkerState(worker_id, max(1, capacity), now, info or {})
+        return out + self._dispatch(now)
+
+    def heard_from(self, worker_id: str, now: float) -> None:
+        worker = self.workers.get(worker_id)
+        if worker:
+            worker.last_seen = now
+
+    def worker_gone(self, worker_id: str, now: float, why: str = "it stopped responding") -> list:
+        worker = self.workers.pop(worker_id, None)
+        if worker is None:
+            return []
+        out = []
+        for job_id, task_id, number in sorted(worker.running):
+            error = {"type": "WorkerLost", "message": f"worker {worker_id} was lost: {why}",
+                     "traceback": ""}
+            out += self._attempt_ended(job_id, task_id, number, AttemptState.LOST, error, now)
+        return out + self._dispatch(now)
+
+    def attempt_succeeded(self, worker_id: str, job_id: str, task_id: str, number: int, result: dict,
+                          now: float) -> list:
+        self._free_slot(worker_id, job_id, task_id, number, done=True)
+        job = self.jobs.get(job_id)
+        task = job.task(task_id) if job else None
+        attempt = task.attempt(number) if task else None
+        # A late or duplicate report (the task already committed, the attempt was abandoned or its
+        # worker declared dead, the job is over) is discarded: exactly one attempt commits.
+        if not job or not job.active or not attempt or attempt.state is not AttemptState.RUNNING \
+                or task.state is not TaskState.RUNNING:
+            return self._dispatch(now)
+        attempt.move_to(AttemptState.SUCCEEDED)
+        task.move_to(TaskState.SUCCEEDED)
+        task.result = result
+        task.duration = now - attempt.started
+        out = [PublishTask(job_id, task, number)]
+        for other in task.running():
+            other.move_to(AttemptState.KILLED)
+            out.append(Abandon(other.worker, job_id, task_id, other.number))
+            self._free_slot(other.worker, job_id, task_id, other.number)
+        if all(t.state is TaskState.SUCCEEDED for t in job.phase_tasks()):
+            out += self._finish_phase(job, now)
+        return out + self._dispatch(now)
+
+    def attempt_failed(self, worker_id: str, job_id: str, task_id: str, number: int, error: dict,
+                       lost: bool, now: float) -> list:
+        self._free_slot(worker_id, job_id, task_id, number)
+        state = AttemptState.LOST if lost else AttemptState.FAILED
+        return self._attempt_ended(job_id, task_id, number, state, error, now) + self._dispatch(now)
+
+    def publish_failed(self, job_id: str, task_id: str, error: dict, now: float) -> list:
+        """The committed attempt's output could not be put in place: run the task again."""
+        job = self.jobs.get(job_id)
+        task = job.task(task_id) if job else None
+        if not task or task.state is not TaskState.SUCCEEDED or not job.active:
+            return []
+        task.move_to(TaskState.PENDING)
+        task.result, task.last_error = None, error
+        task.failures += 1
+        if task.failures >= job.max_attempts:
+            return self._fail_job(job, task)
+        if job.phase == "reduce" and task.kind == "map":
+            job.phase = "map"
+        return self._dispatch(now)
+
+    def job_committed(self, job_id: str) -> None:
+        self.jobs[job_id].phase = "done"
+
+    def cancel_job(self, job_id: str) -> list:
+        job = self.jobs.get(job_id)
+        if not job or job.phase in ("done", "failed", "cancelled"):
+            return []
+        out = self._stop_tasks(job)
+        job.phase = "cancelled"
+        return out
+
+    def tick(self, now: float) -> list:
+        """Time passed: expire silent workers, start backups for stragglers."""
+        out = []
+        for worker in list(self.workers.values()):
+            if now - worker.last_seen > self.settings.expiry:
+                out += self.worker_gone(worker.id, now, f"silent for more than {self.settings.expiry:g} s")
+        return out + self._dispatch(now)
+
+    # ---- queries --------------------------------------------------------------------------------
+
+    def job_finished(self, job_id: str) -> bool:
+        return self.jobs[job_id].phase in ("done", "failed", "cancelled")
+
+    # ---- internals ------------------------------------------------------------------------------
+
+    def _free_slot(self, worker_id, job_id, task_id, number, done=False) -> None:
+        worker = self.workers.get(worker_id)
+        if worker and (job_id, task_id, number) in worker.running:
+            worker.running.discard((job_id, task_id, number))
+            worker.tasks_done += done
+
+    def _attempt_ended(self, job_id, task_id, number, state, error, now) -> list:
+        job = self.jobs.get(job_id)
+        task = job.task(task_id) if job else None
+        attempt = task.attempt(number) if task else None
+        if not job or not job.active or not attempt or attempt.state is not AttemptState.RUNNING:
+            return []      # late news about an attempt that no longer matters
+        attempt.move_to(state)
+        task.last_error = error
+        if state is AttemptState.LOST:
+            task.losses += 1
+        else:
+            task.failures += 1
+        if task.failures >= job.max_attempts or task.losses >= job.max_losses:
+            return self._fail_job(job, task)
+        if not task.running():
+            task.move_to(TaskState.PENDING)
+        return []
+
+    def _fail_job(self, job: JobState, task: Task) -> list:
+        out = self._stop_tasks(job, failed_task=task)
+        job.phase = "failed"
+        return out + [FailJob(job.id, task)]
+
+    def _stop_tasks(self, job: JobState, failed_task: Task | None = None) -> list:
+        out = []
+        for task in job.all_tasks():
+            for attempt in task.running():
+                attempt.move_to(AttemptState.KILLED)
+                out.append(Abandon(attempt.worker, job.id, task.id, attempt.number))
+                self._free_slot(attempt.worker, job.id, task.id, attempt.number)
+            if task is failed_task:
+                task.move_to(TaskState.FAILED)
+            elif task.state in (TaskState.PENDING, TaskState.RUNNING):
+                task.move_to(TaskState.CANCELLED)
+        return out
+
+    def _finish_phase(self, job: JobState, now: float) -> list:
+        if job.phase == "map" and not job.map_only:
+            job.phase = "reduce"
+            return []
+        job.phase = "commit"
+        return [CommitJob(job.id)]
+
+    def _dispatch(self, now: float) -> list:
+        """Fill free worker slots: pending tasks first (jobs in submission order), then backups."""
+        out = []
+        for worker in sorted(self.workers.values(), key=lambda w: (len(w.running), w.id)):
+            while worker.free_slots > 0:
+                choice = self._next_task(worker, now)
+                if choice is None:
+                    break
+                job, task, backup = choice
+                attempt = task.start_attempt(worker.id, now, backup)
+                worker.running.add((job.id, task.id, attempt.number))
+                out.append(Assign(worker.id, job.id, task, attempt.number))
+        return out
+
+    def _next_task(self, worker: WorkerState, now: float):
+        for job in self.jobs.values():
+            if job.active:
+                for task in job.phase_tasks():
+                    if task.state is TaskState.PENDING:
+                        return job, task, False
+        for job in self.jobs.values():
+            if job.active:
+                task = self._straggler(job, worker, now)
+                if task is not None:
+                    return job, task, True
+        return None
+
+    def _straggler(self, job: JobState, worker: WorkerState, now: float) -> Task | None:
+        """Near the end of a phase (nothing pending), the longest-running attempt that has run far
+        longer than its finished peers gets one backup attempt on an idle worker (MapReduce paper 3.6)."""
+        tasks = job.phase_tasks()
+        durations = [t.duration for t in tasks if t.duration is not None]
+        typical = statistics.median(durations) if durations else self.settings.backup_min_runtime
+        threshold = max(self.settings.backup_min_runtime, self.settings.backup_slowdown * typical)
+        candidates = []
+        for task in tasks:
+            running = task.running()
+            if task.state is TaskState.RUNNING and len(running) == 1 and running[0].worker != worker.id:
+                age = now - running[0].started
+                if age > threshold:
+                    candidates.append((age, task))
+        return max(candidates, key=lambda c: c[0])[1] if candidates else None

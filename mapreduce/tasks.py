@@ -1,0 +1,101 @@
+"""The task state machine: the states of tasks and attempts, and every legal transition.
+
+Nothing outside this module assigns a state: `Task.move_to` and `Attempt.move_to` check each change
+against the tables below, so an impossible transition is a loud bug, not a silent corruption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class TaskState(str, Enum):
+    PENDING = "pending"        # waiting for a free worker slot
+    RUNNING = "running"        # at least one attempt in flight (two when a backup runs)
+    SUCCEEDED = "succeeded"    # exactly one attempt committed its output
+    FAILED = "failed"          # out of attempts: the job fails
+    CANCELLED = "cancelled"    # the job ended (failed or cancelled) before this task finished
+
+
+class AttemptState(str, Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"    # the committing attempt
+    FAILED = "failed"          # user code raised: counts against max attempts
+    LOST = "lost"              # its worker died or went silent: counted apart, as Hadoop's killed attempts
+    KILLED = "killed"          # abandoned: another attempt won, or the job ended
+
+
+TASK_TRANSITIONS = {
+    TaskState.PENDING: {TaskState.RUNNING, TaskState.CANCELLED},
+    TaskState.RUNNING: {TaskState.SUCCEEDED, TaskState.PENDING, TaskState.FAILED, TaskState.CANCELLED},
+    # A committed output can still be lost (its publish failed, or its map output vanished): run again.
+    TaskState.SUCCEEDED: {TaskState.PENDING},
+    TaskState.FAILED: set(),
+    TaskState.CANCELLED: set(),
+}
+
+ATTEMPT_TRANSITIONS = {
+    AttemptState.RUNNING: {AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.LOST,
+                           AttemptState.KILLED},
+    AttemptState.SUCCEEDED: set(),
+    AttemptState.FAILED: set(),
+    AttemptState.LOST: set(),
+    AttemptState.KILLED: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+@dataclass
+class Attempt:
+    number: int
+    worker: str
+    started: float
+    backup: bool = False
+    state: AttemptState = AttemptState.RUNNING
+
+    def move_to(self, new: AttemptState) -> None:
+        if new not in ATTEMPT_TRANSITIONS[self.state]:
+            raise IllegalTransition(f"attempt {self.number}: {self.state.value} -> {new.value}")
+        self.state = new
+
+
+@dataclass
+class Task:
+    kind: str                  # "map" or "reduce"
+    index: int
+    where: str                 # for messages: the split's description, or "partition N"
+    state: TaskState = TaskState.PENDING
+    attempts: list = field(default_factory=list)
+    failures: int = 0          # attempts whose user code failed
+    losses: int = 0            # attempts lost with their worker
+    last_error: dict | None = None
+    result: dict | None = None  # the committed attempt's report (output files, counters)
+    duration: float | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.kind}-{self.index:05d}"
+
+    def move_to(self, new: TaskState) -> None:
+        if new not in TASK_TRANSITIONS[self.state]:
+            raise IllegalTransition(f"{self.id}: {self.state.value} -> {new.value}")
+        self.state = new
+
+    def running(self) -> list:
+        return [a for a in self.attempts if a.state is AttemptState.RUNNING]
+
+    def attempt(self, number: int) -> Attempt | None:
+        if 1 <= number <= len(self.attempts):
+            return self.attempts[number - 1]
+        return None
+
+    def start_attempt(self, worker: str, now: float, backup: bool = False) -> Attempt:
+        attempt = Attempt(len(self.attempts) + 1, worker, now, backup)
+        self.attempts.append(attempt)
+        if self.state is TaskState.PENDING:
+            self.move_to(TaskState.RUNNING)
+        return attempt
