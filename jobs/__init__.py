@@ -1,0 +1,1 @@
+"""Example jobs; run them with `mapreduce run jobs/NAME.py INPUT --output DIR`."""

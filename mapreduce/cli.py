@@ -1,0 +1,117 @@
+"""The `mapreduce` command: a thin click shell over the library API.
+
+A user's mistake (bad input, a job that fails) is printed as one paragraph and a non-zero exit
+status; framework tracebacks are for framework bugs only.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+
+import click
+
+from . import defaults
+from .errors import MapReduceError
+from .splits import parse_size
+
+
+class SizeType(click.ParamType):
+    name = "size"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def reports_errors(command):
+    """Turn MapReduceError into `mapreduce: error: <paragraph>` and its exit status."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MapReduceError as exc:
+            click.echo(f"mapreduce: error: {exc.paragraph()}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("mapreduce: interrupted", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def heartbeat_options(command):
+    command = click.option("--heartbeat-interval", type=click.FloatRange(min=0.01),
+                           default=defaults.HEARTBEAT_INTERVAL_S, show_default=True,
+                           help="Seconds between heartbeats, both directions.")(command)
+    command = click.option("--liveness", type=click.IntRange(min=1), default=defaults.HEARTBEAT_LIVENESS,
+                           show_default=True,
+                           help="Heartbeat intervals of silence before a peer is declared dead.")(command)
+    return command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
+def main(verbose):
+    """MapReduce jobs written as plain Python modules, run on worker processes over ZeroMQ."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+@main.command("run")
+@click.argument("job")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", "output_dir", required=True, type=click.Path(),
+              help="Directory for part-NNNNN files and _SUCCESS; must not exist or be empty.")
+@click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes [default: number of cores].")
+@click.option("-r", "--reducers", type=click.IntRange(min=1), default=None,
+              help="Reduce tasks, i.e. part files [default: number of workers].")
+@click.option("--split-size", type=SizeType(), default=None,
+              help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, smaller "
+                   "to keep every worker busy].")
+@click.option("--max-attempts", type=click.IntRange(min=1), default=defaults.MAX_ATTEMPTS,
+              show_default=True, help="Attempts per task before the job fails.")
+@click.option("--overwrite", is_flag=True, help="Replace OUTPUT, once the new result is complete.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@click.option("--backup-after", type=click.FloatRange(min=0), default=defaults.BACKUP_MIN_RUNTIME_S,
+              show_default=True,
+              help="Seconds an attempt must run before a straggler gets a backup attempt.")
+@heartbeat_options
+@reports_errors
+def run_command(job, inputs, output_dir, workers, reducers, split_size, max_attempts, overwrite,
+                quiet, backup_after, heartbeat_interval, liveness):
+    """Run JOB over INPUT files, directories or globs on this machine.
+
+    JOB is a Python file (jobs/wordcount.py) or module name (jobs.wordcount) defining
+    mapper(key, value) and usually reducer(key, values).
+    """
+    from .local import run_job
+    run_job(job, list(inputs), output_dir, workers=workers, reducers=reducers, split_size=split_size,
+            overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
+            heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after)
+
+
+@main.command("worker")
+@click.option("--connect", required=True, help="Coordinator address, e.g. tcp://host:5555.")
+@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Tasks this worker runs at once (one executor process each).")
+@click.option("--parent-pid", type=int, default=None, hidden=True,
+              help="Exit when this process is no longer our parent (used by the local pool).")
+@heartbeat_options
+def worker_command(connect, processes, parent_pid, heartbeat_interval, liveness):
+    """Serve a coordinator: run the map and reduce tasks it hands out."""
+    from workers.pool import SECRET_ENV
+    from workers.worker import serve
+    secret = os.environ.get(SECRET_ENV)
+    sys.exit(serve(connect, processes, secret=bytes.fromhex(secret) if secret else None,
+                   heartbeat_interval=heartbeat_interval, liveness=liveness, parent_pid=parent_pid))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""The coordinator: a thin socket loop around the scheduler.
+
+It binds one ROUTER socket. Workers connect with DEALER sockets, register with READY, and are handed
+task attempts only while they have a free slot (load balancing by request, never PUSH/PULL). Every
+message is decoded by `protocol`; nothing a peer sends is ever unpickled here: job code is routed as
+opaque bytes. The scheduler decides; this loop only moves bytes and files:
+sends TASK/CANCEL/HEARTBEAT, publishes committed attempts and commits or aborts jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from . import commit, defaults, protocol
+from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
+from .protocol import Message
+from .scheduler import (Abandon, Assign, CommitJob, FailJob, PublishTask, Scheduler,
+                        SchedulerSettings)
+from .tasks import AttemptState, TaskState
+
+log = logging.getLogger("mapreduce.coordinator")
+
+
+@dataclass
+class JobSubmission:
+    """Everything the coordinator needs to run a job; plain data, the job code as opaque bytes."""
+    name: str
+    job_code: bytes
+    splits: list                  # Split.to_wire() dicts
+    split_descriptions: list      # for messages: where each map task reads
+    num_reducers: int             # 0 for a map-only job
+    output_dir: str
+    overwrite: bool = False
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    max_losses: int = defaults.MAX_LOST_ATTEMPTS
+
+
+@dataclass
+class JobRecord:
+    id: str
+    submission: JobSubmission
+    staging: str
+    shuffle_dir: str
+    submitted: float
+    finished: float | None = None
+    status: str = "running"       # running | succeeded | failed | cancelled
+    error: MapReduceError | None = None
+    counters: dict = field(default_factory=dict)
+
+
+class Coordinator:
+    def __init__(self, bind: str, *, work_dir: str, secret: bytes | None = None,
+                 settings: SchedulerSettings | None = None):
+        self.settings = settings or SchedulerSettings()
+        self.scheduler = Scheduler(self.settings)
+        self.secret = secret
+        self.work_dir = work_dir
+        self.jobs: dict[str, JobRecord] = {}
+        self.routes: dict[str, bytes] = {}       # worker id -> routing id
+        self.peers: dict[bytes, str] = {}        # routing id -> worker id
+        self.last_sent: dict[str, float] = {}
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)   # an unroutable send raises, not vanishes
+        self.socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
+        self.socket.bind(bind)
+        self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    # ---- jobs -----------------------------------------------------------------------------------
+
+    def submit(self, submission: JobSubmission, now: float | None = None) -> str:
+        commit.check_output_dir(submission.output_dir, submission.overwrite)
+        job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        staging = commit.staging_dir_for(submission.output_dir, job_id)
+        try:
+            commit.create_staging(staging)
+        except OSError as exc:
+            raise OutputError(f"cannot create the output's staging directory '{staging}': "
+                              f"{exc.strerror}") from None
+        shuffle_dir = os.path.join(self.work_dir, job_id)
+        os.makedirs(shuffle_dir)
+        now = time.monotonic() if now is None else now
+        self.jobs[job_id] = JobRecord(job_id, submission, staging, shuffle_dir, now)
+        self._carry_out(self.scheduler.add_job(job_id, submission.split_descriptions,
+                                               submission.num_reducers, submission.max_attempts,
+                                               submission.max_losses, now))
+        return job_id
+
+    def cancel(self, job_id: str) -> None:
+        record = self.jobs[job_id]
+        if record.status == "running":
+            self._carry_out(self.scheduler.cancel_job(job_id))
+            self._end_job(record, "cancelled", None)
+
+    def job(self, job_id: str) -> JobRecord:
+        return self.jobs[job_id]
+
+    def finished(self, job_id: str) -> bool:
+        return self.jobs[job_id].status != "running"
+
+    def progress(self, job_id: str) -> dict:
+        """Counts for progress displays: tasks done per phase and attempts that went wrong."""
+        state = self.scheduler.jobs[job_id]
+        attempts = [a for t in state.all_tasks() for a in t.attempts]
+        return {
+            "maps_done": sum(t.state is TaskState.SUCCEEDED for t in state.map_tasks),
+            "maps": len(state.map_tasks),
+            "reduces_done": sum(t.state is TaskState.SUCCEEDED for t in state.reduce_tasks),
+            "reduces": len(state.reduce_tasks),
+            "attempts": len(attempts),
+            "failed": sum(a.state is AttemptState.FAILED for a in attempts),
+            "lost": sum(a.state is AttemptState.LOST for a in attempts),
+            "backups": sum(a.backup for a in attempts),
+            "workers": len(self.scheduler.workers),
+            "elapsed": (self.jobs[job_id].finished or time.monotonic()) - self.jobs[job_id].submitted,
+        }
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def poll(self, timeout: float) -> None:
+        """Handle whatever arrives within `timeout` seconds, then send due heartbeats and let the
+        scheduler act on elapsed time (expire silent workers, start backup attempts)."""
+        timeout = min(timeout, self.settings.heartbeat_interval / 2)
+        if self.socket.poll(timeout * 1000, zmq.POLLIN):
+            while True:
+                try:
+                    frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._receive(frames)
+        now = time.monotonic()
+        self._carry_out(self.scheduler.tick(now))
+        self._send_heartbeats(now)
+
+    def close(self) -> None:
+        for record in self.jobs.values():
+            if record.status == "running":
+                self.cancel(record.id)
+        self.socket.close(0)
+        self.context.term()
+
+    # ---- messages in ----------------------------------------------------------------------------
+
+    def _receive(self, frames: list) -> None:
+        if len(frames) < 2:
+            return
+        route, body = frames[0], frames[1:]
+        try:
+            message = protocol.decode(body, self.secret)
+        except ProtocolError as exc:
+            log.warning("dropped a message from peer %s: %s", route.hex(), exc)
+            return
+        now = time.monotonic()
+        if message.command == protocol.READY:
+            self._register(route, message.header, now)
+            return
+        worker = self.peers.get(route)
+        if worker is None or worker not in self.scheduler.workers:
+            # Declared dead, or registered with a coordinator that has since restarted: make it
+            # start over; whatever it reports about old attempts is ignored.
+            self.peers.pop(route, None)
+            self._send(route, protocol.RECONNECT, {})
+            return
+        self.scheduler.heard_from(worker, now)
+        header = message.header
+        try:
+            if message.command == protocol.DONE:
+                self._carry_out(self.scheduler.attempt_succeeded(
+                    worker, header["job"], header["task"], int(header["attempt"]),
+                    header.get("result") or {}, now))
+            elif message.command == protocol.FAIL:
+                self._carry_out(self.scheduler.attempt_failed(
+                    worker, header["job"], header["task"], int(header["attempt"]),
+                    header.get("error") or {}, bool(header.get("lost")), now))
+            elif message.command == protocol.BYE:
+                self._forget(worker)
+                self._carry_out(self.scheduler.worker_gone(worker, now, "it shut down"))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("dropped a malformed %r from worker %s: %s", message.command, worker, exc)
+
+    def _register(self, route: bytes, header: dict, now: float) -> None:
+        mismatch = protocol.version_mismatch(header)
+        if mismatch:
+            log.warning("refused worker %s: %s", header.get("worker"), mismatch)
+            self._send(route, protocol.REFUSE, {"reason": mismatch})
+            return
+        worker = str(header.get("worker") or route.hex())
+        old_route = self.routes.get(worker)
+        if old_route is not None and old_route != route:
+            self.peers.pop(old_route, None)
+        self.routes[worker], self.peers[route] = route, worker
+        self.last_sent[worker] = now
+        info = {k: header.get(k) for k in ("host", "pid", "python", "cloudpickle")}
+        self._carry_out(self.scheduler.worker_ready(worker, int(header.get("capacity") or 1), now, info))
+
+    def _forget(self, worker: str) -> None:
+        route = self.routes.pop(worker, None)
+        self.peers.pop(route, None)
+        self.last_sent.pop(worker, None)
+
+    # ---- messages out ---------------------------------------------------------------------------
+
+    def _send(self, route: bytes, command: bytes, header: dict, blobs: tuple = ()) -> bool:
+        try:
+            self.socket.send_multipart([route, *protocol.encode(Message(command, header, list(blobs)),
+                                                                self.secret)], zmq.NOBLOCK)
+            return True
+        except (zmq.Again, zmq.ZMQError) as exc:
+            # The peer vanished or its queue is full: never block the loop on one peer.
+            log.warning("could not send to peer %s: %s", route.hex(), exc)
+            return False
+
+    def _send_to_worker(self, worker: str, command: bytes, header: dict, blobs: tuple = ()) -> bool:
+        route = self.routes.get(worker)
+        if route is None:
+            return False
+        sent = self._send(route, command, header, blobs)
+        if sent:
+            self.last_sent[worker] = time.monotonic()
+        return sent
+
+    def _send_heartbeats(self, now: float) -> None:
+        for worker in list(self.scheduler.workers):
+            if now - self.last_sent.get(worker, 0.0) >= self.settings.heartbeat_interval:
+                self._send_to_worker(worker, protocol.HEARTBEAT, {})
+
+    # ---- instructions ---------------------------------------------------------------------------
+
+    def _carry_out(self, instructions: list) -> None:
+        pending = list(instructions)
+        while pending:
+            more = self._carry_out_one(pending.pop(0))
+            pending.extend(more)
+
+    def _carry_out_one(self, instruction) -> list:
+        if isinstance(instruction, Assign):
+            return self._assign(instruction)
+        if isinstance(instruction, Abandon):
+            self._send_to_worker(instruction.worker, protocol.CANCEL, {
+                "job": instruction.job, "task": instruction.task, "attempt": instruction.attempt})
+            return []
+        if isinstance(instruction, PublishTask):
+            return self._publish(instruction)
+        if isinstance(instruction, CommitJob):
+            self._commit(self.jobs[instruction.job])
+            return []
+        if isinstance(instruction, FailJob):
+            self._fail(self.jobs[instruction.job], instruction.task)
+            return []
+        raise TypeError(f"unknown instruction {instruction!r}")
+
+    def _assign(self, assign: Assign) -> list:
+        record = self.jobs[assign.job]
+        header = self._task_header(record, assign.task, assign.attempt)
+        if self._send_to_worker(assign.worker, protocol.TASK, header, (record.submission.job_code,)):
+            return []
+        self._forget(assign.worker)
+        return self.scheduler.worker_gone(assign.worker, time.monotonic(), "it could not be reached")
+
+    def _task_header(self, record: JobRecord, task, attempt: int) -> dict:
+        header = {"job": record.id, "task": task.id, "attempt": attempt, "kind": task.kind}
+        submission = record.submission
+        if task.kind == "map":
+            header["split"] = submission.splits[task.index]
+            if submission.num_reducers == 0:
+                header["out_dir"] = commit.attempt_dir(record.staging, task.id, attempt)
+                header["part"] = task.index
+            else:
+                header["out_dir"] = os.path.join(record.shuffle_dir, f"{task.id}-a{attempt}")
+                header["partitions"] = submission.num_reducers
+        else:
+            maps = self.scheduler.jobs[record.id].map_tasks
+            header["partition"] = task.index
+            header["inputs"] = [path for m in maps for path in m.result.get("files", {}).get(str(task.index), [])]
+            header["out_dir"] = commit.attempt_dir(record.staging, task.id, attempt)
+        return header
+
+    def _publish(self, publish: PublishTask) -> list:
+        record = self.jobs[publish.job]
+        task = publish.task
+        if task.kind == "map" and record.submission.num_reducers:
+            return []      # map output stays in its attempt's directory; reducers are told its paths
+        try:
+            commit.publish_attempt(record.staging, task.id, publish.attempt)
+        except OSError as exc:
+            error = {"type": "PublishError", "message": f"could not publish its output: {exc}",
+                     "traceback": ""}
+            return self.scheduler.publish_failed(publish.job, task.id, error, time.monotonic())
+        return []
+
+    def _commit(self, record: JobRecord) -> None:
+        try:
+            commit.commit_job(record.staging, record.submission.output_dir)
+        except OSError as exc:
+            commit.abort_job(record.staging)
+            error = OutputError(f"the job succeeded but its output could not be committed to "
+                                f"'{record.submission.output_dir}': {exc}")
+            self.scheduler.jobs[record.id].phase = "failed"
+            self._end_job(record, "failed", error)
+            return
+        self.scheduler.job_committed(record.id)
+        self._end_job(record, "succeeded", None)
+
+    def _fail(self, record: JobRecord, task) -> None:
+        error = task.last_error or {}
+        lost = task.losses >= record.submission.max_losses
+        cause = error.get("message") or error.get("type") or "unknown error"
+        self._end_job(record, "failed", TaskFailedError(
+            task.kind, task.index, task.where, task.losses if lost else task.failures, cause,
+            error.get("traceback", ""), lost=lost))
+
+    def _end_job(self, record: JobRecord, status: str, error: MapReduceError | None) -> None:
+        record.status, record.error, record.finished = status, error, time.monotonic()
+        record.counters = self._counters(record)
+        if status != "succeeded":
+            commit.abort_job(record.staging)
+        shutil.rmtree(record.shuffle_dir, ignore_errors=True)
+
+    def _counters(self, record: JobRecord) -> dict:
+        """Sum the counters of committed attempts only: re-executed or backup attempts never count twice."""
+        totals: dict = {}
+        for task in self.scheduler.jobs[record.id].all_tasks():
+            if task.state is TaskState.SUCCEEDED and task.result:
+                for name, value in (task.result.get("counters") or {}).items():
+                    if isinstance(value, (int, float)):
+                        totals[name] = totals.get(name, 0) + value
+        return totals

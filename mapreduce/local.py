@@ -1,0 +1,118 @@
+"""`mapreduce run`: the embedded form of the distributed system.
+
+The same Coordinator and the same worker processes as a cluster, all on this machine: the
+coordinator runs in this process, bound to an ipc socket in a private (0700) temporary directory,
+and a local pool starts N `python -m workers` processes that connect to it. Frames are authenticated
+with a secret shared only with those processes.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import tempfile
+import time
+from dataclasses import dataclass
+
+import cloudpickle  # noqa: F401  (imported for its pickling errors' types below)
+
+from . import defaults
+from .coordinator import Coordinator, JobSubmission
+from .errors import JobCancelledError, JobLoadError, MapReduceError
+from .jobspec import Job, dumps_job, load_job
+from .progress import ProgressReporter
+from .scheduler import SchedulerSettings
+from .splits import expand_inputs, plan_splits
+from .commit import check_output_dir
+
+
+@dataclass
+class RunResult:
+    output_dir: str
+    counters: dict
+    progress: dict
+
+
+class Terminated(MapReduceError):
+    exit_code = 143
+
+    def paragraph(self) -> str:
+        return "terminated (SIGTERM): the job was cancelled and no output was committed."
+
+
+def prepare_submission(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int,
+                       reducers: int | None, split_size: int | None, overwrite: bool,
+                       max_attempts: int) -> JobSubmission:
+    """Check everything a user can get wrong before any process starts or any file is written."""
+    job = load_job(job_ref) if isinstance(job_ref, str) else job_ref
+    files = expand_inputs(list(inputs))
+    check_output_dir(output_dir, overwrite)
+    splits = plan_splits(files, job.input_format, split_size, min_splits=workers)
+    num_reducers = 0 if job.map_only else (reducers or workers)
+    try:
+        code = dumps_job(job)
+    except Exception as exc:
+        raise JobLoadError(f"job '{job.name}' cannot be shipped to workers: pickling it failed "
+                           f"with {type(exc).__name__}: {exc}. Module-level values the job's "
+                           f"functions use must be picklable (open files, sockets and locks are "
+                           f"not).") from None
+    return JobSubmission(job.name, code, [s.to_wire() for s in splits],
+                         [s.describe() for s in splits], num_reducers, output_dir, overwrite,
+                         max_attempts)
+
+
+def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int | None = None,
+            reducers: int | None = None, split_size: int | None = None, overwrite: bool = False,
+            max_attempts: int = defaults.MAX_ATTEMPTS, quiet: bool = True,
+            heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
+            liveness: int = defaults.HEARTBEAT_LIVENESS,
+            backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S,
+            progress: ProgressReporter | None = None) -> RunResult:
+    """Run a job on this machine; returns when the output is committed, raises MapReduceError
+    (nothing committed) otherwise."""
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise MapReduceError("--workers must be at least 1.")
+    if reducers is not None and reducers < 1:
+        raise MapReduceError("--reducers must be at least 1.")
+    submission = prepare_submission(job_ref, inputs, output_dir, workers=workers, reducers=reducers,
+                                    split_size=split_size, overwrite=overwrite,
+                                    max_attempts=max_attempts)
+    progress = progress or ProgressReporter(quiet=quiet)
+    settings = SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness,
+                                 backup_min_runtime=backup_min_runtime)
+    from workers.pool import LocalPool       # workers depend on mapreduce, not the other way round
+
+    with tempfile.TemporaryDirectory(prefix="mapreduce-run-") as private:
+        coordinator = Coordinator(f"ipc://{private}/coordinator", work_dir=private,
+                                  secret=secrets.token_bytes(32), settings=settings)
+        pool = LocalPool(coordinator.address, workers, secret=coordinator.secret,
+                         heartbeat_interval=heartbeat_interval, liveness=liveness)
+        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+        job_id = None
+        try:
+            pool.start()
+            job_id = coordinator.submit(submission)
+            while not coordinator.finished(job_id):
+                coordinator.poll(0.1)
+                pool.check()
+                progress.update(coordinator.progress(job_id))
+        except KeyboardInterrupt:
+            raise JobCancelledError("interrupted: the job was cancelled and no output was "
+                                    "committed.") from None
+        finally:
+            signal.signal(signal.SIGTERM, previous_term)
+            pool.stop()
+            coordinator.close()      # cancels a job still running: its staging is removed
+            progress.clear()
+        record = coordinator.job(job_id)
+        if record.error is not None:
+            raise record.error
+        snapshot = coordinator.progress(job_id)
+        progress.summary(snapshot, record.counters, output_dir)
+        return RunResult(output_dir, record.counters, snapshot)
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated("terminated")

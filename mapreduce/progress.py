@@ -1,0 +1,65 @@
+"""Progress while a job runs (on a terminal only) and the summary when it ends."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+REFRESH_S = 0.25
+
+
+def _describe(snapshot: dict) -> str:
+    parts = [f"map {snapshot['maps_done']}/{snapshot['maps']}"]
+    if snapshot["reduces"]:
+        parts.append(f"reduce {snapshot['reduces_done']}/{snapshot['reduces']}")
+    parts.append(f"workers {snapshot['workers']}")
+    if snapshot["failed"] or snapshot["lost"]:
+        parts.append(f"failed attempts {snapshot['failed']}, lost {snapshot['lost']}")
+    parts.append(f"{snapshot['elapsed']:.1f}s")
+    return "  ".join(parts)
+
+
+class ProgressReporter:
+    def __init__(self, stream=None, quiet: bool = False):
+        self.stream = stream or sys.stderr
+        self.quiet = quiet
+        self.live = not quiet and hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._last = 0.0
+        self._width = 0
+
+    def update(self, snapshot: dict, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.live or (not force and now - self._last < REFRESH_S):
+            return
+        self._last = now
+        line = _describe(snapshot)
+        self.stream.write("\r" + line.ljust(self._width))
+        self.stream.flush()
+        self._width = len(line)
+
+    def clear(self) -> None:
+        if self.live and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+            self._width = 0
+
+    def summary(self, snapshot: dict, counters: dict, output_dir: str) -> None:
+        self.clear()
+        if self.quiet:
+            return
+        attempts = f"{snapshot['attempts']} attempts"
+        extras = [f"{snapshot[k]} {k}" for k in ("failed", "lost", "backups") if snapshot[k]]
+        if extras:
+            attempts += f" ({', '.join(extras)})"
+        tasks = f"{snapshot['maps']} map"
+        if snapshot["reduces"]:
+            tasks += f" + {snapshot['reduces']} reduce"
+        lines = [
+            f"done in {snapshot['elapsed']:.2f}s: {tasks} tasks, {attempts}",
+            f"records: {counters.get('map_input_records', 0)} in, "
+            f"{counters.get('map_output_records', 0)} mapped, "
+            f"{counters.get('output_records', 0)} out",
+            f"output: {output_dir}",
+        ]
+        self.stream.write("".join(line + "\n" for line in lines))
+        self.stream.flush()

@@ -1,0 +1,529 @@
+"""Input discovery, split planning, and reading the records of one split.
+
+Splits are planned from file sizes alone, without reading any data. A segment [start, end) of a
+file owns every line whose first byte lies inside it (Hadoop's LineRecordReader rule), so a cut
+may land anywhere: the reader of a segment finishes its last line past `end`, and a reader that
+starts at start > 0 skips the partial line that belongs to the previous segment. Every line is
+therefore read exactly once, whatever the cut points.
+
+Small files are grouped into one split (like Hadoop's CombineFileInputFormat) so that thousands of
+tiny files make a few tasks rather than thousands.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import math
+import os
+import re
+import stat
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import repeat
+from pathlib import PurePath
+from typing import Iterable, Iterator
+
+from .defaults import MIN_AUTO_SPLIT_BYTES, READ_BLOCK_BYTES, SPLIT_SIZE_BYTES
+from .errors import InputError, ProtocolError
+
+INPUT_FORMATS = ("lines", "files")
+
+# A file is only cut when what remains is more than this many split sizes, so a file slightly
+# larger than the split size is not followed by a tiny task for its last few bytes (Hadoop's
+# SPLIT_SLOP).
+SPLIT_SLOP = 1.1
+
+_GLOB_CHARS = "*?["
+_SKIPPED_NAME_STARTS = (".", "_")
+_UTF8_BOM = b"\xef\xbb\xbf"
+_SKIPPED_NOTE = "names starting with '.' or '_' are skipped"
+
+
+# ----------------------------------------------------------------------------------------------
+# Segments and splits
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Segment:
+    """The bytes [start, end) of one file; owns the lines whose first byte lies in that range."""
+
+    path: str
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start <= self.end:
+            raise ValueError(f"segment of {self.path!r} has an invalid byte range "
+                             f"{self.start}-{self.end}")
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+    def is_whole_file(self) -> bool:
+        # Only used to shorten messages, so a file that vanished simply gets its byte range shown.
+        if self.start != 0:
+            return False
+        try:
+            return os.stat(self.path).st_size == self.end
+        except OSError:
+            return False
+
+    def describe(self) -> str:
+        if self.is_whole_file():
+            return self.path
+        return f"{self.path} bytes {self.start}-{self.end}"
+
+
+@dataclass(frozen=True)
+class Split:
+    """The input of one map task: one or more segments, read in order."""
+
+    index: int
+    segments: tuple[Segment, ...]
+
+    def __post_init__(self) -> None:
+        # Accept a list from callers but keep the dataclass hashable and immutable.
+        if not isinstance(self.segments, tuple):
+            object.__setattr__(self, "segments", tuple(self.segments))
+
+    @property
+    def size(self) -> int:
+        return sum(segment.size for segment in self.segments)
+
+    def describe(self) -> str:
+        """Short human text naming the input, for error messages."""
+        if not self.segments:
+            return "no input"
+        if len(self.segments) == 1:
+            return self.segments[0].describe()
+        paths = list(dict.fromkeys(segment.path for segment in self.segments))
+        if len(paths) == 1:
+            return f"{paths[0]} bytes {self.segments[0].start}-{self.segments[-1].end}"
+        shown = ", ".join(paths[:3]) + (", ..." if len(paths) > 3 else "")
+        return f"{len(paths)} files: {shown}"
+
+    def to_wire(self) -> dict:
+        """A JSON-serialisable dict; `from_wire` rebuilds the same Split."""
+        return {"index": self.index,
+                "segments": [[segment.path, segment.start, segment.end]
+                             for segment in self.segments]}
+
+    @classmethod
+    def from_wire(cls, data: dict) -> Split:
+        try:
+            segments = tuple(Segment(_wire_str(path), _wire_int(start), _wire_int(end))
+                             for path, start, end in data["segments"])
+            return cls(_wire_int(data["index"]), segments)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ProtocolError(f"a split received from a peer does not parse ({exc}): "
+                                f"{data!r:.200}") from None
+
+
+def _wire_int(value: object) -> int:
+    # bool is an int subclass; a true/false where a byte offset belongs is a malformed message.
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _wire_str(value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a path string, got {value!r}")
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Input discovery
+# ----------------------------------------------------------------------------------------------
+
+def expand_inputs(inputs: list[str]) -> list[str]:
+    """The input files named by files, directories and globs, in the user's spelling.
+
+    Inputs keep the order given, each directory's or glob's files sorted; a file reached twice
+    counts once, where it was first reached.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]  # one path passed bare would otherwise be iterated character by character
+    if not inputs:
+        raise InputError("no input was given: pass at least one input file, directory or glob")
+    found: list[str] = []
+    seen: set[str] = set()
+    for item in inputs:
+        for path in _expand_one(os.fspath(item)):
+            identity = os.path.realpath(path)
+            if identity not in seen:
+                seen.add(identity)
+                found.append(path)
+    return found
+
+
+def _expand_one(item: str) -> list[str]:
+    # A real file whose name contains '[' (say "a[1].txt") is taken literally, not as a pattern.
+    if _is_glob(item) and not os.path.lexists(item):
+        return _expand_glob(item)
+    return _expand_path(item)
+
+
+def _is_glob(text: str) -> bool:
+    return any(char in text for char in _GLOB_CHARS)
+
+
+def _expand_path(path: str) -> list[str]:
+    info = _stat_input(path)
+    if stat.S_ISDIR(info.st_mode):
+        files = _files_under(path)
+        if not files:
+            raise InputError(f"input directory {path!r} contains no files ({_SKIPPED_NOTE}); "
+                             f"put input files in it or pass other inputs")
+        return files
+    if stat.S_ISREG(info.st_mode):
+        _check_readable(path)
+        return [path]
+    raise InputError(f"input path {path!r} is neither a regular file nor a directory "
+                     f"(a device, pipe or socket?); pass files or directories instead")
+
+
+def _stat_input(path: str) -> os.stat_result:
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        if os.path.islink(path):
+            raise InputError(f"input path {path!r} is a symbolic link to something that does not "
+                             f"exist; fix the link or leave it out") from None
+        raise InputError(f"input path {path!r} does not exist; check the spelling and the "
+                         f"current directory ({os.getcwd()})") from None
+    except PermissionError:
+        raise InputError(f"input path {path!r} cannot be read: permission denied on it or on a "
+                         f"directory above it; fix the permissions or leave it out") from None
+    except OSError as exc:
+        raise InputError(f"input path {path!r} cannot be read ({exc.strerror}); "
+                         f"check it or leave it out") from None
+
+
+def _check_readable(path: str) -> None:
+    if not os.access(path, os.R_OK):
+        raise InputError(f"input file {path!r} is not readable (permission denied); "
+                         f"fix its permissions (chmod +r) or leave it out")
+
+
+def _files_under(top: str) -> list[str]:
+    """Sorted readable regular files below `top`, skipping names starting with '.' or '_'.
+
+    Skipping '_' names makes a previous job's output directory (with _SUCCESS, _logs/) a valid
+    input, as in Hadoop.
+    """
+    files = []
+    for directory, subdirectories, names in _walk_once(top):
+        subdirectories[:] = [name for name in subdirectories if not _is_skipped_name(name)]
+        for name in names:
+            path = os.path.join(directory, name)
+            if not _is_skipped_name(name) and os.path.isfile(path):
+                files.append(path)
+    files.sort()
+    for path in files:
+        _check_readable(path)
+    return files
+
+
+def _walk_once(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
+    """os.walk following symlinked directories, but entering each real directory only once, so a
+    link pointing back up the tree does not loop forever."""
+    visited: set[str] = set()
+    for directory, subdirectories, names in os.walk(top, onerror=_raise_unreadable_directory,
+                                                     followlinks=True):
+        real = os.path.realpath(directory)
+        if real in visited:
+            subdirectories[:] = []
+            continue
+        visited.add(real)
+        yield directory, subdirectories, names
+
+
+def _raise_unreadable_directory(error: OSError) -> None:
+    raise InputError(f"input directory {error.filename!r} cannot be listed ({error.strerror}); "
+                     f"fix its permissions or leave it out")
+
+
+def _is_skipped_name(name: str) -> bool:
+    return name.startswith(_SKIPPED_NAME_STARTS)
+
+
+def _expand_glob(pattern: str) -> list[str]:
+    files: list[str] = []
+    skipped_any = False
+    for match in sorted(glob.glob(pattern, recursive=True)):
+        if _glob_picked_skipped_name(pattern, match):
+            skipped_any = True
+        elif os.path.isdir(match):
+            files.extend(_files_under(match))
+        elif os.path.isfile(match):
+            _check_readable(match)
+            files.append(match)
+    if not files:
+        note = f" ({_SKIPPED_NOTE})" if skipped_any else ""
+        raise InputError(f"input glob {pattern!r} matched no files{note}; check the pattern and "
+                         f"the current directory ({os.getcwd()})")
+    return sorted(dict.fromkeys(files))
+
+
+def _glob_picked_skipped_name(pattern: str, match: str) -> bool:
+    """True when a wildcard reached a name starting with '.' or '_' that the pattern did not ask for.
+
+    So `out/*` skips out/_SUCCESS and out/_logs like a directory input does, while `out/_*` or
+    `_staging/*.txt` still reach such names because the pattern spells them out.
+    """
+    asked = [part for part in PurePath(pattern).parts if _is_skipped_name(part)]
+    for part in PurePath(match).parts:
+        if part == ".." or not _is_skipped_name(part):
+            continue
+        if not any(fnmatch.fnmatchcase(part, wanted) for wanted in asked):
+            return True
+    return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Split planning
+# ----------------------------------------------------------------------------------------------
+
+def plan_splits(files: list[str], input_format: str, split_size: int | None,
+                min_splits: int = 1) -> list[Split]:
+    """Splits covering `files` in order, indexed 0..n-1; at least one when there is a file.
+
+    "lines": a file larger than the split size is cut into segments of about split_size bytes;
+    "files": each file is one record and is never cut. In both, small files are grouped into one
+    split until it would exceed split_size. split_size=None picks it from the total input size.
+    """
+    _check_input_format(input_format)
+    if min_splits < 1:
+        raise ValueError(f"min_splits must be at least 1, not {min_splits}")
+    sizes = [(path, _file_size(path)) for path in files]
+    if split_size is None:
+        split_size = automatic_split_size(sum(size for _, size in sizes), min_splits)
+    elif split_size < 1:
+        raise ValueError(f"split size must be at least 1 byte, not {split_size}")
+    if input_format == "lines":
+        pieces = [piece for path, size in sizes for piece in _cut_file(path, size, split_size)]
+    else:
+        pieces = [Segment(path, 0, size) for path, size in sizes]
+    groups = _group_segments(pieces, split_size)
+    return [Split(index, tuple(group)) for index, group in enumerate(groups)]
+
+
+def automatic_split_size(total_bytes: int, min_splits: int = 1) -> int:
+    """Spread the input over `min_splits` workers, but never into pieces below
+    MIN_AUTO_SPLIT_BYTES (per-task overhead would dominate) nor above SPLIT_SIZE_BYTES."""
+    spread = math.ceil(total_bytes / max(1, min_splits))
+    return min(SPLIT_SIZE_BYTES, max(MIN_AUTO_SPLIT_BYTES, spread))
+
+
+def _check_input_format(input_format: str) -> None:
+    if input_format not in INPUT_FORMATS:
+        raise ValueError(f"input format must be 'lines' or 'files', not {input_format!r}")
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError as exc:
+        raise InputError(f"input file {path!r} cannot be read while planning splits "
+                         f"({exc.strerror}); was it removed or moved?") from None
+
+
+def _cut_file(path: str, size: int, split_size: int) -> list[Segment]:
+    """Cut by offset only: the reader moves each cut to a line boundary, so no scanning here."""
+    pieces = []
+    start = 0
+    while size - start > split_size * SPLIT_SLOP:
+        pieces.append(Segment(path, start, start + split_size))
+        start += split_size
+    pieces.append(Segment(path, start, size))
+    return pieces
+
+
+def _group_segments(pieces: Iterable[Segment], split_size: int) -> list[list[Segment]]:
+    """Pack consecutive pieces into groups of at most split_size bytes (a single larger piece
+    gets a group of its own). Empty pieces never open a group of their own unless there is
+    nothing else: a task that reads nothing is wasted."""
+    groups: list[list[Segment]] = []
+    current: list[Segment] = []
+    current_bytes = 0
+    for piece in pieces:
+        if current_bytes > 0 and current_bytes + piece.size > split_size:
+            groups.append(current)
+            current, current_bytes = [], 0
+        current.append(piece)
+        current_bytes += piece.size
+        if current_bytes >= split_size:
+            groups.append(current)
+            current, current_bytes = [], 0
+    if current:
+        if current_bytes == 0 and groups:
+            groups[-1].extend(current)  # trailing empty files ride along with the last split
+        else:
+            groups.append(current)
+    return groups
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading records
+# ----------------------------------------------------------------------------------------------
+
+def read_records(split: Split, input_format: str) -> Iterator[tuple[str, str]]:
+    """(path, line) for every line the split's segments own, or (path, whole_text) per file.
+
+    Text is UTF-8 with invalid bytes replaced by U+FFFD; a "\\r" before "\\n" is dropped with it.
+    """
+    _check_input_format(input_format)
+    if input_format == "files":
+        for segment in split.segments:
+            yield segment.path, _read_whole_text(segment.path)
+        return
+    # Looked up per call (not at import) so tests can shrink the block size.
+    block = READ_BLOCK_BYTES
+    for segment in split.segments:
+        for lines in _segment_line_batches(segment, block):
+            # zip/repeat builds the tuples in C: this is the hot loop of every "lines" job.
+            yield from zip(repeat(segment.path), lines)
+
+
+def _read_whole_text(path: str) -> str:
+    with open(path, "rb") as file:
+        data = file.read()
+    return _without_bom(data).decode("utf-8", "replace")
+
+
+def _without_bom(data: bytes) -> bytes:
+    # Editors on Windows often start UTF-8 files with a byte order mark; users never mean it as
+    # part of their first record, so it is dropped (at offset 0 only).
+    return data[len(_UTF8_BOM):] if data.startswith(_UTF8_BOM) else data
+
+
+def _segment_line_batches(segment: Segment, block: int) -> Iterator[list[str]]:
+    """The lines owned by `segment`, as lists of decoded lines (one list per block read)."""
+    if segment.start == segment.end:
+        return
+    with open(segment.path, "rb") as file:
+        first = _first_owned_line_offset(file, segment.start, block)
+        if first >= segment.end:
+            return
+        if first == 0:
+            first = _bom_length(file)
+        yield from _line_batches(_owned_bytes(file, first, segment.end, block))
+
+
+def _first_owned_line_offset(file, start: int, block: int) -> int:
+    """Offset of the first line starting at or after `start` (or the end of the file).
+
+    Reading from start-1 means that when the byte before `start` is itself a newline, the line
+    at `start` is kept: it starts inside this segment.
+    """
+    if start == 0:
+        return 0
+    offset = start - 1
+    file.seek(offset)
+    while True:
+        data = file.read(block)
+        if not data:
+            return offset
+        newline = data.find(b"\n")
+        if newline >= 0:
+            return offset + newline + 1
+        offset += len(data)
+
+
+def _bom_length(file) -> int:
+    # See _without_bom for why a leading byte order mark is dropped.
+    file.seek(0)
+    return len(_UTF8_BOM) if file.read(len(_UTF8_BOM)) == _UTF8_BOM else 0
+
+
+def _owned_bytes(file, position: int, end: int, block: int) -> Iterator[bytes]:
+    """The raw bytes from `position` up to `end`, then on through the newline that finishes the
+    last owned line (the line holding byte end-1), or to the end of the file."""
+    file.seek(position)
+    remaining = end - position
+    last = b""
+    while remaining > 0:
+        data = file.read(min(block, remaining))
+        if not data:
+            return  # the file is shorter than planned: it ends here
+        remaining -= len(data)
+        last = data
+        yield data
+    if last.endswith(b"\n"):
+        return
+    while True:
+        data = file.read(block)
+        if not data:
+            return
+        newline = data.find(b"\n")
+        if newline >= 0:
+            yield data[:newline + 1]
+            return
+        yield data
+
+
+def _line_batches(chunks: Iterable[bytes]) -> Iterator[list[str]]:
+    """Decoded lines from raw chunks cut anywhere.
+
+    Each chunk is cut at its last newline and decoded once: a newline byte never occurs inside a
+    multi-byte UTF-8 sequence, so such a cut never splits a character. The rest is carried over;
+    it is kept as a list of parts so a line longer than many blocks is joined only once.
+    """
+    carried: list[bytes] = []
+    for data in chunks:
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carried.append(data)
+            continue
+        head = data if cut == len(data) else data[:cut]
+        if carried:
+            carried.append(head)
+            head = b"".join(carried)
+            carried = []
+        yield _decode_complete_lines(head)
+        if cut < len(data):
+            carried.append(data[cut:])
+    if carried:
+        # A last line without a final newline is still a record.
+        line = b"".join(carried).decode("utf-8", "replace")
+        yield [line[:-1] if line.endswith("\r") else line]
+
+
+def _decode_complete_lines(data: bytes) -> list[str]:
+    """Lines of `data`, which ends with a newline; CRLF endings give the same values as LF."""
+    text = data.decode("utf-8", "replace")
+    if "\r" in text:
+        # Only "\r\n" pairs are touched: a lone "\r" elsewhere in a line stays part of it.
+        text = text.replace("\r\n", "\n")
+    lines = text.split("\n")
+    lines.pop()  # the empty string after the final newline is not a record
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# Sizes
+# ----------------------------------------------------------------------------------------------
+
+_SIZE_PATTERN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(i?b)?|(b))?\s*", re.IGNORECASE)
+_UNIT_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as "64MB", "64MiB", "64m", "1.5GB", "512k" or "1000".
+
+    K, M, G and T mean 1024-based multiples with or without "B"/"iB": that is what users of
+    --split-size expect, and the framework's own defaults are counted that way.
+    """
+    match = _SIZE_PATTERN.fullmatch(str(text))
+    if not match:
+        raise ValueError(f"invalid size {text!r}: use a number of bytes, or a number followed by "
+                         f"K, M, G or T (1024-based), e.g. 64MB, 512k or 1.5G")
+    number, unit = match.group(1), (match.group(2) or "").lower()
+    # Fraction keeps large byte counts exact, where a float would round them.
+    size = int(Fraction(number) * 1024 ** _UNIT_POWERS.get(unit, 0))
+    if size <= 0:
+        raise ValueError(f"invalid size {text!r}: it must be at least 1 byte")
+    return size

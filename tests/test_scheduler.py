@@ -1,0 +1,157 @@
+"""The scheduling core without sockets: every fault decision, in microseconds, with injected time."""
+
+import pytest
+
+from mapreduce.scheduler import (Abandon, Assign, CommitJob, FailJob, PublishTask, Scheduler,
+                                 SchedulerSettings)
+from mapreduce.tasks import AttemptState, IllegalTransition, Task, TaskState
+
+
+def of(kind, instructions):
+    return [i for i in instructions if isinstance(i, kind)]
+
+
+def make(maps=2, reduces=2, workers=("w1", "w2"), max_attempts=4, **settings):
+    s = Scheduler(SchedulerSettings(heartbeat_interval=1.0, liveness=3, backup_min_runtime=5.0,
+                                    backup_slowdown=3.0, **settings))
+    out = []
+    for w in workers:
+        out += s.worker_ready(w, 1, 0.0)
+    out += s.add_job("j", [f"split {i}" for i in range(maps)], reduces, max_attempts, 10, 0.0)
+    return s, out
+
+
+def finish(s, assign, now, result=None):
+    return s.attempt_succeeded(assign.worker, assign.job, assign.task.id, assign.attempt,
+                               result or {"files": {}}, now)
+
+
+def test_no_faults_runs_every_task_exactly_once():
+    s, out = make()
+    seen = []
+    now = 0.0
+    while not s.job_finished("j"):
+        assigns = of(Assign, out)
+        out = [i for i in out if not isinstance(i, Assign)]
+        if of(CommitJob, out):
+            s.job_committed("j")
+            break
+        assert assigns, out
+        for a in assigns:
+            seen.append(a.task.id)
+            now += 0.1
+            out += finish(s, a, now)
+    assert sorted(seen) == ["map-00000", "map-00001", "reduce-00000", "reduce-00001"]
+    assert s.jobs["j"].phase == "done"
+
+
+def test_reduces_wait_for_every_map():
+    s, out = make(maps=2, reduces=2)
+    maps = of(Assign, out)
+    assert [a.task.kind for a in maps] == ["map", "map"]
+    out = finish(s, maps[0], 1.0)
+    assert not of(Assign, out)          # the other map is still running: no reduce yet
+    out = finish(s, maps[1], 1.0)
+    assert {a.task.kind for a in of(Assign, out)} == {"reduce"}
+
+
+def test_user_failure_is_retried_then_fails_the_job_after_max_attempts():
+    s, out = make(maps=1, reduces=1, workers=("w1",), max_attempts=4)
+    for attempt in range(1, 5):
+        (a,) = of(Assign, out)
+        assert a.attempt == attempt
+        out = s.attempt_failed("w1", "j", a.task.id, a.attempt, {"message": f"boom {attempt}"}, False, 1.0)
+    (fail,) = of(FailJob, out)
+    assert fail.task.failures == 4 and fail.task.state is TaskState.FAILED
+    assert fail.task.last_error["message"] == "boom 4"
+    assert s.jobs["j"].phase == "failed"
+
+
+def test_lost_attempts_do_not_use_up_user_attempts_but_ten_fail_the_job():
+    s, out = make(maps=1, reduces=1, workers=("w1",), max_attempts=2)
+    for n in range(9):
+        (a,) = of(Assign, out)
+        out = s.attempt_failed("w1", "j", a.task.id, a.attempt, {"message": "died"}, True, 1.0)
+        assert not of(FailJob, out)
+    (a,) = of(Assign, out)
+    out = s.attempt_failed("w1", "j", a.task.id, a.attempt, {"message": "died"}, True, 1.0)
+    (fail,) = of(FailJob, out)
+    assert fail.task.losses == 10 and fail.task.failures == 0
+
+
+def test_duplicate_and_late_completions_commit_exactly_once():
+    s, out = make(maps=1, reduces=1, workers=("w1", "w2"))
+    (a,) = of(Assign, out)
+    first = finish(s, a, 1.0)
+    assert len(of(PublishTask, first)) == 1
+    again = finish(s, a, 1.1)            # the same report delivered twice
+    assert not of(PublishTask, again)
+    stale = s.attempt_succeeded(a.worker, "j", a.task.id, 99, {}, 1.2)   # an attempt that never existed
+    assert not of(PublishTask, stale)
+    assert s.jobs["j"].map_tasks[0].attempts[0].state is AttemptState.SUCCEEDED
+
+
+def test_silent_worker_expires_and_its_task_moves_elsewhere_and_its_late_result_is_ignored():
+    s, out = make(maps=2, reduces=1)
+    a1, a2 = of(Assign, out)
+    s.heard_from("w2", 3.5)
+    out = s.tick(3.5)                        # w1 silent for 3.5 s > 3 x 1 s
+    assert "w1" not in s.workers and "w2" in s.workers
+    out += finish(s, a2, 3.6)
+    retry = [a for a in of(Assign, out) if a.task.id == a1.task.id]
+    assert retry and retry[0].worker == "w2" and retry[0].attempt == 2
+    late = finish(s, a1, 4.0)               # SIGCONT: the dead worker's result arrives
+    assert not of(PublishTask, late)
+    assert s.jobs["j"].map_tasks[a1.task.index].attempts[0].state is AttemptState.LOST
+
+
+def test_straggler_gets_a_backup_and_the_first_to_finish_wins():
+    s, out = make(maps=3, reduces=1, workers=("w1", "w2", "w3"))
+    a, b, c = of(Assign, out)
+    out = finish(s, a, 1.0) + finish(s, b, 1.0)
+    assert not of(Assign, out)               # too early for a backup
+    for w in ("w1", "w2", "w3"):
+        s.heard_from(w, 10.0)
+    out = s.tick(10.0)                       # c has run 10 s; peers took 1 s; min runtime 5 s
+    (backup,) = of(Assign, out)
+    assert backup.task.id == c.task.id and backup.attempt == 2 and backup.worker != c.worker
+    out = finish(s, backup, 10.5)
+    assert len(of(PublishTask, out)) == 1
+    assert of(Abandon, out) == [Abandon(c.worker, "j", c.task.id, 1)]
+    assert not of(PublishTask, finish(s, c, 11.0))   # the original's late result is discarded
+
+
+def test_worker_that_registers_again_loses_what_it_was_running():
+    s, out = make(maps=1, reduces=1, workers=("w1",))
+    (a,) = of(Assign, out)
+    out = s.worker_ready("w1", 1, 1.0)
+    (again,) = of(Assign, out)
+    assert again.task.id == a.task.id and again.attempt == 2
+    assert s.jobs["j"].map_tasks[0].losses == 1
+
+
+def test_map_only_job_commits_after_maps():
+    s, out = make(maps=2, reduces=0)
+    out = [i for a in of(Assign, out) for i in finish(s, a, 1.0)]
+    assert of(CommitJob, out) == [CommitJob("j")]
+
+
+def test_cancel_abandons_running_attempts():
+    s, out = make(maps=2, reduces=1)
+    out = s.cancel_job("j")
+    assert len(of(Abandon, out)) == 2 and s.jobs["j"].phase == "cancelled"
+    assert all(t.state is TaskState.CANCELLED for t in s.jobs["j"].all_tasks())
+
+
+def test_jobs_are_served_in_submission_order_but_idle_workers_take_the_next_job():
+    s = Scheduler(SchedulerSettings())
+    out = s.worker_ready("w1", 1, 0.0) + s.worker_ready("w2", 1, 0.0)
+    out += s.add_job("a", ["x"], 1, 4, 10, 0.0)
+    out += s.add_job("b", ["y"], 1, 4, 10, 0.0)
+    assert sorted(a.job for a in of(Assign, out)) == ["a", "b"]
+
+
+def test_illegal_transitions_are_refused():
+    task = Task("map", 0, "x")
+    with pytest.raises(IllegalTransition):
+        task.move_to(TaskState.SUCCEEDED)

@@ -1,0 +1,311 @@
+"""The worker process: registers with a coordinator, heartbeats, and runs task attempts.
+
+Shape (the zguide's Paranoid Pirate worker): the parent process owns the ZeroMQ DEALER socket and
+never runs user code, so heartbeats keep flowing while a mapper sleeps, spins, or holds the GIL in C
+code. Each task slot is a child *executor* process that runs one attempt at a time. An executor that
+dies (the user's code called os._exit, segfaulted, ran out of memory) is reported as a lost attempt
+and replaced; a cancelled attempt is stopped by killing its executor.
+
+When the coordinator falls silent for the liveness window, the worker abandons its attempts, closes
+its socket, opens a fresh one and registers again, backing off 1 s, 2 s, ... up to 32 s; ZeroMQ's own
+reconnect is not enough after a coordinator restart, which forgets every peer.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import secrets
+import signal
+import socket as pysocket
+import sys
+import time
+
+import zmq
+
+from mapreduce import defaults, protocol
+from mapreduce.protocol import Message
+
+log = logging.getLogger("mapreduce.worker")
+
+_fork = multiprocessing.get_context("fork")
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, so no orphan outlives a killed run."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)       # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass        # not Linux: the parent-pid check in the worker loop still stops orphans
+
+
+# ---- executor: the child process that runs user code ---------------------------------------------
+
+def executor_main(conn) -> None:
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    from mapreduce.jobspec import loads_job
+    from workers.execute import TaskError, describe_exception, run_task
+    jobs = {}
+    while True:
+        try:
+            header, blob = conn.recv()
+        except (EOFError, OSError):
+            return
+        job = jobs.get(header["job"])
+        if job is None:
+            try:
+                job = loads_job(blob)
+            except Exception as exc:
+                conn.send(("fail", _job_load_failure(exc)))
+                continue
+            jobs.clear()                  # one job at a time per executor: keep memory bounded
+            jobs[header["job"]] = job
+        try:
+            conn.send(("done", run_task(job, header)))
+        except TaskError as exc:
+            conn.send(("fail", exc.report))
+        except Exception as exc:
+            conn.send(("fail", describe_exception(exc)))
+
+
+def _job_load_failure(exc: BaseException) -> dict:
+    if isinstance(exc, ModuleNotFoundError):
+        message = (f"the job needs the module '{exc.name}', which is not installed on worker "
+                   f"{pysocket.gethostname()}: install it there (pip install ...)")
+    else:
+        message = f"the job's code could not be loaded on this worker: {type(exc).__name__}: {exc}"
+    return {"type": type(exc).__name__, "message": message, "traceback": ""}
+
+
+class ExecutorSlot:
+    """One child process and the attempt it is running, if any."""
+
+    def __init__(self):
+        self.process = None
+        self.conn = None
+        self.current = None           # (job, task, attempt) while busy
+        self.start()
+
+    def start(self) -> None:
+        parent_end, child_end = _fork.Pipe()
+        self.process = _fork.Process(target=executor_main, args=(child_end,), daemon=True)
+        self.process.start()
+        child_end.close()
+        self.conn, self.current = parent_end, None
+
+    def run(self, header: dict, blob: bytes) -> None:
+        self.current = (header["job"], header["task"], header["attempt"])
+        self.conn.send((header, blob))
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+        self.conn.close()
+
+    def fileno(self) -> int:
+        return self.conn.fileno()
+
+    def exit_description(self) -> str:
+        self.process.join(1)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            return f"killed by signal {signal.Signals(-code).name}"
+        return f"exited with status {code}"
+
+
+# ---- the worker parent ------------------------------------------------------------------------
+
+class Worker:
+    def __init__(self, connect: str, capacity: int = 1, *, secret: bytes | None = None,
+                 heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
+                 liveness: int = defaults.HEARTBEAT_LIVENESS, parent_pid: int | None = None,
+                 worker_id: str | None = None):
+        self.connect = connect
+        self.capacity = max(1, capacity)
+        self.secret = secret
+        self.interval = heartbeat_interval
+        self.expiry = heartbeat_interval * liveness
+        self.parent_pid = parent_pid
+        self.id = worker_id or f"{pysocket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+        self.stopping = False
+        self.slots: list[ExecutorSlot] = []
+
+    def run(self) -> int:
+        """Serve until stopped; returns the process exit status."""
+        self.slots = [ExecutorSlot() for _ in range(self.capacity)]   # fork before ZeroMQ starts
+        context = zmq.Context()
+        backoff = defaults.RECONNECT_BACKOFF_MIN_S
+        status = 0
+        try:
+            while not self.stopping:
+                outcome = self._session(context)
+                if outcome == "refused":
+                    status = 2
+                    break
+                if outcome == "served":
+                    backoff = defaults.RECONNECT_BACKOFF_MIN_S
+                if outcome in ("silent", "served") and not self.stopping:
+                    log.warning("worker %s: coordinator %s silent; reconnecting in %.0f s",
+                                self.id, self.connect, backoff)
+                    self._sleep(backoff)
+                    backoff = min(backoff * 2, defaults.RECONNECT_BACKOFF_MAX_S)
+        finally:
+            for slot in self.slots:
+                slot.stop()
+            context.term()
+        return status
+
+    def stop(self, *_args) -> None:
+        self.stopping = True
+
+    def _sleep(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not self.stopping and time.monotonic() < deadline and not self._orphaned():
+            time.sleep(min(0.1, seconds))
+        if self._orphaned():
+            self.stopping = True
+
+    def _orphaned(self) -> bool:
+        return self.parent_pid is not None and os.getppid() != self.parent_pid
+
+    def _session(self, context) -> str:
+        """One connection's lifetime. Returns 'silent' (liveness ran out before we heard anything),
+        'served' (the coordinator went silent after serving us), 'reconnect', 'refused' or 'stopped'."""
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
+        sock.connect(self.connect)
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        for slot in self.slots:
+            poller.register(slot.fileno(), zmq.POLLIN)
+        self._send(sock, protocol.READY, {"worker": self.id, "host": pysocket.gethostname(),
+                                          "pid": os.getpid(), "capacity": self.capacity,
+                                          **protocol.runtime_versions()})
+        heard_any = False
+        last_heard = last_sent = time.monotonic()
+        try:
+            while not self.stopping:
+                events = dict(poller.poll(self.interval * 1000 / 2))
+                now = time.monotonic()
+                if sock in events:
+                    last_heard, heard_any = now, True
+                    outcome = self._drain(sock, poller)
+                    if outcome:
+                        return outcome
+                for slot in self.slots:
+                    if slot.current and (slot.fileno() in events or not slot.process.is_alive()):
+                        self._collect(sock, poller, slot)
+                        last_sent = now
+                    elif not slot.current and not slot.process.is_alive():
+                        self._replace_executor(poller, slot)
+                if now - last_sent >= self.interval:
+                    self._send(sock, protocol.HEARTBEAT, {})
+                    last_sent = now
+                if now - last_heard > self.expiry:
+                    self._abandon_all(poller)
+                    return "served" if heard_any else "silent"
+                if self._orphaned():
+                    self.stopping = True
+            self._send(sock, protocol.BYE, {})
+            sock.setsockopt(zmq.LINGER, 500)      # let the goodbye leave before the socket closes
+            return "stopped"
+        finally:
+            sock.close()
+
+    def _drain(self, sock, poller) -> str | None:
+        while True:
+            try:
+                frames = sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return None
+            try:
+                message = protocol.decode(frames, self.secret)
+            except Exception as exc:
+                log.warning("worker %s: dropped a malformed message: %s", self.id, exc)
+                continue
+            outcome = self._handle(sock, poller, message)
+            if outcome:
+                return outcome
+
+    def _handle(self, sock, poller, message: Message) -> str | None:
+        command, header = message.command, message.header
+        if command == protocol.TASK:
+            self._start_task(sock, header, message.blobs[0] if message.blobs else b"")
+        elif command == protocol.CANCEL:
+            key = (header.get("job"), header.get("task"), header.get("attempt"))
+            for slot in self.slots:
+                if slot.current == key:
+                    self._replace_executor(poller, slot)
+        elif command == protocol.REFUSE:
+            log.error("worker %s: the coordinator refused this worker: %s", self.id, header.get("reason"))
+            print(f"mapreduce worker: refused by the coordinator: {header.get('reason')}", file=sys.stderr)
+            return "refused"
+        elif command == protocol.RECONNECT:
+            self._abandon_all(poller)
+            return "reconnect"
+        return None
+
+    def _start_task(self, sock, header: dict, blob: bytes) -> None:
+        free = [slot for slot in self.slots if slot.current is None]
+        if not free:
+            self._send(sock, protocol.FAIL, {**_attempt_key(header), "lost": True, "error": {
+                "type": "NoFreeSlot", "message": "worker had no free slot", "traceback": ""}})
+            return
+        free[0].run(header, blob)
+
+    def _collect(self, sock, poller, slot: ExecutorSlot) -> None:
+        job, task, attempt = slot.current
+        key = {"job": job, "task": task, "attempt": attempt}
+        try:
+            status, report = slot.conn.recv()
+        except (EOFError, OSError):
+            description = slot.exit_description()
+            self._replace_executor(poller, slot)
+            self._send(sock, protocol.FAIL, {**key, "lost": True, "error": {
+                "type": "ExecutorDied", "traceback": "",
+                "message": f"the process running it {description} (worker {self.id})"}})
+            return
+        slot.current = None
+        if status == "done":
+            self._send(sock, protocol.DONE, {**key, "result": report})
+        else:
+            self._send(sock, protocol.FAIL, {**key, "lost": False, "error": report})
+
+    def _replace_executor(self, poller, slot: ExecutorSlot) -> None:
+        poller.unregister(slot.fileno())
+        slot.restart()
+        poller.register(slot.fileno(), zmq.POLLIN)
+
+    def _abandon_all(self, poller) -> None:
+        for slot in self.slots:
+            if slot.current:
+                self._replace_executor(poller, slot)
+
+    def _send(self, sock, command: bytes, header: dict) -> None:
+        try:
+            sock.send_multipart(protocol.encode(Message(command, header), self.secret), zmq.NOBLOCK)
+        except zmq.Again:
+            log.warning("worker %s: send queue full, dropped a %r message", self.id, command)
+
+
+def _attempt_key(header: dict) -> dict:
+    return {"job": header.get("job"), "task": header.get("task"), "attempt": header.get("attempt")}
+
+
+def serve(connect: str, capacity: int = 1, **options) -> int:
+    """Run a worker in this process until SIGTERM/SIGINT; returns the exit status."""
+    worker = Worker(connect, capacity, **options)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    return worker.run()
