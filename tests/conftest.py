@@ -1,0 +1,161 @@
+"""Shared helpers: run the real CLI in its own process group, references computed the plain way."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+JOBS = ROOT / "tests" / "jobs"
+# Short heartbeats so dead or hung workers are noticed in a fraction of a second.
+FAST = ["--heartbeat-interval", "0.1", "--liveness", "5"]
+WORD = re.compile(r"[A-Za-z]+")
+
+
+@dataclass
+class Result:
+    returncode: int
+    stdout: str
+    stderr: str
+    leftover: bool        # processes of the run's process group still alive after it exited
+
+
+def process_group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Zombies count as gone: they have exited and only wait to be reaped.
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def start_cli(args, env=None, cwd=None) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "mapreduce.cli", *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, cwd=cwd or ROOT,
+                            env={**os.environ, **(env or {})})
+
+
+def finish_cli(proc: subprocess.Popen, timeout: float) -> Result:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        deadline = time.monotonic() + 3
+        while process_group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return Result(proc.returncode, out, err, process_group_alive(proc.pid))
+    finally:
+        kill_group(proc.pid)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def run_cli(*args, env=None, timeout=90, cwd=None) -> Result:
+    return finish_cli(start_cli(args, env, cwd), timeout)
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found
+
+
+def wordcount_reference(paths) -> dict:
+    counts = collections.Counter()
+    for path in paths:
+        counts.update(WORD.findall(Path(path).read_bytes().decode("utf-8", "replace").lower()))
+    return dict(counts)
+
+
+def reference_lines(path) -> list[str]:
+    """The plain reading of a text file's lines: split on \\n, drop one \\r before it."""
+    text = Path(path).read_bytes().decode("utf-8", "replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def part_files(output: Path) -> list[Path]:
+    return sorted(output.glob("part-*"))
+
+
+def read_pairs(output: Path) -> list[tuple]:
+    """Every (key, value) in the part files, in file order; JSON fields decoded."""
+    pairs = []
+    for part in part_files(output):
+        for line in part.read_text(encoding="utf-8").splitlines():
+            key, value = line.split("\t", 1)
+            pairs.append((_field(key), _field(value)))
+    return pairs
+
+
+def _field(text: str):
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def read_counts(output: Path) -> dict:
+    pairs = read_pairs(output)
+    result = dict(pairs)
+    assert len(result) == len(pairs), "a key appears in more than one output record"
+    return result
+
+
+def write_corpus(directory: Path, files: int = 6, lines: int = 300, seed: int = 7) -> list[Path]:
+    rng = random.Random(seed)
+    vocab = ["the", "of", "and", "river", "Map", "bread", "light", "keeper", "North", "salt",
+             "a", "to", "Ünïcode", "café", "x", "don't", "e-mail", "1984", "zebra", "quay"]
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for n in range(files):
+        path = directory / f"doc{n:02d}.txt"
+        body = "\n".join(" ".join(rng.choices(vocab, k=rng.randint(0, 12))) + rng.choice([".", ",", "!", ""])
+                         for _ in range(lines))
+        path.write_text(body + "\n", encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def corpus(tmp_path) -> list[Path]:
+    return write_corpus(tmp_path / "corpus")

@@ -1,0 +1,51 @@
+"""Bad invocations: one readable paragraph, a non-zero exit, nothing created, no processes left."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import FAST, JOBS, ROOT, run_cli, write_corpus
+
+WORDCOUNT = str(ROOT / "jobs/wordcount.py")
+
+
+@pytest.fixture
+def data(tmp_path):
+    return write_corpus(tmp_path / "data", files=2, lines=10)
+
+
+CASES = {
+    "missing input": (lambda t, d: [WORDCOUNT, t / "nope.txt"], "does not exist"),
+    "glob matching nothing": (lambda t, d: [WORDCOUNT, str(t / "data" / "*.csv")], "matched no files"),
+    "missing job file": (lambda t, d: [t / "nojob.py", *d], "does not exist"),
+    "missing job module": (lambda t, d: ["jobs.nosuchjob", *d], "not found"),
+    "syntax error": (lambda t, d: [JOBS / "syntax_error.py", *d], "syntax error at line 4"),
+    "no mapper": (lambda t, d: [JOBS / "no_mapper.py", *d], "defines no mapper"),
+    "mapper yields non-pairs": (lambda t, d: [JOBS / "yields_nonpair.py", *d], "must yield (key, value) pairs"),
+    "unpicklable value": (lambda t, d: [JOBS / "yields_lambda.py", *d], "cannot be pickled"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_invocation_gets_one_paragraph_and_no_output(tmp_path, data, case):
+    make_args, expected = CASES[case]
+    out = tmp_path / "out"
+    result = run_cli("run", *make_args(tmp_path, data), "-o", out, "-w", 2, "--max-attempts", 2, *FAST)
+    assert result.returncode != 0
+    assert expected in result.stderr, result.stderr
+    assert result.stderr.startswith("mapreduce: error: ")
+    assert "mapreduce/" not in result.stderr and "site-packages" not in result.stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    assert not result.leftover
+
+
+def test_unpicklable_value_names_the_task_and_type(tmp_path, data):
+    result = run_cli("run", JOBS / "yields_lambda.py", *data, "-o", tmp_path / "out", "-w", 2,
+                     "--max-attempts", 1, *FAST)
+    assert "map task" in result.stderr and "function" in result.stderr
+
+
+def test_missing_output_option_is_a_usage_error(data):
+    result = run_cli("run", WORDCOUNT, *data)
+    assert result.returncode == 2 and "--output" in result.stderr

@@ -1,0 +1,188 @@
+"""Faults from docs' fault matrix: user exceptions, dying and hanging workers, stragglers, signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import (FAST, JOBS, ROOT, children_of, finish_cli, read_counts, run_cli, start_cli,
+                      wordcount_reference, write_corpus)
+
+
+def test_mapper_raising_every_time_fails_after_four_attempts_with_the_users_traceback(tmp_path):
+    data = write_corpus(tmp_path / "data", files=1, lines=20)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "always_raises.py", *data, "-o", out, "-w", 2, *FAST,
+                     env={"MARKER_DIR": str(markers)})
+    assert result.returncode == 1
+    assert len(list(markers.iterdir())) == 4                  # 4 attempts, one call each
+    assert "map task 0" in result.stderr and "doc00.txt" in result.stderr
+    assert "failed 4 time(s)" in result.stderr
+    assert "always raises: marked message 7f3a" in result.stderr
+    assert "always_raises.py" in result.stderr and "in mapper" in result.stderr
+    assert "mapreduce/" not in result.stderr and "workers/" not in result.stderr   # user frames only
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    assert not result.leftover
+
+
+def test_reducer_combiner_and_partitioner_failing_once_are_retried(corpus, tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "flaky_first_attempt.py", tmp_path / "corpus", "-o", out,
+                     "-w", 2, "-r", 3, "--split-size", "3KB", *FAST, env={"MARKER_DIR": str(markers)})
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in markers.iterdir()) == ["combiner", "partitioner", "reducer"]
+    assert read_counts(out) == wordcount_reference(corpus)
+    assert "failed" in result.stderr                  # the summary reports the failed attempts
+
+
+def test_task_that_keeps_killing_its_process_fails_after_ten_losses(tmp_path):
+    data = write_corpus(tmp_path / "data", files=1, lines=5)
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "exits_hard.py", *data, "-o", out, "-w", 2, *FAST)
+    assert result.returncode == 1
+    assert "died 10 times" in result.stderr and "exited with status 3" in result.stderr
+    assert not out.exists() and not result.leftover
+
+
+def test_chaos_of_crashing_and_sleeping_attempts_still_gives_exact_output(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", files=8, lines=120)
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "chaos.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 3,
+                     "--split-size", "2KB", "-q", *FAST, timeout=150)
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
+
+
+def _wait_for(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def _worker_pids(run_pid):
+    return [pid for pid in children_of(run_pid)]
+
+
+def test_sigkilled_worker_is_replaced_and_its_task_rerun(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", files=4, lines=200)
+    marker = tmp_path / "markers"
+    marker.mkdir()
+    out = tmp_path / "out"
+    proc = start_cli(["run", JOBS / "slow_words.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
+                      "--split-size", "2KB", *FAST], env={"MARKER_DIR": str(marker)})
+    try:
+        workers = _wait_for(lambda: len(_worker_pids(proc.pid)) == 2 and _worker_pids(proc.pid))
+        _wait_for(lambda: any(marker.iterdir()))             # a task is running
+        os.kill(workers[0], signal.SIGKILL)
+        _wait_for(lambda: len(set(_worker_pids(proc.pid)) - set(workers)) >= 1)   # replaced
+    finally:
+        result = finish_cli(proc, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
+    assert "lost" in result.stderr
+    assert not result.leftover
+
+
+def test_hung_worker_is_declared_dead_and_its_late_result_discarded(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", files=4, lines=200)
+    marker = tmp_path / "markers"
+    marker.mkdir()
+    out = tmp_path / "out"
+    proc = start_cli(["run", JOBS / "slow_words.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
+                      "--split-size", "2KB", *FAST], env={"MARKER_DIR": str(marker)})
+    stopped = []
+    try:
+        workers = _wait_for(lambda: len(_worker_pids(proc.pid)) == 2 and _worker_pids(proc.pid))
+        _wait_for(lambda: any(marker.iterdir()))
+        group = [workers[0], *children_of(workers[0])]          # the worker and its executor
+        for pid in group:
+            os.kill(pid, signal.SIGSTOP)
+        stopped = group
+        time.sleep(1.5)                                          # > liveness (0.5 s)
+        for pid in group:
+            os.kill(pid, signal.SIGCONT)
+        stopped = []
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        result = finish_cli(proc, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
+    assert not result.leftover
+
+
+def test_straggler_gets_a_backup_attempt_and_the_job_finishes(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", files=3, lines=50)
+    (tmp_path / "corpus" / "slow.txt").write_text("slow river words\n" * 10)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    out = tmp_path / "out"
+    # The first attempt of slow.txt's map sleeps 600 s: only a backup attempt can finish the job.
+    result = run_cli("run", JOBS / "slow_map.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
+                     "--split-size", "1KB", "--backup-after", "1", *FAST,
+                     env={"MARKER_DIR": str(markers)}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference([*corpus, tmp_path / "corpus" / "slow.txt"])
+    assert "backups" in result.stderr
+    assert not result.leftover
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_cancels_run_leaving_no_output_and_no_processes(tmp_path, sig, status):
+    write_corpus(tmp_path / "corpus", files=4, lines=200)
+    marker = tmp_path / "markers"
+    marker.mkdir()
+    out = tmp_path / "out"
+    proc = start_cli(["run", JOBS / "slow_words.py", tmp_path / "corpus", "-o", out, "-w", 2,
+                      "--split-size", "2KB", *FAST], env={"MARKER_DIR": str(marker)})
+    try:
+        _wait_for(lambda: any(marker.iterdir()))
+        os.kill(proc.pid, sig)
+    finally:
+        result = finish_cli(proc, timeout=30)
+    assert result.returncode == status, result.stderr
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    assert not result.leftover
+
+
+def test_run_killed_outright_commits_nothing_and_rerun_with_overwrite_succeeds(tmp_path):
+    corpus = write_corpus(tmp_path / "corpus", files=4, lines=200)
+    marker = tmp_path / "markers"
+    marker.mkdir()
+    out = tmp_path / "out"
+    proc = start_cli(["run", JOBS / "slow_words.py", tmp_path / "corpus", "-o", out, "-w", 2,
+                      "--split-size", "2KB", *FAST], env={"MARKER_DIR": str(marker)})
+    try:
+        _wait_for(lambda: any(p.name.startswith("reduce") for p in marker.iterdir()), timeout=60)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        finish_cli(proc, timeout=30)
+    assert not (out / "_SUCCESS").exists() and not list(out.glob("part-*"))
+    result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
+                     "--overwrite", "-q", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
+
+
+def test_output_does_not_change_after_run_returns(corpus, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
+                     "--split-size", "2KB", "-q", *FAST)
+    assert result.returncode == 0
+    snapshot = {p.name: p.read_bytes() for p in out.iterdir()}
+    time.sleep(1.0)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == snapshot
+    assert not result.leftover
