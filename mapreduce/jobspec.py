@@ -32,6 +32,10 @@ class Job:
     combiner: Callable | None = None
     partitioner: Callable | None = None
     input_format: str = "lines"
+    # cloudpickle ships code without its file name ("<dynamic-code>"), so the job carries its own
+    # path and source to show the user real file names and lines in tracebacks from workers.
+    source_path: str | None = None
+    source: str | None = None
 
     @property
     def map_only(self) -> bool:
@@ -63,7 +67,14 @@ def job_from_module(module, ref: str) -> Job:
     if hooks["combiner"] is not None and hooks["reducer"] is None:
         raise JobLoadError(f"job '{ref}' defines a combiner but no reducer; a combiner only makes "
                            f"sense before a reduce.")
-    return Job(_job_name(ref), mapper, input_format=input_format, **hooks)
+    source_path = getattr(module, "__file__", None)
+    try:
+        with open(source_path, encoding="utf-8") as handle:
+            source = handle.read()
+    except (OSError, TypeError, UnicodeDecodeError):
+        source = None
+    return Job(_job_name(ref), mapper, input_format=input_format, source_path=source_path,
+               source=source, **hooks)
 
 
 def dumps_job(job: Job) -> bytes:

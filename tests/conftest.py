@@ -117,13 +117,14 @@ def part_files(output: Path) -> list[Path]:
     return sorted(output.glob("part-*"))
 
 
-def read_pairs(output: Path) -> list[tuple]:
-    """Every (key, value) in the part files, in file order; JSON fields decoded."""
+def read_pairs(output: Path, raw: bool = False) -> list[tuple]:
+    """Every (key, value) in the part files, in file order; JSON fields decoded unless raw (a str
+    that looks like JSON, e.g. "1984", is written as it is, so only the job knows which it was)."""
     pairs = []
     for part in part_files(output):
-        for line in part.read_text(encoding="utf-8").splitlines():
+        for line in part.read_text(encoding="utf-8").split("\n")[:-1]:
             key, value = line.split("\t", 1)
-            pairs.append((_field(key), _field(value)))
+            pairs.append((key, value) if raw else (_field(key), _field(value)))
     return pairs
 
 

@@ -38,28 +38,31 @@ def run_task(job: Job, task: dict) -> dict:
         return run_reduce(job, task)
     except TaskError:
         raise
-    except shuffle.ShuffleReadError as exc:
-        raise TaskError({"type": "ShuffleReadError", "message": f"cannot read map output "
-                         f"'{exc.path}': {exc}", "traceback": "", "input": exc.path}) from None
-    except RecordError as exc:
-        raise TaskError({"type": "RecordError", "message": str(exc), "traceback": user_traceback(exc)}) from None
     except Exception as exc:
-        raise TaskError(describe_exception(exc)) from None
+        raise TaskError(failure_report(exc, job)) from None
+
+
+def failure_report(exc: Exception, job: Job, location: str = "") -> dict:
+    """What the coordinator is told about a failed attempt (and shows the user if it is the last)."""
+    where = f" ({location})" if location else ""
+    if isinstance(exc, shuffle.ShuffleReadError):
+        return {"type": "ShuffleReadError", "message": f"cannot read map output '{exc.path}': {exc}",
+                "traceback": "", "input": exc.path}
+    if isinstance(exc, RecordError):
+        # The framework noticed the mistake: show where in the user's code, if anywhere.
+        return {"type": "RecordError", "message": f"{exc}{where}",
+                "traceback": user_traceback(exc, job, user_frames_only=True)}
+    report = describe_exception(exc, job)
+    report["message"] += where
+    return report
 
 
 def run_map(job: Job, task: dict) -> dict:
     split = Split.from_wire(task["split"])
-    records_in = 0
-    mapper = job.mapper
     if job.map_only:
         writer = PartWriter(task["out_dir"], task["part"])
         try:
-            for key, value in read_records(split, job.input_format):
-                records_in += 1
-                output = mapper(key, value)
-                if output is not None:
-                    for pair in output:
-                        writer.write(*_as_pair(pair))
+            records_in = _map_split(job, split, lambda pairs: [writer.write(*_as_pair(p)) for p in pairs])
         except BaseException as exc:
             writer.close(exc)
             raise
@@ -69,16 +72,41 @@ def run_map(job: Job, task: dict) -> dict:
     os.makedirs(task["out_dir"], exist_ok=True)
     writer = shuffle.MapOutputWriter(task["out_dir"], task["partitions"], partitioner=job.partitioner,
                                      combiner=job.combiner)
-    add_pairs = writer.add_pairs
-    for key, value in read_records(split, job.input_format):
-        records_in += 1
-        output = mapper(key, value)
-        if output is not None:
-            add_pairs(output)
+    records_in = _map_split(job, split, writer.add_pairs)
     result = writer.close()
     return {"files": {str(p): paths for p, paths in result.files.items()},
             "counters": {"map_input_records": records_in, "map_output_records": result.records_in,
                          "shuffle_records": result.records_out, "shuffle_bytes": result.bytes_written}}
+
+
+def _map_split(job: Job, split: Split, emit) -> int:
+    """Feed every record of the split to the mapper and its pairs to `emit`; returns the record
+    count. A failure is annotated with the file and line being mapped."""
+    mapper = job.mapper
+    records = 0
+    path, path_start = None, 0
+    try:
+        for key, value in read_records(split, job.input_format):
+            if key is not path:
+                path, path_start = key, records
+            records += 1
+            output = mapper(key, value)
+            if output is not None:
+                emit(output)
+    except Exception as exc:
+        if path is None:
+            raise
+        location = _record_location(split, job.input_format, path, records - path_start)
+        raise TaskError(failure_report(exc, job, location)) from None
+    return records
+
+
+def _record_location(split: Split, input_format: str, path: str, number: int) -> str:
+    if input_format == "files":
+        return f"while mapping file {path}"
+    start = next((s.start for s in split.segments if s.path == path), 0)
+    where = f"line {number}" if start == 0 else f"line {number} of the split starting at byte {start}"
+    return f"while mapping {path}, {where}"
 
 
 def run_reduce(job: Job, task: dict) -> dict:
@@ -114,15 +142,27 @@ def _is_user_frame(frame: traceback.FrameSummary) -> bool:
     return not os.path.abspath(frame.filename).startswith(_FRAMEWORK_DIRS)
 
 
-def user_traceback(exc: BaseException) -> str:
-    """The traceback as the user wants it: their own frames only (all frames if none are theirs)."""
-    frames = traceback.extract_tb(exc.__traceback__)
+def user_traceback(exc: BaseException, job: Job | None = None, user_frames_only: bool = False) -> str:
+    """The traceback as the user wants it: their own frames only (all frames if none are theirs,
+    since then it is a framework bug, unless user_frames_only)."""
+    frames = [_with_job_source(f, job) for f in traceback.extract_tb(exc.__traceback__)]
     mine = [f for f in frames if _is_user_frame(f)]
+    if not mine and user_frames_only:
+        return ""
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(mine or frames),
              *traceback.format_exception_only(type(exc), exc)]
     return "".join(lines)
 
 
-def describe_exception(exc: BaseException) -> dict:
+def _with_job_source(frame: traceback.FrameSummary, job: Job | None) -> traceback.FrameSummary:
+    """Give a frame of the shipped job module back its file name and source line."""
+    if frame.filename != "<dynamic-code>" or job is None or not job.source or not frame.lineno:
+        return frame
+    lines = job.source.splitlines()
+    line = lines[frame.lineno - 1] if frame.lineno <= len(lines) else None
+    return traceback.FrameSummary(job.source_path, frame.lineno, frame.name, line=line)
+
+
+def describe_exception(exc: BaseException, job: Job | None = None) -> dict:
     return {"type": type(exc).__name__, "message": f"{type(exc).__name__}: {exc}",
-            "traceback": user_traceback(exc)}
+            "traceback": user_traceback(exc, job)}
