@@ -137,7 +137,12 @@ class Coordinator:
                     break
                 self._receive(frames)
         now = time.monotonic()
+        before = set(self.scheduler.workers)
         self._carry_out(self.scheduler.tick(now))
+        for worker in before - set(self.scheduler.workers):
+            log.warning("worker %s declared dead: silent for more than %g s", worker,
+                        self.settings.expiry)
+            self._forget(worker)
         self._send_heartbeats(now)
 
     def close(self) -> None:
@@ -177,6 +182,9 @@ class Coordinator:
                     worker, header["job"], header["task"], int(header["attempt"]),
                     header.get("result") or {}, now))
             elif message.command == protocol.FAIL:
+                log.info("%s %s attempt %s on %s failed%s: %s", header["job"], header["task"],
+                         header["attempt"], worker, " (lost)" if header.get("lost") else "",
+                         (header.get("error") or {}).get("message"))
                 self._carry_out(self.scheduler.attempt_failed(
                     worker, header["job"], header["task"], int(header["attempt"]),
                     header.get("error") or {}, bool(header.get("lost")), now))

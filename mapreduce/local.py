@@ -15,8 +15,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-import cloudpickle  # noqa: F401  (imported for its pickling errors' types below)
-
 from . import defaults
 from .coordinator import Coordinator, JobSubmission
 from .errors import JobCancelledError, JobLoadError, MapReduceError
@@ -71,6 +69,7 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
             progress: ProgressReporter | None = None) -> RunResult:
     """Run a job on this machine; returns when the output is committed, raises MapReduceError
     (nothing committed) otherwise."""
+    started = time.monotonic()
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise MapReduceError("--workers must be at least 1.")
@@ -110,6 +109,7 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         if record.error is not None:
             raise record.error
         snapshot = coordinator.progress(job_id)
+        snapshot["elapsed"] = time.monotonic() - started      # the whole command, start-up included
         progress.summary(snapshot, record.counters, output_dir)
         return RunResult(output_dir, record.counters, snapshot)
 
