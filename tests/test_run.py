@@ -183,3 +183,20 @@ def test_output_of_a_previous_job_is_a_valid_input(corpus, tmp_path):
     result = run_cli("run", JOBS / "lines_identity.py", first, "-o", second, "-w", 2, "-q", *FAST)
     assert result.returncode == 0, result.stderr
     assert all("_SUCCESS" not in str(key) for key, _ in read_pairs(second))
+
+
+def test_thousands_of_tiny_files_and_a_50_mb_line(tmp_path):
+    data = tmp_path / "data"
+    tiny = data / "tiny"
+    tiny.mkdir(parents=True)
+    for n in range(2000):
+        (tiny / f"f{n:04d}.txt").write_text(f"file {n} river\nsecond line {n % 7}\n")
+    (data / "huge-line.txt").write_bytes(b"river " * (50 * 1024 * 1024 // 6) + b"\nend\n")
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / "jobs/wordcount.py", data, "-o", out, "-w", 2, "-r", 2, *FAST,
+                     timeout=120)
+    assert result.returncode == 0, result.stderr
+    files = sorted(p for p in data.rglob("*") if p.is_file())
+    assert read_counts(out) == wordcount_reference(files)
+    maps = int(result.stderr.split(" map")[0].rsplit(" ", 1)[1])
+    assert maps < 50                       # tiny files are grouped, not one task each
