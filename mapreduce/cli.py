@@ -55,6 +55,26 @@ def heartbeat_options(command):
     return command
 
 
+def job_options(command):
+    """The options `run` and `submit` share."""
+    for decorator in reversed([
+        click.option("-o", "--output", "output_dir", required=True, type=click.Path(),
+                     help="Directory for part-NNNNN files and _SUCCESS; must not exist or be empty."),
+        click.option("-r", "--reducers", type=click.IntRange(min=1), default=None,
+                     help="Reduce tasks, i.e. part files [default: number of workers]."),
+        click.option("--split-size", type=SizeType(), default=None,
+                     help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, "
+                          "smaller to keep every worker busy]."),
+        click.option("--max-attempts", type=click.IntRange(min=1), default=defaults.MAX_ATTEMPTS,
+                     show_default=True, help="Attempts per task before the job fails."),
+        click.option("--overwrite", is_flag=True,
+                     help="Replace OUTPUT, once the new result is complete."),
+        click.option("-q", "--quiet", is_flag=True, help="No progress and no summary."),
+    ]):
+        command = decorator(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
 def main(verbose):
@@ -66,19 +86,9 @@ def main(verbose):
 @main.command("run")
 @click.argument("job")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", "output_dir", required=True, type=click.Path(),
-              help="Directory for part-NNNNN files and _SUCCESS; must not exist or be empty.")
 @click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: number of cores].")
-@click.option("-r", "--reducers", type=click.IntRange(min=1), default=None,
-              help="Reduce tasks, i.e. part files [default: number of workers].")
-@click.option("--split-size", type=SizeType(), default=None,
-              help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, smaller "
-                   "to keep every worker busy].")
-@click.option("--max-attempts", type=click.IntRange(min=1), default=defaults.MAX_ATTEMPTS,
-              show_default=True, help="Attempts per task before the job fails.")
-@click.option("--overwrite", is_flag=True, help="Replace OUTPUT, once the new result is complete.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary.")
+@job_options
 @click.option("--backup-after", type=click.FloatRange(min=0), default=defaults.BACKUP_MIN_RUNTIME_S,
               show_default=True,
               help="Seconds an attempt must run before a straggler gets a backup attempt.")
@@ -95,6 +105,67 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, max_atte
     run_job(job, list(inputs), output_dir, workers=workers, reducers=reducers, split_size=split_size,
             overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
             heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after)
+
+
+@main.command("coordinator")
+@click.option("--bind", default="tcp://127.0.0.1:5555", show_default=True,
+              help="Address to listen on for workers and clients.")
+@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
+              help="Directory for shuffle files, reachable at the same path by every worker "
+                   "[default: a new temporary directory].")
+@heartbeat_options
+@reports_errors
+def coordinator_command(bind, work_dir, heartbeat_interval, liveness):
+    """Run a coordinator that accepts jobs from `mapreduce submit` and hands tasks to workers."""
+    from .coordinator import serve
+    from .scheduler import SchedulerSettings
+    sys.exit(serve(bind, work_dir, SchedulerSettings(heartbeat_interval=heartbeat_interval,
+                                                     liveness=liveness)))
+
+
+@main.command("submit")
+@click.argument("job")
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555.")
+@job_options
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
+              help="Seconds to wait for the coordinator to answer a request.")
+@reports_errors
+def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, max_attempts,
+                   overwrite, quiet, timeout):
+    """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
+    from .client import submit_job
+    submit_job(job, list(inputs), output_dir, coordinator, reducers=reducers, split_size=split_size,
+               overwrite=overwrite, max_attempts=max_attempts, quiet=quiet, timeout=timeout)
+
+
+@main.command("status")
+@click.option("-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555.")
+@click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
+@reports_errors
+def status_command(coordinator, as_json, timeout):
+    """Show a coordinator's jobs and workers."""
+    import json
+    from .client import CoordinatorClient
+    with CoordinatorClient(coordinator, timeout) as client:
+        status = client.status()
+    status.pop("request", None)
+    if as_json:
+        click.echo(json.dumps(status, indent=2))
+        return
+    click.echo(f"jobs ({len(status['jobs'])}):")
+    for job in status["jobs"]:
+        p = job["progress"]
+        tasks = f"map {p['maps_done']}/{p['maps']}" + (f", reduce {p['reduces_done']}/{p['reduces']}"
+                                                       if p["reduces"] else "")
+        click.echo(f"  {job['job']}  {job['status']:<9}  {job['name']}  {tasks}  "
+                   f"failed {p['failed']} lost {p['lost']}  {p['elapsed']:.1f}s  -> {job['output']}")
+    click.echo(f"workers ({len(status['workers'])}):")
+    for w in status["workers"]:
+        click.echo(f"  {w['id']}  host {w.get('host')}  pid {w.get('pid')}  running {w['running']}/"
+                   f"{w['capacity']}  tasks done {w['tasks_done']}  last heartbeat "
+                   f"{w['last_heartbeat_s']:.1f}s ago")
 
 
 @main.command("worker")

@@ -14,7 +14,7 @@ import os
 import secrets
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import zmq
 
@@ -41,6 +41,36 @@ class JobSubmission:
     max_attempts: int = defaults.MAX_ATTEMPTS
     max_losses: int = defaults.MAX_LOST_ATTEMPTS
 
+    def to_wire(self) -> tuple[dict, bytes]:
+        header = asdict(self)
+        return header, header.pop("job_code")
+
+    @classmethod
+    def from_wire(cls, header: dict, job_code: bytes) -> "JobSubmission":
+        """Rebuild a client's submission; raises ProtocolError when a field is missing or mistyped."""
+        types = {"name": str, "splits": list, "split_descriptions": list, "num_reducers": int,
+                 "output_dir": str, "overwrite": bool, "max_attempts": int, "max_losses": int}
+        values = {}
+        for item in fields(cls):
+            if item.name == "job_code":
+                continue
+            if item.name not in header:
+                if item.name in ("overwrite", "max_attempts", "max_losses"):
+                    continue
+                raise ProtocolError(f"job submission lacks '{item.name}'")
+            value = header[item.name]
+            if not isinstance(value, types[item.name]) or (types[item.name] is int and isinstance(value, bool)):
+                raise ProtocolError(f"job submission field '{item.name}' has the wrong type")
+            values[item.name] = value
+        if len(values["splits"]) != len(values["split_descriptions"]):
+            raise ProtocolError("job submission has as many splits as split descriptions")
+        if values["num_reducers"] < 0 or values.get("max_attempts", 1) < 1:
+            raise ProtocolError("job submission has a negative reducer count or no attempts")
+        return cls(job_code=job_code, **values)
+
+
+FINISHED_JOBS_KEPT = 100        # finished jobs remembered for `status`
+
 
 @dataclass
 class JobRecord:
@@ -53,6 +83,7 @@ class JobRecord:
     status: str = "running"       # running | succeeded | failed | cancelled
     error: MapReduceError | None = None
     counters: dict = field(default_factory=dict)
+    final_progress: dict | None = None     # frozen when the job ends; its task table is dropped
 
 
 class Coordinator:
@@ -108,6 +139,9 @@ class Coordinator:
 
     def progress(self, job_id: str) -> dict:
         """Counts for progress displays: tasks done per phase and attempts that went wrong."""
+        record = self.jobs[job_id]
+        if record.final_progress is not None:
+            return dict(record.final_progress)
         state = self.scheduler.jobs[job_id]
         attempts = [a for t in state.all_tasks() for a in t.attempts]
         return {
@@ -120,8 +154,28 @@ class Coordinator:
             "lost": sum(a.state is AttemptState.LOST for a in attempts),
             "backups": sum(a.backup for a in attempts),
             "workers": len(self.scheduler.workers),
-            "elapsed": (self.jobs[job_id].finished or time.monotonic()) - self.jobs[job_id].submitted,
+            "elapsed": (record.finished or time.monotonic()) - record.submitted,
         }
+
+    def job_state(self, job_id: str) -> dict:
+        """What a client watching the job is told."""
+        record = self.jobs[job_id]
+        status = record.status
+        progress = self.progress(job_id)
+        if status == "running" and progress["attempts"] == 0:
+            status = "queued"
+        return {"job": job_id, "name": record.submission.name, "status": status,
+                "output": record.submission.output_dir, "progress": progress,
+                "counters": record.counters,
+                "error": record.error.paragraph() if record.error else None,
+                "exit_code": record.error.exit_code if record.error else 0}
+
+    def status(self) -> dict:
+        now = time.monotonic()
+        workers = [{"id": w.id, **w.info, "capacity": w.capacity, "running": len(w.running),
+                    "tasks_done": w.tasks_done, "last_heartbeat_s": round(now - w.last_seen, 2)}
+                   for w in self.scheduler.workers.values()]
+        return {"jobs": [self.job_state(job_id) for job_id in self.jobs], "workers": workers}
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -164,6 +218,9 @@ class Coordinator:
             log.warning("dropped a message from peer %s: %s", route.hex(), exc)
             return
         now = time.monotonic()
+        if message.command in protocol.CLIENT_COMMANDS:
+            self._serve_client(route, message)
+            return
         if message.command == protocol.READY:
             self._register(route, message.header, now)
             return
@@ -193,6 +250,36 @@ class Coordinator:
                 self._carry_out(self.scheduler.worker_gone(worker, now, "it shut down"))
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("dropped a malformed %r from worker %s: %s", message.command, worker, exc)
+
+    def _serve_client(self, route: bytes, message: Message) -> None:
+        header = message.header
+        reply = {"request": header.get("request")}
+        command = message.command
+        if command == protocol.SUBMIT:
+            try:
+                mismatch = protocol.version_mismatch(header, peer="client")
+                if mismatch:
+                    raise ProtocolError(mismatch)
+                if len(message.blobs) != 1:
+                    raise ProtocolError("job submission carries no job code")
+                job_id = self.submit(JobSubmission.from_wire(header.get("submission") or {},
+                                                             message.blobs[0]))
+            except MapReduceError as exc:
+                self._send(route, protocol.REJECTED, {**reply, "error": exc.paragraph()})
+                return
+            log.info("accepted job %s (%s)", job_id, header.get("submission", {}).get("name"))
+            self._send(route, protocol.ACCEPTED, {**reply, "job": job_id})
+        elif command in (protocol.WATCH, protocol.CANCEL_JOB):
+            job_id = header.get("job")
+            if job_id not in self.jobs:
+                self._send(route, protocol.REJECTED, {**reply, "error": f"no job '{job_id}' here"})
+                return
+            if command == protocol.CANCEL_JOB:
+                log.info("job %s cancelled by a client", job_id)
+                self.cancel(job_id)
+            self._send(route, protocol.JOB_STATE, {**reply, **self.job_state(job_id)})
+        elif command == protocol.STATUS:
+            self._send(route, protocol.STATUS_REPLY, {**reply, **self.status()})
 
     def _register(self, route: bytes, header: dict, now: float) -> None:
         mismatch = protocol.version_mismatch(header)
@@ -328,9 +415,19 @@ class Coordinator:
     def _end_job(self, record: JobRecord, status: str, error: MapReduceError | None) -> None:
         record.status, record.error, record.finished = status, error, time.monotonic()
         record.counters = self._counters(record)
+        record.final_progress = self.progress(record.id)
         if status != "succeeded":
             commit.abort_job(record.staging)
         shutil.rmtree(record.shuffle_dir, ignore_errors=True)
+        self._forget_old_jobs()
+
+    def _forget_old_jobs(self) -> None:
+        """A long-lived coordinator keeps the summaries of the last finished jobs, not their tasks."""
+        finished = [r for r in self.jobs.values() if r.status != "running"]
+        for record in finished:
+            self.scheduler.forget_job(record.id)
+        for record in finished[:-FINISHED_JOBS_KEPT]:
+            del self.jobs[record.id]
 
     def _counters(self, record: JobRecord) -> dict:
         """Sum the counters of committed attempts only: re-executed or backup attempts never count twice."""
@@ -341,3 +438,31 @@ class Coordinator:
                     if isinstance(value, (int, float)):
                         totals[name] = totals.get(name, 0) + value
         return totals
+
+
+def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | None = None,
+          secret: bytes | None = None) -> int:
+    """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM; running jobs are cancelled."""
+    import signal
+    import sys
+    import tempfile
+    stopping = []
+    handler = lambda signum, frame: stopping.append(signum)   # noqa: E731
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    work_dir = os.path.abspath(work_dir) if work_dir else tempfile.mkdtemp(prefix="mapreduce-work-")
+    os.makedirs(work_dir, exist_ok=True)
+    try:
+        coordinator = Coordinator(bind, work_dir=work_dir, secret=secret, settings=settings)
+    except zmq.ZMQError as exc:
+        raise MapReduceError(f"cannot listen on '{bind}': {exc}. Use an address like "
+                             f"tcp://127.0.0.1:5555 whose port is free.") from None
+    print(f"mapreduce coordinator: listening on {coordinator.address}; work directory {work_dir} "
+          f"(it must be reachable at this path from every worker)", file=sys.stderr, flush=True)
+    try:
+        while not stopping:
+            coordinator.poll(0.5)
+    finally:
+        coordinator.close()
+    print("mapreduce coordinator: stopped", file=sys.stderr, flush=True)
+    return 0

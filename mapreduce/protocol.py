@@ -38,8 +38,20 @@ REFUSE = b"X"       # registration refused, do not retry: {reason}
 RECONNECT = b"Q"    # you are not registered (declared dead, or I restarted): reconnect and send READY
 # Both ways:
 HEARTBEAT = b"H"    # {}; any message counts as a heartbeat too
+# Client -> coordinator (each answered by exactly one reply carrying the request's "request" id):
+SUBMIT = b"S"       # {job submission, python, cloudpickle} + [job code blob] -> ACCEPTED | REJECTED
+WATCH = b"W"        # {job} -> JOB_STATE
+CANCEL_JOB = b"K"   # {job} -> JOB_STATE
+STATUS = b"?"       # {} -> STATUS_REPLY
+# Coordinator -> client:
+ACCEPTED = b"A"     # {job}
+REJECTED = b"E"     # {error}: one paragraph for the user
+JOB_STATE = b"P"    # {job, status, progress, counters, error}
+STATUS_REPLY = b"L"  # {jobs: [...], workers: [...]}
 
-COMMANDS = {READY, DONE, FAIL, BYE, TASK, CANCEL, REFUSE, RECONNECT, HEARTBEAT}
+CLIENT_COMMANDS = {SUBMIT, WATCH, CANCEL_JOB, STATUS}
+COMMANDS = {READY, DONE, FAIL, BYE, TASK, CANCEL, REFUSE, RECONNECT, HEARTBEAT,
+            *CLIENT_COMMANDS, ACCEPTED, REJECTED, JOB_STATE, STATUS_REPLY}
 
 
 @dataclass
@@ -93,12 +105,13 @@ def runtime_versions() -> dict:
     return {"python": f"{major}.{minor}", "cloudpickle": cloudpickle.__version__}
 
 
-def version_mismatch(header: dict) -> str | None:
-    """A sentence naming both versions when a worker's runtime cannot load our job code, else None."""
+def version_mismatch(header: dict, peer: str = "worker") -> str | None:
+    """A sentence naming both versions when a peer's runtime differs from ours (job code pickled by
+    one cloudpickle/Python cannot be loaded by another), else None."""
     ours = runtime_versions()
     for name, mine in ours.items():
         theirs = header.get(name)
         if theirs != mine:
-            return (f"worker runs {name} {theirs}, the coordinator runs {name} {mine}; "
-                    f"job code pickled by one cannot be loaded by the other: install the same versions")
+            return (f"the {peer} runs {name} {theirs}, the coordinator runs {name} {mine}; job "
+                    f"code pickled by one cannot be loaded by the other: install the same versions")
     return None

@@ -207,6 +207,12 @@ class Scheduler:
         job.phase = "cancelled"
         return out
 
+    def forget_job(self, job_id: str) -> None:
+        """Drop a finished job's task table (late reports about it are then simply ignored)."""
+        job = self.jobs.get(job_id)
+        if job is not None and job.phase in ("done", "failed", "cancelled"):
+            del self.jobs[job_id]
+
     def tick(self, now: float) -> list:
         """Time passed: expire silent workers, start backups for stragglers."""
         out = []
@@ -218,7 +224,8 @@ class Scheduler:
     # ---- queries --------------------------------------------------------------------------------
 
     def job_finished(self, job_id: str) -> bool:
-        return self.jobs[job_id].phase in ("done", "failed", "cancelled")
+        job = self.jobs.get(job_id)
+        return job is None or job.phase in ("done", "failed", "cancelled")
 
     # ---- internals ------------------------------------------------------------------------------
 

@@ -1,0 +1,146 @@
+"""Talking to a long-lived coordinator: `submit`, `status`, cancel.
+
+Every request gets exactly one reply carrying the request's id; a reply that does not come within
+the timeout means the coordinator is not there (or not reachable), which is reported plainly
+instead of hanging. The client polls its job's state (WATCH) rather than waiting for pushed
+events, so nothing is lost when either side is slow.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+
+import zmq
+
+from . import protocol
+from .errors import JobCancelledError, MapReduceError
+from .local import prepare_submission
+from .progress import ProgressReporter
+from .protocol import Message
+
+DEFAULT_TIMEOUT_S = 5.0
+WATCH_INTERVAL_S = 0.2
+
+
+class CoordinatorUnreachable(MapReduceError):
+    pass
+
+
+class JobFailed(MapReduceError):
+    def __init__(self, paragraph: str, exit_code: int = 1):
+        super().__init__(paragraph)
+        self.exit_code = exit_code
+
+
+class CoordinatorClient:
+    def __init__(self, address: str, timeout: float = DEFAULT_TIMEOUT_S, secret: bytes | None = None):
+        self.address = address
+        self.timeout = timeout
+        self.secret = secret
+        self.context = zmq.Context()
+        self.socket = None
+        self.ids = itertools.count(1)
+        self._open()
+
+    def _open(self) -> None:
+        self.socket = self.context.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        try:
+            self.socket.connect(self.address)
+        except zmq.ZMQError as exc:
+            raise CoordinatorUnreachable(f"'{self.address}' is not a coordinator address ({exc}); "
+                                         f"use the form tcp://HOST:PORT.") from None
+
+    def close(self) -> None:
+        self.socket.close(0)
+        self.context.term()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def request(self, command: bytes, header: dict, blobs: tuple = ()) -> Message:
+        request_id = next(self.ids)
+        self.socket.send_multipart(protocol.encode(
+            Message(command, {**header, "request": request_id}, list(blobs)), self.secret))
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.socket.poll(remaining * 1000, zmq.POLLIN):
+                # Lazy Pirate: a socket with an unanswered request is discarded, not reused.
+                self.socket.close(0)
+                self._open()
+                raise CoordinatorUnreachable(
+                    f"no answer from a coordinator at {self.address} within {self.timeout:g} s. "
+                    f"Is `mapreduce coordinator --bind ...` running there, and is the address right?")
+            reply = protocol.decode(self.socket.recv_multipart(), self.secret)
+            if reply.header.get("request") == request_id:
+                return reply           # older replies (to requests that timed out) are skipped
+
+    def submit(self, submission) -> str:
+        header, code = submission.to_wire()
+        reply = self.request(protocol.SUBMIT, {"submission": header, **protocol.runtime_versions()},
+                             (code,))
+        if reply.command == protocol.REJECTED:
+            raise JobFailed(reply.header.get("error") or "the coordinator refused the job")
+        return reply.header["job"]
+
+    def watch(self, job_id: str) -> dict:
+        return self._job_request(protocol.WATCH, job_id)
+
+    def cancel(self, job_id: str) -> dict:
+        return self._job_request(protocol.CANCEL_JOB, job_id)
+
+    def _job_request(self, command: bytes, job_id: str) -> dict:
+        reply = self.request(command, {"job": job_id})
+        if reply.command == protocol.REJECTED:
+            raise JobFailed(reply.header.get("error") or "unknown job")
+        return reply.header
+
+    def status(self) -> dict:
+        return self.request(protocol.STATUS, {}).header
+
+
+def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: str, *,
+               reducers: int | None = None, split_size: int | None = None, overwrite: bool = False,
+               max_attempts: int | None = None, quiet: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
+               secret: bytes | None = None) -> dict:
+    """Ship a job to a coordinator and block until it ends; returns its final state or raises.
+
+    Paths are made absolute here, against this process's working directory, before they are sent:
+    the coordinator and workers resolve nothing relative to their own."""
+    from . import defaults
+    started = time.monotonic()
+    absolute_inputs = [i if os.path.isabs(i) else os.path.abspath(i) for i in inputs]
+    progress = ProgressReporter(quiet=quiet)
+    with CoordinatorClient(coordinator, timeout, secret) as client:
+        # Like `run`, spread the input over the task slots there are (at least two), and default
+        # to one reducer per slot.
+        slots = max(2, sum(w.get("capacity", 1) for w in client.status()["workers"]))
+        submission = prepare_submission(job_ref, absolute_inputs, os.path.abspath(output_dir),
+                                        workers=slots, reducers=reducers or slots,
+                                        split_size=split_size, overwrite=overwrite,
+                                        max_attempts=max_attempts or defaults.MAX_ATTEMPTS)
+        job_id = client.submit(submission)
+        try:
+            state = client.watch(job_id)
+            while state["status"] in ("queued", "running"):
+                progress.update(state["progress"])
+                time.sleep(WATCH_INTERVAL_S)
+                state = client.watch(job_id)
+        except KeyboardInterrupt:
+            progress.clear()
+            client.cancel(job_id)
+            raise JobCancelledError(f"interrupted: job {job_id} was cancelled on the coordinator "
+                                    f"and no output was committed.") from None
+        progress.clear()
+        if state["status"] != "succeeded":
+            raise JobFailed(state.get("error") or f"job {job_id} {state['status']}",
+                            state.get("exit_code") or 1)
+        state["progress"]["elapsed"] = time.monotonic() - started
+        progress.summary(state["progress"], state["counters"], output_dir)
+        return state
