@@ -160,3 +160,90 @@ def write_corpus(directory: Path, files: int = 6, lines: int = 300, seed: int = 
 @pytest.fixture
 def corpus(tmp_path) -> list[Path]:
     return write_corpus(tmp_path / "corpus")
+
+
+class Cluster:
+    """A coordinator and workers as real processes on 127.0.0.1; `close()` kills them all."""
+
+    def __init__(self, tmp_path: Path):
+        self.tmp = tmp_path
+        self.work_dir = tmp_path / "work"
+        self.coordinator = None
+        self.address = None
+        self.workers: list[subprocess.Popen] = []
+        self.logs: list[Path] = []
+
+    def _spawn(self, name: str, args) -> subprocess.Popen:
+        log = self.tmp / f"{name}-{len(self.logs)}.log"
+        self.logs.append(log)
+        handle = open(log, "w")
+        try:
+            return subprocess.Popen([sys.executable, "-m", "mapreduce.cli", *map(str, args)],
+                                    stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
+                                    start_new_session=True)
+        finally:
+            handle.close()
+
+    def start_coordinator(self, port: int | None = None) -> str:
+        bind = f"tcp://127.0.0.1:{port or '*'}"
+        self.coordinator = self._spawn("coordinator", ["coordinator", "--bind", bind, "--work-dir",
+                                                       self.work_dir, *FAST])
+        log = self.logs[-1]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            match = re.search(r"listening on (tcp://\S+);", log.read_text())
+            if match:
+                self.address = match.group(1)
+                return self.address
+            assert self.coordinator.poll() is None, log.read_text()
+            time.sleep(0.05)
+        raise AssertionError("coordinator did not start")
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    def start_worker(self, processes: int = 1, env=None) -> subprocess.Popen:
+        worker = self._spawn("worker", ["worker", "--connect", self.address, "--processes",
+                                        processes, *FAST])
+        self.workers.append(worker)
+        return worker
+
+    def stop_coordinator(self) -> None:
+        kill_group(self.coordinator.pid)
+        self.coordinator.wait()
+
+    def status(self) -> dict:
+        result = run_cli("status", "--coordinator", self.address, "--json", timeout=30)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def wait_for_workers(self, count: int, timeout: float = 30) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = self.status()
+            if len(status["workers"]) >= count:
+                return status
+            time.sleep(0.1)
+        raise AssertionError(f"fewer than {count} workers registered")
+
+    def submit(self, job, inputs, output, *extra, env=None, timeout=120, cwd=None) -> Result:
+        return run_cli("submit", job, *inputs, "--coordinator", self.address, "--output", output,
+                       *extra, env=env, timeout=timeout, cwd=cwd)
+
+    def close(self) -> None:
+        for process in [self.coordinator, *self.workers]:
+            if process is not None:
+                kill_group(process.pid)
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    cluster = Cluster(tmp_path)
+    try:
+        yield cluster
+    finally:
+        cluster.close()
