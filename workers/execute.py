@@ -59,6 +59,10 @@ def failure_report(exc: Exception, job: Job, location: str = "") -> dict:
 
 def run_map(job: Job, task: dict) -> dict:
     split = Split.from_wire(task["split"])
+    for segment in split.segments:
+        if not os.access(segment.path, os.R_OK):
+            raise TaskError(_unreachable("cannot read the input file", segment.path))
+    _make_output_dir(task["out_dir"])
     if job.map_only:
         writer = PartWriter(task["out_dir"], task["part"])
         try:
@@ -69,7 +73,6 @@ def run_map(job: Job, task: dict) -> dict:
         writer.close()
         return {"counters": {"map_input_records": records_in, "map_output_records": writer.records,
                              "output_records": writer.records}}
-    os.makedirs(task["out_dir"], exist_ok=True)
     writer = shuffle.MapOutputWriter(task["out_dir"], task["partitions"], partitioner=job.partitioner,
                                      combiner=job.combiner)
     records_in = _map_split(job, split, writer.add_pairs)
@@ -110,6 +113,7 @@ def _record_location(split: Split, input_format: str, path: str, number: int) ->
 
 
 def run_reduce(job: Job, task: dict) -> dict:
+    _make_output_dir(task["out_dir"])
     writer = PartWriter(task["out_dir"], task["partition"])
     groups = 0
     reducer = job.reducer
@@ -125,6 +129,21 @@ def run_reduce(job: Job, task: dict) -> dict:
         raise
     writer.close()
     return {"counters": {"reduce_input_groups": groups, "output_records": writer.records}}
+
+
+def _make_output_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise TaskError(_unreachable(f"cannot write ({exc.strerror})", path)) from None
+
+
+def _unreachable(problem: str, path: str) -> dict:
+    import socket
+    return {"type": "Unreachable", "traceback": "",
+            "message": f"worker on host {socket.gethostname()} {problem} '{path}': input, work "
+                       f"and output directories must be reachable at the same path from every "
+                       f"worker (one machine, or a shared filesystem)"}
 
 
 def _as_pair(pair, who: str = "mapper"):
