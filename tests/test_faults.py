@@ -164,7 +164,7 @@ def test_run_killed_outright_commits_nothing_and_rerun_with_overwrite_succeeds(t
     marker.mkdir()
     out = tmp_path / "out"
     proc = start_cli(["run", JOBS / "slow_words.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                      "--split-size", "2KB", *FAST], env={"MARKER_DIR": str(marker)})
+                      "--split-size", "2KB", *FAST], env={"MARKER_DIR": str(marker), "REDUCE_SLEEP": "0.3"})
     try:
         _wait_for(lambda: any(p.name.startswith("reduce") for p in marker.iterdir()), timeout=60)
         os.kill(proc.pid, signal.SIGKILL)

@@ -1,4 +1,4 @@
-"""A slow word count: each mapper call sleeps 3 ms and each reducer call 2 ms, so a test can act
+"""A slow word count: each mapper call sleeps 3 ms and each reducer call $REDUCE_SLEEP s (default 2 ms), so a test can act
 while tasks run. Marks the first map and reduce call of each process in $MARKER_DIR."""
 import os
 import re
@@ -6,6 +6,7 @@ import time
 
 WORD = re.compile(r"[A-Za-z]+")
 MARKER_DIR = os.environ["MARKER_DIR"]
+REDUCE_SLEEP = float(os.environ.get("REDUCE_SLEEP", "0.002"))
 
 
 def _mark(kind):
@@ -23,5 +24,5 @@ def mapper(path, line):
 
 def reducer(word, counts):
     _mark("reduce")
-    time.sleep(0.002)
+    time.sleep(REDUCE_SLEEP)
     yield word, sum(counts)
