@@ -55,6 +55,15 @@ def heartbeat_options(command):
     return command
 
 
+def security_options(command):
+    command = click.option("--insecure", is_flag=True,
+                           help="Allow a non-loopback address without keys (trusted networks only).")(command)
+    command = click.option("--keys", "keys_dir", type=click.Path(file_okay=False), default=None,
+                           help="Key directory from `mapreduce keys generate` (CURVE auth and "
+                                "encryption).")(command)
+    return command
+
+
 def job_options(command):
     """The options `run` and `submit` share."""
     for decorator in reversed([
@@ -114,13 +123,14 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, max_atte
               help="Directory for shuffle files, reachable at the same path by every worker "
                    "[default: a new temporary directory].")
 @heartbeat_options
+@security_options
 @reports_errors
-def coordinator_command(bind, work_dir, heartbeat_interval, liveness):
+def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, insecure):
     """Run a coordinator that accepts jobs from `mapreduce submit` and hands tasks to workers."""
     from .coordinator import serve
     from .scheduler import SchedulerSettings
     sys.exit(serve(bind, work_dir, SchedulerSettings(heartbeat_interval=heartbeat_interval,
-                                                     liveness=liveness)))
+                                                     liveness=liveness), keys_dir, insecure))
 
 
 @main.command("submit")
@@ -130,25 +140,28 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness):
 @job_options
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
               help="Seconds to wait for the coordinator to answer a request.")
+@security_options
 @reports_errors
 def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, max_attempts,
-                   overwrite, quiet, timeout):
+                   overwrite, quiet, timeout, keys_dir, insecure):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import submit_job
     submit_job(job, list(inputs), output_dir, coordinator, reducers=reducers, split_size=split_size,
-               overwrite=overwrite, max_attempts=max_attempts, quiet=quiet, timeout=timeout)
+               overwrite=overwrite, max_attempts=max_attempts, quiet=quiet, timeout=timeout,
+               keys_dir=keys_dir, insecure=insecure)
 
 
 @main.command("status")
 @click.option("-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
+@security_options
 @reports_errors
-def status_command(coordinator, as_json, timeout):
+def status_command(coordinator, as_json, timeout, keys_dir, insecure):
     """Show a coordinator's jobs and workers."""
     import json
     from .client import CoordinatorClient
-    with CoordinatorClient(coordinator, timeout) as client:
+    with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
         status = client.status()
     status.pop("request", None)
     if as_json:
@@ -175,13 +188,37 @@ def status_command(coordinator, as_json, timeout):
 @click.option("--parent-pid", type=int, default=None, hidden=True,
               help="Exit when this process is no longer our parent (used by the local pool).")
 @heartbeat_options
-def worker_command(connect, processes, parent_pid, heartbeat_interval, liveness):
+@security_options
+@reports_errors
+def worker_command(connect, processes, parent_pid, heartbeat_interval, liveness, keys_dir, insecure):
     """Serve a coordinator: run the map and reduce tasks it hands out."""
+    from .security import require_keys_for
     from workers.pool import SECRET_ENV
     from workers.worker import serve
+    require_keys_for(connect, keys_dir, insecure, "worker")
     secret = os.environ.get(SECRET_ENV)
     sys.exit(serve(connect, processes, secret=bytes.fromhex(secret) if secret else None,
-                   heartbeat_interval=heartbeat_interval, liveness=liveness, parent_pid=parent_pid))
+                   heartbeat_interval=heartbeat_interval, liveness=liveness, parent_pid=parent_pid,
+                   keys_dir=keys_dir))
+
+
+@main.group("keys")
+def keys_group():
+    """CURVE key pairs for the coordinator, workers and clients."""
+
+
+@keys_group.command("generate")
+@click.argument("directory", type=click.Path(file_okay=False))
+@reports_errors
+def keys_generate_command(directory):
+    """Create DIRECTORY with key pairs for the coordinator, workers and clients, and the
+    coordinator's allow-list (DIRECTORY/authorized/)."""
+    from .security import generate_keys
+    for path in generate_keys(directory):
+        click.echo(path)
+    click.echo(f"Copy {directory} to every machine (workers need worker.key*, clients client.key*, "
+               f"both coordinator.key; only the coordinator needs coordinator.key_secret) and pass "
+               f"--keys {directory} to coordinator, worker, submit and status.", err=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import time
 
 import zmq
 
-from . import protocol
+from . import defaults, protocol, security
 from .errors import JobCancelledError, MapReduceError
 from .local import prepare_submission
 from .progress import ProgressReporter
@@ -35,7 +35,10 @@ class JobFailed(MapReduceError):
 
 
 class CoordinatorClient:
-    def __init__(self, address: str, timeout: float = DEFAULT_TIMEOUT_S, secret: bytes | None = None):
+    def __init__(self, address: str, timeout: float = DEFAULT_TIMEOUT_S, secret: bytes | None = None,
+                 keys_dir: str | None = None, insecure: bool = False):
+        security.require_keys_for(address, keys_dir, insecure, "client")
+        self.keys_dir = keys_dir
         self.address = address
         self.timeout = timeout
         self.secret = secret
@@ -47,6 +50,9 @@ class CoordinatorClient:
     def _open(self) -> None:
         self.socket = self.context.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
+        if self.keys_dir:
+            security.secure_client(self.socket, self.keys_dir, "client")
         try:
             self.socket.connect(self.address)
         except zmq.ZMQError as exc:
@@ -76,7 +82,8 @@ class CoordinatorClient:
                 self._open()
                 raise CoordinatorUnreachable(
                     f"no answer from a coordinator at {self.address} within {self.timeout:g} s. "
-                    f"Is `mapreduce coordinator --bind ...` running there, and is the address right?")
+                    f"Is `mapreduce coordinator --bind ...` running there, is the address right"
+                    f"{', and does it accept this client key' if self.keys_dir else ''}?")
             reply = protocol.decode(self.socket.recv_multipart(), self.secret)
             if reply.header.get("request") == request_id:
                 return reply           # older replies (to requests that timed out) are skipped
@@ -108,16 +115,15 @@ class CoordinatorClient:
 def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: str, *,
                reducers: int | None = None, split_size: int | None = None, overwrite: bool = False,
                max_attempts: int | None = None, quiet: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
-               secret: bytes | None = None) -> dict:
+               keys_dir: str | None = None, insecure: bool = False) -> dict:
     """Ship a job to a coordinator and block until it ends; returns its final state or raises.
 
     Paths are made absolute here, against this process's working directory, before they are sent:
     the coordinator and workers resolve nothing relative to their own."""
-    from . import defaults
     started = time.monotonic()
     absolute_inputs = [i if os.path.isabs(i) else os.path.abspath(i) for i in inputs]
     progress = ProgressReporter(quiet=quiet)
-    with CoordinatorClient(coordinator, timeout, secret) as client:
+    with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
         # Like `run`, spread the input over the task slots there are (at least two), and default
         # to one reducer per slot.
         slots = max(2, sum(w.get("capacity", 1) for w in client.status()["workers"]))

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import zmq
 
-from . import commit, defaults, protocol
+from . import commit, defaults, protocol, security
 from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
 from .protocol import Message
 from .scheduler import (Abandon, Assign, CommitJob, FailJob, PublishTask, Scheduler,
@@ -88,7 +88,7 @@ class JobRecord:
 
 class Coordinator:
     def __init__(self, bind: str, *, work_dir: str, secret: bytes | None = None,
-                 settings: SchedulerSettings | None = None):
+                 settings: SchedulerSettings | None = None, keys_dir: str | None = None):
         self.settings = settings or SchedulerSettings()
         self.scheduler = Scheduler(self.settings)
         self.secret = secret
@@ -102,6 +102,7 @@ class Coordinator:
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)   # an unroutable send raises, not vanishes
         self.socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
+        self.security = security.secure_server(self.context, self.socket, keys_dir) if keys_dir else None
         self.socket.bind(bind)
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
@@ -204,6 +205,8 @@ class Coordinator:
             if record.status == "running":
                 self.cancel(record.id)
         self.socket.close(0)
+        if self.security:
+            self.security.stop()
         self.context.term()
 
     # ---- messages in ----------------------------------------------------------------------------
@@ -228,6 +231,8 @@ class Coordinator:
         if worker is None or worker not in self.scheduler.workers:
             # Declared dead, or registered with a coordinator that has since restarted: make it
             # start over; whatever it reports about old attempts is ignored.
+            log.warning("ignored a %r message from unregistered peer %s; told it to register",
+                        message.command, route.hex())
             self.peers.pop(route, None)
             self._send(route, protocol.RECONNECT, {})
             return
@@ -441,11 +446,12 @@ class Coordinator:
 
 
 def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | None = None,
-          secret: bytes | None = None) -> int:
+          keys_dir: str | None = None, insecure: bool = False) -> int:
     """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM; running jobs are cancelled."""
     import signal
     import sys
     import tempfile
+    security.require_keys_for(bind, keys_dir, insecure, "coordinator")
     stopping = []
     handler = lambda signum, frame: stopping.append(signum)   # noqa: E731
     signal.signal(signal.SIGINT, handler)
@@ -453,11 +459,12 @@ def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | 
     work_dir = os.path.abspath(work_dir) if work_dir else tempfile.mkdtemp(prefix="mapreduce-work-")
     os.makedirs(work_dir, exist_ok=True)
     try:
-        coordinator = Coordinator(bind, work_dir=work_dir, secret=secret, settings=settings)
+        coordinator = Coordinator(bind, work_dir=work_dir, settings=settings, keys_dir=keys_dir)
     except zmq.ZMQError as exc:
         raise MapReduceError(f"cannot listen on '{bind}': {exc}. Use an address like "
                              f"tcp://127.0.0.1:5555 whose port is free.") from None
-    print(f"mapreduce coordinator: listening on {coordinator.address}; work directory {work_dir} "
+    guarded = "CURVE keys from " + keys_dir if keys_dir else "no keys"
+    print(f"mapreduce coordinator: listening on {coordinator.address}; {guarded}; work directory {work_dir} "
           f"(it must be reachable at this path from every worker)", file=sys.stderr, flush=True)
     try:
         while not stopping:

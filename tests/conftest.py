@@ -184,10 +184,10 @@ class Cluster:
         finally:
             handle.close()
 
-    def start_coordinator(self, port: int | None = None) -> str:
+    def start_coordinator(self, port: int | None = None, *extra) -> str:
         bind = f"tcp://127.0.0.1:{port or '*'}"
         self.coordinator = self._spawn("coordinator", ["coordinator", "--bind", bind, "--work-dir",
-                                                       self.work_dir, *FAST])
+                                                       self.work_dir, *FAST, *extra])
         log = self.logs[-1]
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -203,9 +203,9 @@ class Cluster:
     def port(self) -> int:
         return int(self.address.rsplit(":", 1)[1])
 
-    def start_worker(self, processes: int = 1, env=None) -> subprocess.Popen:
+    def start_worker(self, processes: int = 1, *extra) -> subprocess.Popen:
         worker = self._spawn("worker", ["worker", "--connect", self.address, "--processes",
-                                        processes, *FAST])
+                                        processes, *FAST, *extra])
         self.workers.append(worker)
         return worker
 
@@ -213,15 +213,15 @@ class Cluster:
         kill_group(self.coordinator.pid)
         self.coordinator.wait()
 
-    def status(self) -> dict:
-        result = run_cli("status", "--coordinator", self.address, "--json", timeout=30)
+    def status(self, *extra) -> dict:
+        result = run_cli("status", "--coordinator", self.address, "--json", *extra, timeout=30)
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)
 
-    def wait_for_workers(self, count: int, timeout: float = 30) -> dict:
+    def wait_for_workers(self, count: int, timeout: float = 30, *extra) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            status = self.status()
+            status = self.status(*extra)
             if len(status["workers"]) >= count:
                 return status
             time.sleep(0.1)

@@ -24,7 +24,7 @@ import time
 
 import zmq
 
-from mapreduce import defaults, protocol
+from mapreduce import defaults, protocol, security
 from mapreduce.protocol import Message
 
 log = logging.getLogger("mapreduce.worker")
@@ -129,13 +129,14 @@ class Worker:
     def __init__(self, connect: str, capacity: int = 1, *, secret: bytes | None = None,
                  heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
                  liveness: int = defaults.HEARTBEAT_LIVENESS, parent_pid: int | None = None,
-                 worker_id: str | None = None):
+                 worker_id: str | None = None, keys_dir: str | None = None):
         self.connect = connect
         self.capacity = max(1, capacity)
         self.secret = secret
         self.interval = heartbeat_interval
         self.expiry = heartbeat_interval * liveness
         self.parent_pid = parent_pid
+        self.keys_dir = keys_dir
         self.id = worker_id or f"{pysocket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.stopping = False
         self.slots: list[ExecutorSlot] = []
@@ -184,6 +185,8 @@ class Worker:
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
+        if self.keys_dir:
+            security.secure_client(sock, self.keys_dir, "worker")
         sock.connect(self.connect)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)

@@ -1,0 +1,123 @@
+"""Issue: only authorised workers and clients may connect; garbage never crashes the coordinator."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import time
+
+import pytest
+import zmq
+
+from conftest import ROOT, run_cli, read_counts, wordcount_reference
+from mapreduce.security import is_local_address
+
+WORDCOUNT = ROOT / "jobs" / "wordcount.py"
+
+
+@pytest.fixture
+def keys(tmp_path):
+    good, other = tmp_path / "keys", tmp_path / "other-keys"
+    for directory in (good, other):
+        result = run_cli("keys", "generate", directory)
+        assert result.returncode == 0, result.stderr
+    return good, other
+
+
+def key_mix(tmp_path, name, *, pair_from, coordinator_from):
+    """A key directory whose own pair and coordinator key come from possibly different sets."""
+    mixed = tmp_path / name
+    mixed.mkdir()
+    for suffix in ("worker.key", "worker.key_secret", "client.key", "client.key_secret"):
+        shutil.copy(pair_from / suffix, mixed / suffix)
+    shutil.copy(coordinator_from / "coordinator.key", mixed / "coordinator.key")
+    return mixed
+
+
+def test_only_workers_with_allowed_keys_get_tasks(cluster, keys, corpus, tmp_path):
+    good, other = keys
+    cluster.start_coordinator(None, "--keys", good)
+    authorised = cluster.start_worker(1, "--keys", good)
+    no_keys = cluster.start_worker(1)
+    unlisted = cluster.start_worker(1, "--keys", key_mix(tmp_path, "unlisted", pair_from=other,
+                                                          coordinator_from=good))
+    wrong_server = cluster.start_worker(1, "--keys", key_mix(tmp_path, "wrong-server", pair_from=good,
+                                                              coordinator_from=other))
+    cluster.wait_for_workers(1, 30, "--keys", good)
+    time.sleep(1.0)                               # give the intruders time to try
+    out = tmp_path / "out"
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "--keys", good, "--split-size", "2KB")
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
+    workers = cluster.status("--keys", good)["workers"]
+    assert [w["pid"] for w in workers] == [authorised.pid]
+    for intruder in (no_keys, unlisted, wrong_server):
+        assert intruder.poll() is None            # still trying, never served
+    coordinator_log = cluster.logs[0].read_text()
+    assert "refused a connection from 127.0.0.1" in coordinator_log
+
+
+def test_client_without_an_allowed_key_cannot_submit_or_read_status(cluster, keys, corpus, tmp_path):
+    good, other = keys
+    cluster.start_coordinator(None, "--keys", good)
+    cluster.start_worker(1, "--keys", good)
+    stranger = key_mix(tmp_path, "stranger", pair_from=other, coordinator_from=good)
+    for args in (["status", "--coordinator", cluster.address],
+                 ["submit", WORDCOUNT, *corpus, "--coordinator", cluster.address, "-o", tmp_path / "o"]):
+        for extra in ([], ["--keys", stranger]):
+            result = run_cli(*args, *extra, "--timeout", "1.5", timeout=30)
+            assert result.returncode != 0
+            assert "no answer from a coordinator" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_garbage_and_oversized_frames_leave_the_coordinator_serving(cluster, corpus, tmp_path):
+    cluster.start_coordinator()
+    cluster.start_worker()
+    cluster.wait_for_workers(1)
+    context = zmq.Context()
+    raw = context.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    try:
+        raw.connect(cluster.address)
+        for frames in ([b"garbage"], [b"MRP/1", b"D", b"", b"{not json"], [b"MRP/1", b"R", b"", b"[1,2]"],
+                       [b"MRP/1", b"D", b"", b'{"job": "x", "task": "map-00000", "attempt": 1}'],
+                       [b"MRP/1", b"S", b"", b'{"submission": {"name": 3}}', b"\x80junk"],
+                       [b"MRP/9", b"R", b"", b"{}"], [b"x" * (300 * 1024 * 1024)]):
+            raw.send_multipart(frames)
+        time.sleep(0.5)
+    finally:
+        raw.close(0)
+        context.term()
+    with socket.create_connection(("127.0.0.1", cluster.port), timeout=5) as plain:
+        plain.sendall(b"\x00\xffGET / HTTP/1.0\r\n\r\n" + bytes(range(256)) * 64)
+    time.sleep(0.3)
+    assert cluster.coordinator.poll() is None
+    out = tmp_path / "out"
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-q")
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
+
+
+@pytest.mark.parametrize("command", ["coordinator", "worker", "status"])
+def test_non_loopback_address_without_keys_is_refused(command, tmp_path):
+    address = "tcp://0.0.0.0:5999" if command == "coordinator" else "tcp://192.0.2.1:5999"
+    option = {"coordinator": "--bind", "worker": "--connect", "status": "--coordinator"}[command]
+    result = run_cli(command, option, address, timeout=30)
+    assert result.returncode != 0
+    assert "without keys" in result.stderr and "mapreduce keys generate" in result.stderr
+
+
+def test_loopback_and_ipc_count_as_local():
+    assert is_local_address("tcp://127.0.0.1:5555") and is_local_address("tcp://localhost:1")
+    assert is_local_address("tcp://[::1]:5555") and is_local_address("ipc:///tmp/x")
+    assert not is_local_address("tcp://0.0.0.0:5555") and not is_local_address("tcp://10.1.2.3:5")
+    assert not is_local_address("tcp://example.com:5555")
+
+
+def test_keys_are_never_overwritten(tmp_path):
+    assert run_cli("keys", "generate", tmp_path / "k").returncode == 0
+    before = (tmp_path / "k" / "coordinator.key_secret").read_bytes()
+    result = run_cli("keys", "generate", tmp_path / "k")
+    assert result.returncode != 0 and "never overwritten" in result.stderr
+    assert (tmp_path / "k" / "coordinator.key_secret").read_bytes() == before
