@@ -20,7 +20,7 @@ BACKUP_MIN_RUNTIME_S = 5.0           # an attempt younger than this never gets a
 BACKUP_SLOWDOWN_FACTOR = 3.0         # ...nor one that has run less than this times the median task
 
 MAX_MESSAGE_BYTES = 256 * MiB        # a larger frame from a peer is refused by ZeroMQ itself
-SPILL_RECORDS = 500_000              # map output records buffered in memory before a sorted spill
-COMBINE_EVERY_RECORDS = 200_000      # buffered records between combiner passes
+SPILL_RECORDS = 1_000_000            # map output records (or combined keys) buffered before a sorted spill
+COMBINE_EVERY_RECORDS = 1_000_000    # buffered records between combiner passes (fewer passes, fewer calls)
 READ_BLOCK_BYTES = 4 * MiB           # input is read in blocks cut at line boundaries
 ARROW_BATCH_ROWS = 64 * 1024         # rows per Arrow record batch in shuffle files

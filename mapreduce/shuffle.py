@@ -24,27 +24,24 @@ Arrow conversions) rather than by Python loops.
 
 from __future__ import annotations
 
+import heapq
 import json
 import os
 import pickle
 import struct
 import zlib
-from bisect import bisect_right
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain, compress, groupby, islice, repeat
+from itertools import chain, compress, groupby, repeat
 from operator import attrgetter, itemgetter
 from typing import Callable, Iterable, Iterator, Optional
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mapreduce.defaults import ARROW_BATCH_ROWS, COMBINE_EVERY_RECORDS, SPILL_RECORDS
 from mapreduce.errors import RecordError
-
-# add_pairs takes a mapper's output this many records at a time: large enough that the per-chunk
-# Python overhead vanishes, small enough that the chunk itself is a negligible amount of memory.
-_CHUNK_RECORDS = 64 * 1024
 
 _KEY_TYPES_METADATA = b"key_types"
 _PICKLE_METADATA = {b"encoding": b"pickle"}
@@ -233,29 +230,24 @@ def _not_a_pair(item, producer: str) -> RecordError:
         f"it must yield (key, value) pairs")
 
 
-def _checked_pairs(chunk: list) -> list:
-    """The chunk as a list of (key, value) tuples, or RecordError naming the first item that is not a pair."""
-    if set(map(type, chunk)) == {tuple} and set(map(len, chunk)) == {2}:
-        return chunk
-    for item in chunk:
-        if not _is_pair(item):
-            raise _not_a_pair(item, "mapper")
-    # Lists (and tuple subclasses) become plain tuples: a mapper may reuse and mutate a list it yielded.
-    return list(map(tuple, chunk))
+def _as_pair(item, producer: str) -> tuple:
+    """A 2-list (or tuple subclass) as a plain tuple, or RecordError for anything that is not a pair.
+    (A mapper may reuse and mutate a list it yielded, hence the copy.)"""
+    if _is_pair(item):
+        return tuple(item)
+    raise _not_a_pair(item, producer)
 
 
-def _group_key(key):
-    # 1, 1.0 and True are equal with equal hashes but are different keys here, so a non-str key is
-    # grouped under (type, key); str keys, the common case, stay as they are.
-    return key if type(key) is str else (type(key), key)
-
-
-def _group_keys(keys: list, key_types: set) -> Iterable:
-    if key_types == {str}:
-        return keys
-    if str not in key_types:
-        return zip(map(type, keys), keys)
-    return list(map(_group_key, keys))
+def _hashable_group_key(key):
+    """The dict key that groups `key`: 1, 1.0 and True are equal with equal hashes but are different
+    keys here, so a non-str key is grouped under (type, key)."""
+    try:
+        hash(key)
+    except TypeError as cause:
+        raise RecordError(
+            f"a key of type {type(key).__name__} cannot be used with a combiner: it is not hashable "
+            f"({cause}); use hashable keys such as str, int or tuples") from None
+    return (type(key), key)
 
 
 def _key_of_group(group_key):
@@ -333,7 +325,11 @@ def _write_table_atomically(table: pa.Table, path: str) -> int:
 
 
 class MapOutputWriter:
-    """Buffers one map attempt's output per partition and writes it as sorted Arrow runs in `directory`."""
+    """Buffers one map attempt's output and writes it as sorted Arrow runs in `directory`.
+
+    The per-pair work is one tight loop (a type check and an append, or a dict lookup when there is
+    a combiner); partitioning, sorting and encoding happen in bulk at spill time, and with a combiner
+    the partitioner runs once per distinct key rather than once per pair."""
 
     def __init__(self, directory: str, num_partitions: int, partitioner=None, combiner=None,
                  spill_records: int = SPILL_RECORDS, combine_every: int = COMBINE_EVERY_RECORDS):
@@ -345,46 +341,71 @@ class MapOutputWriter:
         self._combiner = combiner
         self._spill_records = max(1, spill_records)
         self._combine_every = max(1, combine_every)
-        # Without a combiner: per partition, a list of (key, value). With one: per partition,
-        # group key -> list of values.
-        self._pairs = [[] for _ in range(num_partitions)]
-        self._groups = [defaultdict(list) for _ in range(num_partitions)]
-        self._buffered = 0
-        self._added_since_combine = 0
+        self._pairs: list = []        # without a combiner: (key, value) tuples in arrival order
+        self._groups: dict = {}       # with one: group key (see _group_key) -> list of values
+        self._since_combine = 0
         self._files: dict = {}
         self._records_in = 0
         self._records_out = 0
         self._bytes_written = 0
         self._output: Optional[MapOutput] = None
+        self.add_pairs = self._add_grouped if combiner is not None else self._add_appended
 
     # -- adding ------------------------------------------------------------------------------------
 
     def add(self, key, value) -> None:
-        self._check_open()
-        self._records_in += 1
-        if self._combiner is None:
-            self._pairs[self._partition_of(key)].append((key, value))
-        else:
-            self._group_one(key, value)
-        self._after_buffering(1)
+        self.add_pairs(((key, value),))
 
-    def add_pairs(self, pairs: Iterable) -> None:
+    def add_pairs(self, pairs: Iterable) -> None:   # replaced per instance in __init__
         """Add a mapper's output; every item must be a (key, value) 2-tuple or 2-list."""
+
+    def _add_appended(self, pairs: Iterable) -> None:
         self._check_open()
-        source = iter(pairs)
-        while True:
-            chunk = list(islice(source, self._room()))
-            if not chunk:
-                return
-            self._records_in += len(chunk)
-            self._buffer_chunk(_checked_pairs(chunk))
-            self._after_buffering(len(chunk))
+        buffer = self._pairs
+        limit = self._spill_records
+        count = 0
+        for pair in pairs:
+            if type(pair) is not tuple or len(pair) != 2:
+                pair = _as_pair(pair, "mapper")
+            buffer.append(pair)
+            count += 1
+            if len(buffer) >= limit:
+                self._spill()
+                buffer = self._pairs
+        self._records_in += count
+
+    def _add_grouped(self, pairs: Iterable) -> None:
+        self._check_open()
+        groups = self._groups
+        get = groups.get
+        room = self._combine_every - self._since_combine
+        count = 0
+        for pair in pairs:
+            if type(pair) is not tuple or len(pair) != 2:
+                pair = _as_pair(pair, "mapper")
+            key = pair[0]
+            if type(key) is not str:
+                key = _hashable_group_key(key)
+            values = get(key)
+            if values is None:
+                groups[key] = [pair[1]]
+            else:
+                values.append(pair[1])
+            count += 1
+            if count >= room:          # combine (and maybe spill) mid-call: memory stays bounded
+                self._records_in += count
+                self._since_combine += count
+                self._combine()
+                groups, count = self._groups, 0
+                get, room = groups.get, self._combine_every
+        self._records_in += count
+        self._since_combine += count
 
     def close(self) -> MapOutput:
         """Combine and write what is buffered; return the files written. Calling it again returns the same."""
         if self._output is None:
             if self._combiner is not None:
-                self._combine()
+                self._combine(final=True)
             self._spill()
             files = {partition: list(paths) for partition, paths in sorted(self._files.items())}
             self._output = MapOutput(files, self._records_in, self._records_out, self._bytes_written)
@@ -394,151 +415,87 @@ class MapOutputWriter:
         if self._output is not None:
             raise ValueError("this MapOutputWriter is closed")
 
-    def _room(self) -> int:
-        """How many records may be buffered before the next combine or spill is due."""
-        room = self._spill_records - self._buffered
-        if self._combiner is not None:
-            room = min(room, self._combine_every - self._added_since_combine)
-        return max(1, min(room, _CHUNK_RECORDS))
+    # -- combining ---------------------------------------------------------------------------------
 
-    def _buffer_chunk(self, pairs: list) -> None:
-        keys = list(map(itemgetter(0), pairs))
-        key_types = set(map(type, keys))
-        partitions = self._partitions_of(keys, key_types)
+    def _combine(self, final: bool = False) -> None:
+        """Run the combiner over every buffered key with more than one value; spill when even the
+        combined groups fill the buffer."""
+        groups = self._groups
+        crowded = list(compress(groups.keys(), map((1).__lt__, map(len, groups.values()))))
+        for group_key in crowded:
+            self._combine_group(groups, group_key)
+        self._since_combine = 0
+        if not final and len(groups) >= self._spill_records:
+            self._spill()
+
+    def _combine_group(self, groups: dict, group_key) -> None:
+        key = _key_of_group(group_key)
+        output = self._combiner(key, iter(groups[group_key]))
+        if output is None:
+            raise RecordError(
+                f"the combiner returned None for key {_short_repr(key)}; it must return or yield "
+                f"(key, value) pairs")
+        combined, others = [], []
+        for pair in output:
+            if type(pair) is not tuple or len(pair) != 2:
+                pair = _as_pair(pair, "combiner")
+            out_key = pair[0]
+            if out_key is key or (type(out_key) is type(key) and out_key == key):
+                combined.append(pair[1])
+            else:
+                others.append(pair)          # any other key: partitioned at spill time like map output
+        if combined:
+            groups[group_key] = combined
+        else:
+            del groups[group_key]
+        for out_key, value in others:
+            out_group = out_key if type(out_key) is str else _hashable_group_key(out_key)
+            groups.setdefault(out_group, []).append(value)
+
+    # -- spilling ----------------------------------------------------------------------------------
+
+    def _spill(self) -> None:
         if self._combiner is None:
-            self._append_pairs(partitions, pairs)
+            pairs, self._pairs = self._pairs, []
+            for partition, part in self._by_partition(pairs, list(map(itemgetter(0), pairs))):
+                _sort_pairs_by_key(part)
+                self._write_run(partition, list(map(itemgetter(0), part)), list(map(itemgetter(1), part)))
         else:
-            self._group_pairs(partitions, keys, key_types, pairs)
+            groups, self._groups = self._groups, {}
+            keyed_lists = list(zip(map(_key_of_group, groups), groups.values()))
+            for partition, part in self._by_partition(keyed_lists, list(map(itemgetter(0), keyed_lists))):
+                _sort_pairs_by_key(part)
+                value_lists = list(map(itemgetter(1), part))
+                keys = list(chain.from_iterable(map(repeat, map(itemgetter(0), part), map(len, value_lists))))
+                self._write_run(partition, keys, list(chain.from_iterable(value_lists)))
 
-    def _append_pairs(self, partitions: Optional[list], pairs: list) -> None:
-        if partitions is None:
-            self._pairs[0].extend(pairs)
-            return
-        # list.append on each record's partition buffer, driven by map and drained by a zero-length
-        # deque: the distribution runs in C rather than as a Python loop per record.
-        deque(map(list.append, map(self._pairs.__getitem__, partitions), pairs), maxlen=0)
-
-    def _group_pairs(self, partitions: Optional[list], keys: list, key_types: set, pairs: list) -> None:
-        if partitions is None:
-            group_dicts = repeat(self._groups[0])
-        else:
-            group_dicts = map(self._groups.__getitem__, partitions)
-        value_lists = map(dict.__getitem__, group_dicts, _group_keys(keys, key_types))  # defaultdict: new lists
-        try:
-            deque(map(list.append, value_lists, map(itemgetter(1), pairs)), maxlen=0)
-        except TypeError as cause:
-            raise _unhashable(keys, cause) from cause
-
-    def _group_one(self, key, value) -> None:
-        groups = self._groups[self._partition_of(key)]
-        try:
-            groups[_group_key(key)].append(value)
-        except TypeError as cause:
-            raise _unhashable([key], cause) from cause
-
-    # -- partitioning ------------------------------------------------------------------------------
-
-    def _partitions_of(self, keys: list, key_types: set) -> Optional[list]:
-        """Each key's partition, or None when there is only partition 0."""
+    def _by_partition(self, items: list, keys: list) -> list:
+        """[(partition, its items)] for the partitions that have any, computed in bulk."""
+        if not items:
+            return []
         if self._num_partitions == 1:
-            return None
+            return [(0, items)]
+        partitions = self._partitions_of(keys, set(map(type, keys)))
+        buckets = [[] for _ in range(self._num_partitions)]
+        # list.append on each item's bucket, driven by map and drained by a zero-length deque.
+        deque(map(list.append, map(buckets.__getitem__, partitions), items), maxlen=0)
+        return [(partition, bucket) for partition, bucket in enumerate(buckets) if bucket]
+
+    def _partitions_of(self, keys: list, key_types: set) -> list:
         if self._partitioner is stable_partition:
             return _stable_partitions(keys, key_types, self._num_partitions)
         partitions = list(map(self._partitioner, keys, repeat(self._num_partitions)))
         self._check_partitions(partitions, keys)
         return partitions
 
-    def _partition_of(self, key) -> int:
-        if self._num_partitions == 1:
-            return 0
-        partition = self._partitioner(key, self._num_partitions)
-        if self._partitioner is not stable_partition:
-            self._check_partitions([partition], [key])
-        return partition
-
     def _check_partitions(self, partitions: list, keys: list) -> None:
-        # Only the distinct partition numbers are checked, so this costs a set() per chunk.
+        # Only the distinct partition numbers are checked, so this costs a set() per spill.
         for partition in set(partitions):
             if type(partition) is not int or not 0 <= partition < self._num_partitions:
                 key = keys[partitions.index(partition)]
                 raise RecordError(
                     f"the partitioner returned {_short_repr(partition)} for key {_short_repr(key)}; "
                     f"it must return an int in range(0, {self._num_partitions})")
-
-    # -- combining and spilling --------------------------------------------------------------------
-
-    def _after_buffering(self, count: int) -> None:
-        self._buffered += count
-        if self._combiner is None:
-            if self._buffered >= self._spill_records:
-                self._spill()
-            return
-        self._added_since_combine += count
-        if self._added_since_combine >= self._combine_every or self._buffered >= self._spill_records:
-            self._combine()
-            if self._buffered >= self._spill_records:
-                self._spill()
-
-    def _combine(self) -> None:
-        """Run the combiner over every buffered key with more than one value."""
-        for groups in self._groups:
-            # The keys holding several values, selected in C (compress) rather than by a Python loop.
-            crowded = list(compress(groups.keys(), map((1).__lt__, map(len, groups.values()))))
-            for group_key in crowded:
-                self._combine_group(groups, group_key)
-        self._added_since_combine = 0
-        self._buffered = sum(sum(map(len, groups.values())) for groups in self._groups)
-
-    def _combine_group(self, groups: dict, group_key) -> None:
-        values = groups[group_key]
-        combined = groups[group_key] = []
-        key = _key_of_group(group_key)
-        output = self._combiner(key, iter(values))
-        if output is None:
-            raise RecordError(
-                f"the combiner returned None for key {_short_repr(key)}; it must return or yield "
-                f"(key, value) pairs")
-        for pair in output:
-            if type(pair) is not tuple or len(pair) != 2:
-                if not _is_pair(pair):
-                    raise _not_a_pair(pair, "combiner")
-            out_key, out_value = pair
-            if out_key is key:
-                combined.append(out_value)
-            else:
-                self._group_one(out_key, out_value)  # any key: routed like map output
-        if not combined and groups.get(group_key) is combined:
-            del groups[group_key]
-
-    def _spill(self) -> None:
-        for partition in range(self._num_partitions):
-            if self._combiner is None:
-                self._spill_pairs(partition)
-            else:
-                self._spill_groups(partition)
-        self._buffered = 0
-
-    def _spill_pairs(self, partition: int) -> None:
-        pairs = self._pairs[partition]
-        if not pairs:
-            return
-        self._pairs[partition] = []
-        _sort_pairs_by_key(pairs)
-        self._write_run(partition, list(map(itemgetter(0), pairs)), list(map(itemgetter(1), pairs)))
-
-    def _spill_groups(self, partition: int) -> None:
-        groups = self._groups[partition]
-        if not groups:
-            return
-        self._groups[partition] = defaultdict(list)
-        if set(map(type, groups)) == {str}:
-            keyed_lists = list(groups.items())
-        else:
-            keyed_lists = list(zip(map(_key_of_group, groups), groups.values()))
-        _sort_pairs_by_key(keyed_lists)
-        value_lists = list(map(itemgetter(1), keyed_lists))
-        keys = list(chain.from_iterable(map(repeat, map(itemgetter(0), keyed_lists), map(len, value_lists))))
-        self._write_run(partition, keys, list(chain.from_iterable(value_lists)))
 
     def _write_run(self, partition: int, keys: list, values: list) -> None:
         runs = self._files.setdefault(partition, [])
@@ -569,120 +526,190 @@ class ShuffleReadError(Exception):
         return (ShuffleReadError, (self.path, cause))
 
 
-def _open_run(path: str):
-    """(memory map, RecordBatchFileReader) of a run file, or ShuffleReadError."""
-    source = None
-    try:
-        source = pa.memory_map(path, "r")
-        reader = pa.ipc.open_file(source)
-        if reader.schema.names != ["key", "value"] or reader.schema.metadata is None \
-                or _KEY_TYPES_METADATA not in reader.schema.metadata:
-            raise ValueError("not a shuffle run file (no key and value columns with key type metadata)")
-        return source, reader
-    except Exception as cause:
-        if source is not None:
-            source.close()
-        raise ShuffleReadError(path, cause) from cause
-
-
-def _key_type_names(path: str, reader) -> set:
-    try:
-        return set(json.loads(reader.schema.metadata[_KEY_TYPES_METADATA]))
-    except Exception as cause:
-        raise ShuffleReadError(path, cause) from cause
-
-
-def _unpickled_column(array: pa.Array) -> list:
+def _unpickled(array: pa.Array) -> list:
     return list(map(pickle.loads, array.to_pylist()))
 
 
 def _column_decoder(field: pa.Field) -> Callable:
     if field.metadata and field.metadata.get(b"encoding") == b"pickle":
-        return _unpickled_column
+        return _unpickled
     return pa.Array.to_pylist
 
 
-def _read_batches(path: str, source, reader) -> Iterator[tuple]:
-    """(keys, values) lists of one run, one record batch at a time."""
-    decode_key = _column_decoder(reader.schema.field(0))
-    decode_value = _column_decoder(reader.schema.field(1))
-    with source:
-        for index in range(reader.num_record_batches):
+class _Run:
+    """One run file opened for reading: its schema is read now, its batches on demand."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._source = None
+        try:
+            self._source = pa.memory_map(path, "r")
+            self._reader = pa.ipc.open_file(self._source)
+            schema = self._reader.schema
+            if schema.names != ["key", "value"] or _KEY_TYPES_METADATA not in (schema.metadata or {}):
+                raise ValueError("not a shuffle run file (no key and value columns with key type metadata)")
+            self.key_type_names = set(json.loads(schema.metadata[_KEY_TYPES_METADATA]))
+        except Exception as cause:
+            if self._source is not None:
+                self._source.close()
+            raise ShuffleReadError(path, cause) from cause
+        self.key_field, self.value_field = schema.field(0), schema.field(1)
+        self.keys_pickled = _column_decoder(self.key_field) is _unpickled
+        self._decode_key = _column_decoder(self.key_field)
+        self.decode_value = _column_decoder(self.value_field)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The run's record batches, checked; the file is closed after the last one."""
+        with self._source:
+            for index in range(self._reader.num_record_batches):
+                try:
+                    batch = self._reader.get_batch(index)
+                    batch.validate(full=True)  # corrupt offsets must fail here, not crash a conversion
+                except Exception as cause:
+                    raise ShuffleReadError(self.path, cause) from cause
+                yield batch
+
+    def decoded(self, batch: pa.RecordBatch) -> Iterator[tuple]:
+        """The (key, value) pairs of one of this run's batches as Python objects."""
+        try:
+            return zip(self._decode_key(batch.column(0)), self.decode_value(batch.column(1)))
+        except Exception as cause:
+            raise ShuffleReadError(self.path, cause) from cause
+
+    def records(self) -> Iterator[tuple]:
+        """All (key, value) pairs, decoding one batch at a time."""
+        return chain.from_iterable(map(self.decoded, self.batches()))
+
+    def count_records(self) -> int:
+        with self._source:
             try:
-                batch = reader.get_batch(index)
-                batch.validate(full=True)  # corrupt offsets must fail here, not crash the conversion
-                keys, values = decode_key(batch.column(0)), decode_value(batch.column(1))
+                return sum(self._reader.get_batch(index).num_rows
+                           for index in range(self._reader.num_record_batches))
             except Exception as cause:
-                raise ShuffleReadError(path, cause) from cause
-            yield keys, values
+                raise ShuffleReadError(self.path, cause) from cause
 
 
-class _RunCursor:
-    """The merge's position in one run: its current batch and the index of the next record to take."""
+# Binary search in Arrow where this pyarrow has it (recent versions); otherwise count with a vectorised
+# comparison, which is linear in the batch but still C++.
+_search_sorted = getattr(pc, "search_sorted", None)
 
-    __slots__ = ("_batches", "_order", "keys", "values", "order_keys", "position")
 
-    def __init__(self, batches: Iterator[tuple], order: Optional[Callable]):
-        self._batches = batches
-        self._order = order
+def _count_through(sorted_keys: pa.Array, bound: pa.Scalar) -> int:
+    """How many of the sorted keys are <= bound."""
+    if _search_sorted is not None:
+        return _search_sorted(sorted_keys, bound, side="right").as_py()
+    return pc.sum(pc.less_equal(sorted_keys, bound)).as_py() or 0
+
+
+class _ArrowCursor:
+    """The merge's position in one run: the not yet merged rest of its current batch."""
+
+    __slots__ = ("run", "_batches", "batch", "last_key")
+
+    def __init__(self, run: _Run):
+        self.run = run
+        self._batches = run.batches()
 
     def next_batch(self) -> bool:
-        """Move to the next non-empty batch; False when the run is exhausted."""
-        for keys, values in self._batches:
-            if keys:
-                self.keys, self.values, self.position = keys, values, 0
-                # bisect needs the batch in the merge's order: the keys themselves, or their sort keys.
-                self.order_keys = keys if self._order is None else list(map(self._order, keys))
+        """Move to the run's next non-empty batch; False when the run is exhausted."""
+        for batch in self._batches:
+            if batch.num_rows:
+                self.batch = batch
+                self.last_key = batch.column(0)[-1].as_py()
                 return True
         return False
 
-    @property
-    def last(self):
-        return self.order_keys[-1]
-
     def has_more(self) -> bool:
-        return self.position < len(self.keys) or self.next_batch()
+        return self.batch.num_rows > 0 or self.next_batch()
 
-    def take_until(self, end: int) -> Iterator[tuple]:
-        start, self.position = self.position, end
-        return zip(self.keys[start:end], self.values[start:end])
+    def take_through(self, bound: pa.Scalar, whole: bool) -> pa.RecordBatch:
+        count = self.batch.num_rows if whole else _count_through(self.batch.column(0), bound)
+        taken, self.batch = self.batch.slice(0, count), self.batch.slice(count)
+        return taken
 
-    def take_rest(self) -> Iterator[tuple]:
-        """Everything left in this run, as iterators of (key, value)."""
-        yield self.take_until(len(self.keys))
-        for keys, values in self._batches:
-            yield zip(keys, values)
-
-
-def _next_chunk(cursors: list) -> list:
-    """Every record, from all runs' current batches, up to the smallest of their last keys: nothing
-    later in any run can sort before those, so they can be emitted once sorted among themselves."""
-    bounding = min(cursors, key=attrgetter("last"))
-    bound = bounding.last
-    chunk = []
-    for cursor in cursors:
-        # The bounding run is taken whole so that the merge progresses even if keys compare oddly (NaN).
-        end = len(cursor.keys) if cursor is bounding else bisect_right(cursor.order_keys, bound, cursor.position)
-        chunk.extend(cursor.take_until(end))
-    return chunk
+    def rest(self) -> Iterator[pa.RecordBatch]:
+        yield self.batch
+        yield from self._batches
 
 
-def _merged_chunks(cursors: list, order: Optional[Callable], type_names: set) -> Iterator[Iterable]:
-    """The k-way merge of sorted runs, as a sequence of sorted chunks. Each chunk is sorted by list.sort,
-    whose merging of the already-sorted pieces runs in C, rather than record by record in heapq.merge;
-    memory stays at about one batch per run."""
-    cursors = [cursor for cursor in cursors if cursor.next_batch()]
-    pair_key = _pair_sort_key(order)
+def _next_pieces(cursors: list) -> list:
+    """From every run's current batch, the records up to the smallest of the batches' last keys:
+    nothing later in any run sorts before those, so once sorted together they can be emitted.
+    Returns (run, batch slice) pieces."""
+    bounding = min(cursors, key=attrgetter("last_key"))
+    bound = bounding.batch.column(0)[-1]
+    # The bounding run gives its whole batch, so the merge progresses even if keys compare oddly (NaN).
+    return [(cursor.run, cursor.take_through(bound, whole=cursor is bounding)) for cursor in cursors]
+
+
+def _decoded_or_blamed(decode: Callable, array: pa.Array, pieces: list, column: int) -> list:
+    """decode(array), where array mixes rows of several runs; a failure is blamed on the run whose own
+    rows fail to decode, so the error names the bad file."""
+    try:
+        return decode(array)
+    except Exception as cause:
+        for run, batch in pieces:
+            try:
+                decode(batch.column(column))
+            except Exception as run_cause:
+                raise ShuffleReadError(run.path, run_cause) from run_cause
+        raise ShuffleReadError(", ".join(run.path for run, _ in pieces), cause) from cause
+
+
+def _sorted_piece_records(pieces: list, decode_value: Callable) -> Iterator[Iterator[tuple]]:
+    """The records of the pieces merged into key order, sorted by Arrow (a stable sort, so equal keys
+    keep their run order), decoded to Python a batch at a time."""
+    pieces = [(run, batch) for run, batch in pieces if batch.num_rows]
+    if len(pieces) == 1:
+        keys, values = pieces[0][1].column(0), pieces[0][1].column(1)
+    else:
+        keys = pa.concat_arrays([batch.column(0) for _, batch in pieces])
+        values = pa.concat_arrays([batch.column(1) for _, batch in pieces])
+        order = pc.sort_indices(keys)
+        keys, values = keys.take(order), values.take(order)
+    for start in range(0, len(keys), ARROW_BATCH_ROWS):
+        key_slice, value_slice = keys.slice(start, ARROW_BATCH_ROWS), values.slice(start, ARROW_BATCH_ROWS)
+        yield zip(_decoded_or_blamed(pa.Array.to_pylist, key_slice, pieces, 0),
+                  _decoded_or_blamed(decode_value, value_slice, pieces, 1))
+
+
+def _arrow_merged_records(runs: list) -> Iterator[Iterator[tuple]]:
+    """The k-way merge done by Arrow, for runs whose keys are all stored natively with one Arrow type
+    (whose sort order is Python's: UTF-8 byte order is code point order). Every round merges what is
+    certainly next from all runs with one C++ sort, instead of a Python step per record as heapq.merge
+    takes; memory stays at one (memory-mapped) batch per run plus one batch of Python objects."""
+    decode_value = runs[0].decode_value
+    cursors = [cursor for cursor in map(_ArrowCursor, runs) if cursor.next_batch()]
     while len(cursors) > 1:
-        try:
-            chunk = _next_chunk(cursors)
-            chunk.sort(key=pair_key)
-        except TypeError as cause:
-            raise _unorderable(type_names, cause) from cause
-        yield chunk
+        yield from _sorted_piece_records(_next_pieces(cursors), decode_value)
         cursors = [cursor for cursor in cursors if cursor.has_more()]
-    if cursors:
-        yield from cursors[0].take_rest()
+    for cursor in cursors:
+        for batch in cursor.rest():
+            yield from _sorted_piece_records([(cursor.run, batch)], decode_value)
+
+
+def _arrow_mergeable(runs: list, order: Optional[Callable]) -> bool:
+    """Whether Arrow can merge these runs: one native key type, and value columns that concatenate."""
+    if order is not None:
+        return False
+    first = runs[0]
+    return all(not run.keys_pickled and run.key_field.type == first.key_field.type
+               and run.value_field.equals(first.value_field, check_metadata=True) for run in runs)
+
+
+def _heap_merged_records(runs: list, order: Optional[Callable], type_names: set) -> Iterator[tuple]:
+    """The general k-way merge (pickled or mixed-type keys), in Python order via heapq.merge."""
+    merged = heapq.merge(*(run.records() for run in runs), key=_pair_sort_key(order))
+    try:
+        yield from merged
+    except TypeError as cause:
+        raise _unorderable(type_names, cause) from cause
+
+
+def _merged_records(runs: list, order: Optional[Callable], type_names: set) -> Iterator[tuple]:
+    if _arrow_mergeable(runs, order):
+        return chain.from_iterable(_arrow_merged_records(runs))
+    return _heap_merged_records(runs, order, type_names)
 
 
 def _type_and_key(pair: tuple) -> tuple:
@@ -693,13 +720,12 @@ def iter_partition_groups(paths: list) -> Iterator[tuple]:
     """Merge the sorted runs of one partition and yield (key, values) in increasing key order, where
     values is a lazy iterator (consume or skip it before asking for the next group). A missing or
     corrupt run raises ShuffleReadError naming it."""
-    opened = [(path, *_open_run(path)) for path in paths]
-    type_names = set()
-    for path, _, reader in opened:
-        type_names |= _key_type_names(path, reader)
+    runs = [_Run(path) for path in paths]
+    if not runs:
+        return
+    type_names = set().union(*(run.key_type_names for run in runs))
     order = _sort_key_for_names(type_names)
-    cursors = [_RunCursor(_read_batches(path, source, reader), order) for path, source, reader in opened]
-    records = chain.from_iterable(_merged_chunks(cursors, order, type_names))
+    records = _merged_records(runs, order, type_names)
     if order is None:
         for key, group in groupby(records, itemgetter(0)):
             yield key, map(itemgetter(1), group)
@@ -711,12 +737,4 @@ def iter_partition_groups(paths: list) -> Iterator[tuple]:
 
 def count_records(paths: Iterable[str]) -> int:
     """The number of records in these run files, from their batch headers (no data is decoded)."""
-    total = 0
-    for path in paths:
-        source, reader = _open_run(path)
-        with source:
-            try:
-                total += sum(reader.get_batch(index).num_rows for index in range(reader.num_record_batches))
-            except Exception as cause:
-                raise ShuffleReadError(path, cause) from cause
-    return total
+    return sum(_Run(path).count_records() for path in paths)
