@@ -24,3 +24,4 @@ SPILL_RECORDS = 1_000_000            # map output records (or combined keys) buf
 COMBINE_EVERY_RECORDS = 1_000_000    # buffered records between combiner passes (fewer passes, fewer calls)
 READ_BLOCK_BYTES = 4 * MiB           # input is read in blocks cut at line boundaries
 ARROW_BATCH_ROWS = 64 * 1024         # rows per Arrow record batch in shuffle files
+EXECUTOR_GC_THRESHOLDS = (50_000, 20, 100)  # gc.set_threshold in task processes (default 700, 10, 10)
