@@ -27,7 +27,7 @@ INPUT_FORMATS = ("lines", "files")
 @dataclass
 class Job:
     name: str
-    mapper: Callable
+    mapper: Callable | None = None
     reducer: Callable | None = None
     combiner: Callable | None = None
     partitioner: Callable | None = None
@@ -36,10 +36,12 @@ class Job:
     # path and source to show the user real file names and lines in tracebacks from workers.
     source_path: str | None = None
     source: str | None = None
+    map_batches: Callable | None = None     # the vectorised API (see mapreduce.vectorized)
+    aggregation: str | None = None          # REDUCE = "count" | "sum" | "min" | "max"
 
     @property
     def map_only(self) -> bool:
-        return self.reducer is None
+        return self.reducer is None and self.aggregation is None
 
 
 def load_job(ref: str) -> Job:
@@ -50,10 +52,15 @@ def load_job(ref: str) -> Job:
 
 def job_from_module(module, ref: str) -> Job:
     mapper = getattr(module, "mapper", None)
-    if not callable(mapper):
+    map_batches = getattr(module, "map_batches", None)
+    if not callable(mapper) and not callable(map_batches):
         raise JobLoadError(
             f"job '{ref}' defines no mapper: a job module must define a function "
-            f"`mapper(key, value)` that yields (key, value) pairs (and usually `reducer(key, values)`).")
+            f"`mapper(key, value)` that yields (key, value) pairs (and usually `reducer(key, values)`), "
+            f"or the vectorised `map_batches(batch)`.")
+    if callable(mapper) and callable(map_batches):
+        raise JobLoadError(f"job '{ref}' defines both mapper and map_batches; keep one.")
+    aggregation = _aggregation(module, ref, callable(map_batches))
     hooks = {}
     for name in ("reducer", "combiner", "partitioner"):
         hook = getattr(module, name, None)
@@ -73,8 +80,25 @@ def job_from_module(module, ref: str) -> Job:
             source = handle.read()
     except (OSError, TypeError, UnicodeDecodeError):
         source = None
+    if aggregation and (hooks["reducer"] or hooks["combiner"]):
+        raise JobLoadError(f"job '{ref}' sets REDUCE = {aggregation!r} and also defines a "
+                           f"reducer or combiner; REDUCE replaces both, so keep one way.")
     return Job(_job_name(ref), mapper, input_format=input_format, source_path=source_path,
-               source=source, **hooks)
+               source=source, map_batches=map_batches, aggregation=aggregation, **hooks)
+
+
+def _aggregation(module, ref: str, vectorised: bool) -> str | None:
+    from .vectorized import AGGREGATIONS
+    aggregation = getattr(module, "REDUCE", None)
+    if aggregation is None:
+        return None
+    if aggregation not in AGGREGATIONS:
+        raise JobLoadError(f"job '{ref}': REDUCE is {aggregation!r}; use one of "
+                           f"{', '.join(map(repr, AGGREGATIONS))}.")
+    if not vectorised:
+        raise JobLoadError(f"job '{ref}': REDUCE goes with map_batches (the vectorised API); a "
+                           f"per-record job defines reducer(key, values) instead.")
+    return aggregation
 
 
 def dumps_job(job: Job) -> bytes:

@@ -388,6 +388,20 @@ def read_records(split: Split, input_format: str) -> Iterator[tuple[str, str]]:
             yield from zip(repeat(segment.path), lines)
 
 
+def read_blocks(split: Split, input_format: str) -> Iterator[tuple[str, list[str]]]:
+    """(path, [values]) in blocks of lines (or one whole text per file): what the vectorised API
+    turns into Arrow batches without building a tuple per record."""
+    _check_input_format(input_format)
+    if input_format == "files":
+        for segment in split.segments:
+            yield segment.path, [_read_whole_text(segment.path)]
+        return
+    block = READ_BLOCK_BYTES
+    for segment in split.segments:
+        for lines in _segment_line_batches(segment, block):
+            yield segment.path, lines
+
+
 def _read_whole_text(path: str) -> str:
     with open(path, "rb") as file:
         data = file.read()

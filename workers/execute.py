@@ -11,11 +11,13 @@ import os
 import sys
 import traceback
 
-from mapreduce import shuffle
+import pyarrow as pa
+
+from mapreduce import shuffle, vectorized
 from mapreduce.errors import RecordError
 from mapreduce.jobspec import Job
 from mapreduce.output import PartWriter
-from mapreduce.splits import Split, read_records
+from mapreduce.splits import Split, read_blocks, read_records
 
 _FRAMEWORK_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__)) + os.sep
@@ -63,6 +65,8 @@ def run_map(job: Job, task: dict) -> dict:
         if not os.access(segment.path, os.R_OK):
             raise TaskError(_unreachable("cannot read the input file", segment.path))
     _make_output_dir(task["out_dir"])
+    if job.map_batches is not None:
+        return run_map_batches(job, task, split)
     if job.map_only:
         writer = PartWriter(task["out_dir"], task["part"])
         try:
@@ -80,6 +84,44 @@ def run_map(job: Job, task: dict) -> dict:
     return {"files": {str(p): paths for p, paths in result.files.items()},
             "counters": {"map_input_records": records_in, "map_output_records": result.records_in,
                          "shuffle_records": result.records_out, "shuffle_bytes": result.bytes_written}}
+
+
+def run_map_batches(job: Job, task: dict, split: Split) -> dict:
+    """The vectorised map: Arrow batches through map_batches, Arrow aggregation, Arrow runs."""
+    records_in = rows_out = 0
+    tables = []
+    aggregator = vectorized.BatchAggregator(job.aggregation) if job.aggregation else None
+    writer = PartWriter(task["out_dir"], task["part"]) if job.map_only else None
+    try:
+        for path, values in read_blocks(split, job.input_format):
+            records_in += len(values)
+            try:
+                output = vectorized.checked_output(
+                    job.map_batches(vectorized.input_batch(path, values)), job.aggregation)
+            except Exception as exc:
+                raise TaskError(failure_report(exc, job, f"while mapping a batch of {path}")) from None
+            rows_out += output.num_rows
+            if writer is not None:
+                for key, value in zip(output.column("key").to_pylist(), output.column("value").to_pylist()):
+                    writer.write(key, value)
+            elif aggregator is not None:
+                aggregator.add(output)
+            else:
+                tables.append(output)
+    except BaseException as exc:
+        if writer is not None:
+            writer.close(exc)
+        raise
+    counters = {"map_input_records": records_in, "map_output_records": rows_out}
+    if writer is not None:
+        writer.close()
+        return {"counters": {**counters, "output_records": writer.records}}
+    table = aggregator.result() if aggregator is not None else (pa.concat_tables(tables) if tables else None)
+    files, written = ({}, 0) if table is None else vectorized.write_partitioned_runs(
+        table, task["out_dir"], task["partitions"], job.partitioner)
+    return {"files": {str(p): paths for p, paths in files.items()},
+            "counters": {**counters, "shuffle_records": 0 if table is None else table.num_rows,
+                         "shuffle_bytes": written}}
 
 
 def _map_split(job: Job, split: Split, emit) -> int:
@@ -115,6 +157,8 @@ def _record_location(split: Split, input_format: str, path: str, number: int) ->
 def run_reduce(job: Job, task: dict) -> dict:
     _make_output_dir(task["out_dir"])
     writer = PartWriter(task["out_dir"], task["partition"])
+    if job.aggregation:
+        return _reduce_aggregated(job, task, writer)
     groups = 0
     reducer = job.reducer
     try:
@@ -128,6 +172,20 @@ def run_reduce(job: Job, task: dict) -> dict:
         writer.close(exc)
         raise
     writer.close()
+    return {"counters": {"reduce_input_groups": groups, "output_records": writer.records}}
+
+
+def _reduce_aggregated(job: Job, task: dict, writer: PartWriter) -> dict:
+    try:
+        table = vectorized.reduce_runs(task["inputs"], job.aggregation)
+        if table is not None:
+            for key, value in zip(table.column("key").to_pylist(), table.column("value").to_pylist()):
+                writer.write(key, value)
+    except BaseException as exc:
+        writer.close(exc)
+        raise
+    writer.close()
+    groups = 0 if table is None else table.num_rows
     return {"counters": {"reduce_input_groups": groups, "output_records": writer.records}}
 
 

@@ -1,0 +1,182 @@
+"""The vectorised job API: whole Arrow batches in, Arrow tables out, Arrow-native aggregation.
+
+A job may define `map_batches(batch) -> pyarrow.Table` instead of `mapper`: `batch` is a
+RecordBatch with columns `key` (the input file's path) and `value` (one line, or one file's text,
+per row); the result has a `key` column and, unless the job counts rows, a `value` column. With
+`REDUCE = "count" | "sum" | "min" | "max"` the values of each key are aggregated by Arrow, on the
+map side (as a combiner would) and again on the reduce side, so no Python code runs per record.
+Without REDUCE, the rows travel through the ordinary shuffle to a Python `reducer`, or straight
+to the output for a map-only job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import RecordError
+
+AGGREGATIONS = ("count", "sum", "min", "max")
+# How partial results of each aggregation are combined: partial counts are summed.
+_COMBINE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
+PARTIAL_ROWS = 4_000_000        # rows gathered before a map-side partial aggregation
+
+_PYTHON_TYPE_NAMES = [
+    (pa.types.is_string, "str", pa.large_string()),
+    (pa.types.is_large_string, "str", pa.large_string()),
+    (pa.types.is_boolean, "bool", pa.bool_()),
+    (pa.types.is_integer, "int", pa.int64()),
+    (pa.types.is_floating, "float", pa.float64()),
+    (pa.types.is_binary, "bytes", pa.large_binary()),
+    (pa.types.is_large_binary, "bytes", pa.large_binary()),
+]
+
+
+def input_batch(path: str, values: list) -> pa.RecordBatch:
+    """The batch map_batches receives: one row per line (or file), with the file's path as key."""
+    value = pa.array(values, pa.large_string())
+    key = pa.DictionaryArray.from_arrays(pa.nulls(len(values), pa.int32()).fill_null(0),
+                                         pa.array([path], pa.large_string()))
+    return pa.record_batch([key.cast(pa.large_string()), value], names=["key", "value"])
+
+
+def checked_output(result, aggregation: str | None) -> pa.Table:
+    """map_batches' result as a Table with native key (and value) columns, or RecordError."""
+    if isinstance(result, pa.RecordBatch):
+        result = pa.Table.from_batches([result])
+    if not isinstance(result, pa.Table):
+        raise RecordError(f"map_batches returned {type(result).__name__}; it must return a "
+                          f"pyarrow.Table (or RecordBatch) with a 'key' column"
+                          f"{'' if aggregation == 'count' else ' and a value column'}")
+    names = set(result.column_names)
+    needed = {"key"} if aggregation == "count" else {"key", "value"}
+    if not needed <= names:
+        raise RecordError(f"map_batches returned columns {sorted(names)}; it must return "
+                          f"{' and '.join(sorted(needed))}")
+    key = _native(result.column("key"), "key")
+    if aggregation == "count":
+        return pa.table({"key": key})
+    value = result.column("value")
+    if aggregation is not None:
+        value = _native(value, "value")
+    return pa.table({"key": key, "value": value})
+
+
+def _native(column, role: str):
+    for test, _, arrow_type in _PYTHON_TYPE_NAMES:
+        if test(column.type):
+            return column.cast(arrow_type)
+    raise RecordError(f"map_batches returned a {role} column of type {column.type}; keys and "
+                      f"aggregated values must be strings, integers, floats, booleans or binary")
+
+
+def python_type_name(arrow_type: pa.DataType) -> str:
+    for test, name, _ in _PYTHON_TYPE_NAMES:
+        if test(arrow_type):
+            return name
+    raise RecordError(f"unsupported key type {arrow_type}")
+
+
+def aggregate(table: pa.Table, aggregation: str, partial: bool = False) -> pa.Table:
+    """Aggregate values per key. `partial` means the input rows are raw map output; otherwise they
+    are already partial results (a count's partial results are then summed)."""
+    if aggregation == "count" and partial:
+        counts = pc.value_counts(table.column("key").combine_chunks())
+        return pa.table({"key": counts.field("values"), "value": counts.field("counts")})
+    how = aggregation if partial else _COMBINE[aggregation]
+    result = table.group_by("key").aggregate([("value", how)])
+    return pa.table({"key": result.column("key"), "value": result.column(f"value_{how}")})
+
+
+class BatchAggregator:
+    """Map-side aggregation with bounded memory: gather rows, aggregate every PARTIAL_ROWS."""
+
+    def __init__(self, aggregation: str):
+        self.aggregation = aggregation
+        self.raw: list = []
+        self.raw_rows = 0
+        self.partials: list = []
+        self.rows_in = 0
+
+    def add(self, table: pa.Table) -> None:
+        self.raw.append(table)
+        self.raw_rows += table.num_rows
+        self.rows_in += table.num_rows
+        if self.raw_rows >= PARTIAL_ROWS:
+            self._fold_raw()
+
+    def _fold_raw(self) -> None:
+        if self.raw:
+            self.partials.append(aggregate(pa.concat_tables(self.raw), self.aggregation, partial=True))
+            self.raw, self.raw_rows = [], 0
+
+    def result(self) -> pa.Table | None:
+        self._fold_raw()
+        if not self.partials:
+            return None
+        if len(self.partials) == 1:
+            return self.partials[0]
+        return aggregate(pa.concat_tables(self.partials), self.aggregation)
+
+
+def partition_ids(keys: pa.ChunkedArray | pa.Array, num_partitions: int, partitioner=None) -> pa.Array:
+    """The partition of every key, by the same stable hash as the per-record shuffle (or the job's
+    partitioner), so vectorised and per-record jobs agree on where a key goes."""
+    from .shuffle import stable_partition
+    partitioner = partitioner or stable_partition
+    python_keys = keys.to_pylist()
+    if partitioner is stable_partition and pa.types.is_large_string(keys.type):
+        ids = [zlib.crc32(k.encode("utf-8", "surrogatepass")) % num_partitions for k in python_keys]
+    else:
+        ids = [partitioner(k, num_partitions) for k in python_keys]
+        bad = [i for i in set(ids) if type(i) is not int or not 0 <= i < num_partitions]
+        if bad:
+            raise RecordError(f"the partitioner returned {bad[0]!r}; it must return an int in "
+                              f"range(0, {num_partitions})")
+    return pa.array(ids, pa.int32())
+
+
+def write_partitioned_runs(table: pa.Table, directory: str, num_partitions: int,
+                           partitioner=None) -> tuple[dict, int]:
+    """Split by partition, sort each part by key, write one shuffle run file per non-empty part in
+    the shuffle's format. Returns ({partition: [path]}, bytes written)."""
+    from .shuffle import _KEY_TYPES_METADATA, _write_table_atomically
+    ids = partition_ids(table.column("key"), num_partitions, partitioner)
+    key_types = json.dumps([python_type_name(table.schema.field("key").type)]).encode()
+    files, written = {}, 0
+    for partition in range(num_partitions):
+        part = table.filter(pc.equal(ids, partition))
+        if part.num_rows == 0:
+            continue
+        part = part.take(pc.sort_indices(part.column("key")))
+        part = part.replace_schema_metadata({_KEY_TYPES_METADATA: key_types})
+        path = os.path.join(directory, f"part-{partition:05d}-run-000.arrow")
+        written += _write_table_atomically(part.combine_chunks(), path)
+        files[partition] = [path]
+    return files, written
+
+
+def read_runs(paths: list) -> pa.Table | None:
+    """Every run of one partition as one table (for an aggregating reduce)."""
+    from .shuffle import ShuffleReadError
+    tables = []
+    for path in paths:
+        try:
+            with pa.memory_map(path, "r") as source:
+                tables.append(pa.ipc.open_file(source).read_all().replace_schema_metadata(None))
+        except Exception as cause:
+            raise ShuffleReadError(path, cause) from cause
+    return pa.concat_tables(tables) if tables else None
+
+
+def reduce_runs(paths: list, aggregation: str) -> pa.Table | None:
+    """The reduce side of an aggregating job: combine every map task's partial results, sorted."""
+    table = read_runs(paths)
+    if table is None or table.num_rows == 0:
+        return None
+    result = aggregate(table, aggregation)
+    return result.take(pc.sort_indices(result.column("key")))

@@ -1,0 +1,64 @@
+"""The vectorised API (map_batches, REDUCE) end to end, against the per-record jobs and references."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import re
+
+import pytest
+
+from conftest import FAST, JOBS, ROOT, read_counts, reference_lines, run_cli, write_corpus
+
+
+def test_vectorised_wordcount_output_is_byte_identical_to_the_per_record_one(corpus, tmp_path):
+    digests = []
+    for job in ("wordcount.py", "wordcount_arrow.py"):
+        out = tmp_path / job
+        result = run_cli("run", ROOT / "jobs" / job, tmp_path / "corpus", "-o", out, "-w", 2, "-r", 3,
+                         "--split-size", "2KB", "-q", *FAST)
+        assert result.returncode == 0, result.stderr
+        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()})
+    assert digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("stat", ["sum", "min", "max"])
+def test_arrow_aggregations_match_a_python_reference(corpus, tmp_path, stat):
+    lengths = collections.defaultdict(list)
+    for path in corpus:
+        for word in re.findall(r"[A-Za-z]+", path.read_text().lower()):
+            lengths[word[0]].append(len(word))
+    expected = {letter: {"sum": sum, "min": min, "max": max}[stat](values) for letter, values in lengths.items()}
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "arrow_stats.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
+                     "--split-size", "2KB", "-q", *FAST, env={"STAT": stat})
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == expected
+
+
+def test_vectorised_map_with_a_python_reducer(corpus, tmp_path):
+    expected = collections.defaultdict(set)
+    for path in corpus:
+        for line in reference_lines(path):
+            for word in re.findall(r"[A-Za-z]+", line.lower()):
+                expected[word].add(len(line))
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "arrow_python_reduce.py", tmp_path / "corpus", "-o", out, "-w", 2,
+                     "-r", 2, "--split-size", "3KB", "-q", *FAST)
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == {w: sorted(v) for w, v in expected.items()}
+
+
+def test_map_batches_returning_something_else_fails_clearly(tmp_path):
+    data = write_corpus(tmp_path / "data", files=1, lines=5)
+    result = run_cli("run", JOBS / "arrow_bad_output.py", *data, "-o", tmp_path / "out", "-w", 2,
+                     "--max-attempts", 1, *FAST)
+    assert result.returncode == 1
+    assert "map_batches returned list" in result.stderr and "pyarrow.Table" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_reduce_without_map_batches_is_refused_at_load(tmp_path):
+    data = write_corpus(tmp_path / "data", files=1, lines=5)
+    result = run_cli("run", JOBS / "reduce_without_batches.py", *data, "-o", tmp_path / "out", *FAST)
+    assert result.returncode == 1 and "REDUCE goes with map_batches" in result.stderr
