@@ -21,6 +21,7 @@ BACKUP_SLOWDOWN_FACTOR = 3.0         # ...nor one that has run less than this ti
 
 MAX_MESSAGE_BYTES = 256 * MiB        # a larger frame from a peer is refused by ZeroMQ itself
 SPILL_RECORDS = 1_000_000            # map output records (or combined keys) buffered before a sorted spill
+SORT_BUFFER_BYTES = 64 * MiB         # map output held in memory (estimated) before a sorted spill
 COMBINE_EVERY_RECORDS = 1_000_000    # buffered records between combiner passes (fewer passes, fewer calls)
 READ_BLOCK_BYTES = 4 * MiB           # input is read in blocks cut at line boundaries
 ARROW_BATCH_ROWS = 64 * 1024         # rows per Arrow record batch in shuffle files

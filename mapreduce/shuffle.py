@@ -29,6 +29,7 @@ import json
 import os
 import pickle
 import struct
+import sys
 import zlib
 from collections import deque
 from dataclasses import dataclass
@@ -40,8 +41,17 @@ from typing import Callable, Iterable, Iterator, Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mapreduce.defaults import ARROW_BATCH_ROWS, COMBINE_EVERY_RECORDS, SPILL_RECORDS
+from mapreduce.defaults import (ARROW_BATCH_ROWS, COMBINE_EVERY_RECORDS, SORT_BUFFER_BYTES,
+                                SPILL_RECORDS)
 from mapreduce.errors import RecordError
+
+_SIZE_SAMPLE = 1000        # pairs measured to turn the sort buffer's bytes into a record limit
+_TUPLE_OVERHEAD = 56 + 8   # a 2-tuple plus its slot in the buffer list
+
+
+def _pair_size(pair: tuple) -> int:
+    return _TUPLE_OVERHEAD + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+
 
 _KEY_TYPES_METADATA = b"key_types"
 _PICKLE_METADATA = {b"encoding": b"pickle"}
@@ -332,7 +342,8 @@ class MapOutputWriter:
     the partitioner runs once per distinct key rather than once per pair."""
 
     def __init__(self, directory: str, num_partitions: int, partitioner=None, combiner=None,
-                 spill_records: int = SPILL_RECORDS, combine_every: int = COMBINE_EVERY_RECORDS):
+                 spill_records: int = SPILL_RECORDS, combine_every: int = COMBINE_EVERY_RECORDS,
+                 sort_buffer_bytes: int = SORT_BUFFER_BYTES):
         if num_partitions < 1:
             raise ValueError(f"num_partitions must be at least 1, not {num_partitions}")
         self._directory = os.path.abspath(directory)
@@ -350,6 +361,11 @@ class MapOutputWriter:
         self._bytes_written = 0
         self._output: Optional[MapOutput] = None
         self.add_pairs = self._add_grouped if combiner is not None else self._add_appended
+        # Without a combiner the buffer is bounded in bytes too: after a sample of pairs, the record
+        # limit becomes sort_buffer_bytes / (their average size), so big records spill sooner.
+        self._sort_buffer_bytes = sort_buffer_bytes
+        self._buffer_limit = min(self._spill_records, _SIZE_SAMPLE)
+        self._sized = False
 
     # -- adding ------------------------------------------------------------------------------------
 
@@ -362,7 +378,7 @@ class MapOutputWriter:
     def _add_appended(self, pairs: Iterable) -> None:
         self._check_open()
         buffer = self._pairs
-        limit = self._spill_records
+        limit = self._buffer_limit
         count = 0
         for pair in pairs:
             if type(pair) is not tuple or len(pair) != 2:
@@ -370,8 +386,10 @@ class MapOutputWriter:
             buffer.append(pair)
             count += 1
             if len(buffer) >= limit:
-                self._spill()
-                buffer = self._pairs
+                self._records_in += count
+                count = 0
+                self._spill_or_resize()
+                buffer, limit = self._pairs, self._buffer_limit
         self._records_in += count
 
     def _add_grouped(self, pairs: Iterable) -> None:
@@ -414,6 +432,16 @@ class MapOutputWriter:
     def _check_open(self) -> None:
         if self._output is not None:
             raise ValueError("this MapOutputWriter is closed")
+
+    def _spill_or_resize(self) -> None:
+        if not self._sized:
+            self._sized = True
+            sample = self._pairs[:_SIZE_SAMPLE]
+            average = sum(_pair_size(pair) for pair in sample) / max(1, len(sample))
+            self._buffer_limit = max(1, min(self._spill_records, int(self._sort_buffer_bytes / average)))
+            if len(self._pairs) < self._buffer_limit:
+                return
+        self._spill()
 
     # -- combining ---------------------------------------------------------------------------------
 
