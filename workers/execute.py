@@ -48,8 +48,7 @@ def failure_report(exc: Exception, job: Job, location: str = "") -> dict:
     """What the coordinator is told about a failed attempt (and shows the user if it is the last)."""
     where = f" ({location})" if location else ""
     if isinstance(exc, shuffle.ShuffleReadError):
-        return {"type": "ShuffleReadError", "message": f"cannot read map output '{exc.path}': {exc}",
-                "traceback": "", "input": exc.path}
+        return {"type": "ShuffleReadError", "message": str(exc), "traceback": "", "input": exc.path}
     if isinstance(exc, RecordError):
         # The framework noticed the mistake: show where in the user's code, if anywhere.
         return {"type": "RecordError", "message": f"{exc}{where}",

@@ -14,6 +14,7 @@ reconnect is not enough after a coordinator restart, which forgets every peer.
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
 import multiprocessing
 import os
@@ -145,9 +146,13 @@ class Worker:
         self.id = worker_id or f"{pysocket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         self.stopping = False
         self.slots: list[ExecutorSlot] = []
+        # Signals write a byte here (signal.set_wakeup_fd), which wakes the poll at once.
+        self.wakeup_fd, self._wakeup_write = os.pipe()
+        os.set_blocking(self._wakeup_write, False)
 
     def run(self) -> int:
         """Serve until stopped; returns the process exit status."""
+        importlib.import_module("workers.execute")   # pyarrow & co. once, before forking executors
         self.slots = [ExecutorSlot() for _ in range(self.capacity)]   # fork before ZeroMQ starts
         context = zmq.Context()
         backoff = defaults.RECONNECT_BACKOFF_MIN_S
@@ -195,6 +200,7 @@ class Worker:
         sock.connect(self.connect)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
+        poller.register(self.wakeup_fd, zmq.POLLIN)
         for slot in self.slots:
             poller.register(slot.fileno(), zmq.POLLIN)
         self._send(sock, protocol.READY, {"worker": self.id, "host": pysocket.gethostname(),
@@ -206,6 +212,8 @@ class Worker:
             while not self.stopping:
                 events = dict(poller.poll(self.interval * 1000 / 2))
                 now = time.monotonic()
+                if self.wakeup_fd in events:
+                    os.read(self.wakeup_fd, 512)         # a signal arrived; its handler has run
                 if sock in events:
                     last_heard, heard_any = now, True
                     outcome = self._drain(sock, poller)
@@ -316,4 +324,5 @@ def serve(connect: str, capacity: int = 1, **options) -> int:
     worker = Worker(connect, capacity, **options)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
+    signal.set_wakeup_fd(worker._wakeup_write)
     return worker.run()

@@ -180,7 +180,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="mapreduce-bench-") as work:
         tmp = Path(work)
-        seq, pool, polars = (script(tmp, "seq.py", SEQUENTIAL), script(tmp, "pool.py", POOL),
+        seq, pool, polars_wc = (script(tmp, "seq.py", SEQUENTIAL), script(tmp, "pool.py", POOL),
                              script(tmp, "polars_wc.py", POLARS))
         if cases & {"wordcount", "vectorised", "scaling"}:
             corpus = generate(args.data_dir, "corpus-256MB", "256MB")
@@ -195,7 +195,7 @@ def main() -> None:
             baselines = [("sequential", base_seq), (f"Pool({n})", base_pool)]
             try:
                 import polars  # noqa: F401
-                baselines.append(("polars", measure([PY, polars, corpus, tmp / "polars.out"])[0]))
+                baselines.append(("polars", measure([PY, polars_wc, corpus, tmp / "polars.out"])[0]))
             except ImportError:
                 print("   (polars not installed here: `pip install polars` to compare)")
             row(rows, "2. vectorised word count 256 MB", seconds, peak, baselines)
