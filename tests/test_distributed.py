@@ -192,3 +192,47 @@ def test_job_importing_a_library_the_workers_lack_names_the_module(cluster, corp
                             env={"PYTHONPATH": str(library)})
     assert result.returncode == 1
     assert "client_only_helper" in result.stderr and "not installed" in result.stderr
+
+
+def test_workers_started_before_the_coordinator_join_it(cluster, corpus, tmp_path):
+    import socket as pysocket
+    with pysocket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster.address = f"tcp://127.0.0.1:{port}"
+    cluster.start_worker()
+    cluster.start_worker()
+    time.sleep(0.5)
+    cluster.start_coordinator(port)
+    cluster.wait_for_workers(2, timeout=60)
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], tmp_path / "out", "-q")
+    assert result.returncode == 0, result.stderr
+    assert read_counts(tmp_path / "out") == wordcount_reference(corpus)
+
+
+def test_version_skew_is_refused_naming_both_versions(cluster):
+    import json
+
+    import zmq
+
+    from mapreduce import protocol
+    cluster.start_coordinator()
+    context = zmq.Context()
+    try:
+        for command, header, expected in [
+                (protocol.READY, {"worker": "old", "python": "2.7", "cloudpickle": "0.1"}, protocol.REFUSE),
+                (protocol.SUBMIT, {"python": "3.99", "cloudpickle": "9.9", "submission": {}}, protocol.REJECTED)]:
+            peer = context.socket(zmq.DEALER)
+            peer.setsockopt(zmq.LINGER, 0)
+            peer.connect(cluster.address)
+            peer.send_multipart(protocol.encode(protocol.Message(command, header, [b"x"])))
+            assert peer.poll(10_000), "no answer"
+            reply = protocol.decode(peer.recv_multipart())
+            peer.close(0)
+            assert reply.command == expected
+            text = json.dumps(reply.header)
+            assert protocol.runtime_versions()["python"] in text
+            assert header["python"] in text
+    finally:
+        context.term()
+    assert cluster.coordinator.poll() is None
