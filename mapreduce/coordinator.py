@@ -70,6 +70,7 @@ class JobSubmission:
 
 
 FINISHED_JOBS_KEPT = 100        # finished jobs remembered for `status`
+LOSE_MAP_OUTPUT_ENV = "MAPREDUCE_FAULT_LOSE_MAP_OUTPUT"
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Coordinator:
         self.routes: dict[str, bytes] = {}       # worker id -> routing id
         self.peers: dict[bytes, str] = {}        # routing id -> worker id
         self.last_sent: dict[str, float] = {}
+        self._injected: set = set()
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -244,9 +246,16 @@ class Coordinator:
                     worker, header["job"], header["task"], int(header["attempt"]),
                     header.get("result") or {}, now))
             elif message.command == protocol.FAIL:
+                error = header.get("error") or {}
                 log.info("%s %s attempt %s on %s failed%s: %s", header["job"], header["task"],
                          header["attempt"], worker, " (lost)" if header.get("lost") else "",
-                         (header.get("error") or {}).get("message"))
+                         error.get("message"))
+                lost_map = self._map_owning(header["job"], error.get("input"))
+                if lost_map is not None:
+                    self._carry_out(self.scheduler.map_output_lost(
+                        worker, header["job"], header["task"], int(header["attempt"]), lost_map,
+                        error, now))
+                    return
                 self._carry_out(self.scheduler.attempt_failed(
                     worker, header["job"], header["task"], int(header["attempt"]),
                     header.get("error") or {}, bool(header.get("lost")), now))
@@ -285,6 +294,16 @@ class Coordinator:
             self._send(route, protocol.JOB_STATE, {**reply, **self.job_state(job_id)})
         elif command == protocol.STATUS:
             self._send(route, protocol.STATUS_REPLY, {**reply, **self.status()})
+
+    def _map_owning(self, job_id: str, path) -> str | None:
+        """The committed map task whose output file `path` is (a reducer could not read it)."""
+        state = self.scheduler.jobs.get(job_id)
+        if not isinstance(path, str) or state is None:
+            return None
+        for task in state.map_tasks:
+            if task.result and any(path in paths for paths in task.result.get("files", {}).values()):
+                return task.id
+        return None
 
     def _register(self, route: bytes, header: dict, now: float) -> None:
         mismatch = protocol.version_mismatch(header)
@@ -387,6 +406,7 @@ class Coordinator:
         record = self.jobs[publish.job]
         task = publish.task
         if task.kind == "map" and record.submission.num_reducers:
+            self._inject_map_output_loss(record, task)
             return []      # map output stays in its attempt's directory; reducers are told its paths
         try:
             commit.publish_attempt(record.staging, task.id, publish.attempt)
@@ -395,6 +415,18 @@ class Coordinator:
                      "traceback": ""}
             return self.scheduler.publish_failed(publish.job, task.id, error, time.monotonic())
         return []
+
+    def _inject_map_output_loss(self, record: JobRecord, task) -> None:
+        """Fault injection for tests (fault matrix row 19): with MAPREDUCE_FAULT_LOSE_MAP_OUTPUT=N,
+        the first committed output of map task N is deleted, as a failed disk would."""
+        target = os.environ.get(LOSE_MAP_OUTPUT_ENV)
+        if target is None or target != str(task.index) or (record.id, task.index) in self._injected:
+            return
+        self._injected.add((record.id, task.index))
+        for paths in (task.result or {}).get("files", {}).values():
+            for path in paths:
+                os.unlink(path)
+        log.warning("fault injection: deleted the output of %s %s", record.id, task.id)
 
     def _commit(self, record: JobRecord) -> None:
         try:

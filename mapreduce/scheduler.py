@@ -181,6 +181,20 @@ class Scheduler:
         state = AttemptState.LOST if lost else AttemptState.FAILED
         return self._attempt_ended(job_id, task_id, number, state, error, now) + self._dispatch(now)
 
+    def map_output_lost(self, worker_id: str, job_id: str, task_id: str, number: int,
+                        map_task_id: str, error: dict, now: float) -> list:
+        """A reduce attempt could not read a committed map output: the reduce attempt is lost (not
+        the user's fault) and the map runs again; reduces wait until it has (MapReduce paper 3.3)."""
+        self._free_slot(worker_id, job_id, task_id, number)
+        out = self._attempt_ended(job_id, task_id, number, AttemptState.LOST, error, now)
+        job = self.jobs.get(job_id)
+        source = job.task(map_task_id) if job else None
+        if job and job.active and source and source.state is TaskState.SUCCEEDED:
+            source.move_to(TaskState.PENDING)
+            source.result, source.last_error = None, error
+            job.phase = "map"
+        return out + self._dispatch(now)
+
     def publish_failed(self, job_id: str, task_id: str, error: dict, now: float) -> list:
         """The committed attempt's output could not be put in place: run the task again."""
         job = self.jobs.get(job_id)

@@ -186,3 +186,13 @@ def test_output_does_not_change_after_run_returns(corpus, tmp_path):
     time.sleep(1.0)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == snapshot
     assert not result.leftover
+
+
+def test_lost_map_output_is_reported_by_the_reducer_and_the_map_rerun(corpus, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
+                     "-r", 2, "--split-size", "3KB", *FAST, env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "fault injection: deleted the output" in result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
+    assert "lost" in result.stderr                   # the reduce attempt that could not read it

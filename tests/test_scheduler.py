@@ -155,3 +155,19 @@ def test_illegal_transitions_are_refused():
     task = Task("map", 0, "x")
     with pytest.raises(IllegalTransition):
         task.move_to(TaskState.SUCCEEDED)
+
+
+def test_lost_map_output_reruns_the_map_then_the_reduce():
+    s, out = make(maps=2, reduces=1, workers=("w1", "w2"))
+    m0, m1 = of(Assign, out)
+    out = finish(s, m0, 1.0) + finish(s, m1, 1.0)
+    (r,) = of(Assign, out)
+    assert r.task.kind == "reduce"
+    out = s.map_output_lost(r.worker, "j", r.task.id, r.attempt, "map-00001", {"message": "gone"}, 2.0)
+    assert s.jobs["j"].phase == "map"
+    (rerun,) = of(Assign, out)
+    assert rerun.task.id == "map-00001" and rerun.attempt == 2
+    assert s.jobs["j"].reduce_tasks[0].failures == 0 and s.jobs["j"].reduce_tasks[0].losses == 1
+    out = finish(s, rerun, 3.0)
+    (again,) = of(Assign, out)
+    assert again.task.id == r.task.id and again.attempt == 2
