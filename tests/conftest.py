@@ -38,16 +38,20 @@ def process_group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # Zombies count as gone: they have exited and only wait to be reaped.
+    return any(group == pgid for _, _, group in live_processes())
+
+
+def live_processes():
+    """(pid, parent pid, process group) of every process that has not exited; zombies count as
+    gone: they have exited and only wait to be reaped."""
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                return True
-    return False
+            if fields[0] != "Z":
+                yield int(entry.name), int(fields[1]), int(fields[2])
 
 
 def kill_group(pgid: int) -> None:
@@ -83,16 +87,7 @@ def run_cli(*args, env=None, timeout=90, cwd=None) -> Result:
 
 
 def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
+    return [child for child, parent, _ in live_processes() if parent == pid]
 
 
 def wordcount_reference(paths) -> dict:

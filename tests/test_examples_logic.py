@@ -6,7 +6,6 @@ reducer are called directly in plain Python; the framework itself is not involve
 
 import collections
 import importlib.util
-import itertools
 import os
 import re
 import subprocess

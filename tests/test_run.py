@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-
-import pytest
 
 from mapreduce.output import format_field
 
