@@ -8,6 +8,10 @@ import time
 REFRESH_S = 0.25
 
 
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
 def _describe(snapshot: dict) -> str:
     parts = [f"map {snapshot['maps_done']}/{snapshot['maps']}"]
     if snapshot["reduces"]:
@@ -47,15 +51,15 @@ class ProgressReporter:
         self.clear()
         if self.quiet:
             return
-        attempts = f"{snapshot['attempts']} attempts"
+        attempts = _plural(snapshot["attempts"], "attempt")
         extras = [f"{snapshot[k]} {k}" for k in ("failed", "lost", "backups") if snapshot[k]]
         if extras:
             attempts += f" ({', '.join(extras)})"
-        tasks = f"{snapshot['maps']} map"
+        tasks = _plural(snapshot["maps"], "map task")
         if snapshot["reduces"]:
-            tasks += f" + {snapshot['reduces']} reduce"
+            tasks += " + " + _plural(snapshot["reduces"], "reduce task")
         lines = [
-            f"done in {snapshot['elapsed']:.2f}s: {tasks} tasks, {attempts}",
+            f"done in {snapshot['elapsed']:.2f}s: {tasks}, {attempts}",
             f"records: {counters.get('map_input_records', 0)} in, "
             f"{counters.get('map_output_records', 0)} mapped, "
             f"{counters.get('output_records', 0)} out",
