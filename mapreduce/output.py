@@ -11,8 +11,6 @@ import os
 
 from .commit import atomic_file
 
-_UNSAFE = ("\t", "\n", "\r")
-
 
 def _json_default(value):
     if isinstance(value, (set, frozenset)):
@@ -23,8 +21,10 @@ def _json_default(value):
 
 
 def format_field(value) -> str:
-    if type(value) is str and not any(c in value for c in _UNSAFE):
+    if type(value) is str and "\t" not in value and "\n" not in value and "\r" not in value:
         return value
+    if type(value) is int:
+        return str(value)
     return json.dumps(value, ensure_ascii=False, default=_json_default)
 
 
@@ -49,6 +49,18 @@ class PartWriter:
     def write(self, key, value) -> None:
         self._file.write(format_record(key, value))
         self.records += 1
+
+    def write_pairs(self, pairs, check_pair) -> None:
+        """Write every (key, value) of an iterable; `check_pair` turns anything else into a pair or
+        raises. The loop is the reduce side's hot path, hence the local names."""
+        write, fmt = self._file.write, format_field
+        count = 0
+        for pair in pairs:
+            if type(pair) is not tuple or len(pair) != 2:
+                pair = check_pair(pair)
+            write(f"{fmt(pair[0])}\t{fmt(pair[1])}\n")
+            count += 1
+        self.records += count
 
     def close(self, error: BaseException | None = None) -> None:
         if error is None:

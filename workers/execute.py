@@ -69,7 +69,7 @@ def run_map(job: Job, task: dict) -> dict:
     if job.map_only:
         writer = PartWriter(task["out_dir"], task["part"])
         try:
-            records_in = _map_split(job, split, lambda pairs: [writer.write(*_as_pair(p)) for p in pairs])
+            records_in = _map_split(job, split, lambda pairs: writer.write_pairs(pairs, _as_pair))
         except BaseException as exc:
             writer.close(exc)
             raise
@@ -165,8 +165,7 @@ def run_reduce(job: Job, task: dict) -> dict:
             groups += 1
             output = reducer(key, values)
             if output is not None:
-                for pair in output:
-                    writer.write(*_as_pair(pair, "reducer"))
+                writer.write_pairs(output, _reducer_pair)
     except BaseException as exc:
         writer.close(exc)
         raise
@@ -201,6 +200,10 @@ def _unreachable(problem: str, path: str) -> dict:
             "message": f"worker on host {socket.gethostname()} {problem} '{path}': input, work "
                        f"and output directories must be reachable at the same path from every "
                        f"worker (one machine, or a shared filesystem)"}
+
+
+def _reducer_pair(pair):
+    return _as_pair(pair, "reducer")
 
 
 def _as_pair(pair, who: str = "mapper"):
