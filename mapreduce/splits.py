@@ -314,7 +314,11 @@ def plan_splits(files: list[str], input_format: str, split_size: int | None,
 def automatic_split_size(total_bytes: int, min_splits: int = 1) -> int:
     """Spread the input over `min_splits` workers, but never into pieces below
     MIN_AUTO_SPLIT_BYTES (per-task overhead would dominate) nor above SPLIT_SIZE_BYTES."""
-    spread = math.ceil(total_bytes / max(1, min_splits))
+    # Whole waves: the task count is a multiple of the workers, so no wave ends with idle workers
+    # waiting on one last task (200 MB on 2 workers: 4 x 50 MB, not 64 + 64 + 64 + 8).
+    workers = max(1, min_splits)
+    waves = max(1, math.ceil(total_bytes / (workers * SPLIT_SIZE_BYTES)))
+    spread = math.ceil(total_bytes / (workers * waves))
     return min(SPLIT_SIZE_BYTES, max(MIN_AUTO_SPLIT_BYTES, spread))
 
 

@@ -246,7 +246,10 @@ def test_automatic_split_size_spreads_over_min_splits(tmp_path):
     assert [seg.size for s in planned for seg in s.segments] == [int(2.5 * MiB)] * 4
     # Never below 1 MiB, never above the 64 MiB default.
     assert splits.automatic_split_size(100, 8) == splits.MIN_AUTO_SPLIT_BYTES
-    assert splits.automatic_split_size(10**12, 2) == splits.SPLIT_SIZE_BYTES
+    assert splits.automatic_split_size(10**12, 2) <= splits.SPLIT_SIZE_BYTES
+    assert splits.automatic_split_size(256 * MiB, 2) == splits.SPLIT_SIZE_BYTES
+    # Whole waves: 200 MB on 2 workers is 4 splits of 50 MB, not 64 + 64 + 64 + 8.
+    assert splits.automatic_split_size(200 * 10**6, 2) == 50 * 10**6
     assert len(plan_splits([str(sparse)], "lines", None, min_splits=100)) == 10
 
 
