@@ -120,7 +120,12 @@ class Coordinator:
             raise OutputError(f"cannot create the output's staging directory '{staging}': "
                               f"{exc.strerror}") from None
         shuffle_dir = os.path.join(self.work_dir, job_id)
-        os.makedirs(shuffle_dir)
+        try:
+            os.makedirs(shuffle_dir)
+        except OSError as exc:
+            commit.abort_job(staging)
+            raise OutputError(f"cannot create the job's directory in the work directory "
+                              f"'{self.work_dir}': {exc.strerror}") from None
         now = time.monotonic() if now is None else now
         self.jobs[job_id] = JobRecord(job_id, submission, staging, shuffle_dir, now)
         self._carry_out(self.scheduler.add_job(job_id, submission.split_descriptions,
@@ -222,7 +227,14 @@ class Coordinator:
         except ProtocolError as exc:
             log.warning("dropped a message from peer %s: %s", route.hex(), exc)
             return
-        now = time.monotonic()
+        try:
+            self._dispatch_message(route, message, time.monotonic())
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # Authenticated but malformed (a buggy or hostile peer): drop it, keep serving.
+            log.warning("dropped a malformed %r message from peer %s: %s", message.command,
+                        route.hex(), exc)
+
+    def _dispatch_message(self, route: bytes, message: Message, now: float) -> None:
         if message.command in protocol.CLIENT_COMMANDS:
             self._serve_client(route, message)
             return
@@ -240,30 +252,29 @@ class Coordinator:
             return
         self.scheduler.heard_from(worker, now)
         header = message.header
-        try:
-            if message.command == protocol.DONE:
-                self._carry_out(self.scheduler.attempt_succeeded(
-                    worker, header["job"], header["task"], int(header["attempt"]),
-                    header.get("result") or {}, now))
-            elif message.command == protocol.FAIL:
-                error = header.get("error") or {}
-                log.info("%s %s attempt %s on %s failed%s: %s", header["job"], header["task"],
-                         header["attempt"], worker, " (lost)" if header.get("lost") else "",
-                         error.get("message"))
-                lost_map = self._map_owning(header["job"], error.get("input"))
-                if lost_map is not None:
-                    self._carry_out(self.scheduler.map_output_lost(
-                        worker, header["job"], header["task"], int(header["attempt"]), lost_map,
-                        error, now))
-                    return
-                self._carry_out(self.scheduler.attempt_failed(
-                    worker, header["job"], header["task"], int(header["attempt"]),
-                    header.get("error") or {}, bool(header.get("lost")), now))
-            elif message.command == protocol.BYE:
-                self._forget(worker)
-                self._carry_out(self.scheduler.worker_gone(worker, now, "it shut down"))
-        except (KeyError, TypeError, ValueError) as exc:
-            log.warning("dropped a malformed %r from worker %s: %s", message.command, worker, exc)
+        if message.command in (protocol.DONE, protocol.FAIL):
+            _check_attempt_report(header)
+        if message.command == protocol.DONE:
+            self._carry_out(self.scheduler.attempt_succeeded(
+                worker, header["job"], header["task"], header["attempt"], header.get("result") or {}, now))
+        elif message.command == protocol.FAIL:
+            self._attempt_failed(worker, header, now)
+        elif message.command == protocol.BYE:
+            self._forget(worker)
+            self._carry_out(self.scheduler.worker_gone(worker, now, "it shut down"))
+
+    def _attempt_failed(self, worker: str, header: dict, now: float) -> None:
+        error = header.get("error") or {}
+        log.info("%s %s attempt %s on %s failed%s: %s", header["job"], header["task"],
+                 header["attempt"], worker, " (lost)" if header.get("lost") else "", error.get("message"))
+        lost_map = self._map_owning(header["job"], error.get("input"))
+        if lost_map is not None:
+            self._carry_out(self.scheduler.map_output_lost(
+                worker, header["job"], header["task"], header["attempt"], lost_map, error, now))
+        else:
+            self._carry_out(self.scheduler.attempt_failed(
+                worker, header["job"], header["task"], header["attempt"], error,
+                bool(header.get("lost")), now))
 
     def _serve_client(self, route: bytes, message: Message) -> None:
         header = message.header
@@ -280,6 +291,11 @@ class Coordinator:
                                                              message.blobs[0]))
             except MapReduceError as exc:
                 self._send(route, protocol.REJECTED, {**reply, "error": exc.paragraph()})
+                return
+            except Exception as exc:      # a bug or an odd filesystem must not stop the service
+                log.exception("could not accept a job")
+                self._send(route, protocol.REJECTED, {**reply, "error": f"the coordinator could not "
+                                                      f"accept the job: {type(exc).__name__}: {exc}"})
                 return
             log.info("accepted job %s (%s)", job_id, header.get("submission", {}).get("name"))
             self._send(route, protocol.ACCEPTED, {**reply, "job": job_id})
@@ -475,6 +491,21 @@ class Coordinator:
                     if isinstance(value, (int, float)):
                         totals[name] = totals.get(name, 0) + value
         return totals
+
+
+def _check_attempt_report(header: dict) -> None:
+    """DONE and FAIL carry (job, task, attempt) and a dict; anything else is malformed."""
+    if not (isinstance(header.get("job"), str) and isinstance(header.get("task"), str)
+            and type(header.get("attempt")) is int):
+        raise ValueError("an attempt report needs a job id, a task id and an attempt number")
+    for name in ("result", "error"):
+        if not isinstance(header.get(name) or {}, dict):
+            raise ValueError(f"'{name}' must be an object")
+    if isinstance(header.get("result"), dict):
+        files = header["result"].get("files") or {}
+        if not isinstance(files, dict) or not all(isinstance(p, list) and all(isinstance(x, str) for x in p)
+                                                  for p in files.values()):
+            raise ValueError("'result.files' must map partitions to lists of paths")
 
 
 def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | None = None,

@@ -121,3 +121,34 @@ def test_keys_are_never_overwritten(tmp_path):
     result = run_cli("keys", "generate", tmp_path / "k")
     assert result.returncode != 0 and "never overwritten" in result.stderr
     assert (tmp_path / "k" / "coordinator.key_secret").read_bytes() == before
+
+
+def test_malformed_reports_from_a_registered_worker_are_dropped(cluster, corpus, tmp_path):
+    import json as jsonlib
+
+    from mapreduce import protocol
+    cluster.start_coordinator()
+    context = zmq.Context()
+    fake = context.socket(zmq.DEALER)
+    fake.setsockopt(zmq.LINGER, 0)
+    try:
+        fake.connect(cluster.address)
+        fake.send_multipart(protocol.encode(protocol.Message(protocol.READY, {
+            "worker": "fake", "capacity": "lots", **protocol.runtime_versions()})))
+        fake.send_multipart(protocol.encode(protocol.Message(protocol.READY, {
+            "worker": "fake", "capacity": 1, **protocol.runtime_versions()})))
+        for header in ({"job": 1, "task": [], "attempt": "x"}, {"job": "j", "task": "map-00000", "attempt": 1,
+                       "result": {"files": {"0": "not-a-list"}}}, {"job": "j", "task": 5, "attempt": 1},
+                       {"job": "j", "task": "map-x", "attempt": 1, "error": "text"}):
+            for command in (protocol.DONE, protocol.FAIL):
+                fake.send_multipart([protocol.PROTOCOL, command, b"", jsonlib.dumps(header).encode()])
+        time.sleep(0.5)
+    finally:
+        fake.close(0)
+        context.term()
+    assert cluster.coordinator.poll() is None
+    cluster.start_worker()
+    out = tmp_path / "out"
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-q")
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
