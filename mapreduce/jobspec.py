@@ -37,7 +37,8 @@ class Job:
     source_path: str | None = None
     source: str | None = None
     map_batches: Callable | None = None     # the vectorised API (see mapreduce.vectorized)
-    aggregation: str | None = None          # REDUCE = "count" | "sum" | "min" | "max"
+    aggregation: str | None = None          # REDUCE = "count" | "sum" | "min" | "max" | "identity"
+    partition_batches: Callable | None = None   # vectorised partitioner: (keys, n) -> int array
 
     @property
     def map_only(self) -> bool:
@@ -62,7 +63,7 @@ def job_from_module(module, ref: str) -> Job:
         raise JobLoadError(f"job '{ref}' defines both mapper and map_batches; keep one.")
     aggregation = _aggregation(module, ref, callable(map_batches))
     hooks = {}
-    for name in ("reducer", "combiner", "partitioner"):
+    for name in ("reducer", "combiner", "partitioner", "partition_batches"):
         hook = getattr(module, name, None)
         if hook is not None and not callable(hook):
             raise JobLoadError(f"job '{ref}': `{name}` is defined but is not a function.")

@@ -684,9 +684,9 @@ def _decoded_or_blamed(decode: Callable, array: pa.Array, pieces: list, column: 
         raise ShuffleReadError(", ".join(run.path for run, _ in pieces), cause) from cause
 
 
-def _sorted_piece_records(pieces: list, decode_value: Callable) -> Iterator[Iterator[tuple]]:
-    """The records of the pieces merged into key order, sorted by Arrow (a stable sort, so equal keys
-    keep their run order), decoded to Python a batch at a time."""
+def _sorted_piece_slices(pieces: list) -> Iterator[tuple]:
+    """The pieces merged into key order by Arrow (a stable sort, so equal keys keep their run
+    order), as (pieces, key slice, value slice) of at most ARROW_BATCH_ROWS rows."""
     pieces = [(run, batch) for run, batch in pieces if batch.num_rows]
     if len(pieces) == 1:
         keys, values = pieces[0][1].column(0), pieces[0][1].column(1)
@@ -696,24 +696,49 @@ def _sorted_piece_records(pieces: list, decode_value: Callable) -> Iterator[Iter
         order = pc.sort_indices(keys)
         keys, values = keys.take(order), values.take(order)
     for start in range(0, len(keys), ARROW_BATCH_ROWS):
-        key_slice, value_slice = keys.slice(start, ARROW_BATCH_ROWS), values.slice(start, ARROW_BATCH_ROWS)
+        yield pieces, keys.slice(start, ARROW_BATCH_ROWS), values.slice(start, ARROW_BATCH_ROWS)
+
+
+def _sorted_piece_records(pieces: list, decode_value: Callable) -> Iterator[Iterator[tuple]]:
+    """_sorted_piece_slices decoded to Python a batch at a time."""
+    for pieces, key_slice, value_slice in _sorted_piece_slices(pieces):
         yield zip(_decoded_or_blamed(pa.Array.to_pylist, key_slice, pieces, 0),
                   _decoded_or_blamed(decode_value, value_slice, pieces, 1))
 
 
-def _arrow_merged_records(runs: list) -> Iterator[Iterator[tuple]]:
+def _arrow_merged_slices(runs: list) -> Iterator[tuple]:
     """The k-way merge done by Arrow, for runs whose keys are all stored natively with one Arrow type
     (whose sort order is Python's: UTF-8 byte order is code point order). Every round merges what is
     certainly next from all runs with one C++ sort, instead of a Python step per record as heapq.merge
-    takes; memory stays at one (memory-mapped) batch per run plus one batch of Python objects."""
-    decode_value = runs[0].decode_value
+    takes; memory stays at one (memory-mapped) batch per run plus one merged batch."""
     cursors = [cursor for cursor in map(_ArrowCursor, runs) if cursor.next_batch()]
     while len(cursors) > 1:
-        yield from _sorted_piece_records(_next_pieces(cursors), decode_value)
+        yield from _sorted_piece_slices(_next_pieces(cursors))
         cursors = [cursor for cursor in cursors if cursor.has_more()]
     for cursor in cursors:
         for batch in cursor.rest():
-            yield from _sorted_piece_records([(cursor.run, batch)], decode_value)
+            yield from _sorted_piece_slices([(cursor.run, batch)])
+
+
+def _arrow_merged_records(runs: list) -> Iterator[Iterator[tuple]]:
+    decode_value = runs[0].decode_value
+    for pieces, key_slice, value_slice in _arrow_merged_slices(runs):
+        yield zip(_decoded_or_blamed(pa.Array.to_pylist, key_slice, pieces, 0),
+                  _decoded_or_blamed(decode_value, value_slice, pieces, 1))
+
+
+def iter_partition_slices(paths: list) -> Iterator[tuple]:
+    """One partition's rows merged in key order as (keys, values) Arrow slices, for reduces that
+    need no Python per record. Only for runs Arrow can merge (native keys of one type, the same
+    value type), which is what the vectorised map writes; raises ValueError otherwise."""
+    runs = [_Run(path) for path in paths]
+    if not runs:
+        return
+    type_names = set().union(*(run.key_type_names for run in runs))
+    if not _arrow_mergeable(runs, _sort_key_for_names(type_names)):
+        raise ValueError("these runs cannot be merged by Arrow")
+    for _, key_slice, value_slice in _arrow_merged_slices(runs):
+        yield key_slice, value_slice
 
 
 def _arrow_mergeable(runs: list, order: Optional[Callable]) -> bool:

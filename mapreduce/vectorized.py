@@ -4,7 +4,8 @@ A job may define `map_batches(batch) -> pyarrow.Table` instead of `mapper`: `bat
 RecordBatch with columns `key` (the input file's path) and `value` (one line, or one file's text,
 per row); the result has a `key` column and, unless the job counts rows, a `value` column. With
 `REDUCE = "count" | "sum" | "min" | "max"` the values of each key are aggregated by Arrow, on the
-map side (as a combiner would) and again on the reduce side, so no Python code runs per record.
+map side (as a combiner would) and again on the reduce side, so no Python code runs per record;
+`REDUCE = "identity"` writes every row in key order (a sort) without a Python reducer.
 Without REDUCE, the rows travel through the ordinary shuffle to a Python `reducer`, or straight
 to the output for a map-only job.
 """
@@ -20,7 +21,8 @@ import pyarrow.compute as pc
 
 from .errors import RecordError
 
-AGGREGATIONS = ("count", "sum", "min", "max")
+IDENTITY = "identity"           # no aggregation: every row, sorted by key (Hadoop's IdentityReducer)
+AGGREGATIONS = ("count", "sum", "min", "max", IDENTITY)
 # How partial results of each aggregation are combined: partial counts are summed.
 _COMBINE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
 PARTIAL_ROWS = 4_000_000        # rows gathered before a map-side partial aggregation
@@ -61,7 +63,7 @@ def checked_output(result, aggregation: str | None) -> pa.Table:
     if aggregation == "count":
         return pa.table({"key": key})
     value = result.column("value")
-    if aggregation is not None:
+    if aggregation not in (None, IDENTITY):
         value = _native(value, "value")
     return pa.table({"key": key, "value": value})
 
@@ -123,10 +125,13 @@ class BatchAggregator:
         return aggregate(pa.concat_tables(self.partials), self.aggregation)
 
 
-def partition_ids(keys: pa.ChunkedArray | pa.Array, num_partitions: int, partitioner=None) -> pa.Array:
-    """The partition of every key, by the same stable hash as the per-record shuffle (or the job's
-    partitioner), so vectorised and per-record jobs agree on where a key goes."""
+def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches=None) -> pa.Array:
+    """The partition of every key: the job's vectorised `partition_batches(keys, n)` if it has one,
+    else its `partitioner` or the stable hash per distinct key in Python, so vectorised and
+    per-record jobs agree on where a key goes."""
     from .shuffle import stable_partition
+    if partition_batches is not None:
+        return _checked_ids(partition_batches(keys, num_partitions), len(keys), num_partitions)
     partitioner = partitioner or stable_partition
     python_keys = keys.to_pylist()
     if partitioner is stable_partition and pa.types.is_large_string(keys.type):
@@ -140,12 +145,26 @@ def partition_ids(keys: pa.ChunkedArray | pa.Array, num_partitions: int, partiti
     return pa.array(ids, pa.int32())
 
 
+def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
+    if not isinstance(ids, pa.Array) or not pa.types.is_integer(ids.type) or len(ids) != rows \
+            or ids.null_count:
+        raise RecordError(f"partition_batches must return an integer Arrow array with one partition "
+                          f"per key ({rows}), without nulls")
+    low, high = pc.min_max(ids).values() if rows else (pa.scalar(0), pa.scalar(0))
+    if rows and not (0 <= low.as_py() and high.as_py() < num_partitions):
+        raise RecordError(f"partition_batches returned partitions from {low} to {high}; they must "
+                          f"be in range(0, {num_partitions})")
+    return ids.cast(pa.int32())
+
+
 def write_partitioned_runs(table: pa.Table, directory: str, num_partitions: int,
-                           partitioner=None) -> tuple[dict, int]:
+                           partitioner=None, partition_batches=None) -> tuple[dict, int]:
     """Split by partition, sort each part by key, write one shuffle run file per non-empty part in
     the shuffle's format. Returns ({partition: [path]}, bytes written)."""
     from .shuffle import _KEY_TYPES_METADATA, _write_table_atomically
-    ids = partition_ids(table.column("key"), num_partitions, partitioner)
+    ids = partition_ids(table.column("key"), num_partitions, partitioner, partition_batches)
     key_types = json.dumps([python_type_name(table.schema.field("key").type)]).encode()
     files, written = {}, 0
     for partition in range(num_partitions):
@@ -174,9 +193,26 @@ def read_runs(paths: list) -> pa.Table | None:
 
 
 def reduce_runs(paths: list, aggregation: str) -> pa.Table | None:
-    """The reduce side of an aggregating job: combine every map task's partial results, sorted."""
+    """The reduce side of an aggregating job: combine every map task's partial results, sorted.
+    (Aggregated results are one row per key; identity streams instead: see reduce_slices.)"""
     table = read_runs(paths)
     if table is None or table.num_rows == 0:
         return None
     result = aggregate(table, aggregation)
     return result.take(pc.sort_indices(result.column("key")))
+
+
+def reduce_slices(paths: list, aggregation: str):
+    """(keys, values) Arrow slices of the reduce output in key order. Identity streams a merge of
+    the sorted runs, so memory stays bounded however large the partition."""
+    from .shuffle import iter_partition_slices
+    if aggregation == IDENTITY:
+        yield from iter_partition_slices(paths)
+        return
+    table = reduce_runs(paths, aggregation)
+    if table is not None:
+        yield table.column("key"), table.column("value")
+
+
+def aggregates_on_map_side(aggregation: str | None) -> bool:
+    return aggregation is not None and aggregation != IDENTITY

@@ -62,3 +62,22 @@ def test_reduce_without_map_batches_is_refused_at_load(tmp_path):
     data = write_corpus(tmp_path / "data", files=1, lines=5)
     result = run_cli("run", JOBS / "reduce_without_batches.py", *data, "-o", tmp_path / "out", *FAST)
     assert result.returncode == 1 and "REDUCE goes with map_batches" in result.stderr
+
+
+def test_identity_reduce_sorts_like_the_per_record_terasort(tmp_path):
+    import random
+    rng = random.Random(3)
+    records = tmp_path / "records.txt"
+    records.write_text("".join("".join(rng.choices([chr(c) for c in range(33, 127)], k=10))
+                               + f"payload {n}\tx\n" for n in range(3000)))
+    digests = []
+    for job in ("terasort.py", "terasort_arrow.py"):
+        out = tmp_path / job
+        result = run_cli("run", ROOT / "jobs" / job, records, "-o", out, "-w", 2, "-r", 3,
+                         "--split-size", "20KB", "-q", *FAST)
+        assert result.returncode == 0, result.stderr
+        digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()})
+    assert digests[0] == digests[1]
+    lines = [line for part in sorted((tmp_path / "terasort_arrow.py").glob("part-*"))
+             for line in part.read_text().splitlines()]
+    assert len(lines) == 3000 and [line[:10] for line in lines] == sorted(line[:10] for line in lines)

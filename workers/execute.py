@@ -89,7 +89,8 @@ def run_map_batches(job: Job, task: dict, split: Split) -> dict:
     """The vectorised map: Arrow batches through map_batches, Arrow aggregation, Arrow runs."""
     records_in = rows_out = 0
     tables = []
-    aggregator = vectorized.BatchAggregator(job.aggregation) if job.aggregation else None
+    aggregator = (vectorized.BatchAggregator(job.aggregation)
+                  if vectorized.aggregates_on_map_side(job.aggregation) else None)
     writer = PartWriter(task["out_dir"], task["part"]) if job.map_only else None
     try:
         for path, values in read_blocks(split, job.input_format):
@@ -117,7 +118,7 @@ def run_map_batches(job: Job, task: dict, split: Split) -> dict:
         return {"counters": {**counters, "output_records": writer.records}}
     table = aggregator.result() if aggregator is not None else (pa.concat_tables(tables) if tables else None)
     files, written = ({}, 0) if table is None else vectorized.write_partitioned_runs(
-        table, task["out_dir"], task["partitions"], job.partitioner)
+        table, task["out_dir"], task["partitions"], job.partitioner, job.partition_batches)
     return {"files": {str(p): paths for p, paths in files.items()},
             "counters": {**counters, "shuffle_records": 0 if table is None else table.num_rows,
                          "shuffle_bytes": written}}
@@ -175,16 +176,13 @@ def run_reduce(job: Job, task: dict) -> dict:
 
 def _reduce_aggregated(job: Job, task: dict, writer: PartWriter) -> dict:
     try:
-        table = vectorized.reduce_runs(task["inputs"], job.aggregation)
-        if table is not None:
-            for key, value in zip(table.column("key").to_pylist(), table.column("value").to_pylist()):
-                writer.write(key, value)
+        for keys, values in vectorized.reduce_slices(task["inputs"], job.aggregation):
+            writer.write_table(keys, values)
     except BaseException as exc:
         writer.close(exc)
         raise
     writer.close()
-    groups = 0 if table is None else table.num_rows
-    return {"counters": {"reduce_input_groups": groups, "output_records": writer.records}}
+    return {"counters": {"output_records": writer.records}}
 
 
 def _make_output_dir(path: str) -> None:
