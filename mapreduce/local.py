@@ -84,7 +84,7 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
     from workers.pool import LocalPool       # workers depend on mapreduce, not the other way round
 
     with tempfile.TemporaryDirectory(prefix="mapreduce-run-") as private:
-        coordinator = Coordinator(f"ipc://{private}/coordinator", work_dir=private,
+        coordinator = Coordinator(_local_address(private), work_dir=private,
                                   secret=secrets.token_bytes(32), settings=settings)
         pool = LocalPool(coordinator.address, workers, secret=coordinator.secret,
                          heartbeat_interval=heartbeat_interval, liveness=liveness)
@@ -112,6 +112,13 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         snapshot["elapsed"] = time.monotonic() - started      # the whole command, start-up included
         progress.summary(snapshot, record.counters, output_dir)
         return RunResult(output_dir, record.counters, snapshot)
+
+
+def _local_address(private_dir: str) -> str:
+    """An ipc socket in our private (0700) directory; loopback tcp when that path is too long for a
+    Unix socket (about 107 bytes), as with a deep TMPDIR."""
+    path = os.path.join(private_dir, "coordinator")
+    return f"ipc://{path}" if len(path.encode()) < 100 else "tcp://127.0.0.1:*"
 
 
 def _raise_terminated(signum, frame):
