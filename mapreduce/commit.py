@@ -86,13 +86,29 @@ def commit_job(staging: str, output_dir: str) -> None:
     with atomic_file(os.path.join(staging, SUCCESS)):
         pass
     if os.path.isdir(output_dir):
-        # --overwrite (or an empty directory): the old result stays whole until this moment.
-        retired = staging + ".old"
-        os.rename(output_dir, retired)
-        os.rename(staging, output_dir)
-        shutil.rmtree(retired, ignore_errors=True)
+        # --overwrite (or an empty directory): the old result stays whole until this moment, and
+        # on Linux the swap itself is one atomic step, so no reader ever finds the directory gone.
+        if not _exchange(staging, output_dir):
+            retired = staging + ".old"
+            os.rename(output_dir, retired)
+            os.rename(staging, output_dir)
+            staging = retired
+        shutil.rmtree(staging, ignore_errors=True)        # now holds the old result
     else:
         os.rename(staging, output_dir)
+
+
+def _exchange(first: str, second: str) -> bool:
+    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return result == 0
 
 
 def abort_job(staging: str) -> None:

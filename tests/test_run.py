@@ -197,3 +197,16 @@ def test_thousands_of_tiny_files_and_a_50_mb_line(tmp_path):
     assert read_counts(out) == wordcount_reference(files)
     maps = int(result.stderr.split(" map")[0].rsplit(" ", 1)[1])
     assert maps < 50                       # tiny files are grouped, not one task each
+
+
+def test_commit_swaps_directories_atomically_where_the_system_can(tmp_path):
+    from mapreduce.commit import _exchange
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    (first / "new").write_text("new")
+    (second / "old").write_text("old")
+    if _exchange(str(first), str(second)):
+        assert [p.name for p in second.iterdir()] == ["new"] and [p.name for p in first.iterdir()] == ["old"]
+    else:                                     # no renameat2 here: the two-rename fallback is used
+        assert [p.name for p in first.iterdir()] == ["new"]
