@@ -5,11 +5,12 @@ Library API (the CLI is a thin shell over it):
     run_job("jobs/wordcount.py", ["datasets/sample"], "out/wordcount", workers=2)
 """
 
+from .counters import counter
 from .errors import (InputError, JobCancelledError, JobLoadError, MapReduceError, OutputError,
                      TaskFailedError)
 
 __version__ = "0.1.0"
-__all__ = ["run_job", "MapReduceError", "InputError", "JobLoadError", "OutputError",
+__all__ = ["run_job", "counter", "MapReduceError", "InputError", "JobLoadError", "OutputError",
            "TaskFailedError", "JobCancelledError"]
 
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import zmq
 
-from . import commit, defaults, protocol, security
+from . import commit, counters, defaults, protocol, security
 from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
 from .protocol import Message
 from .scheduler import (Abandon, Assign, CommitJob, FailJob, PublishTask, Scheduler,
@@ -485,11 +485,15 @@ class Coordinator:
     def _counters(self, record: JobRecord) -> dict:
         """Sum the counters of committed attempts only: re-executed or backup attempts never count twice."""
         totals: dict = {}
+        user: dict = {}
         for task in self.scheduler.jobs[record.id].all_tasks():
             if task.state is TaskState.SUCCEEDED and task.result:
                 for name, value in (task.result.get("counters") or {}).items():
                     if isinstance(value, (int, float)):
                         totals[name] = totals.get(name, 0) + value
+                counters.add_into(user, task.result.get("user_counters") or {})
+        if user:
+            totals["user"] = user
         return totals
 
 

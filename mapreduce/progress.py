@@ -65,5 +65,8 @@ class ProgressReporter:
             f"{counters.get('output_records', 0)} out",
             f"output: {output_dir}",
         ]
+        for group, names in sorted((counters.get("user") or {}).items()):
+            lines.append(f"counters {group}: " + ", ".join(f"{name}={total}" for name, total
+                                                          in sorted(names.items())))
         self.stream.write("".join(line + "\n" for line in lines))
         self.stream.flush()

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from conftest import (FAST, JOBS, ROOT, children_of, finish_cli, read_counts, run_cli, start_cli,
-                      wordcount_reference, write_corpus)
+from conftest import (FAST, JOBS, ROOT, children_of, finish_cli, read_counts, reference_lines,
+                      run_cli, start_cli, wordcount_reference, write_corpus)
 
 
 def test_mapper_raising_every_time_fails_after_four_attempts_with_the_users_traceback(tmp_path):
@@ -189,3 +189,17 @@ def test_lost_map_output_is_reported_by_the_reducer_and_the_map_rerun(corpus, tm
     assert "fault injection: deleted the output" in result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     assert "lost" in result.stderr                   # the reduce attempt that could not read it
+
+
+def test_user_counters_sum_committed_attempts_only(corpus, tmp_path):
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "with_counters.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
+                     "--split-size", "3KB", *FAST, env={"MARKER_DIR": str(markers)})
+    assert result.returncode == 0, result.stderr
+    reference = wordcount_reference(corpus)
+    lines = sum(len(reference_lines(p)) for p in corpus)
+    assert f"counters input: lines={lines}, words={sum(reference.values())}" in result.stderr
+    assert f"counters output: keys={len(reference)}" in result.stderr
+    assert "1 failed" in result.stderr

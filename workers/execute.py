@@ -13,7 +13,7 @@ import traceback
 
 import pyarrow as pa
 
-from mapreduce import shuffle, vectorized
+from mapreduce import counters, shuffle, vectorized
 from mapreduce.errors import RecordError
 from mapreduce.jobspec import Job
 from mapreduce.output import PartWriter
@@ -34,14 +34,15 @@ class TaskError(Exception):
 
 def run_task(job: Job, task: dict) -> dict:
     """Run one attempt and return its report; raises TaskError with the user-facing cause."""
+    counters.reset()
     try:
-        if task["kind"] == "map":
-            return run_map(job, task)
-        return run_reduce(job, task)
+        report = run_map(job, task) if task["kind"] == "map" else run_reduce(job, task)
     except TaskError:
         raise
     except Exception as exc:
         raise TaskError(failure_report(exc, job)) from None
+    report["user_counters"] = counters.take()
+    return report
 
 
 def failure_report(exc: Exception, job: Job, location: str = "") -> dict:
