@@ -64,6 +64,16 @@ def security_options(command):
     return command
 
 
+def _parse_params(ctx, param, values) -> dict:
+    params = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"'{item}' is not NAME=VALUE", ctx=ctx, param=param)
+        params[name] = value
+    return params
+
+
 def job_options(command):
     """The options `run` and `submit` share."""
     for decorator in reversed([
@@ -79,6 +89,9 @@ def job_options(command):
         click.option("--overwrite", is_flag=True,
                      help="Replace OUTPUT, once the new result is complete."),
         click.option("-q", "--quiet", is_flag=True, help="No progress and no summary."),
+        click.option("-p", "--param", "params", multiple=True, callback=_parse_params,
+                     metavar="NAME=VALUE", help="Set a parameter the job declares in PARAMS "
+                                                 "(repeatable)."),
     ]):
         command = decorator(command)
     return command
@@ -104,7 +117,7 @@ def main(verbose):
 @heartbeat_options
 @reports_errors
 def run_command(job, inputs, output_dir, workers, reducers, split_size, max_attempts, overwrite,
-                quiet, backup_after, heartbeat_interval, liveness):
+                quiet, params, backup_after, heartbeat_interval, liveness):
     """Run JOB over INPUT files, directories or globs on this machine.
 
     JOB is a Python file (jobs/wordcount.py) or module name (jobs.wordcount) defining
@@ -113,7 +126,8 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, max_atte
     from .local import run_job
     run_job(job, list(inputs), output_dir, workers=workers, reducers=reducers, split_size=split_size,
             overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
-            heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after)
+            heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
+            params=params)
 
 
 @main.command("coordinator")
@@ -143,12 +157,12 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
 @security_options
 @reports_errors
 def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, max_attempts,
-                   overwrite, quiet, timeout, keys_dir, insecure):
+                   overwrite, quiet, params, timeout, keys_dir, insecure):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import submit_job
     submit_job(job, list(inputs), output_dir, coordinator, reducers=reducers, split_size=split_size,
                overwrite=overwrite, max_attempts=max_attempts, quiet=quiet, timeout=timeout,
-               keys_dir=keys_dir, insecure=insecure)
+               keys_dir=keys_dir, insecure=insecure, params=params)
 
 
 @main.command("status")

@@ -45,10 +45,47 @@ class Job:
         return self.reducer is None and self.aggregation is None
 
 
-def load_job(ref: str) -> Job:
-    """Import the job named by a path or module name and check it; raises JobLoadError."""
+def load_job(ref: str, params: dict | None = None) -> Job:
+    """Import the job named by a path or module name, apply `--param` values to its PARAMS, and
+    check it; raises JobLoadError."""
     module = _import_job_module(ref)
+    if params:
+        apply_params(module, ref, params)
     return job_from_module(module, ref)
+
+
+def apply_params(module, ref: str, params: dict) -> None:
+    """Set the job's declared parameters: `PARAMS = {"name": default, ...}` in the job module;
+    each value is converted to its default's type (int, float, bool, or str when the default is a
+    str or None). PARAMS travels with the job's code, so workers see the values set here."""
+    declared = getattr(module, "PARAMS", None)
+    if not isinstance(declared, dict):
+        raise JobLoadError(f"job '{ref}' takes no parameters (--param {next(iter(params))}=...): a "
+                           f"job declares them as PARAMS = {{'name': default, ...}}.")
+    for name, text in params.items():
+        if name not in declared:
+            raise JobLoadError(f"job '{ref}' has no parameter '{name}'; it declares "
+                               f"{', '.join(sorted(map(str, declared))) or 'none'}.")
+        declared[name] = _convert_param(ref, name, text, declared[name])
+
+
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def _convert_param(ref: str, name: str, text: str, default):
+    kind = type(default)
+    try:
+        if kind is bool:
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError("expected true or false")
+            return text.lower() in _TRUE
+        if kind in (int, float):
+            return kind(text)
+    except ValueError as exc:
+        what = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+        raise JobLoadError(f"job '{ref}': parameter '{name}' takes {what} (its default is "
+                           f"{default!r}); '{text}' is not ({exc}).") from None
+    return text
 
 
 def job_from_module(module, ref: str) -> Job:

@@ -41,9 +41,9 @@ class Terminated(MapReduceError):
 
 def prepare_submission(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int,
                        reducers: int | None, split_size: int | None, overwrite: bool,
-                       max_attempts: int) -> JobSubmission:
+                       max_attempts: int, params: dict | None = None) -> JobSubmission:
     """Check everything a user can get wrong before any process starts or any file is written."""
-    job = load_job(job_ref) if isinstance(job_ref, str) else job_ref
+    job = load_job(job_ref, params) if isinstance(job_ref, str) else job_ref
     files = expand_inputs(list(inputs))
     check_output_dir(output_dir, overwrite)
     splits = plan_splits(files, job.input_format, split_size, min_splits=workers)
@@ -66,7 +66,7 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
             heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
             liveness: int = defaults.HEARTBEAT_LIVENESS,
             backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S,
-            progress: ProgressReporter | None = None) -> RunResult:
+            progress: ProgressReporter | None = None, params: dict | None = None) -> RunResult:
     """Run a job on this machine; returns when the output is committed, raises MapReduceError
     (nothing committed) otherwise."""
     started = time.monotonic()
@@ -77,7 +77,7 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         raise MapReduceError("--reducers must be at least 1.")
     submission = prepare_submission(job_ref, inputs, output_dir, workers=workers, reducers=reducers,
                                     split_size=split_size, overwrite=overwrite,
-                                    max_attempts=max_attempts)
+                                    max_attempts=max_attempts, params=params)
     progress = progress or ProgressReporter(quiet=quiet)
     settings = SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness,
                                  backup_min_runtime=backup_min_runtime)

@@ -210,3 +210,23 @@ def test_commit_swaps_directories_atomically_where_the_system_can(tmp_path):
         assert [p.name for p in second.iterdir()] == ["new"] and [p.name for p in first.iterdir()] == ["old"]
     else:                                     # no renameat2 here: the two-rename fallback is used
         assert [p.name for p in first.iterdir()] == ["new"]
+
+
+def test_params_reach_the_job_typed(corpus, tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "with_params.py", tmp_path / "corpus", "-o", out, "-w", 2, "-q",
+                     "-p", "min_length=5", "--param", "upper=yes", "-p", "weight=0.5",
+                     "-p", "suffix=!", *FAST)
+    assert result.returncode == 0, result.stderr
+    expected = {w.upper() + "!": n * 0.5 for w, n in wordcount_reference(corpus).items() if len(w) >= 5}
+    assert read_counts(out) == expected
+
+
+def test_bad_params_are_refused_before_anything_runs(corpus, tmp_path):
+    for params, message in ((["-p", "nope=1"], "has no parameter 'nope'"),
+                            (["-p", "min_length=many"], "takes an integer"),
+                            (["-p", "upper=maybe"], "expected true or false")):
+        result = run_cli("run", JOBS / "with_params.py", tmp_path / "corpus", "-o", tmp_path / "out",
+                         *params, *FAST)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert not (tmp_path / "out").exists()
