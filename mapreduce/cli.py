@@ -111,13 +111,16 @@ def main(verbose):
 @click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: number of cores].")
 @job_options
+@click.option("--inline", is_flag=True,
+              help="Run the whole job in this process (no workers, no retries) so breakpoint() "
+                   "and pdb work in the job's code; same output.")
 @click.option("--backup-after", type=click.FloatRange(min=0), default=defaults.BACKUP_MIN_RUNTIME_S,
               show_default=True,
               help="Seconds an attempt must run before a straggler gets a backup attempt.")
 @heartbeat_options
 @reports_errors
 def run_command(job, inputs, output_dir, workers, reducers, split_size, max_attempts, overwrite,
-                quiet, params, backup_after, heartbeat_interval, liveness):
+                quiet, params, inline, backup_after, heartbeat_interval, liveness):
     """Run JOB over INPUT files, directories or globs on this machine.
 
     JOB is a Python file (jobs/wordcount.py) or module name (jobs.wordcount) defining
@@ -127,7 +130,7 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, max_atte
     run_job(job, list(inputs), output_dir, workers=workers, reducers=reducers, split_size=split_size,
             overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
             heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
-            params=params)
+            params=params, inline=inline)
 
 
 @main.command("coordinator")

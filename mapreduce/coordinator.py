@@ -401,22 +401,8 @@ class Coordinator:
         return self.scheduler.worker_gone(assign.worker, time.monotonic(), "it could not be reached")
 
     def _task_header(self, record: JobRecord, task, attempt: int) -> dict:
-        header = {"job": record.id, "task": task.id, "attempt": attempt, "kind": task.kind}
-        submission = record.submission
-        if task.kind == "map":
-            header["split"] = submission.splits[task.index]
-            if submission.num_reducers == 0:
-                header["out_dir"] = commit.attempt_dir(record.staging, task.id, attempt)
-                header["part"] = task.index
-            else:
-                header["out_dir"] = os.path.join(record.shuffle_dir, f"{task.id}-a{attempt}")
-                header["partitions"] = submission.num_reducers
-        else:
-            maps = self.scheduler.jobs[record.id].map_tasks
-            header["partition"] = task.index
-            header["inputs"] = [path for m in maps for path in m.result.get("files", {}).get(str(task.index), [])]
-            header["out_dir"] = commit.attempt_dir(record.staging, task.id, attempt)
-        return header
+        map_results = [m.result for m in self.scheduler.jobs[record.id].map_tasks]
+        return task_header(record, task.kind, task.index, task.id, attempt, map_results)
 
     def _publish(self, publish: PublishTask) -> list:
         record = self.jobs[publish.job]
@@ -495,6 +481,28 @@ class Coordinator:
         if user:
             totals["user"] = user
         return totals
+
+
+def task_header(record: JobRecord, kind: str, index: int, task_id: str, attempt: int,
+                map_results: list) -> dict:
+    """What an attempt is told: its input (a split, or every committed map's files for its
+    partition) and its private output directory."""
+    header = {"job": record.id, "task": task_id, "attempt": attempt, "kind": kind}
+    submission = record.submission
+    if kind == "map":
+        header["split"] = submission.splits[index]
+        if submission.num_reducers == 0:
+            header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
+            header["part"] = index
+        else:
+            header["out_dir"] = os.path.join(record.shuffle_dir, f"{task_id}-a{attempt}")
+            header["partitions"] = submission.num_reducers
+    else:
+        header["partition"] = index
+        header["inputs"] = [path for result in map_results
+                            for path in (result or {}).get("files", {}).get(str(index), [])]
+        header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
+    return header
 
 
 def _check_attempt_report(header: dict) -> None:

@@ -66,7 +66,8 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
             heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
             liveness: int = defaults.HEARTBEAT_LIVENESS,
             backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S,
-            progress: ProgressReporter | None = None, params: dict | None = None) -> RunResult:
+            progress: ProgressReporter | None = None, params: dict | None = None,
+            inline: bool = False) -> RunResult:
     """Run a job on this machine; returns when the output is committed, raises MapReduceError
     (nothing committed) otherwise."""
     started = time.monotonic()
@@ -75,10 +76,15 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         raise MapReduceError("--workers must be at least 1.")
     if reducers is not None and reducers < 1:
         raise MapReduceError("--reducers must be at least 1.")
-    submission = prepare_submission(job_ref, inputs, output_dir, workers=workers, reducers=reducers,
+    job = load_job(job_ref, params) if isinstance(job_ref, str) else job_ref
+    submission = prepare_submission(job, inputs, output_dir, workers=workers, reducers=reducers,
                                     split_size=split_size, overwrite=overwrite,
-                                    max_attempts=max_attempts, params=params)
+                                    max_attempts=max_attempts)
     progress = progress or ProgressReporter(quiet=quiet)
+    if inline:
+        from .inline import run_inline
+        counters, snapshot = run_inline(job, submission, progress, started)
+        return RunResult(output_dir, counters, snapshot)
     settings = SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness,
                                  backup_min_runtime=backup_min_runtime)
     from workers.pool import LocalPool       # workers depend on mapreduce, not the other way round

@@ -1,0 +1,70 @@
+"""`mapreduce run --inline`: the whole job in this one process, for debugging.
+
+No ZeroMQ and no worker processes, so `breakpoint()`, pdb and print debugging work in the job's
+code. It is not a second engine: the tasks run through the same code as on workers
+(`workers.execute.run_task`, given the same task headers the coordinator builds), and the output is
+committed by the same protocol, so the result is byte-identical to a normal run with the same
+--workers/--reducers. There are no retries: the first failure stops the job.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+import time
+
+from . import commit, counters
+from .coordinator import JobRecord, JobSubmission, task_header
+from .errors import TaskFailedError
+from .jobspec import Job
+from .progress import ProgressReporter
+
+
+def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, started: float):
+    from workers.execute import TaskError, run_task
+    commit.check_output_dir(submission.output_dir, submission.overwrite)
+    job_id = f"inline-{secrets.token_hex(3)}"
+    staging = commit.staging_dir_for(submission.output_dir, job_id)
+    work = tempfile.mkdtemp(prefix="mapreduce-inline-")
+    record = JobRecord(job_id, submission, staging, work, time.monotonic())
+    commit.create_staging(staging)
+    totals: dict = {}
+    user: dict = {}
+    try:
+        phases = [("map", len(submission.splits))]
+        if submission.num_reducers:
+            phases.append(("reduce", submission.num_reducers))
+        map_results: list = []
+        for kind, count in phases:
+            for index in range(count):
+                task_id = f"{kind}-{index:05d}"
+                header = task_header(record, kind, index, task_id, 1, map_results)
+                try:
+                    report = run_task(job, header)
+                except TaskError as failure:
+                    where = (submission.split_descriptions[index] if kind == "map"
+                             else f"partition {index}")
+                    raise TaskFailedError(kind, index, where, 1, failure.report.get("message", ""),
+                                          failure.report.get("traceback", "")) from None
+                if kind == "map":
+                    map_results.append(report)
+                if kind == "reduce" or not submission.num_reducers:
+                    commit.publish_attempt(staging, task_id, 1)
+                for name, value in report.get("counters", {}).items():
+                    totals[name] = totals.get(name, 0) + value
+                counters.add_into(user, report.get("user_counters") or {})
+        commit.commit_job(staging, submission.output_dir)
+    except BaseException:
+        commit.abort_job(staging)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if user:
+        totals["user"] = user
+    maps, reduces = len(submission.splits), submission.num_reducers
+    snapshot = {"maps_done": maps, "maps": maps, "reduces_done": reduces, "reduces": reduces,
+                "attempts": maps + reduces, "failed": 0, "lost": 0, "backups": 0, "workers": 0,
+                "elapsed": time.monotonic() - started}
+    progress.summary(snapshot, totals, submission.output_dir)
+    return totals, snapshot
