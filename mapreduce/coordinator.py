@@ -20,6 +20,7 @@ import zmq
 
 from . import commit, counters, defaults, protocol, security
 from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
+from .output import OUTPUT_FORMATS
 from .protocol import Message
 from .scheduler import (Abandon, Assign, CommitJob, FailJob, PublishTask, Scheduler,
                         SchedulerSettings)
@@ -40,6 +41,7 @@ class JobSubmission:
     overwrite: bool = False
     max_attempts: int = defaults.MAX_ATTEMPTS
     max_losses: int = defaults.MAX_LOST_ATTEMPTS
+    output_format: str = "text"
 
     def to_wire(self) -> tuple[dict, bytes]:
         header = asdict(self)
@@ -49,13 +51,14 @@ class JobSubmission:
     def from_wire(cls, header: dict, job_code: bytes) -> "JobSubmission":
         """Rebuild a client's submission; raises ProtocolError when a field is missing or mistyped."""
         types = {"name": str, "splits": list, "split_descriptions": list, "num_reducers": int,
-                 "output_dir": str, "overwrite": bool, "max_attempts": int, "max_losses": int}
+                 "output_dir": str, "overwrite": bool, "max_attempts": int, "max_losses": int,
+                 "output_format": str}
         values = {}
         for item in fields(cls):
             if item.name == "job_code":
                 continue
             if item.name not in header:
-                if item.name in ("overwrite", "max_attempts", "max_losses"):
+                if item.name in ("overwrite", "max_attempts", "max_losses", "output_format"):
                     continue
                 raise ProtocolError(f"job submission lacks '{item.name}'")
             value = header[item.name]
@@ -66,6 +69,8 @@ class JobSubmission:
             raise ProtocolError("job submission has as many splits as split descriptions")
         if values["num_reducers"] < 0 or values.get("max_attempts", 1) < 1:
             raise ProtocolError("job submission has a negative reducer count or no attempts")
+        if values.get("output_format", "text") not in OUTPUT_FORMATS:
+            raise ProtocolError(f"unknown output format {values['output_format']!r}")
         return cls(job_code=job_code, **values)
 
 
@@ -487,8 +492,9 @@ def task_header(record: JobRecord, kind: str, index: int, task_id: str, attempt:
                 map_results: list) -> dict:
     """What an attempt is told: its input (a split, or every committed map's files for its
     partition) and its private output directory."""
-    header = {"job": record.id, "task": task_id, "attempt": attempt, "kind": kind}
     submission = record.submission
+    header = {"job": record.id, "task": task_id, "attempt": attempt, "kind": kind,
+              "output_format": submission.output_format}
     if kind == "map":
         header["split"] = submission.splits[index]
         if submission.num_reducers == 0:

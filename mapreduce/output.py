@@ -1,7 +1,12 @@
-"""How records are written to part files: `key<TAB>value` lines of UTF-8 text.
+"""How records are written to part files, in one of three formats (`--output-format`):
 
-A str is written as it is, anything else as JSON text (tuples as arrays). A str containing a tab or
-a line break is written as JSON too, so every line splits back unambiguously at its first tab.
+- text (default, `part-NNNNN`): `key<TAB>value` lines of UTF-8. A str is written as it is, anything
+  else as JSON text (tuples as arrays); a str containing a tab or a line break is written as JSON
+  too, so every line splits back unambiguously at its first tab.
+- jsonl (`part-NNNNN.jsonl`): one `{"key": ..., "value": ...}` object per line.
+- parquet (`part-NNNNN.parquet`): columns `key` and `value` that keep their types (str, int,
+  float, bool, bytes; tuples and lists as Arrow lists, dicts as structs). A column whose values do
+  not share one Arrow type is written as JSON text instead.
 """
 
 from __future__ import annotations
@@ -62,12 +67,23 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}"
 
 
+OUTPUT_FORMATS = ("text", "jsonl", "parquet")
+
+
+def part_writer(directory: str, index: int, output_format: str = "text"):
+    """The writer of part `index` in the job's output format."""
+    kind = {"text": PartWriter, "jsonl": JsonLinesPartWriter, "parquet": ParquetPartWriter}
+    return kind[output_format](directory, index)
+
+
 class PartWriter:
-    """Writes one part file under an attempt's directory, atomically, counting records."""
+    """Writes one text part file under an attempt's directory, atomically, counting records."""
+
+    suffix = ""
 
     def __init__(self, directory: str, index: int):
         os.makedirs(directory, exist_ok=True)
-        self._context = atomic_file(os.path.join(directory, part_name(index)), "w",
+        self._context = atomic_file(os.path.join(directory, part_name(index) + self.suffix), "w",
                                     encoding="utf-8", newline="\n")
         self._file = self._context.__enter__()
         self.records = 0
@@ -98,3 +114,75 @@ class PartWriter:
             self._context.__exit__(None, None, None)
         else:
             self._context.__exit__(type(error), error, error.__traceback__)
+
+
+def _json_line(key, value) -> str:
+    return json.dumps({"key": key, "value": value}, ensure_ascii=False, default=_json_default) + "\n"
+
+
+class JsonLinesPartWriter(PartWriter):
+    suffix = ".jsonl"
+
+    def write(self, key, value) -> None:
+        self._file.write(_json_line(key, value))
+        self.records += 1
+
+    def write_table(self, keys, values) -> None:
+        for key, value in zip(keys.to_pylist(), values.to_pylist()):
+            self.write(key, value)
+
+    def write_pairs(self, pairs, check_pair) -> None:
+        for pair in pairs:
+            if type(pair) is not tuple or len(pair) != 2:
+                pair = check_pair(pair)
+            self.write(pair[0], pair[1])
+
+
+class ParquetPartWriter:
+    """Gathers the part's rows, then writes one Parquet file atomically at close."""
+
+    def __init__(self, directory: str, index: int):
+        os.makedirs(directory, exist_ok=True)
+        self.path = os.path.join(directory, part_name(index) + ".parquet")
+        self.keys: list = []
+        self.values: list = []
+        self.tables: list = []
+        self.records = 0
+
+    def write(self, key, value) -> None:
+        self.keys.append(key)
+        self.values.append(value)
+        self.records += 1
+
+    def write_pairs(self, pairs, check_pair) -> None:
+        for pair in pairs:
+            if type(pair) is not tuple or len(pair) != 2:
+                pair = check_pair(pair)
+            self.write(pair[0], pair[1])
+
+    def write_table(self, keys, values) -> None:
+        import pyarrow as pa
+        self.tables.append(pa.table({"key": keys, "value": values}))
+        self.records += len(keys)
+
+    def close(self, error: BaseException | None = None) -> None:
+        if error is not None:
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        if self.tables:
+            table = pa.concat_tables(self.tables)
+        else:
+            table = pa.table({"key": _arrow_column(self.keys), "value": _arrow_column(self.values)})
+        with atomic_file(self.path, "wb") as handle:
+            pq.write_table(table, handle)
+
+
+def _arrow_column(values: list):
+    """Values as one Arrow column of their own type, or as JSON text when they have none."""
+    import pyarrow as pa
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
+        return pa.array([json.dumps(v, ensure_ascii=False, default=_json_default) for v in values],
+                        pa.string())

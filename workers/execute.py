@@ -16,7 +16,7 @@ import pyarrow as pa
 from mapreduce import counters, shuffle, vectorized
 from mapreduce.errors import RecordError
 from mapreduce.jobspec import Job
-from mapreduce.output import PartWriter
+from mapreduce.output import PartWriter, part_writer
 from mapreduce.splits import Split, read_blocks, read_records
 
 _FRAMEWORK_DIRS = tuple(
@@ -68,7 +68,7 @@ def run_map(job: Job, task: dict) -> dict:
     if job.map_batches is not None:
         return run_map_batches(job, task, split)
     if job.map_only:
-        writer = PartWriter(task["out_dir"], task["part"])
+        writer = part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
         try:
             records_in = _map_split(job, split, lambda pairs: writer.write_pairs(pairs, _as_pair))
         except BaseException as exc:
@@ -92,7 +92,8 @@ def run_map_batches(job: Job, task: dict, split: Split) -> dict:
     tables = []
     aggregator = (vectorized.BatchAggregator(job.aggregation)
                   if vectorized.aggregates_on_map_side(job.aggregation) else None)
-    writer = PartWriter(task["out_dir"], task["part"]) if job.map_only else None
+    writer = (part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
+              if job.map_only else None)
     try:
         for path, values in read_blocks(split, job.input_format):
             records_in += len(values)
@@ -157,7 +158,7 @@ def _record_location(split: Split, input_format: str, path: str, number: int) ->
 
 def run_reduce(job: Job, task: dict) -> dict:
     _make_output_dir(task["out_dir"])
-    writer = PartWriter(task["out_dir"], task["partition"])
+    writer = part_writer(task["out_dir"], task["partition"], task.get("output_format", "text"))
     if job.aggregation:
         return _reduce_aggregated(job, task, writer)
     groups = 0
