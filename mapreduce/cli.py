@@ -92,6 +92,8 @@ def job_options(command):
         click.option("--output-format", type=click.Choice(["text", "jsonl", "parquet"]),
                      default="text", show_default=True,
                      help="part-NNNNN as key<TAB>value text, JSON lines, or Parquet (typed columns)."),
+        click.option("--skip-bad-records", is_flag=True,
+                     help="Count and skip malformed JSON lines and CSV rows instead of failing."),
         click.option("-p", "--param", "params", multiple=True, callback=_parse_params,
                      metavar="NAME=VALUE", help="Set a parameter the job declares in PARAMS "
                                                  "(repeatable)."),
@@ -123,7 +125,8 @@ def main(verbose):
 @heartbeat_options
 @reports_errors
 def run_command(job, inputs, output_dir, workers, reducers, split_size, max_attempts, overwrite,
-                quiet, output_format, params, inline, backup_after, heartbeat_interval, liveness):
+                quiet, output_format, skip_bad_records, params, inline, backup_after,
+                heartbeat_interval, liveness):
     """Run JOB over INPUT files, directories or globs on this machine.
 
     JOB is a Python file (jobs/wordcount.py) or module name (jobs.wordcount) defining
@@ -133,7 +136,8 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, max_atte
     run_job(job, list(inputs), output_dir, workers=workers, reducers=reducers, split_size=split_size,
             overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
             heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
-            params=params, inline=inline, output_format=output_format)
+            params=params, inline=inline, output_format=output_format,
+            skip_bad_records=skip_bad_records)
 
 
 @main.command("coordinator")
@@ -163,12 +167,14 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
 @security_options
 @reports_errors
 def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, max_attempts,
-                   overwrite, quiet, output_format, params, timeout, keys_dir, insecure):
+                   overwrite, quiet, output_format, skip_bad_records, params, timeout, keys_dir,
+                   insecure):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import submit_job
     submit_job(job, list(inputs), output_dir, coordinator, reducers=reducers, split_size=split_size,
                overwrite=overwrite, max_attempts=max_attempts, quiet=quiet, timeout=timeout,
-               keys_dir=keys_dir, insecure=insecure, params=params, output_format=output_format)
+               keys_dir=keys_dir, insecure=insecure, params=params, output_format=output_format,
+               skip_bad_records=skip_bad_records)
 
 
 @main.command("status")

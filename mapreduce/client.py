@@ -116,7 +116,7 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
                reducers: int | None = None, split_size: int | None = None, overwrite: bool = False,
                max_attempts: int | None = None, quiet: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
                keys_dir: str | None = None, insecure: bool = False, params: dict | None = None,
-               output_format: str = "text") -> dict:
+               output_format: str = "text", skip_bad_records: bool = False) -> dict:
     """Ship a job to a coordinator and block until it ends; returns its final state or raises.
 
     Paths are made absolute here, against this process's working directory, before they are sent:
@@ -132,7 +132,8 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
                                         workers=slots, reducers=reducers or slots,
                                         split_size=split_size, overwrite=overwrite,
                                         max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
-                                        params=params, output_format=output_format)
+                                        params=params, output_format=output_format,
+                                        skip_bad_records=skip_bad_records)
         job_id = client.submit(submission)
         try:
             state = client.watch(job_id)

@@ -42,6 +42,7 @@ class JobSubmission:
     max_attempts: int = defaults.MAX_ATTEMPTS
     max_losses: int = defaults.MAX_LOST_ATTEMPTS
     output_format: str = "text"
+    skip_bad_records: bool = False
 
     def to_wire(self) -> tuple[dict, bytes]:
         header = asdict(self)
@@ -52,13 +53,14 @@ class JobSubmission:
         """Rebuild a client's submission; raises ProtocolError when a field is missing or mistyped."""
         types = {"name": str, "splits": list, "split_descriptions": list, "num_reducers": int,
                  "output_dir": str, "overwrite": bool, "max_attempts": int, "max_losses": int,
-                 "output_format": str}
+                 "output_format": str, "skip_bad_records": bool}
         values = {}
         for item in fields(cls):
             if item.name == "job_code":
                 continue
             if item.name not in header:
-                if item.name in ("overwrite", "max_attempts", "max_losses", "output_format"):
+                if item.name in ("overwrite", "max_attempts", "max_losses", "output_format",
+                                 "skip_bad_records"):
                     continue
                 raise ProtocolError(f"job submission lacks '{item.name}'")
             value = header[item.name]
@@ -497,6 +499,7 @@ def task_header(record: JobRecord, kind: str, index: int, task_id: str, attempt:
               "output_format": submission.output_format}
     if kind == "map":
         header["split"] = submission.splits[index]
+        header["skip_bad_records"] = submission.skip_bad_records
         if submission.num_reducers == 0:
             header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
             header["part"] = index

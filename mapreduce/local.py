@@ -42,7 +42,7 @@ class Terminated(MapReduceError):
 def prepare_submission(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int,
                        reducers: int | None, split_size: int | None, overwrite: bool,
                        max_attempts: int, params: dict | None = None,
-                       output_format: str = "text") -> JobSubmission:
+                       output_format: str = "text", skip_bad_records: bool = False) -> JobSubmission:
     """Check everything a user can get wrong before any process starts or any file is written."""
     job = load_job(job_ref, params) if isinstance(job_ref, str) else job_ref
     files = expand_inputs(list(inputs))
@@ -58,7 +58,8 @@ def prepare_submission(job_ref: str | Job, inputs: list[str], output_dir: str, *
                            f"not).") from None
     return JobSubmission(job.name, code, [s.to_wire() for s in splits],
                          [s.describe() for s in splits], num_reducers, output_dir, overwrite,
-                         max_attempts, output_format=output_format)
+                         max_attempts, output_format=output_format,
+                         skip_bad_records=skip_bad_records)
 
 
 def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int | None = None,
@@ -68,7 +69,8 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
             liveness: int = defaults.HEARTBEAT_LIVENESS,
             backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S,
             progress: ProgressReporter | None = None, params: dict | None = None,
-            inline: bool = False, output_format: str = "text") -> RunResult:
+            inline: bool = False, output_format: str = "text",
+            skip_bad_records: bool = False) -> RunResult:
     """Run a job on this machine; returns when the output is committed, raises MapReduceError
     (nothing committed) otherwise."""
     started = time.monotonic()
@@ -80,7 +82,8 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
     job = load_job(job_ref, params) if isinstance(job_ref, str) else job_ref
     submission = prepare_submission(job, inputs, output_dir, workers=workers, reducers=reducers,
                                     split_size=split_size, overwrite=overwrite,
-                                    max_attempts=max_attempts, output_format=output_format)
+                                    max_attempts=max_attempts, output_format=output_format,
+                                    skip_bad_records=skip_bad_records)
     progress = progress or ProgressReporter(quiet=quiet)
     if inline:
         from .inline import run_inline

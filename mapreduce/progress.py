@@ -62,7 +62,9 @@ class ProgressReporter:
             f"done in {snapshot['elapsed']:.2f}s: {tasks}, {attempts}",
             f"records: {counters.get('map_input_records', 0)} in, "
             f"{counters.get('map_output_records', 0)} mapped, "
-            f"{counters.get('output_records', 0)} out",
+            f"{counters.get('output_records', 0)} out"
+            + (f", {counters['bad_records_skipped']} malformed skipped"
+               if counters.get("bad_records_skipped") else ""),
             f"output: {output_dir}",
         ]
         for group, names in sorted((counters.get("user") or {}).items()):

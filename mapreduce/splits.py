@@ -15,19 +15,22 @@ from __future__ import annotations
 import fnmatch
 import glob
 import math
+import json
 import os
 import re
 import stat
 from dataclasses import dataclass
 from fractions import Fraction
-from itertools import repeat
+from itertools import chain, repeat
 from pathlib import PurePath
 from typing import Iterable, Iterator
 
 from .defaults import MIN_AUTO_SPLIT_BYTES, READ_BLOCK_BYTES, SPLIT_SIZE_BYTES
 from .errors import InputError, ProtocolError
 
-INPUT_FORMATS = ("lines", "files")
+INPUT_FORMATS = ("lines", "files", "jsonl", "csv", "parquet")
+LINE_FORMATS = ("lines", "jsonl")          # cut at line boundaries like text
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2"}   # decompressed on the fly; never cut: one split a file
 
 # A file is only cut when what remains is more than this many split sizes, so a file slightly
 # larger than the split size is not followed by a tiny task for its last few bytes (Hadoop's
@@ -51,6 +54,7 @@ class Segment:
     path: str
     start: int
     end: int
+    unit: str = "bytes"       # or "row groups" for Parquet
 
     def __post_init__(self) -> None:
         if not 0 <= self.start <= self.end:
@@ -63,7 +67,7 @@ class Segment:
 
     def is_whole_file(self) -> bool:
         # Only used to shorten messages, so a file that vanished simply gets its byte range shown.
-        if self.start != 0:
+        if self.start != 0 or self.unit != "bytes":
             return False
         try:
             return os.stat(self.path).st_size == self.end
@@ -73,7 +77,9 @@ class Segment:
     def describe(self) -> str:
         if self.is_whole_file():
             return self.path
-        return f"{self.path} bytes {self.start}-{self.end}"
+        if self.unit != "bytes" and self.end == self.start + 1:
+            return f"{self.path} {self.unit[:-1]} {self.start}"
+        return f"{self.path} {self.unit} {self.start}-{self.end}"
 
 
 @dataclass(frozen=True)
@@ -108,13 +114,15 @@ class Split:
         """A JSON-serialisable dict; `from_wire` rebuilds the same Split."""
         return {"index": self.index,
                 "segments": [[segment.path, segment.start, segment.end]
+                             + ([] if segment.unit == "bytes" else [segment.unit])
                              for segment in self.segments]}
 
     @classmethod
     def from_wire(cls, data: dict) -> Split:
         try:
-            segments = tuple(Segment(_wire_str(path), _wire_int(start), _wire_int(end))
-                             for path, start, end in data["segments"])
+            segments = tuple(Segment(_wire_str(path), _wire_int(start), _wire_int(end),
+                                     *(_wire_str(unit) for unit in rest))
+                             for path, start, end, *rest in data["segments"])
             return cls(_wire_int(data["index"]), segments)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"a split received from a peer does not parse ({exc}): "
@@ -303,12 +311,30 @@ def plan_splits(files: list[str], input_format: str, split_size: int | None,
         split_size = automatic_split_size(sum(size for _, size in sizes), min_splits)
     elif split_size < 1:
         raise ValueError(f"split size must be at least 1 byte, not {split_size}")
-    if input_format == "lines":
-        pieces = [piece for path, size in sizes for piece in _cut_file(path, size, split_size)]
+    if input_format == "parquet":
+        pieces = [piece for path, _ in sizes for piece in _row_groups(path)]
+        return [Split(index, (piece,)) for index, piece in enumerate(pieces)]
+    if input_format in LINE_FORMATS:
+        pieces = [piece for path, size in sizes for piece in
+                  ([Segment(path, 0, size)] if compression_of(path) else _cut_file(path, size, split_size))]
     else:
         pieces = [Segment(path, 0, size) for path, size in sizes]
     groups = _group_segments(pieces, split_size)
     return [Split(index, tuple(group)) for index, group in enumerate(groups)]
+
+
+def compression_of(path: str) -> str | None:
+    return COMPRESSED.get(os.path.splitext(path)[1].lower())
+
+
+def _row_groups(path: str) -> list[Segment]:
+    """One segment per Parquet row group: a Parquet file splits by row group."""
+    import pyarrow.parquet as pq
+    try:
+        count = pq.ParquetFile(path).metadata.num_row_groups
+    except Exception as exc:
+        raise InputError(f"input file '{path}' is not a readable Parquet file: {exc}") from None
+    return [Segment(path, group, group + 1, "row groups") for group in range(count)]
 
 
 def automatic_split_size(total_bytes: int, min_splits: int = 1) -> int:
@@ -324,7 +350,7 @@ def automatic_split_size(total_bytes: int, min_splits: int = 1) -> int:
 
 def _check_input_format(input_format: str) -> None:
     if input_format not in INPUT_FORMATS:
-        raise ValueError(f"input format must be 'lines' or 'files', not {input_format!r}")
+        raise ValueError(f"input format must be one of {', '.join(INPUT_FORMATS)}, not {input_format!r}")
 
 
 def _file_size(path: str) -> int:
@@ -374,19 +400,38 @@ def _group_segments(pieces: Iterable[Segment], split_size: int) -> list[list[Seg
 # Reading records
 # ----------------------------------------------------------------------------------------------
 
-def read_records(split: Split, input_format: str) -> Iterator[tuple[str, str]]:
-    """(path, line) for every line the split's segments own, or (path, whole_text) per file.
+class BadRecord(Exception):
+    """A record that does not parse (malformed JSON line or CSV row), with where it is."""
 
-    Text is UTF-8 with invalid bytes replaced by U+FFFD; a "\\r" before "\\n" is dropped with it.
+    def __init__(self, path: str, line: int | None, cause: str):
+        self.path, self.line, self.cause = path, line, cause
+        where = f"{path}, line {line}" if line else path
+        super().__init__(f"malformed record in {where}: {cause}")
+
+
+def read_records(split: Split, input_format: str, bad_records: list | None = None) -> Iterator[tuple]:
+    """(path, value) for every record of the split: a line, a whole text ("files"), a parsed JSON
+    object ("jsonl"), or a row as a dict ("csv", "parquet").
+
+    Text is UTF-8 with invalid bytes replaced by U+FFFD; a "\r" before "\n" is dropped with it;
+    .gz and .bz2 files are decompressed. A malformed JSON line or CSV row raises BadRecord, or,
+    when `bad_records` is a list, is appended to it and skipped (--skip-bad-records).
     """
     _check_input_format(input_format)
     if input_format == "files":
         for segment in split.segments:
             yield segment.path, _read_whole_text(segment.path)
         return
+    if input_format in ("csv", "parquet"):
+        for segment in split.segments:
+            yield from _table_rows(segment, input_format, bad_records)
+        return
     # Looked up per call (not at import) so tests can shrink the block size.
     block = READ_BLOCK_BYTES
     for segment in split.segments:
+        if input_format == "jsonl":
+            yield from _json_records(segment, block, bad_records)
+            continue
         for lines in _segment_line_batches(segment, block):
             # zip/repeat builds the tuples in C: this is the hot loop of every "lines" job.
             yield from zip(repeat(segment.path), lines)
@@ -400,14 +445,109 @@ def read_blocks(split: Split, input_format: str) -> Iterator[tuple[str, list[str
         for segment in split.segments:
             yield segment.path, [_read_whole_text(segment.path)]
         return
+    if input_format != "lines":
+        raise ValueError(f"map_batches reads 'lines' or 'files' input, not {input_format!r}")
     block = READ_BLOCK_BYTES
     for segment in split.segments:
         for lines in _segment_line_batches(segment, block):
             yield segment.path, lines
 
 
+def _json_records(segment: Segment, block: int, bad_records: list | None) -> Iterator[tuple]:
+    line_number = _first_line_number(segment)
+    for lines in _segment_line_batches(segment, block):
+        for line in lines:
+            line_number += 1
+            if not line.strip():
+                continue                      # blank lines are no records in JSON lines
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                _bad(BadRecord(segment.path, line_number, f"not JSON: {exc}"), bad_records)
+                continue
+            yield segment.path, value
+
+
+def _first_line_number(segment: Segment) -> int:
+    """How many lines precede the segment (0 at the start of a file), for error messages."""
+    if segment.start == 0:
+        return 0
+    count = 0
+    last = b"\n"
+    with open(segment.path, "rb") as file:
+        remaining = segment.start
+        while remaining > 0:
+            data = file.read(min(READ_BLOCK_BYTES, remaining))
+            if not data:
+                break
+            count += data.count(b"\n")
+            remaining -= len(data)
+            last = data[-1:]
+    # The line straddling the segment's start belongs to the previous segment: count it too.
+    return count if last == b"\n" else count + 1
+
+
+def _table_rows(segment: Segment, input_format: str, bad_records: list | None) -> Iterator[tuple]:
+    import pyarrow as pa
+    if input_format == "parquet":
+        import pyarrow.parquet as pq
+        table = pq.ParquetFile(segment.path).read_row_groups(range(segment.start, segment.end))
+    else:
+        table = _read_csv(segment.path, bad_records)
+    for batch in table.to_batches(max_chunksize=64 * 1024):
+        yield from zip(repeat(segment.path), pa.Table.from_batches([batch]).to_pylist())
+
+
+def _read_csv(path: str, bad_records: list | None):
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    invalid: list = []
+
+    def on_invalid(row) -> str:
+        # Exceptions raised in here are swallowed by Arrow, so rows are collected and judged after.
+        invalid.append(row)
+        return "skip"
+
+    try:
+        with _open_input(path) as stream:
+            table = pcsv.read_csv(stream, parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid))
+    except pa.ArrowInvalid as exc:
+        raise BadRecord(path, None, str(exc)) from None
+    for row in invalid:
+        line = row.number if row.number is not None else _line_number_of(path, row.text)
+        _bad(BadRecord(path, line, f"{row.text!r:.80}: expected {row.expected_columns} columns, "
+                                   f"found {row.actual_columns}"), bad_records)
+    return table
+
+
+def _line_number_of(path: str, text: str) -> int | None:
+    with _open_input(path) as stream:
+        for number, line in enumerate(stream, 1):
+            if line.decode("utf-8", "replace").rstrip("\r\n") == text:
+                return number
+    return None
+
+
+def _bad(record: BadRecord, bad_records: list | None) -> None:
+    if bad_records is None:
+        raise record
+    bad_records.append(record)
+
+
+def _open_input(path: str):
+    """The file's bytes, decompressed when it is .gz or .bz2."""
+    kind = compression_of(path)
+    if kind == "gzip":
+        import gzip
+        return gzip.open(path, "rb")
+    if kind == "bz2":
+        import bz2
+        return bz2.open(path, "rb")
+    return open(path, "rb")
+
+
 def _read_whole_text(path: str) -> str:
-    with open(path, "rb") as file:
+    with _open_input(path) as file:
         data = file.read()
     return _without_bom(data).decode("utf-8", "replace")
 
@@ -421,6 +561,13 @@ def _without_bom(data: bytes) -> bytes:
 def _segment_line_batches(segment: Segment, block: int) -> Iterator[list[str]]:
     """The lines owned by `segment`, as lists of decoded lines (one list per block read)."""
     if segment.start == segment.end:
+        return
+    if compression_of(segment.path):
+        # A compressed file is one whole segment: stream it decompressed from the start.
+        with _open_input(segment.path) as file:
+            head = file.read(len(_UTF8_BOM))
+            chunks = chain([_without_bom(head)], iter(lambda: file.read(block), b""))
+            yield from _line_batches(chunks)
         return
     with open(segment.path, "rb") as file:
         first = _first_owned_line_offset(file, segment.start, block)

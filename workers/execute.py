@@ -17,7 +17,7 @@ from mapreduce import counters, shuffle, vectorized
 from mapreduce.errors import RecordError
 from mapreduce.jobspec import Job
 from mapreduce.output import PartWriter, part_writer
-from mapreduce.splits import Split, read_blocks, read_records
+from mapreduce.splits import BadRecord, Split, read_blocks, read_records
 
 _FRAMEWORK_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__)) + os.sep
@@ -61,6 +61,7 @@ def failure_report(exc: Exception, job: Job, location: str = "") -> dict:
 
 def run_map(job: Job, task: dict) -> dict:
     split = Split.from_wire(task["split"])
+    bad_records = [] if task.get("skip_bad_records") else None
     for segment in split.segments:
         if not os.access(segment.path, os.R_OK):
             raise TaskError(_unreachable("cannot read the input file", segment.path))
@@ -70,20 +71,23 @@ def run_map(job: Job, task: dict) -> dict:
     if job.map_only:
         writer = part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
         try:
-            records_in = _map_split(job, split, lambda pairs: writer.write_pairs(pairs, _as_pair))
+            records_in = _map_split(job, split, lambda pairs: writer.write_pairs(pairs, _as_pair),
+                                    bad_records)
         except BaseException as exc:
             writer.close(exc)
             raise
         writer.close()
         return {"counters": {"map_input_records": records_in, "map_output_records": writer.records,
-                             "output_records": writer.records}}
+                             "output_records": writer.records,
+                             "bad_records_skipped": len(bad_records or ())}}
     writer = shuffle.MapOutputWriter(task["out_dir"], task["partitions"], partitioner=job.partitioner,
                                      combiner=job.combiner)
-    records_in = _map_split(job, split, writer.add_pairs)
+    records_in = _map_split(job, split, writer.add_pairs, bad_records)
     result = writer.close()
     return {"files": {str(p): paths for p, paths in result.files.items()},
             "counters": {"map_input_records": records_in, "map_output_records": result.records_in,
-                         "shuffle_records": result.records_out, "shuffle_bytes": result.bytes_written}}
+                         "shuffle_records": result.records_out, "shuffle_bytes": result.bytes_written,
+                         "bad_records_skipped": len(bad_records or ())}}
 
 
 def run_map_batches(job: Job, task: dict, split: Split) -> dict:
@@ -126,20 +130,23 @@ def run_map_batches(job: Job, task: dict, split: Split) -> dict:
                          "shuffle_bytes": written}}
 
 
-def _map_split(job: Job, split: Split, emit) -> int:
+def _map_split(job: Job, split: Split, emit, bad_records: list | None = None) -> int:
     """Feed every record of the split to the mapper and its pairs to `emit`; returns the record
     count. A failure is annotated with the file and line being mapped."""
     mapper = job.mapper
     records = 0
     path, path_start = None, 0
     try:
-        for key, value in read_records(split, job.input_format):
+        for key, value in read_records(split, job.input_format, bad_records):
             if key is not path:
                 path, path_start = key, records
             records += 1
             output = mapper(key, value)
             if output is not None:
                 emit(output)
+    except BadRecord as exc:
+        raise TaskError({"type": "BadRecord", "traceback": "",
+                         "message": f"{exc} (--skip-bad-records skips such records)"}) from None
     except Exception as exc:
         if path is None:
             raise

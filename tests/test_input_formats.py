@@ -1,0 +1,87 @@
+"""Compressed text, JSON lines, CSV and Parquet inputs; malformed records fail or are skipped."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from conftest import FAST, JOBS, ROOT, read_counts, run_cli, wordcount_reference, write_corpus
+
+
+def test_gzip_and_bz2_text_read_like_the_plain_files(tmp_path):
+    plain = write_corpus(tmp_path / "plain", files=2, lines=400)
+    packed = tmp_path / "packed"
+    packed.mkdir()
+    (packed / "a.txt.gz").write_bytes(gzip.compress(plain[0].read_bytes()))
+    (packed / "b.txt.bz2").write_bytes(bz2.compress(plain[1].read_bytes()))
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / "jobs/wordcount.py", packed, "-o", out, "-w", 2, "--split-size", "1KB",
+                     *FAST)
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(plain)
+    assert "2 map tasks" in result.stderr            # one split per compressed file
+
+
+def write_records(tmp_path):
+    rows = [{"word": w, "n": n} for n, w in enumerate(["river", "sea", "river", "lake"] * 50, 1)]
+    expected = {}
+    for row in rows:
+        expected[row["word"]] = expected.get(row["word"], 0) + row["n"]
+    return rows, expected
+
+
+def test_jsonl_split_across_tasks_and_a_malformed_line(tmp_path):
+    rows, expected = write_records(tmp_path)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, "--split-size", "1KB",
+                     "-q", *FAST, env={"FORMAT": "jsonl"})
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == expected
+    lines = data.read_text().splitlines()
+    lines.insert(120, '{"word": "broken", ')
+    data.write_text("\n".join(lines) + "\n")
+    failed = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "bad", "-w", 2,
+                     "--split-size", "1KB", "--max-attempts", 1, *FAST, env={"FORMAT": "jsonl"})
+    assert failed.returncode == 1
+    assert f"{data}, line 121: not JSON" in failed.stderr and not (tmp_path / "bad").exists()
+    skipped = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "skip", "-w", 2,
+                      "--split-size", "1KB", "--skip-bad-records", *FAST, env={"FORMAT": "jsonl"})
+    assert skipped.returncode == 0, skipped.stderr
+    assert read_counts(tmp_path / "skip") == expected and "1 malformed skipped" in skipped.stderr
+
+
+def test_csv_rows_as_dicts_and_a_malformed_row(tmp_path):
+    rows, expected = write_records(tmp_path)
+    data = tmp_path / "data.csv"
+    data.write_text("word,n\n" + "".join(f"{r['word']},{r['n']}\n" for r in rows))
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, "-q", *FAST,
+                     env={"FORMAT": "csv"})
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == expected
+    with open(data, "a") as handle:
+        handle.write("sea,1,extra\n")
+    failed = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "bad", "--max-attempts", 1,
+                     *FAST, env={"FORMAT": "csv"})
+    assert failed.returncode == 1 and f"{data}, line {len(rows) + 2}" in failed.stderr
+    skipped = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "skip", "--skip-bad-records",
+                      "-q", *FAST, env={"FORMAT": "csv"})
+    assert skipped.returncode == 0 and read_counts(tmp_path / "skip") == expected
+
+
+def test_parquet_rows_one_split_per_row_group(tmp_path):
+    rows, expected = write_records(tmp_path)
+    data = tmp_path / "data.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), data, row_group_size=60)
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, *FAST,
+                     env={"FORMAT": "parquet"})
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == expected
+    assert "4 map tasks" in result.stderr              # 200 rows in row groups of 60
