@@ -256,7 +256,7 @@ def test_automatic_split_size_spreads_over_min_splits(tmp_path):
 def test_planning_rejects_bad_arguments(tmp_path):
     path = write(tmp_path / "a.txt", b"a\n")
     with pytest.raises(ValueError, match="input format"):
-        plan_splits([path], "csv", None)
+        plan_splits([path], "xml", None)
     with pytest.raises(ValueError, match="split size"):
         plan_splits([path], "lines", 0)
     with pytest.raises(InputError, match="gone.txt"):
