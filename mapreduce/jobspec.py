@@ -39,6 +39,7 @@ class Job:
     map_batches: Callable | None = None     # the vectorised API (see mapreduce.vectorized)
     aggregation: str | None = None          # REDUCE = "count" | "sum" | "min" | "max" | "identity"
     partition_batches: Callable | None = None   # vectorised partitioner: (keys, n) -> int array
+    setup: Callable | None = None           # setup(inputs, num_reducers), run before shipping
 
     @property
     def map_only(self) -> bool:
@@ -100,7 +101,7 @@ def job_from_module(module, ref: str) -> Job:
         raise JobLoadError(f"job '{ref}' defines both mapper and map_batches; keep one.")
     aggregation = _aggregation(module, ref, callable(map_batches))
     hooks = {}
-    for name in ("reducer", "combiner", "partitioner", "partition_batches"):
+    for name in ("reducer", "combiner", "partitioner", "partition_batches", "setup"):
         hook = getattr(module, name, None)
         if hook is not None and not callable(hook):
             raise JobLoadError(f"job '{ref}': `{name}` is defined but is not a function.")

@@ -49,6 +49,8 @@ def prepare_submission(job_ref: str | Job, inputs: list[str], output_dir: str, *
     check_output_dir(output_dir, overwrite)
     splits = plan_splits(files, job.input_format, split_size, min_splits=workers)
     num_reducers = 0 if job.map_only else (reducers or workers)
+    if job.setup is not None:
+        _run_setup(job, files, num_reducers)
     try:
         code = dumps_job(job)
     except Exception as exc:
@@ -60,6 +62,19 @@ def prepare_submission(job_ref: str | Job, inputs: list[str], output_dir: str, *
                          [s.describe() for s in splits], num_reducers, output_dir, overwrite,
                          max_attempts, output_format=output_format,
                          skip_bad_records=skip_bad_records)
+
+
+def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
+    """The job's `setup(inputs, num_reducers)` hook, run here on the submitting side before the job
+    is shipped (e.g. to sample keys for a range partitioner); what it stores in module-level
+    values travels with the job."""
+    try:
+        job.setup(list(files), num_reducers)
+    except Exception as exc:
+        import traceback
+        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:]).rstrip()
+        raise JobLoadError(f"job '{job.name}': setup(inputs, num_reducers) raised "
+                           f"{type(exc).__name__}: {exc}\n\n{detail}") from None
 
 
 def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int | None = None,
