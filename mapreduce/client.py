@@ -117,39 +117,52 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
                max_attempts: int | None = None, quiet: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
                keys_dir: str | None = None, insecure: bool = False, params: dict | None = None,
                output_format: str = "text", skip_bad_records: bool = False) -> dict:
-    """Ship a job to a coordinator and block until it ends; returns its final state or raises.
+    """Ship a job (each step of a multi-step job in turn) to a coordinator and block until it
+    ends; returns the final state or raises.
 
     Paths are made absolute here, against this process's working directory, before they are sent:
     the coordinator and workers resolve nothing relative to their own."""
+    from .steps import load_steps, run_steps
     started = time.monotonic()
     absolute_inputs = [i if os.path.isabs(i) else os.path.abspath(i) for i in inputs]
     progress = ProgressReporter(quiet=quiet)
+    steps = load_steps(job_ref, params)
     with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
         # Like `run`, spread the input over the task slots there are (at least two), and default
         # to one reducer per slot.
         slots = max(2, sum(w.get("capacity", 1) for w in client.status()["workers"]))
-        submission = prepare_submission(job_ref, absolute_inputs, os.path.abspath(output_dir),
-                                        workers=slots, reducers=reducers or slots,
-                                        split_size=split_size, overwrite=overwrite,
-                                        max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
-                                        params=params, output_format=output_format,
-                                        skip_bad_records=skip_bad_records)
-        job_id = client.submit(submission)
-        try:
+
+        def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
+            submission = prepare_submission(job, step_inputs, step_output, workers=slots,
+                                            reducers=reducers or slots, split_size=split_size,
+                                            overwrite=step_overwrite,
+                                            max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
+                                            output_format=step_format,
+                                            skip_bad_records=skip_bad_records)
+            return _follow(client, client.submit(submission), progress, started, step_output)
+
+        return run_steps(steps, absolute_inputs, os.path.abspath(output_dir), submit_one,
+                         overwrite=overwrite, output_format=output_format)
+
+
+def _follow(client: CoordinatorClient, job_id: str, progress: ProgressReporter, started: float,
+            output_dir: str) -> dict:
+    """Watch a submitted job to its end; Ctrl-C cancels it on the coordinator."""
+    try:
+        state = client.watch(job_id)
+        while state["status"] in ("queued", "running"):
+            progress.update(state["progress"])
+            time.sleep(WATCH_INTERVAL_S)
             state = client.watch(job_id)
-            while state["status"] in ("queued", "running"):
-                progress.update(state["progress"])
-                time.sleep(WATCH_INTERVAL_S)
-                state = client.watch(job_id)
-        except KeyboardInterrupt:
-            progress.clear()
-            client.cancel(job_id)
-            raise JobCancelledError(f"interrupted: job {job_id} was cancelled on the coordinator "
-                                    f"and no output was committed.") from None
+    except KeyboardInterrupt:
         progress.clear()
-        if state["status"] != "succeeded":
-            raise JobFailed(state.get("error") or f"job {job_id} {state['status']}",
-                            state.get("exit_code") or 1)
-        state["progress"]["elapsed"] = time.monotonic() - started
-        progress.summary(state["progress"], state["counters"], output_dir)
-        return state
+        client.cancel(job_id)
+        raise JobCancelledError(f"interrupted: job {job_id} was cancelled on the coordinator "
+                                f"and no output was committed.") from None
+    progress.clear()
+    if state["status"] != "succeeded":
+        raise JobFailed(state.get("error") or f"job {job_id} {state['status']}",
+                        state.get("exit_code") or 1)
+    state["progress"]["elapsed"] = time.monotonic() - started
+    progress.summary(state["progress"], state["counters"], output_dir)
+    return state

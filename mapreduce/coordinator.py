@@ -71,7 +71,7 @@ class JobSubmission:
             raise ProtocolError("job submission has as many splits as split descriptions")
         if values["num_reducers"] < 0 or values.get("max_attempts", 1) < 1:
             raise ProtocolError("job submission has a negative reducer count or no attempts")
-        if values.get("output_format", "text") not in OUTPUT_FORMATS:
+        if values.get("output_format", "text") not in (*OUTPUT_FORMATS, "arrow"):
             raise ProtocolError(f"unknown output format {values['output_format']!r}")
         return cls(job_code=job_code, **values)
 

@@ -94,7 +94,17 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         raise MapReduceError("--workers must be at least 1.")
     if reducers is not None and reducers < 1:
         raise MapReduceError("--reducers must be at least 1.")
-    job = load_job(job_ref, params) if isinstance(job_ref, str) else job_ref
+    if isinstance(job_ref, str):
+        from .steps import load_steps, run_steps
+        options = dict(workers=workers, reducers=reducers, split_size=split_size,
+                       max_attempts=max_attempts, quiet=quiet, heartbeat_interval=heartbeat_interval,
+                       liveness=liveness, backup_min_runtime=backup_min_runtime, progress=progress,
+                       inline=inline, skip_bad_records=skip_bad_records)
+        return run_steps(load_steps(job_ref, params), inputs, output_dir,
+                         lambda job, ins, out, fmt, over: run_job(job, ins, out, output_format=fmt,
+                                                                  overwrite=over, **options),
+                         overwrite=overwrite, output_format=output_format)
+    job = job_ref
     submission = prepare_submission(job, inputs, output_dir, workers=workers, reducers=reducers,
                                     split_size=split_size, overwrite=overwrite,
                                     max_attempts=max_attempts, output_format=output_format,

@@ -72,7 +72,8 @@ OUTPUT_FORMATS = ("text", "jsonl", "parquet")
 
 def part_writer(directory: str, index: int, output_format: str = "text"):
     """The writer of part `index` in the job's output format."""
-    kind = {"text": PartWriter, "jsonl": JsonLinesPartWriter, "parquet": ParquetPartWriter}
+    kind = {"text": PartWriter, "jsonl": JsonLinesPartWriter, "parquet": ParquetPartWriter,
+            "arrow": ArrowPartWriter}
     return kind[output_format](directory, index)
 
 
@@ -186,3 +187,22 @@ def _arrow_column(values: list):
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
         return pa.array([json.dumps(v, ensure_ascii=False, default=_json_default) for v in values],
                         pa.string())
+
+
+class ArrowPartWriter(ParquetPartWriter):
+    """Between the steps of a multi-step job: pairs as an Arrow file in the shuffle's encoding
+    (native columns, pickles for other types), read back by the next step as they were."""
+
+    def __init__(self, directory: str, index: int):
+        super().__init__(directory, index)
+        self.path = os.path.join(directory, part_name(index) + ".arrow")
+
+    def write_table(self, keys, values) -> None:
+        self.keys += keys.to_pylist()
+        self.values += values.to_pylist()
+        self.records += len(keys)
+
+    def close(self, error: BaseException | None = None) -> None:
+        if error is None:
+            from .shuffle import _run_table, _write_table_atomically
+            _write_table_atomically(_run_table(self.keys, self.values), self.path)

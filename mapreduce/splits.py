@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 from .defaults import MIN_AUTO_SPLIT_BYTES, READ_BLOCK_BYTES, SPLIT_SIZE_BYTES
 from .errors import InputError, ProtocolError
 
-INPUT_FORMATS = ("lines", "files", "jsonl", "csv", "parquet")
+INPUT_FORMATS = ("lines", "files", "jsonl", "csv", "parquet", "pairs")   # pairs: a previous step's output
 LINE_FORMATS = ("lines", "jsonl")          # cut at line boundaries like text
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2"}   # decompressed on the fly; never cut: one split a file
 
@@ -425,6 +425,11 @@ def read_records(split: Split, input_format: str, bad_records: list | None = Non
     if input_format in ("csv", "parquet"):
         for segment in split.segments:
             yield from _table_rows(segment, input_format, bad_records)
+        return
+    if input_format == "pairs":
+        from .shuffle import _Run
+        for segment in split.segments:
+            yield from _Run(segment.path).records()
         return
     # Looked up per call (not at import) so tests can shrink the block size.
     block = READ_BLOCK_BYTES

@@ -236,3 +236,16 @@ def test_version_skew_is_refused_naming_both_versions(cluster):
     finally:
         context.term()
     assert cluster.coordinator.poll() is None
+
+
+def test_multi_step_job_through_submit(cluster, corpus, tmp_path):
+    cluster.start_coordinator()
+    cluster.start_worker(processes=2)
+    cluster.wait_for_workers(1)
+    out = tmp_path / "top"
+    result = cluster.submit(ROOT / "jobs/top_words.py", [tmp_path / "corpus"], out, "-p", "n=3", "-q")
+    assert result.returncode == 0, result.stderr
+    counts = wordcount_reference(corpus)
+    expected = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:3]
+    lines = [line.split("\t") for part in sorted(out.glob("part-*")) for line in part.read_text().splitlines()]
+    assert [(w, int(c)) for w, c in lines] == expected

@@ -38,3 +38,28 @@ def test_reduce_side_join_matches_a_plain_join(tmp_path):
     assert got == expected
     unmatched = sum(1 for c, _, _ in orders if c not in customers)
     assert f"orders without customer={unmatched}" in result.stderr
+
+
+def test_two_step_top_words_in_run_and_inline(corpus, tmp_path):
+    from conftest import wordcount_reference
+    counts = wordcount_reference(corpus)
+    expected = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:7]
+    for mode in ([], ["--inline"]):
+        out = tmp_path / f"out{len(mode)}"
+        result = run_cli("run", ROOT / "jobs/top_words.py", tmp_path / "corpus", "-o", out, "-w", 2,
+                         "-r", 2, "--split-size", "3KB", "-p", "n=7", "-q", *mode, *FAST)
+        assert result.returncode == 0, result.stderr
+        assert read_pairs(out) == expected
+        assert not [p for p in tmp_path.iterdir() if ".steps-" in p.name]   # intermediates removed
+
+
+def test_a_failing_second_step_commits_nothing(corpus, tmp_path):
+    job = tmp_path / "two_steps.py"
+    job.write_text("def first(k, line):\n    yield line, 1\n\n"
+                   "def second(k, v):\n    raise ValueError('step two breaks')\n\n"
+                   "def total(k, vs):\n    yield k, sum(vs)\n\n"
+                   "STEPS = [{'mapper': first, 'reducer': total}, {'mapper': second, 'reducer': total}]\n")
+    out = tmp_path / "out"
+    result = run_cli("run", job, tmp_path / "corpus", "-o", out, "--max-attempts", 1, *FAST)
+    assert result.returncode == 1 and "step two breaks" in result.stderr
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".steps-" in p.name]

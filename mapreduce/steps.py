@@ -1,0 +1,77 @@
+"""Multi-step jobs: a job module may define `STEPS`, an ordered list of steps, each a dict with
+`mapper` (or `map_batches`), and optionally `combiner`, `reducer`, `partitioner`, `REDUCE`:
+
+    STEPS = [
+        {"mapper": words, "combiner": total, "reducer": total},
+        {"mapper": to_one_key, "reducer": top_ten},
+    ]
+
+Every step is an ordinary job. The first reads the inputs with the module's INPUT_FORMAT; each
+later step reads the previous step's (key, value) pairs, which flow between steps as Arrow files in
+a hidden directory beside the output (reachable by every worker, like the output), removed at the
+end. Only the last step writes the job's output, so a failure in any step commits nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import types
+from typing import Callable
+
+from .commit import check_output_dir
+from .errors import JobLoadError
+from .jobspec import Job, _import_job_module, apply_params, job_from_module
+
+PAIRS = "pairs"             # the input format of every step after the first
+ARROW = "arrow"             # the output format of every step but the last
+STEP_HOOKS = ("mapper", "map_batches", "combiner", "reducer", "partitioner", "partition_batches",
+              "REDUCE")
+
+
+def load_steps(ref: str, params: dict | None = None) -> list[Job]:
+    """The job's steps as Jobs: one for an ordinary job module, one per entry of STEPS."""
+    module = _import_job_module(ref)
+    if params:
+        apply_params(module, ref, params)
+    steps = getattr(module, "STEPS", None)
+    if steps is None:
+        return [job_from_module(module, ref)]
+    if not isinstance(steps, (list, tuple)) or not steps:
+        raise JobLoadError(f"job '{ref}': STEPS must be a non-empty list of dicts with a mapper "
+                           f"(and usually a reducer).")
+    jobs = []
+    for number, step in enumerate(steps, 1):
+        if not isinstance(step, dict) or set(step) - set(STEP_HOOKS):
+            raise JobLoadError(f"job '{ref}': step {number} of STEPS must be a dict of "
+                               f"{', '.join(STEP_HOOKS)}.")
+        namespace = types.SimpleNamespace(
+            **step, __file__=getattr(module, "__file__", None),
+            INPUT_FORMAT=getattr(module, "INPUT_FORMAT", "lines") if number == 1 else PAIRS)
+        job = job_from_module(namespace, f"{ref} step {number}")
+        job.name = f"{job.name.split(' step ')[0]} step {number}/{len(steps)}"
+        jobs.append(job)
+    return jobs
+
+
+def run_steps(steps: list[Job], inputs: list[str], output_dir: str, run_one: Callable, *,
+              overwrite: bool, output_format: str):
+    """Run the steps in order with `run_one(job, inputs, output_dir, output_format, overwrite)`;
+    returns the last step's result."""
+    if len(steps) == 1:
+        return run_one(steps[0], inputs, output_dir, output_format, overwrite)
+    check_output_dir(output_dir, overwrite)          # refuse before the first step runs
+    parent, name = os.path.split(os.path.abspath(output_dir.rstrip("/")))
+    scratch = os.path.join(parent, f".{name}.steps-{secrets.token_hex(3)}")
+    try:
+        current = list(inputs)
+        for number, job in enumerate(steps, 1):
+            last = number == len(steps)
+            target = output_dir if last else os.path.join(scratch, f"step-{number}")
+            result = run_one(job, current, target, output_format if last else ARROW,
+                             overwrite if last else False)
+            current = [target]
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
