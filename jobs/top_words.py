@@ -1,6 +1,6 @@
 """Two steps: a word count, then the global top N words (N = PARAMS["n"], default 10).
 
-Step 1 counts words like jobs/wordcount.py; step 2 sends every (word, count) to one key so a
+Step 1 is jobs/wordcount.py's word count; step 2 sends every (word, count) to one key so a
 single reducer sees them all and keeps the N largest. The counts flow from step 1 to step 2 as
 Arrow files; only step 2 writes the output (part-00000 holds the ranking, other parts are empty).
 
@@ -8,19 +8,10 @@ Arrow files; only step 2 writes the output (part-00000 holds the ranking, other 
 """
 
 import heapq
-import re
+
+from jobs.wordcount import combiner, mapper as words, reducer as total
 
 PARAMS = {"n": 10}
-WORD = re.compile(r"[A-Za-z]+")
-
-
-def words(path, line):
-    for word in WORD.findall(line.lower()):
-        yield word, 1
-
-
-def total(word, counts):
-    yield word, sum(counts)
 
 
 def to_one_key(word, count):
@@ -34,6 +25,6 @@ def top_n(_, pairs):
 
 
 STEPS = [
-    {"mapper": words, "combiner": total, "reducer": total},
+    {"mapper": words, "combiner": combiner, "reducer": total},
     {"mapper": to_one_key, "reducer": top_n},
 ]
