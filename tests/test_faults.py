@@ -99,7 +99,9 @@ def test_sigkilled_worker_is_replaced_and_its_task_rerun(tmp_path):
         result = finish_cli(proc, timeout=120)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
-    assert "lost" in result.stderr
+    # Usually the killed worker held a task and the summary reports a lost attempt; the kill can
+    # also land in the millisecond between two tasks, so that is not asserted here (lost attempts
+    # being re-run is asserted by the chaos, exits_hard and scheduler tests).
     assert not result.leftover
 
 
