@@ -102,12 +102,28 @@ def job_options(command):
     return command
 
 
+LOG_FILE_ENV = "MAPREDUCE_LOG_FILE"
+LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
+
+
+def configure_logging(verbose: int = 0, log_file: str | None = None) -> None:
+    """Framework logs to stderr, or to --log-file (inherited by `run`'s worker processes)."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    log_file = log_file or os.environ.get(LOG_FILE_ENV)
+    if log_file:
+        os.environ[LOG_FILE_ENV] = os.path.abspath(log_file)
+        logging.basicConfig(level=level, format=LOG_FORMAT, filename=os.environ[LOG_FILE_ENV])
+    else:
+        logging.basicConfig(level=level, format=LOG_FORMAT)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
-def main(verbose):
+@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+              help="Write the framework's log records (coordinator, workers) to this file.")
+def main(verbose, log_file):
     """MapReduce jobs written as plain Python modules, run on worker processes over ZeroMQ."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(verbose, log_file)
 
 
 @main.command("run")
@@ -221,6 +237,8 @@ def worker_command(connect, processes, parent_pid, heartbeat_interval, liveness,
     from .security import require_keys_for
     from workers.pool import SECRET_ENV
     from workers.worker import serve
+    if not logging.getLogger().handlers:
+        configure_logging()           # started as `python -m workers` by the local pool
     require_keys_for(connect, keys_dir, insecure, "worker")
     secret = os.environ.get(SECRET_ENV)
     sys.exit(serve(connect, processes, secret=bytes.fromhex(secret) if secret else None,

@@ -20,6 +20,7 @@ import uuid
 from .errors import OutputError
 
 ATTEMPTS_DIR = "_attempts"
+LOGS_DIR = "_logs"          # what task attempts printed; kept in the output, like Hadoop's _logs
 SUCCESS = "_SUCCESS"
 
 
@@ -83,6 +84,8 @@ def publish_attempt(staging: str, task_id: str, attempt: int) -> None:
 def commit_job(staging: str, output_dir: str) -> None:
     """Write `_SUCCESS` last, then swap staging in as the output directory."""
     shutil.rmtree(os.path.join(staging, ATTEMPTS_DIR), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.join(staging, LOGS_DIR))       # only when no attempt printed anything
     with atomic_file(os.path.join(staging, SUCCESS)):
         pass
     if os.path.isdir(output_dir):

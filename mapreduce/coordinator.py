@@ -456,7 +456,7 @@ class Coordinator:
         cause = error.get("message") or error.get("type") or "unknown error"
         self._end_job(record, "failed", TaskFailedError(
             task.kind, task.index, task.where, task.losses if lost else task.failures, cause,
-            error.get("traceback", ""), lost=lost))
+            error.get("traceback", ""), lost=lost, log_tail=str(error.get("log_tail") or "")))
 
     def _end_job(self, record: JobRecord, status: str, error: MapReduceError | None) -> None:
         record.status, record.error, record.finished = status, error, time.monotonic()
@@ -496,7 +496,8 @@ def task_header(record: JobRecord, kind: str, index: int, task_id: str, attempt:
     partition) and its private output directory."""
     submission = record.submission
     header = {"job": record.id, "task": task_id, "attempt": attempt, "kind": kind,
-              "output_format": submission.output_format}
+              "output_format": submission.output_format,
+              "log": os.path.join(record.staging, commit.LOGS_DIR, f"{task_id}-a{attempt}.log")}
     if kind == "map":
         header["split"] = submission.splits[index]
         header["skip_bad_records"] = submission.skip_bad_records

@@ -7,6 +7,7 @@ whether the attempt commits. So re-executing an attempt, or running two at once,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -22,6 +23,45 @@ from mapreduce.splits import BadRecord, Split, read_blocks, read_records
 _FRAMEWORK_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__)) + os.sep
     for module in (sys.modules["mapreduce"], sys.modules["workers"]))
+
+
+@contextlib.contextmanager
+def captured_output(path: str | None):
+    """The attempt's prints and log records (file descriptors 1 and 2, so C extensions' output
+    too) go to its log file, not the terminal's progress line. Empty logs are removed."""
+    if not path:
+        yield
+        return
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(target, 1)
+    os.dup2(target, 2)
+    os.close(target)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+        if os.path.getsize(path) == 0:
+            os.unlink(path)
+
+
+def log_tail(path: str | None, limit: int = 2000) -> str:
+    """The end of an attempt's log, for the failure message."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - limit))
+            return handle.read().decode("utf-8", "replace")
+    except (OSError, TypeError):
+        return ""
 
 
 class TaskError(Exception):

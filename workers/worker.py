@@ -55,7 +55,7 @@ def executor_main(conn) -> None:
     gc.freeze()
     gc.set_threshold(*defaults.EXECUTOR_GC_THRESHOLDS)
     from mapreduce.jobspec import loads_job
-    from workers.execute import TaskError, describe_exception, run_task
+    from workers.execute import TaskError, captured_output, describe_exception, log_tail, run_task
     jobs = {}
     while True:
         try:
@@ -71,12 +71,15 @@ def executor_main(conn) -> None:
                 continue
             jobs.clear()                  # one job at a time per executor: keep memory bounded
             jobs[header["job"]] = job
+        log = header.get("log")
         try:
-            conn.send(("done", run_task(job, header)))
+            with captured_output(log):
+                report = run_task(job, header)
+            conn.send(("done", report))
         except TaskError as exc:
-            conn.send(("fail", exc.report))
+            conn.send(("fail", {**exc.report, "log_tail": log_tail(log)}))
         except Exception as exc:
-            conn.send(("fail", describe_exception(exc)))
+            conn.send(("fail", {**describe_exception(exc), "log_tail": log_tail(log)}))
 
 
 def _job_load_failure(exc: BaseException) -> dict:

@@ -1,0 +1,46 @@
+"""What user code prints goes to the task's log (output/_logs), not the terminal; --log-file."""
+
+from __future__ import annotations
+
+from conftest import FAST, JOBS, run_cli, write_corpus
+
+
+def test_prints_and_log_records_go_to_task_logs_not_the_terminal(tmp_path):
+    data = write_corpus(tmp_path / "data", files=2, lines=20)
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "printing.py", *data, "-o", out, "-w", 2, "-r", 2, *FAST)
+    assert result.returncode == 0, result.stderr
+    assert "mapper saw" not in result.stdout + result.stderr
+    assert "reducing" not in result.stdout + result.stderr
+    logs = {p.name: p.read_text() for p in (out / "_logs").iterdir()}
+    assert any(name.startswith("map-") and "mapper saw:" in text and "warning from the mapper" in text
+               for name, text in logs.items())
+    assert any(name.startswith("reduce-") and "reducing" in text for name, text in logs.items())
+
+
+def test_a_failed_tasks_output_is_shown_with_its_error(tmp_path):
+    data = write_corpus(tmp_path / "data", files=1, lines=5)
+    result = run_cli("run", JOBS / "printing.py", *data, "-o", tmp_path / "out", "-w", 2,
+                     "--max-attempts", 1, *FAST, env={"FAIL": "1"})
+    assert result.returncode == 1
+    assert "What the last attempt printed" in result.stderr and "reducing" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_jobs_that_print_nothing_leave_no_logs_directory(tmp_path):
+    data = write_corpus(tmp_path / "data", files=1, lines=5)
+    out = tmp_path / "out"
+    assert run_cli("run", JOBS / "lines_identity.py", *data, "-o", out, "-q", *FAST).returncode == 0
+    assert not (out / "_logs").exists()
+
+
+def test_log_file_receives_the_framework_log(tmp_path):
+    data = write_corpus(tmp_path / "data", files=1, lines=5)
+    log = tmp_path / "mapreduce.log"
+    markers = tmp_path / "m"
+    markers.mkdir()
+    result = run_cli("--log-file", log, "-v", "run", JOBS / "always_raises.py", *data, "-o",
+                     tmp_path / "out", "--max-attempts", 2, *FAST, env={"MARKER_DIR": str(markers)})
+    assert result.returncode == 1
+    text = log.read_text()
+    assert "map-00000 attempt 1" in text and "mapreduce.coordinator" in text
