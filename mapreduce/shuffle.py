@@ -264,17 +264,6 @@ def _key_of_group(group_key):
     return group_key if type(group_key) is str else group_key[1]
 
 
-def _unhashable(keys: Iterable, cause: Exception) -> RecordError:
-    for key in keys:
-        try:
-            hash(key)
-        except TypeError:
-            return RecordError(
-                f"a key of type {type(key).__name__} cannot be used with a combiner: it is not hashable "
-                f"({cause}); use hashable keys such as str, int or tuples")
-    return RecordError(f"a key cannot be used with a combiner: {cause}")
-
-
 def _pickled(column: list, role: str) -> list:
     try:
         return list(map(_dumps, column))
@@ -353,7 +342,7 @@ class MapOutputWriter:
         self._spill_records = max(1, spill_records)
         self._combine_every = max(1, combine_every)
         self._pairs: list = []        # without a combiner: (key, value) tuples in arrival order
-        self._groups: dict = {}       # with one: group key (see _group_key) -> list of values
+        self._groups: dict = {}       # with one: group key (see _hashable_group_key) -> list of values
         self._since_combine = 0
         self._files: dict = {}
         self._records_in = 0
