@@ -40,17 +40,24 @@ def test_relative_paths_are_resolved_on_the_client(cluster, corpus, tmp_path):
     assert read_counts(tmp_path / "relative-out") == wordcount_reference(corpus)
 
 
-def test_workers_killed_and_restarted_in_a_loop_while_a_job_runs(cluster, tmp_path):
+def _start_slow_submit(cluster, tmp_path, workers: int, *options):
+    """A coordinator, `workers` workers, and `submit` of the slow word count (3 ms a record) over 6
+    files; returns (submit process, corpus, markers dir, output dir)."""
     corpus = write_corpus(tmp_path / "corpus", files=6, lines=200)
     markers = tmp_path / "markers"
     markers.mkdir()
     cluster.start_coordinator()
-    for _ in range(3):
+    for _ in range(workers):
         cluster.start_worker()
-    cluster.wait_for_workers(3)
+    cluster.wait_for_workers(workers)
     out = tmp_path / "out"
     proc = start_cli(["submit", JOBS / "slow_words.py", tmp_path / "corpus", "-c", cluster.address,
-                      "-o", out, "-r", 3, "--split-size", "2KB"], env={"MARKER_DIR": str(markers)})
+                      "-o", out, *options], env={"MARKER_DIR": str(markers)})
+    return proc, corpus, markers, out
+
+
+def test_workers_killed_and_restarted_in_a_loop_while_a_job_runs(cluster, tmp_path):
+    proc, corpus, _, out = _start_slow_submit(cluster, tmp_path, 3, "-r", 3, "--split-size", "2KB")
     try:
         for round_ in range(4):
             time.sleep(0.7)
@@ -66,15 +73,7 @@ def test_workers_killed_and_restarted_in_a_loop_while_a_job_runs(cluster, tmp_pa
 
 
 def test_worker_that_joins_mid_job_receives_tasks(cluster, tmp_path):
-    corpus = write_corpus(tmp_path / "corpus", files=6, lines=200)
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    cluster.start_coordinator()
-    cluster.start_worker()
-    cluster.wait_for_workers(1)
-    out = tmp_path / "out"
-    proc = start_cli(["submit", JOBS / "slow_words.py", tmp_path / "corpus", "-c", cluster.address,
-                      "-o", out, "-r", 2, "--split-size", "1KB"], env={"MARKER_DIR": str(markers)})
+    proc, corpus, markers, out = _start_slow_submit(cluster, tmp_path, 1, "-r", 2, "--split-size", "1KB")
     try:
         deadline = time.monotonic() + 30
         while not any(markers.iterdir()) and time.monotonic() < deadline:
