@@ -477,17 +477,8 @@ class Coordinator:
 
     def _counters(self, record: JobRecord) -> dict:
         """Sum the counters of committed attempts only: re-executed or backup attempts never count twice."""
-        totals: dict = {}
-        user: dict = {}
-        for task in self.scheduler.jobs[record.id].all_tasks():
-            if task.state is TaskState.SUCCEEDED and task.result:
-                for name, value in (task.result.get("counters") or {}).items():
-                    if isinstance(value, (int, float)):
-                        totals[name] = totals.get(name, 0) + value
-                counters.add_into(user, task.result.get("user_counters") or {})
-        if user:
-            totals["user"] = user
-        return totals
+        return counters.job_totals(task.result for task in self.scheduler.jobs[record.id].all_tasks()
+                                   if task.state is TaskState.SUCCEEDED and task.result)
 
 
 def task_header(record: JobRecord, kind: str, index: int, task_id: str, attempt: int,

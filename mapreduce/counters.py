@@ -39,3 +39,18 @@ def add_into(totals: dict, counts: dict) -> None:
                 if isinstance(amount, (int, float)) and not isinstance(amount, bool):
                     bucket = totals.setdefault(str(group), {})
                     bucket[str(name)] = bucket.get(str(name), 0) + amount
+
+
+def job_totals(reports) -> dict:
+    """The job's counters from its committed attempts' reports: framework counters summed by
+    name, user counters under "user" as {group: {name: total}}."""
+    totals: dict = {}
+    user: dict = {}
+    for report in reports:
+        for name, value in (report.get("counters") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                totals[name] = totals.get(name, 0) + value
+        add_into(user, report.get("user_counters") or {})
+    if user:
+        totals["user"] = user
+    return totals

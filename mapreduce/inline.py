@@ -29,8 +29,7 @@ def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, 
     work = tempfile.mkdtemp(prefix="mapreduce-inline-")
     record = JobRecord(job_id, submission, staging, work, time.monotonic())
     commit.create_staging(staging)
-    totals: dict = {}
-    user: dict = {}
+    reports: list = []
     try:
         phases = [("map", len(submission.splits))]
         if submission.num_reducers:
@@ -51,17 +50,14 @@ def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, 
                     map_results.append(report)
                 if kind == "reduce" or not submission.num_reducers:
                     commit.publish_attempt(staging, task_id, 1)
-                for name, value in report.get("counters", {}).items():
-                    totals[name] = totals.get(name, 0) + value
-                counters.add_into(user, report.get("user_counters") or {})
+                reports.append(report)
         commit.commit_job(staging, submission.output_dir)
     except BaseException:
         commit.abort_job(staging)
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if user:
-        totals["user"] = user
+    totals = counters.job_totals(reports)
     maps, reduces = len(submission.splits), submission.num_reducers
     snapshot = {"maps_done": maps, "maps": maps, "reduces_done": reduces, "reduces": reduces,
                 "attempts": maps + reduces, "failed": 0, "lost": 0, "backups": 0, "workers": 0,

@@ -46,15 +46,6 @@ class Job:
         return self.reducer is None and self.aggregation is None
 
 
-def load_job(ref: str, params: dict | None = None) -> Job:
-    """Import the job named by a path or module name, apply `--param` values to its PARAMS, and
-    check it; raises JobLoadError."""
-    module = _import_job_module(ref)
-    if params:
-        apply_params(module, ref, params)
-    return job_from_module(module, ref)
-
-
 def apply_params(module, ref: str, params: dict) -> None:
     """Set the job's declared parameters: `PARAMS = {"name": default, ...}` in the job module;
     each value is converted to its default's type (int, float, bool, or str when the default is a
@@ -160,7 +151,7 @@ def _looks_like_path(ref: str) -> bool:
     return ref.endswith(".py") or os.sep in ref or os.path.exists(ref)
 
 
-def _import_job_module(ref: str):
+def import_job_module(ref: str):
     if _looks_like_path(ref):
         return _import_from_path(ref)
     try:

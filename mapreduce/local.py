@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from . import defaults
 from .coordinator import Coordinator, JobSubmission
 from .errors import JobCancelledError, JobLoadError, MapReduceError
-from .jobspec import Job, dumps_job, load_job
+from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
 from .splits import expand_inputs, plan_splits
@@ -39,12 +39,11 @@ class Terminated(MapReduceError):
         return "terminated (SIGTERM): the job was cancelled and no output was committed."
 
 
-def prepare_submission(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int,
+def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers: int,
                        reducers: int | None, split_size: int | None, overwrite: bool,
-                       max_attempts: int, params: dict | None = None,
-                       output_format: str = "text", skip_bad_records: bool = False) -> JobSubmission:
+                       max_attempts: int, output_format: str = "text",
+                       skip_bad_records: bool = False) -> JobSubmission:
     """Check everything a user can get wrong before any process starts or any file is written."""
-    job = load_job(job_ref, params) if isinstance(job_ref, str) else job_ref
     files = expand_inputs(list(inputs))
     check_output_dir(output_dir, overwrite)
     splits = plan_splits(files, job.input_format, split_size, min_splits=workers)

@@ -22,7 +22,7 @@ from typing import Callable
 
 from .commit import check_output_dir
 from .errors import JobLoadError
-from .jobspec import Job, _import_job_module, apply_params, job_from_module
+from .jobspec import Job, import_job_module, apply_params, job_from_module
 
 PAIRS = "pairs"             # the input format of every step after the first
 ARROW = "arrow"             # the output format of every step but the last
@@ -32,7 +32,7 @@ STEP_HOOKS = ("mapper", "map_batches", "combiner", "reducer", "partitioner", "pa
 
 def load_steps(ref: str, params: dict | None = None) -> list[Job]:
     """The job's steps as Jobs: one for an ordinary job module, one per entry of STEPS."""
-    module = _import_job_module(ref)
+    module = import_job_module(ref)
     if params:
         apply_params(module, ref, params)
     steps = getattr(module, "STEPS", None)
