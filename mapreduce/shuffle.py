@@ -24,6 +24,7 @@ Arrow conversions) rather than by Python loops.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import json
 import os
@@ -31,11 +32,11 @@ import pickle
 import struct
 import sys
 import zlib
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
 from functools import partial
-from itertools import chain, compress, groupby, repeat
-from operator import attrgetter, itemgetter
+from itertools import chain, compress, groupby, islice, repeat
+from operator import add, attrgetter, itemgetter
 from typing import Callable, Iterable, Iterator, Optional
 
 import pyarrow as pa
@@ -323,12 +324,80 @@ def _write_table_atomically(table: pa.Table, path: str) -> int:
     return size
 
 
+_CHUNK_PAIRS = 2048     # items per C-level pass: small enough that a chunk stays in the CPU cache
+
+# A chunk whose keys and values all have exactly these types is counted as whole (key, value)
+# tuples: no two values of different types here compare equal, so counting never merges 1 with
+# 1.0 or True, or a str with a str subclass, and equal pairs are interchangeable.
+_COUNTABLE = frozenset({str, bytes, int, type(None)})
+
+
+def _all_plain_pairs(chunk: list) -> bool:
+    """Whether every item is a plain 2-tuple (lists and tuple subclasses take the checked path)."""
+    return set(map(type, chunk)) == {tuple} and set(map(len, chunk)) == {2}
+
+
+def _counted_pairs(chunk: list) -> Optional[Counter]:
+    """The chunk as a Counter of (key, value) pairs, or None when it cannot be counted exactly
+    (then the checked path handles it, and names any item that is not a pair)."""
+    try:
+        if not set(map(type, chain.from_iterable(chunk))) <= _COUNTABLE:
+            return None
+        counts = Counter(chunk)
+    except TypeError:           # an item that is not iterable, or not hashable (a list)
+        return None
+    # Every item equals one of the distinct ones, with the same types, so checking those suffices.
+    if not _all_plain_pairs(list(counts)):
+        return None
+    return counts
+
+
+def _add_counts(total: dict, keys: list, counts: Iterable) -> None:
+    """total[key] += count for each key and count, by C-level map/zip (Counter.update loops in Python)."""
+    dict.update(total, zip(keys, map(add, counts, map(total.get, keys, repeat(0)))))
+
+
+def _checked_pairs(chunk: list, ends: list) -> list:
+    """The chunk as (key, value) tuples, or RecordError for the first item that is not a pair."""
+    pairs = []
+    lists_seen = set()
+    for index, item in enumerate(chunk):
+        if type(item) is not tuple or len(item) != 2:
+            try:
+                if type(item) is list:
+                    _check_list_not_reused(item, lists_seen)
+                item = _as_pair(item, "mapper")
+            except RecordError as error:
+                raise _located(error, ends, index) from None
+        pairs.append(item)
+    return pairs
+
+
+def _check_list_not_reused(item: list, lists_seen: set) -> None:
+    # Pairs are read a chunk after they were yielded, so a list the mapper yielded and then changed
+    # would be read with its last contents. Refuse a list object yielded twice rather than guess.
+    if id(item) in lists_seen:
+        raise RecordError(
+            f"the mapper yielded the same list object {_short_repr(item)} more than once; yield a new "
+            f"list or a tuple for each pair (the framework reads pairs after the mapper moves on)")
+    lists_seen.add(id(item))
+
+
+def _located(error: RecordError, ends: list, index: int) -> RecordError:
+    """Say which add_pairs call added item `index` of a chunk: `ends` holds the chunk's length
+    after each call, the last entry being the current call's."""
+    error.records_ago = len(ends) - 1 - bisect.bisect_right(ends, index)
+    return error
+
+
 class MapOutputWriter:
     """Buffers one map attempt's output and writes it as sorted Arrow runs in `directory`.
 
-    The per-pair work is one tight loop (a type check and an append, or a dict lookup when there is
-    a combiner); partitioning, sorting and encoding happen in bulk at spill time, and with a combiner
-    the partitioner runs once per distinct key rather than once per pair."""
+    A record's pairs are appended to a pending chunk by C code (list.extend), then checked and
+    (with a combiner) counted a chunk at a time by C-level passes, so on the common path (str,
+    bytes, int or None keys and values) no Python statement runs per pair. Partitioning, sorting
+    and encoding happen in bulk at spill time, and with a combiner the partitioner runs once per
+    distinct key."""
 
     def __init__(self, directory: str, num_partitions: int, partitioner=None, combiner=None,
                  spill_records: int = SPILL_RECORDS, combine_every: int = COMBINE_EVERY_RECORDS,
@@ -341,19 +410,22 @@ class MapOutputWriter:
         self._combiner = combiner
         self._spill_records = max(1, spill_records)
         self._combine_every = max(1, combine_every)
-        self._pairs: list = []        # without a combiner: (key, value) tuples in arrival order
-        self._groups: dict = {}       # with one: group key (see _hashable_group_key) -> list of values
+        self._pending: list = []      # the current chunk: items as the mapper yielded them, unchecked
+        self._ends: list = []         # len(_pending) after each add_pairs call, to locate a bad item
+        self._pairs: list = []        # without a combiner: checked (key, value) tuples in arrival order
+        self._counts: dict = {}       # with one: (type, value) -> {key: times seen}, for countable chunks
+        self._groups: dict = {}       # ...and group key (see _hashable_group_key) -> list of values
         self._since_combine = 0
         self._files: dict = {}
         self._records_in = 0
         self._records_out = 0
         self._bytes_written = 0
         self._output: Optional[MapOutput] = None
-        self.add_pairs = self._add_grouped if combiner is not None else self._add_appended
-        # Without a combiner the buffer is bounded in bytes too: after a sample of pairs, the record
-        # limit becomes sort_buffer_bytes / (their average size), so big records spill sooner.
+        # The buffer is bounded in bytes too: after a sample of pairs, the record limit becomes
+        # sort_buffer_bytes / (their average size), so big records spill (and chunk) sooner.
         self._sort_buffer_bytes = sort_buffer_bytes
         self._buffer_limit = min(self._spill_records, _SIZE_SAMPLE)
+        self._chunk_limit = min(_CHUNK_PAIRS, self._buffer_limit)
         self._sized = False
 
     # -- adding ------------------------------------------------------------------------------------
@@ -361,56 +433,112 @@ class MapOutputWriter:
     def add(self, key, value) -> None:
         self.add_pairs(((key, value),))
 
-    def add_pairs(self, pairs: Iterable) -> None:   # replaced per instance in __init__
-        """Add a mapper's output; every item must be a (key, value) 2-tuple or 2-list."""
+    def add_pairs(self, pairs: Iterable) -> None:
+        """Add one record's output; every item must be a (key, value) 2-tuple or 2-list.
 
-    def _add_appended(self, pairs: Iterable) -> None:
-        self._check_open()
-        buffer = self._pairs
-        limit = self._buffer_limit
-        count = 0
-        for pair in pairs:
-            if type(pair) is not tuple or len(pair) != 2:
-                pair = _as_pair(pair, "mapper")
-            buffer.append(pair)
-            count += 1
-            if len(buffer) >= limit:
-                self._records_in += count
-                count = 0
-                self._spill_or_resize()
-                buffer, limit = self._pairs, self._buffer_limit
-        self._records_in += count
+        Items are checked a chunk at a time, so a bad one may raise in a later call (or in close);
+        the RecordError then says in `records_ago` how many calls back it was added."""
+        if self._output is not None:
+            raise ValueError("this MapOutputWriter is closed")
+        pending = self._pending
+        items = iter(pairs)
+        pending.extend(islice(items, self._chunk_limit - len(pending)))
+        self._ends.append(len(pending))
+        while len(pending) >= self._chunk_limit:
+            self._absorb_pending()
+            pending = self._pending
+            pending.extend(islice(items, self._chunk_limit))
+            self._ends.append(len(pending))
 
-    def _add_grouped(self, pairs: Iterable) -> None:
-        self._check_open()
+    def flush(self) -> None:
+        """Check and absorb the pending chunk now (close does it too)."""
+        if self._pending:
+            self._absorb_pending()
+
+    def _absorb_pending(self) -> None:
+        chunk, ends = self._pending, self._ends
+        self._pending, self._ends = [], [0]     # 0: the current call's items start the next chunk
+        if not chunk:
+            return
+        if not self._sized:
+            self._size_buffer(chunk)
+        self._records_in += len(chunk)
+        if self._combiner is None:
+            self._pairs += chunk if _all_plain_pairs(chunk) else _checked_pairs(chunk, ends)
+            if len(self._pairs) >= self._buffer_limit:
+                self._spill()
+            return
+        counts = _counted_pairs(chunk)
+        if counts is not None:
+            # Counted pairs take no more room as they repeat, so they wait for the final combine
+            # unless the distinct ones fill the buffer.
+            self._add_counted(counts)
+            if self._counted_keys() + len(self._groups) >= self._buffer_limit:
+                self._combine()
+            return
+        self._group(_checked_pairs(chunk, ends), ends)
+        self._since_combine += len(chunk)
+        if self._since_combine >= self._combine_every:
+            self._combine()
+
+    def _size_buffer(self, chunk: list) -> None:
+        self._sized = True
+        sample = chunk[:_SIZE_SAMPLE]
+        average = sum(_pair_size(pair) if _is_pair(pair) else _TUPLE_OVERHEAD for pair in sample) / len(sample)
+        self._buffer_limit = max(1, min(self._spill_records, int(self._sort_buffer_bytes / average)))
+        self._chunk_limit = min(_CHUNK_PAIRS, self._buffer_limit)
+
+    def _group(self, pairs: list, ends: list) -> None:
+        """Group pairs whose types counting could confuse (1 == 1.0 == True), one by one."""
         groups = self._groups
         get = groups.get
-        room = self._combine_every - self._since_combine
-        count = 0
-        for pair in pairs:
-            if type(pair) is not tuple or len(pair) != 2:
-                pair = _as_pair(pair, "mapper")
-            key = pair[0]
+        for index, (key, value) in enumerate(pairs):
             if type(key) is not str:
-                key = _hashable_group_key(key)
+                try:
+                    key = _hashable_group_key(key)
+                except RecordError as error:
+                    raise _located(error, ends, index) from None
             values = get(key)
             if values is None:
-                groups[key] = [pair[1]]
+                groups[key] = [value]
             else:
-                values.append(pair[1])
-            count += 1
-            if count >= room:          # combine (and maybe spill) mid-call: memory stays bounded
-                self._records_in += count
-                self._since_combine += count
-                self._combine()
-                groups, count = self._groups, 0
-                get, room = groups.get, self._combine_every
-        self._records_in += count
-        self._since_combine += count
+                values.append(value)
+
+    def _add_counted(self, counts: Counter) -> None:
+        # Keyed by the key alone under each distinct value (a word count has one: 1), because a
+        # lookup of a str is much cheaper than of a (key, value) tuple in a dict too big for the cache.
+        pairs = list(counts)
+        keys = list(map(itemgetter(0), pairs))
+        values = list(map(itemgetter(1), pairs))
+        if len(set(values)) == 1:
+            value = values[0]
+            _add_counts(self._counts.setdefault((type(value), value), {}), keys, counts.values())
+            return
+        for (key, value), times in counts.items():
+            key_counts = self._counts.setdefault((type(value), value), {})
+            key_counts[key] = key_counts.get(key, 0) + times
+
+    def _counted_keys(self) -> int:
+        return sum(map(len, self._counts.values()))
+
+    def _flush_counts(self) -> None:
+        """Move counted pairs into the groups, as many copies of each value as were counted."""
+        counts, self._counts = self._counts, {}
+        groups = self._groups
+        get = groups.get
+        for (_, value), key_counts in counts.items():
+            for key, times in key_counts.items():
+                group_key = key if type(key) is str else (type(key), key)
+                values = get(group_key)
+                if values is None:
+                    groups[group_key] = [value] * times
+                else:
+                    values += repeat(value, times)
 
     def close(self) -> MapOutput:
         """Combine and write what is buffered; return the files written. Calling it again returns the same."""
         if self._output is None:
+            self.flush()
             if self._combiner is not None:
                 self._combine(final=True)
             self._spill()
@@ -418,31 +546,18 @@ class MapOutputWriter:
             self._output = MapOutput(files, self._records_in, self._records_out, self._bytes_written)
         return self._output
 
-    def _check_open(self) -> None:
-        if self._output is not None:
-            raise ValueError("this MapOutputWriter is closed")
-
-    def _spill_or_resize(self) -> None:
-        if not self._sized:
-            self._sized = True
-            sample = self._pairs[:_SIZE_SAMPLE]
-            average = sum(_pair_size(pair) for pair in sample) / max(1, len(sample))
-            self._buffer_limit = max(1, min(self._spill_records, int(self._sort_buffer_bytes / average)))
-            if len(self._pairs) < self._buffer_limit:
-                return
-        self._spill()
-
     # -- combining ---------------------------------------------------------------------------------
 
     def _combine(self, final: bool = False) -> None:
         """Run the combiner over every buffered key with more than one value; spill when even the
         combined groups fill the buffer."""
+        self._flush_counts()
         groups = self._groups
         crowded = list(compress(groups.keys(), map((1).__lt__, map(len, groups.values()))))
         for group_key in crowded:
             self._combine_group(groups, group_key)
         self._since_combine = 0
-        if not final and len(groups) >= self._spill_records:
+        if not final and len(groups) >= self._buffer_limit:
             self._spill()
 
     def _combine_group(self, groups: dict, group_key) -> None:

@@ -49,3 +49,19 @@ def test_unpicklable_value_names_the_task_and_type(tmp_path, data):
 def test_missing_output_option_is_a_usage_error(data):
     result = run_cli("run", WORDCOUNT, *data)
     assert result.returncode == 2 and "--output" in result.stderr
+
+
+def test_a_bad_pair_is_reported_with_the_line_that_yielded_it(tmp_path):
+    # Pairs are checked a chunk at a time, after the mapper has moved on: the error must still
+    # name the line whose record yielded the bad item, not the line being mapped at the time.
+    lines = [f"word{i} other{i} more" for i in range(1, 3000)]
+    lines[1233] = "before MARK after"
+    (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "bad_pair_on_marked_line.py", tmp_path / "in.txt", "-o", out,
+                     "-w", 1, "--max-attempts", 1, *FAST)
+    assert result.returncode != 0
+    assert "the mapper yielded 'MARK' of type str" in result.stderr, result.stderr
+    assert f"{tmp_path / 'in.txt'}, line 1234" in result.stderr, result.stderr
+    assert not out.exists()
+    assert not result.leftover

@@ -271,7 +271,8 @@ def test_empty_partition_list_and_empty_writer(tmp_path):
 
 # --- combiner ----------------------------------------------------------------------------------------
 
-def test_summing_combiner_gives_the_counter_totals(tmp_path):
+@pytest.mark.parametrize("one", [1, 1.0], ids=["counted-int-values", "grouped-float-values"])
+def test_summing_combiner_gives_the_counter_totals(tmp_path, one):
     rng = random.Random(2)
     words = [rng.choice(["the", "a", "of", "mapreduce", "x", "y"]) + str(rng.randrange(30)) for _ in range(20000)]
     calls = collections.Counter()
@@ -280,13 +281,46 @@ def test_summing_combiner_gives_the_counter_totals(tmp_path):
         calls[key] += 1
         yield key, sum(values)
 
-    output = write(tmp_path, [(word, 1) for word in words], num_partitions=4, combiner=counting_combiner,
+    output = write(tmp_path, [(word, one) for word in words], num_partitions=4, combiner=counting_combiner,
                    combine_every=500, spill_records=5000)
     totals = {key: sum(values) for groups in all_groups(output).values() for key, values in groups}
     assert totals == collections.Counter(words)
+    assert all(type(total) is type(one) for total in totals.values())
     assert output.records_in == len(words)
     assert output.records_out < len(words) // 10
-    assert max(calls.values()) > 5  # combined repeatedly, not just once at close
+    if type(one) is float:
+        assert max(calls.values()) > 5  # grouped values are combined repeatedly, not just at close
+    else:
+        assert max(calls.values()) <= 2  # counted pairs stay compact: combined at close
+
+
+def test_counted_pairs_spill_when_distinct_keys_fill_the_buffer(tmp_path):
+    words = [f"w{i % 3000}" for i in range(30000)]
+    output = write(tmp_path, [(word, 1) for word in words], num_partitions=2,
+                   combiner=summing_combiner, spill_records=1000)
+    assert max(len(runs) for runs in output.files.values()) > 1
+    totals = collections.Counter()
+    for groups in all_groups(output).values():
+        for key, values in groups:
+            totals[key] += sum(values)
+    assert totals == collections.Counter(words)
+
+
+def test_counting_keeps_equal_values_of_different_types_apart(tmp_path):
+    seen = []
+
+    def recording_combiner(key, values):
+        values = list(values)
+        seen.append((key, [(type(v).__name__, v) for v in values]))
+        yield key, len(values)
+
+    pairs = [("k", 1)] * 3000 + [("k", True), ("k", 1.0)] + [(1, "v"), (True, "v"), (1.0, "v")]
+    output = write(tmp_path, pairs, num_partitions=1, combiner=recording_combiner)
+    k_values = sorted(v for key, values in seen if key == "k" for v in values)
+    assert k_values.count(("int", 1)) == 3000
+    assert ("bool", True) in k_values and ("float", 1.0) in k_values
+    keys = [key for key, _ in all_groups(output)[0] if key != "k"]
+    assert sorted(type(key).__name__ for key in keys) == ["bool", "float", "int"]
 
 
 def test_combiner_with_add_and_int_keys(tmp_path):
@@ -435,9 +469,26 @@ def test_skipping_a_group_moves_to_the_next(tmp_path):
 ])
 def test_add_pairs_rejects_what_is_not_a_pair(tmp_path, item, shown):
     writer = MapOutputWriter(str(tmp_path), 2)
-    with pytest.raises(RecordError) as caught:
-        writer.add_pairs([("ok", 1), item])
+    writer.add_pairs([("ok", 1)])
+    writer.add_pairs([item])
+    writer.add_pairs([("ok", 2)])
+    with pytest.raises(RecordError) as caught:   # pairs are checked a chunk at a time
+        writer.close()
     assert str(caught.value) == f"the mapper yielded {shown}; it must yield (key, value) pairs"
+    assert caught.value.records_ago == 1         # so the error can name the record that yielded it
+
+
+def test_a_list_yielded_twice_is_refused_rather_than_read_changed(tmp_path):
+    def reusing_mapper():
+        pair = ["a", 1]
+        yield pair
+        pair[0] = "b"
+        yield pair
+
+    writer = MapOutputWriter(str(tmp_path), 1)
+    writer.add_pairs(reusing_mapper())
+    with pytest.raises(RecordError, match="same list object"):
+        writer.close()
 
 
 def test_lists_and_tuple_subclasses_are_accepted_as_pairs(tmp_path):

@@ -122,7 +122,7 @@ def run_map(job: Job, task: dict) -> dict:
                              "bad_records_skipped": len(bad_records or ())}}
     writer = shuffle.MapOutputWriter(task["out_dir"], task["partitions"], partitioner=job.partitioner,
                                      combiner=job.combiner)
-    records_in = _map_split(job, split, writer.add_pairs, bad_records)
+    records_in = _map_split(job, split, writer.add_pairs, bad_records, writer.flush)
     result = writer.close()
     return {"files": {str(p): paths for p, paths in result.files.items()},
             "counters": {"map_input_records": records_in, "map_output_records": result.records_in,
@@ -170,9 +170,10 @@ def run_map_batches(job: Job, task: dict, split: Split) -> dict:
                          "shuffle_bytes": written}}
 
 
-def _map_split(job: Job, split: Split, emit, bad_records: list | None = None) -> int:
-    """Feed every record of the split to the mapper and its pairs to `emit`; returns the record
-    count. A failure is annotated with the file and line being mapped."""
+def _map_split(job: Job, split: Split, emit, bad_records: list | None = None, finish=None) -> int:
+    """Feed every record of the split to the mapper and each record's output to `emit` (then call
+    `finish`, which may still find a bad pair); returns the record count. A failure is annotated with
+    the file and line being mapped, or with the record's that `records_ago` on the error points at."""
     mapper = job.mapper
     records = 0
     path, path_start = None, 0
@@ -182,15 +183,18 @@ def _map_split(job: Job, split: Split, emit, bad_records: list | None = None) ->
                 path, path_start = key, records
             records += 1
             output = mapper(key, value)
-            if output is not None:
-                emit(output)
+            emit(output if output is not None else ())    # one call per record: see records_ago
+        if finish is not None:
+            finish()
     except BadRecord as exc:
         raise TaskError({"type": "BadRecord", "traceback": "",
                          "message": f"{exc} (--skip-bad-records skips such records)"}) from None
     except Exception as exc:
         if path is None:
             raise
-        location = _record_location(split, job.input_format, path, records - path_start)
+        number = records - path_start - getattr(exc, "records_ago", 0)
+        location = (_record_location(split, job.input_format, path, number) if number > 0
+                    else f"while mapping split {split.describe()}")
         raise TaskError(failure_report(exc, job, location)) from None
     return records
 
