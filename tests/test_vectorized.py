@@ -81,3 +81,22 @@ def test_identity_reduce_sorts_like_the_per_record_terasort(tmp_path):
     lines = [line for part in sorted((tmp_path / "terasort_arrow.py").glob("part-*"))
              for line in part.read_text().splitlines()]
     assert len(lines) == 3000 and [line[:10] for line in lines] == sorted(line[:10] for line in lines)
+
+
+def test_vectorised_wordcount_agrees_on_unicode_that_lowercases_to_ascii(tmp_path):
+    # U+0130 lower-cases to "i" + a combining dot and the Kelvin sign to "k": both become a-z
+    # letters only after lower(), which the byte-level tokenizer must honour like re.findall.
+    text = ("İstanbul \u212aelvin café naïve ÀBC Straße ǅemal x\r\n"
+            "tab\there, dash-word; \U0001F600emoji\u00a0nbsp \ufeffbom\n"
+            "\xff\xfe invalid bytes follow\n").encode("utf-8") + b"caf\xe9 \xc3 end\n"
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "text.txt").write_bytes(text)
+    outputs = []
+    for job in ("wordcount.py", "wordcount_arrow.py"):
+        out = tmp_path / job
+        result = run_cli("run", ROOT / "jobs" / job, tmp_path / "in", "-o", out, "-r", 1, "-q", *FAST)
+        assert result.returncode == 0, result.stderr
+        outputs.append((out / "part-00000").read_text(encoding="utf-8"))
+    assert outputs[0] == outputs[1]
+    counts = dict(line.split("\t") for line in outputs[0].splitlines())
+    assert counts["i"] == counts["stanbul"] == counts["kelvin"] == "1"
