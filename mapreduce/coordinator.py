@@ -106,6 +106,7 @@ class Coordinator:
         self.peers: dict[bytes, str] = {}        # routing id -> worker id
         self.last_sent: dict[str, float] = {}
         self._injected: set = set()
+        self._started: dict = {}                 # (job, task, attempt) -> when it was assigned
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -262,6 +263,8 @@ class Coordinator:
         if message.command in (protocol.DONE, protocol.FAIL):
             _check_attempt_report(header)
         if message.command == protocol.DONE:
+            log.info("%s %s attempt %s on %s done in %.2f s", header["job"], header["task"],
+                     header["attempt"], worker, self._attempt_runtime(header, now))
             self._carry_out(self.scheduler.attempt_succeeded(
                 worker, header["job"], header["task"], header["attempt"], header.get("result") or {}, now))
         elif message.command == protocol.FAIL:
@@ -270,7 +273,12 @@ class Coordinator:
             self._forget(worker)
             self._carry_out(self.scheduler.worker_gone(worker, now, "it shut down"))
 
+    def _attempt_runtime(self, header: dict, now: float) -> float:
+        started = self._started.pop((header["job"], header["task"], header["attempt"]), None)
+        return now - started if started is not None else float("nan")
+
     def _attempt_failed(self, worker: str, header: dict, now: float) -> None:
+        self._started.pop((header["job"], header["task"], header["attempt"]), None)
         error = header.get("error") or {}
         log.info("%s %s attempt %s on %s failed%s: %s", header["job"], header["task"],
                  header["attempt"], worker, " (lost)" if header.get("lost") else "", error.get("message"))
@@ -403,6 +411,9 @@ class Coordinator:
         record = self.jobs[assign.job]
         header = self._task_header(record, assign.task, assign.attempt)
         if self._send_to_worker(assign.worker, protocol.TASK, header, (record.submission.job_code,)):
+            log.info("%s %s attempt %s assigned to %s", record.id, assign.task.id, assign.attempt,
+                     assign.worker)
+            self._started[(record.id, assign.task.id, assign.attempt)] = time.monotonic()
             return []
         self._forget(assign.worker)
         return self.scheduler.worker_gone(assign.worker, time.monotonic(), "it could not be reached")
@@ -465,6 +476,8 @@ class Coordinator:
         if status != "succeeded":
             commit.abort_job(record.staging)
         shutil.rmtree(record.shuffle_dir, ignore_errors=True)
+        self._started = {key: when for key, when in self._started.items() if key[0] != record.id}
+        log.info("%s %s in %.2f s", record.id, status, record.finished - record.submitted)
         self._forget_old_jobs()
 
     def _forget_old_jobs(self) -> None:

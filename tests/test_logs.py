@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import FAST, JOBS, run_cli, write_corpus
+import re
+
+from conftest import FAST, JOBS, ROOT, run_cli, write_corpus
 
 
 def test_prints_and_log_records_go_to_task_logs_not_the_terminal(tmp_path):
@@ -44,3 +46,16 @@ def test_log_file_receives_the_framework_log(tmp_path):
     assert result.returncode == 1
     text = log.read_text()
     assert "map-00000 attempt 1" in text and "mapreduce.coordinator" in text
+
+
+def test_verbose_log_names_each_attempt_its_worker_and_runtime(tmp_path):
+    data = write_corpus(tmp_path / "data", files=2, lines=50)
+    log = tmp_path / "mapreduce.log"
+    result = run_cli("--log-file", log, "-v", "run", ROOT / "jobs/wordcount.py", *data, "-o",
+                     tmp_path / "out", "-w", 2, "-r", 2, *FAST)
+    assert result.returncode == 0, result.stderr
+    text = log.read_text()
+    for task in ("map-00000", "reduce-00000", "reduce-00001"):
+        assert re.search(rf"{task} attempt 1 assigned to \S+", text), text
+        assert re.search(rf"{task} attempt 1 on \S+ done in \d+\.\d\d s", text), text
+    assert re.search(r"succeeded in \d+\.\d\d s", text), text
