@@ -9,12 +9,11 @@ events, so nothing is lost when either side is slow.
 from __future__ import annotations
 
 import itertools
-import os
 import time
 
 import zmq
 
-from . import defaults, protocol, security
+from . import defaults, protocol, security, storage
 from .errors import JobCancelledError, MapReduceError
 from .local import prepare_submission
 from .progress import ProgressReporter
@@ -124,7 +123,7 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
     the coordinator and workers resolve nothing relative to their own."""
     from .steps import load_steps, run_steps
     started = time.monotonic()
-    absolute_inputs = [i if os.path.isabs(i) else os.path.abspath(i) for i in inputs]
+    absolute_inputs = [storage.absolute(i) for i in inputs]      # URIs stay as they are
     progress = ProgressReporter(quiet=quiet)
     steps = load_steps(job_ref, params)
     with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
@@ -141,7 +140,7 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
                                             skip_bad_records=skip_bad_records)
             return _follow(client, client.submit(submission), progress, started, step_output)
 
-        return run_steps(steps, absolute_inputs, os.path.abspath(output_dir), submit_one,
+        return run_steps(steps, absolute_inputs, storage.absolute(output_dir), submit_one,
                          overwrite=overwrite, output_format=output_format)
 
 
