@@ -180,6 +180,11 @@ def _expand_one(item: str) -> list[str]:
     return _expand_path(item)
 
 
+# Sizes of objects seen while listing a prefix, so planning splits right after needs no request
+# per object (a HEAD each: minutes for many thousands of objects).
+_listed_sizes: dict[str, int] = {}
+
+
 def _expand_uri(uri: str) -> list[str]:
     """An object (file), or every file below a prefix (directory), skipping names that start with
     '.' or '_' as for local directories. URIs take no globs: '?' starts a URI's query."""
@@ -187,10 +192,13 @@ def _expand_uri(uri: str) -> list[str]:
     try:
         info = storage.file_info(uri)
         if info.type == FileType.File:
+            _listed_sizes[uri] = info.size
             return [uri]
         if info.type == FileType.Directory:
-            files = [found for found, relative, _ in storage.list_files(uri)
-                     if not any(map(_is_skipped_name, relative.split("/")))]
+            listed = [(found, size) for found, relative, size in storage.list_files(uri)
+                      if not any(map(_is_skipped_name, relative.split("/")))]
+            _listed_sizes.update(listed)
+            files = [found for found, _ in listed]
             if not files:
                 raise InputError(f"input directory {uri!r} contains no files ({_SKIPPED_NOTE}); "
                                  f"put input files in it or pass other inputs")
@@ -389,6 +397,8 @@ def _check_input_format(input_format: str) -> None:
 
 def _file_size(path: str) -> int:
     if storage.is_uri(path):
+        if path in _listed_sizes:
+            return _listed_sizes.pop(path)
         try:
             return storage.size(path)
         except Exception as exc:
