@@ -72,8 +72,8 @@ class Segment:
         if self.start != 0 or self.unit != "bytes":
             return False
         try:
-            if storage.is_uri(self.path):
-                return storage.size(self.path) == self.end
+            if storage.is_uri(self.path):      # no request per split just for a message
+                return _listed_sizes.get(self.path) == self.end
             return os.stat(self.path).st_size == self.end
         except Exception:
             return False
@@ -180,8 +180,8 @@ def _expand_one(item: str) -> list[str]:
     return _expand_path(item)
 
 
-# Sizes of objects seen while listing a prefix, so planning splits right after needs no request
-# per object (a HEAD each: minutes for many thousands of objects).
+# Sizes of objects seen while listing a prefix, so planning and describing splits right after
+# needs no request per object (a HEAD each: minutes for many thousands of objects).
 _listed_sizes: dict[str, int] = {}
 
 
@@ -398,7 +398,7 @@ def _check_input_format(input_format: str) -> None:
 def _file_size(path: str) -> int:
     if storage.is_uri(path):
         if path in _listed_sizes:
-            return _listed_sizes.pop(path)
+            return _listed_sizes[path]
         try:
             return storage.size(path)
         except Exception as exc:

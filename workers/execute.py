@@ -131,8 +131,7 @@ def run_map(job: Job, task: dict) -> dict:
     split = Split.from_wire(task["split"])
     bad_records = [] if task.get("skip_bad_records") else None
     for segment in split.segments:
-        if not _readable(segment.path):
-            raise TaskError(_unreachable("cannot read the input file", segment.path))
+        _check_readable(segment.path)
     _make_output_dir(task["out_dir"])
     if job.map_batches is not None:
         return run_map_batches(job, task, split)
@@ -262,13 +261,22 @@ def _reduce_aggregated(job: Job, task: dict, writer: PartWriter) -> dict:
     return {"counters": {"output_records": writer.records}}
 
 
-def _readable(path: str) -> bool:
+def _check_readable(path: str) -> None:
     if not storage.is_uri(path):
-        return os.access(path, os.R_OK)
+        if not os.access(path, os.R_OK):
+            raise TaskError(_unreachable("cannot read the input file", path))
+        return
     try:
-        return storage.exists(path)
-    except Exception:
-        return False
+        cause = None if storage.exists(path) else "it does not exist"
+    except Exception as exc:
+        cause = storage.describe_error(path, "read", exc).paragraph()
+    if cause:
+        import socket
+        raise TaskError({"type": "Unreachable", "traceback": "",
+                         "message": f"worker on host {socket.gethostname()} cannot read the input "
+                                    f"'{path}' ({cause}); every worker needs the storage settings "
+                                    f"the job was submitted with (AWS_* credentials, "
+                                    f"AWS_ENDPOINT_URL)"})
 
 
 def _make_output_dir(path: str) -> None:
