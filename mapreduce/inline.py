@@ -10,7 +10,6 @@ committed by the same protocol, so the result is byte-identical to a normal run 
 from __future__ import annotations
 
 import secrets
-import shutil
 import tempfile
 import time
 
