@@ -150,6 +150,7 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, max_atte
     """Run JOB over INPUT files, directories or globs on this machine.
 
     INPUT, --output and --work-dir may also be URIs (s3://bucket/prefix, hdfs://...).
+
     JOB is a Python file (jobs/wordcount.py) or module name (jobs.wordcount) defining
     mapper(key, value) and usually reducer(key, values).
     """

@@ -9,7 +9,7 @@ turned into the plain local path it names by `normalize`, at the command's edge,
 fast path too.
 
 S3 settings come from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-AWS_SESSION_TOKEN, AWS_DEFAULT_REGION / AWS_REGION, read by the AWS SDK inside pyarrow) plus an
+AWS_SESSION_TOKEN, AWS_DEFAULT_REGION, read by the AWS SDK inside pyarrow) plus an
 endpoint for S3-compatible servers (MinIO, moto, Ceph): AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL,
 e.g. http://127.0.0.1:9000. pyarrow 26 reads those two itself, older versions do not, so they are
 read here and passed as `endpoint_override` and `scheme`. Options in the URI's query
