@@ -365,6 +365,8 @@ def plan_splits(files: list[str], input_format: str, split_size: int | None,
 
 
 def compression_of(path: str) -> str | None:
+    if storage.is_uri(path):
+        path = storage.path_part(path)        # "s3://b/x.gz?scheme=http" is a .gz object
     return COMPRESSED.get(os.path.splitext(path)[1].lower())
 
 

@@ -97,6 +97,11 @@ def split(location: str) -> tuple[str, str]:
     return urlunsplit((parts.scheme, parts.netloc, parent, parts.query, "")), unquote(name)
 
 
+def path_part(location: str) -> str:
+    """A URI's path without its query: what a file name's extension is taken from."""
+    return unquote(urlsplit(location).path) if is_uri(location) else location
+
+
 def sibling(location: str, name: str) -> str:
     """The location `name` beside `location` (same directory or prefix, same filesystem)."""
     parent, _ = split(location)

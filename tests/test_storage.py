@@ -190,6 +190,21 @@ def test_multi_step_job_keeps_its_intermediate_pairs_on_s3(s3, s3_corpus, tmp_pa
     assert all(key.startswith(f"{out}/top/") for key in s3.keys(out))   # step scratch removed
 
 
+def test_endpoint_given_in_the_uri_query_instead_of_the_environment(s3, s3_corpus, tmp_path):
+    bucket, files = s3_corpus
+    out, work = s3.bucket("out"), s3.bucket("work")
+    query = "?endpoint_override=" + s3.endpoint.split("//")[1] + "&scheme=http"
+    env = {name: value for name, value in s3.env.items() if name != "AWS_ENDPOINT_URL"}
+    result = run_cli("run", WORDCOUNT, f"s3://{bucket}/corpus{query}", "--output",
+                     f"s3://{out}/wc{query}", "--work-dir", f"s3://{work}/tmp{query}", "-w", 2,
+                     "--reducers", 2, *FAST, env={**env, "AWS_ENDPOINT_URL": ""}, timeout=60)
+    assert result.returncode == 0, result.stderr
+    # The .gz and .bz2 objects were recognised behind the query, or the counts would differ.
+    _assert_wordcount_committed(s3, f"{out}/wc", wordcount_reference(files), tmp_path, parts=2)
+    assert s3.keys(f"{work}/tmp") == []
+    assert all(key.startswith(f"{out}/wc/") for key in s3.keys(out))
+
+
 def test_failing_job_leaves_nothing_under_output_and_shows_its_log_from_s3(s3, s3_corpus):
     bucket, _ = s3_corpus
     out, work = s3.bucket("out"), s3.bucket("work")
@@ -321,6 +336,7 @@ def test_split_sibling_bucket_and_staging_names():
     assert storage.split("s3://b")[1] == ""
     assert storage.sibling("s3://b/out/wc", ".wc.steps-1") == "s3://b/out/.wc.steps-1"
     assert storage.bucket_of("s3://my-bucket/k") == "my-bucket"
+    assert storage.path_part("s3://b/dir/x.gz?scheme=http") == "/dir/x.gz"
     assert storage.bucket_of("/local") is None and storage.bucket_of("hdfs://nn:1/x") is None
     assert commit.staging_dir_for("s3://b/out/wc?x=1", "J") == "s3://b/out/.wc.mapreduce-J?x=1"
     assert commit.attempt_dir("s3://b/.wc.mapreduce-J", "map-00001", 2) == \
