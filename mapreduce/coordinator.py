@@ -434,7 +434,7 @@ class Coordinator:
         self._injected.add((record.id, task.index))
         for paths in (task.result or {}).get("files", {}).values():
             for path in paths:
-                os.unlink(path)
+                storage.delete_file(path) if storage.is_uri(path) else os.unlink(path)
         log.warning("fault injection: deleted the output of %s %s", record.id, task.id)
 
     def _commit(self, record: JobRecord) -> None:

@@ -205,6 +205,18 @@ def test_endpoint_given_in_the_uri_query_instead_of_the_environment(s3, s3_corpu
     assert all(key.startswith(f"{out}/wc/") for key in s3.keys(out))
 
 
+def test_lost_map_output_on_s3_is_rerun(s3, s3_corpus, tmp_path):
+    bucket, files = s3_corpus
+    out, work = s3.bucket("out"), s3.bucket("work")
+    result = _s3_run(s3, WORDCOUNT, f"s3://{bucket}/corpus", "--output", f"s3://{out}/wc",
+                     "--work-dir", f"s3://{work}/tmp", "--reducers", 2, "--split-size", "4KB",
+                     env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "fault injection: deleted the output" in result.stderr     # a run object went missing
+    _assert_wordcount_committed(s3, f"{out}/wc", wordcount_reference(files), tmp_path, parts=2)
+    assert s3.keys(f"{work}/tmp") == []
+
+
 def test_failing_job_leaves_nothing_under_output_and_shows_its_log_from_s3(s3, s3_corpus):
     bucket, _ = s3_corpus
     out, work = s3.bucket("out"), s3.bucket("work")
