@@ -77,8 +77,9 @@ def _parse_params(ctx, param, values) -> dict:
 def job_options(command):
     """The options `run` and `submit` share."""
     for decorator in reversed([
-        click.option("-o", "--output", "output_dir", required=True, type=click.Path(),
-                     help="Directory for part-NNNNN files and _SUCCESS; must not exist or be empty."),
+        click.option("-o", "--output", "output_dir", required=True, metavar="DIR|URI",
+                     help="Directory (or URI, e.g. s3://bucket/out) for part-NNNNN files and "
+                          "_SUCCESS; must not exist or be empty."),
         click.option("-r", "--reducers", type=click.IntRange(min=1), default=None,
                      help="Reduce tasks, i.e. part files [default: number of workers]."),
         click.option("--split-size", type=SizeType(), default=None,
@@ -135,15 +136,20 @@ def main(verbose, log_file):
 @click.option("--inline", is_flag=True,
               help="Run the whole job in this process (no workers, no retries) so breakpoint() "
                    "and pdb work in the job's code; same output.")
+@click.option("--work-dir", default=None, metavar="DIR|URI",
+              help="Where map output (shuffle files) goes: a directory or a URI such as "
+                   "s3://bucket/tmp [default: a private temporary directory].")
 @click.option("--backup-after", type=click.FloatRange(min=0), default=defaults.BACKUP_MIN_RUNTIME_S,
               show_default=True,
               help="Seconds an attempt must run before a straggler gets a backup attempt.")
 @heartbeat_options
 @reports_errors
 def run_command(job, inputs, output_dir, workers, reducers, split_size, max_attempts, overwrite,
-                quiet, output_format, skip_bad_records, params, inline, backup_after,
+                quiet, output_format, skip_bad_records, params, inline, work_dir, backup_after,
                 heartbeat_interval, liveness):
     """Run JOB over INPUT files, directories or globs on this machine.
+
+    INPUT, --output and --work-dir may also be URIs (s3://bucket/prefix, hdfs://...).
 
     JOB is a Python file (jobs/wordcount.py) or module name (jobs.wordcount) defining
     mapper(key, value) and usually reducer(key, values).
@@ -153,15 +159,15 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, max_atte
             overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
             heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
             params=params, inline=inline, output_format=output_format,
-            skip_bad_records=skip_bad_records)
+            skip_bad_records=skip_bad_records, work_dir=work_dir)
 
 
 @main.command("coordinator")
 @click.option("--bind", default="tcp://127.0.0.1:5555", show_default=True,
               help="Address to listen on for workers and clients.")
-@click.option("--work-dir", type=click.Path(file_okay=False), default=None,
-              help="Directory for shuffle files, reachable at the same path by every worker "
-                   "[default: a new temporary directory].")
+@click.option("--work-dir", default=None, metavar="DIR|URI",
+              help="Directory or URI (s3://bucket/tmp) for shuffle files, reachable at the same "
+                   "path by every worker [default: a new temporary directory].")
 @heartbeat_options
 @security_options
 @reports_errors

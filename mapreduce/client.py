@@ -9,12 +9,12 @@ events, so nothing is lost when either side is slow.
 from __future__ import annotations
 
 import itertools
-import os
+import signal
 import time
 
 import zmq
 
-from . import defaults, protocol, security
+from . import defaults, protocol, security, storage
 from .errors import JobCancelledError, MapReduceError
 from .local import prepare_submission
 from .progress import ProgressReporter
@@ -124,7 +124,7 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
     the coordinator and workers resolve nothing relative to their own."""
     from .steps import load_steps, run_steps
     started = time.monotonic()
-    absolute_inputs = [i if os.path.isabs(i) else os.path.abspath(i) for i in inputs]
+    absolute_inputs = [storage.absolute(i) for i in inputs]      # URIs stay as they are
     progress = ProgressReporter(quiet=quiet)
     steps = load_steps(job_ref, params)
     with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
@@ -139,16 +139,26 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
                                             max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
                                             output_format=step_format,
                                             skip_bad_records=skip_bad_records)
-            return _follow(client, client.submit(submission), progress, started, step_output)
+            return _follow(client, lambda: client.submit(submission), progress, started,
+                           step_output)
 
-        return run_steps(steps, absolute_inputs, os.path.abspath(output_dir), submit_one,
+        return run_steps(steps, absolute_inputs, storage.absolute(output_dir), submit_one,
                          overwrite=overwrite, output_format=output_format)
 
 
-def _follow(client: CoordinatorClient, job_id: str, progress: ProgressReporter, started: float,
+def _follow(client: CoordinatorClient, submit, progress: ProgressReporter, started: float,
             output_dir: str) -> dict:
-    """Watch a submitted job to its end; Ctrl-C cancels it on the coordinator."""
+    """Submit a job and watch it to its end; Ctrl-C cancels it on the coordinator."""
+    job_id = None
     try:
+        # The coordinator starts a job's tasks before it answers, so a Ctrl-C landing while the
+        # answer is on its way would leave the job running with no id to cancel it by: SIGINT is
+        # held until the id is assigned (at most one request timeout), then raised right here.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            job_id = submit()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         state = client.watch(job_id)
         while state["status"] in ("queued", "running"):
             progress.update(state["progress"])
@@ -156,7 +166,8 @@ def _follow(client: CoordinatorClient, job_id: str, progress: ProgressReporter, 
             state = client.watch(job_id)
     except KeyboardInterrupt:
         progress.clear()
-        client.cancel(job_id)
+        if job_id is not None:
+            client.cancel(job_id)
         raise JobCancelledError(f"interrupted: job {job_id} was cancelled on the coordinator "
                                 f"and no output was committed.") from None
     progress.clear()

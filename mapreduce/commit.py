@@ -8,6 +8,12 @@ Protocol (the MapReduce paper's, as Hadoop's FileOutputCommitter does it):
 - when the whole job has succeeded, `commit_job` writes the empty `_SUCCESS` into staging and swaps
   staging in as the output directory, so readers see either the old state or the complete result;
 - a failed or cancelled job's staging is removed and the output directory is never touched.
+
+On an object store (an output URI such as s3://bucket/out) there is no atomic rename, so the same
+steps are done object by object: staging is the hidden sibling prefix `.NAME.mapreduce-<job>/`,
+publishing moves (copies) the attempt's objects within it, and commit_job moves the parts into
+the output and writes `_SUCCESS` last; with --overwrite the old `_SUCCESS` goes first, then the
+old objects. Readers must therefore wait for `_SUCCESS`, as with Hadoop or Spark on S3.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ import os
 import shutil
 import uuid
 
-from .errors import OutputError
+from . import storage
+from .errors import MapReduceError, OutputError
 
 ATTEMPTS_DIR = "_attempts"
 LOGS_DIR = "_logs"          # what task attempts printed; kept in the output, like Hadoop's _logs
@@ -27,6 +34,10 @@ SUCCESS = "_SUCCESS"
 @contextlib.contextmanager
 def atomic_file(path: str, mode: str = "wb", **open_args):
     """Open a temporary sibling of `path`; on success rename it over `path`, on error delete it."""
+    if storage.is_uri(path):
+        with _object_file(path, mode, **open_args) as handle:
+            yield handle
+        return
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
@@ -39,9 +50,30 @@ def atomic_file(path: str, mode: str = "wb", **open_args):
         raise
 
 
+@contextlib.contextmanager
+def _object_file(location: str, mode: str, **open_args):
+    """atomic_file for a URI: the object appears only when the stream is closed; after an error
+    the (partial) object is deleted. Attempts write only under their own prefix, so a partial
+    object is never where a reader looks."""
+    import io
+    stream = storage.open_output_stream(location)
+    handle = stream if "b" in mode else io.TextIOWrapper(stream, **open_args)
+    try:
+        yield handle
+    except BaseException:
+        with contextlib.suppress(Exception):
+            handle.close()
+            storage.delete_file(location)
+        raise
+    handle.close()
+
+
 def check_output_dir(output_dir: str, overwrite: bool) -> None:
     """Refuse an output directory that exists and is not empty, unless overwrite (decided up front,
     before anything runs, so a refused job changes nothing)."""
+    if storage.is_uri(output_dir):
+        _check_output_location(output_dir, overwrite)
+        return
     if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
         raise OutputError(f"output path '{output_dir}' exists and is not a directory; choose another "
                           f"--output path.")
@@ -58,24 +90,64 @@ def check_output_dir(output_dir: str, overwrite: bool) -> None:
                           f"writable.")
 
 
+def _check_output_location(output: str, overwrite: bool) -> None:
+    from pyarrow.fs import FileType
+    if not storage.split(output)[1]:
+        raise OutputError(f"output '{output}' is a bucket or filesystem root; use a prefix inside "
+                          f"it (e.g. {storage.join(output, 'out')}) so the job's hidden staging "
+                          f"prefix can sit beside it.")
+    try:
+        if not storage.bucket_exists(output):
+            raise OutputError(f"cannot write output '{output}': there is no bucket "
+                              f"'{storage.bucket_of(output)}' at that endpoint; create it or check "
+                              f"the spelling, the endpoint (AWS_ENDPOINT_URL) and the credentials.")
+        kind = storage.file_info(output).type
+        has_files = kind == FileType.Directory and bool(storage.list_files(output))
+    except MapReduceError as exc:
+        raise OutputError(exc.paragraph()) from None
+    except Exception as exc:
+        raise OutputError(storage.describe_error(output, "use the output", exc).paragraph()) from None
+    if kind == FileType.File:
+        raise OutputError(f"output path '{output}' exists and is an object (a file), not a prefix "
+                          f"(directory); choose another --output path.")
+    if has_files and not overwrite:
+        raise OutputError(f"output directory '{output}' already exists and is not empty; its "
+                          f"objects were left untouched. Choose another --output, or pass "
+                          f"--overwrite to replace it once the new result is complete.")
+
+
 def staging_dir_for(output_dir: str, job_id: str) -> str:
     """A hidden sibling of the output directory: the same filesystem, so commit is a rename."""
+    if storage.is_uri(output_dir):
+        return storage.sibling(output_dir, f".{storage.split(output_dir)[1]}.mapreduce-{job_id}")
     absolute = os.path.abspath(output_dir.rstrip("/") or "/")
     parent, name = os.path.split(absolute)
     return os.path.join(parent, f".{name}.mapreduce-{job_id}")
 
 
 def create_staging(staging: str) -> None:
+    if storage.is_uri(staging):
+        storage.make_dirs(storage.join(staging, ATTEMPTS_DIR))
+        return
     os.makedirs(os.path.join(staging, ATTEMPTS_DIR))
 
 
 def attempt_dir(staging: str, task_id: str, attempt: int) -> str:
-    return os.path.join(staging, ATTEMPTS_DIR, f"{task_id}-a{attempt}")
+    return storage.join(staging, ATTEMPTS_DIR, f"{task_id}-a{attempt}")
+
+
+def log_path(staging: str, task_id: str, attempt: int) -> str:
+    return storage.join(staging, LOGS_DIR, f"{task_id}-a{attempt}.log")
 
 
 def publish_attempt(staging: str, task_id: str, attempt: int) -> None:
     """Move the committing attempt's part files into staging (each rename is atomic)."""
     source = attempt_dir(staging, task_id, attempt)
+    if storage.is_uri(staging):
+        for location, name, _ in storage.list_files(source):
+            storage.move(location, storage.join(staging, name))
+        storage.delete_tree(source)
+        return
     for name in sorted(os.listdir(source)):
         os.replace(os.path.join(source, name), os.path.join(staging, name))
     os.rmdir(source)
@@ -83,6 +155,9 @@ def publish_attempt(staging: str, task_id: str, attempt: int) -> None:
 
 def commit_job(staging: str, output_dir: str) -> None:
     """Write `_SUCCESS` last, then swap staging in as the output directory."""
+    if storage.is_uri(staging):
+        _commit_to_object_store(staging, output_dir)
+        return
     shutil.rmtree(os.path.join(staging, ATTEMPTS_DIR), ignore_errors=True)
     with contextlib.suppress(OSError):
         os.rmdir(os.path.join(staging, LOGS_DIR))       # only when no attempt printed anything
@@ -114,5 +189,24 @@ def _exchange(first: str, second: str) -> bool:
     return result == 0
 
 
+def _commit_to_object_store(staging: str, output: str) -> None:
+    """Object by object, in the order that keeps `_SUCCESS` truthful: it is deleted first when
+    replacing an old result, and written only once every new part is in place."""
+    storage.delete_tree(storage.join(staging, ATTEMPTS_DIR))
+    old_success = storage.join(output, SUCCESS)
+    if storage.exists(old_success):
+        storage.delete_file(old_success)
+    for location, _, _ in storage.list_files(output):        # --overwrite: the old result
+        storage.delete_file(location)
+    for location, relative, _ in storage.list_files(staging):
+        storage.move(location, storage.join(output, relative))
+    with atomic_file(storage.join(output, SUCCESS)):
+        pass
+    storage.delete_tree(staging)
+
+
 def abort_job(staging: str) -> None:
+    if storage.is_uri(staging):
+        storage.delete_tree_quietly(staging)
+        return
     shutil.rmtree(staging, ignore_errors=True)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import zmq
 
-from . import commit, counters, defaults, protocol, security
+from . import commit, counters, defaults, protocol, security, storage
 from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
 from .output import OUTPUT_FORMATS
 from .protocol import Message
@@ -126,14 +126,14 @@ class Coordinator:
             commit.create_staging(staging)
         except OSError as exc:
             raise OutputError(f"cannot create the output's staging directory '{staging}': "
-                              f"{exc.strerror}") from None
-        shuffle_dir = os.path.join(self.work_dir, job_id)
+                              f"{exc.strerror or exc}") from None
+        shuffle_dir = storage.join(self.work_dir, job_id)
         try:
-            os.makedirs(shuffle_dir)
+            make_work_dir(shuffle_dir, exist_ok=False)
         except OSError as exc:
             commit.abort_job(staging)
             raise OutputError(f"cannot create the job's directory in the work directory "
-                              f"'{self.work_dir}': {exc.strerror}") from None
+                              f"'{self.work_dir}': {exc.strerror or exc}") from None
         now = time.monotonic() if now is None else now
         self.jobs[job_id] = JobRecord(job_id, submission, staging, shuffle_dir, now)
         self._carry_out(self.scheduler.add_job(job_id, submission.split_descriptions,
@@ -430,7 +430,7 @@ class Coordinator:
             return []      # map output stays in its attempt's directory; reducers are told its paths
         try:
             commit.publish_attempt(record.staging, task.id, publish.attempt)
-        except OSError as exc:
+        except (OSError, MapReduceError) as exc:      # pyarrow's I/O errors are OSErrors too
             error = {"type": "PublishError", "message": f"could not publish its output: {exc}",
                      "traceback": ""}
             return self.scheduler.publish_failed(publish.job, task.id, error, time.monotonic())
@@ -445,13 +445,13 @@ class Coordinator:
         self._injected.add((record.id, task.index))
         for paths in (task.result or {}).get("files", {}).values():
             for path in paths:
-                os.unlink(path)
+                storage.delete_file(path) if storage.is_uri(path) else os.unlink(path)
         log.warning("fault injection: deleted the output of %s %s", record.id, task.id)
 
     def _commit(self, record: JobRecord) -> None:
         try:
             commit.commit_job(record.staging, record.submission.output_dir)
-        except OSError as exc:
+        except (OSError, MapReduceError) as exc:
             commit.abort_job(record.staging)
             error = OutputError(f"the job succeeded but its output could not be committed to "
                                 f"'{record.submission.output_dir}': {exc}")
@@ -475,7 +475,7 @@ class Coordinator:
         record.final_progress = self.progress(record.id)
         if status != "succeeded":
             commit.abort_job(record.staging)
-        shutil.rmtree(record.shuffle_dir, ignore_errors=True)
+        remove_work_dir(record.shuffle_dir)
         self._started = {key: when for key, when in self._started.items() if key[0] != record.id}
         log.info("%s %s in %.2f s", record.id, status, record.finished - record.submitted)
         self._forget_old_jobs()
@@ -501,7 +501,7 @@ def task_header(record: JobRecord, kind: str, index: int, task_id: str, attempt:
     submission = record.submission
     header = {"job": record.id, "task": task_id, "attempt": attempt, "kind": kind,
               "output_format": submission.output_format,
-              "log": os.path.join(record.staging, commit.LOGS_DIR, f"{task_id}-a{attempt}.log")}
+              "log": commit.log_path(record.staging, task_id, attempt)}
     if kind == "map":
         header["split"] = submission.splits[index]
         header["skip_bad_records"] = submission.skip_bad_records
@@ -509,7 +509,7 @@ def task_header(record: JobRecord, kind: str, index: int, task_id: str, attempt:
             header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
             header["part"] = index
         else:
-            header["out_dir"] = os.path.join(record.shuffle_dir, f"{task_id}-a{attempt}")
+            header["out_dir"] = storage.join(record.shuffle_dir, f"{task_id}-a{attempt}")
             header["partitions"] = submission.num_reducers
     else:
         header["partition"] = index
@@ -534,6 +534,41 @@ def _check_attempt_report(header: dict) -> None:
             raise ValueError("'result.files' must map partitions to lists of paths")
 
 
+def make_work_dir(location: str, exist_ok: bool = True) -> None:
+    """A job's (or the coordinator's) shuffle directory, local or under a URI."""
+    if storage.is_uri(location):
+        storage.make_dirs(location)
+    else:
+        os.makedirs(location, exist_ok=exist_ok)
+
+
+def remove_work_dir(location: str) -> None:
+    if storage.is_uri(location):
+        storage.delete_tree_quietly(location)
+    else:
+        shutil.rmtree(location, ignore_errors=True)
+
+
+def check_work_dir(work_dir: str) -> str:
+    """The work directory made absolute (local) and usable, or a one-paragraph error: checked when
+    the coordinator starts, not when the first job needs it."""
+    work_dir = storage.absolute(work_dir)
+    try:
+        if storage.is_uri(work_dir) and not storage.bucket_exists(work_dir):
+            raise MapReduceError(f"work directory '{work_dir}': there is no bucket "
+                                 f"'{storage.bucket_of(work_dir)}' at that endpoint; create it or "
+                                 f"check the spelling, AWS_ENDPOINT_URL and the credentials.")
+        make_work_dir(work_dir)
+    except MapReduceError:
+        raise
+    except OSError as exc:
+        if storage.is_uri(work_dir):
+            raise storage.describe_error(work_dir, "use the work directory", exc) from None
+        raise MapReduceError(f"cannot create the work directory '{work_dir}': "
+                             f"{exc.strerror or exc}.") from None
+    return work_dir
+
+
 def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | None = None,
           keys_dir: str | None = None, insecure: bool = False) -> int:
     """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM; running jobs are cancelled."""
@@ -545,8 +580,7 @@ def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | 
     handler = lambda signum, frame: stopping.append(signum)   # noqa: E731
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    work_dir = os.path.abspath(work_dir) if work_dir else tempfile.mkdtemp(prefix="mapreduce-work-")
-    os.makedirs(work_dir, exist_ok=True)
+    work_dir = check_work_dir(work_dir) if work_dir else tempfile.mkdtemp(prefix="mapreduce-work-")
     try:
         coordinator = Coordinator(bind, work_dir=work_dir, settings=settings, keys_dir=keys_dir)
     except zmq.ZMQError as exc:

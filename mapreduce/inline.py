@@ -10,23 +10,27 @@ committed by the same protocol, so the result is byte-identical to a normal run 
 from __future__ import annotations
 
 import secrets
-import shutil
 import tempfile
 import time
 
-from . import commit, counters
-from .coordinator import JobRecord, JobSubmission, task_header
+from . import commit, counters, storage
+from .coordinator import JobRecord, JobSubmission, make_work_dir, remove_work_dir, task_header
 from .errors import TaskFailedError
 from .jobspec import Job
 from .progress import ProgressReporter
 
 
-def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, started: float):
+def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, started: float,
+               work_dir: str | None = None):
     from workers.execute import TaskError, run_task
     commit.check_output_dir(submission.output_dir, submission.overwrite)
     job_id = f"inline-{secrets.token_hex(3)}"
     staging = commit.staging_dir_for(submission.output_dir, job_id)
-    work = tempfile.mkdtemp(prefix="mapreduce-inline-")
+    if work_dir is None:
+        work = tempfile.mkdtemp(prefix="mapreduce-inline-")
+    else:
+        work = storage.join(work_dir, job_id)
+        make_work_dir(work)
     record = JobRecord(job_id, submission, staging, work, time.monotonic())
     commit.create_staging(staging)
     reports: list = []
@@ -56,7 +60,7 @@ def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, 
         commit.abort_job(staging)
         raise
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_work_dir(work)
     totals = counters.job_totals(reports)
     maps, reduces = len(submission.splits), submission.num_reducers
     snapshot = {"maps_done": maps, "maps": maps, "reduces_done": reduces, "reduces": reduces,

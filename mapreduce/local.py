@@ -15,8 +15,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 
-from . import defaults
-from .coordinator import Coordinator, JobSubmission
+from . import defaults, storage
+from .coordinator import Coordinator, JobSubmission, check_work_dir
 from .errors import JobCancelledError, JobLoadError, MapReduceError
 from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
@@ -84,10 +84,12 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
             backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S,
             progress: ProgressReporter | None = None, params: dict | None = None,
             inline: bool = False, output_format: str = "text",
-            skip_bad_records: bool = False) -> RunResult:
+            skip_bad_records: bool = False, work_dir: str | None = None) -> RunResult:
     """Run a job on this machine; returns when the output is committed, raises MapReduceError
-    (nothing committed) otherwise."""
+    (nothing committed) otherwise. Inputs, output and `work_dir` (shuffle files; default: a
+    private temporary directory) may be local paths or URIs (s3://bucket/prefix, ...)."""
     started = time.monotonic()
+    output_dir = storage.normalize(output_dir)
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise MapReduceError("--workers must be at least 1.")
@@ -98,7 +100,7 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         options = dict(workers=workers, reducers=reducers, split_size=split_size,
                        max_attempts=max_attempts, quiet=quiet, heartbeat_interval=heartbeat_interval,
                        liveness=liveness, backup_min_runtime=backup_min_runtime, progress=progress,
-                       inline=inline, skip_bad_records=skip_bad_records)
+                       inline=inline, skip_bad_records=skip_bad_records, work_dir=work_dir)
         return run_steps(load_steps(job_ref, params), inputs, output_dir,
                          lambda job, ins, out, fmt, over: run_job(job, ins, out, output_format=fmt,
                                                                   overwrite=over, **options),
@@ -109,16 +111,18 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
                                     max_attempts=max_attempts, output_format=output_format,
                                     skip_bad_records=skip_bad_records)
     progress = progress or ProgressReporter(quiet=quiet)
+    if work_dir is not None:
+        work_dir = check_work_dir(work_dir)
     if inline:
         from .inline import run_inline
-        counters, snapshot = run_inline(job, submission, progress, started)
+        counters, snapshot = run_inline(job, submission, progress, started, work_dir)
         return RunResult(output_dir, counters, snapshot)
     settings = SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness,
                                  backup_min_runtime=backup_min_runtime)
     from workers.pool import LocalPool       # workers depend on mapreduce, not the other way round
 
     with tempfile.TemporaryDirectory(prefix="mapreduce-run-") as private:
-        coordinator = Coordinator(_local_address(private), work_dir=private,
+        coordinator = Coordinator(_local_address(private), work_dir=work_dir or private,
                                   secret=secrets.token_bytes(32), settings=settings)
         pool = LocalPool(coordinator.address, workers, secret=coordinator.secret,
                          heartbeat_interval=heartbeat_interval, liveness=liveness)

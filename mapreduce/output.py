@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 
+from . import storage
 from .commit import atomic_file
 
 
@@ -63,6 +64,13 @@ def format_table(keys, values) -> str:
     return "\n".join(lines.to_pylist()) + "\n" if len(lines) else ""
 
 
+def _make_dirs(directory: str) -> None:
+    if storage.is_uri(directory):
+        storage.make_dirs(directory)
+    else:
+        os.makedirs(directory, exist_ok=True)
+
+
 def part_name(index: int) -> str:
     return f"part-{index:05d}"
 
@@ -83,8 +91,8 @@ class PartWriter:
     suffix = ""
 
     def __init__(self, directory: str, index: int):
-        os.makedirs(directory, exist_ok=True)
-        self._context = atomic_file(os.path.join(directory, part_name(index) + self.suffix), "w",
+        _make_dirs(directory)
+        self._context = atomic_file(storage.join(directory, part_name(index) + self.suffix), "w",
                                     encoding="utf-8", newline="\n")
         self._file = self._context.__enter__()
         self.records = 0
@@ -143,8 +151,8 @@ class ParquetPartWriter:
     """Gathers the part's rows, then writes one Parquet file atomically at close."""
 
     def __init__(self, directory: str, index: int):
-        os.makedirs(directory, exist_ok=True)
-        self.path = os.path.join(directory, part_name(index) + ".parquet")
+        _make_dirs(directory)
+        self.path = storage.join(directory, part_name(index) + ".parquet")
         self.keys: list = []
         self.values: list = []
         self.tables: list = []
@@ -195,7 +203,7 @@ class ArrowPartWriter(ParquetPartWriter):
 
     def __init__(self, directory: str, index: int):
         super().__init__(directory, index)
-        self.path = os.path.join(directory, part_name(index) + ".arrow")
+        self.path = storage.join(directory, part_name(index) + ".arrow")
 
     def write_table(self, keys, values) -> None:
         self.keys += keys.to_pylist()

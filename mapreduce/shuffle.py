@@ -42,6 +42,7 @@ from typing import Callable, Iterable, Iterator, Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mapreduce import storage
 from mapreduce.defaults import (ARROW_BATCH_ROWS, COMBINE_EVERY_RECORDS, SORT_BUFFER_BYTES,
                                 SPILL_RECORDS)
 from mapreduce.errors import RecordError
@@ -311,6 +312,8 @@ def _remove_quietly(path: str) -> None:
 
 def _write_table_atomically(table: pa.Table, path: str) -> int:
     """Write under a temporary name and rename, so a crash never leaves a partial file under `path`."""
+    if storage.is_uri(path):
+        return _write_table_to_object(table, path)
     temporary = path + ".tmp"
     try:
         with pa.OSFile(temporary, "wb") as sink:
@@ -390,6 +393,20 @@ def _located(error: RecordError, ends: list, index: int) -> RecordError:
     return error
 
 
+def _write_table_to_object(table: pa.Table, location: str) -> int:
+    """The same file written to a URI: an object store shows an object only once it is closed
+    whole, so no temporary name is needed (and a rename there would be a copy)."""
+    with storage.open_output_stream(location) as sink:
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
+        return sink.tell()
+
+
+def open_run_file(path: str):
+    """A run file for reading: memory-mapped when local, ranged reads from a URI."""
+    return storage.open_input_file(path) if storage.is_uri(path) else pa.memory_map(path, "r")
+
+
 class MapOutputWriter:
     """Buffers one map attempt's output and writes it as sorted Arrow runs in `directory`.
 
@@ -404,7 +421,7 @@ class MapOutputWriter:
                  sort_buffer_bytes: int = SORT_BUFFER_BYTES):
         if num_partitions < 1:
             raise ValueError(f"num_partitions must be at least 1, not {num_partitions}")
-        self._directory = os.path.abspath(directory)
+        self._directory = storage.absolute(directory)
         self._num_partitions = num_partitions
         self._partitioner = partitioner if partitioner is not None else stable_partition
         self._combiner = combiner
@@ -631,7 +648,7 @@ class MapOutputWriter:
 
     def _write_run(self, partition: int, keys: list, values: list) -> None:
         runs = self._files.setdefault(partition, [])
-        path = os.path.join(self._directory, f"part-{partition:05d}-run-{len(runs):03d}.arrow")
+        path = storage.join(self._directory, f"part-{partition:05d}-run-{len(runs):03d}.arrow")
         self._bytes_written += _write_table_atomically(_run_table(keys, values), path)
         runs.append(path)
         self._records_out += len(keys)
@@ -675,7 +692,7 @@ class _Run:
         self.path = path
         self._source = None
         try:
-            self._source = pa.memory_map(path, "r")
+            self._source = open_run_file(path)
             self._reader = pa.ipc.open_file(self._source)
             schema = self._reader.schema
             if schema.names != ["key", "value"] or _KEY_TYPES_METADATA not in (schema.metadata or {}):

@@ -12,6 +12,7 @@ tiny files make a few tasks rather than thousands.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import math
@@ -25,8 +26,9 @@ from itertools import chain, repeat
 from pathlib import PurePath
 from typing import Iterable, Iterator
 
+from . import storage
 from .defaults import MIN_AUTO_SPLIT_BYTES, READ_BLOCK_BYTES, SPLIT_SIZE_BYTES
-from .errors import InputError, ProtocolError
+from .errors import InputError, MapReduceError, ProtocolError
 
 INPUT_FORMATS = ("lines", "files", "jsonl", "csv", "parquet", "pairs")   # pairs: a previous step's output
 LINE_FORMATS = ("lines", "jsonl")          # cut at line boundaries like text
@@ -70,8 +72,10 @@ class Segment:
         if self.start != 0 or self.unit != "bytes":
             return False
         try:
+            if storage.is_uri(self.path):      # no request per split just for a message
+                return _listed_sizes.get(self.path) == self.end
             return os.stat(self.path).st_size == self.end
-        except OSError:
+        except Exception:
             return False
 
     def describe(self) -> str:
@@ -159,8 +163,8 @@ def expand_inputs(inputs: list[str]) -> list[str]:
     found: list[str] = []
     seen: set[str] = set()
     for item in inputs:
-        for path in _expand_one(os.fspath(item)):
-            identity = os.path.realpath(path)
+        for path in _expand_one(storage.normalize(os.fspath(item))):
+            identity = path if storage.is_uri(path) else os.path.realpath(path)
             if identity not in seen:
                 seen.add(identity)
                 found.append(path)
@@ -168,10 +172,47 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 
 
 def _expand_one(item: str) -> list[str]:
+    if storage.is_uri(item):
+        return _expand_uri(item)
     # A real file whose name contains '[' (say "a[1].txt") is taken literally, not as a pattern.
     if _is_glob(item) and not os.path.lexists(item):
         return _expand_glob(item)
     return _expand_path(item)
+
+
+# Sizes of objects seen while listing a prefix, so planning and describing splits right after
+# needs no request per object (a HEAD each: minutes for many thousands of objects).
+_listed_sizes: dict[str, int] = {}
+
+
+def _expand_uri(uri: str) -> list[str]:
+    """An object (file), or every file below a prefix (directory), skipping names that start with
+    '.' or '_' as for local directories. URIs take no globs: '?' starts a URI's query."""
+    from pyarrow.fs import FileType
+    try:
+        info = storage.file_info(uri)
+        if info.type == FileType.File:
+            _listed_sizes[uri] = info.size
+            return [uri]
+        if info.type == FileType.Directory:
+            listed = [(found, size) for found, relative, size in storage.list_files(uri)
+                      if not any(map(_is_skipped_name, relative.split("/")))]
+            _listed_sizes.update(listed)
+            files = [found for found, _ in listed]
+            if not files:
+                raise InputError(f"input directory {uri!r} contains no files ({_SKIPPED_NOTE}); "
+                                 f"put input files in it or pass other inputs")
+            return files
+        if not storage.bucket_exists(uri):
+            raise InputError(f"input {uri!r} does not exist: there is no bucket "
+                             f"'{storage.bucket_of(uri)}' at that endpoint; check the spelling, "
+                             f"the endpoint (AWS_ENDPOINT_URL) and the credentials")
+    except MapReduceError as exc:
+        raise InputError(exc.paragraph()) from None
+    except Exception as exc:
+        raise InputError(storage.describe_error(uri, "read input", exc).paragraph()) from None
+    raise InputError(f"input path {uri!r} does not exist; check the spelling (no object and no "
+                     f"prefix of that name)")
 
 
 def _is_glob(text: str) -> bool:
@@ -324,6 +365,8 @@ def plan_splits(files: list[str], input_format: str, split_size: int | None,
 
 
 def compression_of(path: str) -> str | None:
+    if storage.is_uri(path):
+        path = storage.path_part(path)        # "s3://b/x.gz?scheme=http" is a .gz object
     return COMPRESSED.get(os.path.splitext(path)[1].lower())
 
 
@@ -331,7 +374,8 @@ def _row_groups(path: str) -> list[Segment]:
     """One segment per Parquet row group: a Parquet file splits by row group."""
     import pyarrow.parquet as pq
     try:
-        count = pq.ParquetFile(path).metadata.num_row_groups
+        with _parquet_source(path) as source:
+            count = pq.ParquetFile(source).metadata.num_row_groups
     except Exception as exc:
         raise InputError(f"input file '{path}' is not a readable Parquet file: {exc}") from None
     return [Segment(path, group, group + 1, "row groups") for group in range(count)]
@@ -354,6 +398,13 @@ def _check_input_format(input_format: str) -> None:
 
 
 def _file_size(path: str) -> int:
+    if storage.is_uri(path):
+        if path in _listed_sizes:
+            return _listed_sizes[path]
+        try:
+            return storage.size(path)
+        except Exception as exc:
+            raise InputError(storage.describe_error(path, "read the input file", exc).paragraph()) from None
     try:
         return os.stat(path).st_size
     except OSError as exc:
@@ -479,7 +530,7 @@ def _first_line_number(segment: Segment) -> int:
         return 0
     count = 0
     last = b"\n"
-    with open(segment.path, "rb") as file:
+    with _open_raw(segment.path) as file:
         remaining = segment.start
         while remaining > 0:
             data = file.read(min(READ_BLOCK_BYTES, remaining))
@@ -496,7 +547,8 @@ def _table_rows(segment: Segment, input_format: str, bad_records: list | None) -
     import pyarrow as pa
     if input_format == "parquet":
         import pyarrow.parquet as pq
-        table = pq.ParquetFile(segment.path).read_row_groups(range(segment.start, segment.end))
+        with _parquet_source(segment.path) as source:
+            table = pq.ParquetFile(source).read_row_groups(range(segment.start, segment.end))
     else:
         table = _read_csv(segment.path, bad_records)
     for batch in table.to_batches(max_chunksize=64 * 1024):
@@ -539,9 +591,21 @@ def _bad(record: BadRecord, bad_records: list | None) -> None:
     bad_records.append(record)
 
 
+def _open_raw(path: str):
+    """The file's bytes, seekable (on an object store each read is a ranged request)."""
+    return storage.open_input_file(path) if storage.is_uri(path) else open(path, "rb")
+
+
+def _parquet_source(path: str):
+    """What ParquetFile reads: the path itself when local (Arrow opens it), else a seekable file."""
+    return storage.open_input_file(path) if storage.is_uri(path) else contextlib.nullcontext(path)
+
+
 def _open_input(path: str):
     """The file's bytes, decompressed when it is .gz or .bz2."""
     kind = compression_of(path)
+    if storage.is_uri(path):
+        return storage.open_input_stream(path, kind)
     if kind == "gzip":
         import gzip
         return gzip.open(path, "rb")
@@ -574,7 +638,7 @@ def _segment_line_batches(segment: Segment, block: int) -> Iterator[list[str]]:
             chunks = chain([_without_bom(head)], iter(lambda: file.read(block), b""))
             yield from _line_batches(chunks)
         return
-    with open(segment.path, "rb") as file:
+    with _open_raw(segment.path) as file:
         first = _first_owned_line_offset(file, segment.start, block)
         if first >= segment.end:
             return

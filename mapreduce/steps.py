@@ -14,12 +14,12 @@ end. Only the last step writes the job's output, so a failure in any step commit
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import types
 from typing import Callable
 
+from . import storage
 from .commit import check_output_dir
 from .errors import JobLoadError
 from .jobspec import Job, import_job_module, apply_params, job_from_module
@@ -62,16 +62,19 @@ def run_steps(steps: list[Job], inputs: list[str], output_dir: str, run_one: Cal
     if len(steps) == 1:
         return run_one(steps[0], inputs, output_dir, output_format, overwrite)
     check_output_dir(output_dir, overwrite)          # refuse before the first step runs
-    parent, name = os.path.split(os.path.abspath(output_dir.rstrip("/")))
-    scratch = os.path.join(parent, f".{name}.steps-{secrets.token_hex(3)}")
+    scratch = storage.sibling(storage.absolute(output_dir.rstrip("/")),
+                              f".{storage.split(output_dir)[1]}.steps-{secrets.token_hex(3)}")
     try:
         current = list(inputs)
         for number, job in enumerate(steps, 1):
             last = number == len(steps)
-            target = output_dir if last else os.path.join(scratch, f"step-{number}")
+            target = output_dir if last else storage.join(scratch, f"step-{number}")
             result = run_one(job, current, target, output_format if last else ARROW,
                              overwrite if last else False)
             current = [target]
         return result
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if storage.is_uri(scratch):
+            storage.delete_tree_quietly(scratch)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)

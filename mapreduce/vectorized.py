@@ -13,12 +13,12 @@ to the output for a map-only job.
 from __future__ import annotations
 
 import json
-import os
 import zlib
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from . import storage
 from .errors import RecordError
 
 IDENTITY = "identity"           # no aggregation: every row, sorted by key (Hadoop's IdentityReducer)
@@ -173,7 +173,7 @@ def write_partitioned_runs(table: pa.Table, directory: str, num_partitions: int,
             continue
         part = part.take(pc.sort_indices(part.column("key")))
         part = part.replace_schema_metadata({_KEY_TYPES_METADATA: key_types})
-        path = os.path.join(directory, f"part-{partition:05d}-run-000.arrow")
+        path = storage.join(directory, f"part-{partition:05d}-run-000.arrow")
         written += _write_table_atomically(part.combine_chunks(), path)
         files[partition] = [path]
     return files, written
@@ -181,11 +181,11 @@ def write_partitioned_runs(table: pa.Table, directory: str, num_partitions: int,
 
 def read_runs(paths: list) -> pa.Table | None:
     """Every run of one partition as one table (for an aggregating reduce)."""
-    from .shuffle import ShuffleReadError
+    from .shuffle import ShuffleReadError, open_run_file
     tables = []
     for path in paths:
         try:
-            with pa.memory_map(path, "r") as source:
+            with open_run_file(path) as source:
                 tables.append(pa.ipc.open_file(source).read_all().replace_schema_metadata(None))
         except Exception as cause:
             raise ShuffleReadError(path, cause) from cause

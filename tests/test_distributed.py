@@ -248,3 +248,31 @@ def test_multi_step_job_through_submit(cluster, corpus, tmp_path):
     expected = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:3]
     lines = [line.split("\t") for part in sorted(out.glob("part-*")) for line in part.read_text().splitlines()]
     assert [(w, int(c)) for w, c in lines] == expected
+
+
+def test_ctrl_c_while_the_submission_is_being_accepted_still_cancels_the_job():
+    # The coordinator starts tasks before it answers SUBMIT; a Ctrl-C in that window must not
+    # leave the job running with nobody to cancel it (seen as a flaky Ctrl-C test under load).
+    import pytest
+    from mapreduce.client import _follow
+    from mapreduce.errors import JobCancelledError
+    from mapreduce.progress import ProgressReporter
+
+    class Client:
+        cancelled = []
+
+        def cancel(self, job_id):
+            self.cancelled.append(job_id)
+
+        def watch(self, job_id):
+            raise AssertionError("the held Ctrl-C must be raised before watching")
+
+    def submit_interrupted_before_the_answer():
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        return "job-1"
+
+    with pytest.raises(JobCancelledError, match="job job-1 was cancelled"):
+        _follow(Client(), submit_interrupted_before_the_answer, ProgressReporter(quiet=True),
+                time.monotonic(), "out")
+    assert Client.cancelled == ["job-1"]

@@ -14,7 +14,7 @@ import traceback
 
 import pyarrow as pa
 
-from mapreduce import counters, shuffle, vectorized
+from mapreduce import counters, shuffle, storage, vectorized
 from mapreduce.errors import RecordError
 from mapreduce.jobspec import Job
 from mapreduce.output import PartWriter, part_writer
@@ -31,6 +31,10 @@ def captured_output(path: str | None):
     too) go to its log file, not the terminal's progress line. Empty logs are removed."""
     if not path:
         yield
+        return
+    if storage.is_uri(path):
+        with _captured_then_uploaded(path):
+            yield
         return
     os.makedirs(os.path.dirname(path), exist_ok=True)
     sys.stdout.flush()
@@ -53,8 +57,32 @@ def captured_output(path: str | None):
             os.unlink(path)
 
 
+@contextlib.contextmanager
+def _captured_then_uploaded(location: str):
+    """A log under a URI: fd redirection needs a local file, so capture locally and upload the
+    log (when anything was printed) at the end of the attempt."""
+    import tempfile
+    handle, local = tempfile.mkstemp(prefix="mapreduce-log-", suffix=".log")
+    os.close(handle)
+    try:
+        with captured_output(local):
+            yield
+    finally:
+        if os.path.exists(local):
+            try:
+                storage.upload(local, location)
+            except Exception as exc:          # a log must not fail the attempt it describes
+                print(f"could not upload the task log to {location}: {exc}", file=sys.stderr)
+            os.unlink(local)
+
+
 def log_tail(path: str | None, limit: int = 2000) -> str:
     """The end of an attempt's log, for the failure message."""
+    if path and storage.is_uri(path):
+        try:
+            return storage.read_tail(path, limit).decode("utf-8", "replace")
+        except Exception:
+            return ""
     try:
         with open(path, "rb") as handle:
             handle.seek(0, os.SEEK_END)
@@ -103,8 +131,7 @@ def run_map(job: Job, task: dict) -> dict:
     split = Split.from_wire(task["split"])
     bad_records = [] if task.get("skip_bad_records") else None
     for segment in split.segments:
-        if not os.access(segment.path, os.R_OK):
-            raise TaskError(_unreachable("cannot read the input file", segment.path))
+        _check_readable(segment.path)
     _make_output_dir(task["out_dir"])
     if job.map_batches is not None:
         return run_map_batches(job, task, split)
@@ -238,11 +265,33 @@ def _reduce_aggregated(job: Job, task: dict, writer: PartWriter) -> dict:
     return {"counters": {"output_records": writer.records}}
 
 
+def _check_readable(path: str) -> None:
+    if not storage.is_uri(path):
+        if not os.access(path, os.R_OK):
+            raise TaskError(_unreachable("cannot read the input file", path))
+        return
+    try:
+        cause = None if storage.exists(path) else "it does not exist"
+    except Exception as exc:
+        cause = storage.describe_error(path, "read", exc).paragraph()
+    if cause:
+        import socket
+        raise TaskError({"type": "Unreachable", "traceback": "",
+                         "message": f"worker on host {socket.gethostname()} cannot read the input "
+                                    f"'{path}' ({cause}); every worker needs the storage settings "
+                                    f"the job was submitted with (AWS_* credentials, "
+                                    f"AWS_ENDPOINT_URL)"})
+
+
 def _make_output_dir(path: str) -> None:
     try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise TaskError(_unreachable(f"cannot write ({exc.strerror})", path)) from None
+        if storage.is_uri(path):
+            storage.make_dirs(path)
+        else:
+            os.makedirs(path, exist_ok=True)
+    except Exception as exc:
+        raise TaskError(_unreachable(f"cannot write ({getattr(exc, 'strerror', None) or exc})",
+                                     path)) from None
 
 
 def _unreachable(problem: str, path: str) -> dict:
