@@ -38,9 +38,10 @@ _PYTHON_TYPE_NAMES = [
 ]
 
 
-def input_batch(path: str, values: list) -> pa.RecordBatch:
-    """The batch map_batches receives: one row per line (or file), with the file's path as key."""
-    value = pa.array(values, pa.large_string())
+def input_batch(path: str, values) -> pa.RecordBatch:
+    """The batch map_batches receives: one row per line (or file), with the file's path as key.
+    `values` is an Arrow large_string array or a list of str."""
+    value = values if isinstance(values, pa.Array) else pa.array(values, pa.large_string())
     key = pa.DictionaryArray.from_arrays(pa.nulls(len(values), pa.int32()).fill_null(0),
                                          pa.array([path], pa.large_string()))
     return pa.record_batch([key.cast(pa.large_string()), value], names=["key", "value"])

@@ -421,3 +421,28 @@ def test_parse_size(text, expected):
 def test_parse_size_rejects_invalid_text(text):
     with pytest.raises(ValueError, match="invalid size"):
         parse_size(text)
+
+
+HOSTILE_TEXTS = {
+    "crlf and lone cr": b"one\r\ntwo\rstill two\r\n\r\nfive\n",
+    "no final newline": b"a\nb\nlast",
+    "cr at the very end": b"a\r\nlast\r",
+    "invalid utf-8": b"caf\xe9\n\xff\xfe\nok \xc3\n",
+    "bom and blank lines": b"\xef\xbb\xbffirst\n\n\n   \nlast\n",
+    "only newlines": b"\n\n\n",
+    "one long line": b"x" * 2000 + b"\n" + b"y" * 10,
+    "unicode": "İstanbul \u2028 sep\u0085 ǅ\n😀\n".encode("utf-8"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE_TEXTS)
+@pytest.mark.parametrize("split_size", [7, 64, None])
+def test_vectorised_blocks_hold_exactly_the_lines_of_the_record_reader(tmp_path, monkeypatch, name, split_size):
+    # read_blocks builds Arrow arrays without Python strings; it must cut and decode the same lines.
+    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 5)   # blocks cut inside lines and CRLF pairs
+    path = tmp_path / "input.txt"
+    path.write_bytes(HOSTILE_TEXTS[name])
+    for split in plan_splits([str(path)], "lines", split_size):
+        records = [value for _, value in splits.read_records(split, "lines")]
+        blocks = [line for _, values in splits.read_blocks(split, "lines") for line in values.to_pylist()]
+        assert blocks == records
