@@ -206,9 +206,10 @@ def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, m
 @security_options
 @reports_errors
 def status_command(coordinator, as_json, timeout, keys_dir, insecure):
-    """Show a coordinator's jobs and workers."""
+    """Show a coordinator's jobs (with their counters) and workers."""
     import json
     from .client import CoordinatorClient
+    from .progress import counter_lines
     with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
         status = client.status()
     status.pop("request", None)
@@ -222,6 +223,8 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
                                                        if p["reduces"] else "")
         click.echo(f"  {job['job']}  {job['status']:<9}  {job['name']}  {tasks}  "
                    f"failed {p['failed']} lost {p['lost']}  {p['elapsed']:.1f}s  -> {job['output']}")
+        for line in counter_lines(job.get("counters") or {}):
+            click.echo(f"      {line}")
     click.echo(f"workers ({len(status['workers'])}):")
     for w in status["workers"]:
         click.echo(f"  {w['id']}  host {w.get('host')}  pid {w.get('pid')}  running {w['running']}/"

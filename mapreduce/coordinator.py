@@ -182,7 +182,8 @@ class Coordinator:
             status = "queued"
         return {"job": job_id, "name": record.submission.name, "status": status,
                 "output": record.submission.output_dir, "progress": progress,
-                "counters": record.counters,
+                # A running job's counters so far: those of the attempts committed until now.
+                "counters": record.counters if record.status != "running" else self._counters(record),
                 "error": record.error.paragraph() if record.error else None,
                 "exit_code": record.error.exit_code if record.error else 0}
 

@@ -8,8 +8,8 @@ import signal
 import threading
 import time
 
-from conftest import (JOBS, ROOT, finish_cli, kill_group, read_counts, start_cli,
-                      wordcount_reference, write_corpus)
+from conftest import (JOBS, ROOT, finish_cli, kill_group, read_counts, reference_lines, run_cli,
+                      start_cli, wordcount_reference, write_corpus)
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
 
@@ -276,3 +276,24 @@ def test_ctrl_c_while_the_submission_is_being_accepted_still_cancels_the_job():
         _follow(Client(), submit_interrupted_before_the_answer, ProgressReporter(quiet=True),
                 time.monotonic(), "out")
     assert Client.cancelled == ["job-1"]
+
+
+def test_status_shows_each_jobs_counters(cluster, corpus, tmp_path):
+    cluster.start_coordinator()
+    cluster.start_worker(processes=2)
+    cluster.wait_for_workers(1)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    result = cluster.submit(JOBS / "with_counters.py", [tmp_path / "corpus"], tmp_path / "out",
+                            "--reducers", 2, env={"MARKER_DIR": str(markers)})
+    assert result.returncode == 0, result.stderr
+    reference = wordcount_reference(corpus)
+    lines = sum(len(reference_lines(p)) for p in corpus)
+    expected = f"counters input: lines={lines}, words={sum(reference.values())}"
+    assert expected in result.stderr
+    [job] = cluster.status()["jobs"]
+    assert job["counters"]["user"]["output"] == {"keys": len(reference)}
+    text = run_cli("status", "--coordinator", cluster.address, timeout=30)
+    assert text.returncode == 0, text.stderr
+    assert expected in text.stdout and f"counters output: keys={len(reference)}" in text.stdout
+    assert f"records: {lines} in, {sum(reference.values())} mapped, {len(reference)} out" in text.stdout
