@@ -19,11 +19,12 @@ old objects. Readers must therefore wait for `_SUCCESS`, as with Hadoop or Spark
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import uuid
 
-from . import storage
+from . import leftovers, storage
 from .errors import MapReduceError, OutputError
 
 ATTEMPTS_DIR = "_attempts"
@@ -129,7 +130,11 @@ def create_staging(staging: str) -> None:
     if storage.is_uri(staging):
         storage.make_dirs(storage.join(staging, ATTEMPTS_DIR))
         return
+    # Staging dirs of runs killed before they could clean up sit beside it: remove those first.
+    siblings = glob.escape(staging[:staging.rindex(".mapreduce-")]) + ".mapreduce-*"
+    leftovers.remove_abandoned(siblings, ATTEMPTS_DIR)
     os.makedirs(os.path.join(staging, ATTEMPTS_DIR))
+    leftovers.mark_owned(os.path.join(staging, ATTEMPTS_DIR))   # removed with _attempts at commit
 
 
 def attempt_dir(staging: str, task_id: str, attempt: int) -> str:

@@ -9,6 +9,7 @@ sends TASK/CANCEL/HEARTBEAT, publishes committed attempts and commits or aborts 
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import secrets
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import zmq
 
-from . import commit, counters, defaults, protocol, security, storage
+from . import commit, counters, defaults, leftovers, protocol, security, storage
 from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
 from .output import OUTPUT_FORMATS
 from .protocol import Message
@@ -129,7 +130,7 @@ class Coordinator:
                               f"{exc.strerror or exc}") from None
         shuffle_dir = storage.join(self.work_dir, job_id)
         try:
-            make_work_dir(shuffle_dir, exist_ok=False)
+            make_job_work_dir(shuffle_dir)
         except OSError as exc:
             commit.abort_job(staging)
             raise OutputError(f"cannot create the job's directory in the work directory "
@@ -543,6 +544,17 @@ def make_work_dir(location: str, exist_ok: bool = True) -> None:
         os.makedirs(location, exist_ok=exist_ok)
 
 
+def make_job_work_dir(location: str) -> None:
+    """A job's shuffle directory; a local one is marked as this process's, after removing those a
+    killed run or coordinator left in the same work directory."""
+    if storage.is_uri(location):
+        make_work_dir(location, exist_ok=False)
+        return
+    leftovers.remove_abandoned(os.path.join(glob.escape(os.path.dirname(location)), "*"))
+    make_work_dir(location, exist_ok=False)
+    leftovers.mark_owned(location)
+
+
 def remove_work_dir(location: str) -> None:
     if storage.is_uri(location):
         storage.delete_tree_quietly(location)
@@ -575,13 +587,12 @@ def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | 
     """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM; running jobs are cancelled."""
     import signal
     import sys
-    import tempfile
     security.require_keys_for(bind, keys_dir, insecure, "coordinator")
     stopping = []
     handler = lambda signum, frame: stopping.append(signum)   # noqa: E731
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-    work_dir = check_work_dir(work_dir) if work_dir else tempfile.mkdtemp(prefix="mapreduce-work-")
+    work_dir = check_work_dir(work_dir) if work_dir else leftovers.owned_temp_dir("mapreduce-work-")
     try:
         coordinator = Coordinator(bind, work_dir=work_dir, settings=settings, keys_dir=keys_dir)
     except zmq.ZMQError as exc:

@@ -10,10 +10,9 @@ committed by the same protocol, so the result is byte-identical to a normal run 
 from __future__ import annotations
 
 import secrets
-import tempfile
 import time
 
-from . import commit, counters, storage
+from . import commit, counters, leftovers, storage
 from .coordinator import JobRecord, JobSubmission, make_work_dir, remove_work_dir, task_header
 from .errors import TaskFailedError
 from .jobspec import Job
@@ -27,7 +26,7 @@ def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, 
     job_id = f"inline-{secrets.token_hex(3)}"
     staging = commit.staging_dir_for(submission.output_dir, job_id)
     if work_dir is None:
-        work = tempfile.mkdtemp(prefix="mapreduce-inline-")
+        work = leftovers.owned_temp_dir("mapreduce-inline-")
     else:
         work = storage.join(work_dir, job_id)
         make_work_dir(work)

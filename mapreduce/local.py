@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
-import tempfile
 import time
 from dataclasses import dataclass
 
-from . import defaults, storage
+from . import defaults, leftovers, storage
 from .coordinator import Coordinator, JobSubmission, check_work_dir
 from .errors import JobCancelledError, JobLoadError, MapReduceError
 from .jobspec import Job, dumps_job
@@ -121,7 +121,8 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
                                  backup_min_runtime=backup_min_runtime)
     from workers.pool import LocalPool       # workers depend on mapreduce, not the other way round
 
-    with tempfile.TemporaryDirectory(prefix="mapreduce-run-") as private:
+    private = leftovers.owned_temp_dir("mapreduce-run-")
+    try:
         coordinator = Coordinator(_local_address(private), work_dir=work_dir or private,
                                   secret=secrets.token_bytes(32), settings=settings)
         pool = LocalPool(coordinator.address, workers, secret=coordinator.secret,
@@ -150,6 +151,8 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         snapshot["elapsed"] = time.monotonic() - started      # the whole command, start-up included
         progress.summary(snapshot, record.counters, output_dir)
         return RunResult(output_dir, record.counters, snapshot)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def _local_address(private_dir: str) -> str:

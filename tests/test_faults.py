@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -159,17 +163,46 @@ def test_signal_cancels_run_leaving_no_output_and_no_processes(tmp_path, sig, st
 
 
 def test_run_killed_outright_commits_nothing_and_rerun_with_overwrite_succeeds(tmp_path):
-    proc, corpus, marker, out = _start_slow_run(tmp_path, env={"REDUCE_SLEEP": "0.3"})
+    temp = tmp_path / "temp"          # the runs' TMPDIR, to see what a killed run leaves there
+    temp.mkdir()
+    proc, corpus, marker, out = _start_slow_run(tmp_path, env={"REDUCE_SLEEP": "0.3", "TMPDIR": str(temp)})
     try:
         _wait_for(lambda: any(p.name.startswith("reduce") for p in marker.iterdir()), timeout=60)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         finish_cli(proc, timeout=30)
     assert not (out / "_SUCCESS").exists() and not list(out.glob("part-*"))
+    # It could not clean up: its staging beside the output and its shuffle files remain...
+    assert [p.name for p in tmp_path.glob(".out.mapreduce-*")]
+    assert [p.name for p in temp.glob("mapreduce-run-*")]
     result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "--overwrite", "-q", *FAST)
+                     "--overwrite", "-q", *FAST, env={"TMPDIR": str(temp)})
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
+    # ...until the next run, which removes what a dead process owned.
+    assert not list(tmp_path.glob(".out.mapreduce-*")) and not list(temp.iterdir())
+    assert not list(out.glob(".mapreduce-owner")) and not list(out.glob("_attempts"))
+
+
+def test_leftovers_of_a_live_or_foreign_owner_are_kept(tmp_path):
+    from mapreduce import leftovers
+    mine = tmp_path / "mapreduce-run-live"
+    mine.mkdir()
+    leftovers.mark_owned(str(mine))                       # this test process: alive
+    foreign = tmp_path / "mapreduce-run-foreign"
+    foreign.mkdir()
+    (foreign / leftovers.OWNER_FILE).write_text('{"host": "elsewhere", "pid": 1, "started": 1}')
+    unmarked = tmp_path / "mapreduce-run-unmarked"
+    unmarked.mkdir()
+    dead = tmp_path / "mapreduce-run-dead"
+    dead.mkdir()
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()                                          # a pid that no longer runs
+    (dead / leftovers.OWNER_FILE).write_text(
+        json.dumps({"host": socket.gethostname(), "pid": child.pid, "started": 1}))
+    removed = leftovers.remove_abandoned(str(tmp_path / "mapreduce-run-*"))
+    assert removed == [str(dead)]
+    assert mine.exists() and foreign.exists() and unmarked.exists() and not dead.exists()
 
 
 def test_output_does_not_change_after_run_returns(corpus, tmp_path):
