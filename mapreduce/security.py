@@ -115,17 +115,38 @@ class ServerSecurity:
         self.authenticator.stop()
 
 
-class _LoggingAuthenticator(ThreadAuthenticator):
-    """Logs each address that fails the handshake once (a scanner should not flood the log)."""
+class _AllowListAuthenticator(ThreadAuthenticator):
+    """Checks each handshake against the public keys in `authorized/` as they are at that moment,
+    so a key added there admits its worker, and a key removed refuses its next connection, without
+    restarting the coordinator. Logs each address that fails the handshake once (a scanner should
+    not flood the log)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, context, location: str):
+        super().__init__(context)
+        self._location = location
+        self._listing = None
         self._address = "?"
         self._logged: set = set()
 
     async def handle_zap_message(self, msg):
         self._address = msg[3].decode("utf-8", "replace") if len(msg) > 3 else "?"
+        self._reload_if_changed()
         await super().handle_zap_message(msg)
+
+    def _reload_if_changed(self) -> None:
+        # One directory listing per handshake (handshakes are rare: one per connection).
+        try:
+            listing = sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                             for entry in os.scandir(self._location) if entry.name.endswith(".key"))
+        except OSError as exc:
+            log.warning("cannot read the allowed keys in %s (%s); keeping the last list read",
+                        self._location, exc)
+            return
+        if listing != self._listing:
+            if self._listing is not None:
+                log.warning("allowed keys in %s changed: %d key(s) now", self._location, len(listing))
+            self._listing = listing
+            self.configure_curve(domain="*", location=self._location)
 
     def _send_zap_reply(self, request_id, status_code, status_text, user_id="anonymous"):
         if status_code != b"200" and self._address not in self._logged and len(self._logged) < 10_000:
@@ -142,9 +163,9 @@ def secure_server(context: zmq.Context, socket: zmq.Socket, keys_dir: str) -> Se
     if not os.path.isdir(authorized) or not any(n.endswith(".key") for n in os.listdir(authorized)):
         raise KeysError(f"no allowed public keys in '{authorized}': put the workers' and clients' "
                         f".key files there (`mapreduce keys generate` does).")
-    authenticator = _LoggingAuthenticator(context)
+    authenticator = _AllowListAuthenticator(context, authorized)
     authenticator.start()
-    authenticator.configure_curve(domain="*", location=authorized)
+    authenticator._reload_if_changed()
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_server = True

@@ -152,3 +152,24 @@ def test_malformed_reports_from_a_registered_worker_are_dropped(cluster, corpus,
     result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-q")
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
+
+
+def test_keys_added_to_or_removed_from_the_allow_list_apply_without_a_restart(cluster, keys, tmp_path):
+    good, other = keys
+    cluster.start_coordinator(None, "--keys", good)
+    newcomer = key_mix(tmp_path, "newcomer", pair_from=other, coordinator_from=good)
+    worker = cluster.start_worker(1, "--keys", newcomer)
+    time.sleep(1.0)
+    assert cluster.status("--keys", good)["workers"] == []          # not allowed yet
+    shutil.copy(other / "worker.key", good / "authorized" / "newcomer-worker.key")
+    shutil.copy(other / "client.key", good / "authorized" / "newcomer-client.key")
+    status = cluster.wait_for_workers(1, 30, "--keys", good)        # it retries and is let in
+    assert [w["pid"] for w in status["workers"]] == [worker.pid]
+    allowed = run_cli("status", "--coordinator", cluster.address, "--keys", newcomer, "--timeout", "3",
+                      timeout=30)
+    assert allowed.returncode == 0, allowed.stderr
+    (good / "authorized" / "newcomer-client.key").unlink()          # revoked: refused from now on
+    refused = run_cli("status", "--coordinator", cluster.address, "--keys", newcomer, "--timeout", "1.5",
+                      timeout=30)
+    assert refused.returncode != 0 and "no answer from a coordinator" in refused.stderr
+    assert "allowed keys in" in cluster.logs[0].read_text()
