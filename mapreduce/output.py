@@ -11,8 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
+import tempfile
 
 from . import storage
 from .commit import atomic_file
@@ -147,21 +150,38 @@ class JsonLinesPartWriter(PartWriter):
             self.write(pair[0], pair[1])
 
 
+ROW_GROUP_ROWS = 128 * 1024          # rows per Parquet row group (fewer when rows are big)
+ROW_GROUP_BYTES = 64 * 1024 * 1024   # estimated Python size of the rows gathered for one group
+_SIZE_SAMPLE = 1000
+
+
 class ParquetPartWriter:
-    """Gathers the part's rows, then writes one Parquet file atomically at close."""
+    """Streams a part into one Parquet file, a row group at a time, so memory stays bounded.
+
+    Each column gets the type pa.array would give all of the part's values at once: when a later
+    row group needs a wider type (ints then floats, nulls then strings) the groups written so far
+    are rewritten in it, and a column whose values have no common Arrow type becomes JSON text.
+    Such rewrites happen at most a few times per part, and never for a column of one type."""
 
     def __init__(self, directory: str, index: int):
         _make_dirs(directory)
         self.path = storage.join(directory, part_name(index) + ".parquet")
-        self.keys: list = []
-        self.values: list = []
-        self.tables: list = []
         self.records = 0
+        self._keys: list = []
+        self._values: list = []
+        self._limit = _SIZE_SAMPLE          # until the first rows tell how big a row is
+        self._columns: dict = {}            # name -> Arrow type, or JSON_TEXT
+        self._writer = None
+        local_dir = None if storage.is_uri(directory) else directory
+        handle, self._local = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp", dir=local_dir)
+        os.close(handle)
 
     def write(self, key, value) -> None:
-        self.keys.append(key)
-        self.values.append(value)
+        self._keys.append(key)
+        self._values.append(value)
         self.records += 1
+        if len(self._keys) >= self._limit:
+            self._flush_rows()
 
     def write_pairs(self, pairs, check_pair) -> None:
         for pair in pairs:
@@ -170,47 +190,176 @@ class ParquetPartWriter:
             self.write(pair[0], pair[1])
 
     def write_table(self, keys, values) -> None:
-        import pyarrow as pa
-        self.tables.append(pa.table({"key": keys, "value": values}))
+        self._flush_rows()
+        self._write_group({"key": (keys, False), "value": (values, False)})
         self.records += len(keys)
 
     def close(self, error: BaseException | None = None) -> None:
-        if error is not None:
+        try:
+            if error is None:
+                self._flush_rows()
+                if self._writer is None:        # an empty part still gets its file
+                    self._write_group({"key": (_arrow_column([])[0], False),
+                                       "value": (_arrow_column([])[0], False)})
+                self._writer.close()
+                self._writer = None
+                self._publish()
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            with contextlib.suppress(OSError):
+                os.unlink(self._local)
+
+    def _flush_rows(self) -> None:
+        if not self._keys:
             return
+        if self._limit == _SIZE_SAMPLE:
+            average = sum(map(_row_size, self._keys, self._values)) / len(self._keys)
+            self._limit = max(1, min(ROW_GROUP_ROWS, int(ROW_GROUP_BYTES / average)))
+        keys, values, self._keys, self._values = self._keys, self._values, [], []
+        self._write_group({"key": _arrow_column(keys), "value": _arrow_column(values)})
+
+    def _write_group(self, columns: dict) -> None:
+        """columns: name -> (array, whether it is JSON text already)."""
+        import pyarrow as pa
+        wanted = {name: _widened(self._columns.get(name), array.type, is_json)
+                  for name, (array, is_json) in columns.items()}
+        if self._writer is not None and wanted != self._columns:
+            self._rewrite(wanted)
+        self._columns = wanted
+        table = pa.table({name: _as_column(array, is_json, wanted[name])
+                          for name, (array, is_json) in columns.items()})
+        if self._writer is None:
+            import pyarrow.parquet as pq
+            self._writer = pq.ParquetWriter(self._local, table.schema)
+        self._writer.write_table(table)
+
+    def _rewrite(self, wanted: dict) -> None:
+        """Write the row groups so far again with the wider column types."""
         import pyarrow as pa
         import pyarrow.parquet as pq
-        if self.tables:
-            table = pa.concat_tables(self.tables)
+        self._writer.close()
+        self._writer = None
+        old = pq.ParquetFile(self._local)
+        handle, rewritten = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp",
+                                             dir=os.path.dirname(self._local))
+        os.close(handle)
+        try:
+            writer = None
+            for group in range(old.num_row_groups):
+                table = old.read_row_group(group)
+                table = pa.table({name: _as_column(table.column(name), self._columns[name] is JSON_TEXT,
+                                                   wanted[name]) for name in table.column_names})
+                if writer is None:
+                    writer = pq.ParquetWriter(rewritten, table.schema)
+                writer.write_table(table)
+            self._writer = writer
+            os.replace(rewritten, self._local)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(rewritten)
+            raise
+
+    def _publish(self) -> None:
+        if storage.is_uri(self.path):
+            storage.upload(self._local, self.path)      # an object appears whole when closed
         else:
-            table = pa.table({"key": _arrow_column(self.keys), "value": _arrow_column(self.values)})
-        with atomic_file(self.path, "wb") as handle:
-            pq.write_table(table, handle)
+            os.replace(self._local, self.path)
+
+
+JSON_TEXT = "json text"     # a column whose values have no common Arrow type
+
+
+def _row_size(key, value) -> int:
+    return sys.getsizeof(key) + sys.getsizeof(value) + 16
 
 
 def _arrow_column(values: list):
-    """Values as one Arrow column of their own type, or as JSON text when they have none."""
+    """(Arrow array of the values' own type, False), or (their JSON text, True) when they have none."""
     import pyarrow as pa
     try:
-        return pa.array(values)
+        return pa.array(values), False
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
-        return pa.array([json.dumps(v, ensure_ascii=False, default=_json_default) for v in values],
-                        pa.string())
+        return _json_text(values), True
 
 
-class ArrowPartWriter(ParquetPartWriter):
-    """Between the steps of a multi-step job: pairs as an Arrow file in the shuffle's encoding
-    (native columns, pickles for other types), read back by the next step as they were."""
+def _json_text(values: list):
+    import pyarrow as pa
+    return pa.array([json.dumps(v, ensure_ascii=False, default=_json_default) for v in values],
+                    pa.string())
+
+
+def _widened(current, arrow_type, is_json):
+    """The column type that holds both what was written (`current`) and a new group's values."""
+    import pyarrow as pa
+    if is_json or current is JSON_TEXT:
+        return JSON_TEXT
+    if current is None or current == arrow_type:
+        return arrow_type
+    try:
+        unified = pa.unify_schemas([pa.schema([("c", current)]), pa.schema([("c", arrow_type)])],
+                                   promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return JSON_TEXT
+    return unified.field("c").type
+
+
+def _as_column(array, is_json: bool, wanted):
+    """An array of a group in the column's final type."""
+    if wanted is JSON_TEXT:
+        return array if is_json else _json_text(array.to_pylist())
+    if array.type == wanted:
+        return array
+    return array.cast(wanted)
+
+
+class ArrowPartWriter:
+    """Between the steps of a multi-step job: pairs in the shuffle's encoding (native columns,
+    pickles for other types), read back by the next step as they were. A file is written every
+    ROW_GROUP_ROWS rows or so (part-NNNNN.arrow, part-NNNNN-00001.arrow, ...), so memory stays
+    bounded; the next step reads every file of the directory."""
 
     def __init__(self, directory: str, index: int):
-        super().__init__(directory, index)
-        self.path = storage.join(directory, part_name(index) + ".arrow")
+        _make_dirs(directory)
+        self._directory, self._index = directory, index
+        self._keys: list = []
+        self._values: list = []
+        self._limit = _SIZE_SAMPLE
+        self._files = 0
+        self.records = 0
+
+    def write(self, key, value) -> None:
+        self._keys.append(key)
+        self._values.append(value)
+        self.records += 1
+        if len(self._keys) >= self._limit:
+            self._write_file()
+
+    def write_pairs(self, pairs, check_pair) -> None:
+        for pair in pairs:
+            if type(pair) is not tuple or len(pair) != 2:
+                pair = check_pair(pair)
+            self.write(pair[0], pair[1])
 
     def write_table(self, keys, values) -> None:
-        self.keys += keys.to_pylist()
-        self.values += values.to_pylist()
+        self._keys += keys.to_pylist()
+        self._values += values.to_pylist()
         self.records += len(keys)
+        if len(self._keys) >= self._limit:
+            self._write_file()
 
     def close(self, error: BaseException | None = None) -> None:
-        if error is None:
-            from .shuffle import _run_table, _write_table_atomically
-            _write_table_atomically(_run_table(self.keys, self.values), self.path)
+        # After an error the attempt's files are never published, so nothing needs undoing.
+        if error is None and (self._keys or not self._files):
+            self._write_file()
+
+    def _write_file(self) -> None:
+        from .shuffle import _run_table, _write_table_atomically
+        if self._limit == _SIZE_SAMPLE and self._keys:
+            average = sum(map(_row_size, self._keys, self._values)) / len(self._keys)
+            self._limit = max(1, min(ROW_GROUP_ROWS, int(ROW_GROUP_BYTES / average)))
+        keys, values, self._keys, self._values = self._keys, self._values, [], []
+        suffix = f"-{self._files:05d}" if self._files else ""
+        path = storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow")
+        _write_table_atomically(_run_table(keys, values), path)
+        self._files += 1
