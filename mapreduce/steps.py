@@ -14,12 +14,14 @@ end. Only the last step writes the job's output, so a failure in any step commit
 
 from __future__ import annotations
 
+import glob
+import os
 import secrets
 import shutil
 import types
 from typing import Callable
 
-from . import storage
+from . import leftovers, storage
 from .commit import check_output_dir
 from .errors import JobLoadError
 from .jobspec import Job, import_job_module, apply_params, job_from_module
@@ -64,6 +66,11 @@ def run_steps(steps: list[Job], inputs: list[str], output_dir: str, run_one: Cal
     check_output_dir(output_dir, overwrite)          # refuse before the first step runs
     scratch = storage.sibling(storage.absolute(output_dir.rstrip("/")),
                               f".{storage.split(output_dir)[1]}.steps-{secrets.token_hex(3)}")
+    if not storage.is_uri(scratch):
+        # Those of runs killed before they could remove theirs go first (see leftovers).
+        leftovers.remove_abandoned(glob.escape(scratch[:scratch.rindex(".steps-")]) + ".steps-*")
+        os.makedirs(scratch)
+        leftovers.mark_owned(scratch)
     try:
         current = list(inputs)
         for number, job in enumerate(steps, 1):
