@@ -155,26 +155,15 @@ ROW_GROUP_BYTES = 64 * 1024 * 1024   # estimated Python size of the rows gathere
 _SIZE_SAMPLE = 1000
 
 
-class ParquetPartWriter:
-    """Streams a part into one Parquet file, a row group at a time, so memory stays bounded.
+class _BufferedRows:
+    """Rows gathered until a row group (or file) is due: ROW_GROUP_ROWS, fewer when rows are big
+    (sized on the first _SIZE_SAMPLE rows), so a part's writer holds a bounded amount."""
 
-    Each column gets the type pa.array would give all of the part's values at once: when a later
-    row group needs a wider type (ints then floats, nulls then strings) the groups written so far
-    are rewritten in it, and a column whose values have no common Arrow type becomes JSON text.
-    Such rewrites happen at most a few times per part, and never for a column of one type."""
-
-    def __init__(self, directory: str, index: int):
-        _make_dirs(directory)
-        self.path = storage.join(directory, part_name(index) + ".parquet")
-        self.records = 0
+    def __init__(self):
         self._keys: list = []
         self._values: list = []
-        self._limit = _SIZE_SAMPLE          # until the first rows tell how big a row is
-        self._columns: dict = {}            # name -> Arrow type, or JSON_TEXT
-        self._writer = None
-        local_dir = None if storage.is_uri(directory) else directory
-        handle, self._local = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp", dir=local_dir)
-        os.close(handle)
+        self._limit = _SIZE_SAMPLE
+        self.records = 0
 
     def write(self, key, value) -> None:
         self._keys.append(key)
@@ -188,6 +177,35 @@ class ParquetPartWriter:
             if type(pair) is not tuple or len(pair) != 2:
                 pair = check_pair(pair)
             self.write(pair[0], pair[1])
+
+    def _take_rows(self) -> tuple[list, list]:
+        if self._limit == _SIZE_SAMPLE and self._keys:
+            average = sum(map(_row_size, self._keys, self._values)) / len(self._keys)
+            self._limit = max(1, min(ROW_GROUP_ROWS, int(ROW_GROUP_BYTES / average)))
+        keys, values, self._keys, self._values = self._keys, self._values, [], []
+        return keys, values
+
+    def _flush_rows(self) -> None:
+        raise NotImplementedError
+
+
+class ParquetPartWriter(_BufferedRows):
+    """Streams a part into one Parquet file, a row group at a time, so memory stays bounded.
+
+    Each column gets the type pa.array would give all of the part's values at once: when a later
+    row group needs a wider type (ints then floats, nulls then strings) the groups written so far
+    are rewritten in it, and a column whose values have no common Arrow type becomes JSON text.
+    Such rewrites happen at most a few times per part, and never for a column of one type."""
+
+    def __init__(self, directory: str, index: int):
+        super().__init__()
+        _make_dirs(directory)
+        self.path = storage.join(directory, part_name(index) + ".parquet")
+        self._columns: dict = {}            # name -> Arrow type, or JSON_TEXT
+        self._writer = None
+        local_dir = None if storage.is_uri(directory) else directory
+        handle, self._local = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp", dir=local_dir)
+        os.close(handle)
 
     def write_table(self, keys, values) -> None:
         self._flush_rows()
@@ -213,10 +231,7 @@ class ParquetPartWriter:
     def _flush_rows(self) -> None:
         if not self._keys:
             return
-        if self._limit == _SIZE_SAMPLE:
-            average = sum(map(_row_size, self._keys, self._values)) / len(self._keys)
-            self._limit = max(1, min(ROW_GROUP_ROWS, int(ROW_GROUP_BYTES / average)))
-        keys, values, self._keys, self._values = self._keys, self._values, [], []
+        keys, values = self._take_rows()
         self._write_group({"key": _arrow_column(keys), "value": _arrow_column(values)})
 
     def _write_group(self, columns: dict) -> None:
@@ -313,52 +328,33 @@ def _as_column(array, is_json: bool, wanted):
     return array.cast(wanted)
 
 
-class ArrowPartWriter:
+class ArrowPartWriter(_BufferedRows):
     """Between the steps of a multi-step job: pairs in the shuffle's encoding (native columns,
     pickles for other types), read back by the next step as they were. A file is written every
     ROW_GROUP_ROWS rows or so (part-NNNNN.arrow, part-NNNNN-00001.arrow, ...), so memory stays
     bounded; the next step reads every file of the directory."""
 
     def __init__(self, directory: str, index: int):
+        super().__init__()
         _make_dirs(directory)
         self._directory, self._index = directory, index
-        self._keys: list = []
-        self._values: list = []
-        self._limit = _SIZE_SAMPLE
         self._files = 0
-        self.records = 0
-
-    def write(self, key, value) -> None:
-        self._keys.append(key)
-        self._values.append(value)
-        self.records += 1
-        if len(self._keys) >= self._limit:
-            self._write_file()
-
-    def write_pairs(self, pairs, check_pair) -> None:
-        for pair in pairs:
-            if type(pair) is not tuple or len(pair) != 2:
-                pair = check_pair(pair)
-            self.write(pair[0], pair[1])
 
     def write_table(self, keys, values) -> None:
         self._keys += keys.to_pylist()
         self._values += values.to_pylist()
         self.records += len(keys)
         if len(self._keys) >= self._limit:
-            self._write_file()
+            self._flush_rows()
 
     def close(self, error: BaseException | None = None) -> None:
         # After an error the attempt's files are never published, so nothing needs undoing.
         if error is None and (self._keys or not self._files):
-            self._write_file()
+            self._flush_rows()
 
-    def _write_file(self) -> None:
+    def _flush_rows(self) -> None:
         from .shuffle import _run_table, _write_table_atomically
-        if self._limit == _SIZE_SAMPLE and self._keys:
-            average = sum(map(_row_size, self._keys, self._values)) / len(self._keys)
-            self._limit = max(1, min(ROW_GROUP_ROWS, int(ROW_GROUP_BYTES / average)))
-        keys, values, self._keys, self._values = self._keys, self._values, [], []
+        keys, values = self._take_rows()
         suffix = f"-{self._files:05d}" if self._files else ""
         path = storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow")
         _write_table_atomically(_run_table(keys, values), path)
