@@ -211,7 +211,4 @@ def _commit_to_object_store(staging: str, output: str) -> None:
 
 
 def abort_job(staging: str) -> None:
-    if storage.is_uri(staging):
-        storage.delete_tree_quietly(staging)
-        return
-    shutil.rmtree(staging, ignore_errors=True)
+    storage.remove_tree_quietly(staging)

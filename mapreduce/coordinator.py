@@ -13,7 +13,6 @@ import glob
 import logging
 import os
 import secrets
-import shutil
 import time
 from dataclasses import asdict, dataclass, field, fields
 
@@ -556,10 +555,7 @@ def make_job_work_dir(location: str) -> None:
 
 
 def remove_work_dir(location: str) -> None:
-    if storage.is_uri(location):
-        storage.delete_tree_quietly(location)
-    else:
-        shutil.rmtree(location, ignore_errors=True)
+    storage.remove_tree_quietly(location)
 
 
 def check_work_dir(work_dir: str) -> str:

@@ -67,13 +67,6 @@ def format_table(keys, values) -> str:
     return "\n".join(lines.to_pylist()) + "\n" if len(lines) else ""
 
 
-def _make_dirs(directory: str) -> None:
-    if storage.is_uri(directory):
-        storage.make_dirs(directory)
-    else:
-        os.makedirs(directory, exist_ok=True)
-
-
 def part_name(index: int) -> str:
     return f"part-{index:05d}"
 
@@ -94,7 +87,7 @@ class PartWriter:
     suffix = ""
 
     def __init__(self, directory: str, index: int):
-        _make_dirs(directory)
+        storage.ensure_dir(directory)
         self._context = atomic_file(storage.join(directory, part_name(index) + self.suffix), "w",
                                     encoding="utf-8", newline="\n")
         self._file = self._context.__enter__()
@@ -199,7 +192,7 @@ class ParquetPartWriter(_BufferedRows):
 
     def __init__(self, directory: str, index: int):
         super().__init__()
-        _make_dirs(directory)
+        storage.ensure_dir(directory)
         self.path = storage.join(directory, part_name(index) + ".parquet")
         self._columns: dict = {}            # name -> Arrow type, or JSON_TEXT
         self._writer = None
@@ -336,7 +329,7 @@ class ArrowPartWriter(_BufferedRows):
 
     def __init__(self, directory: str, index: int):
         super().__init__()
-        _make_dirs(directory)
+        storage.ensure_dir(directory)
         self._directory, self._index = directory, index
         self._files = 0
 

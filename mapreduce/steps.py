@@ -17,7 +17,6 @@ from __future__ import annotations
 import glob
 import os
 import secrets
-import shutil
 import types
 from typing import Callable
 
@@ -81,7 +80,4 @@ def run_steps(steps: list[Job], inputs: list[str], output_dir: str, run_one: Cal
             current = [target]
         return result
     finally:
-        if storage.is_uri(scratch):
-            storage.delete_tree_quietly(scratch)
-        else:
-            shutil.rmtree(scratch, ignore_errors=True)
+        storage.remove_tree_quietly(scratch)

@@ -263,6 +263,23 @@ def make_dirs(location: str) -> None:
     filesystem.create_dir(path, recursive=True)
 
 
+def ensure_dir(location: str) -> None:
+    """A directory at `location`, local path or URI (object stores need none: keys have no parents)."""
+    if is_uri(location):
+        make_dirs(location)
+    else:
+        os.makedirs(location, exist_ok=True)
+
+
+def remove_tree_quietly(location: str) -> None:
+    """Remove a local directory tree or a URI's prefix, ignoring failures (cleanup paths)."""
+    if is_uri(location):
+        delete_tree_quietly(location)
+    else:
+        import shutil
+        shutil.rmtree(location, ignore_errors=True)
+
+
 def delete_file(location: str) -> None:
     filesystem, path = resolve(location)
     filesystem.delete_file(path)

@@ -285,10 +285,7 @@ def _check_readable(path: str) -> None:
 
 def _make_output_dir(path: str) -> None:
     try:
-        if storage.is_uri(path):
-            storage.make_dirs(path)
-        else:
-            os.makedirs(path, exist_ok=True)
+        storage.ensure_dir(path)
     except Exception as exc:
         raise TaskError(_unreachable(f"cannot write ({getattr(exc, 'strerror', None) or exc})",
                                      path)) from None
