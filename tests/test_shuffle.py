@@ -37,6 +37,18 @@ class Point:
     y: int
 
 
+@pytest.fixture(autouse=True, params=["c-speedups", "python"])
+def counting_path(request, monkeypatch):
+    """Every test here runs with the C counting loop (mapreduce/_speedups.c) and without it."""
+    from mapreduce import shuffle
+    if request.param == "python":
+        monkeypatch.setattr(shuffle, "_speedups", None)
+    elif shuffle._speedups is None:
+        pytest.fail("mapreduce._speedups is not built: `pip install -e .` compiles it (needs a C "
+                    "compiler and the Python headers)")
+    return request.param
+
+
 def summing_combiner(key, values):
     yield key, sum(values)
 
@@ -568,3 +580,4 @@ def test_closed_writer_refuses_more_records_and_close_is_repeatable(tmp_path):
     assert writer.close() is first
     with pytest.raises(ValueError):
         writer.add("b", 2)
+

@@ -1,0 +1,63 @@
+"""mapreduce/_speedups.c, the C counting loop of the map side, against the Python loop it replaces."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from mapreduce import shuffle
+from test_shuffle import all_groups, typed, write
+
+_speedups = shuffle._speedups
+
+
+def test_the_c_extension_is_built():
+    assert _speedups is not None, ("mapreduce._speedups is not built: `pip install -e .` compiles it "
+                                   "(it needs a C compiler and the Python headers)")
+
+
+# --- the C counting loop agrees with the Python one --------------------------------------------------
+
+class Text(str):
+    """A str subclass: equal to a str, but a different key."""
+
+
+def _random_pairs(rng, count):
+    keys = ["a", "b", "c", b"a", 1, 2, None, True, 1.0, Text("a"), ("a", "b"), ("a", 1), ("a", True)]
+    values = [1, 1, 1, 2, True, 1.0, 0, "1", b"1", None, Text("1"), (1,), 2 ** 70]
+    pairs = [(rng.choice(keys), rng.choice(values)) for _ in range(count)]
+    if rng.random() < 0.3:
+        pairs = [(rng.choice(["x", "y", "z"]), 1) for _ in range(count)]     # all countable
+    return pairs
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_c_and_python_counting_give_the_same_map_output(tmp_path, monkeypatch, seed):
+    rng = random.Random(seed)
+    pairs = [pair for _ in range(rng.randrange(1, 6)) for pair in _random_pairs(rng, rng.randrange(1, 3000))]
+
+    def recording_combiner(key, values):
+        values = sorted(map(typed, values), key=repr)
+        yield key, len(values)
+
+    results = []
+    for path in ("c", "python"):
+        if path == "python":
+            monkeypatch.setattr(shuffle, "_speedups", None)
+        (tmp_path / path).mkdir()
+        output = write(tmp_path / path, pairs, num_partitions=3, combiner=recording_combiner)
+        results.append({partition: [(typed(key), sorted(map(typed, values), key=repr))
+                                    for key, values in groups]
+                        for partition, groups in all_groups(output).items()})
+    assert results[0] == results[1]
+
+
+def test_count_pairs_counts_only_exact_plain_pairs():
+    counts = {}
+    assert _speedups.count_pairs([("a", 1), ("b", 1), ("a", 1), (b"k", None), (7, "v")], counts)
+    assert counts == {(int, 1): {"a": 2, "b": 1}, (type(None), None): {b"k": 1}, (str, "v"): {7: 1}}
+    for declined in ([("a", True)], [("a", 1.0)], [(Text("a"), 1)], [["a", 1]], [("a", 1, 2)],
+                     [("a", (1,))], [("a", 1), "ab"], [(True, 1)]):
+        assert not _speedups.count_pairs(declined, counts)
+    assert counts == {(int, 1): {"a": 2, "b": 1}, (type(None), None): {b"k": 1}, (str, "v"): {7: 1}}
