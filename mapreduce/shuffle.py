@@ -308,6 +308,23 @@ def _run_table(keys: list, values: list) -> pa.Table:
     return pa.Table.from_arrays([key_array, value_array], schema=schema)
 
 
+# Key columns Arrow sorts in Python's order: UTF-8 byte order is code point order, and int64,
+# binary and bool compare as in Python. (Floats are left to Python: NaN has no place in its order.)
+_ARROW_SORTED_KEY_TYPES = (pa.large_string(), pa.int64(), pa.large_binary(), pa.bool_())
+
+
+def _sorted_run_table(keys: list, values: list) -> pa.Table:
+    """A run's table sorted by key, stably (a key's values keep their order): by Arrow when the
+    key column is native and of a type above, else by sorting the pairs in Python first."""
+    table = _run_table(keys, values)
+    key_field = table.schema.field("key")
+    if key_field.metadata is None and key_field.type in _ARROW_SORTED_KEY_TYPES:
+        return table.take(pc.sort_indices(table.column("key")))
+    pairs = list(zip(keys, values))
+    _sort_pairs_by_key(pairs)
+    return _run_table(list(map(itemgetter(0), pairs)), list(map(itemgetter(1), pairs)))
+
+
 def _remove_quietly(path: str) -> None:
     try:
         os.remove(path)
@@ -617,13 +634,11 @@ class MapOutputWriter:
         if self._combiner is None:
             pairs, self._pairs = self._pairs, []
             for partition, part in self._by_partition(pairs, list(map(itemgetter(0), pairs))):
-                _sort_pairs_by_key(part)
                 self._write_run(partition, list(map(itemgetter(0), part)), list(map(itemgetter(1), part)))
         else:
             groups, self._groups = self._groups, {}
             keyed_lists = list(zip(map(_key_of_group, groups), groups.values()))
             for partition, part in self._by_partition(keyed_lists, list(map(itemgetter(0), keyed_lists))):
-                _sort_pairs_by_key(part)
                 value_lists = list(map(itemgetter(1), part))
                 keys = list(chain.from_iterable(map(repeat, map(itemgetter(0), part), map(len, value_lists))))
                 self._write_run(partition, keys, list(chain.from_iterable(value_lists)))
@@ -659,7 +674,7 @@ class MapOutputWriter:
     def _write_run(self, partition: int, keys: list, values: list) -> None:
         runs = self._files.setdefault(partition, [])
         path = storage.join(self._directory, f"part-{partition:05d}-run-{len(runs):03d}.arrow")
-        self._bytes_written += _write_table_atomically(_run_table(keys, values), path)
+        self._bytes_written += _write_table_atomically(_sorted_run_table(keys, values), path)
         runs.append(path)
         self._records_out += len(keys)
 

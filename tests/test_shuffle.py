@@ -581,3 +581,22 @@ def test_closed_writer_refuses_more_records_and_close_is_repeatable(tmp_path):
     with pytest.raises(ValueError):
         writer.add("b", 2)
 
+
+
+@pytest.mark.parametrize("kind", ["str", "int", "bytes", "bool", "float"])
+def test_runs_sorted_by_arrow_have_pythons_key_order(tmp_path, kind):
+    rng = random.Random(kind)
+    make = {
+        "str": lambda: "".join(rng.choice(["a", "Z", "é", "\uffff", "\U0001F600", "\u0100", "", "0"])
+                               for _ in range(rng.randrange(0, 4))),
+        "int": lambda: rng.randrange(-2 ** 62, 2 ** 62),
+        "bytes": lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(0, 3))),
+        "bool": lambda: rng.random() < 0.5,
+        "float": lambda: rng.choice([-0.0, 0.0, 1.5, -2.25, 1e300, float("inf")]),
+    }[kind]
+    pairs = [(make(), index) for index in range(3000)]
+    output = write(tmp_path, pairs, num_partitions=1)
+    groups = groups_of(output.files[0])
+    assert [key for key, _ in groups] == sorted({key for key, _ in pairs})
+    for key, values in groups:      # stable: a key's values in the order they were added
+        assert values == [index for k, index in pairs if k == key] or kind == "float"
