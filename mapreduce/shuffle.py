@@ -508,16 +508,10 @@ class MapOutputWriter:
             if len(self._pairs) >= self._buffer_limit:
                 self._spill()
             return
-        if _speedups is not None and _speedups.count_pairs(chunk, self._counts):
-            # The same counting as below, in one C loop (mapreduce/_speedups.c).
-            if self._counted_keys() + len(self._groups) >= self._buffer_limit:
-                self._combine()
-            return
-        counts = _counted_pairs(chunk)
-        if counts is not None:
+        # The C loop (mapreduce/_speedups.c) counts exactly what the Python one would.
+        if (_speedups is not None and _speedups.count_pairs(chunk, self._counts)) or self._count(chunk):
             # Counted pairs take no more room as they repeat, so they wait for the final combine
             # unless the distinct ones fill the buffer.
-            self._add_counted(counts)
             if self._counted_keys() + len(self._groups) >= self._buffer_limit:
                 self._combine()
             return
@@ -549,7 +543,12 @@ class MapOutputWriter:
             else:
                 values.append(value)
 
-    def _add_counted(self, counts: Counter) -> None:
+    def _count(self, chunk: list) -> bool:
+        """Count the chunk's pairs into self._counts[(type(value), value)][key]; False (counting
+        nothing) when its types could be confused by counting, or an item is not a pair."""
+        counts = _counted_pairs(chunk)
+        if counts is None:
+            return False
         # Keyed by the key alone under each distinct value (a word count has one: 1), because a
         # lookup of a str is much cheaper than of a (key, value) tuple in a dict too big for the cache.
         pairs = list(counts)
@@ -558,10 +557,11 @@ class MapOutputWriter:
         if len(set(values)) == 1:
             value = values[0]
             _add_counts(self._counts.setdefault((type(value), value), {}), keys, counts.values())
-            return
+            return True
         for (key, value), times in counts.items():
             key_counts = self._counts.setdefault((type(value), value), {})
             key_counts[key] = key_counts.get(key, 0) + times
+        return True
 
     def _counted_keys(self) -> int:
         return sum(map(len, self._counts.values()))
