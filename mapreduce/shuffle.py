@@ -566,20 +566,6 @@ class MapOutputWriter:
     def _counted_keys(self) -> int:
         return sum(map(len, self._counts.values()))
 
-    def _flush_counts(self) -> None:
-        """Move counted pairs into the groups, as many copies of each value as were counted."""
-        counts, self._counts = self._counts, {}
-        groups = self._groups
-        get = groups.get
-        for (_, value), key_counts in counts.items():
-            for key, times in key_counts.items():
-                group_key = key if type(key) is str else (type(key), key)
-                values = get(group_key)
-                if values is None:
-                    groups[group_key] = [value] * times
-                else:
-                    values += repeat(value, times)
-
     def close(self) -> MapOutput:
         """Combine and write what is buffered; return the files written. Calling it again returns the same."""
         if self._output is None:
@@ -596,18 +582,37 @@ class MapOutputWriter:
     def _combine(self, final: bool = False) -> None:
         """Run the combiner over every buffered key with more than one value; spill when even the
         combined groups fill the buffer."""
-        self._flush_counts()
         groups = self._groups
+        self._combine_counted(groups)
         crowded = list(compress(groups.keys(), map((1).__lt__, map(len, groups.values()))))
         for group_key in crowded:
-            self._combine_group(groups, group_key)
+            self._combine_group(groups, group_key, iter(groups[group_key]))
         self._since_combine = 0
         if not final and len(groups) >= self._buffer_limit:
             self._spill()
 
-    def _combine_group(self, groups: dict, group_key) -> None:
+    def _combine_counted(self, groups: dict) -> None:
+        """Run the combiner over the counted pairs: a key counted n times gets its value n times
+        (a repeat, not a list), after any values its group already holds; a key seen once joins
+        the groups as it is."""
+        counts, self._counts = self._counts, {}
+        for (_, value), key_counts in counts.items():
+            for key, times in key_counts.items():
+                group_key = key if type(key) is str else (type(key), key)
+                held = groups.get(group_key)
+                if held is None:
+                    if times == 1:
+                        groups[group_key] = [value]
+                        continue
+                    values = repeat(value, times)
+                else:
+                    values = chain(held, repeat(value, times))
+                self._combine_group(groups, group_key, values)
+
+    def _combine_group(self, groups: dict, group_key, values: Iterator) -> None:
+        """Replace the group's values by what the combiner makes of `values`."""
         key = _key_of_group(group_key)
-        output = self._combiner(key, iter(groups[group_key]))
+        output = self._combiner(key, values)
         if output is None:
             raise RecordError(
                 f"the combiner returned None for key {_short_repr(key)}; it must return or yield "
@@ -624,7 +629,7 @@ class MapOutputWriter:
         if combined:
             groups[group_key] = combined
         else:
-            del groups[group_key]
+            groups.pop(group_key, None)        # a counted key may have had no group yet
         for out_key, value in others:
             out_group = out_key if type(out_key) is str else _hashable_group_key(out_key)
             groups.setdefault(out_group, []).append(value)
