@@ -5,8 +5,9 @@
  * with exactly the rules of the pure-Python path in shuffle.py (which is used when this module
  * could not be compiled, and for any chunk this function declines):
  *   - every item must be an exact 2-tuple whose key and value have exactly one of the types
- *     str, bytes, int or None: equal values of these types are interchangeable, so counting
- *     merges nothing that must stay apart (1, 1.0 and True, or a str and a str subclass);
+ *     str, bytes, int or None (the key may also be an exact tuple of such values): equal values
+ *     of these types are interchangeable, so counting merges nothing that must stay apart
+ *     (1, 1.0 and True, or a str and a str subclass);
  *   - counts go to counts[(type(value), value)][key] += 1.
  * If any item breaks the first rule, nothing is counted and False is returned.
  */
@@ -21,6 +22,25 @@ countable(PyObject *object)
            || object == Py_None;
 }
 
+/* A key may also be a tuple of such values (a bigram): tuples compare element by element. */
+static int
+countable_key(PyObject *key)
+{
+    if (countable(key)) {
+        return 1;
+    }
+    if (!PyTuple_CheckExact(key)) {
+        return 0;
+    }
+    Py_ssize_t size = PyTuple_GET_SIZE(key);
+    for (Py_ssize_t i = 0; i < size; i++) {
+        if (!countable(PyTuple_GET_ITEM(key, i))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static int
 all_countable_pairs(PyObject *items)
 {
@@ -28,7 +48,7 @@ all_countable_pairs(PyObject *items)
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(items, i);
         if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2
-            || !countable(PyTuple_GET_ITEM(item, 0)) || !countable(PyTuple_GET_ITEM(item, 1))) {
+            || !countable_key(PyTuple_GET_ITEM(item, 0)) || !countable(PyTuple_GET_ITEM(item, 1))) {
             return 0;
         }
     }
@@ -117,7 +137,8 @@ error:
 static PyMethodDef methods[] = {
     {"count_pairs", count_pairs, METH_VARARGS,
      "count_pairs(items: list, counts: dict) -> bool\n\n"
-     "Count exact (key, value) 2-tuples of str/bytes/int/None into counts[(type(value), value)][key];\n"
+     "Count exact (key, value) 2-tuples of str/bytes/int/None (keys: or tuples of those) into\n"
+     "counts[(type(value), value)][key];\n"
      "False, counting nothing, if any item is not such a pair."},
     {NULL, NULL, 0, NULL},
 };

@@ -28,7 +28,8 @@ def _random_pairs(rng, count):
     values = [1, 1, 1, 2, True, 1.0, 0, "1", b"1", None, Text("1"), (1,), 2 ** 70]
     pairs = [(rng.choice(keys), rng.choice(values)) for _ in range(count)]
     if rng.random() < 0.3:
-        pairs = [(rng.choice(["x", "y", "z"]), 1) for _ in range(count)]     # all countable
+        pairs = [(rng.choice([("x", "y"), ("x", "z", "w"), ("y",)]), rng.choice([1, 1, "v", None]))
+                 for _ in range(count)]                                   # all countable
     return pairs
 
 
@@ -37,16 +38,16 @@ def test_c_and_python_counting_give_the_same_map_output(tmp_path, monkeypatch, s
     rng = random.Random(seed)
     pairs = [pair for _ in range(rng.randrange(1, 6)) for pair in _random_pairs(rng, rng.randrange(1, 3000))]
 
-    def recording_combiner(key, values):
-        values = sorted(map(typed, values), key=repr)
-        yield key, len(values)
+    def passing_combiner(key, values):       # gives the same multiset however often it runs
+        for value in values:
+            yield key, value
 
     results = []
     for path in ("c", "python"):
         if path == "python":
             monkeypatch.setattr(shuffle, "_speedups", None)
         (tmp_path / path).mkdir()
-        output = write(tmp_path / path, pairs, num_partitions=3, combiner=recording_combiner)
+        output = write(tmp_path / path, pairs, num_partitions=3, combiner=passing_combiner)
         results.append({partition: [(typed(key), sorted(map(typed, values), key=repr))
                                     for key, values in groups]
                         for partition, groups in all_groups(output).items()})
@@ -57,7 +58,11 @@ def test_count_pairs_counts_only_exact_plain_pairs():
     counts = {}
     assert _speedups.count_pairs([("a", 1), ("b", 1), ("a", 1), (b"k", None), (7, "v")], counts)
     assert counts == {(int, 1): {"a": 2, "b": 1}, (type(None), None): {b"k": 1}, (str, "v"): {7: 1}}
+    assert _speedups.count_pairs([(("a", "b"), 1), (("a", "b"), 1), (("a", 2, None), 1)], counts)
+    assert counts.pop((int, 1)) == {"a": 2, "b": 1, ("a", "b"): 2, ("a", 2, None): 1}
+    counts[(int, 1)] = {"a": 2, "b": 1}
     for declined in ([("a", True)], [("a", 1.0)], [(Text("a"), 1)], [["a", 1]], [("a", 1, 2)],
-                     [("a", (1,))], [("a", 1), "ab"], [(True, 1)]):
+                     [("a", (1,))], [("a", 1), "ab"], [(True, 1)], [(("a", True), 1)],
+                     [(("a", ("b",)), 1)], [(("a", 1.0), 1)]):
         assert not _speedups.count_pairs(declined, counts)
     assert counts == {(int, 1): {"a": 2, "b": 1}, (type(None), None): {b"k": 1}, (str, "v"): {7: 1}}
