@@ -309,18 +309,21 @@ def _run_table(keys: list, values: list) -> pa.Table:
     return pa.Table.from_arrays([key_array, value_array], schema=schema)
 
 
-# Key columns Arrow sorts in Python's order: UTF-8 byte order is code point order, and int64,
-# binary and bool compare as in Python. (Floats are left to Python: NaN has no place in its order.)
-_ARROW_SORTED_KEY_TYPES = (pa.large_string(), pa.int64(), pa.large_binary(), pa.bool_())
+# Keys Arrow sorts in Python's order once stored natively: UTF-8 byte order is code point order,
+# and int64, binary and bool compare as in Python. (Floats are left to Python: NaN has no place
+# in its order.)
+_ARROW_SORTED_KEY_TYPES = {str, int, bytes, bool}
 
 
 def _sorted_run_table(keys: list, values: list) -> pa.Table:
-    """A run's table sorted by key, stably (a key's values keep their order): by Arrow when the
-    key column is native and of a type above, else by sorting the pairs in Python first."""
-    table = _run_table(keys, values)
-    key_field = table.schema.field("key")
-    if key_field.metadata is None and key_field.type in _ARROW_SORTED_KEY_TYPES:
-        return table.take(pc.sort_indices(table.column("key")))
+    """A run's table sorted by key, stably (a key's values keep their order): by Arrow when all
+    keys have one of the types above and were stored natively, else by sorting the pairs in
+    Python before they are encoded (tuples, mixed types, floats, ints beyond int64)."""
+    key_types = set(map(type, keys))
+    if len(key_types) == 1 and key_types <= _ARROW_SORTED_KEY_TYPES:
+        table = _run_table(keys, values)
+        if table.schema.field("key").metadata is None:
+            return table.take(pc.sort_indices(table.column("key")))
     pairs = list(zip(keys, values))
     _sort_pairs_by_key(pairs)
     return _run_table(list(map(itemgetter(0), pairs)), list(map(itemgetter(1), pairs)))
