@@ -514,9 +514,10 @@ class MapOutputWriter:
         # The C loop (mapreduce/_speedups.c) counts exactly what the Python one would.
         if (_speedups is not None and _speedups.count_pairs(chunk, self._counts)) or self._count(chunk):
             # Counted pairs take no more room as they repeat, so they wait for the final combine
-            # unless the distinct ones fill the buffer.
+            # unless the distinct ones fill the buffer: then all of it is combined and spilled
+            # (combining alone could leave it nearly full, to be combined again at every chunk).
             if self._counted_keys() + len(self._groups) >= self._buffer_limit:
-                self._combine()
+                self._combine_and_spill()
             return
         self._group(_checked_pairs(chunk, ends), ends)
         self._since_combine += len(chunk)
@@ -573,12 +574,16 @@ class MapOutputWriter:
         """Combine and write what is buffered; return the files written. Calling it again returns the same."""
         if self._output is None:
             self.flush()
-            if self._combiner is not None:
-                self._combine(final=True)
-            self._spill()
+            self._combine_and_spill()
             files = {partition: list(paths) for partition, paths in sorted(self._files.items())}
             self._output = MapOutput(files, self._records_in, self._records_out, self._bytes_written)
         return self._output
+
+    def _combine_and_spill(self) -> None:
+        """Combine everything buffered and write it out as sorted runs."""
+        if self._combiner is not None:
+            self._combine(final=True)
+        self._spill()
 
     # -- combining ---------------------------------------------------------------------------------
 

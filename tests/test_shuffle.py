@@ -600,3 +600,22 @@ def test_runs_sorted_by_arrow_have_pythons_key_order(tmp_path, kind):
     assert [key for key, _ in groups] == sorted({key for key, _ in pairs})
     for key, values in groups:      # stable: a key's values in the order they were added
         assert values == [index for k, index in pairs if k == key] or kind == "float"
+
+
+def test_a_full_buffer_is_combined_and_spilled_not_combined_at_every_chunk(tmp_path, monkeypatch):
+    # Grouped pairs (float values) fill most of the buffer, then counted chunks repeat their keys:
+    # combining alone would leave the buffer as full as before, to be combined again and again.
+    combines = []
+    original = MapOutputWriter._combine
+    monkeypatch.setattr(MapOutputWriter, "_combine",
+                        lambda self, *args, **kwargs: (combines.append(1), original(self, *args, **kwargs))[1])
+    keys = [f"k{i}" for i in range(1900)]
+    pairs = [(key, 1.0) for key in keys] + [(key, 1) for _ in range(20) for key in keys]
+    output = write(tmp_path, pairs, num_partitions=2, combiner=summing_combiner, spill_records=2000,
+                   combine_every=10 ** 9)
+    assert len(combines) <= 3
+    totals = collections.Counter()
+    for groups in all_groups(output).values():
+        for key, values in groups:
+            totals[key] += sum(values)
+    assert totals == {key: 21 for key in keys}
