@@ -14,9 +14,9 @@ import time
 
 import zmq
 
-from . import defaults, protocol, security, storage
-from .errors import JobCancelledError, MapReduceError
-from .local import prepare_submission
+from . import defaults, interrupts, protocol, security, storage
+from .errors import MapReduceError
+from .local import interrupted_error, prepare_submission
 from .progress import ProgressReporter
 from .protocol import Message
 
@@ -127,49 +127,52 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
     absolute_inputs = [storage.absolute(i) for i in inputs]      # URIs stay as they are
     progress = ProgressReporter(quiet=quiet)
     steps = load_steps(job_ref, params)
-    with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
-        # Like `run`, spread the input over the task slots there are (at least two), and default
-        # to one reducer per slot.
-        slots = max(2, sum(w.get("capacity", 1) for w in client.status()["workers"]))
+    previous_term = signal.signal(signal.SIGTERM, interrupts.raise_terminated)
+    try:
+        with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
+            # Like `run`, spread the input over the task slots there are (at least two), and
+            # default to one reducer per slot.
+            slots = max(2, sum(w.get("capacity", 1) for w in client.status()["workers"]))
 
-        def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
-            submission = prepare_submission(job, step_inputs, step_output, workers=slots,
-                                            reducers=reducers or slots, split_size=split_size,
-                                            overwrite=step_overwrite,
-                                            max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
-                                            output_format=step_format,
-                                            skip_bad_records=skip_bad_records)
-            return _follow(client, lambda: client.submit(submission), progress, started,
-                           step_output)
+            def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
+                submission = prepare_submission(job, step_inputs, step_output, workers=slots,
+                                                reducers=reducers or slots, split_size=split_size,
+                                                overwrite=step_overwrite,
+                                                max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
+                                                output_format=step_format,
+                                                skip_bad_records=skip_bad_records)
+                return _follow(client, lambda: client.submit(submission), progress, started,
+                               step_output)
 
-        return run_steps(steps, absolute_inputs, storage.absolute(output_dir), submit_one,
-                         overwrite=overwrite, output_format=output_format)
+            return run_steps(steps, absolute_inputs, storage.absolute(output_dir), submit_one,
+                             overwrite=overwrite, output_format=output_format)
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
 
 
 def _follow(client: CoordinatorClient, submit, progress: ProgressReporter, started: float,
             output_dir: str) -> dict:
-    """Submit a job and watch it to its end; Ctrl-C cancels it on the coordinator."""
+    """Submit a job and watch it to its end; Ctrl-C or SIGTERM cancels it on the coordinator,
+    unless it has already committed (the message says which)."""
     job_id = None
     try:
-        # The coordinator starts a job's tasks before it answers, so a Ctrl-C landing while the
-        # answer is on its way would leave the job running with no id to cancel it by: SIGINT is
-        # held until the id is assigned (at most one request timeout), then raised right here.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
+        # The coordinator starts a job's tasks before it answers, so a signal landing while the
+        # answer is on its way would leave the job running with no id to cancel it by: signals
+        # are held until the id is assigned (at most one request timeout), then raised here.
+        with interrupts.held():
             job_id = submit()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         state = client.watch(job_id)
         while state["status"] in ("queued", "running"):
             progress.update(state["progress"])
             time.sleep(WATCH_INTERVAL_S)
             state = client.watch(job_id)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, interrupts.Terminated) as exc:
         progress.clear()
+        committed = False
         if job_id is not None:
-            client.cancel(job_id)
-        raise JobCancelledError(f"interrupted: job {job_id} was cancelled on the coordinator "
-                                f"and no output was committed.") from None
+            committed = client.cancel(job_id).get("status") == "succeeded"
+        raise interrupted_error("interrupted" if isinstance(exc, KeyboardInterrupt)
+                                else "terminated (SIGTERM)", output_dir, committed) from None
     progress.clear()
     if state["status"] != "succeeded":
         raise JobFailed(state.get("error") or f"job {job_id} {state['status']}",

@@ -19,6 +19,8 @@ old objects. Readers must therefore wait for `_SUCCESS`, as with Hadoop or Spark
 from __future__ import annotations
 
 import contextlib
+import errno
+import fnmatch
 import glob
 import os
 import shutil
@@ -67,6 +69,78 @@ def _object_file(location: str, mode: str, **open_args):
             storage.delete_file(location)
         raise
     handle.close()
+
+
+def check_job_paths(inputs: list[str], output_dir: str, work_dir: str | None = None, *,
+                    work_dir_label: str = "--work-dir") -> None:
+    """Refuse an output that is, contains or lies inside an input, and a work directory inside
+    the output or an input, before anything runs, with or without --overwrite: replacing the
+    output would delete the input, and a later run would read this job's output (or its shuffle
+    files) back as input. Paths are compared where they really are (`..` and symlinks resolved
+    locally; the same bucket and overlapping prefixes for URIs)."""
+    from .splits import is_pattern
+    for spelled in inputs:
+        item = storage.normalize(os.fspath(spelled))
+        if is_pattern(item):
+            _check_pattern(item, output_dir, work_dir, work_dir_label)
+            candidates = glob.glob(item, recursive=True)
+        else:
+            candidates = [item]
+        for candidate in candidates:
+            _check_against_input(candidate, item, output_dir, work_dir, work_dir_label)
+    if work_dir is not None and storage.is_within(work_dir, output_dir):
+        raise OutputError(f"{work_dir_label} '{work_dir}' lies inside --output '{output_dir}', "
+                          f"which the job's commit replaces. Nothing was run or changed; put the "
+                          f"work directory outside the output.")
+
+
+def _check_against_input(path: str, spelled: str, output_dir: str, work_dir: str | None,
+                         work_dir_label: str) -> None:
+    named = f"the input '{spelled}'" + (f" (through '{path}')" if path != spelled else "")
+    if storage.is_within(output_dir, path):
+        if storage.place(output_dir) == storage.place(path):
+            where, harm = "is", "replace (delete) the input"
+        else:
+            where, harm = "lies inside", "change the input, and a later run would read this " \
+                                         "job's output as input"
+        raise OutputError(f"--output '{output_dir}' {where} {named}: committing the output would "
+                          f"{harm}. Nothing was run or changed; choose an --output outside every "
+                          f"input.")
+    if storage.is_within(path, output_dir):
+        raise OutputError(f"--output '{output_dir}' contains {named}: committing the output would "
+                          f"replace the directory and delete the input. Nothing was run or "
+                          f"changed; choose an --output that holds no input.")
+    if work_dir is not None and storage.is_within(work_dir, path):
+        raise OutputError(f"{work_dir_label} '{work_dir}' lies inside {named}: a later run would "
+                          f"read the job's shuffle files as input. Nothing was run or changed; put "
+                          f"the work directory outside every input.")
+
+
+def _check_pattern(pattern: str, output_dir: str, work_dir: str | None,
+                   work_dir_label: str) -> None:
+    """A glob names what it matches now and what it would match later: the output (or the work
+    directory) must not be, nor lie inside, a path the pattern matches."""
+    parts = storage.place(pattern)[2]
+    for label, location in (("--output", output_dir), (work_dir_label, work_dir)):
+        if location is not None and not storage.is_uri(location) \
+                and _glob_matches_prefix(parts, storage.place(location)[2]):
+            raise OutputError(f"{label} '{location}' is matched by the input pattern '{pattern}' "
+                              f"(or lies inside a path it matches), so a later run would read it "
+                              f"as input. Nothing was run or changed; put it outside every "
+                              f"input.")
+
+
+def _glob_matches_prefix(pattern: tuple, parts: tuple) -> bool:
+    """True when the glob components `pattern` match `parts` or a leading part of it (`**`
+    matches any number of components, as glob's recursive mode does)."""
+    if not pattern:
+        return True
+    if not parts:
+        return all(p == "**" for p in pattern)
+    head, rest = pattern[0], pattern[1:]
+    if head == "**":
+        return _glob_matches_prefix(rest, parts) or _glob_matches_prefix(pattern, parts[1:])
+    return fnmatch.fnmatchcase(parts[0], head) and _glob_matches_prefix(rest, parts[1:])
 
 
 def check_output_dir(output_dir: str, overwrite: bool) -> None:
@@ -158,51 +232,140 @@ def publish_attempt(staging: str, task_id: str, attempt: int) -> None:
     os.rmdir(source)
 
 
-def commit_job(staging: str, output_dir: str) -> None:
-    """Write `_SUCCESS` last, then swap staging in as the output directory."""
+class OutputTaken(OutputError):
+    """Another writer put its output where this job was to commit: this job's result is dropped
+    and the other writer's output is left as it is."""
+
+    def __init__(self, output_dir: str):
+        super().__init__(f"another job committed its output to '{output_dir}' while this job ran "
+                         f"(it was empty or absent when this job started). This job's result was "
+                         f"discarded and '{output_dir}' was left as the other job wrote it. Choose "
+                         f"another --output, or pass --overwrite to replace it.")
+
+
+def commit_job(staging: str, output_dir: str, overwrite: bool = False) -> None:
+    """Write `_SUCCESS` last, then put staging in place as the output directory: without
+    `overwrite` only where there is nothing (or an empty directory) at that moment, else
+    OutputTaken; with it by one atomic exchange, so readers see the old output or the new one."""
     if storage.is_uri(staging):
-        _commit_to_object_store(staging, output_dir)
+        _commit_to_object_store(staging, output_dir, overwrite)
         return
     shutil.rmtree(os.path.join(staging, ATTEMPTS_DIR), ignore_errors=True)
     with contextlib.suppress(OSError):
         os.rmdir(os.path.join(staging, LOGS_DIR))       # only when no attempt printed anything
     with atomic_file(os.path.join(staging, SUCCESS)):
         pass
-    if os.path.isdir(output_dir):
-        # --overwrite (or an empty directory): the old result stays whole until this moment, and
-        # on Linux the swap itself is one atomic step, so no reader ever finds the directory gone.
-        if not _exchange(staging, output_dir):
-            retired = staging + ".old"
-            os.rename(output_dir, retired)
-            os.rename(staging, output_dir)
-            staging = retired
-        shutil.rmtree(staging, ignore_errors=True)        # now holds the old result
+    if overwrite:
+        _replace(staging, output_dir)
     else:
+        _place(staging, output_dir)
+
+
+def _place(staging: str, output_dir: str) -> None:
+    """Rename staging to `output_dir`, never replacing anything but an empty directory."""
+    try:
+        os.rmdir(output_dir)            # an empty directory goes; one with files in it stays
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise OutputTaken(output_dir) from None
+        raise
+    try:
+        rename_no_replace(staging, output_dir)
+    except FileExistsError:
+        raise OutputTaken(output_dir) from None
+
+
+def _replace(staging: str, output_dir: str) -> None:
+    """--overwrite: swap staging with the old output in one step, then remove the old one. Two
+    jobs doing this at once each swap a whole output in: the last one's stays."""
+    try:
+        rename_no_replace(staging, output_dir)
+        return
+    except FileExistsError:
+        pass
+    if _renameat2(staging, output_dir, _RENAME_EXCHANGE):
+        _remove_old(staging)            # staging now holds the old output
+        return
+    # No atomic exchange here: move the old output aside, then put ours in. Another writer that
+    # slips in between wins; ours is dropped and the old output removed (it was to go anyway).
+    retired = staging + ".old"
+    os.rename(output_dir, retired)
+    try:
         os.rename(staging, output_dir)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            os.rename(retired, output_dir)
+            raise
+        raise OutputTaken(output_dir) from None
+    finally:
+        _remove_old(retired)
 
 
-def _exchange(first: str, second: str) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+def _remove_old(path: str) -> None:
+    """Remove what an exchange left at `path`: the old output (a symlink is removed, never
+    followed)."""
+    if os.path.islink(path) or os.path.isfile(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+_RENAME_NOREPLACE, _RENAME_EXCHANGE = 1, 2
+
+
+def rename_no_replace(source: str, destination: str) -> None:
+    """Rename `source` to `destination`; FileExistsError when something is already there (Linux
+    renameat2 RENAME_NOREPLACE: one atomic step). Elsewhere a look first, then os.rename, which
+    replaces at most an empty directory that appeared in between."""
+    if _renameat2(source, destination, _RENAME_NOREPLACE):
+        return
+    if os.path.lexists(destination):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), destination)
+    try:
+        os.rename(source, destination)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), destination) from None
+        raise
+
+
+def _renameat2(first: str, second: str, flags: int) -> bool:
+    """Linux renameat2; False where the system or filesystem does not support it, OSError (as
+    FileExistsError for an existing destination) when it failed otherwise."""
     try:
         import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
         return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
-    return result == 0
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), flags) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), second) if code != errno.EEXIST else \
+        FileExistsError(code, os.strerror(code), second)
 
 
-def _commit_to_object_store(staging: str, output: str) -> None:
+def _commit_to_object_store(staging: str, output: str, overwrite: bool) -> None:
     """Object by object, in the order that keeps `_SUCCESS` truthful: it is deleted first when
-    replacing an old result, and written only once every new part is in place."""
+    replacing an old result, and written only once every new part is in place. Without
+    `overwrite`, the output is looked at again just before: objects that appeared there since
+    the job started (another writer) make it OutputTaken."""
     storage.delete_tree(storage.join(staging, ATTEMPTS_DIR))
+    existing = storage.list_files(output)
+    if existing and not overwrite:
+        raise OutputTaken(output)
     old_success = storage.join(output, SUCCESS)
-    if storage.exists(old_success):
+    if any(relative == SUCCESS for _, relative, _ in existing):
         storage.delete_file(old_success)
-    for location, _, _ in storage.list_files(output):        # --overwrite: the old result
-        storage.delete_file(location)
+    for location, relative, _ in existing:                 # --overwrite: the old result
+        if relative != SUCCESS:
+            storage.delete_file(location)
     for location, relative, _ in storage.list_files(staging):
         storage.move(location, storage.join(output, relative))
     with atomic_file(storage.join(output, SUCCESS)):

@@ -13,12 +13,13 @@ import glob
 import logging
 import os
 import secrets
+import socket
 import time
 from dataclasses import asdict, dataclass, field, fields
 
 import zmq
 
-from . import commit, counters, defaults, leftovers, protocol, security, storage
+from . import commit, counters, defaults, interrupts, leftovers, protocol, security, storage
 from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
 from .output import OUTPUT_FORMATS
 from .protocol import Message
@@ -43,6 +44,7 @@ class JobSubmission:
     max_losses: int = defaults.MAX_LOST_ATTEMPTS
     output_format: str = "text"
     skip_bad_records: bool = False
+    inputs: list = field(default_factory=list)   # the inputs as given (absolute): for path checks
 
     def to_wire(self) -> tuple[dict, bytes]:
         header = asdict(self)
@@ -53,14 +55,14 @@ class JobSubmission:
         """Rebuild a client's submission; raises ProtocolError when a field is missing or mistyped."""
         types = {"name": str, "splits": list, "split_descriptions": list, "num_reducers": int,
                  "output_dir": str, "overwrite": bool, "max_attempts": int, "max_losses": int,
-                 "output_format": str, "skip_bad_records": bool}
+                 "output_format": str, "skip_bad_records": bool, "inputs": list}
         values = {}
         for item in fields(cls):
             if item.name == "job_code":
                 continue
             if item.name not in header:
                 if item.name in ("overwrite", "max_attempts", "max_losses", "output_format",
-                                 "skip_bad_records"):
+                                 "skip_bad_records", "inputs"):
                     continue
                 raise ProtocolError(f"job submission lacks '{item.name}'")
             value = header[item.name]
@@ -73,7 +75,14 @@ class JobSubmission:
             raise ProtocolError("job submission has a negative reducer count or no attempts")
         if values.get("output_format", "text") not in (*OUTPUT_FORMATS, "arrow"):
             raise ProtocolError(f"unknown output format {values['output_format']!r}")
+        if not all(isinstance(item, str) for item in values.get("inputs", [])):
+            raise ProtocolError("job submission field 'inputs' must list paths")
         return cls(job_code=job_code, **values)
+
+    def input_paths(self) -> list:
+        """The inputs as given, or (from an older client) every file the splits read."""
+        return self.inputs or sorted({segment[0] for split in self.splits
+                                      for segment in split.get("segments", [])})
 
 
 FINISHED_JOBS_KEPT = 100        # finished jobs remembered for `status`
@@ -105,6 +114,7 @@ class Coordinator:
         self.routes: dict[str, bytes] = {}       # worker id -> routing id
         self.peers: dict[bytes, str] = {}        # routing id -> worker id
         self.last_sent: dict[str, float] = {}
+        self.unreachable: set = set()           # routing ids a send failed to (logged once)
         self._injected: set = set()
         self._started: dict = {}                 # (job, task, attempt) -> when it was assigned
         self.context = zmq.Context()
@@ -119,7 +129,10 @@ class Coordinator:
     # ---- jobs -----------------------------------------------------------------------------------
 
     def submit(self, submission: JobSubmission, now: float | None = None) -> str:
+        commit.check_job_paths(submission.input_paths(), submission.output_dir, self.work_dir,
+                               work_dir_label="the coordinator's work directory")
         commit.check_output_dir(submission.output_dir, submission.overwrite)
+        self._check_claims(submission)
         job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
         staging = commit.staging_dir_for(submission.output_dir, job_id)
         try:
@@ -140,6 +153,26 @@ class Coordinator:
                                                submission.num_reducers, submission.max_attempts,
                                                submission.max_losses, now))
         return job_id
+
+    def _check_claims(self, submission: JobSubmission) -> None:
+        """One live job per output: a second job writing the same output (or one inside it, or
+        around it), or replacing a running job's input, is refused at once, --overwrite or not."""
+        new = submission.output_dir
+        for record in self.jobs.values():
+            if record.status != "running":
+                continue
+            other = record.submission.output_dir
+            if storage.is_within(new, other) or storage.is_within(other, new):
+                raise OutputError(f"job {record.id} ({record.submission.name}) is already writing "
+                                  f"its output to '{other}', which overlaps --output '{new}'. "
+                                  f"Nothing was run or changed; wait for that job to end, or "
+                                  f"choose another --output.")
+            for path in record.submission.inputs:
+                if storage.is_within(path, new) or storage.is_within(new, path):
+                    raise OutputError(f"--output '{new}' overlaps the input '{path}' of running "
+                                      f"job {record.id} ({record.submission.name}). Nothing was "
+                                      f"run or changed; wait for that job to end, or choose "
+                                      f"another --output.")
 
     def cancel(self, job_id: str) -> None:
         record = self.jobs[job_id]
@@ -217,13 +250,31 @@ class Coordinator:
         self._send_heartbeats(now)
 
     def close(self) -> None:
-        for record in self.jobs.values():
-            if record.status == "running":
-                self.cancel(record.id)
-        self.socket.close(0)
-        if self.security:
-            self.security.stop()
-        self.context.term()
+        """Cancel the jobs still running (their staging is removed) and release the socket, the
+        authenticator and the context, whatever happens on the way."""
+        try:
+            for record in list(self.jobs.values()):
+                if record.status == "running":
+                    try:
+                        self.cancel(record.id)
+                    except Exception:
+                        log.exception("could not cancel job %s while closing", record.id)
+        finally:
+            self.socket.close(0)
+            if self.security:
+                self.security.stop()
+            self.context.term()
+
+    def workers_exited(self, pids: list, now: float | None = None) -> None:
+        """Local worker processes known to have exited (the local pool saw them go): their
+        attempts are re-queued now, not after the liveness timeout."""
+        here = socket.gethostname()
+        now = time.monotonic() if now is None else now
+        for worker in list(self.scheduler.workers.values()):
+            if worker.info.get("pid") in pids and worker.info.get("host") == here:
+                log.warning("worker %s exited; its attempts run again elsewhere", worker.id)
+                self._forget(worker.id)
+                self._carry_out(self.scheduler.worker_gone(worker.id, now, "its process exited"))
 
     # ---- messages in ----------------------------------------------------------------------------
 
@@ -355,6 +406,7 @@ class Coordinator:
     def _forget(self, worker: str) -> None:
         route = self.routes.pop(worker, None)
         self.peers.pop(route, None)
+        self.unreachable.discard(route)
         self.last_sent.pop(worker, None)
 
     # ---- messages out ---------------------------------------------------------------------------
@@ -363,10 +415,14 @@ class Coordinator:
         try:
             self.socket.send_multipart([route, *protocol.encode(Message(command, header, list(blobs)),
                                                                 self.secret)], zmq.NOBLOCK)
+            self.unreachable.discard(route)
             return True
         except (zmq.Again, zmq.ZMQError) as exc:
-            # The peer vanished or its queue is full: never block the loop on one peer.
-            log.warning("could not send to peer %s: %s", route.hex(), exc)
+            # The peer vanished or its queue is full: never block the loop on one peer. Said once
+            # per peer: heartbeats to a dead one fail until it is declared dead.
+            (log.debug if route in self.unreachable else log.warning)(
+                "could not send to peer %s: %s", route.hex(), exc)
+            self.unreachable.add(route)
             return False
 
     def _send_to_worker(self, worker: str, command: bytes, header: dict, blobs: tuple = ()) -> bool:
@@ -374,8 +430,8 @@ class Coordinator:
         if route is None:
             return False
         sent = self._send(route, command, header, blobs)
-        if sent:
-            self.last_sent[worker] = time.monotonic()
+        if sent or command == protocol.HEARTBEAT:
+            self.last_sent[worker] = time.monotonic()     # a failed heartbeat waits its turn too
         return sent
 
     def _send_heartbeats(self, now: float) -> None:
@@ -386,10 +442,27 @@ class Coordinator:
     # ---- instructions ---------------------------------------------------------------------------
 
     def _carry_out(self, instructions: list) -> None:
+        """Carry out the scheduler's instructions in order. One that raises (a bug, an odd
+        filesystem) fails its own job with a paragraph; the others are still carried out."""
         pending = list(instructions)
         while pending:
-            more = self._carry_out_one(pending.pop(0))
-            pending.extend(more)
+            instruction = pending.pop(0)
+            try:
+                pending.extend(self._carry_out_one(instruction))
+            except Exception as exc:
+                pending.extend(self._instruction_failed(instruction, exc))
+
+    def _instruction_failed(self, instruction, exc: Exception) -> list:
+        log.exception("could not carry out %s", type(instruction).__name__)
+        record = self.jobs.get(getattr(instruction, "job", None))
+        if record is None or record.status != "running":
+            return []
+        out = self.scheduler.fail_job(record.id)
+        self._end_job(record, "failed", MapReduceError(
+            f"job {record.id} failed: the coordinator could not carry out a step of it "
+            f"({type(instruction).__name__}): {type(exc).__name__}: {exc}. No output was "
+            f"committed; the coordinator's log has the details."))
+        return out
 
     def _carry_out_one(self, instruction) -> list:
         if isinstance(instruction, Assign):
@@ -424,18 +497,23 @@ class Coordinator:
         return task_header(record, task.kind, task.index, task.id, attempt, map_results)
 
     def _publish(self, publish: PublishTask) -> list:
+        """Put the accepted attempt's output in place and tell the scheduler how it went: the job
+        commits only once every task's output is in place."""
         record = self.jobs[publish.job]
         task = publish.task
-        if task.kind == "map" and record.submission.num_reducers:
-            self._inject_map_output_loss(record, task)
-            return []      # map output stays in its attempt's directory; reducers are told its paths
         try:
-            commit.publish_attempt(record.staging, task.id, publish.attempt)
-        except (OSError, MapReduceError) as exc:      # pyarrow's I/O errors are OSErrors too
-            error = {"type": "PublishError", "message": f"could not publish its output: {exc}",
-                     "traceback": ""}
+            if task.kind == "map" and record.submission.num_reducers:
+                # Map output stays in its attempt's directory; reducers are told its paths.
+                self._inject_map_output_loss(record, task)
+            else:
+                commit.publish_attempt(record.staging, task.id, publish.attempt)
+        except Exception as exc:       # OSError, pyarrow's ArrowInvalid (a ValueError), ...
+            log.warning("%s %s attempt %s: could not publish its output: %s", record.id, task.id,
+                        publish.attempt, exc)
+            error = {"type": "PublishError", "traceback": "",
+                     "message": f"its output could not be put in place: {type(exc).__name__}: {exc}"}
             return self.scheduler.publish_failed(publish.job, task.id, error, time.monotonic())
-        return []
+        return self.scheduler.task_published(publish.job, task.id, time.monotonic())
 
     def _inject_map_output_loss(self, record: JobRecord, task) -> None:
         """Fault injection for tests (fault matrix row 19): with MAPREDUCE_FAULT_LOSE_MAP_OUTPUT=N,
@@ -450,17 +528,24 @@ class Coordinator:
         log.warning("fault injection: deleted the output of %s %s", record.id, task.id)
 
     def _commit(self, record: JobRecord) -> None:
-        try:
-            commit.commit_job(record.staging, record.submission.output_dir)
-        except (OSError, MapReduceError) as exc:
-            commit.abort_job(record.staging)
-            error = OutputError(f"the job succeeded but its output could not be committed to "
-                                f"'{record.submission.output_dir}': {exc}")
-            self.scheduler.jobs[record.id].phase = "failed"
-            self._end_job(record, "failed", error)
-            return
-        self.scheduler.job_committed(record.id)
-        self._end_job(record, "succeeded", None)
+        """The job's final commit, with SIGINT and SIGTERM held: whoever catches them afterwards
+        finds the job either committed (the new output, whole) or failed (the old one)."""
+        with interrupts.held():
+            try:
+                commit.commit_job(record.staging, record.submission.output_dir,
+                                  record.submission.overwrite)
+            except Exception as exc:
+                if not isinstance(exc, MapReduceError):
+                    log.exception("%s: commit failed", record.id)
+                error = exc if isinstance(exc, commit.OutputTaken) else OutputError(
+                    f"the job's tasks all succeeded but its output could not be committed to "
+                    f"'{record.submission.output_dir}': {type(exc).__name__}: {exc}. Nothing was "
+                    f"committed; the output directory is as it was before the job.")
+                self.scheduler.fail_job(record.id)
+                self._end_job(record, "failed", error)
+                return
+            self.scheduler.job_committed(record.id)
+            self._end_job(record, "succeeded", None)
 
     def _fail(self, record: JobRecord, task) -> None:
         error = task.last_error or {}
@@ -588,19 +673,25 @@ def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | 
     handler = lambda signum, frame: stopping.append(signum)   # noqa: E731
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+    temporary = not work_dir
     work_dir = check_work_dir(work_dir) if work_dir else leftovers.owned_temp_dir("mapreduce-work-")
     try:
-        coordinator = Coordinator(bind, work_dir=work_dir, settings=settings, keys_dir=keys_dir)
-    except zmq.ZMQError as exc:
-        raise MapReduceError(f"cannot listen on '{bind}': {exc}. Use an address like "
-                             f"tcp://127.0.0.1:5555 whose port is free.") from None
-    guarded = "CURVE keys from " + keys_dir if keys_dir else "no keys"
-    print(f"mapreduce coordinator: listening on {coordinator.address}; {guarded}; work directory {work_dir} "
-          f"(it must be reachable at this path from every worker)", file=sys.stderr, flush=True)
-    try:
-        while not stopping:
-            coordinator.poll(0.5)
+        try:
+            coordinator = Coordinator(bind, work_dir=work_dir, settings=settings, keys_dir=keys_dir)
+        except zmq.ZMQError as exc:
+            raise MapReduceError(f"cannot listen on '{bind}': {exc}. Use an address like "
+                                 f"tcp://127.0.0.1:5555 whose port is free.") from None
+        guarded = "CURVE keys from " + keys_dir if keys_dir else "no keys"
+        print(f"mapreduce coordinator: listening on {coordinator.address}; {guarded}; work "
+              f"directory {work_dir} (it must be reachable at this path from every worker)",
+              file=sys.stderr, flush=True)
+        try:
+            while not stopping:
+                coordinator.poll(0.5)
+        finally:
+            coordinator.close()
     finally:
-        coordinator.close()
+        if temporary:
+            storage.remove_tree_quietly(work_dir)
     print("mapreduce coordinator: stopped", file=sys.stderr, flush=True)
     return 0

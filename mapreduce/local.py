@@ -16,13 +16,14 @@ import time
 from dataclasses import dataclass
 
 from . import defaults, leftovers, storage
+from .commit import check_job_paths, check_output_dir
 from .coordinator import Coordinator, JobSubmission, check_work_dir
 from .errors import JobCancelledError, JobLoadError, MapReduceError
+from .interrupts import Terminated, raise_terminated
 from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
 from .splits import expand_inputs, plan_splits
-from .commit import check_output_dir
 
 
 @dataclass
@@ -32,19 +33,27 @@ class RunResult:
     progress: dict
 
 
-class Terminated(MapReduceError):
-    exit_code = 143
-
-    def paragraph(self) -> str:
-        return "terminated (SIGTERM): the job was cancelled and no output was committed."
+def interrupted_error(signal_name: str, output_dir: str, committed: bool) -> JobCancelledError:
+    """What `run` or `submit` says when SIGINT or SIGTERM stopped it: whether the output was
+    committed (the signal came during the final commit, which finishes first) or not."""
+    if committed:
+        error = JobCancelledError(f"{signal_name} arrived as the job was committing; the commit "
+                                  f"finished first: '{output_dir}' holds the job's complete output "
+                                  f"(with _SUCCESS).")
+    else:
+        error = JobCancelledError(f"{signal_name}: the job was cancelled and no output was "
+                                  f"committed; '{output_dir}' is as it was before the job.")
+    error.exit_code = 143 if signal_name == "terminated (SIGTERM)" else 130
+    return error
 
 
 def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers: int,
                        reducers: int | None, split_size: int | None, overwrite: bool,
                        max_attempts: int, output_format: str = "text",
-                       skip_bad_records: bool = False) -> JobSubmission:
+                       skip_bad_records: bool = False, work_dir: str | None = None) -> JobSubmission:
     """Check everything a user can get wrong before any process starts or any file is written."""
     files = expand_inputs(list(inputs))
+    check_job_paths(inputs, output_dir, work_dir)
     check_output_dir(output_dir, overwrite)
     splits = plan_splits(files, job.input_format, split_size, min_splits=workers)
     num_reducers = 0 if job.map_only else (reducers or workers)
@@ -60,7 +69,8 @@ def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers:
     return JobSubmission(job.name, code, [s.to_wire() for s in splits],
                          [s.describe() for s in splits], num_reducers, output_dir, overwrite,
                          max_attempts, output_format=output_format,
-                         skip_bad_records=skip_bad_records)
+                         skip_bad_records=skip_bad_records,
+                         inputs=[storage.absolute(item) for item in inputs])
 
 
 def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
@@ -104,12 +114,12 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         return run_steps(load_steps(job_ref, params), inputs, output_dir,
                          lambda job, ins, out, fmt, over: run_job(job, ins, out, output_format=fmt,
                                                                   overwrite=over, **options),
-                         overwrite=overwrite, output_format=output_format)
+                         overwrite=overwrite, output_format=output_format, work_dir=work_dir)
     job = job_ref
     submission = prepare_submission(job, inputs, output_dir, workers=workers, reducers=reducers,
                                     split_size=split_size, overwrite=overwrite,
                                     max_attempts=max_attempts, output_format=output_format,
-                                    skip_bad_records=skip_bad_records)
+                                    skip_bad_records=skip_bad_records, work_dir=work_dir)
     progress = progress or ProgressReporter(quiet=quiet)
     if work_dir is not None:
         work_dir = check_work_dir(work_dir)
@@ -127,18 +137,19 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
                                   secret=secrets.token_bytes(32), settings=settings)
         pool = LocalPool(coordinator.address, workers, secret=coordinator.secret,
                          heartbeat_interval=heartbeat_interval, liveness=liveness)
-        previous_term = signal.signal(signal.SIGTERM, _raise_terminated)
+        previous_term = signal.signal(signal.SIGTERM, raise_terminated)
         job_id = None
         try:
             pool.start()
             job_id = coordinator.submit(submission)
             while not coordinator.finished(job_id):
                 coordinator.poll(0.1)
-                pool.check()
+                coordinator.workers_exited(pool.check())
                 progress.update(coordinator.progress(job_id))
-        except KeyboardInterrupt:
-            raise JobCancelledError("interrupted: the job was cancelled and no output was "
-                                    "committed.") from None
+        except (KeyboardInterrupt, Terminated) as exc:
+            committed = job_id is not None and coordinator.job(job_id).status == "succeeded"
+            raise interrupted_error("interrupted" if isinstance(exc, KeyboardInterrupt)
+                                    else "terminated (SIGTERM)", output_dir, committed) from None
         finally:
             signal.signal(signal.SIGTERM, previous_term)
             pool.stop()
@@ -161,6 +172,3 @@ def _local_address(private_dir: str) -> str:
     path = os.path.join(private_dir, "coordinator")
     return f"ipc://{path}" if len(path.encode()) < 100 else "tcp://127.0.0.1:*"
 
-
-def _raise_terminated(signum, frame):
-    raise Terminated("terminated")

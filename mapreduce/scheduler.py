@@ -35,7 +35,8 @@ class Abandon:
 
 @dataclass(frozen=True)
 class PublishTask:
-    """Make this attempt's output the task's output (the coordinator renames it into place)."""
+    """Make this attempt's output the task's output (the coordinator renames it into place), then
+    report `task_published` or `publish_failed`: nothing commits before every publish succeeded."""
     job: str
     task: Task
     attempt: int
@@ -163,7 +164,7 @@ class Scheduler:
                 or task.state is not TaskState.RUNNING:
             return self._dispatch(now)
         attempt.move_to(AttemptState.SUCCEEDED)
-        task.move_to(TaskState.SUCCEEDED)
+        task.move_to(TaskState.PUBLISHING)
         task.result = result
         task.duration = now - attempt.started
         out = [PublishTask(job_id, task, number)]
@@ -171,9 +172,18 @@ class Scheduler:
             other.move_to(AttemptState.KILLED)
             out.append(Abandon(other.worker, job_id, task_id, other.number))
             self._free_slot(other.worker, job_id, task_id, other.number)
-        if all(t.state is TaskState.SUCCEEDED for t in job.phase_tasks()):
-            out += self._finish_phase(job, now)
         return out + self._dispatch(now)
+
+    def task_published(self, job_id: str, task_id: str, now: float) -> list:
+        """The accepted attempt's output is in place; the phase ends when every task's is."""
+        job = self.jobs.get(job_id)
+        task = job.task(task_id) if job else None
+        if not task or task.state is not TaskState.PUBLISHING or not job.active:
+            return []
+        task.move_to(TaskState.SUCCEEDED)
+        if all(t.state is TaskState.SUCCEEDED for t in job.phase_tasks()):
+            return self._finish_phase(job, now) + self._dispatch(now)
+        return []
 
     def attempt_failed(self, worker_id: str, job_id: str, task_id: str, number: int, error: dict,
                        lost: bool, now: float) -> list:
@@ -196,19 +206,28 @@ class Scheduler:
         return out + self._dispatch(now)
 
     def publish_failed(self, job_id: str, task_id: str, error: dict, now: float) -> list:
-        """The committed attempt's output could not be put in place: run the task again."""
+        """The accepted attempt's output could not be put in place: run the task again (a failed
+        publish counts as a failed attempt, so one that keeps failing fails the job)."""
         job = self.jobs.get(job_id)
         task = job.task(task_id) if job else None
-        if not task or task.state is not TaskState.SUCCEEDED or not job.active:
+        if not task or task.state is not TaskState.PUBLISHING or not job.active:
             return []
-        task.move_to(TaskState.PENDING)
         task.result, task.last_error = None, error
         task.failures += 1
         if task.failures >= job.max_attempts:
             return self._fail_job(job, task)
-        if job.phase == "reduce" and task.kind == "map":
-            job.phase = "map"
+        task.move_to(TaskState.PENDING)
         return self._dispatch(now)
+
+    def fail_job(self, job_id: str) -> list:
+        """The job cannot go on for a reason outside its tasks (its commit failed, the coordinator
+        hit an error carrying out one of its instructions): stop its attempts."""
+        job = self.jobs.get(job_id)
+        if not job or job.phase in ("done", "failed", "cancelled"):
+            return []
+        out = self._stop_tasks(job)
+        job.phase = "failed"
+        return out
 
     def job_committed(self, job_id: str) -> None:
         self.jobs[job_id].phase = "done"
@@ -281,7 +300,7 @@ class Scheduler:
                 self._free_slot(attempt.worker, job.id, task.id, attempt.number)
             if task is failed_task:
                 task.move_to(TaskState.FAILED)
-            elif task.state in (TaskState.PENDING, TaskState.RUNNING):
+            elif task.state in (TaskState.PENDING, TaskState.RUNNING, TaskState.PUBLISHING):
                 task.move_to(TaskState.CANCELLED)
         return out
 

@@ -174,10 +174,15 @@ def expand_inputs(inputs: list[str]) -> list[str]:
 def _expand_one(item: str) -> list[str]:
     if storage.is_uri(item):
         return _expand_uri(item)
-    # A real file whose name contains '[' (say "a[1].txt") is taken literally, not as a pattern.
-    if _is_glob(item) and not os.path.lexists(item):
+    if is_pattern(item):
         return _expand_glob(item)
     return _expand_path(item)
+
+
+def is_pattern(item: str) -> bool:
+    """True when an input is taken as a glob: a local path with *, ? or [ that names no existing
+    file (a real file whose name contains '[', say "a[1].txt", is taken literally)."""
+    return not storage.is_uri(item) and _is_glob(item) and not os.path.lexists(item)
 
 
 # Sizes of objects seen while listing a prefix, so planning and describing splits right after

@@ -21,7 +21,7 @@ import types
 from typing import Callable
 
 from . import leftovers, storage
-from .commit import check_output_dir
+from .commit import check_job_paths, check_output_dir
 from .errors import JobLoadError
 from .jobspec import Job, import_job_module, apply_params, job_from_module
 
@@ -57,12 +57,13 @@ def load_steps(ref: str, params: dict | None = None) -> list[Job]:
 
 
 def run_steps(steps: list[Job], inputs: list[str], output_dir: str, run_one: Callable, *,
-              overwrite: bool, output_format: str):
+              overwrite: bool, output_format: str, work_dir: str | None = None):
     """Run the steps in order with `run_one(job, inputs, output_dir, output_format, overwrite)`;
     returns the last step's result."""
     if len(steps) == 1:
         return run_one(steps[0], inputs, output_dir, output_format, overwrite)
-    check_output_dir(output_dir, overwrite)          # refuse before the first step runs
+    check_job_paths(inputs, output_dir, work_dir)    # refuse before the first step runs
+    check_output_dir(output_dir, overwrite)
     scratch = storage.sibling(storage.absolute(output_dir.rstrip("/")),
                               f".{storage.split(output_dir)[1]}.steps-{secrets.token_hex(3)}")
     if not storage.is_uri(scratch):

@@ -20,6 +20,7 @@ win over the environment; joined names go before the query, so it stays at the e
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 import threading
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -111,6 +112,25 @@ def sibling(location: str, name: str) -> str:
 def bucket_of(location: str) -> str | None:
     """The bucket of an object-store URI (its netloc), else None."""
     return urlsplit(location).netloc if is_object_store(location) else None
+
+
+def place(location: str) -> tuple[str, str, tuple[str, ...]]:
+    """Where a location really is, for comparing two of them: (scheme, host or bucket, path
+    components). A local path is resolved against the working directory, `..` and symlinks
+    included; a URI's query (options, not a place) is left out, and its `..` collapsed."""
+    if not is_uri(location):
+        parts = os.path.realpath(os.path.abspath(location)).split(os.sep)
+        return "", "", tuple(part for part in parts if part)
+    parts = urlsplit(location)
+    path = posixpath.normpath("/" + unquote(parts.path))
+    return parts.scheme.lower(), parts.netloc, tuple(part for part in path.split("/") if part)
+
+
+def is_within(inner: str, outer: str) -> bool:
+    """True when `inner` is `outer` or lies below it (on the same filesystem or bucket)."""
+    inner_place, outer_place = place(inner), place(outer)
+    return (inner_place[:2] == outer_place[:2]
+            and inner_place[2][:len(outer_place[2])] == outer_place[2])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ from enum import Enum
 class TaskState(str, Enum):
     PENDING = "pending"        # waiting for a free worker slot
     RUNNING = "running"        # at least one attempt in flight (two when a backup runs)
-    SUCCEEDED = "succeeded"    # exactly one attempt committed its output
+    PUBLISHING = "publishing"  # one attempt was accepted; its output is being put in place
+    SUCCEEDED = "succeeded"    # exactly one attempt committed its output, and it is in place
     FAILED = "failed"          # out of attempts: the job fails
     CANCELLED = "cancelled"    # the job ended (failed or cancelled) before this task finished
 
@@ -28,8 +29,12 @@ class AttemptState(str, Enum):
 
 TASK_TRANSITIONS = {
     TaskState.PENDING: {TaskState.RUNNING, TaskState.CANCELLED},
-    TaskState.RUNNING: {TaskState.SUCCEEDED, TaskState.PENDING, TaskState.FAILED, TaskState.CANCELLED},
-    # A committed output can still be lost (its publish failed, or its map output vanished): run again.
+    TaskState.RUNNING: {TaskState.PUBLISHING, TaskState.PENDING, TaskState.FAILED,
+                        TaskState.CANCELLED},
+    # Publishing can fail (a full disk, an S3 copy): the task runs again, or the job fails.
+    TaskState.PUBLISHING: {TaskState.SUCCEEDED, TaskState.PENDING, TaskState.FAILED,
+                           TaskState.CANCELLED},
+    # A committed map output can still vanish before every reducer read it: run again.
     TaskState.SUCCEEDED: {TaskState.PENDING},
     TaskState.FAILED: set(),
     TaskState.CANCELLED: set(),

@@ -263,6 +263,7 @@ def test_ctrl_c_while_the_submission_is_being_accepted_still_cancels_the_job():
 
         def cancel(self, job_id):
             self.cancelled.append(job_id)
+            return {"job": job_id, "status": "cancelled"}
 
         def watch(self, job_id):
             raise AssertionError("the held Ctrl-C must be raised before watching")
@@ -272,7 +273,7 @@ def test_ctrl_c_while_the_submission_is_being_accepted_still_cancels_the_job():
         time.sleep(0.05)
         return "job-1"
 
-    with pytest.raises(JobCancelledError, match="job job-1 was cancelled"):
+    with pytest.raises(JobCancelledError, match="the job was cancelled and no output was committed"):
         _follow(Client(), submit_interrupted_before_the_answer, ProgressReporter(quiet=True),
                 time.monotonic(), "out")
     assert Client.cancelled == ["job-1"]

@@ -199,19 +199,6 @@ def test_thousands_of_tiny_files_and_a_50_mb_line(tmp_path):
     assert maps < 50                       # tiny files are grouped, not one task each
 
 
-def test_commit_swaps_directories_atomically_where_the_system_can(tmp_path):
-    from mapreduce.commit import _exchange
-    first, second = tmp_path / "first", tmp_path / "second"
-    first.mkdir()
-    second.mkdir()
-    (first / "new").write_text("new")
-    (second / "old").write_text("old")
-    if _exchange(str(first), str(second)):
-        assert [p.name for p in second.iterdir()] == ["new"] and [p.name for p in first.iterdir()] == ["old"]
-    else:                                     # no renameat2 here: the two-rename fallback is used
-        assert [p.name for p in first.iterdir()] == ["new"]
-
-
 def test_params_reach_the_job_typed(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "with_params.py", tmp_path / "corpus", "-o", out, "-w", 2, "-q",

@@ -22,8 +22,12 @@ def make(maps=2, reduces=2, workers=("w1", "w2"), max_attempts=4, **settings):
 
 
 def finish(s, assign, now, result=None):
-    return s.attempt_succeeded(assign.worker, assign.job, assign.task.id, assign.attempt,
-                               result or {"files": {}}, now)
+    """An attempt succeeds and, as the coordinator does, its output is published at once."""
+    out = s.attempt_succeeded(assign.worker, assign.job, assign.task.id, assign.attempt,
+                              result or {"files": {}}, now)
+    for publish in of(PublishTask, out):
+        out += s.task_published(publish.job, publish.task.id, now)
+    return out
 
 
 def test_no_faults_runs_every_task_exactly_once():

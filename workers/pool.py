@@ -50,9 +50,9 @@ class LocalPool:
                                    preexec_fn=die_with_parent)
         self.processes[process.pid] = (process, time.monotonic())
 
-    def check(self) -> int:
-        """Replace workers that exited; returns how many were replaced this time."""
-        replaced = 0
+    def check(self) -> list[int]:
+        """Replace workers that exited; returns the process ids of those that exited."""
+        exited = []
         for pid, (process, started) in list(self.processes.items()):
             if process.poll() is None:
                 continue
@@ -67,9 +67,9 @@ class LocalPool:
             else:
                 self.early_deaths = 0
             self._spawn()
-            replaced += 1
-        self.replaced += replaced
-        return replaced
+            exited.append(pid)
+        self.replaced += len(exited)
+        return exited
 
     def pids(self) -> list[int]:
         return list(self.processes)

@@ -1,0 +1,46 @@
+"""SIGINT and SIGTERM: what they raise, and holding them over a step that must not be cut in half.
+
+A job's commit (write `_SUCCESS`, swap staging in, remove the old output) must end in one of two
+states, the old output or the new one, and the command must say which. So the signals are held
+while it runs and delivered, to whatever handlers were in place, right after it: the code that
+catches them then looks at what the commit did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+
+HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(BaseException):
+    """Raised by `raise_terminated` on SIGTERM. A BaseException, like KeyboardInterrupt, so that
+    code catching Exception (to fail one job and keep serving) never swallows it."""
+
+
+def raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def held():
+    """Run the block with SIGINT and SIGTERM held; those that arrived are delivered on leaving it.
+    Signal handlers belong to the main thread: elsewhere this holds nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    previous = {}
+    for signum in HELD_SIGNALS:
+        handler = signal.getsignal(signum)
+        if handler is not None:              # None: installed outside Python; leave it alone
+            previous[signum] = signal.signal(signum, lambda number, frame: arrived.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        for signum in dict.fromkeys(arrived):
+            signal.raise_signal(signum)
