@@ -175,3 +175,42 @@ def test_lost_map_output_reruns_the_map_then_the_reduce():
     out = finish(s, rerun, 3.0)
     (again,) = of(Assign, out)
     assert again.task.id == r.task.id and again.attempt == 2
+
+
+def test_the_job_commits_only_after_every_publish_succeeded():
+    s, out = make(maps=1, reduces=1, workers=("w1",))
+    out = finish(s, of(Assign, out)[0], 1.0)
+    reduce_ = of(Assign, out)[0]
+    accepted = s.attempt_succeeded("w1", "j", reduce_.task.id, reduce_.attempt, {"files": {}}, 2.0)
+    assert of(PublishTask, accepted) and not of(CommitJob, accepted)   # not before it is in place
+    assert s.jobs["j"].reduce_tasks[0].state is TaskState.PUBLISHING
+    assert of(CommitJob, s.task_published("j", reduce_.task.id, 2.1))
+
+
+def test_a_failed_publish_of_the_last_task_runs_it_again_instead_of_committing():
+    s, out = make(maps=1, reduces=1, workers=("w1",))
+    out = finish(s, of(Assign, out)[0], 1.0)
+    first = of(Assign, out)[0]
+    s.attempt_succeeded("w1", "j", first.task.id, first.attempt, {"files": {}}, 2.0)
+    error = {"type": "PublishError", "message": "disk full"}
+    again = s.publish_failed("j", first.task.id, error, 2.1)
+    assert not of(CommitJob, again) and not of(FailJob, again)
+    [rerun] = of(Assign, again)
+    assert (rerun.task.id, rerun.attempt) == (first.task.id, 2)
+    assert s.jobs["j"].reduce_tasks[0].failures == 1
+    assert of(CommitJob, finish(s, rerun, 3.0))
+    assert s.publish_failed("j", first.task.id, error, 3.1) == []     # late news: ignored
+
+
+def test_a_publish_that_keeps_failing_fails_the_job():
+    s, out = make(maps=1, reduces=1, workers=("w1",), max_attempts=2)
+    out = finish(s, of(Assign, out)[0], 1.0)
+    error = {"type": "PublishError", "message": "disk full"}
+    for number in (1, 2):
+        assign = of(Assign, out)[0]
+        assert assign.attempt == number
+        s.attempt_succeeded("w1", "j", assign.task.id, assign.attempt, {"files": {}}, 2.0)
+        out = s.publish_failed("j", assign.task.id, error, 2.0)
+    [failed] = of(FailJob, out)
+    assert failed.task.state is TaskState.FAILED and failed.task.last_error == error
+    assert s.jobs["j"].phase == "failed"

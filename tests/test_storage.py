@@ -260,6 +260,49 @@ def test_non_empty_output_is_refused_and_overwrite_replaces_it(s3, s3_corpus, tm
     _assert_wordcount_committed(s3, f"{out}/wc", wordcount_reference(files), tmp_path, parts=2)
 
 
+def test_a_failed_s3_publish_reruns_the_task_before_the_commit(s3, s3_corpus, tmp_path,
+                                                               monkeypatch):
+    """The S3 copy behind a publish fails once, after the attempt's first object moved: the task
+    runs again and the commit waits for it (the coordinator runs here; the test hook wraps
+    storage.move, the workers are real processes)."""
+    from mapreduce.local import run_job
+    bucket, files = s3_corpus
+    out = s3.bucket("out")
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    real, failed = storage.move, []
+
+    def move(source, destination):
+        if "reduce-00001-a1" in source and not failed:
+            failed.append(source)
+            raise OSError("AWS Error NETWORK_CONNECTION during CopyObject operation")
+        return real(source, destination)
+
+    monkeypatch.setattr(storage, "move", move)
+    run_job(str(WORDCOUNT), [f"s3://{bucket}/corpus"], f"s3://{out}/wc", workers=2, reducers=2,
+            heartbeat_interval=0.1, liveness=50)
+    assert failed
+    _assert_wordcount_committed(s3, f"{out}/wc", wordcount_reference(files), tmp_path, parts=2)
+
+
+def test_an_s3_output_written_by_another_job_meanwhile_is_not_replaced(s3, s3_corpus,
+                                                                      monkeypatch):
+    """Without --overwrite, objects that appeared under the output while the job ran (another
+    writer) stop the commit: they stay, and nothing of this job's is added."""
+    bucket, _ = s3_corpus
+    out = s3.bucket("out")
+    staging = commit.staging_dir_for(f"s3://{out}/wc", "job")
+    s3.put(f"{out}/.wc.mapreduce-job/part-00000", b"ours\t1\n")
+    s3.put(f"{out}/wc/part-00000", b"theirs\t1\n")
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(commit.OutputTaken, match="another job committed its output"):
+        commit.commit_job(staging, f"s3://{out}/wc", overwrite=False)
+    with s3.fs.open_input_stream(f"{out}/wc/part-00000") as stream:
+        assert stream.read() == b"theirs\t1\n"
+    assert f"{out}/wc/_SUCCESS" not in s3.keys(out)
+
+
 def test_missing_inputs_buckets_and_bad_uris_are_one_paragraph(s3, s3_corpus):
     bucket, _ = s3_corpus
     out = s3.bucket("out")
