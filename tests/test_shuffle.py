@@ -433,11 +433,20 @@ def test_stable_partition_details():
     assert len({stable_partition(key, 2**31) for key in (1, 1.0, True, "1")}) == 4
 
 
-def test_vectorised_partitioning_agrees_with_stable_partition(tmp_path):
-    pairs = [(key, 0) for key in list(range(-300, 300)) + ["k%d" % i for i in range(300)] + [(1, 2), None]]
-    output = write(tmp_path, pairs, num_partitions=5)
-    for partition, groups in all_groups(output).items():
-        assert all(stable_partition(key, 5) == partition for key, _ in groups)
+@pytest.mark.parametrize("keys", [
+    ["k%d" % i for i in range(300)] + ["", "é", "日本", "\ud800x"],           # all str: bulk crc32
+    list(range(-300, 300)) + [2 ** 63 - 1, -(2 ** 63), 2 ** 70],          # all int: bulk crc32
+    list(range(-30, 30)) + ["k%d" % i for i in range(30)] + [(1, 2), None],  # mixed: one by one
+], ids=["str", "int", "mixed"])
+def test_vectorised_partitioning_agrees_with_stable_partition(tmp_path, keys):
+    # A chunk whose keys are all str or all int is partitioned in bulk (map chains over the
+    # whole list); each must put every key where stable_partition(key) does.
+    for combiner in (None, summing_combiner):
+        directory = tmp_path / ("combined" if combiner else "plain")
+        directory.mkdir()
+        output = write(directory, [(key, 1) for key in keys], num_partitions=5, combiner=combiner)
+        placed = {key: partition for partition, groups in all_groups(output).items() for key, _ in groups}
+        assert placed == {key: stable_partition(key, 5) for key in keys}
 
 
 # --- laziness ----------------------------------------------------------------------------------------
