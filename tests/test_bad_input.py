@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import FAST, JOBS, ROOT, run_cli, write_corpus
+from helpers import FAST, JOBS, ROOT, run_cli, write_corpus
 
 WORDCOUNT = str(ROOT / "jobs/wordcount.py")
 

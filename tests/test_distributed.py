@@ -8,7 +8,7 @@ import signal
 import threading
 import time
 
-from conftest import (JOBS, ROOT, finish_cli, kill_group, read_counts, reference_lines, run_cli,
+from helpers import (JOBS, ROOT, finish_cli, kill_group, read_counts, reference_lines, run_cli,
                       start_cli, wordcount_reference, write_corpus)
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 
-from conftest import FAST, ROOT, part_files, read_pairs, reference_lines, run_cli, write_corpus
+from helpers import FAST, ROOT, part_files, read_pairs, reference_lines, run_cli, write_corpus
 
 
 def test_total_sort_parts_hold_contiguous_ranges(tmp_path):
@@ -41,7 +41,7 @@ def test_reduce_side_join_matches_a_plain_join(tmp_path):
 
 
 def test_two_step_top_words_in_run_and_inline(corpus, tmp_path):
-    from conftest import wordcount_reference
+    from helpers import wordcount_reference
     counts = wordcount_reference(corpus)
     expected = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:7]
     for mode in ([], ["--inline"]):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import (FAST, JOBS, ROOT, children_of, finish_cli, read_counts, reference_lines,
+from helpers import (FAST, JOBS, ROOT, children_of, finish_cli, read_counts, reference_lines,
                       run_cli, start_cli, wordcount_reference, write_corpus)
 
 

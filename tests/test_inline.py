@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import FAST, JOBS, ROOT, read_counts, run_cli, wordcount_reference
+from helpers import FAST, JOBS, ROOT, read_counts, run_cli, wordcount_reference
 
 
 def digests(out):

@@ -9,7 +9,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conftest import FAST, JOBS, ROOT, read_counts, run_cli, wordcount_reference, write_corpus
+from helpers import FAST, JOBS, ROOT, read_counts, run_cli, wordcount_reference, write_corpus
 
 
 def test_gzip_and_bz2_text_read_like_the_plain_files(tmp_path):

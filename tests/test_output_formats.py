@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FAST, ROOT, run_cli, wordcount_reference
+from helpers import FAST, ROOT, run_cli, wordcount_reference
 
 
 def jsonl_records(out):

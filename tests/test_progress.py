@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from conftest import FAST, JOBS, kill_group, write_corpus
+from helpers import FAST, JOBS, kill_group, write_corpus
 
 
 def test_progress_line_is_shown_on_a_terminal(tmp_path):

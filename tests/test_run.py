@@ -7,7 +7,7 @@ import json
 
 from mapreduce.output import format_field
 
-from conftest import (FAST, JOBS, ROOT, part_files, read_counts, read_pairs, reference_lines,
+from helpers import (FAST, JOBS, ROOT, part_files, read_counts, read_pairs, reference_lines,
                       run_cli, wordcount_reference, write_corpus)
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import zmq
 
-from conftest import ROOT, run_cli, read_counts, wordcount_reference
+from helpers import ROOT, run_cli, read_counts, wordcount_reference
 from mapreduce.security import is_local_address
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pytest
 
+from helpers import all_groups, groups_of, typed, write
 from mapreduce.errors import RecordError
 from mapreduce.shuffle import (
     MapOutput,
@@ -51,27 +52,6 @@ def counting_path(request, monkeypatch):
 
 def summing_combiner(key, values):
     yield key, sum(values)
-
-
-def write(directory, pairs, num_partitions=1, **options) -> MapOutput:
-    writer = MapOutputWriter(str(directory), num_partitions, **options)
-    writer.add_pairs(pairs)
-    return writer.close()
-
-
-def groups_of(paths) -> list:
-    """[(key, [values...])] as the reducer sees them."""
-    return [(key, list(values)) for key, values in iter_partition_groups(paths)]
-
-
-def all_groups(output: MapOutput) -> dict:
-    """partition -> its groups."""
-    return {partition: groups_of(paths) for partition, paths in output.files.items()}
-
-
-def typed(key):
-    # 1, 1.0 and True are different keys for the shuffle, so references key their dicts by type too.
-    return (type(key), key)
 
 
 def reference_groups(pairs) -> dict:

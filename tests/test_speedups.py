@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from helpers import all_groups, typed, write
 from mapreduce import shuffle
-from test_shuffle import all_groups, typed, write
 
 _speedups = shuffle._speedups
 

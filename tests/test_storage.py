@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from pyarrow import fs
 
-from conftest import (FAST, JOBS, ROOT, kill_group, read_counts, run_cli, wordcount_reference,
+from helpers import (FAST, JOBS, ROOT, kill_group, read_counts, run_cli, wordcount_reference,
                       write_corpus)
 from mapreduce import commit, storage
 from mapreduce.errors import MapReduceError

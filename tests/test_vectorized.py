@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import FAST, JOBS, ROOT, read_counts, reference_lines, run_cli, write_corpus
+from helpers import FAST, JOBS, ROOT, read_counts, reference_lines, run_cli, write_corpus
 
 
 def test_vectorised_wordcount_output_is_byte_identical_to_the_per_record_one(corpus, tmp_path):
