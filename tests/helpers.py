@@ -255,3 +255,16 @@ def typed(key):
     # 1, 1.0 and True are different keys for the shuffle, so references key their dicts by type too.
     return (type(key), key)
 
+
+# --- the optional C extension --------------------------------------------------------------------
+
+def speedups_missing() -> str:
+    """Why mapreduce._speedups cannot be used here ("" when it can): it is optional, built by
+    setup.py only where a C compiler and the Python headers exist."""
+    try:
+        import mapreduce._speedups  # noqa: F401
+    except ImportError as exc:
+        return (f"mapreduce._speedups is not importable ({exc}): `pip install -e .` builds it "
+                f"where a C compiler and the Python headers are installed; shuffle.py's Python "
+                f"counting loop is tested instead")
+    return ""
