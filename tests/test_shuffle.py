@@ -286,6 +286,45 @@ def test_summing_combiner_gives_the_counter_totals(tmp_path, one):
         assert max(calls.values()) <= 2  # counted pairs stay compact: combined at close
 
 
+class Text(str):
+    """A str subclass: equal to a str, but a different key."""
+
+
+# key kind -> (keys, whether their pairs are counted): the C loop (mapreduce/_speedups.c) and the
+# Python one must agree, since counting changes how often the combiner runs.
+COUNTING_KEY_KINDS = {
+    "str": (["a", "é", ""], True),
+    "bytes": ([b"a", b""], True),
+    "int": ([0, -5, 2 ** 70], True),
+    "None": ([None], True),
+    "tuple": ([("a", "b"), ("b", 1, None, b"x"), ()], True),
+    "float": ([1.5], False),
+    "bool": ([True], False),
+    "str subclass": ([Text("a")], False),
+    "tuple with a bool": ([("a", True)], False),
+    "tuple with a float": ([("a", 1.0)], False),
+    "nested tuple": ([("a", ("b",))], False),
+    "frozenset": ([frozenset({"a"})], False),
+}
+
+
+@pytest.mark.parametrize("kind", list(COUNTING_KEY_KINDS))
+def test_both_counting_paths_count_the_same_key_kinds(tmp_path, kind):
+    keys, counted = COUNTING_KEY_KINDS[kind]
+    calls = collections.Counter()
+
+    def counting_combiner(key, values):
+        calls[typed(key)] += 1
+        yield key, sum(values)
+
+    pairs = [(key, 1) for _ in range(5000) for key in keys]
+    output = write(tmp_path, pairs, num_partitions=2, combiner=counting_combiner, combine_every=500)
+    totals = {typed(key): sum(values) for groups in all_groups(output).values() for key, values in groups}
+    assert totals == {typed(key): 5000 for key in keys}
+    # Counted pairs are combined once, at close; grouped ones every combine_every records too.
+    assert (max(calls.values()) == 1) is counted, dict(calls)
+
+
 def test_counted_pairs_spill_when_distinct_keys_fill_the_buffer(tmp_path):
     words = [f"w{i % 3000}" for i in range(30000)]
     output = write(tmp_path, [(word, 1) for word in words], num_partitions=2,
