@@ -615,7 +615,8 @@ class MapOutputWriter:
     def _combine_counted(self, groups: dict) -> None:
         """Run the combiner over the counted pairs: a key counted n times gets its value n times
         (a repeat, not a list), after any values its group already holds; a key seen once joins
-        the groups as it is."""
+        the groups as it is. So a key's values reach the combiner grouped by value, not in the
+        order the mapper yielded them: combiners must be commutative as well as associative."""
         counts, self._counts = self._counts, {}
         for (_, value), key_counts in counts.items():
             for key, times in key_counts.items():
