@@ -85,6 +85,9 @@ def job_options(command):
         click.option("--split-size", type=SizeType(), default=None,
                      help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, "
                           "smaller to keep every worker busy]."),
+        click.option("--min-split-size", type=SizeType(), default=defaults.MIN_SPLIT_SIZE_BYTES,
+                     help="The smallest --split-size accepted [default: 64KiB]; lower it only "
+                          "to get many tasks out of a tiny input (tests)."),
         click.option("--max-attempts", type=click.IntRange(min=1), default=defaults.MAX_ATTEMPTS,
                      show_default=True, help="Attempts per task before the job fails."),
         click.option("--overwrite", is_flag=True,
@@ -144,9 +147,9 @@ def main(verbose, log_file):
               help="Seconds an attempt must run before a straggler gets a backup attempt.")
 @heartbeat_options
 @reports_errors
-def run_command(job, inputs, output_dir, workers, reducers, split_size, max_attempts, overwrite,
-                quiet, output_format, skip_bad_records, params, inline, work_dir, backup_after,
-                heartbeat_interval, liveness):
+def run_command(job, inputs, output_dir, workers, reducers, split_size, min_split_size,
+                max_attempts, overwrite, quiet, output_format, skip_bad_records, params, inline,
+                work_dir, backup_after, heartbeat_interval, liveness):
     """Run JOB over INPUT files, directories or globs on this machine.
 
     INPUT, --output and --work-dir may also be URIs (s3://bucket/prefix, hdfs://...).
@@ -156,7 +159,7 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, max_atte
     """
     from .local import run_job
     run_job(job, list(inputs), output_dir, workers=workers, reducers=reducers, split_size=split_size,
-            overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
+            min_split_size=min_split_size, overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
             heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
             params=params, inline=inline, output_format=output_format,
             skip_bad_records=skip_bad_records, work_dir=work_dir)
@@ -188,13 +191,13 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
               help="Seconds to wait for the coordinator to answer a request.")
 @security_options
 @reports_errors
-def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, max_attempts,
-                   overwrite, quiet, output_format, skip_bad_records, params, timeout, keys_dir,
+def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, min_split_size,
+                   max_attempts, overwrite, quiet, output_format, skip_bad_records, params, timeout, keys_dir,
                    insecure):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import submit_job
     submit_job(job, list(inputs), output_dir, coordinator, reducers=reducers, split_size=split_size,
-               overwrite=overwrite, max_attempts=max_attempts, quiet=quiet, timeout=timeout,
+               min_split_size=min_split_size, overwrite=overwrite, max_attempts=max_attempts, quiet=quiet, timeout=timeout,
                keys_dir=keys_dir, insecure=insecure, params=params, output_format=output_format,
                skip_bad_records=skip_bad_records)
 

@@ -19,6 +19,7 @@ from .errors import JobCancelledError, MapReduceError
 from .local import prepare_submission
 from .progress import ProgressReporter
 from .protocol import Message
+from .splits import check_split_size
 
 DEFAULT_TIMEOUT_S = 5.0
 WATCH_INTERVAL_S = 0.2
@@ -113,7 +114,8 @@ class CoordinatorClient:
 
 
 def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: str, *,
-               reducers: int | None = None, split_size: int | None = None, overwrite: bool = False,
+               reducers: int | None = None, split_size: int | None = None,
+               min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES, overwrite: bool = False,
                max_attempts: int | None = None, quiet: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
                keys_dir: str | None = None, insecure: bool = False, params: dict | None = None,
                output_format: str = "text", skip_bad_records: bool = False) -> dict:
@@ -123,6 +125,7 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
     Paths are made absolute here, against this process's working directory, before they are sent:
     the coordinator and workers resolve nothing relative to their own."""
     from .steps import load_steps, run_steps
+    check_split_size(split_size, min_split_size)
     started = time.monotonic()
     absolute_inputs = [storage.absolute(i) for i in inputs]      # URIs stay as they are
     progress = ProgressReporter(quiet=quiet)

@@ -4,9 +4,11 @@ The CLI, the library API and the tests override these the same way: by passing a
 `Settings` (see mapreduce.settings) rather than by patching this module.
 """
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 
 SPLIT_SIZE_BYTES = 64 * MiB          # a large text file is cut into splits of about this size
+MIN_SPLIT_SIZE_BYTES = 64 * KiB      # a smaller --split-size is refused (--min-split-size lowers it)
 MIN_AUTO_SPLIT_BYTES = 1 * MiB       # never cut below this when spreading small input over workers
 MAX_ATTEMPTS = 4                     # user-error attempts per task (Hadoop: mapreduce.map.maxattempts)
 MAX_LOST_ATTEMPTS = 10               # attempts lost to a dying worker before the task fails the job

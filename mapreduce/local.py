@@ -21,7 +21,7 @@ from .errors import JobCancelledError, JobLoadError, MapReduceError
 from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
-from .splits import expand_inputs, plan_splits
+from .splits import check_split_size, expand_inputs, plan_splits
 from .commit import check_output_dir
 
 
@@ -77,7 +77,8 @@ def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
 
 
 def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int | None = None,
-            reducers: int | None = None, split_size: int | None = None, overwrite: bool = False,
+            reducers: int | None = None, split_size: int | None = None,
+            min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES, overwrite: bool = False,
             max_attempts: int = defaults.MAX_ATTEMPTS, quiet: bool = True,
             heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
             liveness: int = defaults.HEARTBEAT_LIVENESS,
@@ -95,12 +96,14 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         raise MapReduceError("--workers must be at least 1.")
     if reducers is not None and reducers < 1:
         raise MapReduceError("--reducers must be at least 1.")
+    check_split_size(split_size, min_split_size)
     if isinstance(job_ref, str):
         from .steps import load_steps, run_steps
         options = dict(workers=workers, reducers=reducers, split_size=split_size,
-                       max_attempts=max_attempts, quiet=quiet, heartbeat_interval=heartbeat_interval,
-                       liveness=liveness, backup_min_runtime=backup_min_runtime, progress=progress,
-                       inline=inline, skip_bad_records=skip_bad_records, work_dir=work_dir)
+                       min_split_size=min_split_size, max_attempts=max_attempts, quiet=quiet,
+                       heartbeat_interval=heartbeat_interval, liveness=liveness,
+                       backup_min_runtime=backup_min_runtime, progress=progress, inline=inline,
+                       skip_bad_records=skip_bad_records, work_dir=work_dir)
         return run_steps(load_steps(job_ref, params), inputs, output_dir,
                          lambda job, ins, out, fmt, over: run_job(job, ins, out, output_format=fmt,
                                                                   overwrite=over, **options),

@@ -268,3 +268,9 @@ def speedups_missing() -> str:
                 f"where a C compiler and the Python headers are installed; shuffle.py's Python "
                 f"counting loop is tested instead")
     return ""
+
+
+def small_splits(size: str) -> list:
+    """Options for splits below the 64 KiB minimum, so a small test input makes several map
+    tasks: the minimum is lowered as a user would lower it, with --min-split-size."""
+    return ["--split-size", size, "--min-split-size", size]

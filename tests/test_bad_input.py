@@ -23,6 +23,8 @@ CASES = {
     "no mapper": (lambda t, d: [JOBS / "no_mapper.py", *d], "defines no mapper"),
     "mapper yields non-pairs": (lambda t, d: [JOBS / "yields_nonpair.py", *d], "must yield (key, value) pairs"),
     "unpicklable value": (lambda t, d: [JOBS / "yields_lambda.py", *d], "cannot be pickled"),
+    "split size below the minimum": (lambda t, d: [WORDCOUNT, *d, "--split-size", "1"],
+                                     "below the minimum split size of 64 KiB"),
 }
 
 
@@ -44,6 +46,15 @@ def test_unpicklable_value_names_the_task_and_type(tmp_path, data):
     result = run_cli("run", JOBS / "yields_lambda.py", *data, "-o", tmp_path / "out", "-w", 2,
                      "--max-attempts", 1, *FAST)
     assert "map task" in result.stderr and "function" in result.stderr
+
+
+def test_submit_refuses_a_split_size_below_the_minimum_before_connecting(tmp_path, data):
+    result = run_cli("submit", WORDCOUNT, *data, "-o", tmp_path / "out", "-c", "tcp://127.0.0.1:9",
+                     "--split-size", "63KB", timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.startswith("mapreduce: error: --split-size 63 KiB is below the minimum "
+                                    "split size of 64 KiB."), result.stderr
+    assert "--min-split-size" in result.stderr and not (tmp_path / "out").exists()
 
 
 def test_missing_output_option_is_a_usage_error(data):

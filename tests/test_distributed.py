@@ -9,7 +9,7 @@ import threading
 import time
 
 from helpers import (JOBS, ROOT, finish_cli, kill_group, read_counts, reference_lines, run_cli,
-                      start_cli, wordcount_reference, write_corpus)
+                      small_splits, start_cli, wordcount_reference, write_corpus)
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
 
@@ -21,7 +21,7 @@ def test_wordcount_through_coordinator_three_workers_and_submit(cluster, corpus,
     cluster.wait_for_workers(3)
     out = tmp_path / "out"
     result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "--reducers", 3,
-                            "--split-size", "2KB")
+                            *small_splits("2KB"))
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     assert "output: " in result.stderr
@@ -57,7 +57,7 @@ def _start_slow_submit(cluster, tmp_path, workers: int, *options):
 
 
 def test_workers_killed_and_restarted_in_a_loop_while_a_job_runs(cluster, tmp_path):
-    proc, corpus, _, out = _start_slow_submit(cluster, tmp_path, 3, "-r", 3, "--split-size", "2KB")
+    proc, corpus, _, out = _start_slow_submit(cluster, tmp_path, 3, "-r", 3, *small_splits("2KB"))
     try:
         for round_ in range(4):
             time.sleep(0.7)
@@ -73,7 +73,7 @@ def test_workers_killed_and_restarted_in_a_loop_while_a_job_runs(cluster, tmp_pa
 
 
 def test_worker_that_joins_mid_job_receives_tasks(cluster, tmp_path):
-    proc, corpus, markers, out = _start_slow_submit(cluster, tmp_path, 1, "-r", 2, "--split-size", "1KB")
+    proc, corpus, markers, out = _start_slow_submit(cluster, tmp_path, 1, "-r", 2, *small_splits("1KB"))
     try:
         deadline = time.monotonic() + 30
         while not any(markers.iterdir()) and time.monotonic() < deadline:
@@ -105,7 +105,7 @@ def test_two_jobs_submitted_at_once_both_finish_with_separate_outputs(cluster, t
 
     def submit(name):
         results[name] = cluster.submit(WORDCOUNT, [tmp_path / name], tmp_path / f"out-{name}",
-                                       "--split-size", "2KB", "-q")
+                                       *small_splits("2KB"), "-q")
 
     threads = [threading.Thread(target=submit, args=(name,)) for name in ("a", "b")]
     for thread in threads:
@@ -153,7 +153,7 @@ def test_ctrl_c_on_submit_cancels_the_job_and_the_coordinator_serves_the_next(cl
     cluster.wait_for_workers(2)
     out = tmp_path / "cancelled"
     proc = start_cli(["submit", JOBS / "slow_words.py", tmp_path / "corpus", "-c", cluster.address,
-                      "-o", out, "--split-size", "2KB"], env={"MARKER_DIR": str(markers)})
+                      "-o", out, *small_splits("2KB")], env={"MARKER_DIR": str(markers)})
     try:
         deadline = time.monotonic() + 30
         while not any(markers.iterdir()) and time.monotonic() < deadline:

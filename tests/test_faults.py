@@ -13,7 +13,7 @@ import time
 import pytest
 
 from helpers import (FAST, JOBS, ROOT, children_of, finish_cli, read_counts, reference_lines,
-                      run_cli, start_cli, wordcount_reference, write_corpus)
+                      run_cli, small_splits, start_cli, wordcount_reference, write_corpus)
 
 
 def test_mapper_raising_every_time_fails_after_four_attempts_with_the_users_traceback(tmp_path):
@@ -40,7 +40,7 @@ def test_reducer_combiner_and_partitioner_failing_once_are_retried(corpus, tmp_p
     markers.mkdir()
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "flaky_first_attempt.py", tmp_path / "corpus", "-o", out,
-                     "-w", 2, "-r", 3, "--split-size", "3KB", *FAST, env={"MARKER_DIR": str(markers)})
+                     "-w", 2, "-r", 3, *small_splits("3KB"), *FAST, env={"MARKER_DIR": str(markers)})
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in markers.iterdir()) == ["combiner", "partitioner", "reducer"]
     assert read_counts(out) == wordcount_reference(corpus)
@@ -60,7 +60,7 @@ def test_chaos_of_crashing_and_sleeping_attempts_still_gives_exact_output(tmp_pa
     corpus = write_corpus(tmp_path / "corpus", files=8, lines=120)
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "chaos.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 3,
-                     "--split-size", "2KB", "-q", *FAST, timeout=150)
+                     *small_splits("2KB"), "-q", *FAST, timeout=150)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
 
@@ -87,7 +87,7 @@ def _start_slow_run(tmp_path, *options, env=None):
     markers.mkdir()
     out = tmp_path / "out"
     proc = start_cli(["run", JOBS / "slow_words.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                      "--split-size", "2KB", *options, *FAST],
+                      *small_splits("2KB"), *options, *FAST],
                      env={"MARKER_DIR": str(markers), **(env or {})})
     return proc, corpus, markers, out
 
@@ -140,7 +140,7 @@ def test_straggler_gets_a_backup_attempt_and_the_job_finishes(tmp_path):
     out = tmp_path / "out"
     # The first attempt of slow.txt's map sleeps 600 s: only a backup attempt can finish the job.
     result = run_cli("run", JOBS / "slow_map.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
-                     "--split-size", "1KB", "--backup-after", "1", *FAST,
+                     *small_splits("1KB"), "--backup-after", "1", *FAST,
                      env={"MARKER_DIR": str(markers)}, timeout=60)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference([*corpus, tmp_path / "corpus" / "slow.txt"])
@@ -208,7 +208,7 @@ def test_leftovers_of_a_live_or_foreign_owner_are_kept(tmp_path):
 def test_output_does_not_change_after_run_returns(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "--split-size", "2KB", "-q", *FAST)
+                     *small_splits("2KB"), "-q", *FAST)
     assert result.returncode == 0
     snapshot = {p.name: p.read_bytes() for p in out.iterdir()}
     time.sleep(1.0)
@@ -219,7 +219,7 @@ def test_output_does_not_change_after_run_returns(corpus, tmp_path):
 def test_lost_map_output_is_reported_by_the_reducer_and_the_map_rerun(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "-r", 2, "--split-size", "3KB", *FAST, env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"})
+                     "-r", 2, *small_splits("3KB"), *FAST, env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"})
     assert result.returncode == 0, result.stderr
     assert "fault injection: deleted the output" in result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
@@ -231,7 +231,7 @@ def test_user_counters_sum_committed_attempts_only(corpus, tmp_path):
     markers.mkdir()
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "with_counters.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
-                     "--split-size", "3KB", *FAST, env={"MARKER_DIR": str(markers)})
+                     *small_splits("3KB"), *FAST, env={"MARKER_DIR": str(markers)})
     assert result.returncode == 0, result.stderr
     reference = wordcount_reference(corpus)
     lines = sum(len(reference_lines(p)) for p in corpus)

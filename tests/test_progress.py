@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from helpers import FAST, JOBS, kill_group, write_corpus
+from helpers import FAST, JOBS, kill_group, small_splits, write_corpus
 
 
 def test_progress_line_is_shown_on_a_terminal(tmp_path):
@@ -19,7 +19,7 @@ def test_progress_line_is_shown_on_a_terminal(tmp_path):
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mapreduce.cli", "run", str(JOBS / "slow_words.py"),
-         str(tmp_path / "corpus"), "-o", str(tmp_path / "out"), "-w", "2", "--split-size", "2KB", *FAST],
+         str(tmp_path / "corpus"), "-o", str(tmp_path / "out"), "-w", "2", *small_splits("2KB"), *FAST],
         stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, start_new_session=True,
         env={**os.environ, "MARKER_DIR": str(markers)})
     os.close(follower)

@@ -9,7 +9,7 @@ import time
 import pytest
 import zmq
 
-from helpers import ROOT, run_cli, read_counts, wordcount_reference
+from helpers import ROOT, run_cli, read_counts, small_splits, wordcount_reference
 from mapreduce.security import is_local_address
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
@@ -46,7 +46,7 @@ def test_only_workers_with_allowed_keys_get_tasks(cluster, keys, corpus, tmp_pat
     cluster.wait_for_workers(1, 30, "--keys", good)
     time.sleep(1.0)                               # give the intruders time to try
     out = tmp_path / "out"
-    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "--keys", good, "--split-size", "2KB")
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "--keys", good, *small_splits("2KB"))
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     workers = cluster.status("--keys", good)["workers"]
