@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,15 +80,16 @@ def _worker_pids(run_pid):
     return children_of(run_pid)
 
 
-def _start_slow_run(tmp_path, *options, env=None):
-    """`run` of the slow word count (3 ms a record) over 4 files; returns (process, corpus, markers,
-    output dir). The markers directory gets a file once a map or reduce call has run."""
+def _start_slow_run(tmp_path, *options, env=None, split_size="2KB", verbose=False):
+    """`run` of the slow word count (3 ms a record) over 4 files of about 7 KB; returns (process,
+    corpus, markers, output dir). The markers directory gets a file named map-PID or reduce-PID
+    once a process has run a map or reduce call."""
     corpus = write_corpus(tmp_path / "corpus", files=4, lines=200)
     markers = tmp_path / "markers"
     markers.mkdir()
     out = tmp_path / "out"
-    proc = start_cli(["run", JOBS / "slow_words.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                      *small_splits("2KB"), *options, *FAST],
+    proc = start_cli([*(["-v"] if verbose else []), "run", JOBS / "slow_words.py", tmp_path / "corpus",
+                      "-o", out, "-w", 2, *small_splits(split_size), *options, *FAST],
                      env={"MARKER_DIR": str(markers), **(env or {})})
     return proc, corpus, markers, out
 
@@ -110,26 +112,35 @@ def test_sigkilled_worker_is_replaced_and_its_task_rerun(tmp_path):
 
 
 def test_hung_worker_is_declared_dead_and_its_late_result_discarded(tmp_path):
-    proc, corpus, marker, out = _start_slow_run(tmp_path, "-r", 2)
-    stopped = []
+    # One file a split: 4 map attempts of about 0.6 s. A worker is stopped (SIGSTOP) while its
+    # executor runs one; the executor finishes it, but the stopped worker cannot pass the result
+    # on, nor heartbeat, so it is declared dead and its attempt runs elsewhere. Woken up, it sends
+    # the result, which the coordinator must discard: the run logs both (-v).
+    proc, corpus, markers, out = _start_slow_run(tmp_path, "-r", 2, split_size="8KB", verbose=True)
+    stopped = None
     try:
-        workers = _wait_for(lambda: len(_worker_pids(proc.pid)) == 2 and _worker_pids(proc.pid))
-        _wait_for(lambda: any(marker.iterdir()))
-        group = [workers[0], *children_of(workers[0])]          # the worker and its executor
-        for pid in group:
-            os.kill(pid, signal.SIGSTOP)
-        stopped = group
-        time.sleep(1.5)                                          # > liveness (0.5 s)
-        for pid in group:
-            os.kill(pid, signal.SIGCONT)
-        stopped = []
+        worker = _wait_for(lambda: len(_worker_pids(proc.pid)) == 2 and _worker_pids(proc.pid))[0]
+        executor = _wait_for(lambda: children_of(worker))[0]
+        _wait_for(lambda: (markers / f"map-{executor}").exists())      # it runs a map attempt
+        os.kill(worker, signal.SIGSTOP)
+        stopped = worker
+        time.sleep(1.5)                                  # > liveness (0.5 s), > the attempt (0.6 s)
+        os.kill(worker, signal.SIGCONT)
+        stopped = None
     finally:
-        for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
+        if stopped:
+            os.kill(stopped, signal.SIGCONT)
         result = finish_cli(proc, timeout=120)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     assert not result.leftover
+    worker_id = re.search(rf"assigned to (\S+-{worker}-\w+)", result.stderr).group(1)
+    assert f"worker {worker_id} declared dead" in result.stderr, result.stderr
+    # The discarded result is of an attempt that was assigned to the hung worker.
+    assigned = set(re.findall(rf"(\S+ map-\d+ attempt \d+) assigned to {worker_id}\n", result.stderr))
+    discarded = re.findall(r"discarded a late result of (\S+ map-\d+ attempt \d+) from unregistered peer",
+                           result.stderr)
+    assert discarded and set(discarded) <= assigned, result.stderr
 
 
 def test_straggler_gets_a_backup_attempt_and_the_job_finishes(tmp_path):
