@@ -52,7 +52,9 @@ class ProgressReporter:
         if self.quiet:
             return
         attempts = _plural(snapshot["attempts"], "attempt")
-        extras = [f"{snapshot[k]} {k}" for k in ("failed", "lost", "backups") if snapshot[k]]
+        extras = [f"{snapshot[k]} {k}" for k in ("failed", "lost") if snapshot[k]]
+        if snapshot["backups"]:
+            extras.append(_plural(snapshot["backups"], "backup"))
         if extras:
             attempts += f" ({', '.join(extras)})"
         tasks = _plural(snapshot["maps"], "map task")
