@@ -1,7 +1,9 @@
 """Every tunable default, named once with its unit.
 
-The CLI, the library API and the tests override these the same way: by passing a value to
-`Settings` (see mapreduce.settings) rather than by patching this module.
+Those a user can change are the defaults of command-line options and of the keyword arguments
+behind them (run_job, submit_job, SchedulerSettings, MapOutputWriter), and the CLI, the library
+API and the tests override them the same way: by passing a value, never by changing this module.
+The others (block and batch sizes, back-off, the executors' GC) are fixed tuning.
 """
 
 KiB = 1024

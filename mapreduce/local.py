@@ -122,7 +122,10 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         return RunResult(output_dir, counters, snapshot)
     settings = SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness,
                                  backup_min_runtime=backup_min_runtime)
-    from workers.pool import LocalPool       # workers depend on mapreduce, not the other way round
+    # Here mapreduce depends on the workers package (for the local pool), which itself imports
+    # mapreduce at module level: imported where it is used, so importing mapreduce.local does
+    # not load the worker side.
+    from workers.pool import LocalPool
 
     private = leftovers.owned_temp_dir("mapreduce-run-")
     try:
