@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 
 from helpers import FAST, JOBS, ROOT, run_cli, write_corpus
@@ -55,6 +57,29 @@ def test_submit_refuses_a_split_size_below_the_minimum_before_connecting(tmp_pat
     assert result.stderr.startswith("mapreduce: error: --split-size 63 KiB is below the minimum "
                                     "split size of 64 KiB."), result.stderr
     assert "--min-split-size" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_required_parameter_not_given_is_refused_before_anything_runs(tmp_path, data):
+    # grep's pattern defaults to $GREP_PATTERN, None when that is unset or empty: required.
+    out = tmp_path / "out"
+    result = run_cli("run", WORDCOUNT.replace("wordcount", "grep"), *data, "-o", out, *FAST,
+                     env={"GREP_PATTERN": ""}, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == (f"mapreduce: error: job '{WORDCOUNT.replace('wordcount', 'grep')}' needs a "
+                             f"value for its parameter 'pattern', which has no default (None in its "
+                             f"PARAMS): give it with --param pattern=VALUE on `mapreduce run` or "
+                             f"`submit`.\n")
+    assert not out.exists() and not result.leftover
+
+
+def test_several_required_parameters_are_named_together(tmp_path):
+    from mapreduce.errors import JobLoadError
+    from mapreduce.jobspec import check_required_params
+    module = types.SimpleNamespace(PARAMS={"a": None, "b": 3, "c": None})
+    with pytest.raises(JobLoadError, match=r"parameters 'a' and 'c', which have no default .*give "
+                                           r"them with --param a=VALUE --param c=VALUE"):
+        check_required_params(module, "job.py")
+    check_required_params(types.SimpleNamespace(PARAMS={"a": 1}), "job.py")     # nothing missing
 
 
 def test_missing_output_option_is_a_usage_error(data):
