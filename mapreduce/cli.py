@@ -80,8 +80,10 @@ def job_options(command):
         click.option("-o", "--output", "output_dir", required=True, metavar="DIR|URI",
                      help="Directory (or URI, e.g. s3://bucket/out) for part-NNNNN files and "
                           "_SUCCESS; must not exist or be empty."),
-        click.option("-r", "--reducers", type=click.IntRange(min=1), default=None,
-                     help="Reduce tasks, i.e. part files [default: number of workers]."),
+        click.option("-r", "--reducers", type=click.IntRange(min=0), default=None,
+                     help="Reduce tasks, i.e. part files [default: number of workers]; 0 runs "
+                          "the job map-only (no combiner, no reducer: the map output is the "
+                          "output)."),
         click.option("--split-size", type=SizeType(), default=None,
                      help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, "
                           "smaller to keep every worker busy]."),

@@ -137,7 +137,8 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
 
         def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
             submission = prepare_submission(job, step_inputs, step_output, workers=slots,
-                                            reducers=reducers or slots, split_size=split_size,
+                                            reducers=slots if reducers is None else reducers,
+                                            split_size=split_size,
                                             overwrite=step_overwrite,
                                             max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
                                             output_format=step_format,

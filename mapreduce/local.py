@@ -47,7 +47,8 @@ def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers:
     files = expand_inputs(list(inputs))
     check_output_dir(output_dir, overwrite)
     splits = plan_splits(files, job.input_format, split_size, min_splits=workers)
-    num_reducers = 0 if job.map_only else (reducers or workers)
+    # --reducers 0 runs any job map-only, as Hadoop's zero reducers do.
+    num_reducers = 0 if job.map_only or reducers == 0 else (reducers or workers)
     if job.setup is not None:
         _run_setup(job, files, num_reducers)
     try:
@@ -94,8 +95,8 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise MapReduceError("--workers must be at least 1.")
-    if reducers is not None and reducers < 1:
-        raise MapReduceError("--reducers must be at least 1.")
+    if reducers is not None and reducers < 0:
+        raise MapReduceError("--reducers must be 0 (map-only) or more.")
     check_split_size(split_size, min_split_size)
     if isinstance(job_ref, str):
         from .steps import load_steps, run_steps

@@ -4,12 +4,13 @@ all as real processes talking over TCP on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
 
-from helpers import (JOBS, ROOT, finish_cli, kill_group, read_counts, reference_lines, run_cli,
-                      small_splits, start_cli, wordcount_reference, write_corpus)
+from helpers import (JOBS, ROOT, finish_cli, kill_group, read_counts, read_pairs, reference_lines,
+                      run_cli, small_splits, start_cli, wordcount_reference, write_corpus)
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
 
@@ -29,6 +30,19 @@ def test_wordcount_through_coordinator_three_workers_and_submit(cluster, corpus,
     assert [job["status"] for job in status["jobs"]] == ["succeeded"]
     assert sorted(w["tasks_done"] > 0 for w in status["workers"]) == [True, True, True]
     assert all({"id", "host", "pid", "tasks_done", "last_heartbeat_s"} <= set(w) for w in status["workers"])
+
+
+def test_submit_with_reducers_0_runs_the_job_map_only(cluster, corpus, tmp_path):
+    cluster.start_coordinator()
+    cluster.start_worker(processes=2)
+    cluster.wait_for_workers(1)
+    out = tmp_path / "out"
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-r", 0, *small_splits("4KB"))
+    assert result.returncode == 0, result.stderr
+    words = [(word, "1") for path in corpus for line in reference_lines(path)
+             for word in re.findall(r"[A-Za-z]+", line.lower())]
+    assert read_pairs(out, raw=True) == words                # the map output in input order
+    assert "reduce task" not in result.stderr and len(list(out.glob("part-*"))) > 1
 
 
 def test_relative_paths_are_resolved_on_the_client(cluster, corpus, tmp_path):

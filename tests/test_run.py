@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+
+import pytest
 
 from mapreduce.output import format_field
 
@@ -25,6 +28,27 @@ def test_wordcount_matches_the_sequential_reference(corpus, tmp_path):
         assert keys == sorted(keys)
     assert "output: " in result.stderr                 # the summary, printed without a terminal too
     assert "map" in result.stderr and "records" in result.stderr
+
+
+def mapped_words(corpus) -> list:
+    """What the word count's mapper yields over the corpus, in input order."""
+    return [(word, 1) for path in corpus for line in reference_lines(path)
+            for word in re.findall(r"[A-Za-z]+", line.lower())]
+
+
+@pytest.mark.parametrize("job", ["jobs/wordcount.py", "jobs/wordcount_arrow.py"])
+@pytest.mark.parametrize("mode", [[], ["--inline"]], ids=["workers", "inline"])
+def test_reducers_0_runs_a_job_that_has_a_reducer_map_only(corpus, tmp_path, job, mode):
+    # Hadoop's zero reducers: no combiner, no reducer (nor REDUCE); the map output, as it was
+    # yielded, is the output: one part file per map task.
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / job, tmp_path / "corpus", "-o", out, "-w", 2, "--reducers", 0,
+                     *small_splits("4KB"), *mode, *FAST)
+    assert result.returncode == 0, result.stderr
+    assert read_pairs(out) == mapped_words(corpus)
+    maps = int(re.search(r"(\d+) map tasks, ", result.stderr).group(1))
+    assert maps > 1 and "reduce task" not in result.stderr
+    assert len(part_files(out)) == maps
 
 
 def test_module_name_job_and_quiet(corpus, tmp_path):
