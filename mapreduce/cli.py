@@ -100,6 +100,9 @@ def job_options(command):
                      help="part-NNNNN as key<TAB>value text, JSON lines, or Parquet (typed columns)."),
         click.option("--skip-bad-records", is_flag=True,
                      help="Count and skip malformed JSON lines and CSV rows instead of failing."),
+        click.option("--skip-binary", is_flag=True,
+                     help="Skip input files that look binary (a NUL byte in the first 8 KiB) "
+                          "instead of reading them as text (with a warning)."),
         click.option("-p", "--param", "params", multiple=True, callback=_parse_params,
                      metavar="NAME=VALUE", help="Set a parameter the job declares in PARAMS "
                                                  "(repeatable)."),
@@ -150,8 +153,8 @@ def main(verbose, log_file):
 @heartbeat_options
 @reports_errors
 def run_command(job, inputs, output_dir, workers, reducers, split_size, min_split_size,
-                max_attempts, overwrite, quiet, output_format, skip_bad_records, params, inline,
-                work_dir, backup_after, heartbeat_interval, liveness):
+                max_attempts, overwrite, quiet, output_format, skip_bad_records, skip_binary,
+                params, inline, work_dir, backup_after, heartbeat_interval, liveness):
     """Run JOB over INPUT files, directories or globs on this machine.
 
     INPUT, --output and --work-dir may also be URIs (s3://bucket/prefix, hdfs://...).
@@ -164,7 +167,7 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, min_spli
             min_split_size=min_split_size, overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
             heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
             params=params, inline=inline, output_format=output_format,
-            skip_bad_records=skip_bad_records, work_dir=work_dir)
+            skip_bad_records=skip_bad_records, skip_binary=skip_binary, work_dir=work_dir)
 
 
 @main.command("coordinator")
@@ -194,14 +197,15 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
 @security_options
 @reports_errors
 def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, min_split_size,
-                   max_attempts, overwrite, quiet, output_format, skip_bad_records, params, timeout, keys_dir,
-                   insecure):
+                   max_attempts, overwrite, quiet, output_format, skip_bad_records, skip_binary,
+                   params, timeout, keys_dir, insecure):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import submit_job
     submit_job(job, list(inputs), output_dir, coordinator, reducers=reducers, split_size=split_size,
-               min_split_size=min_split_size, overwrite=overwrite, max_attempts=max_attempts, quiet=quiet, timeout=timeout,
-               keys_dir=keys_dir, insecure=insecure, params=params, output_format=output_format,
-               skip_bad_records=skip_bad_records)
+               min_split_size=min_split_size, overwrite=overwrite, max_attempts=max_attempts,
+               quiet=quiet, timeout=timeout, keys_dir=keys_dir, insecure=insecure, params=params,
+               output_format=output_format, skip_bad_records=skip_bad_records,
+               skip_binary=skip_binary)
 
 
 @main.command("status")

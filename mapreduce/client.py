@@ -118,7 +118,8 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
                min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES, overwrite: bool = False,
                max_attempts: int | None = None, quiet: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
                keys_dir: str | None = None, insecure: bool = False, params: dict | None = None,
-               output_format: str = "text", skip_bad_records: bool = False) -> dict:
+               output_format: str = "text", skip_bad_records: bool = False,
+               skip_binary: bool = False) -> dict:
     """Ship a job (each step of a multi-step job in turn) to a coordinator and block until it
     ends; returns the final state or raises.
 
@@ -142,7 +143,8 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
                                             overwrite=step_overwrite,
                                             max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
                                             output_format=step_format,
-                                            skip_bad_records=skip_bad_records)
+                                            skip_bad_records=skip_bad_records,
+                                            skip_binary=skip_binary, warn=progress.warn)
             return _follow(client, lambda: client.submit(submission), progress, started,
                            step_output)
 

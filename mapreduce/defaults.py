@@ -28,5 +28,6 @@ SPILL_RECORDS = 1_000_000            # map output records (or combined keys) buf
 SORT_BUFFER_BYTES = 64 * MiB         # map output held in memory (estimated) before a sorted spill
 COMBINE_EVERY_RECORDS = 1_000_000    # buffered records between combiner passes (fewer passes, fewer calls)
 READ_BLOCK_BYTES = 4 * MiB           # input is read in blocks cut at line boundaries
+BINARY_CHECK_BYTES = 8 * KiB         # a text input with a NUL byte in this first block looks binary
 ARROW_BATCH_ROWS = 64 * 1024         # rows per Arrow record batch in shuffle files
 EXECUTOR_GC_THRESHOLDS = (50_000, 20, 100)  # gc.set_threshold in task processes (default 700, 10, 10)

@@ -47,6 +47,12 @@ class ProgressReporter:
             self.stream.flush()
             self._width = 0
 
+    def warn(self, message: str) -> None:
+        """A warning for the user running the job, shown even with --quiet."""
+        self.clear()
+        self.stream.write(f"mapreduce: warning: {message}\n")
+        self.stream.flush()
+
     def summary(self, snapshot: dict, counters: dict, output_dir: str) -> None:
         self.clear()
         if self.quiet:

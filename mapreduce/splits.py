@@ -27,11 +27,13 @@ from pathlib import PurePath
 from typing import Iterable, Iterator
 
 from . import storage
-from .defaults import MIN_AUTO_SPLIT_BYTES, MIN_SPLIT_SIZE_BYTES, READ_BLOCK_BYTES, SPLIT_SIZE_BYTES
+from .defaults import (BINARY_CHECK_BYTES, MIN_AUTO_SPLIT_BYTES, MIN_SPLIT_SIZE_BYTES,
+                       READ_BLOCK_BYTES, SPLIT_SIZE_BYTES)
 from .errors import InputError, MapReduceError, ProtocolError
 
 INPUT_FORMATS = ("lines", "files", "jsonl", "csv", "parquet", "pairs")   # pairs: a previous step's output
 LINE_FORMATS = ("lines", "jsonl")          # cut at line boundaries like text
+TEXT_FORMATS = ("lines", "files", "jsonl", "csv")   # read as UTF-8 text
 COMPRESSED = {".gz": "gzip", ".bz2": "bz2"}   # decompressed on the fly; never cut: one split a file
 
 # A file is only cut when what remains is more than this many split sizes, so a file slightly
@@ -362,6 +364,18 @@ def plan_splits(files: list[str], input_format: str, split_size: int | None,
         pieces = [Segment(path, 0, size) for path, size in sizes]
     groups = _group_segments(pieces, split_size)
     return [Split(index, tuple(group)) for index, group in enumerate(groups)]
+
+
+def looks_binary(path: str) -> bool:
+    """Whether an input read as text looks binary: a NUL byte in its first BINARY_CHECK_BYTES
+    (decompressed), the test git and grep use. A file that cannot be read says False here; its
+    task reports why."""
+    try:
+        with _open_input(path) as file:
+            head = file.read(BINARY_CHECK_BYTES)
+    except Exception:
+        return False
+    return b"\0" in head
 
 
 def check_split_size(split_size: int | None, minimum: int = MIN_SPLIT_SIZE_BYTES) -> None:

@@ -27,7 +27,15 @@ CASES = {
     "unpicklable value": (lambda t, d: [JOBS / "yields_lambda.py", *d], "cannot be pickled"),
     "split size below the minimum": (lambda t, d: [WORDCOUNT, *d, "--split-size", "1"],
                                      "below the minimum split size of 64 KiB"),
+    "only binary inputs, skipped": (lambda t, d: [WORDCOUNT, _binary(t), "--skip-binary"],
+                                    "every input file looks binary"),
 }
+
+
+def _binary(directory):
+    path = directory / "data.bin"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00" * 100)
+    return path
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -45,6 +45,20 @@ def test_submit_with_reducers_0_runs_the_job_map_only(cluster, corpus, tmp_path)
     assert "reduce task" not in result.stderr and len(list(out.glob("part-*"))) > 1
 
 
+def test_submit_warns_of_a_binary_looking_input_on_its_own_stderr(cluster, corpus, tmp_path):
+    cluster.start_coordinator()
+    cluster.start_worker(processes=2)
+    cluster.wait_for_workers(1)
+    binary = tmp_path / "corpus" / "archive.gz.part"
+    binary.write_bytes(b"\x1f\x8b\x08\x00 words\n" * 500)
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], tmp_path / "out", "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (f"mapreduce: warning: input file {binary} looks binary (a NUL byte in "
+                             f"its first 8 KiB) but is read as text, line by line; pass "
+                             f"--skip-binary to skip such files\n")
+    assert read_counts(tmp_path / "out") == wordcount_reference([*corpus, binary])
+
+
 def test_relative_paths_are_resolved_on_the_client(cluster, corpus, tmp_path):
     cluster.start_coordinator()
     cluster.start_worker(processes=2)

@@ -51,6 +51,23 @@ def test_reducers_0_runs_a_job_that_has_a_reducer_map_only(corpus, tmp_path, job
     assert len(part_files(out)) == maps
 
 
+@pytest.mark.parametrize("skip", [False, True], ids=["read", "skipped"])
+def test_a_binary_looking_input_gets_one_warning_and_is_read_or_skipped(corpus, tmp_path, skip):
+    binary = tmp_path / "corpus" / "image.bin"
+    binary.write_bytes(b"GIF89a\x00\x01 some words\n" * 2000)     # 42 KB: cut into several splits
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
+                     *small_splits("4KB"), "-q", *(["--skip-binary"] if skip else []), *FAST)
+    assert result.returncode == 0, result.stderr
+    looks = "looks binary (a NUL byte in its first 8 KiB)"
+    # On the command's own stderr, once (not once per split or attempt), even with -q.
+    assert result.stderr.splitlines() == [
+        f"mapreduce: warning: skipped input file {binary} (--skip-binary): it {looks}" if skip else
+        f"mapreduce: warning: input file {binary} {looks} but is read as text, line by line; "
+        f"pass --skip-binary to skip such files"]
+    assert read_counts(out) == wordcount_reference(corpus if skip else [*corpus, binary])
+
+
 def test_module_name_job_and_quiet(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", "jobs.wordcount", *corpus[:2], "-o", out, "-w", 2, "-q", *FAST)
