@@ -24,6 +24,7 @@ BACKUP_MIN_RUNTIME_S = 5.0           # an attempt younger than this never gets a
 BACKUP_SLOWDOWN_FACTOR = 3.0         # ...nor one that has run less than this times the median task
 
 MAX_MESSAGE_BYTES = 256 * MiB        # a larger frame from a peer is refused by ZeroMQ itself
+REFUSAL_LOG_INTERVAL_S = 60.0        # a refused handshake is logged at most this often per host and reason
 SPILL_RECORDS = 1_000_000            # map output records (or combined keys) buffered before a sorted spill
 SORT_BUFFER_BYTES = 64 * MiB         # map output held in memory (estimated) before a sorted spill
 COMBINE_EVERY_RECORDS = 1_000_000    # buffered records between combiner passes (fewer passes, fewer calls)
