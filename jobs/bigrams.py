@@ -5,7 +5,7 @@ Pairs are taken within a line only (the last word of a line and the first of the
 a pair), and across punctuation ("sea, and" gives ``("sea", "and")``).
 
     mapper(path, line)      -> ((w1, w2), 1) for every adjacent pair of the line
-    combiner(pair, counts)  -> (pair, sum(counts))   (associative; no threshold applied here)
+    combiner(pair, counts)  -> (pair, sum(counts))   (associative, commutative; no threshold here)
     reducer(pair, counts)   -> (pair, total) only if total >= MIN_COUNT
                                pair: tuple[str, str], total: int
 

@@ -6,36 +6,36 @@ The job has no reducer, so the mapper's output is the job's output:
                                path: str (the input file), line: str (without its line ending)
 
 The pattern is searched with ``re.search`` (anywhere in the line, like grep; anchor it with
-``^``/``$`` for whole-line matches) and comes from, in this order:
-
-1. ``PARAMS["pattern"]``, a job parameter (None unless set by whoever runs the job);
-2. the environment variable ``GREP_PATTERN``, read when this module is imported, that is on
-   the machine that submits the job. The value travels with the job to the workers, so the
-   workers' own environment does not matter.
+``^``/``$`` for whole-line matches). It is the job parameter ``pattern``, given with
+``--param pattern=REGEX``; its default is the environment variable ``GREP_PATTERN``, read when
+this module is imported, that is on the machine that submits the job (the value travels with the
+job to the workers, so the workers' own environment does not matter).
 
 Run it with:
 
+    mapreduce run jobs/grep.py datasets/sample --output out/grep --param pattern='light(house)?'
     GREP_PATTERN='light(house)?' mapreduce run jobs/grep.py datasets/sample --output out/grep
 
-Without a pattern, importing the module still works, but the first call of the mapper raises
-ValueError saying how to give one.
+With neither, the parameter has no value (None), so `mapreduce run` and `submit` refuse the job
+before anything runs, saying to give --param pattern=...
 """
 
 import os
 import re
 
-PARAMS = {"pattern": None}
-
 # Read at import time, on the submitting machine; captured with the job.
-GREP_PATTERN = os.environ.get("GREP_PATTERN")
+GREP_PATTERN = os.environ.get("GREP_PATTERN") or None
+
+PARAMS = {"pattern": GREP_PATTERN}       # None (no pattern given) makes the parameter required
 
 _compiled = {}
 
 
 def _regex():
-    pattern = PARAMS["pattern"] or GREP_PATTERN
+    pattern = PARAMS["pattern"]
     if not pattern:
-        raise ValueError("set GREP_PATTERN=... to the regular expression to search for")
+        raise ValueError("no pattern to search for: give the regular expression with "
+                         "--param pattern=REGEX (or set GREP_PATTERN where you run the job)")
     regex = _compiled.get(pattern)
     if regex is None:
         regex = _compiled[pattern] = re.compile(pattern)

@@ -4,7 +4,7 @@ A word is a maximal run of ASCII letters (``[A-Za-z]+``), lower-cased, so "The",
 "THE," all count as ``the`` and "don't" is the two words ``don`` and ``t``.
 
     mapper(path, line)      -> (word, 1) for every word of the line
-    combiner(word, counts)  -> (word, sum(counts))   (run on map output; associative)
+    combiner(word, counts)  -> (word, sum(counts))   (map side; associative and commutative)
     reducer(word, counts)   -> (word, total)         word: str, total: int
 
 Run it with:

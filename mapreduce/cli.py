@@ -80,11 +80,16 @@ def job_options(command):
         click.option("-o", "--output", "output_dir", required=True, metavar="DIR|URI",
                      help="Directory (or URI, e.g. s3://bucket/out) for part-NNNNN files and "
                           "_SUCCESS; must not exist or be empty."),
-        click.option("-r", "--reducers", type=click.IntRange(min=1), default=None,
-                     help="Reduce tasks, i.e. part files [default: number of workers]."),
+        click.option("-r", "--reducers", type=click.IntRange(min=0), default=None,
+                     help="Reduce tasks, i.e. part files [default: number of workers]; 0 runs "
+                          "the job map-only (no combiner, no reducer: the map output is the "
+                          "output)."),
         click.option("--split-size", type=SizeType(), default=None,
                      help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, "
                           "smaller to keep every worker busy]."),
+        click.option("--min-split-size", type=SizeType(), default=defaults.MIN_SPLIT_SIZE_BYTES,
+                     help="The smallest --split-size accepted [default: 64KiB]; lower it only "
+                          "to get many tasks out of a tiny input (tests)."),
         click.option("--max-attempts", type=click.IntRange(min=1), default=defaults.MAX_ATTEMPTS,
                      show_default=True, help="Attempts per task before the job fails."),
         click.option("--overwrite", is_flag=True,
@@ -95,6 +100,9 @@ def job_options(command):
                      help="part-NNNNN as key<TAB>value text, JSON lines, or Parquet (typed columns)."),
         click.option("--skip-bad-records", is_flag=True,
                      help="Count and skip malformed JSON lines and CSV rows instead of failing."),
+        click.option("--skip-binary", is_flag=True,
+                     help="Skip input files that look binary (a NUL byte in the first 8 KiB) "
+                          "instead of reading them as text (with a warning)."),
         click.option("-p", "--param", "params", multiple=True, callback=_parse_params,
                      metavar="NAME=VALUE", help="Set a parameter the job declares in PARAMS "
                                                  "(repeatable)."),
@@ -144,9 +152,9 @@ def main(verbose, log_file):
               help="Seconds an attempt must run before a straggler gets a backup attempt.")
 @heartbeat_options
 @reports_errors
-def run_command(job, inputs, output_dir, workers, reducers, split_size, max_attempts, overwrite,
-                quiet, output_format, skip_bad_records, params, inline, work_dir, backup_after,
-                heartbeat_interval, liveness):
+def run_command(job, inputs, output_dir, workers, reducers, split_size, min_split_size,
+                max_attempts, overwrite, quiet, output_format, skip_bad_records, skip_binary,
+                params, inline, work_dir, backup_after, heartbeat_interval, liveness):
     """Run JOB over INPUT files, directories or globs on this machine.
 
     INPUT, --output and --work-dir may also be URIs (s3://bucket/prefix, hdfs://...).
@@ -156,10 +164,10 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, max_atte
     """
     from .local import run_job
     run_job(job, list(inputs), output_dir, workers=workers, reducers=reducers, split_size=split_size,
-            overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
+            min_split_size=min_split_size, overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
             heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
             params=params, inline=inline, output_format=output_format,
-            skip_bad_records=skip_bad_records, work_dir=work_dir)
+            skip_bad_records=skip_bad_records, skip_binary=skip_binary, work_dir=work_dir)
 
 
 @main.command("coordinator")
@@ -188,15 +196,16 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
               help="Seconds to wait for the coordinator to answer a request.")
 @security_options
 @reports_errors
-def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, max_attempts,
-                   overwrite, quiet, output_format, skip_bad_records, params, timeout, keys_dir,
-                   insecure):
+def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, min_split_size,
+                   max_attempts, overwrite, quiet, output_format, skip_bad_records, skip_binary,
+                   params, timeout, keys_dir, insecure):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import submit_job
     submit_job(job, list(inputs), output_dir, coordinator, reducers=reducers, split_size=split_size,
-               overwrite=overwrite, max_attempts=max_attempts, quiet=quiet, timeout=timeout,
-               keys_dir=keys_dir, insecure=insecure, params=params, output_format=output_format,
-               skip_bad_records=skip_bad_records)
+               min_split_size=min_split_size, overwrite=overwrite, max_attempts=max_attempts,
+               quiet=quiet, timeout=timeout, keys_dir=keys_dir, insecure=insecure, params=params,
+               output_format=output_format, skip_bad_records=skip_bad_records,
+               skip_binary=skip_binary)
 
 
 @main.command("status")

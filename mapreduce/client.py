@@ -2,7 +2,9 @@
 
 Every request gets exactly one reply carrying the request's id; a reply that does not come within
 the timeout means the coordinator is not there (or not reachable), which is reported plainly
-instead of hanging. The client polls its job's state (WATCH) rather than waiting for pushed
+instead of hanging. A coordinator that refuses this client's handshake (CURVE keys missing on one
+side, or a key it does not allow) answers nothing at all, so the client watches its own socket's
+handshakes and says why at once. The client polls its job's state (WATCH) rather than waiting for pushed
 events, so nothing is lost when either side is slow.
 """
 
@@ -13,12 +15,14 @@ import signal
 import time
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from . import defaults, interrupts, protocol, security, storage
 from .errors import MapReduceError
 from .local import interrupted_error, prepare_submission
 from .progress import ProgressReporter
 from .protocol import Message
+from .splits import check_split_size
 
 DEFAULT_TIMEOUT_S = 5.0
 WATCH_INTERVAL_S = 0.2
@@ -26,6 +30,12 @@ WATCH_INTERVAL_S = 0.2
 
 class CoordinatorUnreachable(MapReduceError):
     pass
+
+
+# Handshake events of the client's own socket: a refusal is final (ZeroMQ does not retry it); a
+# handshake that breaks off (NO_DETAIL) is retried, and only explains a timeout.
+_HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
 class JobFailed(MapReduceError):
@@ -44,6 +54,7 @@ class CoordinatorClient:
         self.secret = secret
         self.context = zmq.Context()
         self.socket = None
+        self.handshakes = None
         self.ids = itertools.count(1)
         self._open()
 
@@ -53,14 +64,23 @@ class CoordinatorClient:
         self.socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
         if self.keys_dir:
             security.secure_client(self.socket, self.keys_dir, "client")
+        self.handshakes = self.socket.get_monitor_socket(_HANDSHAKE_EVENTS)
         try:
             self.socket.connect(self.address)
         except zmq.ZMQError as exc:
+            self._close_sockets()
             raise CoordinatorUnreachable(f"'{self.address}' is not a coordinator address ({exc}); "
                                          f"use the form tcp://HOST:PORT.") from None
 
+    def _close_sockets(self) -> None:
+        if self.socket is not None:
+            self.socket.disable_monitor()
+            self.handshakes.close(0)
+            self.socket.close(0)
+            self.socket = self.handshakes = None
+
     def close(self) -> None:
-        self.socket.close(0)
+        self._close_sockets()
         self.context.term()
 
     def __enter__(self):
@@ -70,23 +90,67 @@ class CoordinatorClient:
         self.close()
 
     def request(self, command: bytes, header: dict, blobs: tuple = ()) -> Message:
+        if self.socket is None:
+            self._open()           # the last request's socket was discarded
         request_id = next(self.ids)
         self.socket.send_multipart(protocol.encode(
             Message(command, {**header, "request": request_id}, list(blobs)), self.secret))
         deadline = time.monotonic() + self.timeout
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self.handshakes, zmq.POLLIN)
+        broken_off = False
         while True:
             remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self.socket.poll(remaining * 1000, zmq.POLLIN):
-                # Lazy Pirate: a socket with an unanswered request is discarded, not reused.
-                self.socket.close(0)
-                self._open()
-                raise CoordinatorUnreachable(
-                    f"no answer from a coordinator at {self.address} within {self.timeout:g} s. "
-                    f"Is `mapreduce coordinator --bind ...` running there, is the address right"
-                    f"{', and does it accept this client key' if self.keys_dir else ''}?")
+            events = dict(poller.poll(remaining * 1000)) if remaining > 0 else {}
+            if self.handshakes in events:
+                event = recv_monitor_message(self.handshakes)
+                if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                    broken_off = True
+                    continue
+                self._close_sockets()
+                raise CoordinatorUnreachable(self._refusal(event["event"], event["value"]))
+            if self.socket not in events:
+                # Lazy Pirate: a socket with an unanswered request is discarded, not reused (the
+                # next request opens a new one).
+                self._close_sockets()
+                raise CoordinatorUnreachable(self._no_answer(broken_off))
             reply = protocol.decode(self.socket.recv_multipart(), self.secret)
             if reply.header.get("request") == request_id:
                 return reply           # older replies (to requests that timed out) are skipped
+
+    def _refusal(self, event: int, value: int) -> str:
+        """What to tell the user when the coordinator refused this client's handshake."""
+        head = f"the coordinator at {self.address} refused this client's handshake"
+        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+            return (f"{head}: this client's key ({self.keys_dir}/client.key) is not among the keys "
+                    f"it allows. Add that .key file to the coordinator's KEYS/authorized/ "
+                    f"directory (it is read again at once), or pass --keys with a directory holding "
+                    f"an allowed client key.")
+        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and not self.keys_dir:
+            return (f"{head}: it uses CURVE keys (it was started with --keys) and this client has "
+                    f"none. A coordinator using keys silently drops clients without the right key; "
+                    f"pass --keys KEYS, the directory from `mapreduce keys generate` that holds "
+                    f"client.key, client.key_secret and the coordinator's coordinator.key.")
+        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+            return (f"{head}: this client uses CURVE keys (--keys) but the coordinator does not (it "
+                    f"was started without --keys). Leave out --keys, or start the coordinator with "
+                    f"--keys.")
+        return f"{head} (ZeroMQ protocol error {value:#x}). Check that both sides use the same keys."
+
+    def _no_answer(self, broken_off: bool) -> str:
+        head = f"no answer from a coordinator at {self.address} within {self.timeout:g} s."
+        if broken_off and self.keys_dir:
+            return (f"{head} Every encrypted handshake with it broke off, which is what happens "
+                    f"when {self.keys_dir}/coordinator.key is not the public key of the coordinator "
+                    f"at that address: copy that coordinator's coordinator.key into {self.keys_dir}.")
+        keys = ("Does it accept this client's key (its KEYS/authorized/ must hold "
+                f"{self.keys_dir}/client.key)?" if self.keys_dir else
+                "A coordinator that uses CURVE keys (--keys) silently drops a client without the "
+                "right key: if it does, pass --keys KEYS, the directory from `mapreduce keys "
+                "generate`.")
+        return (f"{head} Is `mapreduce coordinator --bind ...` running there, and is the address "
+                f"right? {keys}")
 
     def submit(self, submission) -> str:
         header, code = submission.to_wire()
@@ -113,16 +177,19 @@ class CoordinatorClient:
 
 
 def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: str, *,
-               reducers: int | None = None, split_size: int | None = None, overwrite: bool = False,
+               reducers: int | None = None, split_size: int | None = None,
+               min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES, overwrite: bool = False,
                max_attempts: int | None = None, quiet: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
                keys_dir: str | None = None, insecure: bool = False, params: dict | None = None,
-               output_format: str = "text", skip_bad_records: bool = False) -> dict:
+               output_format: str = "text", skip_bad_records: bool = False,
+               skip_binary: bool = False) -> dict:
     """Ship a job (each step of a multi-step job in turn) to a coordinator and block until it
     ends; returns the final state or raises.
 
     Paths are made absolute here, against this process's working directory, before they are sent:
     the coordinator and workers resolve nothing relative to their own."""
     from .steps import load_steps, run_steps
+    check_split_size(split_size, min_split_size)
     started = time.monotonic()
     absolute_inputs = [storage.absolute(i) for i in inputs]      # URIs stay as they are
     progress = ProgressReporter(quiet=quiet)
@@ -136,11 +203,13 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
 
             def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
                 submission = prepare_submission(job, step_inputs, step_output, workers=slots,
-                                                reducers=reducers or slots, split_size=split_size,
+                                                reducers=slots if reducers is None else reducers,
+                                                split_size=split_size,
                                                 overwrite=step_overwrite,
                                                 max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
                                                 output_format=step_format,
-                                                skip_bad_records=skip_bad_records)
+                                                skip_bad_records=skip_bad_records,
+                                                skip_binary=skip_binary, warn=progress.warn)
                 return _follow(client, lambda: client.submit(submission), progress, started,
                                step_output)
 

@@ -304,9 +304,17 @@ class Coordinator:
         worker = self.peers.get(route)
         if worker is None or worker not in self.scheduler.workers:
             # Declared dead, or registered with a coordinator that has since restarted: make it
-            # start over; whatever it reports about old attempts is ignored.
-            log.warning("ignored a %r message from unregistered peer %s; told it to register",
-                        message.command, route.hex())
+            # start over; whatever it reports about old attempts is discarded.
+            if message.command in (protocol.DONE, protocol.FAIL):
+                header = message.header
+                log.warning("discarded a late %s of %s %s attempt %s from unregistered peer %s "
+                            "(a worker declared dead, or one that registered before a restart); "
+                            "told it to register",
+                            "result" if message.command == protocol.DONE else "failure",
+                            header.get("job"), header.get("task"), header.get("attempt"), route.hex())
+            else:
+                log.warning("ignored a %r message from unregistered peer %s; told it to register",
+                            message.command, route.hex())
             self.peers.pop(route, None)
             self._send(route, protocol.RECONNECT, {})
             return

@@ -1,12 +1,16 @@
 """Every tunable default, named once with its unit.
 
-The CLI, the library API and the tests override these the same way: by passing a value to
-`Settings` (see mapreduce.settings) rather than by patching this module.
+Those a user can change are the defaults of command-line options and of the keyword arguments
+behind them (run_job, submit_job, SchedulerSettings, MapOutputWriter), and the CLI, the library
+API and the tests override them the same way: by passing a value, never by changing this module.
+The others (block and batch sizes, back-off, the executors' GC) are fixed tuning.
 """
 
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 
 SPLIT_SIZE_BYTES = 64 * MiB          # a large text file is cut into splits of about this size
+MIN_SPLIT_SIZE_BYTES = 64 * KiB      # a smaller --split-size is refused (--min-split-size lowers it)
 MIN_AUTO_SPLIT_BYTES = 1 * MiB       # never cut below this when spreading small input over workers
 MAX_ATTEMPTS = 4                     # user-error attempts per task (Hadoop: mapreduce.map.maxattempts)
 MAX_LOST_ATTEMPTS = 10               # attempts lost to a dying worker before the task fails the job
@@ -20,9 +24,11 @@ BACKUP_MIN_RUNTIME_S = 5.0           # an attempt younger than this never gets a
 BACKUP_SLOWDOWN_FACTOR = 3.0         # ...nor one that has run less than this times the median task
 
 MAX_MESSAGE_BYTES = 256 * MiB        # a larger frame from a peer is refused by ZeroMQ itself
+REFUSAL_LOG_INTERVAL_S = 60.0        # a refused handshake is logged at most this often per host and reason
 SPILL_RECORDS = 1_000_000            # map output records (or combined keys) buffered before a sorted spill
 SORT_BUFFER_BYTES = 64 * MiB         # map output held in memory (estimated) before a sorted spill
 COMBINE_EVERY_RECORDS = 1_000_000    # buffered records between combiner passes (fewer passes, fewer calls)
 READ_BLOCK_BYTES = 4 * MiB           # input is read in blocks cut at line boundaries
+BINARY_CHECK_BYTES = 8 * KiB         # a text input with a NUL byte in this first block looks binary
 ARROW_BATCH_ROWS = 64 * 1024         # rows per Arrow record batch in shuffle files
 EXECUTOR_GC_THRESHOLDS = (50_000, 20, 100)  # gc.set_threshold in task processes (default 700, 10, 10)

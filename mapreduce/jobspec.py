@@ -61,6 +61,23 @@ def apply_params(module, ref: str, params: dict) -> None:
         declared[name] = _convert_param(ref, name, text, declared[name])
 
 
+def check_required_params(module, ref: str) -> None:
+    """Refuse to run a job whose PARAMS entries with the default None (required parameters) were
+    not given, before anything runs: the job would otherwise fail in every task attempt."""
+    declared = getattr(module, "PARAMS", None)
+    if not isinstance(declared, dict):
+        return
+    missing = [str(name) for name, value in declared.items() if value is None]
+    if not missing:
+        return
+    quoted = " and ".join(f"'{name}'" for name in missing)
+    options = " ".join(f"--param {name}=VALUE" for name in missing)
+    raise JobLoadError(f"job '{ref}' needs a value for its parameter{'s' if len(missing) > 1 else ''} "
+                       f"{quoted}, which {'have' if len(missing) > 1 else 'has'} no default "
+                       f"(None in its PARAMS): give {'them' if len(missing) > 1 else 'it'} with "
+                       f"{options} on `mapreduce run` or `submit`.")
+
+
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 

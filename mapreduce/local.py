@@ -14,16 +14,17 @@ import shutil
 import signal
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from . import defaults, leftovers, storage
 from .commit import check_job_paths, check_output_dir
 from .coordinator import Coordinator, JobSubmission, check_work_dir
-from .errors import JobCancelledError, JobLoadError, MapReduceError
+from .errors import InputError, JobCancelledError, JobLoadError, MapReduceError
 from .interrupts import Terminated, raise_terminated
 from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
-from .splits import expand_inputs, plan_splits
+from .splits import TEXT_FORMATS, check_split_size, expand_inputs, looks_binary, plan_splits
 
 
 @dataclass
@@ -50,13 +51,27 @@ def interrupted_error(signal_name: str, output_dir: str, committed: bool) -> Job
 def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers: int,
                        reducers: int | None, split_size: int | None, overwrite: bool,
                        max_attempts: int, output_format: str = "text",
-                       skip_bad_records: bool = False, work_dir: str | None = None) -> JobSubmission:
-    """Check everything a user can get wrong before any process starts or any file is written."""
+                       skip_bad_records: bool = False, skip_binary: bool = False,
+                       warn: Callable[[str], None] | None = None,
+                       work_dir: str | None = None) -> JobSubmission:
+    """Check everything a user can get wrong before any process starts or any file is written.
+    Once all is well, `warn` is told about each input that looks binary."""
     files = expand_inputs(list(inputs))
     check_job_paths(inputs, output_dir, work_dir)
     check_output_dir(output_dir, overwrite)
+    binary = ([path for path in files if looks_binary(path)]
+              if job.input_format in TEXT_FORMATS else [])
+    if skip_binary and binary:
+        skipped = set(binary)
+        files = [path for path in files if path not in skipped]
+        if not files:
+            raise InputError(f"every input file looks binary (a NUL byte in its first "
+                             f"{defaults.BINARY_CHECK_BYTES // 1024} KiB), and --skip-binary "
+                             f"skips such files, so there is nothing to read. Pass the text files "
+                             f"to read, or leave out --skip-binary to read these as text anyway.")
     splits = plan_splits(files, job.input_format, split_size, min_splits=workers)
-    num_reducers = 0 if job.map_only else (reducers or workers)
+    # --reducers 0 runs any job map-only, as Hadoop's zero reducers do.
+    num_reducers = 0 if job.map_only or reducers == 0 else (reducers or workers)
     if job.setup is not None:
         _run_setup(job, files, num_reducers)
     try:
@@ -66,11 +81,21 @@ def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers:
                            f"with {type(exc).__name__}: {exc}. Module-level values the job's "
                            f"functions use must be picklable (open files, sockets and locks are "
                            f"not).") from None
+    for path in binary if warn is not None else ():
+        warn(_binary_warning(path, skip_binary))
     return JobSubmission(job.name, code, [s.to_wire() for s in splits],
                          [s.describe() for s in splits], num_reducers, output_dir, overwrite,
                          max_attempts, output_format=output_format,
                          skip_bad_records=skip_bad_records,
                          inputs=[storage.absolute(item) for item in inputs])
+
+
+def _binary_warning(path: str, skipped: bool) -> str:
+    looks = f"looks binary (a NUL byte in its first {defaults.BINARY_CHECK_BYTES // 1024} KiB)"
+    if skipped:
+        return f"skipped input file {path} (--skip-binary): it {looks}"
+    return (f"input file {path} {looks} but is read as text, line by line; pass --skip-binary "
+            f"to skip such files")
 
 
 def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
@@ -87,14 +112,16 @@ def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
 
 
 def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int | None = None,
-            reducers: int | None = None, split_size: int | None = None, overwrite: bool = False,
+            reducers: int | None = None, split_size: int | None = None,
+            min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES, overwrite: bool = False,
             max_attempts: int = defaults.MAX_ATTEMPTS, quiet: bool = True,
             heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
             liveness: int = defaults.HEARTBEAT_LIVENESS,
             backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S,
             progress: ProgressReporter | None = None, params: dict | None = None,
             inline: bool = False, output_format: str = "text",
-            skip_bad_records: bool = False, work_dir: str | None = None) -> RunResult:
+            skip_bad_records: bool = False, skip_binary: bool = False,
+            work_dir: str | None = None) -> RunResult:
     """Run a job on this machine; returns when the output is committed, raises MapReduceError
     (nothing committed) otherwise. Inputs, output and `work_dir` (shuffle files; default: a
     private temporary directory) may be local paths or URIs (s3://bucket/prefix, ...)."""
@@ -103,24 +130,28 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise MapReduceError("--workers must be at least 1.")
-    if reducers is not None and reducers < 1:
-        raise MapReduceError("--reducers must be at least 1.")
+    if reducers is not None and reducers < 0:
+        raise MapReduceError("--reducers must be 0 (map-only) or more.")
+    check_split_size(split_size, min_split_size)
     if isinstance(job_ref, str):
         from .steps import load_steps, run_steps
         options = dict(workers=workers, reducers=reducers, split_size=split_size,
-                       max_attempts=max_attempts, quiet=quiet, heartbeat_interval=heartbeat_interval,
-                       liveness=liveness, backup_min_runtime=backup_min_runtime, progress=progress,
-                       inline=inline, skip_bad_records=skip_bad_records, work_dir=work_dir)
+                       min_split_size=min_split_size, max_attempts=max_attempts, quiet=quiet,
+                       heartbeat_interval=heartbeat_interval, liveness=liveness,
+                       backup_min_runtime=backup_min_runtime, progress=progress, inline=inline,
+                       skip_bad_records=skip_bad_records, skip_binary=skip_binary,
+                       work_dir=work_dir)
         return run_steps(load_steps(job_ref, params), inputs, output_dir,
                          lambda job, ins, out, fmt, over: run_job(job, ins, out, output_format=fmt,
                                                                   overwrite=over, **options),
                          overwrite=overwrite, output_format=output_format, work_dir=work_dir)
     job = job_ref
+    progress = progress or ProgressReporter(quiet=quiet)
     submission = prepare_submission(job, inputs, output_dir, workers=workers, reducers=reducers,
                                     split_size=split_size, overwrite=overwrite,
                                     max_attempts=max_attempts, output_format=output_format,
-                                    skip_bad_records=skip_bad_records, work_dir=work_dir)
-    progress = progress or ProgressReporter(quiet=quiet)
+                                    skip_bad_records=skip_bad_records, skip_binary=skip_binary,
+                                    warn=progress.warn, work_dir=work_dir)
     if work_dir is not None:
         work_dir = check_work_dir(work_dir)
     if inline:
@@ -129,7 +160,10 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
         return RunResult(output_dir, counters, snapshot)
     settings = SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness,
                                  backup_min_runtime=backup_min_runtime)
-    from workers.pool import LocalPool       # workers depend on mapreduce, not the other way round
+    # Here mapreduce depends on the workers package (for the local pool), which itself imports
+    # mapreduce at module level: imported where it is used, so importing mapreduce.local does
+    # not load the worker side.
+    from workers.pool import LocalPool
 
     private = leftovers.owned_temp_dir("mapreduce-run-")
     try:

@@ -47,12 +47,20 @@ class ProgressReporter:
             self.stream.flush()
             self._width = 0
 
+    def warn(self, message: str) -> None:
+        """A warning for the user running the job, shown even with --quiet."""
+        self.clear()
+        self.stream.write(f"mapreduce: warning: {message}\n")
+        self.stream.flush()
+
     def summary(self, snapshot: dict, counters: dict, output_dir: str) -> None:
         self.clear()
         if self.quiet:
             return
         attempts = _plural(snapshot["attempts"], "attempt")
-        extras = [f"{snapshot[k]} {k}" for k in ("failed", "lost", "backups") if snapshot[k]]
+        extras = [f"{snapshot[k]} {k}" for k in ("failed", "lost") if snapshot[k]]
+        if snapshot["backups"]:
+            extras.append(_plural(snapshot["backups"], "backup"))
         if extras:
             attempts += f" ({', '.join(extras)})"
         tasks = _plural(snapshot["maps"], "map task")

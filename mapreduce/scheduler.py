@@ -172,18 +172,21 @@ class Scheduler:
             other.move_to(AttemptState.KILLED)
             out.append(Abandon(other.worker, job_id, task_id, other.number))
             self._free_slot(other.worker, job_id, task_id, other.number)
-        return out + self._dispatch(now)
+        # The freed slots are filled once the publish is done (task_published, publish_failed):
+        # this job's next phase may be the next thing to run.
+        return out
 
     def task_published(self, job_id: str, task_id: str, now: float) -> list:
         """The accepted attempt's output is in place; the phase ends when every task's is."""
         job = self.jobs.get(job_id)
         task = job.task(task_id) if job else None
         if not task or task.state is not TaskState.PUBLISHING or not job.active:
-            return []
+            return self._dispatch(now)
         task.move_to(TaskState.SUCCEEDED)
+        out = []
         if all(t.state is TaskState.SUCCEEDED for t in job.phase_tasks()):
-            return self._finish_phase(job, now) + self._dispatch(now)
-        return []
+            out = self._finish_phase(job, now)
+        return out + self._dispatch(now)
 
     def attempt_failed(self, worker_id: str, job_id: str, task_id: str, number: int, error: dict,
                        lost: bool, now: float) -> list:
@@ -211,11 +214,11 @@ class Scheduler:
         job = self.jobs.get(job_id)
         task = job.task(task_id) if job else None
         if not task or task.state is not TaskState.PUBLISHING or not job.active:
-            return []
+            return self._dispatch(now)
         task.result, task.last_error = None, error
         task.failures += 1
         if task.failures >= job.max_attempts:
-            return self._fail_job(job, task)
+            return self._fail_job(job, task) + self._dispatch(now)
         task.move_to(TaskState.PENDING)
         return self._dispatch(now)
 

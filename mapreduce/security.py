@@ -4,7 +4,9 @@ Job code travels as cloudpickle, so whoever can talk to the coordinator can run 
 worker, and whoever can pose as the coordinator can run code on a worker. So:
 
 - the coordinator has a key pair and accepts only the public keys in its allow-list directory
-  (`KEYS/authorized/`), checked by ZeroMQ's ZAP handshake before any message is delivered;
+  (`KEYS/authorized/`), checked by ZeroMQ's ZAP handshake before any message is delivered; every
+  refused handshake is logged (rate-limited) with the peer's address and why, since the refused
+  peer itself is told nothing it could show;
 - workers and clients have key pairs and know the coordinator's public key, so they talk only to
   the real coordinator, encrypted;
 - binding anything but loopback without keys is refused unless the operator says `--insecure`.
@@ -22,12 +24,17 @@ import ipaddress
 import logging
 import os
 import shutil
+import socket as pysocket
+import threading
+import time
 from dataclasses import dataclass
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils.monitor import recv_monitor_message
 
+from . import defaults
 from .errors import MapReduceError
 
 log = logging.getLogger("mapreduce.security")
@@ -107,26 +114,132 @@ def _load(path: str, want_secret: bool):
     return public, secret
 
 
+class _RefusalLog:
+    """Warnings about refused handshakes: at most one per host and reason every `interval` seconds
+    (a peer that keeps retrying, or a scanner, must not flood the log); the next one says how many
+    were left out. Called from the authenticator's and the monitor's threads."""
+
+    _MAX_REMEMBERED = 10_000
+
+    def __init__(self, interval: float = defaults.REFUSAL_LOG_INTERVAL_S):
+        self._interval = interval
+        self._lock = threading.Lock()
+        self._seen: dict = {}          # (host, reason) -> [when last logged, refusals not logged]
+
+    def refused(self, host: str, address: str, reason: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            entry = self._seen.get((host, reason))
+            if entry is not None and now - entry[0] < self._interval:
+                entry[1] += 1
+                return
+            left_out = entry[1] if entry is not None else 0
+            if len(self._seen) >= self._MAX_REMEMBERED:
+                self._seen.clear()
+            self._seen[(host, reason)] = [now, 0]
+        log.warning("refused a connection from %s: %s%s", address, reason,
+                    f" ({left_out} more from {host} for this reason in the last {self._interval:g} s)"
+                    if left_out else "")
+
+
+class _HandshakeMonitor:
+    """Logs the handshakes ZeroMQ itself refuses, before the ZAP handler is asked: a peer with no
+    CURVE keys (mechanism mismatch) or with another coordinator's public key (its HELLO does not
+    decrypt), and handshakes the peer breaks off (such a peer often resets the connection before
+    its greeting is read, so this side cannot tell which it was). ZeroMQ reports these with the
+    coordinator's own endpoint, not the peer's, so a thread reads the peer's address from each
+    connection as it is accepted (getpeername on the accepted descriptor). A connection refused
+    within microseconds can close before that read: its address is then logged as unknown."""
+
+    _EVENTS = (zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+               | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+    def __init__(self, socket: zmq.Socket, refusals: _RefusalLog):
+        self._events = socket.get_monitor_socket(self._EVENTS)
+        self._refusals = refusals
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="mapreduce-handshakes", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+
+    def _watch(self) -> None:
+        peers: dict = {}          # descriptor -> the address of the connection accepted on it
+        failure = None            # the reason of a failed handshake, until its disconnection
+        try:
+            while not self._stopping.is_set():
+                if not self._events.poll(100):
+                    continue
+                event = recv_monitor_message(self._events)
+                kind, value = event["event"], event["value"]
+                if kind == zmq.EVENT_ACCEPTED:
+                    peers[value] = _peer_of_descriptor(value)
+                elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                    failure = _protocol_refusal(value)
+                elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                    failure = (f"it broke off the handshake ({os.strerror(value)}), as a peer "
+                               f"without CURVE keys, or with another coordinator's public key, does")
+                elif kind == zmq.EVENT_DISCONNECTED:
+                    # ZeroMQ reports a failed handshake, then at once the disconnection it causes.
+                    peer = peers.pop(value, None)
+                    if failure is not None:
+                        host, address = peer or ("?", "an unknown address (it closed at once)")
+                        self._refusals.refused(host, address, failure)
+                        failure = None
+        finally:
+            self._events.close(0)
+
+
+def _peer_of_descriptor(descriptor: int):
+    """(host, "host:port") of the connected socket `descriptor`, which stays ZeroMQ's: it is only
+    looked at, never closed. None when it is already gone."""
+    try:
+        connection = pysocket.socket(fileno=descriptor)
+    except OSError:
+        return None
+    try:
+        host, port = connection.getpeername()[:2]
+        return host, f"{host}:{port}"
+    except (OSError, ValueError, TypeError):
+        return None
+    finally:
+        connection.detach()
+
+
+def _protocol_refusal(code: int) -> str:
+    if code == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return ("it has no CURVE keys (a worker or client started without --keys; this "
+                "coordinator uses keys, so it accepts only peers with an allowed key)")
+    if code == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
+        return ("its handshake did not decrypt: it holds another coordinator's public key (its "
+                "coordinator.key is not this coordinator's)")
+    return f"ZeroMQ protocol error {code:#x} in the handshake"
+
+
 @dataclass
 class ServerSecurity:
     authenticator: ThreadAuthenticator
+    monitor: _HandshakeMonitor
 
     def stop(self) -> None:
+        """Stop the authenticator and the monitor (after the socket is closed)."""
+        self.monitor.stop()
         self.authenticator.stop()
 
 
 class _AllowListAuthenticator(ThreadAuthenticator):
     """Checks each handshake against the public keys in `authorized/` as they are at that moment,
     so a key added there admits its worker, and a key removed refuses its next connection, without
-    restarting the coordinator. Logs each address that fails the handshake once (a scanner should
-    not flood the log)."""
+    restarting the coordinator. Each refusal is logged with the peer's address (rate-limited)."""
 
-    def __init__(self, context, location: str):
+    def __init__(self, context, location: str, refusals: _RefusalLog):
         super().__init__(context)
         self._location = location
         self._listing = None
         self._address = "?"
-        self._logged: set = set()
+        self._refusals = refusals
 
     async def handle_zap_message(self, msg):
         self._address = msg[3].decode("utf-8", "replace") if len(msg) > 3 else "?"
@@ -149,10 +262,11 @@ class _AllowListAuthenticator(ThreadAuthenticator):
             self.configure_curve(domain="*", location=self._location)
 
     def _send_zap_reply(self, request_id, status_code, status_text, user_id="anonymous"):
-        if status_code != b"200" and self._address not in self._logged and len(self._logged) < 10_000:
-            self._logged.add(self._address)
-            log.warning("refused a connection from %s: %s", self._address,
-                        status_text.decode("utf-8", "replace"))
+        if status_code != b"200":
+            self._refusals.refused(self._address, self._address,
+                                   f"its public key is not in {self._location} (add its .key file "
+                                   f"there to admit it; ZAP said: "
+                                   f"{status_text.decode('utf-8', 'replace')})")
         super()._send_zap_reply(request_id, status_code, status_text, user_id)
 
 
@@ -163,13 +277,14 @@ def secure_server(context: zmq.Context, socket: zmq.Socket, keys_dir: str) -> Se
     if not os.path.isdir(authorized) or not any(n.endswith(".key") for n in os.listdir(authorized)):
         raise KeysError(f"no allowed public keys in '{authorized}': put the workers' and clients' "
                         f".key files there (`mapreduce keys generate` does).")
-    authenticator = _AllowListAuthenticator(context, authorized)
+    refusals = _RefusalLog()
+    authenticator = _AllowListAuthenticator(context, authorized, refusals)
     authenticator.start()
     authenticator._reload_if_changed()
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_server = True
-    return ServerSecurity(authenticator)
+    return ServerSecurity(authenticator, _HandshakeMonitor(socket, refusals))
 
 
 def secure_client(socket: zmq.Socket, keys_dir: str, role: str) -> None:

@@ -355,10 +355,12 @@ def _write_table_atomically(table: pa.Table, path: str) -> int:
 
 _CHUNK_PAIRS = 2048     # items per C-level pass: small enough that a chunk stays in the CPU cache
 
-# A chunk whose keys and values all have exactly these types is counted as whole (key, value)
-# tuples: no two values of different types here compare equal, so counting never merges 1 with
-# 1.0 or True, or a str with a str subclass, and equal pairs are interchangeable.
+# A chunk whose keys and values all have exactly these types (keys may also be exact tuples of
+# them, such as bigrams) is counted as whole (key, value) tuples: no two values of different types
+# here compare equal, so counting never merges 1 with 1.0 or True, or a str with a str subclass,
+# and equal pairs are interchangeable. mapreduce/_speedups.c accepts exactly the same.
 _COUNTABLE = frozenset({str, bytes, int, type(None)})
+_COUNTABLE_OR_TUPLE = _COUNTABLE | {tuple}
 
 
 def _all_plain_pairs(chunk: list) -> bool:
@@ -370,7 +372,9 @@ def _counted_pairs(chunk: list) -> Optional[Counter]:
     """The chunk as a Counter of (key, value) pairs, or None when it cannot be counted exactly
     (then the checked path handles it, and names any item that is not a pair)."""
     try:
-        if not set(map(type, chain.from_iterable(chunk))) <= _COUNTABLE:
+        item_types = set(map(type, chain.from_iterable(chunk)))
+        if not item_types <= _COUNTABLE and not (item_types <= _COUNTABLE_OR_TUPLE
+                                                 and _countable_tuple_keys(chunk)):
             return None
         counts = Counter(chunk)
     except TypeError:           # an item that is not iterable, or not hashable (a list)
@@ -379,6 +383,15 @@ def _counted_pairs(chunk: list) -> Optional[Counter]:
     if not _all_plain_pairs(list(counts)):
         return None
     return counts
+
+
+def _countable_tuple_keys(chunk: list) -> bool:
+    """Whether the chunk's tuples are all keys made of countable items (no tuple value, no
+    nesting); checked over every item, since Counter would merge ("a", 1) with ("a", True)."""
+    if not _all_plain_pairs(chunk) or not set(map(type, map(itemgetter(1), chunk))) <= _COUNTABLE:
+        return False
+    tuple_keys = [key for key in map(itemgetter(0), chunk) if type(key) is tuple]
+    return set(map(type, chain.from_iterable(tuple_keys))) <= _COUNTABLE
 
 
 def _add_counts(total: dict, keys: list, counts: Iterable) -> None:
@@ -602,7 +615,8 @@ class MapOutputWriter:
     def _combine_counted(self, groups: dict) -> None:
         """Run the combiner over the counted pairs: a key counted n times gets its value n times
         (a repeat, not a list), after any values its group already holds; a key seen once joins
-        the groups as it is."""
+        the groups as it is. So a key's values reach the combiner grouped by value, not in the
+        order the mapper yielded them: combiners must be commutative as well as associative."""
         counts, self._counts = self._counts, {}
         for (_, value), key_counts in counts.items():
             for key, times in key_counts.items():

@@ -23,7 +23,7 @@ from typing import Callable
 from . import leftovers, storage
 from .commit import check_job_paths, check_output_dir
 from .errors import JobLoadError
-from .jobspec import Job, import_job_module, apply_params, job_from_module
+from .jobspec import Job, import_job_module, apply_params, check_required_params, job_from_module
 
 PAIRS = "pairs"             # the input format of every step after the first
 ARROW = "arrow"             # the output format of every step but the last
@@ -36,6 +36,7 @@ def load_steps(ref: str, params: dict | None = None) -> list[Job]:
     module = import_job_module(ref)
     if params:
         apply_params(module, ref, params)
+    check_required_params(module, ref)
     steps = getattr(module, "STEPS", None)
     if steps is None:
         return [job_from_module(module, ref)]

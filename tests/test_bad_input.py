@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import types
+
 import pytest
 
-from conftest import FAST, JOBS, ROOT, run_cli, write_corpus
+from helpers import FAST, JOBS, ROOT, run_cli, write_corpus
 
 WORDCOUNT = str(ROOT / "jobs/wordcount.py")
 
@@ -23,7 +25,17 @@ CASES = {
     "no mapper": (lambda t, d: [JOBS / "no_mapper.py", *d], "defines no mapper"),
     "mapper yields non-pairs": (lambda t, d: [JOBS / "yields_nonpair.py", *d], "must yield (key, value) pairs"),
     "unpicklable value": (lambda t, d: [JOBS / "yields_lambda.py", *d], "cannot be pickled"),
+    "split size below the minimum": (lambda t, d: [WORDCOUNT, *d, "--split-size", "1"],
+                                     "below the minimum split size of 64 KiB"),
+    "only binary inputs, skipped": (lambda t, d: [WORDCOUNT, _binary(t), "--skip-binary"],
+                                    "every input file looks binary"),
 }
+
+
+def _binary(directory):
+    path = directory / "data.bin"
+    path.write_bytes(b"\x7fELF\x02\x01\x01\x00" * 100)
+    return path
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -44,6 +56,38 @@ def test_unpicklable_value_names_the_task_and_type(tmp_path, data):
     result = run_cli("run", JOBS / "yields_lambda.py", *data, "-o", tmp_path / "out", "-w", 2,
                      "--max-attempts", 1, *FAST)
     assert "map task" in result.stderr and "function" in result.stderr
+
+
+def test_submit_refuses_a_split_size_below_the_minimum_before_connecting(tmp_path, data):
+    result = run_cli("submit", WORDCOUNT, *data, "-o", tmp_path / "out", "-c", "tcp://127.0.0.1:9",
+                     "--split-size", "63KB", timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.startswith("mapreduce: error: --split-size 63 KiB is below the minimum "
+                                    "split size of 64 KiB."), result.stderr
+    assert "--min-split-size" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_required_parameter_not_given_is_refused_before_anything_runs(tmp_path, data):
+    # grep's pattern defaults to $GREP_PATTERN, None when that is unset or empty: required.
+    out = tmp_path / "out"
+    result = run_cli("run", WORDCOUNT.replace("wordcount", "grep"), *data, "-o", out, *FAST,
+                     env={"GREP_PATTERN": ""}, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == (f"mapreduce: error: job '{WORDCOUNT.replace('wordcount', 'grep')}' needs a "
+                             f"value for its parameter 'pattern', which has no default (None in its "
+                             f"PARAMS): give it with --param pattern=VALUE on `mapreduce run` or "
+                             f"`submit`.\n")
+    assert not out.exists() and not result.leftover
+
+
+def test_several_required_parameters_are_named_together(tmp_path):
+    from mapreduce.errors import JobLoadError
+    from mapreduce.jobspec import check_required_params
+    module = types.SimpleNamespace(PARAMS={"a": None, "b": 3, "c": None})
+    with pytest.raises(JobLoadError, match=r"parameters 'a' and 'c', which have no default .*give "
+                                           r"them with --param a=VALUE --param c=VALUE"):
+        check_required_params(module, "job.py")
+    check_required_params(types.SimpleNamespace(PARAMS={"a": 1}), "job.py")     # nothing missing
 
 
 def test_missing_output_option_is_a_usage_error(data):

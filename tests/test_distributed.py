@@ -4,12 +4,13 @@ all as real processes talking over TCP on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
 
-from conftest import (JOBS, ROOT, finish_cli, kill_group, read_counts, reference_lines, run_cli,
-                      start_cli, wordcount_reference, write_corpus)
+from helpers import (JOBS, ROOT, finish_cli, kill_group, read_counts, read_pairs, reference_lines,
+                      run_cli, small_splits, start_cli, wordcount_reference, write_corpus)
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
 
@@ -21,7 +22,7 @@ def test_wordcount_through_coordinator_three_workers_and_submit(cluster, corpus,
     cluster.wait_for_workers(3)
     out = tmp_path / "out"
     result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "--reducers", 3,
-                            "--split-size", "2KB")
+                            *small_splits("2KB"))
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     assert "output: " in result.stderr
@@ -29,6 +30,33 @@ def test_wordcount_through_coordinator_three_workers_and_submit(cluster, corpus,
     assert [job["status"] for job in status["jobs"]] == ["succeeded"]
     assert sorted(w["tasks_done"] > 0 for w in status["workers"]) == [True, True, True]
     assert all({"id", "host", "pid", "tasks_done", "last_heartbeat_s"} <= set(w) for w in status["workers"])
+
+
+def test_submit_with_reducers_0_runs_the_job_map_only(cluster, corpus, tmp_path):
+    cluster.start_coordinator()
+    cluster.start_worker(processes=2)
+    cluster.wait_for_workers(1)
+    out = tmp_path / "out"
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-r", 0, *small_splits("4KB"))
+    assert result.returncode == 0, result.stderr
+    words = [(word, "1") for path in corpus for line in reference_lines(path)
+             for word in re.findall(r"[A-Za-z]+", line.lower())]
+    assert read_pairs(out, raw=True) == words                # the map output in input order
+    assert "reduce task" not in result.stderr and len(list(out.glob("part-*"))) > 1
+
+
+def test_submit_warns_of_a_binary_looking_input_on_its_own_stderr(cluster, corpus, tmp_path):
+    cluster.start_coordinator()
+    cluster.start_worker(processes=2)
+    cluster.wait_for_workers(1)
+    binary = tmp_path / "corpus" / "archive.gz.part"
+    binary.write_bytes(b"\x1f\x8b\x08\x00 words\n" * 500)
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], tmp_path / "out", "-q")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == (f"mapreduce: warning: input file {binary} looks binary (a NUL byte in "
+                             f"its first 8 KiB) but is read as text, line by line; pass "
+                             f"--skip-binary to skip such files\n")
+    assert read_counts(tmp_path / "out") == wordcount_reference([*corpus, binary])
 
 
 def test_relative_paths_are_resolved_on_the_client(cluster, corpus, tmp_path):
@@ -57,7 +85,7 @@ def _start_slow_submit(cluster, tmp_path, workers: int, *options):
 
 
 def test_workers_killed_and_restarted_in_a_loop_while_a_job_runs(cluster, tmp_path):
-    proc, corpus, _, out = _start_slow_submit(cluster, tmp_path, 3, "-r", 3, "--split-size", "2KB")
+    proc, corpus, _, out = _start_slow_submit(cluster, tmp_path, 3, "-r", 3, *small_splits("2KB"))
     try:
         for round_ in range(4):
             time.sleep(0.7)
@@ -73,7 +101,7 @@ def test_workers_killed_and_restarted_in_a_loop_while_a_job_runs(cluster, tmp_pa
 
 
 def test_worker_that_joins_mid_job_receives_tasks(cluster, tmp_path):
-    proc, corpus, markers, out = _start_slow_submit(cluster, tmp_path, 1, "-r", 2, "--split-size", "1KB")
+    proc, corpus, markers, out = _start_slow_submit(cluster, tmp_path, 1, "-r", 2, *small_splits("1KB"))
     try:
         deadline = time.monotonic() + 30
         while not any(markers.iterdir()) and time.monotonic() < deadline:
@@ -105,7 +133,7 @@ def test_two_jobs_submitted_at_once_both_finish_with_separate_outputs(cluster, t
 
     def submit(name):
         results[name] = cluster.submit(WORDCOUNT, [tmp_path / name], tmp_path / f"out-{name}",
-                                       "--split-size", "2KB", "-q")
+                                       *small_splits("2KB"), "-q")
 
     threads = [threading.Thread(target=submit, args=(name,)) for name in ("a", "b")]
     for thread in threads:
@@ -153,7 +181,7 @@ def test_ctrl_c_on_submit_cancels_the_job_and_the_coordinator_serves_the_next(cl
     cluster.wait_for_workers(2)
     out = tmp_path / "cancelled"
     proc = start_cli(["submit", JOBS / "slow_words.py", tmp_path / "corpus", "-c", cluster.address,
-                      "-o", out, "--split-size", "2KB"], env={"MARKER_DIR": str(markers)})
+                      "-o", out, *small_splits("2KB")], env={"MARKER_DIR": str(markers)})
     try:
         deadline = time.monotonic() + 30
         while not any(markers.iterdir()) and time.monotonic() < deadline:

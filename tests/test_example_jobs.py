@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 import random
 
-from conftest import FAST, ROOT, part_files, read_pairs, reference_lines, run_cli, write_corpus
+from helpers import (FAST, ROOT, part_files, read_pairs, reference_lines, run_cli, small_splits,
+                     write_corpus)
 
 
 def test_total_sort_parts_hold_contiguous_ranges(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", files=3, lines=300)
     out = tmp_path / "out"
     result = run_cli("run", ROOT / "jobs/total_sort.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 4,
-                     "--split-size", "4KB", "-q", *FAST)
+                     *small_splits("4KB"), "-q", *FAST)
     assert result.returncode == 0, result.stderr
     keys = [key for key, _ in read_pairs(out, raw=True)]
     assert keys == sorted(keys)
@@ -41,13 +42,13 @@ def test_reduce_side_join_matches_a_plain_join(tmp_path):
 
 
 def test_two_step_top_words_in_run_and_inline(corpus, tmp_path):
-    from conftest import wordcount_reference
+    from helpers import wordcount_reference
     counts = wordcount_reference(corpus)
     expected = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:7]
     for mode in ([], ["--inline"]):
         out = tmp_path / f"out{len(mode)}"
         result = run_cli("run", ROOT / "jobs/top_words.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                         "-r", 2, "--split-size", "3KB", "-p", "n=7", "-q", *mode, *FAST)
+                         "-r", 2, *small_splits("3KB"), "-p", "n=7", "-q", *mode, *FAST)
         assert result.returncode == 0, result.stderr
         assert read_pairs(out) == expected
         assert not [p for p in tmp_path.iterdir() if ".steps-" in p.name]   # intermediates removed

@@ -165,7 +165,7 @@ def test_grep_param_overrides_environment(monkeypatch):
 
 def test_grep_without_pattern_fails_in_mapper(monkeypatch):
     grep = load("grep", {"GREP_PATTERN": None}, monkeypatch)   # importing is fine
-    with pytest.raises(ValueError, match="GREP_PATTERN"):
+    with pytest.raises(ValueError, match="--param pattern=REGEX"):
         list(grep.mapper("x", "anything"))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,8 +13,8 @@ import time
 
 import pytest
 
-from conftest import (FAST, JOBS, ROOT, children_of, finish_cli, read_counts, reference_lines,
-                      run_cli, start_cli, wordcount_reference, write_corpus)
+from helpers import (FAST, JOBS, ROOT, children_of, finish_cli, read_counts, reference_lines,
+                      run_cli, small_splits, start_cli, wordcount_reference, write_corpus)
 
 
 def test_mapper_raising_every_time_fails_after_four_attempts_with_the_users_traceback(tmp_path):
@@ -40,7 +41,7 @@ def test_reducer_combiner_and_partitioner_failing_once_are_retried(corpus, tmp_p
     markers.mkdir()
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "flaky_first_attempt.py", tmp_path / "corpus", "-o", out,
-                     "-w", 2, "-r", 3, "--split-size", "3KB", *FAST, env={"MARKER_DIR": str(markers)})
+                     "-w", 2, "-r", 3, *small_splits("3KB"), *FAST, env={"MARKER_DIR": str(markers)})
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in markers.iterdir()) == ["combiner", "partitioner", "reducer"]
     assert read_counts(out) == wordcount_reference(corpus)
@@ -60,7 +61,7 @@ def test_chaos_of_crashing_and_sleeping_attempts_still_gives_exact_output(tmp_pa
     corpus = write_corpus(tmp_path / "corpus", files=8, lines=120)
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "chaos.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 3,
-                     "--split-size", "2KB", "-q", *FAST, timeout=150)
+                     *small_splits("2KB"), "-q", *FAST, timeout=150)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
 
@@ -79,15 +80,16 @@ def _worker_pids(run_pid):
     return children_of(run_pid)
 
 
-def _start_slow_run(tmp_path, *options, env=None):
-    """`run` of the slow word count (3 ms a record) over 4 files; returns (process, corpus, markers,
-    output dir). The markers directory gets a file once a map or reduce call has run."""
+def _start_slow_run(tmp_path, *options, env=None, split_size="2KB", verbose=False):
+    """`run` of the slow word count (3 ms a record) over 4 files of about 7 KB; returns (process,
+    corpus, markers, output dir). The markers directory gets a file named map-PID or reduce-PID
+    once a process has run a map or reduce call."""
     corpus = write_corpus(tmp_path / "corpus", files=4, lines=200)
     markers = tmp_path / "markers"
     markers.mkdir()
     out = tmp_path / "out"
-    proc = start_cli(["run", JOBS / "slow_words.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                      "--split-size", "2KB", *options, *FAST],
+    proc = start_cli([*(["-v"] if verbose else []), "run", JOBS / "slow_words.py", tmp_path / "corpus",
+                      "-o", out, "-w", 2, *small_splits(split_size), *options, *FAST],
                      env={"MARKER_DIR": str(markers), **(env or {})})
     return proc, corpus, markers, out
 
@@ -110,26 +112,35 @@ def test_sigkilled_worker_is_replaced_and_its_task_rerun(tmp_path):
 
 
 def test_hung_worker_is_declared_dead_and_its_late_result_discarded(tmp_path):
-    proc, corpus, marker, out = _start_slow_run(tmp_path, "-r", 2)
-    stopped = []
+    # One file a split: 4 map attempts of about 0.6 s. A worker is stopped (SIGSTOP) while its
+    # executor runs one; the executor finishes it, but the stopped worker cannot pass the result
+    # on, nor heartbeat, so it is declared dead and its attempt runs elsewhere. Woken up, it sends
+    # the result, which the coordinator must discard: the run logs both (-v).
+    proc, corpus, markers, out = _start_slow_run(tmp_path, "-r", 2, split_size="8KB", verbose=True)
+    stopped = None
     try:
-        workers = _wait_for(lambda: len(_worker_pids(proc.pid)) == 2 and _worker_pids(proc.pid))
-        _wait_for(lambda: any(marker.iterdir()))
-        group = [workers[0], *children_of(workers[0])]          # the worker and its executor
-        for pid in group:
-            os.kill(pid, signal.SIGSTOP)
-        stopped = group
-        time.sleep(1.5)                                          # > liveness (0.5 s)
-        for pid in group:
-            os.kill(pid, signal.SIGCONT)
-        stopped = []
+        worker = _wait_for(lambda: len(_worker_pids(proc.pid)) == 2 and _worker_pids(proc.pid))[0]
+        executor = _wait_for(lambda: children_of(worker))[0]
+        _wait_for(lambda: (markers / f"map-{executor}").exists())      # it runs a map attempt
+        os.kill(worker, signal.SIGSTOP)
+        stopped = worker
+        time.sleep(1.5)                                  # > liveness (0.5 s), > the attempt (0.6 s)
+        os.kill(worker, signal.SIGCONT)
+        stopped = None
     finally:
-        for pid in stopped:
-            os.kill(pid, signal.SIGCONT)
+        if stopped:
+            os.kill(stopped, signal.SIGCONT)
         result = finish_cli(proc, timeout=120)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     assert not result.leftover
+    worker_id = re.search(rf"assigned to (\S+-{worker}-\w+)", result.stderr).group(1)
+    assert f"worker {worker_id} declared dead" in result.stderr, result.stderr
+    # The discarded result is of an attempt that was assigned to the hung worker.
+    assigned = set(re.findall(rf"(\S+ map-\d+ attempt \d+) assigned to {worker_id}\n", result.stderr))
+    discarded = re.findall(r"discarded a late result of (\S+ map-\d+ attempt \d+) from unregistered peer",
+                           result.stderr)
+    assert discarded and set(discarded) <= assigned, result.stderr
 
 
 def test_straggler_gets_a_backup_attempt_and_the_job_finishes(tmp_path):
@@ -140,11 +151,11 @@ def test_straggler_gets_a_backup_attempt_and_the_job_finishes(tmp_path):
     out = tmp_path / "out"
     # The first attempt of slow.txt's map sleeps 600 s: only a backup attempt can finish the job.
     result = run_cli("run", JOBS / "slow_map.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
-                     "--split-size", "1KB", "--backup-after", "1", *FAST,
+                     *small_splits("1KB"), "--backup-after", "1", *FAST,
                      env={"MARKER_DIR": str(markers)}, timeout=60)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference([*corpus, tmp_path / "corpus" / "slow.txt"])
-    assert "backups" in result.stderr
+    assert re.search(r"\d+ attempts \(.*\b\d+ backups?\)", result.stderr), result.stderr
     assert not result.leftover
 
 
@@ -208,7 +219,7 @@ def test_leftovers_of_a_live_or_foreign_owner_are_kept(tmp_path):
 def test_output_does_not_change_after_run_returns(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "--split-size", "2KB", "-q", *FAST)
+                     *small_splits("2KB"), "-q", *FAST)
     assert result.returncode == 0
     snapshot = {p.name: p.read_bytes() for p in out.iterdir()}
     time.sleep(1.0)
@@ -219,7 +230,7 @@ def test_output_does_not_change_after_run_returns(corpus, tmp_path):
 def test_lost_map_output_is_reported_by_the_reducer_and_the_map_rerun(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "-r", 2, "--split-size", "3KB", *FAST, env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"})
+                     "-r", 2, *small_splits("3KB"), *FAST, env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"})
     assert result.returncode == 0, result.stderr
     assert "fault injection: deleted the output" in result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
@@ -231,7 +242,7 @@ def test_user_counters_sum_committed_attempts_only(corpus, tmp_path):
     markers.mkdir()
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "with_counters.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
-                     "--split-size", "3KB", *FAST, env={"MARKER_DIR": str(markers)})
+                     *small_splits("3KB"), *FAST, env={"MARKER_DIR": str(markers)})
     assert result.returncode == 0, result.stderr
     reference = wordcount_reference(corpus)
     lines = sum(len(reference_lines(p)) for p in corpus)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import FAST, JOBS, ROOT, read_counts, run_cli, wordcount_reference
+from helpers import FAST, JOBS, ROOT, read_counts, run_cli, small_splits, wordcount_reference
 
 
 def digests(out):
@@ -23,7 +23,7 @@ def test_inline_output_is_byte_identical_to_a_normal_run(corpus, tmp_path, job, 
     for mode in ([], ["--inline"]):
         out = tmp_path / f"out{len(runs)}"
         result = run_cli("run", ROOT / job, tmp_path / "corpus", "-o", out, "-w", 2, "-r", 3,
-                         "--split-size", "3KB", "-q", *mode, *FAST, env=env)
+                         *small_splits("3KB"), "-q", *mode, *FAST, env=env)
         assert result.returncode == 0, result.stderr
         runs.append(digests(out))
     assert runs[0] == runs[1]

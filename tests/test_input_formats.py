@@ -9,7 +9,8 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conftest import FAST, JOBS, ROOT, read_counts, run_cli, wordcount_reference, write_corpus
+from helpers import (FAST, JOBS, ROOT, read_counts, run_cli, small_splits, wordcount_reference,
+                     write_corpus)
 
 
 def test_gzip_and_bz2_text_read_like_the_plain_files(tmp_path):
@@ -19,7 +20,7 @@ def test_gzip_and_bz2_text_read_like_the_plain_files(tmp_path):
     (packed / "a.txt.gz").write_bytes(gzip.compress(plain[0].read_bytes()))
     (packed / "b.txt.bz2").write_bytes(bz2.compress(plain[1].read_bytes()))
     out = tmp_path / "out"
-    result = run_cli("run", ROOT / "jobs/wordcount.py", packed, "-o", out, "-w", 2, "--split-size", "1KB",
+    result = run_cli("run", ROOT / "jobs/wordcount.py", packed, "-o", out, "-w", 2, *small_splits("1KB"),
                      *FAST)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(plain)
@@ -39,7 +40,7 @@ def test_jsonl_split_across_tasks_and_a_malformed_line(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, "--split-size", "1KB",
+    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, *small_splits("1KB"),
                      "-q", *FAST, env={"FORMAT": "jsonl"})
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == expected
@@ -47,11 +48,11 @@ def test_jsonl_split_across_tasks_and_a_malformed_line(tmp_path):
     lines.insert(120, '{"word": "broken", ')
     data.write_text("\n".join(lines) + "\n")
     failed = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "bad", "-w", 2,
-                     "--split-size", "1KB", "--max-attempts", 1, *FAST, env={"FORMAT": "jsonl"})
+                     *small_splits("1KB"), "--max-attempts", 1, *FAST, env={"FORMAT": "jsonl"})
     assert failed.returncode == 1
     assert f"{data}, line 121: not JSON" in failed.stderr and not (tmp_path / "bad").exists()
     skipped = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "skip", "-w", 2,
-                      "--split-size", "1KB", "--skip-bad-records", *FAST, env={"FORMAT": "jsonl"})
+                      *small_splits("1KB"), "--skip-bad-records", *FAST, env={"FORMAT": "jsonl"})
     assert skipped.returncode == 0, skipped.stderr
     assert read_counts(tmp_path / "skip") == expected and "1 malformed skipped" in skipped.stderr
 

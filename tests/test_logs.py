@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import FAST, JOBS, ROOT, run_cli, write_corpus
+from helpers import FAST, JOBS, ROOT, run_cli, write_corpus
 
 
 def test_prints_and_log_records_go_to_task_logs_not_the_terminal(tmp_path):

@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import FAST, ROOT, run_cli, wordcount_reference
+from helpers import FAST, ROOT, run_cli, small_splits, wordcount_reference
 
 
 def jsonl_records(out):
@@ -24,7 +24,7 @@ def parquet_records(out):
 def test_wordcount_in_each_format_matches_the_reference(corpus, tmp_path, job, fmt, reader):
     out = tmp_path / "out"
     result = run_cli("run", ROOT / "jobs" / job, tmp_path / "corpus", "-o", out, "-w", 2, "-r", 3,
-                     "--split-size", "3KB", "--output-format", fmt, "-q", *FAST)
+                     *small_splits("3KB"), "--output-format", fmt, "-q", *FAST)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS"] + [f"part-{i:05d}.{fmt}" for i in range(3)]
     records = reader(out)

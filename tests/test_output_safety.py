@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (FAST, JOBS, ROOT, children_of, finish_cli, live_processes, read_counts,
+from helpers import (FAST, JOBS, ROOT, children_of, finish_cli, live_processes, read_counts,
                       run_cli, start_cli, wordcount_reference, write_corpus)
 from mapreduce import commit, coordinator as coordinator_module, storage
 from mapreduce.coordinator import Coordinator, JobSubmission

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+
+import pytest
 
 from mapreduce.output import format_field
 
-from conftest import (FAST, JOBS, ROOT, part_files, read_counts, read_pairs, reference_lines,
-                      run_cli, wordcount_reference, write_corpus)
+from helpers import (FAST, JOBS, ROOT, part_files, read_counts, read_pairs, reference_lines,
+                      run_cli, small_splits, wordcount_reference, write_corpus)
 
 
 def test_wordcount_matches_the_sequential_reference(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "--output", out,
-                     "--workers", 2, "--reducers", 3, "--split-size", "2KB", *FAST)
+                     "--workers", 2, "--reducers", 3, *small_splits("2KB"), *FAST)
     assert result.returncode == 0, result.stderr
     assert not result.leftover
     assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000", "part-00001", "part-00002"]
@@ -25,6 +28,44 @@ def test_wordcount_matches_the_sequential_reference(corpus, tmp_path):
         assert keys == sorted(keys)
     assert "output: " in result.stderr                 # the summary, printed without a terminal too
     assert "map" in result.stderr and "records" in result.stderr
+
+
+def mapped_words(corpus) -> list:
+    """What the word count's mapper yields over the corpus, in input order."""
+    return [(word, 1) for path in corpus for line in reference_lines(path)
+            for word in re.findall(r"[A-Za-z]+", line.lower())]
+
+
+@pytest.mark.parametrize("job", ["jobs/wordcount.py", "jobs/wordcount_arrow.py"])
+@pytest.mark.parametrize("mode", [[], ["--inline"]], ids=["workers", "inline"])
+def test_reducers_0_runs_a_job_that_has_a_reducer_map_only(corpus, tmp_path, job, mode):
+    # Hadoop's zero reducers: no combiner, no reducer (nor REDUCE); the map output, as it was
+    # yielded, is the output: one part file per map task.
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / job, tmp_path / "corpus", "-o", out, "-w", 2, "--reducers", 0,
+                     *small_splits("4KB"), *mode, *FAST)
+    assert result.returncode == 0, result.stderr
+    assert read_pairs(out) == mapped_words(corpus)
+    maps = int(re.search(r"(\d+) map tasks, ", result.stderr).group(1))
+    assert maps > 1 and "reduce task" not in result.stderr
+    assert len(part_files(out)) == maps
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["read", "skipped"])
+def test_a_binary_looking_input_gets_one_warning_and_is_read_or_skipped(corpus, tmp_path, skip):
+    binary = tmp_path / "corpus" / "image.bin"
+    binary.write_bytes(b"GIF89a\x00\x01 some words\n" * 2000)     # 42 KB: cut into several splits
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
+                     *small_splits("4KB"), "-q", *(["--skip-binary"] if skip else []), *FAST)
+    assert result.returncode == 0, result.stderr
+    looks = "looks binary (a NUL byte in its first 8 KiB)"
+    # On the command's own stderr, once (not once per split or attempt), even with -q.
+    assert result.stderr.splitlines() == [
+        f"mapreduce: warning: skipped input file {binary} (--skip-binary): it {looks}" if skip else
+        f"mapreduce: warning: input file {binary} {looks} but is read as text, line by line; "
+        f"pass --skip-binary to skip such files"]
+    assert read_counts(out) == wordcount_reference(corpus if skip else [*corpus, binary])
 
 
 def test_module_name_job_and_quiet(corpus, tmp_path):
@@ -40,7 +81,7 @@ def test_output_is_identical_whatever_the_hash_seed(corpus, tmp_path):
     for seed in ("1", "2"):
         out = tmp_path / f"out{seed}"
         result = run_cli("run", ROOT / "jobs/bigrams.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                         "-r", 3, "--split-size", "3KB", "-q", *FAST, env={"PYTHONHASHSEED": seed})
+                         "-r", 3, *small_splits("3KB"), "-q", *FAST, env={"PYTHONHASHSEED": seed})
         assert result.returncode == 0, result.stderr
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()})
     assert digests[0] == digests[1]
@@ -49,7 +90,7 @@ def test_output_is_identical_whatever_the_hash_seed(corpus, tmp_path):
 def test_inverted_index_matches_reference(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", ROOT / "jobs/inverted_index.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "-r", 2, "--split-size", "4KB", "-q", *FAST)
+                     "-r", 2, *small_splits("4KB"), "-q", *FAST)
     assert result.returncode == 0, result.stderr
     expected = {}
     import re
@@ -62,7 +103,7 @@ def test_inverted_index_matches_reference(corpus, tmp_path):
 def test_map_only_grep_writes_one_part_per_map_task_in_input_order(corpus, tmp_path):
     out = tmp_path / "out"
     result = run_cli("run", ROOT / "jobs/grep.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "--split-size", "3KB", "-q", *FAST, env={"GREP_PATTERN": "river|keeper"})
+                     *small_splits("3KB"), "-q", *FAST, env={"GREP_PATTERN": "river|keeper"})
     assert result.returncode == 0, result.stderr
     expected = [(str(tmp_path / "corpus" / p.name), line) for p in corpus
                 for line in reference_lines(p) if "river" in line or "keeper" in line]
@@ -84,7 +125,7 @@ def test_hostile_text_reads_like_the_reference(tmp_path):
     (data / "_logs" / "x.txt").write_bytes(b"never read\n")
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "lines_identity.py", data, "-o", out, "-w", 2,
-                     "--split-size", "1KB", "-q", *FAST)
+                     *small_splits("1KB"), "-q", *FAST)
     assert result.returncode == 0, result.stderr
     files = sorted(p for p in data.iterdir() if p.is_file() and not p.name.startswith("."))
     expected = [(str(data / p.name), format_field(line)) for p in files for line in reference_lines(p)]
@@ -96,7 +137,7 @@ def test_one_file_cut_into_many_map_tasks_loses_and_duplicates_nothing(tmp_path)
     path = write_corpus(tmp_path / "one", files=1, lines=2000)[0]
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "lines_identity.py", path, "-o", out, "-w", 2,
-                     "--split-size", "1000", "-q", *FAST)
+                     *small_splits("1000"), "-q", *FAST)
     assert result.returncode == 0, result.stderr
     assert len(part_files(out)) > 20
     assert [line for _, line in read_pairs(out, raw=True)] == reference_lines(path)
@@ -127,7 +168,7 @@ def test_typed_keys_keep_their_types_and_order(corpus, tmp_path):
                 totals[typed] = totals.get(typed, 0) + value
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "typed_keys.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 1,
-                     "--split-size", "4KB", "-q", *FAST)
+                     *small_splits("4KB"), "-q", *FAST)
     assert result.returncode == 0, result.stderr
     lines = (out / "part-00000").read_text(encoding="utf-8").splitlines()
     # One reducer: the whole key order is visible. Mixed types sort by type name, then value.
@@ -142,7 +183,7 @@ def test_no_faults_means_every_record_is_mapped_once_and_every_key_reduced_once(
     markers.mkdir()
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "counting.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
-                     "--split-size", "3KB", "-q", *FAST, env={"MARKER_DIR": str(markers)})
+                     *small_splits("3KB"), "-q", *FAST, env={"MARKER_DIR": str(markers)})
     assert result.returncode == 0, result.stderr
     names = [p.name for p in markers.iterdir()]
     assert sum(n.startswith("map-") for n in names) == sum(len(reference_lines(p)) for p in corpus)

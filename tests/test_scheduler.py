@@ -149,10 +149,21 @@ def test_cancel_abandons_running_attempts():
 
 def test_jobs_are_served_in_submission_order_but_idle_workers_take_the_next_job():
     s = Scheduler(SchedulerSettings())
-    out = s.worker_ready("w1", 1, 0.0) + s.worker_ready("w2", 1, 0.0)
-    out += s.add_job("a", ["x"], 1, 4, 10, 0.0)
-    out += s.add_job("b", ["y"], 1, 4, 10, 0.0)
-    assert sorted(a.job for a in of(Assign, out)) == ["a", "b"]
+    assert not s.add_job("a", ["a0", "a1"], 1, 4, 10, 0.0) + s.add_job("b", ["b0", "b1"], 1, 4, 10, 0.0)
+    served = []
+
+    def serve(instructions):
+        assigns = of(Assign, instructions)
+        served.extend((a.worker, a.job, a.task.id) for a in assigns)
+        return assigns
+
+    (a0,) = serve(s.worker_ready("w1", 1, 0.0))      # both jobs have pending maps: a's come first
+    (a1,) = serve(s.worker_ready("w2", 1, 0.0))
+    (b0,) = serve(finish(s, a0, 1.0))                # a has nothing pending: the idle slot takes b's
+    (a_reduce,) = serve(finish(s, a1, 2.0))          # a's reduce and b's map pending: a's first
+    (b1,) = serve(finish(s, b0, 3.0))
+    assert served == [("w1", "a", "map-00000"), ("w2", "a", "map-00001"), ("w1", "b", "map-00000"),
+                      ("w2", "a", "reduce-00000"), ("w1", "b", "map-00001")]
 
 
 def test_illegal_transitions_are_refused():
@@ -199,7 +210,7 @@ def test_a_failed_publish_of_the_last_task_runs_it_again_instead_of_committing()
     assert (rerun.task.id, rerun.attempt) == (first.task.id, 2)
     assert s.jobs["j"].reduce_tasks[0].failures == 1
     assert of(CommitJob, finish(s, rerun, 3.0))
-    assert s.publish_failed("j", first.task.id, error, 3.1) == []     # late news: ignored
+    assert not of(Assign, s.publish_failed("j", first.task.id, error, 3.1))   # late: ignored
 
 
 def test_a_publish_that_keeps_failing_fails_the_job():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import time
@@ -9,7 +10,7 @@ import time
 import pytest
 import zmq
 
-from conftest import ROOT, run_cli, read_counts, wordcount_reference
+from helpers import ROOT, run_cli, read_counts, small_splits, wordcount_reference
 from mapreduce.security import is_local_address
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
@@ -46,7 +47,7 @@ def test_only_workers_with_allowed_keys_get_tasks(cluster, keys, corpus, tmp_pat
     cluster.wait_for_workers(1, 30, "--keys", good)
     time.sleep(1.0)                               # give the intruders time to try
     out = tmp_path / "out"
-    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "--keys", good, "--split-size", "2KB")
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "--keys", good, *small_splits("2KB"))
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     workers = cluster.status("--keys", good)["workers"]
@@ -57,18 +58,64 @@ def test_only_workers_with_allowed_keys_get_tasks(cluster, keys, corpus, tmp_pat
     assert "refused a connection from 127.0.0.1" in coordinator_log
 
 
-def test_client_without_an_allowed_key_cannot_submit_or_read_status(cluster, keys, corpus, tmp_path):
+def test_a_client_the_coordinator_refuses_is_told_why_and_the_coordinator_logs_it(cluster, keys, corpus,
+                                                                                 tmp_path):
     good, other = keys
     cluster.start_coordinator(None, "--keys", good)
     cluster.start_worker(1, "--keys", good)
     stranger = key_mix(tmp_path, "stranger", pair_from=other, coordinator_from=good)
+    refusals = {
+        (): "refused this client's handshake: it uses CURVE keys (it was started with --keys) and "
+            "this client has none. A coordinator using keys silently drops clients without the "
+            "right key; pass --keys KEYS",
+        ("--keys", stranger): f"refused this client's handshake: this client's key "
+                              f"({stranger}/client.key) is not among the keys it allows",
+    }
     for args in (["status", "--coordinator", cluster.address],
                  ["submit", WORDCOUNT, *corpus, "--coordinator", cluster.address, "-o", tmp_path / "o"]):
-        for extra in ([], ["--keys", stranger]):
-            result = run_cli(*args, *extra, "--timeout", "1.5", timeout=30)
-            assert result.returncode != 0
-            assert "no answer from a coordinator" in result.stderr
+        for extra, message in refusals.items():
+            started = time.monotonic()
+            result = run_cli(*args, *extra, "--timeout", "30", timeout=60)
+            assert result.returncode == 1
+            assert result.stderr.startswith(f"mapreduce: error: the coordinator at {cluster.address} ")
+            assert message in result.stderr, result.stderr
+            assert time.monotonic() - started < 15            # told at once, not after the timeout
     assert not (tmp_path / "o").exists()
+    log = cluster.logs[0].read_text()
+    # A key refused by the allow-list (ZAP) is logged with the peer's address, once a minute at
+    # most (two clients were refused); a client with no keys is refused by ZeroMQ before ZAP, and
+    # its address is logged when it could still be read from the connection.
+    assert log.count("refused a connection from 127.0.0.1: its public key is not in ") == 1, log
+    assert re.search(r"refused a connection from (127\.0\.0\.1:\d+|an unknown address \(it closed at "
+                     r"once\)): (it has no CURVE keys|it broke off the handshake)", log), log
+
+
+def test_a_client_with_another_coordinators_key_times_out_with_the_likely_cause(cluster, keys, tmp_path):
+    good, other = keys
+    cluster.start_coordinator(None, "--keys", good)
+    wrong_server = key_mix(tmp_path, "wrong-server", pair_from=good, coordinator_from=other)
+    result = run_cli("status", "--coordinator", cluster.address, "--keys", wrong_server,
+                     "--timeout", "1.5", timeout=30)
+    assert result.returncode == 1
+    assert (f"no answer from a coordinator at {cluster.address} within 1.5 s. Every encrypted "
+            f"handshake with it broke off, which is what happens when {wrong_server}/coordinator.key "
+            f"is not the public key of the coordinator at that address") in result.stderr, result.stderr
+    assert re.search(r"refused a connection from (127\.0\.0\.1:\d+|an unknown address \(it closed at "
+                     r"once\)): (its handshake did not decrypt|it broke off the handshake)",
+                     cluster.logs[0].read_text())
+
+
+def test_no_answer_says_that_a_coordinator_with_keys_drops_clients_without_them():
+    with socket.socket() as probe:             # a free port, with nothing listening on it
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_cli("status", "--coordinator", f"tcp://127.0.0.1:{port}", "--timeout", "0.5", timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"mapreduce: error: no answer from a coordinator at tcp://127.0.0.1:{port} within 0.5 s. Is "
+        f"`mapreduce coordinator --bind ...` running there, and is the address right? A coordinator "
+        f"that uses CURVE keys (--keys) silently drops a client without the right key: if it does, "
+        f"pass --keys KEYS, the directory from `mapreduce keys generate`.\n")
 
 
 def test_garbage_and_oversized_frames_leave_the_coordinator_serving(cluster, corpus, tmp_path):
@@ -171,5 +218,5 @@ def test_keys_added_to_or_removed_from_the_allow_list_apply_without_a_restart(cl
     (good / "authorized" / "newcomer-client.key").unlink()          # revoked: refused from now on
     refused = run_cli("status", "--coordinator", cluster.address, "--keys", newcomer, "--timeout", "1.5",
                       timeout=30)
-    assert refused.returncode != 0 and "no answer from a coordinator" in refused.stderr
+    assert refused.returncode != 0 and "is not among the keys it allows" in refused.stderr
     assert "allowed keys in" in cluster.logs[0].read_text()

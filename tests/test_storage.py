@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from pyarrow import fs
 
-from conftest import (FAST, JOBS, ROOT, kill_group, read_counts, run_cli, wordcount_reference,
-                      write_corpus)
+from helpers import (FAST, JOBS, ROOT, kill_group, read_counts, run_cli, small_splits,
+                      wordcount_reference, write_corpus)
 from mapreduce import commit, storage
 from mapreduce.errors import MapReduceError
 
@@ -144,7 +144,7 @@ def test_run_reads_writes_and_shuffles_through_s3(s3, s3_corpus, tmp_path):
     out, work = s3.bucket("out"), s3.bucket("work")
     # A small split size cuts the text objects, so readers seek to byte offsets in them.
     result = _s3_run(s3, WORDCOUNT, f"s3://{bucket}/corpus", "--output", f"s3://{out}/wc",
-                     "--work-dir", f"s3://{work}/tmp", "--reducers", 3, "--split-size", "4KB")
+                     "--work-dir", f"s3://{work}/tmp", "--reducers", 3, *small_splits("4KB"))
     assert result.returncode == 0, result.stderr
     assert "output: s3://" in result.stderr
     _assert_wordcount_committed(s3, f"{out}/wc", wordcount_reference(files), tmp_path, parts=3)
@@ -164,7 +164,7 @@ def test_distributed_coordinator_work_dir_and_submit_on_s3(s3, s3_corpus, cluste
     cluster.start_worker()
     cluster.wait_for_workers(2)
     result = cluster.submit(WORDCOUNT, [f"s3://{bucket}/corpus"], f"s3://{out}/wc",
-                            "--reducers", 2, "--split-size", "4KB", env=s3.env)
+                            "--reducers", 2, *small_splits("4KB"), env=s3.env)
     assert result.returncode == 0, result.stderr
     _assert_wordcount_committed(s3, f"{out}/wc", wordcount_reference(files), tmp_path, parts=2)
     status = cluster.status()
@@ -209,7 +209,7 @@ def test_lost_map_output_on_s3_is_rerun(s3, s3_corpus, tmp_path):
     bucket, files = s3_corpus
     out, work = s3.bucket("out"), s3.bucket("work")
     result = _s3_run(s3, WORDCOUNT, f"s3://{bucket}/corpus", "--output", f"s3://{out}/wc",
-                     "--work-dir", f"s3://{work}/tmp", "--reducers", 2, "--split-size", "4KB",
+                     "--work-dir", f"s3://{work}/tmp", "--reducers", 2, *small_splits("4KB"),
                      env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"})
     assert result.returncode == 0, result.stderr
     assert "fault injection: deleted the output" in result.stderr     # a run object went missing
@@ -346,7 +346,7 @@ def test_jsonl_from_s3_to_a_file_uri_and_file_uri_input(s3, tmp_path):
         expected[record["word"]] = expected.get(record["word"], 0) + record["n"]
     out = tmp_path / "from s3"                  # a space: the file:// URI spells it %20
     result = _s3_run(s3, JOBS / "structured_sum.py", f"s3://{bucket}/data/records.jsonl",
-                     "--output", "file://" + str(out).replace(" ", "%20"), "--split-size", "2KB")
+                     "--output", "file://" + str(out).replace(" ", "%20"), *small_splits("2KB"))
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == expected and (out / "_SUCCESS").exists()
     local_input = tmp_path / "records.jsonl"

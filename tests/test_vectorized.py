@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from conftest import FAST, JOBS, ROOT, read_counts, reference_lines, run_cli, write_corpus
+from helpers import (FAST, JOBS, ROOT, read_counts, reference_lines, run_cli, small_splits,
+                     write_corpus)
 
 
 def test_vectorised_wordcount_output_is_byte_identical_to_the_per_record_one(corpus, tmp_path):
@@ -16,7 +17,7 @@ def test_vectorised_wordcount_output_is_byte_identical_to_the_per_record_one(cor
     for job in ("wordcount.py", "wordcount_arrow.py"):
         out = tmp_path / job
         result = run_cli("run", ROOT / "jobs" / job, tmp_path / "corpus", "-o", out, "-w", 2, "-r", 3,
-                         "--split-size", "2KB", "-q", *FAST)
+                         *small_splits("2KB"), "-q", *FAST)
         assert result.returncode == 0, result.stderr
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()})
     assert digests[0] == digests[1]
@@ -31,7 +32,7 @@ def test_arrow_aggregations_match_a_python_reference(corpus, tmp_path, stat):
     expected = {letter: {"sum": sum, "min": min, "max": max}[stat](values) for letter, values in lengths.items()}
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "arrow_stats.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
-                     "--split-size", "2KB", "-q", *FAST, env={"STAT": stat})
+                     *small_splits("2KB"), "-q", *FAST, env={"STAT": stat})
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == expected
 
@@ -44,7 +45,7 @@ def test_vectorised_map_with_a_python_reducer(corpus, tmp_path):
                 expected[word].add(len(line))
     out = tmp_path / "out"
     result = run_cli("run", JOBS / "arrow_python_reduce.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "-r", 2, "--split-size", "3KB", "-q", *FAST)
+                     "-r", 2, *small_splits("3KB"), "-q", *FAST)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == {w: sorted(v) for w, v in expected.items()}
 
@@ -74,7 +75,7 @@ def test_identity_reduce_sorts_like_the_per_record_terasort(tmp_path):
     for job in ("terasort.py", "terasort_arrow.py"):
         out = tmp_path / job
         result = run_cli("run", ROOT / "jobs" / job, records, "-o", out, "-w", 2, "-r", 3,
-                         "--split-size", "20KB", "-q", *FAST)
+                         *small_splits("20KB"), "-q", *FAST)
         assert result.returncode == 0, result.stderr
         digests.append({p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.iterdir()})
     assert digests[0] == digests[1]

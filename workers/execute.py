@@ -11,6 +11,7 @@ import contextlib
 import os
 import sys
 import traceback
+from itertools import repeat
 
 import pyarrow as pa
 
@@ -135,7 +136,7 @@ def run_map(job: Job, task: dict) -> dict:
     _make_output_dir(task["out_dir"])
     if job.map_batches is not None:
         return run_map_batches(job, task, split)
-    if job.map_only:
+    if _map_only(task):
         writer = part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
         try:
             records_in = _map_split(job, split, lambda pairs: writer.write_pairs(pairs, _as_pair),
@@ -157,6 +158,13 @@ def run_map(job: Job, task: dict) -> dict:
                          "bad_records_skipped": len(bad_records or ())}}
 
 
+def _map_only(task: dict) -> bool:
+    """Whether this map task writes part files rather than shuffle runs: the coordinator gives
+    a number of partitions only when there are reducers, which a job with a reducer run with
+    --reducers 0 has not (so its combiner and reducer go unused)."""
+    return "partitions" not in task
+
+
 def run_map_batches(job: Job, task: dict, split: Split) -> dict:
     """The vectorised map: Arrow batches through map_batches, Arrow aggregation, Arrow runs."""
     records_in = rows_out = 0
@@ -164,7 +172,7 @@ def run_map_batches(job: Job, task: dict, split: Split) -> dict:
     aggregator = (vectorized.BatchAggregator(job.aggregation)
                   if vectorized.aggregates_on_map_side(job.aggregation) else None)
     writer = (part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
-              if job.map_only else None)
+              if _map_only(task) else None)
     try:
         for path, values in read_blocks(split, job.input_format):
             records_in += len(values)
@@ -175,7 +183,10 @@ def run_map_batches(job: Job, task: dict, split: Split) -> dict:
                 raise TaskError(failure_report(exc, job, f"while mapping a batch of {path}")) from None
             rows_out += output.num_rows
             if writer is not None:
-                for key, value in zip(output.column("key").to_pylist(), output.column("value").to_pylist()):
+                # A REDUCE = "count" job's rows have no value: each row counts as 1.
+                values = (output.column("value").to_pylist() if "value" in output.column_names
+                          else repeat(1, output.num_rows))
+                for key, value in zip(output.column("key").to_pylist(), values):
                     writer.write(key, value)
             elif aggregator is not None:
                 aggregator.add(output)

@@ -156,7 +156,11 @@ class Worker:
     def run(self) -> int:
         """Serve until stopped; returns the process exit status."""
         importlib.import_module("workers.execute")   # pyarrow & co. once, before forking executors
-        self.slots = [ExecutorSlot() for _ in range(self.capacity)]   # fork before ZeroMQ starts
+        # The first executors are forked before the ZeroMQ context exists; replacements (after an
+        # executor dies, or is killed to cancel its attempt) are forked later, while it runs. An
+        # executor never uses ZeroMQ: it talks to this process over a pipe, a forked child has
+        # none of the context's I/O threads, and the socket descriptors it inherits go unused.
+        self.slots = [ExecutorSlot() for _ in range(self.capacity)]
         context = zmq.Context()
         backoff = defaults.RECONNECT_BACKOFF_MIN_S
         status = 0
