@@ -5,8 +5,9 @@ Protocol (the MapReduce paper's, as Hadoop's FileOutputCommitter does it):
   staging directory);
 - once the coordinator accepts an attempt as the one that commits, `publish_attempt` renames its
   files into the staging directory; a late or duplicate attempt's files are never published;
-- when the whole job has succeeded, `commit_job` writes the empty `_SUCCESS` into staging and swaps
-  staging in as the output directory, so readers see either the old state or the complete result;
+- when the whole job has succeeded, `commit_job` has the parts finished for their format (Parquet
+  parts are given one schema), writes the empty `_SUCCESS` into staging and swaps staging in as
+  the output directory, so readers see either the old state or the complete result;
 - a failed or cancelled job's staging is removed and the output directory is never touched.
 
 On an object store (an output URI such as s3://bucket/out) there is no atomic rename, so the same
@@ -158,8 +159,11 @@ def publish_attempt(staging: str, task_id: str, attempt: int) -> None:
     os.rmdir(source)
 
 
-def commit_job(staging: str, output_dir: str) -> None:
-    """Write `_SUCCESS` last, then swap staging in as the output directory."""
+def commit_job(staging: str, output_dir: str, output_format: str = "text") -> None:
+    """Finish the parts for their format (Parquet parts get one schema: they were written by
+    independent tasks), write `_SUCCESS` last, then swap staging in as the output directory."""
+    from .output import finish_parts      # output imports this module (atomic_file)
+    finish_parts(staging, output_format)
     if storage.is_uri(staging):
         _commit_to_object_store(staging, output_dir)
         return

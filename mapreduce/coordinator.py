@@ -451,7 +451,8 @@ class Coordinator:
 
     def _commit(self, record: JobRecord) -> None:
         try:
-            commit.commit_job(record.staging, record.submission.output_dir)
+            commit.commit_job(record.staging, record.submission.output_dir,
+                              record.submission.output_format)
         except (OSError, MapReduceError) as exc:
             commit.abort_job(record.staging)
             error = OutputError(f"the job succeeded but its output could not be committed to "

@@ -54,7 +54,7 @@ def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, 
                 if kind == "reduce" or not submission.num_reducers:
                     commit.publish_attempt(staging, task_id, 1)
                 reports.append(report)
-        commit.commit_job(staging, submission.output_dir)
+        commit.commit_job(staging, submission.output_dir, submission.output_format)
     except BaseException:
         commit.abort_job(staging)
         raise

@@ -12,7 +12,6 @@ tiny files make a few tasks rather than thousands.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import glob
 import math
@@ -374,7 +373,7 @@ def _row_groups(path: str) -> list[Segment]:
     """One segment per Parquet row group: a Parquet file splits by row group."""
     import pyarrow.parquet as pq
     try:
-        with _parquet_source(path) as source:
+        with storage.arrow_source(path) as source:
             count = pq.ParquetFile(source).metadata.num_row_groups
     except Exception as exc:
         raise InputError(f"input file '{path}' is not a readable Parquet file: {exc}") from None
@@ -548,7 +547,7 @@ def _table_rows(segment: Segment, input_format: str, bad_records: list | None) -
     import pyarrow as pa
     if input_format == "parquet":
         import pyarrow.parquet as pq
-        with _parquet_source(segment.path) as source:
+        with storage.arrow_source(segment.path) as source:
             table = pq.ParquetFile(source).read_row_groups(range(segment.start, segment.end))
     else:
         table = _read_csv(segment.path, bad_records)
@@ -595,11 +594,6 @@ def _bad(record: BadRecord, bad_records: list | None) -> None:
 def _open_raw(path: str):
     """The file's bytes, seekable (on an object store each read is a ranged request)."""
     return storage.open_input_file(path) if storage.is_uri(path) else open(path, "rb")
-
-
-def _parquet_source(path: str):
-    """What ParquetFile reads: the path itself when local (Arrow opens it), else a seekable file."""
-    return storage.open_input_file(path) if storage.is_uri(path) else contextlib.nullcontext(path)
 
 
 def _open_input(path: str):
