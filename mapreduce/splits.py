@@ -510,37 +510,48 @@ def read_blocks(split: Split, input_format: str) -> Iterator[tuple[str, object]]
 
 
 def _json_records(segment: Segment, block: int, bad_records: list | None) -> Iterator[tuple]:
-    line_number = _first_line_number(segment)
+    line_in_segment = 0
     for lines in _segment_line_batches(segment, block):
         for line in lines:
-            line_number += 1
+            line_in_segment += 1
             if not line.strip():
                 continue                      # blank lines are no records in JSON lines
             try:
                 value = json.loads(line)
             except ValueError as exc:
-                _bad(BadRecord(segment.path, line_number, f"not JSON: {exc}"), bad_records)
+                _bad(bad_records, segment.path, f"not JSON: {exc}",
+                     lambda: _lines_before(segment) + line_in_segment)
                 continue
             yield segment.path, value
 
 
-def _first_line_number(segment: Segment) -> int:
-    """How many lines precede the segment (0 at the start of a file), for error messages."""
+def _bad(bad_records: list | None, path: str, cause: str, line_number) -> None:
+    """A malformed record: raise BadRecord naming its line (`line_number()`, asked only here:
+    finding it may read the file again up to the record, once, as the task fails), or, with
+    --skip-bad-records, count it and go on, never looking for its line (which, per skipped
+    record, would read the input again and again)."""
+    if bad_records is None:
+        raise BadRecord(path, line_number(), cause)
+    bad_records.append(BadRecord(path, None, cause))
+
+
+def _lines_before(segment: Segment) -> int:
+    """How many lines of the file precede the segment's first line: read only to report a bad
+    record, so reading a file costs no prefix per segment."""
     if segment.start == 0:
         return 0
+    # The segment's first line starts after the first newline at or after start - 1; the lines
+    # before it are the newlines before start - 1, plus that one.
     count = 0
-    last = b"\n"
     with _open_raw(segment.path) as file:
-        remaining = segment.start
+        remaining = segment.start - 1
         while remaining > 0:
             data = file.read(min(READ_BLOCK_BYTES, remaining))
             if not data:
                 break
             count += data.count(b"\n")
             remaining -= len(data)
-            last = data[-1:]
-    # The line straddling the segment's start belongs to the previous segment: count it too.
-    return count if last == b"\n" else count + 1
+    return count + 1
 
 
 def _table_rows(segment: Segment, input_format: str, bad_records: list | None) -> Iterator[tuple]:
@@ -571,9 +582,9 @@ def _read_csv(path: str, bad_records: list | None):
     except pa.ArrowInvalid as exc:
         raise BadRecord(path, None, str(exc)) from None
     for row in invalid:
-        line = row.number if row.number is not None else _line_number_of(path, row.text)
-        _bad(BadRecord(path, line, f"{row.text!r:.80}: expected {row.expected_columns} columns, "
-                                   f"found {row.actual_columns}"), bad_records)
+        _bad(bad_records, path, f"{row.text!r:.80}: expected {row.expected_columns} columns, "
+                                f"found {row.actual_columns}",
+             lambda: row.number if row.number is not None else _line_number_of(path, row.text))
     return table
 
 
@@ -583,12 +594,6 @@ def _line_number_of(path: str, text: str) -> int | None:
             if line.decode("utf-8", "replace").rstrip("\r\n") == text:
                 return number
     return None
-
-
-def _bad(record: BadRecord, bad_records: list | None) -> None:
-    if bad_records is None:
-        raise record
-    bad_records.append(record)
 
 
 def _open_raw(path: str):
@@ -635,31 +640,32 @@ def _segment_line_batches(segment: Segment, block: int, lines_of=None) -> Iterat
             yield from _line_batches(chunks, lines_of)
         return
     with _open_raw(segment.path) as file:
-        first = _first_owned_line_offset(file, segment.start, block)
+        first, head = _first_owned_line(file, segment.start, block)
         if first >= segment.end:
             return
         if first == 0:
-            first = _bom_length(file)
-        yield from _line_batches(_owned_bytes(file, first, segment.end, block), lines_of)
+            first, head = _bom_length(file), b""
+        yield from _line_batches(_owned_bytes(file, first, segment.end, block, head), lines_of)
 
 
-def _first_owned_line_offset(file, start: int, block: int) -> int:
-    """Offset of the first line starting at or after `start` (or the end of the file).
+def _first_owned_line(file, start: int, block: int) -> tuple[int, bytes]:
+    """Offset of the first line starting at or after `start` (or the end of the file), and the
+    bytes from there that were read to find it (the file is positioned after them).
 
     Reading from start-1 means that when the byte before `start` is itself a newline, the line
     at `start` is kept: it starts inside this segment.
     """
     if start == 0:
-        return 0
+        return 0, b""
     offset = start - 1
     file.seek(offset)
     while True:
         data = file.read(block)
         if not data:
-            return offset
+            return offset, b""
         newline = data.find(b"\n")
         if newline >= 0:
-            return offset + newline + 1
+            return offset + newline + 1, data[newline + 1:]
         offset += len(data)
 
 
@@ -669,26 +675,27 @@ def _bom_length(file) -> int:
     return len(_UTF8_BOM) if file.read(len(_UTF8_BOM)) == _UTF8_BOM else 0
 
 
-def _owned_bytes(file, position: int, end: int, block: int) -> Iterator[bytes]:
+def _owned_bytes(file, position: int, end: int, block: int, head: bytes = b"") -> Iterator[bytes]:
     """The raw bytes from `position` up to `end`, then on through the newline that finishes the
-    last owned line (the line holding byte end-1), or to the end of the file."""
-    file.seek(position)
+    last owned line (the line holding byte end-1), or to the end of the file. `head`: bytes from
+    `position` already read (the file is positioned after them), so no byte is read twice."""
+    if not head:
+        file.seek(position)
     remaining = end - position
-    last = b""
-    while remaining > 0:
-        data = file.read(min(block, remaining))
-        if not data:
-            return  # the file is shorter than planned: it ends here
-        remaining -= len(data)
-        last = data
-        yield data
-    if last.endswith(b"\n"):
-        return
-    while True:
-        data = file.read(block)
-        if not data:
-            return
-        newline = data.find(b"\n")
+    for data in chain([head] if head else [], iter(lambda: file.read(block), b"")):
+        if remaining > 0:
+            if len(data) <= remaining:
+                remaining -= len(data)
+                yield data
+                if remaining == 0 and data.endswith(b"\n"):
+                    return
+                continue
+            owned, data = data[:remaining], data[remaining:]
+            remaining = 0
+            yield owned
+            if owned.endswith(b"\n"):
+                return
+        newline = data.find(b"\n")            # past `end`: finish the last owned line
         if newline >= 0:
             yield data[:newline + 1]
             return

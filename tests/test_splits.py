@@ -446,3 +446,83 @@ def test_vectorised_blocks_hold_exactly_the_lines_of_the_record_reader(tmp_path,
         records = [value for _, value in splits.read_records(split, "lines")]
         blocks = [line for _, values in splits.read_blocks(split, "lines") for line in values.to_pylist()]
         assert blocks == records
+
+
+# ---------------------------------------------------------------------------------------------
+# Structured input: work linear in the input, line numbers of bad records
+# ---------------------------------------------------------------------------------------------
+
+class ReadCounter:
+    """Bytes read through storage's open_input_file / open_input_stream (what a file:// or s3://
+    input is read with), by every reader the test runs."""
+
+    def __init__(self, monkeypatch):
+        self.total = 0
+        from mapreduce import storage
+        for name in ("open_input_file", "open_input_stream"):
+            opener = getattr(storage, name)
+            monkeypatch.setattr(storage, name, self._counting(opener))
+
+    def _counting(self, opener):
+        counter = self
+
+        class Counted:
+            def __init__(self, inner):
+                self._inner = inner
+
+            def read(self, *args):
+                data = self._inner.read(*args)
+                counter.total += len(data)
+                return data
+
+            def __iter__(self):
+                for line in self._inner:
+                    counter.total += len(line)
+                    yield line
+
+            def __getattr__(self, name):
+                return getattr(self._inner, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self._inner.close()
+
+        return lambda *args, **kwargs: Counted(opener(*args, **kwargs))
+
+
+def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_once(tmp_path, monkeypatch):
+    block = 256
+    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", block)
+    lines = [json.dumps({"n": i, "pad": "x" * (i % 40)}) for i in range(4000)]
+    bad = [1200, 2500, 3990]                   # 0-based, in three different splits far into the file
+    for index in bad:
+        lines[index] = '{"n": broken'
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    size, longest = path.stat().st_size, max(map(len, lines)) + 1
+    reads = ReadCounter(monkeypatch)
+    planned = plan_splits([f"file://{path}"], "jsonl", 4096)
+    assert len(planned) > 30
+    overhead = len(planned) * (2 * block + longest)   # a split reads on to finish its last line
+
+    skipped: list = []
+    records = [value for split in planned for _, value in read_records(split, "jsonl", skipped)]
+    assert records == [json.loads(line) for i, line in enumerate(lines) if i not in bad]
+    assert len(skipped) == len(bad)
+    assert size <= reads.total <= size + overhead       # skipping reads no prefix
+
+    reads.total = 0
+    failures = []
+    for split in planned:
+        before = reads.total
+        try:
+            list(read_records(split, "jsonl"))
+        except splits.BadRecord as error:
+            failures.append(error.line)
+            assert "not JSON" in str(error) and f"line {error.line}:" in str(error)
+            # the failing split's own bytes, then its prefix, counted once: not per segment
+            assert reads.total - before <= split.segments[0].end + 2 * block + longest
+    assert failures == [index + 1 for index in bad]
+    assert reads.total <= (1 + len(bad)) * size + overhead
