@@ -4,10 +4,15 @@ Protocol (the MapReduce paper's, as Hadoop's FileOutputCommitter does it):
 - a task attempt writes only under its own temporary name (`_attempts/<task>-a<N>/` in the job's
   staging directory);
 - once the coordinator accepts an attempt as the one that commits, `publish_attempt` renames its
-  files into the staging directory; a late or duplicate attempt's files are never published;
-- when the whole job has succeeded, `commit_job` writes the empty `_SUCCESS` into staging and swaps
-  staging in as the output directory, so readers see either the old state or the complete result;
+  files into the staging directory; a late or duplicate attempt's files are never published, and
+  the job commits only once every task's publish has succeeded;
+- when the whole job has succeeded (and `output.finish_parts` has given Parquet parts one schema),
+  `commit_job` writes the empty `_SUCCESS` into staging and puts staging in place as the output
+  directory: without --overwrite by a rename that never replaces anything (another job's output
+  that appeared meanwhile makes it OutputTaken), with it by one atomic exchange, so readers see
+  either the old state or the complete result;
 - a failed or cancelled job's staging is removed and the output directory is never touched.
+- `check_job_paths` refuses, before anything runs, an output that overlaps an input.
 
 On an object store (an output URI such as s3://bucket/out) there is no atomic rename, so the same
 steps are done object by object: staging is the hidden sibling prefix `.NAME.mapreduce-<job>/`,

@@ -21,7 +21,7 @@ import zmq
 
 from . import commit, counters, defaults, interrupts, leftovers, protocol, security, storage
 from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
-from .output import OUTPUT_FORMATS
+from .output import OUTPUT_FORMATS, finish_parts
 from .protocol import Message
 from .scheduler import (Abandon, Assign, CommitJob, FailJob, PublishTask, Scheduler,
                         SchedulerSettings)
@@ -536,24 +536,25 @@ class Coordinator:
         log.warning("fault injection: deleted the output of %s %s", record.id, task.id)
 
     def _commit(self, record: JobRecord) -> None:
-        """The job's final commit, with SIGINT and SIGTERM held: whoever catches them afterwards
-        finds the job either committed (the new output, whole) or failed (the old one)."""
-        with interrupts.held():
-            try:
+        """Finish the parts for their format (Parquet parts get one schema), then the final
+        commit with SIGINT and SIGTERM held: whoever catches them afterwards finds the job either
+        committed (the new output, whole) or not (the old one, as it was)."""
+        try:
+            finish_parts(record.staging, record.submission.output_format)
+            with interrupts.held():
                 commit.commit_job(record.staging, record.submission.output_dir,
                                   record.submission.overwrite)
-            except Exception as exc:
-                if not isinstance(exc, MapReduceError):
-                    log.exception("%s: commit failed", record.id)
-                error = exc if isinstance(exc, commit.OutputTaken) else OutputError(
-                    f"the job's tasks all succeeded but its output could not be committed to "
-                    f"'{record.submission.output_dir}': {type(exc).__name__}: {exc}. Nothing was "
-                    f"committed; the output directory is as it was before the job.")
-                self.scheduler.fail_job(record.id)
-                self._end_job(record, "failed", error)
-                return
-            self.scheduler.job_committed(record.id)
-            self._end_job(record, "succeeded", None)
+                self.scheduler.job_committed(record.id)
+                self._end_job(record, "succeeded", None)
+        except Exception as exc:
+            if not isinstance(exc, MapReduceError):
+                log.exception("%s: commit failed", record.id)
+            error = exc if isinstance(exc, commit.OutputTaken) else OutputError(
+                f"the job's tasks all succeeded but its output could not be committed to "
+                f"'{record.submission.output_dir}': {type(exc).__name__}: {exc}. Nothing was "
+                f"committed; the output directory is as it was before the job.")
+            self.scheduler.fail_job(record.id)
+            self._end_job(record, "failed", error)
 
     def _fail(self, record: JobRecord, task) -> None:
         error = task.last_error or {}

@@ -15,6 +15,7 @@ import time
 from . import commit, counters, leftovers, storage
 from .coordinator import JobRecord, JobSubmission, make_work_dir, remove_work_dir, task_header
 from .errors import TaskFailedError
+from .output import finish_parts
 from .jobspec import Job
 from .progress import ProgressReporter
 
@@ -54,6 +55,7 @@ def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, 
                 if kind == "reduce" or not submission.num_reducers:
                     commit.publish_attempt(staging, task_id, 1)
                 reports.append(report)
+        finish_parts(staging, submission.output_format)
         commit.commit_job(staging, submission.output_dir, submission.overwrite)
     except BaseException:
         commit.abort_job(staging)

@@ -6,7 +6,9 @@
 - jsonl (`part-NNNNN.jsonl`): one `{"key": ..., "value": ...}` object per line.
 - parquet (`part-NNNNN.parquet`): columns `key` and `value` that keep their types (str, int,
   float, bool, bytes; tuples and lists as Arrow lists, dicts as structs). A column whose values do
-  not share one Arrow type is written as JSON text instead.
+  not share one Arrow type is written as JSON text instead (field metadata encoding=json). Parts
+  are written by independent tasks, so at job commit `finish_parts` gives every part the one
+  schema that holds all of the job's values: the output reads back as one dataset.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import tempfile
 
 from . import storage
 from .commit import atomic_file
+from .errors import OutputError
 
 
 def _json_default(value):
@@ -188,7 +191,8 @@ class ParquetPartWriter(_BufferedRows):
     Each column gets the type pa.array would give all of the part's values at once: when a later
     row group needs a wider type (ints then floats, nulls then strings) the groups written so far
     are rewritten in it, and a column whose values have no common Arrow type becomes JSON text.
-    Such rewrites happen at most a few times per part, and never for a column of one type."""
+    Such rewrites happen at most a few times per part, and never for a column of one type. An
+    empty part's columns have the null type: `finish_parts` gives it the job's types at commit."""
 
     def __init__(self, directory: str, index: int):
         super().__init__()
@@ -196,9 +200,9 @@ class ParquetPartWriter(_BufferedRows):
         self.path = storage.join(directory, part_name(index) + ".parquet")
         self._columns: dict = {}            # name -> Arrow type, or JSON_TEXT
         self._writer = None
+        self._written = False               # whether the local file holds row groups
         local_dir = None if storage.is_uri(directory) else directory
-        handle, self._local = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp", dir=local_dir)
-        os.close(handle)
+        self._local = _temporary_parquet(local_dir)
 
     def write_table(self, keys, values) -> None:
         self._flush_rows()
@@ -209,17 +213,16 @@ class ParquetPartWriter(_BufferedRows):
         try:
             if error is None:
                 self._flush_rows()
-                if self._writer is None:        # an empty part still gets its file
+                if not self._written:           # an empty part still gets its file
                     self._write_group({"key": (_arrow_column([])[0], False),
                                        "value": (_arrow_column([])[0], False)})
                 self._writer.close()
                 self._writer = None
-                self._publish()
+                _publish(self._local, self.path)
         finally:
             if self._writer is not None:
                 self._writer.close()
-            with contextlib.suppress(OSError):
-                os.unlink(self._local)
+            _remove_quietly(self._local)
 
     def _flush_rows(self) -> None:
         if not self._keys:
@@ -229,53 +232,196 @@ class ParquetPartWriter(_BufferedRows):
 
     def _write_group(self, columns: dict) -> None:
         """columns: name -> (array, whether it is JSON text already)."""
-        import pyarrow as pa
         wanted = {name: _widened(self._columns.get(name), array.type, is_json)
                   for name, (array, is_json) in columns.items()}
-        if self._writer is not None and wanted != self._columns:
-            self._rewrite(wanted)
+        while True:
+            try:
+                if self._written and wanted != self._columns:
+                    self._rewrite(wanted)
+                table = _in_kinds({name: array for name, (array, _) in columns.items()},
+                                  {name: JSON_TEXT if is_json else array.type
+                                   for name, (array, is_json) in columns.items()}, wanted)
+                break
+            except _NoCommonType as failed:     # e.g. ints beyond 2**53 and a float: as pa.array
+                wanted[failed.column] = JSON_TEXT
         self._columns = wanted
-        table = pa.table({name: _as_column(array, is_json, wanted[name])
-                          for name, (array, is_json) in columns.items()})
         if self._writer is None:
             import pyarrow.parquet as pq
             self._writer = pq.ParquetWriter(self._local, table.schema)
         self._writer.write_table(table)
+        self._written = True
 
     def _rewrite(self, wanted: dict) -> None:
-        """Write the row groups so far again with the wider column types."""
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        self._writer.close()
-        self._writer = None
-        old = pq.ParquetFile(self._local)
-        handle, rewritten = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp",
-                                             dir=os.path.dirname(self._local))
-        os.close(handle)
+        """Write the row groups so far again with the wider column types. After a failure the
+        file still holds them in the old types (the writer stays closed)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        rewritten = _temporary_parquet(os.path.dirname(self._local))
         try:
-            writer = None
-            for group in range(old.num_row_groups):
-                table = old.read_row_group(group)
-                table = pa.table({name: _as_column(table.column(name), self._columns[name] is JSON_TEXT,
-                                                   wanted[name]) for name in table.column_names})
-                if writer is None:
-                    writer = pq.ParquetWriter(rewritten, table.schema)
-                writer.write_table(table)
-            self._writer = writer
-            os.replace(rewritten, self._local)
+            writer = _copy_in_kinds(self._local, self._columns, wanted, rewritten, keep_open=True)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(rewritten)
+            _remove_quietly(rewritten)
             raise
-
-    def _publish(self) -> None:
-        if storage.is_uri(self.path):
-            storage.upload(self._local, self.path)      # an object appears whole when closed
-        else:
-            os.replace(self._local, self.path)
+        os.replace(rewritten, self._local)
+        self._writer = writer
+        self._columns = dict(wanted)        # a copy: the caller may widen `wanted` further
 
 
 JSON_TEXT = "json text"     # a column whose values have no common Arrow type
+_JSON_METADATA = {b"encoding": b"json"}
+
+
+class _NoCommonType(Exception):
+    """A column's values do not all convert to the type chosen for it: it becomes JSON text."""
+
+    def __init__(self, column: str):
+        super().__init__(column)
+        self.column = column
+
+
+def _temporary_parquet(directory: str | None) -> str:
+    handle, path = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp", dir=directory)
+    os.close(handle)
+    return path
+
+
+def _remove_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _publish(local: str, location: str) -> None:
+    if storage.is_uri(location):
+        storage.upload(local, location)      # an object appears whole when closed
+    else:
+        os.replace(local, location)
+
+
+def _part_schema(kinds: dict):
+    """The Arrow schema of a part whose columns have these kinds (an Arrow type, or JSON_TEXT)."""
+    import pyarrow as pa
+    return pa.schema([pa.field(name, pa.string(), metadata=_JSON_METADATA) if kind is JSON_TEXT
+                      else pa.field(name, kind) for name, kind in kinds.items()])
+
+
+def _kinds_of(schema) -> dict:
+    return {field.name: JSON_TEXT if field.metadata == _JSON_METADATA else field.type
+            for field in schema}
+
+
+def _in_kinds(columns: dict, kinds: dict, wanted: dict):
+    """A table of the columns (name -> array of kind kinds[name]) in the wanted kinds."""
+    import pyarrow as pa
+    arrays = []
+    for name, array in columns.items():
+        try:
+            arrays.append(_as_column(array, kinds[name] is JSON_TEXT, wanted[name]))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError):
+            raise _NoCommonType(name) from None
+    return pa.Table.from_arrays(arrays, schema=_part_schema(wanted))
+
+
+def _copy_in_kinds(source, kinds: dict, wanted: dict, target: str, keep_open: bool = False):
+    """Copy the Parquet file `source` (a path or an open file) to the local path `target`, a row
+    group at a time, converting its columns from `kinds` to `wanted`. Returns the writer, still
+    open, when keep_open (more groups follow), else None. Raises _NoCommonType."""
+    import pyarrow.parquet as pq
+    old = pq.ParquetFile(source)
+    writer = pq.ParquetWriter(target, _part_schema(wanted))
+    try:
+        for group in range(old.num_row_groups):
+            table = old.read_row_group(group)
+            writer.write_table(_in_kinds({name: table.column(name) for name in kinds}, kinds, wanted))
+    except BaseException:
+        writer.close()
+        raise
+    if keep_open:
+        return writer
+    writer.close()
+    return None
+
+
+def finish_parts(directory: str, output_format: str) -> None:
+    """What a job's part files need once every task has written its own, before `_SUCCESS`:
+    Parquet parts are given one schema (see unify_parquet_parts); other formats need nothing."""
+    if output_format == "parquet":
+        unify_parquet_parts(directory)
+
+
+def unify_parquet_parts(directory: str) -> None:
+    """Give every Parquet part of `directory` the same schema, so readers that take a dataset's
+    schema from one file (pyarrow, pandas, DuckDB, Spark) read all of them.
+
+    Each task chose its part's column types from its own values: an empty part has null columns,
+    one part may hold ints where another holds floats, strs, or JSON text. The common type of a
+    column is the one its values would have had in a single part (the same widening as within a
+    part: null < int < float, and JSON text when there is none); only parts not already in it are
+    rewritten, a row group at a time, and they replace the originals only once all are rewritten,
+    so a column that turns out to need JSON text is converted from the original values."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    parts = _parquet_parts(directory)
+    if not parts:
+        return
+    try:
+        kinds = {}
+        for part in parts:
+            with storage.arrow_source(part) as source:
+                kinds[part] = _kinds_of(pq.read_schema(source))
+        names = list(kinds[parts[0]])
+        if any(list(part_kinds) != names for part_kinds in kinds.values()):
+            raise OutputError(f"the Parquet parts in '{directory}' do not have the same columns")
+        as_json: set = set()
+        while True:
+            wanted = {}
+            for name in names:
+                for part_kinds in kinds.values():
+                    kind = part_kinds[name]
+                    wanted[name] = _widened(wanted.get(name), None if kind is JSON_TEXT else kind,
+                                            kind is JSON_TEXT or name in as_json)
+            try:
+                rewritten = _rewritten_parts({part: part_kinds for part, part_kinds in kinds.items()
+                                              if part_kinds != wanted}, wanted)
+                break
+            except _NoCommonType as failed:
+                as_json.add(failed.column)
+    except pa.ArrowException as exc:
+        if isinstance(exc, OSError):
+            raise
+        raise OutputError(f"the Parquet parts could not be given one schema: {exc}") from None
+    try:
+        for part, local in rewritten.items():
+            _publish(local, part)
+    finally:
+        for local in rewritten.values():
+            _remove_quietly(local)           # uploaded copies (a local part was moved into place)
+
+
+def _parquet_parts(directory: str) -> list:
+    if storage.is_uri(directory):
+        names = [relative for _, relative, _ in storage.list_files(directory) if "/" not in relative]
+    else:
+        names = os.listdir(directory)
+    return sorted(storage.join(directory, name) for name in names
+                  if name.startswith("part-") and name.endswith(".parquet"))
+
+
+def _rewritten_parts(stale: dict, wanted: dict) -> dict:
+    """Each stale part (location -> its column kinds) copied into the wanted kinds: location ->
+    the local file holding the copy. On any failure no copy is left behind."""
+    rewritten: dict = {}
+    try:
+        for part, kinds in stale.items():
+            local_dir = None if storage.is_uri(part) else os.path.dirname(part)
+            rewritten[part] = _temporary_parquet(local_dir)
+            with storage.arrow_source(part) as source:
+                _copy_in_kinds(source, kinds, wanted, rewritten[part])
+    except BaseException:
+        for local in rewritten.values():
+            _remove_quietly(local)
+        raise
+    return rewritten
 
 
 def _row_size(key, value) -> int:

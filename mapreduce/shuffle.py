@@ -272,17 +272,40 @@ def _key_of_group(group_key):
     return group_key if type(group_key) is str else group_key[1]
 
 
+def check_picklable(item, role: str) -> None:
+    """The RecordError every path gives for a key or value (`role`) that cannot be pickled (the
+    shuffle pickles what has no native Arrow type)."""
+    try:
+        _dumps(item)
+    except Exception as cause:
+        raise RecordError(
+            f"a {role} of type {type(item).__name__} cannot be pickled: {cause}") from cause
+
+
 def _pickled(column: list, role: str) -> list:
     try:
         return list(map(_dumps, column))
     except Exception as cause:
         for item in column:
-            try:
-                _dumps(item)
-            except Exception as item_cause:
-                raise RecordError(
-                    f"a {role} of type {type(item).__name__} cannot be pickled: {item_cause}") from item_cause
+            check_picklable(item, role)     # raises for the first that cannot be pickled
         raise RecordError(f"a {role} cannot be pickled: {cause}") from cause
+
+
+_NATIVE_TYPES = frozenset(_NATIVE_ARROW_TYPES)     # always stored natively or pickled fine
+
+
+def checked_as_shuffled(pairs: Iterable, producer: str = "mapper") -> Iterator[tuple]:
+    """The pairs, refused as the shuffle refuses them, for output that does not go through it (a
+    map-only job's): RecordError for an item that is not a pair, or for a key or value that cannot
+    be pickled, with the same messages. So a job cannot write, say, a lambda's repr (a memory
+    address, different in every run) without a reducer and be refused with one."""
+    for item in pairs:
+        pair = item if type(item) is tuple and len(item) == 2 else _as_pair(item, producer)
+        if type(pair[0]) not in _NATIVE_TYPES:
+            check_picklable(pair[0], "key")
+        if type(pair[1]) not in _NATIVE_TYPES:
+            check_picklable(pair[1], "value")
+        yield pair
 
 
 def _encoded_column(column: list, role: str):

@@ -12,7 +12,6 @@ tiny files make a few tasks rather than thousands.
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import glob
 import math
@@ -414,7 +413,7 @@ def _row_groups(path: str) -> list[Segment]:
     """One segment per Parquet row group: a Parquet file splits by row group."""
     import pyarrow.parquet as pq
     try:
-        with _parquet_source(path) as source:
+        with storage.arrow_source(path) as source:
             count = pq.ParquetFile(source).metadata.num_row_groups
     except Exception as exc:
         raise InputError(f"input file '{path}' is not a readable Parquet file: {exc}") from None
@@ -551,52 +550,75 @@ def read_blocks(split: Split, input_format: str) -> Iterator[tuple[str, object]]
 
 
 def _json_records(segment: Segment, block: int, bad_records: list | None) -> Iterator[tuple]:
-    line_number = _first_line_number(segment)
+    line_in_segment = 0
     for lines in _segment_line_batches(segment, block):
         for line in lines:
-            line_number += 1
+            line_in_segment += 1
             if not line.strip():
                 continue                      # blank lines are no records in JSON lines
             try:
                 value = json.loads(line)
             except ValueError as exc:
-                _bad(BadRecord(segment.path, line_number, f"not JSON: {exc}"), bad_records)
+                _bad(bad_records, segment.path, f"not JSON: {exc}",
+                     lambda: _lines_before(segment) + line_in_segment)
                 continue
             yield segment.path, value
 
 
-def _first_line_number(segment: Segment) -> int:
-    """How many lines precede the segment (0 at the start of a file), for error messages."""
+def _bad(bad_records: list | None, path: str, cause: str, line_number) -> None:
+    """A malformed record: raise BadRecord naming its line (`line_number()`, asked only here:
+    finding it may read the file again up to the record, once, as the task fails), or, with
+    --skip-bad-records, count it and go on, never looking for its line (which, per skipped
+    record, would read the input again and again)."""
+    if bad_records is None:
+        raise BadRecord(path, line_number(), cause)
+    bad_records.append(BadRecord(path, None, cause))
+
+
+def _lines_before(segment: Segment) -> int:
+    """How many lines of the file precede the segment's first line: read only to report a bad
+    record, so reading a file costs no prefix per segment."""
     if segment.start == 0:
         return 0
+    # The segment's first line starts after the first newline at or after start - 1; the lines
+    # before it are the newlines before start - 1, plus that one.
     count = 0
-    last = b"\n"
     with _open_raw(segment.path) as file:
-        remaining = segment.start
+        remaining = segment.start - 1
         while remaining > 0:
             data = file.read(min(READ_BLOCK_BYTES, remaining))
             if not data:
                 break
             count += data.count(b"\n")
             remaining -= len(data)
-            last = data[-1:]
-    # The line straddling the segment's start belongs to the previous segment: count it too.
-    return count if last == b"\n" else count + 1
+    return count + 1
 
 
 def _table_rows(segment: Segment, input_format: str, bad_records: list | None) -> Iterator[tuple]:
-    import pyarrow as pa
     if input_format == "parquet":
         import pyarrow.parquet as pq
-        with _parquet_source(segment.path) as source:
+        with storage.arrow_source(segment.path) as source:
             table = pq.ParquetFile(source).read_row_groups(range(segment.start, segment.end))
+        batches = table.to_batches(max_chunksize=_ROWS_PER_BATCH)
     else:
-        table = _read_csv(segment.path, bad_records)
-    for batch in table.to_batches(max_chunksize=64 * 1024):
-        yield from zip(repeat(segment.path), pa.Table.from_batches([batch]).to_pylist())
+        batches = _csv_batches(segment.path, bad_records)
+    for batch in batches:
+        for start in range(0, batch.num_rows, _ROWS_PER_BATCH):
+            yield from zip(repeat(segment.path), batch.slice(start, _ROWS_PER_BATCH).to_pylist())
 
 
-def _read_csv(path: str, bad_records: list | None):
+_ROWS_PER_BATCH = 64 * 1024     # rows turned into Python dicts at a time
+
+
+def _csv_batches(path: str, bad_records: list | None) -> Iterator:
+    """The rows of a CSV file as Arrow record batches, streamed: memory holds a few read blocks.
+
+    Column types are those of reading the whole file at once (pyarrow.csv.read_csv: a column of
+    ints with one float is a float column, one with a word a str column), which streaming alone
+    cannot give: Arrow's streaming reader takes the types of the first block and fails on a later
+    block that does not fit them. So the file is read twice, both times streaming: once to settle
+    the types (_csv_column_types; a type changing after the first block costs one more reading),
+    once to convert with them."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     invalid: list = []
@@ -606,40 +628,132 @@ def _read_csv(path: str, bad_records: list | None):
         invalid.append(row)
         return "skip"
 
+    def judge_invalid_rows() -> None:
+        for row in invalid:
+            _bad(bad_records, path, f"{row.text!r:.80}: expected {row.expected_columns} columns, "
+                                    f"found {row.actual_columns}", lambda: _line_number_of(path, row.text))
+        invalid.clear()
+
     try:
+        column_types = _csv_column_types(path)
         with _open_input(path) as stream:
-            table = pcsv.read_csv(stream, parse_options=pcsv.ParseOptions(invalid_row_handler=on_invalid))
+            reader = pcsv.open_csv(stream, read_options=_csv_read_options(),
+                                   parse_options=_csv_parse_options(on_invalid),
+                                   convert_options=pcsv.ConvertOptions(column_types=column_types))
+            for batch in reader:
+                judge_invalid_rows()
+                yield batch
     except pa.ArrowInvalid as exc:
         raise BadRecord(path, None, str(exc)) from None
-    for row in invalid:
-        line = row.number if row.number is not None else _line_number_of(path, row.text)
-        _bad(BadRecord(path, line, f"{row.text!r:.80}: expected {row.expected_columns} columns, "
-                                   f"found {row.actual_columns}"), bad_records)
-    return table
+    judge_invalid_rows()        # those found while the last batch was read
+
+
+def _csv_read_options():
+    import pyarrow.csv as pcsv
+    # Looked up per call (not at import) so tests can shrink the block size.
+    return pcsv.ReadOptions(block_size=READ_BLOCK_BYTES)
+
+
+def _csv_parse_options(on_invalid):
+    import pyarrow.csv as pcsv
+    # newlines_in_values: blocks are cut between rows, never inside a quoted value's line break.
+    return pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid)
+
+
+def _csv_column_types(path: str) -> dict:
+    """Column name -> the type read_csv would give the whole file, found streaming. Arrow's
+    streaming reader types the columns from the first block; when every later block converts to
+    those types, they are the file's. Otherwise (a float or a word further on) each block's raw
+    values are typed by Arrow's own CSV inference and the types widened across blocks."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    skip = _csv_parse_options(lambda row: "skip")
+    with _open_input(path) as stream:
+        reader = pcsv.open_csv(stream, read_options=_csv_read_options(), parse_options=skip)
+        try:
+            for _ in reader:
+                pass
+            return {field.name: field.type for field in reader.schema}
+        except pa.ArrowInvalid:          # a later block does not fit the first block's types
+            names = reader.schema.names
+    types: dict = {}
+    with _open_input(path) as stream:
+        raw = pcsv.ConvertOptions(column_types={name: pa.binary() for name in names})
+        for batch in pcsv.open_csv(stream, read_options=_csv_read_options(), parse_options=skip,
+                                   convert_options=raw):
+            for name, column in zip(names, batch.columns):
+                types[name] = _wider_csv_type(types.get(name), _inferred_csv_type(column, types.get(name)))
+    return {name: types.get(name, pa.null()) for name in names}
+
+
+def _inferred_csv_type(values, so_far=None):
+    """The type Arrow's CSV reader infers for these raw values (a binary array): they are written
+    back as a one-column CSV, quoted when any holds a quote, comma or line break (quoting changes
+    no value's type: quoted and unquoted null markers are both nulls), and read back. A column
+    already of type str (`so_far`) can only stay one, or be binary: only UTF-8 is checked."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    if not len(values):
+        return pa.null()
+    if so_far is not None and (pa.types.is_string(so_far) or pa.types.is_binary(so_far)):
+        try:
+            values.cast(pa.string())
+            return pa.string()
+        except pa.ArrowInvalid:
+            return pa.binary()
+
+    def joined(array) -> bytes:
+        whole = pa.ListArray.from_arrays(pa.array([0, len(array)], pa.int32()), array)
+        return pc.binary_join(whole, b"\n")[0].as_py()
+
+    text = joined(values)
+    if b'"' in text or b"," in text or b"\r" in text or text.count(b"\n") != len(values) - 1:
+        text = joined(pc.binary_join_element_wise(b'"', pc.replace_substring(values, b'"', b'""'),
+                                                   b'"', b""))
+    table = pcsv.read_csv(pa.py_buffer(text),
+                          read_options=pcsv.ReadOptions(column_names=["c"], use_threads=False),
+                          parse_options=pcsv.ParseOptions(newlines_in_values=True))
+    return table.schema.field("c").type
+
+
+def _wider_csv_type(current, new):
+    """The type that holds a column's values typed `current` so far and a block's typed `new`, as
+    read_csv loosens a column's type: null < int < float, dates < timestamps (the finer unit);
+    anything else becomes str (or binary when a block is not UTF-8)."""
+    import pyarrow as pa
+    if current is None or pa.types.is_null(current):
+        return new
+    if pa.types.is_null(new) or new == current:
+        return current
+    if pa.types.is_binary(current) or pa.types.is_binary(new):
+        return pa.binary()
+    if {current, new} == {pa.int64(), pa.float64()}:
+        return pa.float64()
+    times = [kind for kind in (current, new) if pa.types.is_timestamp(kind)]
+    if times and all(pa.types.is_timestamp(kind) or pa.types.is_date32(kind) for kind in (current, new)):
+        return max(times, key=lambda kind: ["s", "ms", "us", "ns"].index(kind.unit))
+    return pa.string()
 
 
 def _line_number_of(path: str, text: str) -> int | None:
+    """The number of the first line that reads as the bad CSV row `text` starts (a row being bad
+    for its text alone, an earlier line the same would have been found bad first). The file is
+    read again up to it, a block at a time: once, as the task fails."""
+    first = text.split("\n", 1)[0].rstrip("\r")
+    number = 0
     with _open_input(path) as stream:
-        for number, line in enumerate(stream, 1):
-            if line.decode("utf-8", "replace").rstrip("\r\n") == text:
-                return number
+        for lines in _line_batches(iter(lambda: stream.read(READ_BLOCK_BYTES), b"")):
+            try:
+                return number + lines.index(first) + 1
+            except ValueError:
+                number += len(lines)
     return None
-
-
-def _bad(record: BadRecord, bad_records: list | None) -> None:
-    if bad_records is None:
-        raise record
-    bad_records.append(record)
 
 
 def _open_raw(path: str):
     """The file's bytes, seekable (on an object store each read is a ranged request)."""
     return storage.open_input_file(path) if storage.is_uri(path) else open(path, "rb")
-
-
-def _parquet_source(path: str):
-    """What ParquetFile reads: the path itself when local (Arrow opens it), else a seekable file."""
-    return storage.open_input_file(path) if storage.is_uri(path) else contextlib.nullcontext(path)
 
 
 def _open_input(path: str):
@@ -681,31 +795,32 @@ def _segment_line_batches(segment: Segment, block: int, lines_of=None) -> Iterat
             yield from _line_batches(chunks, lines_of)
         return
     with _open_raw(segment.path) as file:
-        first = _first_owned_line_offset(file, segment.start, block)
+        first, head = _first_owned_line(file, segment.start, block)
         if first >= segment.end:
             return
         if first == 0:
-            first = _bom_length(file)
-        yield from _line_batches(_owned_bytes(file, first, segment.end, block), lines_of)
+            first, head = _bom_length(file), b""
+        yield from _line_batches(_owned_bytes(file, first, segment.end, block, head), lines_of)
 
 
-def _first_owned_line_offset(file, start: int, block: int) -> int:
-    """Offset of the first line starting at or after `start` (or the end of the file).
+def _first_owned_line(file, start: int, block: int) -> tuple[int, bytes]:
+    """Offset of the first line starting at or after `start` (or the end of the file), and the
+    bytes from there that were read to find it (the file is positioned after them).
 
     Reading from start-1 means that when the byte before `start` is itself a newline, the line
     at `start` is kept: it starts inside this segment.
     """
     if start == 0:
-        return 0
+        return 0, b""
     offset = start - 1
     file.seek(offset)
     while True:
         data = file.read(block)
         if not data:
-            return offset
+            return offset, b""
         newline = data.find(b"\n")
         if newline >= 0:
-            return offset + newline + 1
+            return offset + newline + 1, data[newline + 1:]
         offset += len(data)
 
 
@@ -715,26 +830,27 @@ def _bom_length(file) -> int:
     return len(_UTF8_BOM) if file.read(len(_UTF8_BOM)) == _UTF8_BOM else 0
 
 
-def _owned_bytes(file, position: int, end: int, block: int) -> Iterator[bytes]:
+def _owned_bytes(file, position: int, end: int, block: int, head: bytes = b"") -> Iterator[bytes]:
     """The raw bytes from `position` up to `end`, then on through the newline that finishes the
-    last owned line (the line holding byte end-1), or to the end of the file."""
-    file.seek(position)
+    last owned line (the line holding byte end-1), or to the end of the file. `head`: bytes from
+    `position` already read (the file is positioned after them), so no byte is read twice."""
+    if not head:
+        file.seek(position)
     remaining = end - position
-    last = b""
-    while remaining > 0:
-        data = file.read(min(block, remaining))
-        if not data:
-            return  # the file is shorter than planned: it ends here
-        remaining -= len(data)
-        last = data
-        yield data
-    if last.endswith(b"\n"):
-        return
-    while True:
-        data = file.read(block)
-        if not data:
-            return
-        newline = data.find(b"\n")
+    for data in chain([head] if head else [], iter(lambda: file.read(block), b"")):
+        if remaining > 0:
+            if len(data) <= remaining:
+                remaining -= len(data)
+                yield data
+                if remaining == 0 and data.endswith(b"\n"):
+                    return
+                continue
+            owned, data = data[:remaining], data[remaining:]
+            remaining = 0
+            yield owned
+            if owned.endswith(b"\n"):
+                return
+        newline = data.find(b"\n")            # past `end`: finish the last owned line
         if newline >= 0:
             yield data[:newline + 1]
             return

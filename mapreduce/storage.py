@@ -19,6 +19,7 @@ win over the environment; joined names go before the query, so it stays at the e
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
@@ -260,6 +261,12 @@ def open_input_file(location: str):
     """A seekable reader (ranged reads on object stores)."""
     filesystem, path = resolve(location)
     return filesystem.open_input_file(path)
+
+
+def arrow_source(location: str):
+    """What pyarrow's file readers (ParquetFile) take, as a context manager: a local path itself
+    (Arrow opens it), else a seekable file of the object."""
+    return open_input_file(location) if is_uri(location) else contextlib.nullcontext(location)
 
 
 def open_input_stream(location: str, compression: str | None = None):

@@ -109,3 +109,33 @@ def test_a_bad_pair_is_reported_with_the_line_that_yielded_it(tmp_path):
     assert f"{tmp_path / 'in.txt'}, line 1234" in result.stderr, result.stderr
     assert not out.exists()
     assert not result.leftover
+
+
+def _cause(stderr: str) -> str:
+    return stderr.split("the last attempt with: ", 1)[1].split(". No output was written", 1)[0]
+
+
+@pytest.mark.parametrize("output_format", ["text", "jsonl", "parquet"])
+@pytest.mark.parametrize("where", ["key", "value"])
+def test_map_only_job_refuses_what_the_shuffle_cannot_pickle(tmp_path, where, output_format):
+    # A map-only job writes its pairs without the shuffle; it used to write the lambda's repr
+    # (a memory address: different in every run) where a job with a reducer is refused.
+    data = tmp_path / "in.txt"
+    data.write_text("first\nsecond\nthird\nfourth\n")
+    reduced = run_cli("run", JOBS / "yields_lambda.py", data, "-o", tmp_path / "reduced", "-w", 1,
+                      "--max-attempts", 1, *FAST)
+    assert reduced.returncode == 1
+    cause = _cause(reduced.stderr)
+    assert cause == ("a value of type function cannot be pickled: Can't pickle local object "
+                     "'mapper.<locals>.<lambda>'")
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "map_only_yields_lambda.py", data, "-o", out, "-w", 1,
+                     "--max-attempts", 1, "--param", f"unpicklable={where}",
+                     "--output-format", output_format, *FAST)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith("mapreduce: error: map task 0")
+    assert _cause(result.stderr) == (cause.replace("a value", f"a {where}")
+                                     + f" (while mapping {data}, line 3)"), result.stderr
+    assert "mapreduce/" not in result.stderr and "site-packages" not in result.stderr
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+    assert not result.leftover

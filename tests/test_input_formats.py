@@ -86,3 +86,35 @@ def test_parquet_rows_one_split_per_row_group(tmp_path):
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == expected
     assert "4 map tasks" in result.stderr              # 200 rows in row groups of 60
+
+
+def test_csv_larger_than_a_read_block_keeps_late_types_and_names_a_late_bad_row(tmp_path):
+    # Over 4 MiB (one read block): the file is streamed; a float in "n" near the end still makes
+    # the whole column float, as reading the file at once would; a bad row near the end is named
+    # by its line.
+    count = 480_000
+    rows = [(f"w{i % 7}", 2.5 if i == count - 5 else i) for i in range(count)]
+    lines = ["word,n"] + [f"{word},{n}" for word, n in rows]
+    expected: dict = {}
+    for word, n in rows:
+        expected[word] = expected.get(word, 0.0) + n
+    data = tmp_path / "data.csv"
+    data.write_text("\n".join(lines) + "\n")
+    assert data.stat().st_size > 4 * 1024 * 1024
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, "-q", *FAST,
+                     env={"FORMAT": "csv"}, timeout=120)
+    assert result.returncode == 0, result.stderr
+    counts = read_counts(out)
+    assert counts == expected and all(type(total) is float for total in counts.values())
+    lines.insert(len(lines) - 10, "w1,1,extra")
+    data.write_text("\n".join(lines) + "\n")
+    failed = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "bad", "--max-attempts", 1,
+                     *FAST, env={"FORMAT": "csv"}, timeout=120)
+    assert failed.returncode == 1
+    assert f"{data}, line {len(lines) - 10}: 'w1,1,extra': expected 2 columns, found 3" in failed.stderr
+    assert not (tmp_path / "bad").exists()
+    skipped = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "skip", "--skip-bad-records",
+                      *FAST, env={"FORMAT": "csv"}, timeout=120)
+    assert skipped.returncode == 0, skipped.stderr
+    assert read_counts(tmp_path / "skip") == expected and "1 malformed skipped" in skipped.stderr

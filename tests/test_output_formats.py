@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from helpers import FAST, ROOT, run_cli, small_splits, wordcount_reference
+from helpers import FAST, JOBS, ROOT, reference_lines, run_cli, small_splits, wordcount_reference
 
 
 def jsonl_records(out):
@@ -60,6 +61,7 @@ COLUMN_CASES = {
     "strings then ints": ["a", "b", "c", "d", 5, "f", "g"],
     "lists widening": [[1], [2], [3], [4], [2.5], [6], [7]],
     "huge int late": [1, 2, 3, 4, 5, 2 ** 70, 7],
+    "int beyond 2**53 then a float": [1, 2, 2 ** 60 + 1, 4, 0.5, 6.5, 7],
     "dicts": [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}, {"a": 5}, {"a": 6}, {"a": 7}],
 }
 
@@ -80,7 +82,7 @@ def test_parquet_part_streams_row_groups_with_the_types_of_the_whole_part(tmp_pa
     whole, is_json = output._arrow_column(values)          # what gathering the whole part gives
     assert table.column("value").type == whole.type
     assert table.column("value").to_pylist() == whole.to_pylist()
-    assert (case in ("strings then ints", "huge int late")) == is_json
+    assert (case in ("strings then ints", "huge int late", "int beyond 2**53 then a float")) == is_json
     assert table.column("key").to_pylist() == keys
     assert [p.name for p in tmp_path.iterdir()] == ["part-00000.parquet"]   # no temporary left
 
@@ -110,3 +112,127 @@ def test_arrow_parts_between_steps_are_written_in_bounded_files_and_read_back_ex
     read = [pair for name in files for pair in _Run(str(tmp_path / name)).records()]
     assert sorted(read, key=lambda pair: int(pair[0][1:])) == pairs
     assert [type(v) for _, v in sorted(read, key=lambda pair: int(pair[0][1:]))] == [type(v) for _, v in pairs]
+
+
+# --- a job's Parquet parts read back as one dataset, whatever each part inferred ----------------------
+
+
+def dataset_readers():
+    """Every way a user reads the output directory as one dataset: pyarrow always; pandas and
+    DuckDB when installed (they are not dependencies)."""
+    readers = {"pyarrow.parquet.read_table": lambda out: pq.read_table(out).to_pylist(),
+               "pyarrow.dataset": lambda out: ds.dataset(out).to_table().to_pylist()}
+    try:
+        import pandas
+        readers["pandas"] = lambda out: pandas.read_parquet(out).to_dict("records")
+    except ImportError:
+        pass
+    try:
+        import duckdb
+        readers["duckdb"] = lambda out: [dict(zip(("key", "value"), row)) for row in duckdb.sql(
+            f"select key, value from read_parquet('{out}/*.parquet')").fetchall()]
+    except ImportError:
+        pass
+    return readers
+
+
+def test_map_only_parquet_with_empty_parts_reads_as_one_dataset(tmp_path):
+    # grep over small splits: most map tasks find nothing and write empty parts.
+    sample = ROOT / "datasets" / "sample"
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / "jobs/grep.py", sample, "--param", "pattern=canoe", *small_splits("4K"),
+                     "--output-format", "parquet", "-o", out, "-w", 2, "-q", *FAST)
+    assert result.returncode == 0, result.stderr
+    parts = sorted(out.glob("part-*.parquet"))
+    assert sum(pq.ParquetFile(part).metadata.num_rows == 0 for part in parts) >= 2
+    expected = sorted((str(path), line) for path in sorted(sample.iterdir())
+                      for line in reference_lines(path) if "canoe" in line)
+    assert expected
+    for name, read in dataset_readers().items():
+        rows = read(out)
+        assert sorted((row["key"], row["value"]) for row in rows) == expected, name
+    assert pq.read_table(out).schema.field("value").type == "string"
+
+
+def test_parquet_output_where_every_part_is_empty_reads_as_an_empty_dataset(tmp_path):
+    out = tmp_path / "out"
+    result = run_cli("run", ROOT / "jobs/grep.py", ROOT / "datasets" / "sample", "--param",
+                     "pattern=no such text anywhere", *small_splits("4K"), "--output-format",
+                     "parquet", "-o", out, "-w", 2, "-q", *FAST)
+    assert result.returncode == 0, result.stderr
+    for name, read in dataset_readers().items():
+        assert read(out) == [], name
+
+
+# part -> its values: parts infer int, float, null; one widens in a later row group (the first
+# group holds 1000 rows); one part is empty.
+NUMERIC_PARTS = {0: [1, 2, 3], 1: [0.5, 1.5], 2: [*range(1500), 2.25, 7], 3: [None, None]}
+# ... and with a str part and a part mixing str and int (stored as JSON text): no common type.
+MIXED_PARTS = {0: [1, 2, 3], 1: ["a", "b"], 2: ["c", 4, "d"], 3: [None]}
+
+
+@pytest.mark.parametrize("parts, reducers, value_type", [(NUMERIC_PARTS, 5, "double"),
+                                                         (MIXED_PARTS, 5, "json")],
+                         ids=["numeric", "mixed"])
+def test_parts_that_infer_different_types_read_as_one_dataset(tmp_path, parts, reducers, value_type):
+    records = [{"part": part, "value": value} for part, values in parts.items() for value in values]
+    data = tmp_path / "data"
+    data.mkdir()
+    for index in range(0, len(records), 400):          # several map tasks
+        with open(data / f"in-{index:05d}.jsonl", "w") as handle:
+            handle.writelines(json.dumps(record) + "\n" for record in records[index:index + 400])
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "typed_by_partition.py", data, "-o", out, "-w", 2, "-r", reducers,
+                     "--output-format", "parquet", "-q", *FAST)
+    assert result.returncode == 0, result.stderr
+    empty = [part for part in sorted(out.glob("part-*.parquet")) if pq.ParquetFile(part).metadata.num_rows == 0]
+    assert len(empty) == reducers - len(parts)
+    schema = pq.read_table(out).schema
+    assert schema.field("key").type == "int64"
+    if value_type == "json":
+        assert schema.field("value").type == "string"
+        assert schema.field("value").metadata == {b"encoding": b"json"}
+    else:
+        assert schema.field("value").type == value_type
+    expected = sorted(((record["part"], record["value"]) for record in records), key=repr)
+    for name, read in dataset_readers().items():
+        rows = read(out)
+        values = [json.loads(row["value"]) if value_type == "json" else row["value"] for row in rows]
+        got = sorted(zip((row["key"] for row in rows), values), key=repr)
+        assert [key for key, _ in got] == [key for key, _ in expected], name
+        assert got == expected, name      # 1 == 1.0: the ints read back as floats
+    for part in out.glob("part-*.parquet"):       # every part in the one schema, so any reader works
+        assert pq.read_schema(part).equals(schema, check_metadata=True), part.name
+
+
+# part -> values, as independent tasks write them; the job's column is what one part would hold.
+PART_CASES = {
+    "empty parts": [["a", "b"], [], ["c"], []],
+    "all empty": [[], []],
+    "int, float, null parts": [[1, 2], [0.5], [None], []],
+    "str part and JSON text part": [["a"], ["b", 3], []],
+    "int beyond 2**53 and a float": [[2 ** 60 + 1, 2], [0.5], []],
+    "lists widening": [[[1], [2]], [[2.5]], []],
+    "bytes": [[b"x"], [], [b"y"]],
+}
+
+
+@pytest.mark.parametrize("case", PART_CASES)
+def test_unified_parts_hold_the_types_one_part_would(tmp_path, case):
+    parts = PART_CASES[case]
+    for index, values in enumerate(parts):
+        writer = output.part_writer(str(tmp_path), index, "parquet")
+        for value in values:
+            writer.write(f"k{index}", value)
+        writer.close()
+    output.finish_parts(str(tmp_path), "parquet")
+    every = [value for values in parts for value in values]
+    whole, is_json = output._arrow_column(every)         # all of the job's values in one part
+    table = pq.read_table(tmp_path)
+    assert table.column("value").type == (whole.type if every else "null")
+    assert (table.schema.field("value").metadata == {b"encoding": b"json"}) == is_json
+    assert sorted(table.column("value").to_pylist(), key=repr) == sorted(whole.to_pylist(), key=repr)
+    assert table.column("key").to_pylist() == [f"k{i}" for i, values in enumerate(parts) for _ in values]
+    schemas = [pq.read_schema(part) for part in sorted(tmp_path.iterdir())]
+    assert len(schemas) == len(parts)                     # no temporary left behind
+    assert all(schema.equals(schemas[0], check_metadata=True) for schema in schemas)

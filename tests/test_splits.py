@@ -446,3 +446,155 @@ def test_vectorised_blocks_hold_exactly_the_lines_of_the_record_reader(tmp_path,
         records = [value for _, value in splits.read_records(split, "lines")]
         blocks = [line for _, values in splits.read_blocks(split, "lines") for line in values.to_pylist()]
         assert blocks == records
+
+
+# ---------------------------------------------------------------------------------------------
+# Structured input: work linear in the input, line numbers of bad records
+# ---------------------------------------------------------------------------------------------
+
+class ReadCounter:
+    """Bytes read through storage's open_input_file / open_input_stream (what a file:// or s3://
+    input is read with), by every reader the test runs."""
+
+    def __init__(self, monkeypatch):
+        self.total = 0
+        from mapreduce import storage
+        for name in ("open_input_file", "open_input_stream"):
+            opener = getattr(storage, name)
+            monkeypatch.setattr(storage, name, self._counting(opener))
+
+    def _counting(self, opener):
+        counter = self
+
+        class Counted:
+            def __init__(self, inner):
+                self._inner = inner
+
+            def read(self, *args):
+                data = self._inner.read(*args)
+                counter.total += len(data)
+                return data
+
+            def read_buffer(self, *args):          # what Arrow's readers call when it exists
+                data = self._inner.read_buffer(*args)
+                counter.total += data.size
+                return data
+
+            def __iter__(self):
+                for line in self._inner:
+                    counter.total += len(line)
+                    yield line
+
+            def __getattr__(self, name):
+                return getattr(self._inner, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self._inner.close()
+
+        return lambda *args, **kwargs: Counted(opener(*args, **kwargs))
+
+
+def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_once(tmp_path, monkeypatch):
+    block = 256
+    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", block)
+    lines = [json.dumps({"n": i, "pad": "x" * (i % 40)}) for i in range(4000)]
+    bad = [1200, 2500, 3990]                   # 0-based, in three different splits far into the file
+    for index in bad:
+        lines[index] = '{"n": broken'
+    path = tmp_path / "data.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    size, longest = path.stat().st_size, max(map(len, lines)) + 1
+    reads = ReadCounter(monkeypatch)
+    planned = plan_splits([f"file://{path}"], "jsonl", 4096)
+    assert len(planned) > 30
+    overhead = len(planned) * (2 * block + longest)   # a split reads on to finish its last line
+
+    skipped: list = []
+    records = [value for split in planned for _, value in read_records(split, "jsonl", skipped)]
+    assert records == [json.loads(line) for i, line in enumerate(lines) if i not in bad]
+    assert len(skipped) == len(bad)
+    assert size <= reads.total <= size + overhead       # skipping reads no prefix
+
+    reads.total = 0
+    failures = []
+    for split in planned:
+        before = reads.total
+        try:
+            list(read_records(split, "jsonl"))
+        except splits.BadRecord as error:
+            failures.append(error.line)
+            assert "not JSON" in str(error) and f"line {error.line}:" in str(error)
+            # the failing split's own bytes, then its prefix, counted once: not per segment
+            assert reads.total - before <= split.segments[0].end + 2 * block + longest
+    assert failures == [index + 1 for index in bad]
+    assert reads.total <= (1 + len(bad)) * size + overhead
+
+
+def csv_rows(rows: int) -> list[str]:
+    """The header and rows of a CSV whose columns change type after the first few KB (so after
+    the first read block), with blank lines and quoted values holding commas, quotes and line
+    breaks."""
+    out = ["word,n,late,empty_first,quoted"]
+    for i in range(rows):
+        n = 2.5 if i == rows - 3 else i                           # ints, then a float
+        late = "text" if i == rows - 2 else i                     # ints, then a str
+        empty_first = "" if i < rows // 2 else i                  # nulls, then ints
+        quoted = f'"a, ""b"" {i}"' if i % 7 else f'"two\nlines {i}"'
+        out.append(f"w{i % 5},{n},{late},{empty_first},{quoted}")
+        if i % 100 == 50:
+            out.append("")
+    return out
+
+
+def csv_text(rows: int) -> str:
+    return "\n".join(csv_rows(rows)) + "\n"
+
+
+def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 16 * 1024)
+    path = tmp_path / "data.csv"
+    path.write_text(csv_text(60_000))
+    expected = pcsv.read_csv(path)                            # the plain reading of the whole file
+    assert [str(t) for t in expected.schema.types] == ["string", "double", "string", "int64", "string"]
+    baseline = pa.total_allocated_bytes()
+    held = 0
+    rows = []
+    for split in plan_splits([str(path)], "csv", None):
+        for number, (_, row) in enumerate(read_records(split, "csv")):
+            rows.append(row)
+            if number % 1000 == 0:
+                held = max(held, pa.total_allocated_bytes() - baseline)
+    assert rows == expected.to_pylist()
+    assert [type(v) for v in rows[0].values()] == [str, float, str, type(None), str]
+    assert path.stat().st_size > 2 * 1024 * 1024 and held < 1024 * 1024    # streams: a few blocks
+
+
+def test_csv_bad_rows_cost_no_rereading_and_report_their_file_line(tmp_path, monkeypatch):
+    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 16 * 1024)
+    lines = csv_rows(20_000)
+    for index in sorted((len(lines) - 40 - 100 * k for k in range(30)), reverse=True):
+        lines.insert(index, "w1,1,2")                             # too few columns, far into the file
+    text = "\n".join(lines)
+    bad_lines = [number for number, line in enumerate(text.split("\n"), 1) if line == "w1,1,2"]
+    assert len(bad_lines) == 30
+    path = tmp_path / "data.csv"
+    path.write_text(text)
+    size = path.stat().st_size
+    reads = ReadCounter(monkeypatch)
+    (split,) = plan_splits([f"file://{path}"], "csv", None)
+    skipped: list = []
+    rows = [row for _, row in read_records(split, "csv", skipped)]
+    assert len(skipped) == len(bad_lines) and len(rows) == 20_000
+    # Not once per bad row: a pass that fails on the late word, one typing the blocks, the rows.
+    assert reads.total <= 3 * size + 64 * 1024
+    reads.total = 0
+    with pytest.raises(splits.BadRecord) as failure:
+        list(read_records(split, "csv"))
+    assert failure.value.line == bad_lines[0], str(failure.value)
+    assert "expected 5 columns, found 3" in str(failure.value)
+    assert reads.total <= 4 * size + 64 * 1024             # and the file up to the bad row, once

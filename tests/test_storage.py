@@ -357,6 +357,24 @@ def test_jsonl_from_s3_to_a_file_uri_and_file_uri_input(s3, tmp_path):
     assert read_counts(tmp_path / "again") == expected
 
 
+def test_parquet_parts_on_s3_read_back_as_one_dataset(s3, tmp_path):
+    # Part 0 holds ints, part 1 floats, part 2 nothing: at commit all get the float column.
+    import pyarrow.parquet as pq
+    bucket = s3.bucket("io")
+    records = [{"part": 0, "value": 1}, {"part": 0, "value": 2}, {"part": 1, "value": 0.5}]
+    s3.put(f"{bucket}/data/records.jsonl", "".join(json.dumps(r) + "\n" for r in records).encode())
+    result = _s3_run(s3, JOBS / "typed_by_partition.py", f"s3://{bucket}/data", "--output",
+                     f"s3://{bucket}/out", "-r", 3, "--output-format", "parquet")
+    assert result.returncode == 0, result.stderr
+    assert s3.keys(f"{bucket}/out") == [f"{bucket}/out/_SUCCESS"] + [
+        f"{bucket}/out/part-{i:05d}.parquet" for i in range(3)]
+    assert [key for key in s3.keys(bucket) if "/out" not in key] == [f"{bucket}/data/records.jsonl"]
+    table = pq.read_table(f"{bucket}/out", filesystem=s3.fs)
+    assert table.schema.field("value").type == "double"
+    assert sorted(zip(table.column("key").to_pylist(), table.column("value").to_pylist())) == [
+        (0, 1.0), (0, 2.0), (1, 0.5)]
+
+
 # ----------------------------------------------------------------------------------------------
 # Names, without a server
 # ----------------------------------------------------------------------------------------------

@@ -139,8 +139,10 @@ def run_map(job: Job, task: dict) -> dict:
     if _map_only(task):
         writer = part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
         try:
-            records_in = _map_split(job, split, lambda pairs: writer.write_pairs(pairs, _as_pair),
-                                    bad_records)
+            # Pairs a job with a reducer would refuse are refused here too, with the same message.
+            records_in = _map_split(
+                job, split, lambda pairs: writer.write_pairs(shuffle.checked_as_shuffled(pairs), _as_pair),
+                bad_records)
         except BaseException as exc:
             writer.close(exc)
             raise
