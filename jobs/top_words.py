@@ -1,17 +1,27 @@
 """Two steps: a word count, then the global top N words (N = PARAMS["n"], default 10).
 
-Step 1 is jobs/wordcount.py's word count; step 2 sends every (word, count) to one key so a
-single reducer sees them all and keeps the N largest. The counts flow from step 1 to step 2 as
+Step 1 is jobs/wordcount.py's word count (written out here: an example job is one file that
+travels to the workers by value, importing nothing from `jobs`); step 2 sends every (word,
+count) to one key so a single reducer sees them all and keeps the N largest. The counts flow from step 1 to step 2 as
 Arrow files; only step 2 writes the output (part-00000 holds the ranking, other parts are empty).
 
     mapreduce run jobs/top_words.py datasets/sample --output out/top --param n=5
 """
 
 import heapq
+import re
 
-from jobs.wordcount import combiner, mapper as words, reducer as total
-
+WORD = re.compile(r"[A-Za-z]+")
 PARAMS = {"n": 10}
+
+
+def words(_, line):
+    for word in WORD.findall(line.lower()):
+        yield word, 1
+
+
+def total(word, counts):
+    yield word, sum(counts)
 
 
 def to_one_key(word, count):
@@ -25,6 +35,6 @@ def top_n(_, pairs):
 
 
 STEPS = [
-    {"mapper": words, "combiner": combiner, "reducer": total},
+    {"mapper": words, "combiner": total, "reducer": total},
     {"mapper": to_one_key, "reducer": top_n},
 ]

@@ -13,7 +13,7 @@ import sys
 
 import click
 
-from . import defaults
+from . import __version__, defaults
 from .errors import MapReduceError
 from .splits import parse_size
 
@@ -126,16 +126,30 @@ def configure_logging(verbose: int = 0, log_file: str | None = None) -> None:
         logging.basicConfig(level=level, format=LOG_FORMAT)
 
 
+def _more_verbose(ctx, param, value) -> None:
+    """`-v` after the subcommand (`mapreduce run -v ...`) counts as before it."""
+    if value:
+        root = logging.getLogger()
+        root.setLevel(min(root.level, logging.WARNING - 10 * min(value, 2)))
+
+
+def verbose_option(command):
+    return click.option("-v", "--verbose", count=True, expose_value=False, callback=_more_verbose,
+                        help="Log more (-v: info, -vv: debug).")(command)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
 @click.option("--log-file", type=click.Path(dir_okay=False), default=None,
               help="Write the framework's log records (coordinator, workers) to this file.")
+@click.version_option(__version__, "-V", "--version", prog_name="mapreduce")
 def main(verbose, log_file):
     """MapReduce jobs written as plain Python modules, run on worker processes over ZeroMQ."""
     configure_logging(verbose, log_file)
 
 
 @main.command("run")
+@verbose_option
 @click.argument("job")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
@@ -171,6 +185,7 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, min_spli
 
 
 @main.command("coordinator")
+@verbose_option
 @click.option("--bind", default="tcp://127.0.0.1:5555", show_default=True,
               help="Address to listen on for workers and clients.")
 @click.option("--work-dir", default=None, metavar="DIR|URI",
@@ -188,6 +203,7 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
 
 
 @main.command("submit")
+@verbose_option
 @click.argument("job")
 @click.argument("inputs", nargs=-1, required=True)
 @click.option("-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555.")
@@ -209,6 +225,7 @@ def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, m
 
 
 @main.command("status")
+@verbose_option
 @click.option("-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555.")
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True)

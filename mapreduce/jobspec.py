@@ -171,6 +171,9 @@ def _looks_like_path(ref: str) -> bool:
 def import_job_module(ref: str):
     if _looks_like_path(ref):
         return _import_from_path(ref)
+    # As `python -m` does: a module name is looked up from the current directory first.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(ref)
     except ModuleNotFoundError as exc:
