@@ -176,12 +176,13 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, min_spli
     JOB is a Python file (jobs/wordcount.py) or module name (jobs.wordcount) defining
     mapper(key, value) and usually reducer(key, values).
     """
-    from .local import run_job
-    run_job(job, list(inputs), output_dir, workers=workers, reducers=reducers, split_size=split_size,
-            min_split_size=min_split_size, overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
-            heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
-            params=params, inline=inline, output_format=output_format,
-            skip_bad_records=skip_bad_records, skip_binary=skip_binary, work_dir=work_dir)
+    from .local import RunOptions, run_job
+    run_job(job, list(inputs), output_dir, RunOptions(
+        workers=workers, reducers=reducers, split_size=split_size, min_split_size=min_split_size,
+        overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
+        heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
+        params=params, inline=inline, output_format=output_format,
+        skip_bad_records=skip_bad_records, skip_binary=skip_binary, work_dir=work_dir))
 
 
 @main.command("coordinator")

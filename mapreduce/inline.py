@@ -23,7 +23,6 @@ from .progress import ProgressReporter
 def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, started: float,
                work_dir: str | None = None):
     from workers.execute import TaskError, run_task
-    commit.check_output_dir(submission.output_dir, submission.overwrite)
     job_id = f"inline-{secrets.token_hex(3)}"
     staging = commit.staging_dir_for(submission.output_dir, job_id)
     if work_dir is None:

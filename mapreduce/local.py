@@ -13,7 +13,7 @@ import secrets
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from . import defaults, leftovers, storage
@@ -111,55 +111,79 @@ def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
                            f"{type(exc).__name__}: {exc}\n\n{detail}") from None
 
 
-def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: int | None = None,
-            reducers: int | None = None, split_size: int | None = None,
-            min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES, overwrite: bool = False,
-            max_attempts: int = defaults.MAX_ATTEMPTS, quiet: bool = True,
-            heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
-            liveness: int = defaults.HEARTBEAT_LIVENESS,
-            backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S,
-            progress: ProgressReporter | None = None, params: dict | None = None,
-            inline: bool = False, output_format: str = "text",
-            skip_bad_records: bool = False, skip_binary: bool = False,
-            work_dir: str | None = None) -> RunResult:
-    """Run a job on this machine; returns when the output is committed, raises MapReduceError
-    (nothing committed) otherwise. Inputs, output and `work_dir` (shuffle files; default: a
-    private temporary directory) may be local paths or URIs (s3://bucket/prefix, ...)."""
+@dataclass
+class RunOptions:
+    """How `mapreduce run` runs a job, besides the job, its inputs and its output: the command's
+    options, with the defaults of `defaults.py`."""
+    workers: int | None = None                # default: the number of cores
+    reducers: int | None = None               # default: the number of workers; 0: map-only
+    split_size: int | None = None
+    min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES
+    overwrite: bool = False
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    output_format: str = "text"
+    skip_bad_records: bool = False
+    skip_binary: bool = False
+    work_dir: str | None = None               # default: a private temporary directory
+    inline: bool = False
+    quiet: bool = True
+    heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
+    liveness: int = defaults.HEARTBEAT_LIVENESS
+    backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
+    params: dict | None = None                # --param NAME=VALUE, for the job's PARAMS
+
+
+def run_job(job_ref: str | Job, inputs: list[str], output_dir: str,
+            options: RunOptions | None = None, *, progress: ProgressReporter | None = None,
+            **settings) -> RunResult:
+    """Run a job (each step of a multi-step job in turn) on this machine; returns when the output
+    is committed, raises MapReduceError (nothing committed) otherwise. Settings are RunOptions'
+    fields, given as an object or by name (`run_job(job, inputs, out, workers=2)`). Inputs,
+    output and `work_dir` may be local paths or URIs (s3://bucket/prefix, ...)."""
+    from .steps import load_steps, run_steps
     started = time.monotonic()
-    output_dir = storage.normalize(output_dir)
-    workers = workers or os.cpu_count() or 1
-    if workers < 1:
+    try:
+        options = replace(options or RunOptions(), **settings)
+    except TypeError as exc:
+        raise TypeError(f"run_job: {exc}; the settings are RunOptions' fields") from None
+    options.workers = options.workers or os.cpu_count() or 1
+    if options.workers < 1:
         raise MapReduceError("--workers must be at least 1.")
-    if reducers is not None and reducers < 0:
+    if options.reducers is not None and options.reducers < 0:
         raise MapReduceError("--reducers must be 0 (map-only) or more.")
-    check_split_size(split_size, min_split_size)
-    if isinstance(job_ref, str):
-        from .steps import load_steps, run_steps
-        options = dict(workers=workers, reducers=reducers, split_size=split_size,
-                       min_split_size=min_split_size, max_attempts=max_attempts, quiet=quiet,
-                       heartbeat_interval=heartbeat_interval, liveness=liveness,
-                       backup_min_runtime=backup_min_runtime, progress=progress, inline=inline,
-                       skip_bad_records=skip_bad_records, skip_binary=skip_binary,
-                       work_dir=work_dir)
-        return run_steps(load_steps(job_ref, params), inputs, output_dir,
-                         lambda job, ins, out, fmt, over: run_job(job, ins, out, output_format=fmt,
-                                                                  overwrite=over, **options),
-                         overwrite=overwrite, output_format=output_format, work_dir=work_dir)
-    job = job_ref
-    progress = progress or ProgressReporter(quiet=quiet)
-    submission = prepare_submission(job, inputs, output_dir, workers=workers, reducers=reducers,
-                                    split_size=split_size, overwrite=overwrite,
-                                    max_attempts=max_attempts, output_format=output_format,
-                                    skip_bad_records=skip_bad_records, skip_binary=skip_binary,
-                                    warn=progress.warn, work_dir=work_dir)
+    check_split_size(options.split_size, options.min_split_size)
+    output_dir = storage.normalize(output_dir)
+    steps = load_steps(job_ref, options.params) if isinstance(job_ref, str) else [job_ref]
+    progress = progress or ProgressReporter(quiet=options.quiet)
+
+    def run_step(job, step_inputs, step_output, step_format, step_overwrite):
+        return _run_step(job, step_inputs, step_output, step_format, step_overwrite, options,
+                         progress, started)
+
+    return run_steps(steps, inputs, output_dir, run_step, overwrite=options.overwrite,
+                     output_format=options.output_format, work_dir=options.work_dir)
+
+
+def _run_step(job: Job, inputs: list[str], output_dir: str, output_format: str, overwrite: bool,
+              options: RunOptions, progress: ProgressReporter, started: float) -> RunResult:
+    """One job (one step) on the embedded coordinator and a local pool, or inline."""
+    work_dir = options.work_dir
+    submission = prepare_submission(job, inputs, output_dir, workers=options.workers,
+                                    reducers=options.reducers, split_size=options.split_size,
+                                    overwrite=overwrite, max_attempts=options.max_attempts,
+                                    output_format=output_format,
+                                    skip_bad_records=options.skip_bad_records,
+                                    skip_binary=options.skip_binary, warn=progress.warn,
+                                    work_dir=work_dir)
     if work_dir is not None:
         work_dir = check_work_dir(work_dir)
-    if inline:
+    if options.inline:
         from .inline import run_inline
         counters, snapshot = run_inline(job, submission, progress, started, work_dir)
         return RunResult(output_dir, counters, snapshot)
-    settings = SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness,
-                                 backup_min_runtime=backup_min_runtime)
+    settings = SchedulerSettings(heartbeat_interval=options.heartbeat_interval,
+                                 liveness=options.liveness,
+                                 backup_min_runtime=options.backup_min_runtime)
     # Here mapreduce depends on the workers package (for the local pool), which itself imports
     # mapreduce at module level: imported where it is used, so importing mapreduce.local does
     # not load the worker side.
@@ -169,8 +193,8 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str, *, workers: 
     try:
         coordinator = Coordinator(_local_address(private), work_dir=work_dir or private,
                                   secret=secrets.token_bytes(32), settings=settings)
-        pool = LocalPool(coordinator.address, workers, secret=coordinator.secret,
-                         heartbeat_interval=heartbeat_interval, liveness=liveness)
+        pool = LocalPool(coordinator.address, options.workers, secret=coordinator.secret,
+                         heartbeat_interval=options.heartbeat_interval, liveness=options.liveness)
         previous_term = signal.signal(signal.SIGTERM, raise_terminated)
         job_id = None
         try:
