@@ -210,7 +210,7 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
                                                 output_format=step_format,
                                                 skip_bad_records=skip_bad_records,
                                                 skip_binary=skip_binary, warn=progress.warn)
-                return _follow(client, lambda: client.submit(submission), progress, started,
+                return follow(client, lambda: client.submit(submission), progress, started,
                                step_output)
 
             return run_steps(steps, absolute_inputs, storage.absolute(output_dir), submit_one,
@@ -219,7 +219,7 @@ def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: st
         signal.signal(signal.SIGTERM, previous_term)
 
 
-def _follow(client: CoordinatorClient, submit, progress: ProgressReporter, started: float,
+def follow(client: CoordinatorClient, submit, progress: ProgressReporter, started: float,
             output_dir: str) -> dict:
     """Submit a job and watch it to its end; Ctrl-C or SIGTERM cancels it on the coordinator,
     unless it has already committed (the message says which)."""

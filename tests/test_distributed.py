@@ -282,7 +282,7 @@ def test_ctrl_c_while_the_submission_is_being_accepted_still_cancels_the_job():
     # The coordinator starts tasks before it answers SUBMIT; a Ctrl-C in that window must not
     # leave the job running with nobody to cancel it (seen as a flaky Ctrl-C test under load).
     import pytest
-    from mapreduce.client import _follow
+    from mapreduce.client import follow
     from mapreduce.errors import JobCancelledError
     from mapreduce.progress import ProgressReporter
 
@@ -302,7 +302,7 @@ def test_ctrl_c_while_the_submission_is_being_accepted_still_cancels_the_job():
         return "job-1"
 
     with pytest.raises(JobCancelledError, match="the job was cancelled and no output was committed"):
-        _follow(Client(), submit_interrupted_before_the_answer, ProgressReporter(quiet=True),
+        follow(Client(), submit_interrupted_before_the_answer, ProgressReporter(quiet=True),
                 time.monotonic(), "out")
     assert Client.cancelled == ["job-1"]
 
