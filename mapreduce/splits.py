@@ -17,10 +17,8 @@ import glob
 import math
 import json
 import os
-import re
 import stat
 from dataclasses import dataclass
-from fractions import Fraction
 from itertools import chain, repeat
 from pathlib import PurePath
 from typing import Iterable, Iterator
@@ -29,6 +27,7 @@ from . import storage
 from .defaults import (BINARY_CHECK_BYTES, MIN_AUTO_SPLIT_BYTES, MIN_SPLIT_SIZE_BYTES,
                        READ_BLOCK_BYTES, SPLIT_SIZE_BYTES)
 from .errors import InputError, MapReduceError, ProtocolError
+from .sizes import size_text
 
 INPUT_FORMATS = ("lines", "files", "jsonl", "csv", "parquet", "pairs")   # pairs: a previous step's output
 LINE_FORMATS = ("lines", "jsonl")          # cut at line boundaries like text
@@ -387,20 +386,13 @@ def check_split_size(split_size: int | None, minimum: int = MIN_SPLIT_SIZE_BYTES
     tiny tasks cost far more to schedule, start and commit than they read."""
     if split_size is not None and split_size < minimum:
         raise MapReduceError(
-            f"--split-size {_size_text(split_size)} is below the minimum split size of "
-            f"{_size_text(minimum)}. Every split is a map task, and tasks that small spend far "
+            f"--split-size {size_text(split_size)} is below the minimum split size of "
+            f"{size_text(minimum)}. Every split is a map task, and tasks that small spend far "
             f"more time being scheduled and committed than reading (one-byte splits of a 3 MB "
             f"input make 17,640 map tasks: 40 s instead of 0.2 s). "
             f"Leave --split-size out to spread the input over the workers, or give "
-            f"{_size_text(minimum)} or more; to cut smaller splits anyway (say, many tasks out "
+            f"{size_text(minimum)} or more; to cut smaller splits anyway (say, many tasks out "
             f"of a tiny test input), lower the minimum with --min-split-size too.")
-
-
-def _size_text(size: int) -> str:
-    for unit, name in ((1024 * 1024, "MiB"), (1024, "KiB")):
-        if size >= unit and size % unit == 0:
-            return f"{size // unit} {name}"
-    return f"{size} byte" + ("" if size == 1 else "s")
 
 
 def compression_of(path: str) -> str | None:
@@ -907,29 +899,3 @@ def _arrow_complete_lines(data: bytes):
         text = text.replace("\r\n", "\n")
     lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
     return lines.slice(0, len(lines) - 1)   # the empty string after the final newline
-
-
-# ----------------------------------------------------------------------------------------------
-# Sizes
-# ----------------------------------------------------------------------------------------------
-
-_SIZE_PATTERN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgt])(i?b)?|(b))?\s*", re.IGNORECASE)
-_UNIT_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4}
-
-
-def parse_size(text: str) -> int:
-    """Bytes in a size such as "64MB", "64MiB", "64m", "1.5GB", "512k" or "1000".
-
-    K, M, G and T mean 1024-based multiples with or without "B"/"iB": that is what users of
-    --split-size expect, and the framework's own defaults are counted that way.
-    """
-    match = _SIZE_PATTERN.fullmatch(str(text))
-    if not match:
-        raise ValueError(f"invalid size {text!r}: use a number of bytes, or a number followed by "
-                         f"K, M, G or T (1024-based), e.g. 64MB, 512k or 1.5G")
-    number, unit = match.group(1), (match.group(2) or "").lower()
-    # Fraction keeps large byte counts exact, where a float would round them.
-    size = int(Fraction(number) * 1024 ** _UNIT_POWERS.get(unit, 0))
-    if size <= 0:
-        raise ValueError(f"invalid size {text!r}: it must be at least 1 byte")
-    return size

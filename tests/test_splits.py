@@ -10,8 +10,7 @@ import pytest
 
 from mapreduce import splits
 from mapreduce.errors import InputError, ProtocolError
-from mapreduce.splits import (Segment, Split, expand_inputs, parse_size, plan_splits,
-                              read_records)
+from mapreduce.splits import Segment, Split, expand_inputs, plan_splits, read_records
 
 MiB = 1024 * 1024
 
@@ -403,25 +402,8 @@ def test_symlink_loop_in_a_directory_terminates(tree):
 
 
 # ---------------------------------------------------------------------------------------------
-# Sizes
+# Vectorised reading
 # ---------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("text, expected", [
-    ("1000", 1000), ("64MB", 64 * MiB), ("64MiB", 64 * MiB), ("64m", 64 * MiB),
-    ("64 mb", 64 * MiB), ("1.5GB", 1536 * MiB), ("512k", 512 * 1024), ("512KiB", 512 * 1024),
-    ("2T", 2 * 1024 ** 4), ("100b", 100), (" 7 ", 7), (".5K", 512),
-    ("9007199254740993", 9007199254740993),
-])
-def test_parse_size(text, expected):
-    assert parse_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "abc", "64XB", "0", "-5", "0.1", "1e6", "64 ib", "MB",
-                                  "1.2.3", "5 5"])
-def test_parse_size_rejects_invalid_text(text):
-    with pytest.raises(ValueError, match="invalid size"):
-        parse_size(text)
-
 
 HOSTILE_TEXTS = {
     "crlf and lone cr": b"one\r\ntwo\rstill two\r\n\r\nfive\n",
