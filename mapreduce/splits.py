@@ -491,13 +491,15 @@ class BadRecord(Exception):
         super().__init__(f"malformed record in {where}: {cause}")
 
 
-def read_records(split: Split, input_format: str, bad_records: list | None = None) -> Iterator[tuple]:
+def read_records(split: Split, input_format: str, bad_records: list | None = None, *,
+                 block_size: int = READ_BLOCK_BYTES) -> Iterator[tuple]:
     """(path, value) for every record of the split: a line, a whole text ("files"), a parsed JSON
     object ("jsonl"), or a row as a dict ("csv", "parquet").
 
     Text is UTF-8 with invalid bytes replaced by U+FFFD; a "\r" before "\n" is dropped with it;
     .gz and .bz2 files are decompressed. A malformed JSON line or CSV row raises BadRecord, or,
-    when `bad_records` is a list, is appended to it and skipped (--skip-bad-records).
+    when `bad_records` is a list, is appended to it and skipped (--skip-bad-records). Files are
+    read `block_size` bytes at a time.
     """
     _check_input_format(input_format)
     if input_format == "files":
@@ -506,25 +508,24 @@ def read_records(split: Split, input_format: str, bad_records: list | None = Non
         return
     if input_format in ("csv", "parquet"):
         for segment in split.segments:
-            yield from _table_rows(segment, input_format, bad_records)
+            yield from _table_rows(segment, input_format, bad_records, block_size)
         return
     if input_format == "pairs":
         from .shuffle import _Run
         for segment in split.segments:
             yield from _Run(segment.path).records()
         return
-    # Looked up per call (not at import) so tests can shrink the block size.
-    block = READ_BLOCK_BYTES
     for segment in split.segments:
         if input_format == "jsonl":
-            yield from _json_records(segment, block, bad_records)
+            yield from _json_records(segment, block_size, bad_records)
             continue
-        for lines in _segment_line_batches(segment, block):
+        for lines in _segment_line_batches(segment, block_size):
             # zip/repeat builds the tuples in C: this is the hot loop of every "lines" job.
             yield from zip(repeat(segment.path), lines)
 
 
-def read_blocks(split: Split, input_format: str) -> Iterator[tuple[str, object]]:
+def read_blocks(split: Split, input_format: str, *,
+                block_size: int = READ_BLOCK_BYTES) -> Iterator[tuple[str, object]]:
     """(path, values) in blocks of lines, as an Arrow large_string array built without a Python
     object per line (or a one-item list holding a whole file's text): what the vectorised API
     turns into Arrow batches."""
@@ -535,9 +536,8 @@ def read_blocks(split: Split, input_format: str) -> Iterator[tuple[str, object]]
         return
     if input_format != "lines":
         raise ValueError(f"map_batches reads 'lines' or 'files' input, not {input_format!r}")
-    block = READ_BLOCK_BYTES
     for segment in split.segments:
-        for lines in _segment_line_batches(segment, block, _arrow_complete_lines):
+        for lines in _segment_line_batches(segment, block_size, _arrow_complete_lines):
             yield segment.path, lines
 
 
@@ -552,7 +552,7 @@ def _json_records(segment: Segment, block: int, bad_records: list | None) -> Ite
                 value = json.loads(line)
             except ValueError as exc:
                 _bad(bad_records, segment.path, f"not JSON: {exc}",
-                     lambda: _lines_before(segment) + line_in_segment)
+                     lambda: _lines_before(segment, block) + line_in_segment)
                 continue
             yield segment.path, value
 
@@ -567,7 +567,7 @@ def _bad(bad_records: list | None, path: str, cause: str, line_number) -> None:
     bad_records.append(BadRecord(path, None, cause))
 
 
-def _lines_before(segment: Segment) -> int:
+def _lines_before(segment: Segment, block: int) -> int:
     """How many lines of the file precede the segment's first line: read only to report a bad
     record, so reading a file costs no prefix per segment."""
     if segment.start == 0:
@@ -578,7 +578,7 @@ def _lines_before(segment: Segment) -> int:
     with _open_raw(segment.path) as file:
         remaining = segment.start - 1
         while remaining > 0:
-            data = file.read(min(READ_BLOCK_BYTES, remaining))
+            data = file.read(min(block, remaining))
             if not data:
                 break
             count += data.count(b"\n")
@@ -586,14 +586,15 @@ def _lines_before(segment: Segment) -> int:
     return count + 1
 
 
-def _table_rows(segment: Segment, input_format: str, bad_records: list | None) -> Iterator[tuple]:
+def _table_rows(segment: Segment, input_format: str, bad_records: list | None,
+                block: int) -> Iterator[tuple]:
     if input_format == "parquet":
         import pyarrow.parquet as pq
         with storage.arrow_source(segment.path) as source:
             table = pq.ParquetFile(source).read_row_groups(range(segment.start, segment.end))
         batches = table.to_batches(max_chunksize=_ROWS_PER_BATCH)
     else:
-        batches = _csv_batches(segment.path, bad_records)
+        batches = _csv_batches(segment.path, bad_records, block)
     for batch in batches:
         for start in range(0, batch.num_rows, _ROWS_PER_BATCH):
             yield from zip(repeat(segment.path), batch.slice(start, _ROWS_PER_BATCH).to_pylist())
@@ -602,8 +603,9 @@ def _table_rows(segment: Segment, input_format: str, bad_records: list | None) -
 _ROWS_PER_BATCH = 64 * 1024     # rows turned into Python dicts at a time
 
 
-def _csv_batches(path: str, bad_records: list | None) -> Iterator:
-    """The rows of a CSV file as Arrow record batches, streamed: memory holds a few read blocks.
+def _csv_batches(path: str, bad_records: list | None, block: int) -> Iterator:
+    """The rows of a CSV file as Arrow record batches, streamed: memory holds a few read blocks
+    (of `block` bytes).
 
     Column types are those of reading the whole file at once (pyarrow.csv.read_csv: a column of
     ints with one float is a float column, one with a word a str column), which streaming alone
@@ -623,13 +625,14 @@ def _csv_batches(path: str, bad_records: list | None) -> Iterator:
     def judge_invalid_rows() -> None:
         for row in invalid:
             _bad(bad_records, path, f"{row.text!r:.80}: expected {row.expected_columns} columns, "
-                                    f"found {row.actual_columns}", lambda: _line_number_of(path, row.text))
+                                    f"found {row.actual_columns}",
+                 lambda: _line_number_of(path, row.text, block))
         invalid.clear()
 
     try:
-        column_types = _csv_column_types(path)
+        column_types = _csv_column_types(path, block)
         with _open_input(path) as stream:
-            reader = pcsv.open_csv(stream, read_options=_csv_read_options(),
+            reader = pcsv.open_csv(stream, read_options=_csv_read_options(block),
                                    parse_options=_csv_parse_options(on_invalid),
                                    convert_options=pcsv.ConvertOptions(column_types=column_types))
             for batch in reader:
@@ -640,10 +643,9 @@ def _csv_batches(path: str, bad_records: list | None) -> Iterator:
     judge_invalid_rows()        # those found while the last batch was read
 
 
-def _csv_read_options():
+def _csv_read_options(block: int):
     import pyarrow.csv as pcsv
-    # Looked up per call (not at import) so tests can shrink the block size.
-    return pcsv.ReadOptions(block_size=READ_BLOCK_BYTES)
+    return pcsv.ReadOptions(block_size=block)
 
 
 def _csv_parse_options(on_invalid):
@@ -652,7 +654,7 @@ def _csv_parse_options(on_invalid):
     return pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid)
 
 
-def _csv_column_types(path: str) -> dict:
+def _csv_column_types(path: str, block: int) -> dict:
     """Column name -> the type read_csv would give the whole file, found streaming. Arrow's
     streaming reader types the columns from the first block; when every later block converts to
     those types, they are the file's. Otherwise (a float or a word further on) each block's raw
@@ -661,7 +663,7 @@ def _csv_column_types(path: str) -> dict:
     import pyarrow.csv as pcsv
     skip = _csv_parse_options(lambda row: "skip")
     with _open_input(path) as stream:
-        reader = pcsv.open_csv(stream, read_options=_csv_read_options(), parse_options=skip)
+        reader = pcsv.open_csv(stream, read_options=_csv_read_options(block), parse_options=skip)
         try:
             for _ in reader:
                 pass
@@ -671,7 +673,7 @@ def _csv_column_types(path: str) -> dict:
     types: dict = {}
     with _open_input(path) as stream:
         raw = pcsv.ConvertOptions(column_types={name: pa.binary() for name in names})
-        for batch in pcsv.open_csv(stream, read_options=_csv_read_options(), parse_options=skip,
+        for batch in pcsv.open_csv(stream, read_options=_csv_read_options(block), parse_options=skip,
                                    convert_options=raw):
             for name, column in zip(names, batch.columns):
                 types[name] = _wider_csv_type(types.get(name), _inferred_csv_type(column, types.get(name)))
@@ -728,14 +730,14 @@ def _wider_csv_type(current, new):
     return pa.string()
 
 
-def _line_number_of(path: str, text: str) -> int | None:
+def _line_number_of(path: str, text: str, block: int) -> int | None:
     """The number of the first line that reads as the bad CSV row `text` starts (a row being bad
     for its text alone, an earlier line the same would have been found bad first). The file is
     read again up to it, a block at a time: once, as the task fails."""
     first = text.split("\n", 1)[0].rstrip("\r")
     number = 0
     with _open_input(path) as stream:
-        for lines in _line_batches(iter(lambda: stream.read(READ_BLOCK_BYTES), b"")):
+        for lines in _line_batches(iter(lambda: stream.read(block), b"")):
             try:
                 return number + lines.index(first) + 1
             except ValueError:

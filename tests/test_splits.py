@@ -34,8 +34,8 @@ def write(path, data: bytes) -> str:
     return str(path)
 
 
-def lines_of(split_list, input_format="lines") -> list[str]:
-    return [value for split in split_list for _, value in read_records(split, input_format)]
+def lines_of(split_list, input_format="lines", **options) -> list[str]:
+    return [value for split in split_list for _, value in read_records(split, input_format, **options)]
 
 
 def segment_lines(path, start, end) -> list[str]:
@@ -55,13 +55,13 @@ def random_text(rng: random.Random, n_lines: int) -> bytes:
     return data
 
 
-def assert_split_reading_matches(path: str, data: bytes, split_size: int) -> None:
+def assert_split_reading_matches(path: str, data: bytes, split_size: int, **options) -> None:
     planned = plan_splits([path], "lines", split_size)
     assert [s.index for s in planned] == list(range(len(planned)))
     pieces = [seg for s in planned for seg in s.segments]
     assert pieces[0].start == 0 and pieces[-1].end == len(data)
     assert all(a.end == b.start for a, b in zip(pieces, pieces[1:]))  # no gap, no overlap
-    assert lines_of(planned) == reference_lines(data), f"split size {split_size}"
+    assert lines_of(planned, **options) == reference_lines(data), f"split size {split_size}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -173,13 +173,12 @@ def test_random_text_with_random_split_sizes(tmp_path):
             assert_split_reading_matches(path, data, split_size)
 
 
-def test_lines_longer_than_the_read_block(tmp_path, monkeypatch):
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 16)
+def test_lines_longer_than_the_read_block(tmp_path):
     rng = random.Random(7)
     data = random_text(rng, 60) + b"\n" + "é".encode() * 500 + b"\r\n" + b"z" * 333
     path = write(tmp_path / "long.txt", data)
     for split_size in [1, 5, 16, 17, 31, 100, 1000, len(data)]:
-        assert_split_reading_matches(path, data, split_size)
+        assert_split_reading_matches(path, data, split_size, block_size=16)
 
 
 def test_a_real_five_megabyte_line(tmp_path):
@@ -419,14 +418,15 @@ HOSTILE_TEXTS = {
 
 @pytest.mark.parametrize("name", HOSTILE_TEXTS)
 @pytest.mark.parametrize("split_size", [7, 64, None])
-def test_vectorised_blocks_hold_exactly_the_lines_of_the_record_reader(tmp_path, monkeypatch, name, split_size):
+def test_vectorised_blocks_hold_exactly_the_lines_of_the_record_reader(tmp_path, name, split_size):
     # read_blocks builds Arrow arrays without Python strings; it must cut and decode the same lines.
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 5)   # blocks cut inside lines and CRLF pairs
+    # Blocks of 5 bytes are cut inside lines and CRLF pairs.
     path = tmp_path / "input.txt"
     path.write_bytes(HOSTILE_TEXTS[name])
     for split in plan_splits([str(path)], "lines", split_size):
-        records = [value for _, value in splits.read_records(split, "lines")]
-        blocks = [line for _, values in splits.read_blocks(split, "lines") for line in values.to_pylist()]
+        records = [value for _, value in splits.read_records(split, "lines", block_size=5)]
+        blocks = [line for _, values in splits.read_blocks(split, "lines", block_size=5)
+                  for line in values.to_pylist()]
         assert blocks == records
 
 
@@ -481,7 +481,6 @@ class ReadCounter:
 
 def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_once(tmp_path, monkeypatch):
     block = 256
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", block)
     lines = [json.dumps({"n": i, "pad": "x" * (i % 40)}) for i in range(4000)]
     bad = [1200, 2500, 3990]                   # 0-based, in three different splits far into the file
     for index in bad:
@@ -495,7 +494,8 @@ def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_on
     overhead = len(planned) * (2 * block + longest)   # a split reads on to finish its last line
 
     skipped: list = []
-    records = [value for split in planned for _, value in read_records(split, "jsonl", skipped)]
+    records = [value for split in planned
+               for _, value in read_records(split, "jsonl", skipped, block_size=block)]
     assert records == [json.loads(line) for i, line in enumerate(lines) if i not in bad]
     assert len(skipped) == len(bad)
     assert size <= reads.total <= size + overhead       # skipping reads no prefix
@@ -505,7 +505,7 @@ def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_on
     for split in planned:
         before = reads.total
         try:
-            list(read_records(split, "jsonl"))
+            list(read_records(split, "jsonl", block_size=block))
         except splits.BadRecord as error:
             failures.append(error.line)
             assert "not JSON" in str(error) and f"line {error.line}:" in str(error)
@@ -535,10 +535,9 @@ def csv_text(rows: int) -> str:
     return "\n".join(csv_rows(rows)) + "\n"
 
 
-def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path, monkeypatch):
+def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path):
     import pyarrow as pa
     import pyarrow.csv as pcsv
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 16 * 1024)
     path = tmp_path / "data.csv"
     path.write_text(csv_text(60_000))
     expected = pcsv.read_csv(path)                            # the plain reading of the whole file
@@ -547,7 +546,7 @@ def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path, monke
     held = 0
     rows = []
     for split in plan_splits([str(path)], "csv", None):
-        for number, (_, row) in enumerate(read_records(split, "csv")):
+        for number, (_, row) in enumerate(read_records(split, "csv", block_size=16 * 1024)):
             rows.append(row)
             if number % 1000 == 0:
                 held = max(held, pa.total_allocated_bytes() - baseline)
@@ -557,7 +556,6 @@ def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path, monke
 
 
 def test_csv_bad_rows_cost_no_rereading_and_report_their_file_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 16 * 1024)
     lines = csv_rows(20_000)
     for index in sorted((len(lines) - 40 - 100 * k for k in range(30)), reverse=True):
         lines.insert(index, "w1,1,2")                             # too few columns, far into the file
@@ -570,13 +568,13 @@ def test_csv_bad_rows_cost_no_rereading_and_report_their_file_line(tmp_path, mon
     reads = ReadCounter(monkeypatch)
     (split,) = plan_splits([f"file://{path}"], "csv", None)
     skipped: list = []
-    rows = [row for _, row in read_records(split, "csv", skipped)]
+    rows = [row for _, row in read_records(split, "csv", skipped, block_size=16 * 1024)]
     assert len(skipped) == len(bad_lines) and len(rows) == 20_000
     # Not once per bad row: a pass that fails on the late word, one typing the blocks, the rows.
     assert reads.total <= 3 * size + 64 * 1024
     reads.total = 0
     with pytest.raises(splits.BadRecord) as failure:
-        list(read_records(split, "csv"))
+        list(read_records(split, "csv", block_size=16 * 1024))
     assert failure.value.line == bad_lines[0], str(failure.value)
     assert "expected 5 columns, found 3" in str(failure.value)
     assert reads.total <= 4 * size + 64 * 1024             # and the file up to the bad row, once
