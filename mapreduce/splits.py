@@ -18,7 +18,7 @@ import math
 import json
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, repeat
 from pathlib import PurePath
 from typing import Iterable, Iterator
@@ -57,6 +57,9 @@ class Segment:
     start: int
     end: int
     unit: str = "bytes"       # or "row groups" for Parquet
+    # The whole file's size when planning knew it, so describe() shortens a segment covering it
+    # to the path without asking again; not sent on the wire, not part of equality.
+    file_size: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.start <= self.end:
@@ -71,9 +74,11 @@ class Segment:
         # Only used to shorten messages, so a file that vanished simply gets its byte range shown.
         if self.start != 0 or self.unit != "bytes":
             return False
+        if self.file_size is not None:
+            return self.end == self.file_size
+        if storage.is_uri(self.path):          # no request per split just for a message
+            return False
         try:
-            if storage.is_uri(self.path):      # no request per split just for a message
-                return _listed_sizes.get(self.path) == self.end
             return os.stat(self.path).st_size == self.end
         except Exception:
             return False
@@ -124,13 +129,20 @@ class Split:
     @classmethod
     def from_wire(cls, data: dict) -> Split:
         try:
-            segments = tuple(Segment(_wire_str(path), _wire_int(start), _wire_int(end),
-                                     *(_wire_str(unit) for unit in rest))
-                             for path, start, end, *rest in data["segments"])
+            segments = tuple(_segment_from_wire(fields) for fields in data["segments"])
             return cls(_wire_int(data["index"]), segments)
         except (KeyError, TypeError, ValueError) as exc:
             raise ProtocolError(f"a split received from a peer does not parse ({exc}): "
                                 f"{data!r:.200}") from None
+
+
+def _segment_from_wire(fields: list) -> Segment:
+    # [path, start, end] or [path, start, end, unit]: a segment's file size is not sent.
+    path, start, end, *unit = fields
+    if len(unit) > 1:
+        raise TypeError(f"expected [path, start, end] or [path, start, end, unit], "
+                        f"got {len(fields)} fields")
+    return Segment(_wire_str(path), _wire_int(start), _wire_int(end), *map(_wire_str, unit))
 
 
 def _wire_int(value: object) -> int:
@@ -150,8 +162,20 @@ def _wire_str(value: object) -> str:
 # Input discovery
 # ----------------------------------------------------------------------------------------------
 
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """The input files named by files, directories and globs, in the user's spelling.
+@dataclass(frozen=True)
+class InputFile:
+    """One input file: its path in the user's spelling, and its size when listing it told it.
+
+    Listing an object store prefix gives every object's size with its name, so planning needs no
+    request per object (a HEAD each: minutes for many thousands of objects). None: planning asks.
+    """
+
+    path: str
+    size: int | None = None
+
+
+def expand_inputs(inputs: list[str]) -> list[InputFile]:
+    """The input files named by files, directories, globs and URIs.
 
     Inputs keep the order given, each directory's or glob's files sorted; a file reached twice
     counts once, where it was first reached.
@@ -160,23 +184,22 @@ def expand_inputs(inputs: list[str]) -> list[str]:
         inputs = [inputs]  # one path passed bare would otherwise be iterated character by character
     if not inputs:
         raise InputError("no input was given: pass at least one input file, directory or glob")
-    found: list[str] = []
+    found: list[InputFile] = []
     seen: set[str] = set()
     for item in inputs:
-        for path in _expand_one(storage.normalize(os.fspath(item))):
-            identity = path if storage.is_uri(path) else os.path.realpath(path)
+        for file in _expand_one(storage.normalize(os.fspath(item))):
+            identity = file.path if storage.is_uri(file.path) else os.path.realpath(file.path)
             if identity not in seen:
                 seen.add(identity)
-                found.append(path)
+                found.append(file)
     return found
 
 
-def _expand_one(item: str) -> list[str]:
+def _expand_one(item: str) -> list[InputFile]:
     if storage.is_uri(item):
         return _expand_uri(item)
-    if is_pattern(item):
-        return _expand_glob(item)
-    return _expand_path(item)
+    paths = _expand_glob(item) if is_pattern(item) else _expand_path(item)
+    return [InputFile(path) for path in paths]
 
 
 def is_pattern(item: str) -> bool:
@@ -185,25 +208,17 @@ def is_pattern(item: str) -> bool:
     return not storage.is_uri(item) and _is_glob(item) and not os.path.lexists(item)
 
 
-# Sizes of objects seen while listing a prefix, so planning and describing splits right after
-# needs no request per object (a HEAD each: minutes for many thousands of objects).
-_listed_sizes: dict[str, int] = {}
-
-
-def _expand_uri(uri: str) -> list[str]:
+def _expand_uri(uri: str) -> list[InputFile]:
     """An object (file), or every file below a prefix (directory), skipping names that start with
     '.' or '_' as for local directories. URIs take no globs: '?' starts a URI's query."""
     from pyarrow.fs import FileType
     try:
         info = storage.file_info(uri)
         if info.type == FileType.File:
-            _listed_sizes[uri] = info.size
-            return [uri]
+            return [InputFile(uri, info.size)]
         if info.type == FileType.Directory:
-            listed = [(found, size) for found, relative, size in storage.list_files(uri)
-                      if not any(map(_is_skipped_name, relative.split("/")))]
-            _listed_sizes.update(listed)
-            files = [found for found, _ in listed]
+            files = [InputFile(found, size) for found, relative, size in storage.list_files(uri)
+                     if not any(map(_is_skipped_name, relative.split("/")))]
             if not files:
                 raise InputError(f"input directory {uri!r} contains no files ({_SKIPPED_NOTE}); "
                                  f"put input files in it or pass other inputs")
@@ -341,9 +356,10 @@ def _glob_picked_skipped_name(pattern: str, match: str) -> bool:
 # Split planning
 # ----------------------------------------------------------------------------------------------
 
-def plan_splits(files: list[str], input_format: str, split_size: int | None,
+def plan_splits(files: Iterable[InputFile | str], input_format: str, split_size: int | None,
                 min_splits: int = 1) -> list[Split]:
     """Splits covering `files` in order, indexed 0..n-1; at least one when there is a file.
+    `files`: what expand_inputs found, or paths (their sizes are then asked for here).
 
     "lines": a file larger than the split size is cut into segments of about split_size bytes;
     "files": each file is one record and is never cut. In both, small files are grouped into one
@@ -352,7 +368,8 @@ def plan_splits(files: list[str], input_format: str, split_size: int | None,
     _check_input_format(input_format)
     if min_splits < 1:
         raise ValueError(f"min_splits must be at least 1, not {min_splits}")
-    sizes = [(path, _file_size(path)) for path in files]
+    files = [file if isinstance(file, InputFile) else InputFile(file) for file in files]
+    sizes = [(file.path, _file_size(file)) for file in files]
     if split_size is None:
         split_size = automatic_split_size(sum(size for _, size in sizes), min_splits)
     elif split_size < 1:
@@ -362,9 +379,10 @@ def plan_splits(files: list[str], input_format: str, split_size: int | None,
         return [Split(index, (piece,)) for index, piece in enumerate(pieces)]
     if input_format in LINE_FORMATS:
         pieces = [piece for path, size in sizes for piece in
-                  ([Segment(path, 0, size)] if compression_of(path) else _cut_file(path, size, split_size))]
+                  ([Segment(path, 0, size, file_size=size)] if compression_of(path)
+                   else _cut_file(path, size, split_size))]
     else:
-        pieces = [Segment(path, 0, size) for path, size in sizes]
+        pieces = [Segment(path, 0, size, file_size=size) for path, size in sizes]
     groups = _group_segments(pieces, split_size)
     return [Split(index, tuple(group)) for index, group in enumerate(groups)]
 
@@ -428,10 +446,12 @@ def _check_input_format(input_format: str) -> None:
         raise ValueError(f"input format must be one of {', '.join(INPUT_FORMATS)}, not {input_format!r}")
 
 
-def _file_size(path: str) -> int:
+def _file_size(file: InputFile) -> int:
+    """The size listing gave, else asked for now."""
+    if file.size is not None:
+        return file.size
+    path = file.path
     if storage.is_uri(path):
-        if path in _listed_sizes:
-            return _listed_sizes[path]
         try:
             return storage.size(path)
         except Exception as exc:
@@ -448,9 +468,9 @@ def _cut_file(path: str, size: int, split_size: int) -> list[Segment]:
     pieces = []
     start = 0
     while size - start > split_size * SPLIT_SLOP:
-        pieces.append(Segment(path, start, start + split_size))
+        pieces.append(Segment(path, start, start + split_size, file_size=size))
         start += split_size
-    pieces.append(Segment(path, start, size))
+    pieces.append(Segment(path, start, size, file_size=size))
     return pieces
 
 

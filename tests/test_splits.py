@@ -294,11 +294,17 @@ def test_wire_round_trip_through_json(tmp_path):
         Split.from_wire({"index": 1})
     with pytest.raises(ProtocolError):
         Split.from_wire({"index": 1, "segments": [["a", 5, 2]]})
+    with pytest.raises(ProtocolError):
+        Split.from_wire({"index": 1, "segments": [["a", 0, 2, "bytes", 99]]})
 
 
 # ---------------------------------------------------------------------------------------------
 # Input discovery
 # ---------------------------------------------------------------------------------------------
+
+def expanded(inputs) -> list[str]:
+    return [file.path for file in expand_inputs(inputs)]
+
 
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
@@ -312,30 +318,30 @@ def tree(tmp_path, monkeypatch):
 
 
 def test_directory_recursion_skips_hidden_and_underscore_names(tree):
-    assert expand_inputs(["data"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
-    assert expand_inputs(["data/"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
+    assert expanded(["data"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
+    assert expanded(["data/"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
 
 
 def test_explicit_hidden_files_are_kept(tree):
-    assert expand_inputs(["data/_SUCCESS", "data/.hidden"]) == ["data/_SUCCESS", "data/.hidden"]
+    assert expanded(["data/_SUCCESS", "data/.hidden"]) == ["data/_SUCCESS", "data/.hidden"]
 
 
 def test_inputs_keep_the_given_order_and_duplicates_count_once(tree):
-    result = expand_inputs(["other", "data/b.txt", "data", "./data/a.txt", "other/y.csv"])
+    result = expanded(["other", "data/b.txt", "data", "./data/a.txt", "other/y.csv"])
     assert result == ["other/y.csv", "other/z.csv", "data/b.txt", "data/a.txt",
                       "data/sub/c.txt"]
 
 
 def test_globs(tree):
-    assert expand_inputs(["*/*.csv"]) == ["other/y.csv", "other/z.csv"]
-    assert expand_inputs(["data/**/*.txt"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
-    assert expand_inputs(["data/*"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
-    assert expand_inputs(["other/_*.csv"]) == ["other/_skip.csv"]
+    assert expanded(["*/*.csv"]) == ["other/y.csv", "other/z.csv"]
+    assert expanded(["data/**/*.txt"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
+    assert expanded(["data/*"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
+    assert expanded(["other/_*.csv"]) == ["other/_skip.csv"]
 
 
 def test_file_with_bracket_in_its_name_is_taken_literally(tree):
     write(tree / "data" / "x[1].txt", b"1\n")
-    assert expand_inputs(["data/x[1].txt"]) == ["data/x[1].txt"]
+    assert expanded(["data/x[1].txt"]) == ["data/x[1].txt"]
 
 
 @pytest.mark.parametrize("inputs, message", [
@@ -395,7 +401,7 @@ def test_unreadable_file_by_permissions(tree):
 
 def test_symlink_loop_in_a_directory_terminates(tree):
     os.symlink(tree / "data", tree / "data" / "sub" / "loop")
-    result = expand_inputs(["data"])
+    result = expanded(["data"])
     assert result[:2] == ["data/a.txt", "data/b.txt"]
     assert len({os.path.realpath(path) for path in result}) == len(result) == 3
 
