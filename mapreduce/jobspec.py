@@ -21,7 +21,7 @@ import cloudpickle
 
 from .errors import JobLoadError
 
-from .splits import INPUT_FORMATS  # noqa: E402
+from .inputs import INPUT_FORMATS  # noqa: E402
 
 
 @dataclass

@@ -24,7 +24,7 @@ from .interrupts import Terminated, raise_terminated
 from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
-from .splits import TEXT_FORMATS, check_split_size, expand_inputs, looks_binary, plan_splits
+from .inputs import TEXT_FORMATS, check_split_size, expand_inputs, looks_binary, plan_splits
 
 
 @dataclass

@@ -444,7 +444,7 @@ def test_worker_names_an_input_object_it_cannot_read(s3, monkeypatch):
 
 
 def test_object_sizes_listed_with_a_prefix_travel_to_planning(s3, monkeypatch):
-    from mapreduce.splits import Split, expand_inputs, plan_splits
+    from mapreduce.inputs import Split, expand_inputs, plan_splits
     for name, value in s3.env.items():
         monkeypatch.setenv(name, value)
     bucket = s3.bucket("in")

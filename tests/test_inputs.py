@@ -1,4 +1,4 @@
-"""Tests of mapreduce.splits: input discovery, split planning and record reading, on real files."""
+"""Tests of mapreduce.inputs: input discovery, split planning and record reading, on real files."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import random
 
 import pytest
 
-from mapreduce import splits
+from mapreduce.defaults import MIN_AUTO_SPLIT_BYTES, SPLIT_SIZE_BYTES
 from mapreduce.errors import InputError, ProtocolError
-from mapreduce.splits import Segment, Split, expand_inputs, plan_splits, read_records
+from mapreduce.inputs import (BadRecord, Segment, Split, automatic_split_size, expand_inputs,
+                              plan_splits, read_blocks, read_records)
 
 MiB = 1024 * 1024
 
@@ -243,11 +244,11 @@ def test_automatic_split_size_spreads_over_min_splits(tmp_path):
     planned = plan_splits([str(sparse)], "lines", None, min_splits=4)
     assert [seg.size for s in planned for seg in s.segments] == [int(2.5 * MiB)] * 4
     # Never below 1 MiB, never above the 64 MiB default.
-    assert splits.automatic_split_size(100, 8) == splits.MIN_AUTO_SPLIT_BYTES
-    assert splits.automatic_split_size(10**12, 2) <= splits.SPLIT_SIZE_BYTES
-    assert splits.automatic_split_size(256 * MiB, 2) == splits.SPLIT_SIZE_BYTES
+    assert automatic_split_size(100, 8) == MIN_AUTO_SPLIT_BYTES
+    assert automatic_split_size(10**12, 2) <= SPLIT_SIZE_BYTES
+    assert automatic_split_size(256 * MiB, 2) == SPLIT_SIZE_BYTES
     # Whole waves: 200 MB on 2 workers is 4 splits of 50 MB, not 64 + 64 + 64 + 8.
-    assert splits.automatic_split_size(200 * 10**6, 2) == 50 * 10**6
+    assert automatic_split_size(200 * 10**6, 2) == 50 * 10**6
     assert len(plan_splits([str(sparse)], "lines", None, min_splits=100)) == 10
 
 
@@ -430,8 +431,8 @@ def test_vectorised_blocks_hold_exactly_the_lines_of_the_record_reader(tmp_path,
     path = tmp_path / "input.txt"
     path.write_bytes(HOSTILE_TEXTS[name])
     for split in plan_splits([str(path)], "lines", split_size):
-        records = [value for _, value in splits.read_records(split, "lines", block_size=5)]
-        blocks = [line for _, values in splits.read_blocks(split, "lines", block_size=5)
+        records = [value for _, value in read_records(split, "lines", block_size=5)]
+        blocks = [line for _, values in read_blocks(split, "lines", block_size=5)
                   for line in values.to_pylist()]
         assert blocks == records
 
@@ -512,7 +513,7 @@ def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_on
         before = reads.total
         try:
             list(read_records(split, "jsonl", block_size=block))
-        except splits.BadRecord as error:
+        except BadRecord as error:
             failures.append(error.line)
             assert "not JSON" in str(error) and f"line {error.line}:" in str(error)
             # the failing split's own bytes, then its prefix, counted once: not per segment
@@ -579,7 +580,7 @@ def test_csv_bad_rows_cost_no_rereading_and_report_their_file_line(tmp_path, mon
     # Not once per bad row: a pass that fails on the late word, one typing the blocks, the rows.
     assert reads.total <= 3 * size + 64 * 1024
     reads.total = 0
-    with pytest.raises(splits.BadRecord) as failure:
+    with pytest.raises(BadRecord) as failure:
         list(read_records(split, "csv", block_size=16 * 1024))
     assert failure.value.line == bad_lines[0], str(failure.value)
     assert "expected 5 columns, found 3" in str(failure.value)
