@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 
 import pytest
 
 from mapreduce.defaults import MIN_AUTO_SPLIT_BYTES, SPLIT_SIZE_BYTES
 from mapreduce.errors import InputError, ProtocolError
-from mapreduce.inputs import (BadRecord, Segment, Split, automatic_split_size, expand_inputs,
-                              plan_splits, read_blocks, read_records)
+from helpers import ROOT
+from mapreduce.inputs import (BATCH_FORMATS, INPUT_FORMATS, TEXT_FORMATS, BadRecord, Segment, Split,
+                              automatic_split_size, expand_inputs, plan_splits, read_blocks,
+                              read_records)
 
 MiB = 1024 * 1024
 
@@ -272,6 +275,27 @@ def test_files_format_yields_whole_text_and_never_cuts(tmp_path):
     records = [record for split in planned for record in read_records(split, "files")]
     assert records == [(a, "line 1\r\nline 2\n" * 100), (b, "second \ufffd file"), (c, "")]
     assert len(plan_splits([b, c], "files", 1000)) == 1   # small files are grouped
+
+
+# ---------------------------------------------------------------------------------------------
+# The table of readers
+# ---------------------------------------------------------------------------------------------
+
+def test_the_readme_lists_every_input_format():
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines()
+               if line.startswith("| `INPUT_FORMAT`"))
+    assert re.findall(r'`"(\w+)"`', row) == list(INPUT_FORMATS)
+
+
+def test_formats_outside_the_table_are_refused(tmp_path):
+    (split,) = plan_splits([write(tmp_path / "a.txt", b"a\n")], "lines", None)
+    with pytest.raises(ValueError, match="must be one of lines, files, jsonl, csv, parquet, pairs, "
+                                         "not 'xml'"):
+        read_records(split, "xml")
+    with pytest.raises(ValueError, match="map_batches reads 'lines' or 'files' input, not 'jsonl'"):
+        read_blocks(split, "jsonl")
+    assert TEXT_FORMATS == ("lines", "files", "jsonl", "csv")      # checked for binary content
+    assert BATCH_FORMATS == ("lines", "files")
 
 
 # ---------------------------------------------------------------------------------------------

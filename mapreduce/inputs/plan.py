@@ -18,7 +18,7 @@ from ..defaults import MIN_AUTO_SPLIT_BYTES, MIN_SPLIT_SIZE_BYTES, SPLIT_SIZE_BY
 from ..errors import InputError, MapReduceError, ProtocolError
 from ..sizes import size_text
 from .discover import InputFile
-from .readers import LINE_FORMATS, check_input_format
+from .readers import BY_LINE, BY_ROW_GROUP, reader_for
 from .streams import compression_of
 
 # A file is only cut when what remains is more than this many split sizes, so a file slightly
@@ -141,11 +141,13 @@ def plan_splits(files: Iterable[InputFile | str], input_format: str, split_size:
     """Splits covering `files` in order, indexed 0..n-1; at least one when there is a file.
     `files`: what expand_inputs found, or paths (their sizes are then asked for here).
 
-    "lines": a file larger than the split size is cut into segments of about split_size bytes;
-    "files": each file is one record and is never cut. In both, small files are grouped into one
-    split until it would exceed split_size. split_size=None picks it from the total input size.
+    The format's reader says how its files are cut (Reader.split_by): BY_LINE, a file larger
+    than the split size is cut into segments of about split_size bytes (a compressed file never
+    is); BY_FILE, each file is read whole. In both, small files and pieces are grouped into one
+    split until it would exceed split_size. BY_ROW_GROUP: one split per Parquet row group.
+    split_size=None picks it from the total input size.
     """
-    check_input_format(input_format)
+    split_by = reader_for(input_format).split_by
     if min_splits < 1:
         raise ValueError(f"min_splits must be at least 1, not {min_splits}")
     files = [file if isinstance(file, InputFile) else InputFile(file) for file in files]
@@ -154,10 +156,10 @@ def plan_splits(files: Iterable[InputFile | str], input_format: str, split_size:
         split_size = automatic_split_size(sum(size for _, size in sizes), min_splits)
     elif split_size < 1:
         raise ValueError(f"split size must be at least 1 byte, not {split_size}")
-    if input_format == "parquet":
+    if split_by == BY_ROW_GROUP:
         pieces = [piece for path, _ in sizes for piece in _row_groups(path)]
         return [Split(index, (piece,)) for index, piece in enumerate(pieces)]
-    if input_format in LINE_FORMATS:
+    if split_by == BY_LINE:
         pieces = [piece for path, size in sizes for piece in
                   ([Segment(path, 0, size, file_size=size)] if compression_of(path)
                    else _cut_file(path, size, split_size))]
