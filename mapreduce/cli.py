@@ -15,7 +15,7 @@ import click
 
 from . import __version__, defaults
 from .errors import MapReduceError
-from .splits import parse_size
+from .sizes import parse_size
 
 
 class SizeType(click.ParamType):

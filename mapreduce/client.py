@@ -22,7 +22,7 @@ from .errors import MapReduceError
 from .local import interrupted_error, prepare_submission
 from .progress import ProgressReporter
 from .protocol import Message
-from .splits import check_split_size
+from .inputs import check_split_size
 
 DEFAULT_TIMEOUT_S = 5.0
 WATCH_INTERVAL_S = 0.2

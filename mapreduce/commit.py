@@ -83,7 +83,7 @@ def check_job_paths(inputs: list[str], output_dir: str, work_dir: str | None = N
     output would delete the input, and a later run would read this job's output (or its shuffle
     files) back as input. Paths are compared where they really are (`..` and symlinks resolved
     locally; the same bucket and overlapping prefixes for URIs)."""
-    from .splits import is_pattern
+    from .inputs import is_pattern
     for spelled in inputs:
         item = storage.normalize(os.fspath(spelled))
         if is_pattern(item):

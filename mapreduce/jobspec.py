@@ -21,7 +21,7 @@ import cloudpickle
 
 from .errors import JobLoadError
 
-from .splits import INPUT_FORMATS  # noqa: E402
+from .inputs import BATCH_FORMATS, INPUT_FORMATS  # noqa: E402
 
 
 @dataclass
@@ -118,8 +118,9 @@ def job_from_module(module, ref: str) -> Job:
     if input_format not in INPUT_FORMATS:
         raise JobLoadError(f"job '{ref}': INPUT_FORMAT is {input_format!r}; use one of "
                            f"{', '.join(map(repr, INPUT_FORMATS))}.")
-    if callable(map_batches) and input_format not in ("lines", "files"):
-        raise JobLoadError(f"job '{ref}': map_batches reads INPUT_FORMAT 'lines' or 'files'; "
+    if callable(map_batches) and input_format not in BATCH_FORMATS:
+        raise JobLoadError(f"job '{ref}': map_batches reads INPUT_FORMAT "
+                           f"{' or '.join(map(repr, BATCH_FORMATS))}; "
                            f"for {input_format!r} input define mapper(key, value).")
     if hooks["combiner"] is not None and hooks["reducer"] is None:
         raise JobLoadError(f"job '{ref}' defines a combiner but no reducer; a combiner only makes "

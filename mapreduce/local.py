@@ -24,7 +24,7 @@ from .interrupts import Terminated, raise_terminated
 from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
-from .splits import TEXT_FORMATS, check_split_size, expand_inputs, looks_binary, plan_splits
+from .inputs import TEXT_FORMATS, check_split_size, expand_inputs, looks_binary, plan_splits
 
 
 @dataclass
@@ -59,11 +59,11 @@ def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers:
     files = expand_inputs(list(inputs))
     check_job_paths(inputs, output_dir, work_dir)
     check_output_dir(output_dir, overwrite)
-    binary = ([path for path in files if looks_binary(path)]
+    binary = ([file for file in files if looks_binary(file.path)]
               if job.input_format in TEXT_FORMATS else [])
     if skip_binary and binary:
         skipped = set(binary)
-        files = [path for path in files if path not in skipped]
+        files = [file for file in files if file not in skipped]
         if not files:
             raise InputError(f"every input file looks binary (a NUL byte in its first "
                              f"{defaults.BINARY_CHECK_BYTES // 1024} KiB), and --skip-binary "
@@ -73,7 +73,7 @@ def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers:
     # --reducers 0 runs any job map-only, as Hadoop's zero reducers do.
     num_reducers = 0 if job.map_only or reducers == 0 else (reducers or workers)
     if job.setup is not None:
-        _run_setup(job, files, num_reducers)
+        _run_setup(job, [file.path for file in files], num_reducers)
     try:
         code = dumps_job(job)
     except Exception as exc:
@@ -81,8 +81,8 @@ def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers:
                            f"with {type(exc).__name__}: {exc}. Module-level values the job's "
                            f"functions use must be picklable (open files, sockets and locks are "
                            f"not).") from None
-    for path in binary if warn is not None else ():
-        warn(_binary_warning(path, skip_binary))
+    for file in binary if warn is not None else ():
+        warn(_binary_warning(file.path, skip_binary))
     return JobSubmission(job.name, code, [s.to_wire() for s in splits],
                          [s.describe() for s in splits], num_reducers, output_dir, overwrite,
                          max_attempts, output_format=output_format,

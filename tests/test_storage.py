@@ -443,3 +443,27 @@ def test_worker_names_an_input_object_it_cannot_read(s3, monkeypatch):
     message = failure.value.report["message"]
     assert f"cannot read the input 's3://{bucket}/gone.txt' (it does not exist)" in message
     assert "AWS_ENDPOINT_URL" in message
+
+
+def test_object_sizes_listed_with_a_prefix_travel_to_planning(s3, monkeypatch):
+    from mapreduce.inputs import Split, expand_inputs, plan_splits
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    bucket = s3.bucket("in")
+    s3.put(f"{bucket}/in/a.txt", b"x\n" * 10)
+    s3.put(f"{bucket}/in/b.txt", b"y\n")
+    s3.put(f"{bucket}/in/_SUCCESS", b"")
+    s3.put(f"{bucket}/one.txt", b"z\n" * 3)
+    found = expand_inputs([f"s3://{bucket}/in", f"s3://{bucket}/one.txt"])
+    assert [(file.path, file.size) for file in found] == [(f"s3://{bucket}/in/a.txt", 20),
+                                                          (f"s3://{bucket}/in/b.txt", 2),
+                                                          (f"s3://{bucket}/one.txt", 6)]
+
+    def no_request(location):
+        raise AssertionError(f"planning asked for the size of {location}")
+    monkeypatch.setattr(storage, "size", no_request)
+    planned = plan_splits(found, "lines", 20)
+    assert [split.describe() for split in planned] == [
+        f"s3://{bucket}/in/a.txt", f"2 files: s3://{bucket}/in/b.txt, s3://{bucket}/one.txt"]
+    # A split rebuilt from the wire (on a worker) knows no sizes, and asks for none for a message.
+    assert Split.from_wire(planned[0].to_wire()).describe() == f"s3://{bucket}/in/a.txt bytes 0-20"

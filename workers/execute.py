@@ -19,7 +19,7 @@ from mapreduce import counters, shuffle, storage, vectorized
 from mapreduce.errors import RecordError
 from mapreduce.jobspec import Job
 from mapreduce.output import PartWriter, part_writer
-from mapreduce.splits import BadRecord, Split, read_blocks, read_records
+from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
 
 _FRAMEWORK_DIRS = tuple(
     os.path.dirname(os.path.abspath(module.__file__)) + os.sep

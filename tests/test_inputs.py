@@ -1,16 +1,19 @@
-"""Tests of mapreduce.splits: input discovery, split planning and record reading, on real files."""
+"""Tests of mapreduce.inputs: input discovery, split planning and record reading, on real files."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import re
 
 import pytest
 
-from mapreduce import splits
+from mapreduce.defaults import MIN_AUTO_SPLIT_BYTES, SPLIT_SIZE_BYTES
 from mapreduce.errors import InputError, ProtocolError
-from mapreduce.splits import (Segment, Split, expand_inputs, parse_size, plan_splits,
+from helpers import ROOT
+from mapreduce.inputs import (BATCH_FORMATS, INPUT_FORMATS, TEXT_FORMATS, BadRecord, Segment, Split,
+                              automatic_split_size, expand_inputs, plan_splits, read_blocks,
                               read_records)
 
 MiB = 1024 * 1024
@@ -35,8 +38,8 @@ def write(path, data: bytes) -> str:
     return str(path)
 
 
-def lines_of(split_list, input_format="lines") -> list[str]:
-    return [value for split in split_list for _, value in read_records(split, input_format)]
+def lines_of(split_list, input_format="lines", **options) -> list[str]:
+    return [value for split in split_list for _, value in read_records(split, input_format, **options)]
 
 
 def segment_lines(path, start, end) -> list[str]:
@@ -56,13 +59,13 @@ def random_text(rng: random.Random, n_lines: int) -> bytes:
     return data
 
 
-def assert_split_reading_matches(path: str, data: bytes, split_size: int) -> None:
+def assert_split_reading_matches(path: str, data: bytes, split_size: int, **options) -> None:
     planned = plan_splits([path], "lines", split_size)
     assert [s.index for s in planned] == list(range(len(planned)))
     pieces = [seg for s in planned for seg in s.segments]
     assert pieces[0].start == 0 and pieces[-1].end == len(data)
     assert all(a.end == b.start for a, b in zip(pieces, pieces[1:]))  # no gap, no overlap
-    assert lines_of(planned) == reference_lines(data), f"split size {split_size}"
+    assert lines_of(planned, **options) == reference_lines(data), f"split size {split_size}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,13 +177,12 @@ def test_random_text_with_random_split_sizes(tmp_path):
             assert_split_reading_matches(path, data, split_size)
 
 
-def test_lines_longer_than_the_read_block(tmp_path, monkeypatch):
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 16)
+def test_lines_longer_than_the_read_block(tmp_path):
     rng = random.Random(7)
     data = random_text(rng, 60) + b"\n" + "é".encode() * 500 + b"\r\n" + b"z" * 333
     path = write(tmp_path / "long.txt", data)
     for split_size in [1, 5, 16, 17, 31, 100, 1000, len(data)]:
-        assert_split_reading_matches(path, data, split_size)
+        assert_split_reading_matches(path, data, split_size, block_size=16)
 
 
 def test_a_real_five_megabyte_line(tmp_path):
@@ -245,11 +247,11 @@ def test_automatic_split_size_spreads_over_min_splits(tmp_path):
     planned = plan_splits([str(sparse)], "lines", None, min_splits=4)
     assert [seg.size for s in planned for seg in s.segments] == [int(2.5 * MiB)] * 4
     # Never below 1 MiB, never above the 64 MiB default.
-    assert splits.automatic_split_size(100, 8) == splits.MIN_AUTO_SPLIT_BYTES
-    assert splits.automatic_split_size(10**12, 2) <= splits.SPLIT_SIZE_BYTES
-    assert splits.automatic_split_size(256 * MiB, 2) == splits.SPLIT_SIZE_BYTES
+    assert automatic_split_size(100, 8) == MIN_AUTO_SPLIT_BYTES
+    assert automatic_split_size(10**12, 2) <= SPLIT_SIZE_BYTES
+    assert automatic_split_size(256 * MiB, 2) == SPLIT_SIZE_BYTES
     # Whole waves: 200 MB on 2 workers is 4 splits of 50 MB, not 64 + 64 + 64 + 8.
-    assert splits.automatic_split_size(200 * 10**6, 2) == 50 * 10**6
+    assert automatic_split_size(200 * 10**6, 2) == 50 * 10**6
     assert len(plan_splits([str(sparse)], "lines", None, min_splits=100)) == 10
 
 
@@ -276,6 +278,27 @@ def test_files_format_yields_whole_text_and_never_cuts(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
+# The table of readers
+# ---------------------------------------------------------------------------------------------
+
+def test_the_readme_lists_every_input_format():
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines()
+               if line.startswith("| `INPUT_FORMAT`"))
+    assert re.findall(r'`"(\w+)"`', row) == list(INPUT_FORMATS)
+
+
+def test_formats_outside_the_table_are_refused(tmp_path):
+    (split,) = plan_splits([write(tmp_path / "a.txt", b"a\n")], "lines", None)
+    with pytest.raises(ValueError, match="must be one of lines, files, jsonl, csv, parquet, pairs, "
+                                         "not 'xml'"):
+        read_records(split, "xml")
+    with pytest.raises(ValueError, match="map_batches reads 'lines' or 'files' input, not 'jsonl'"):
+        read_blocks(split, "jsonl")
+    assert TEXT_FORMATS == ("lines", "files", "jsonl", "csv")      # checked for binary content
+    assert BATCH_FORMATS == ("lines", "files")
+
+
+# ---------------------------------------------------------------------------------------------
 # Split description and wire format
 # ---------------------------------------------------------------------------------------------
 
@@ -296,11 +319,17 @@ def test_wire_round_trip_through_json(tmp_path):
         Split.from_wire({"index": 1})
     with pytest.raises(ProtocolError):
         Split.from_wire({"index": 1, "segments": [["a", 5, 2]]})
+    with pytest.raises(ProtocolError):
+        Split.from_wire({"index": 1, "segments": [["a", 0, 2, "bytes", 99]]})
 
 
 # ---------------------------------------------------------------------------------------------
 # Input discovery
 # ---------------------------------------------------------------------------------------------
+
+def expanded(inputs) -> list[str]:
+    return [file.path for file in expand_inputs(inputs)]
+
 
 @pytest.fixture
 def tree(tmp_path, monkeypatch):
@@ -314,30 +343,30 @@ def tree(tmp_path, monkeypatch):
 
 
 def test_directory_recursion_skips_hidden_and_underscore_names(tree):
-    assert expand_inputs(["data"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
-    assert expand_inputs(["data/"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
+    assert expanded(["data"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
+    assert expanded(["data/"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
 
 
 def test_explicit_hidden_files_are_kept(tree):
-    assert expand_inputs(["data/_SUCCESS", "data/.hidden"]) == ["data/_SUCCESS", "data/.hidden"]
+    assert expanded(["data/_SUCCESS", "data/.hidden"]) == ["data/_SUCCESS", "data/.hidden"]
 
 
 def test_inputs_keep_the_given_order_and_duplicates_count_once(tree):
-    result = expand_inputs(["other", "data/b.txt", "data", "./data/a.txt", "other/y.csv"])
+    result = expanded(["other", "data/b.txt", "data", "./data/a.txt", "other/y.csv"])
     assert result == ["other/y.csv", "other/z.csv", "data/b.txt", "data/a.txt",
                       "data/sub/c.txt"]
 
 
 def test_globs(tree):
-    assert expand_inputs(["*/*.csv"]) == ["other/y.csv", "other/z.csv"]
-    assert expand_inputs(["data/**/*.txt"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
-    assert expand_inputs(["data/*"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
-    assert expand_inputs(["other/_*.csv"]) == ["other/_skip.csv"]
+    assert expanded(["*/*.csv"]) == ["other/y.csv", "other/z.csv"]
+    assert expanded(["data/**/*.txt"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
+    assert expanded(["data/*"]) == ["data/a.txt", "data/b.txt", "data/sub/c.txt"]
+    assert expanded(["other/_*.csv"]) == ["other/_skip.csv"]
 
 
 def test_file_with_bracket_in_its_name_is_taken_literally(tree):
     write(tree / "data" / "x[1].txt", b"1\n")
-    assert expand_inputs(["data/x[1].txt"]) == ["data/x[1].txt"]
+    assert expanded(["data/x[1].txt"]) == ["data/x[1].txt"]
 
 
 @pytest.mark.parametrize("inputs, message", [
@@ -397,31 +426,14 @@ def test_unreadable_file_by_permissions(tree):
 
 def test_symlink_loop_in_a_directory_terminates(tree):
     os.symlink(tree / "data", tree / "data" / "sub" / "loop")
-    result = expand_inputs(["data"])
+    result = expanded(["data"])
     assert result[:2] == ["data/a.txt", "data/b.txt"]
     assert len({os.path.realpath(path) for path in result}) == len(result) == 3
 
 
 # ---------------------------------------------------------------------------------------------
-# Sizes
+# Vectorised reading
 # ---------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("text, expected", [
-    ("1000", 1000), ("64MB", 64 * MiB), ("64MiB", 64 * MiB), ("64m", 64 * MiB),
-    ("64 mb", 64 * MiB), ("1.5GB", 1536 * MiB), ("512k", 512 * 1024), ("512KiB", 512 * 1024),
-    ("2T", 2 * 1024 ** 4), ("100b", 100), (" 7 ", 7), (".5K", 512),
-    ("9007199254740993", 9007199254740993),
-])
-def test_parse_size(text, expected):
-    assert parse_size(text) == expected
-
-
-@pytest.mark.parametrize("text", ["", "abc", "64XB", "0", "-5", "0.1", "1e6", "64 ib", "MB",
-                                  "1.2.3", "5 5"])
-def test_parse_size_rejects_invalid_text(text):
-    with pytest.raises(ValueError, match="invalid size"):
-        parse_size(text)
-
 
 HOSTILE_TEXTS = {
     "crlf and lone cr": b"one\r\ntwo\rstill two\r\n\r\nfive\n",
@@ -437,14 +449,15 @@ HOSTILE_TEXTS = {
 
 @pytest.mark.parametrize("name", HOSTILE_TEXTS)
 @pytest.mark.parametrize("split_size", [7, 64, None])
-def test_vectorised_blocks_hold_exactly_the_lines_of_the_record_reader(tmp_path, monkeypatch, name, split_size):
+def test_vectorised_blocks_hold_exactly_the_lines_of_the_record_reader(tmp_path, name, split_size):
     # read_blocks builds Arrow arrays without Python strings; it must cut and decode the same lines.
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 5)   # blocks cut inside lines and CRLF pairs
+    # Blocks of 5 bytes are cut inside lines and CRLF pairs.
     path = tmp_path / "input.txt"
     path.write_bytes(HOSTILE_TEXTS[name])
     for split in plan_splits([str(path)], "lines", split_size):
-        records = [value for _, value in splits.read_records(split, "lines")]
-        blocks = [line for _, values in splits.read_blocks(split, "lines") for line in values.to_pylist()]
+        records = [value for _, value in read_records(split, "lines", block_size=5)]
+        blocks = [line for _, values in read_blocks(split, "lines", block_size=5)
+                  for line in values.to_pylist()]
         assert blocks == records
 
 
@@ -499,7 +512,6 @@ class ReadCounter:
 
 def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_once(tmp_path, monkeypatch):
     block = 256
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", block)
     lines = [json.dumps({"n": i, "pad": "x" * (i % 40)}) for i in range(4000)]
     bad = [1200, 2500, 3990]                   # 0-based, in three different splits far into the file
     for index in bad:
@@ -513,7 +525,8 @@ def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_on
     overhead = len(planned) * (2 * block + longest)   # a split reads on to finish its last line
 
     skipped: list = []
-    records = [value for split in planned for _, value in read_records(split, "jsonl", skipped)]
+    records = [value for split in planned
+               for _, value in read_records(split, "jsonl", skipped, block_size=block)]
     assert records == [json.loads(line) for i, line in enumerate(lines) if i not in bad]
     assert len(skipped) == len(bad)
     assert size <= reads.total <= size + overhead       # skipping reads no prefix
@@ -523,8 +536,8 @@ def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_on
     for split in planned:
         before = reads.total
         try:
-            list(read_records(split, "jsonl"))
-        except splits.BadRecord as error:
+            list(read_records(split, "jsonl", block_size=block))
+        except BadRecord as error:
             failures.append(error.line)
             assert "not JSON" in str(error) and f"line {error.line}:" in str(error)
             # the failing split's own bytes, then its prefix, counted once: not per segment
@@ -553,10 +566,9 @@ def csv_text(rows: int) -> str:
     return "\n".join(csv_rows(rows)) + "\n"
 
 
-def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path, monkeypatch):
+def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path):
     import pyarrow as pa
     import pyarrow.csv as pcsv
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 16 * 1024)
     path = tmp_path / "data.csv"
     path.write_text(csv_text(60_000))
     expected = pcsv.read_csv(path)                            # the plain reading of the whole file
@@ -565,7 +577,7 @@ def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path, monke
     held = 0
     rows = []
     for split in plan_splits([str(path)], "csv", None):
-        for number, (_, row) in enumerate(read_records(split, "csv")):
+        for number, (_, row) in enumerate(read_records(split, "csv", block_size=16 * 1024)):
             rows.append(row)
             if number % 1000 == 0:
                 held = max(held, pa.total_allocated_bytes() - baseline)
@@ -575,7 +587,6 @@ def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path, monke
 
 
 def test_csv_bad_rows_cost_no_rereading_and_report_their_file_line(tmp_path, monkeypatch):
-    monkeypatch.setattr(splits, "READ_BLOCK_BYTES", 16 * 1024)
     lines = csv_rows(20_000)
     for index in sorted((len(lines) - 40 - 100 * k for k in range(30)), reverse=True):
         lines.insert(index, "w1,1,2")                             # too few columns, far into the file
@@ -588,13 +599,13 @@ def test_csv_bad_rows_cost_no_rereading_and_report_their_file_line(tmp_path, mon
     reads = ReadCounter(monkeypatch)
     (split,) = plan_splits([f"file://{path}"], "csv", None)
     skipped: list = []
-    rows = [row for _, row in read_records(split, "csv", skipped)]
+    rows = [row for _, row in read_records(split, "csv", skipped, block_size=16 * 1024)]
     assert len(skipped) == len(bad_lines) and len(rows) == 20_000
     # Not once per bad row: a pass that fails on the late word, one typing the blocks, the rows.
     assert reads.total <= 3 * size + 64 * 1024
     reads.total = 0
-    with pytest.raises(splits.BadRecord) as failure:
-        list(read_records(split, "csv"))
+    with pytest.raises(BadRecord) as failure:
+        list(read_records(split, "csv", block_size=16 * 1024))
     assert failure.value.line == bad_lines[0], str(failure.value)
     assert "expected 5 columns, found 3" in str(failure.value)
     assert reads.total <= 4 * size + 64 * 1024             # and the file up to the bad row, once
