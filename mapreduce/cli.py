@@ -15,6 +15,7 @@ import click
 
 from . import defaults
 from .errors import MapReduceError
+from .logconfig import configure_logging
 from .splits import parse_size
 
 
@@ -109,21 +110,6 @@ def job_options(command):
     ]):
         command = decorator(command)
     return command
-
-
-LOG_FILE_ENV = "MAPREDUCE_LOG_FILE"
-LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
-
-
-def configure_logging(verbose: int = 0, log_file: str | None = None) -> None:
-    """Framework logs to stderr, or to --log-file (inherited by `run`'s worker processes)."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    log_file = log_file or os.environ.get(LOG_FILE_ENV)
-    if log_file:
-        os.environ[LOG_FILE_ENV] = os.path.abspath(log_file)
-        logging.basicConfig(level=level, format=LOG_FORMAT, filename=os.environ[LOG_FILE_ENV])
-    else:
-        logging.basicConfig(level=level, format=LOG_FORMAT)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
