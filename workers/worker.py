@@ -55,7 +55,9 @@ def executor_main(conn) -> None:
     gc.freeze()
     gc.set_threshold(*defaults.EXECUTOR_GC_THRESHOLDS)
     from mapreduce.jobspec import loads_job
-    from workers.execute import TaskError, captured_output, describe_exception, log_tail, run_task
+    from mapreduce.worker.attempt import run_task
+    from mapreduce.worker.failures import TaskError, describe_exception
+    from mapreduce.worker.logs import captured_output, log_tail
     jobs = {}
     while True:
         try:
@@ -155,7 +157,7 @@ class Worker:
 
     def run(self) -> int:
         """Serve until stopped; returns the process exit status."""
-        importlib.import_module("workers.execute")   # pyarrow & co. once, before forking executors
+        importlib.import_module("mapreduce.worker.attempt")   # pyarrow & co. once, before forking executors
         # The first executors are forked before the ZeroMQ context exists; replacements (after an
         # executor dies, or is killed to cancel its attempt) are forked later, while it runs. An
         # executor never uses ZeroMQ: it talks to this process over a pipe, a forked child has
