@@ -6,15 +6,12 @@ status; framework tracebacks are for framework bugs only.
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
 import sys
 
 import click
 
 from . import defaults
-from .errors import MapReduceError
+from .exits import reports_errors
 from .logconfig import configure_logging
 from .splits import parse_size
 
@@ -29,21 +26,6 @@ class SizeType(click.ParamType):
             return parse_size(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-
-
-def reports_errors(command):
-    """Turn MapReduceError into `mapreduce: error: <paragraph>` and its exit status."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except MapReduceError as exc:
-            click.echo(f"mapreduce: error: {exc.paragraph()}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("mapreduce: interrupted", err=True)
-            sys.exit(130)
-    return wrapper
 
 
 def heartbeat_options(command):
@@ -238,16 +220,10 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
 @reports_errors
 def worker_command(connect, processes, parent_pid, heartbeat_interval, liveness, keys_dir, insecure):
     """Serve a coordinator: run the map and reduce tasks it hands out."""
-    from .security import require_keys_for
-    from workers.pool import SECRET_ENV
-    from workers.worker import serve
-    if not logging.getLogger().handlers:
-        configure_logging()           # started as `python -m workers` by the local pool
-    require_keys_for(connect, keys_dir, insecure, "worker")
-    secret = os.environ.get(SECRET_ENV)
-    sys.exit(serve(connect, processes, secret=bytes.fromhex(secret) if secret else None,
-                   heartbeat_interval=heartbeat_interval, liveness=liveness, parent_pid=parent_pid,
-                   keys_dir=keys_dir))
+    from .worker.main import run_worker
+    sys.exit(run_worker(connect, processes, parent_pid=parent_pid,
+                        heartbeat_interval=heartbeat_interval, liveness=liveness,
+                        keys_dir=keys_dir, insecure=insecure))
 
 
 @main.group("keys")
