@@ -6,15 +6,14 @@ status; framework tracebacks are for framework bugs only.
 
 from __future__ import annotations
 
-import functools
 import logging
-import os
 import sys
 
 import click
 
 from . import __version__, defaults
-from .errors import MapReduceError
+from .exits import reports_errors
+from .logconfig import configure_logging
 from .sizes import parse_size
 
 
@@ -28,21 +27,6 @@ class SizeType(click.ParamType):
             return parse_size(value)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
-
-
-def reports_errors(command):
-    """Turn MapReduceError into `mapreduce: error: <paragraph>` and its exit status."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            return command(*args, **kwargs)
-        except MapReduceError as exc:
-            click.echo(f"mapreduce: error: {exc.paragraph()}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("mapreduce: interrupted", err=True)
-            sys.exit(130)
-    return wrapper
 
 
 def heartbeat_options(command):
@@ -109,21 +93,6 @@ def job_options(command):
     ]):
         command = decorator(command)
     return command
-
-
-LOG_FILE_ENV = "MAPREDUCE_LOG_FILE"
-LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
-
-
-def configure_logging(verbose: int = 0, log_file: str | None = None) -> None:
-    """Framework logs to stderr, or to --log-file (inherited by `run`'s worker processes)."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    log_file = log_file or os.environ.get(LOG_FILE_ENV)
-    if log_file:
-        os.environ[LOG_FILE_ENV] = os.path.abspath(log_file)
-        logging.basicConfig(level=level, format=LOG_FORMAT, filename=os.environ[LOG_FILE_ENV])
-    else:
-        logging.basicConfig(level=level, format=LOG_FORMAT)
 
 
 def _more_verbose(ctx, param, value) -> None:
@@ -260,6 +229,7 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
 
 
 @main.command("worker")
+@verbose_option
 @click.option("--connect", required=True, help="Coordinator address, e.g. tcp://host:5555.")
 @click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
               help="Tasks this worker runs at once (one executor process each).")
@@ -270,16 +240,12 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
 @reports_errors
 def worker_command(connect, processes, parent_pid, heartbeat_interval, liveness, keys_dir, insecure):
     """Serve a coordinator: run the map and reduce tasks it hands out."""
-    from .security import require_keys_for
-    from workers.pool import SECRET_ENV
-    from workers.worker import serve
+    from .worker.main import run_worker
     if not logging.getLogger().handlers:
-        configure_logging()           # started as `python -m workers` by the local pool
-    require_keys_for(connect, keys_dir, insecure, "worker")
-    secret = os.environ.get(SECRET_ENV)
-    sys.exit(serve(connect, processes, secret=bytes.fromhex(secret) if secret else None,
-                   heartbeat_interval=heartbeat_interval, liveness=liveness, parent_pid=parent_pid,
-                   keys_dir=keys_dir))
+        configure_logging()   # started as `python -m mapreduce.worker`: --log-file's file, if any
+    sys.exit(run_worker(connect, processes, parent_pid=parent_pid,
+                        heartbeat_interval=heartbeat_interval, liveness=liveness,
+                        keys_dir=keys_dir, insecure=insecure))
 
 
 @main.group("keys")

@@ -2,9 +2,9 @@
 
 No ZeroMQ and no worker processes, so `breakpoint()`, pdb and print debugging work in the job's
 code. It is not a second engine: the tasks run through the same code as on workers
-(`workers.execute.run_task`, given the same task headers the coordinator builds), and the output is
-committed by the same protocol, so the result is byte-identical to a normal run with the same
---workers/--reducers. There are no retries: the first failure stops the job.
+(`mapreduce.worker.attempt.run_task`, given the same task headers the coordinator builds), and the
+output is committed by the same protocol, so the result is byte-identical to a normal run with the
+same --workers/--reducers. There are no retries: the first failure stops the job.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from .errors import TaskFailedError
 from .output import finish_parts
 from .jobspec import Job
 from .progress import ProgressReporter
+from .worker.attempt import run_task
+from .worker.failures import TaskError
 
 
 def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, started: float,
                work_dir: str | None = None):
-    from workers.execute import TaskError, run_task
     job_id = f"inline-{secrets.token_hex(3)}"
     staging = commit.staging_dir_for(submission.output_dir, job_id)
     if work_dir is None:

@@ -2,8 +2,8 @@
 
 The same Coordinator and the same worker processes as a cluster, all on this machine: the
 coordinator runs in this process, bound to an ipc socket in a private (0700) temporary directory,
-and a local pool starts N `python -m workers` processes that connect to it. Frames are authenticated
-with a secret shared only with those processes.
+and a local pool starts N `python -m mapreduce.worker` processes that connect to it. Frames are
+authenticated with a secret shared only with those processes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
 from .inputs import TEXT_FORMATS, check_split_size, expand_inputs, looks_binary, plan_splits
+from .worker.pool import LocalPool
 
 
 @dataclass
@@ -184,11 +185,6 @@ def _run_step(job: Job, inputs: list[str], output_dir: str, output_format: str, 
     settings = SchedulerSettings(heartbeat_interval=options.heartbeat_interval,
                                  liveness=options.liveness,
                                  backup_min_runtime=options.backup_min_runtime)
-    # Here mapreduce depends on the workers package (for the local pool), which itself imports
-    # mapreduce at module level: imported where it is used, so importing mapreduce.local does
-    # not load the worker side.
-    from workers.pool import LocalPool
-
     private = leftovers.owned_temp_dir("mapreduce-run-")
     try:
         coordinator = Coordinator(_local_address(private), work_dir=work_dir or private,

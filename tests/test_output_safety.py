@@ -340,7 +340,7 @@ def test_commit_error_in_one_job_leaves_the_coordinator_serving_the_next(corpus,
                                                                          monkeypatch):
     from mapreduce.steps import load_steps
     from mapreduce.local import prepare_submission
-    from workers.pool import LocalPool
+    from mapreduce.worker.pool import LocalPool
     real = commit.commit_job
 
     def broken_for_a(staging, output, overwrite=False):

@@ -432,14 +432,15 @@ def test_resolve_maps_uris_to_filesystem_paths_and_caches_the_filesystem():
 
 
 def test_worker_names_an_input_object_it_cannot_read(s3, monkeypatch):
-    from workers.execute import TaskError, _check_readable
+    from mapreduce.worker.access import check_readable
+    from mapreduce.worker.failures import TaskError
     for name, value in s3.env.items():
         monkeypatch.setenv(name, value)
     bucket = s3.bucket("in")
     s3.put(f"{bucket}/there.txt", b"x\n")
-    _check_readable(f"s3://{bucket}/there.txt")
+    check_readable(f"s3://{bucket}/there.txt")
     with pytest.raises(TaskError) as failure:
-        _check_readable(f"s3://{bucket}/gone.txt")
+        check_readable(f"s3://{bucket}/gone.txt")
     message = failure.value.report["message"]
     assert f"cannot read the input 's3://{bucket}/gone.txt' (it does not exist)" in message
     assert "AWS_ENDPOINT_URL" in message

@@ -1,10 +1,10 @@
-"""The worker process: registers with a coordinator, heartbeats, and runs task attempts.
+"""The worker process: registers with a coordinator, heartbeats, and hands out task attempts.
 
 Shape (the zguide's Paranoid Pirate worker): the parent process owns the ZeroMQ DEALER socket and
 never runs user code, so heartbeats keep flowing while a mapper sleeps, spins, or holds the GIL in C
-code. Each task slot is a child *executor* process that runs one attempt at a time. An executor that
-dies (the user's code called os._exit, segfaulted, ran out of memory) is reported as a lost attempt
-and replaced; a cancelled attempt is stopped by killing its executor.
+code. Each task slot is a child *executor* process (executor.py) that runs one attempt at a time.
+An executor that dies (the user's code called os._exit, segfaulted, ran out of memory) is reported
+as a lost attempt and replaced; a cancelled attempt is stopped by killing its executor.
 
 When the coordinator falls silent for the liveness window, the worker abandons its attempts, closes
 its socket, opens a fresh one and registers again, backing off 1 s, 2 s, ... up to 32 s; ZeroMQ's own
@@ -13,10 +13,7 @@ reconnect is not enough after a coordinator restart, which forgets every peer.
 
 from __future__ import annotations
 
-import gc
-import importlib
 import logging
-import multiprocessing
 import os
 import secrets
 import signal
@@ -28,111 +25,10 @@ import zmq
 
 from mapreduce import defaults, protocol, security
 from mapreduce.protocol import Message
+from mapreduce.worker.executor import ExecutorSlot
 
 log = logging.getLogger("mapreduce.worker")
 
-_fork = multiprocessing.get_context("fork")
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies, so no orphan outlives a killed run."""
-    try:
-        import ctypes
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)       # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass        # not Linux: the parent-pid check in the worker loop still stops orphans
-
-
-# ---- executor: the child process that runs user code ---------------------------------------------
-
-def executor_main(conn) -> None:
-    die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the parent's to handle
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    # A map task allocates millions of small objects that mostly live until the next spill; the
-    # default collector would rescan them over and over (measured: ~10% of a word count's map).
-    gc.freeze()
-    gc.set_threshold(*defaults.EXECUTOR_GC_THRESHOLDS)
-    from mapreduce.jobspec import loads_job
-    from workers.execute import TaskError, captured_output, describe_exception, log_tail, run_task
-    jobs = {}
-    while True:
-        try:
-            header, blob = conn.recv()
-        except (EOFError, OSError):
-            return
-        job = jobs.get(header["job"])
-        if job is None:
-            try:
-                job = loads_job(blob)
-            except Exception as exc:
-                conn.send(("fail", _job_load_failure(exc)))
-                continue
-            jobs.clear()                  # one job at a time per executor: keep memory bounded
-            jobs[header["job"]] = job
-        log = header.get("log")
-        try:
-            with captured_output(log):
-                report = run_task(job, header)
-            conn.send(("done", report))
-        except TaskError as exc:
-            conn.send(("fail", {**exc.report, "log_tail": log_tail(log)}))
-        except Exception as exc:
-            conn.send(("fail", {**describe_exception(exc), "log_tail": log_tail(log)}))
-
-
-def _job_load_failure(exc: BaseException) -> dict:
-    if isinstance(exc, ModuleNotFoundError):
-        message = (f"the job needs the module '{exc.name}', which is not installed on worker "
-                   f"{pysocket.gethostname()}: install it there (pip install ...)")
-    else:
-        message = f"the job's code could not be loaded on this worker: {type(exc).__name__}: {exc}"
-    return {"type": type(exc).__name__, "message": message, "traceback": ""}
-
-
-class ExecutorSlot:
-    """One child process and the attempt it is running, if any."""
-
-    def __init__(self):
-        self.process = None
-        self.conn = None
-        self.current = None           # (job, task, attempt) while busy
-        self.start()
-
-    def start(self) -> None:
-        parent_end, child_end = _fork.Pipe()
-        self.process = _fork.Process(target=executor_main, args=(child_end,), daemon=True)
-        self.process.start()
-        child_end.close()
-        self.conn, self.current = parent_end, None
-
-    def run(self, header: dict, blob: bytes) -> None:
-        self.current = (header["job"], header["task"], header["attempt"])
-        self.conn.send((header, blob))
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def stop(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
-        self.conn.close()
-
-    def fileno(self) -> int:
-        return self.conn.fileno()
-
-    def exit_description(self) -> str:
-        self.process.join(1)
-        code = self.process.exitcode
-        if code is not None and code < 0:
-            return f"killed by signal {signal.Signals(-code).name}"
-        return f"exited with status {code}"
-
-
-# ---- the worker parent ------------------------------------------------------------------------
 
 class Worker:
     def __init__(self, connect: str, capacity: int = 1, *, secret: bytes | None = None,
@@ -155,8 +51,8 @@ class Worker:
 
     def run(self) -> int:
         """Serve until stopped; returns the process exit status."""
-        importlib.import_module("workers.execute")   # pyarrow & co. once, before forking executors
-        # The first executors are forked before the ZeroMQ context exists; replacements (after an
+        # The task code (pyarrow & co.) was loaded with the executor module, before any fork. The
+        # first executors are forked before the ZeroMQ context exists; replacements (after an
         # executor dies, or is killed to cancel its attempt) are forked later, while it runs. An
         # executor never uses ZeroMQ: it talks to this process over a pipe, a forked child has
         # none of the context's I/O threads, and the socket descriptors it inherits go unused.

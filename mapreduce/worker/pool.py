@@ -1,8 +1,9 @@
 """The local pool: starts N worker processes for `mapreduce run` and replaces those that die.
 
-Each is an ordinary worker (`python -m workers`) connecting over ZeroMQ, exactly what a cluster runs;
-the pool only supervises processes. They inherit the environment and working directory, die with
-their parent (PR_SET_PDEATHSIG, plus a parent-pid check), and are killed in `stop()`.
+Each is an ordinary worker (`python -m mapreduce.worker`) connecting over ZeroMQ, exactly what a
+cluster runs; the pool only supervises processes. They inherit the environment and working
+directory, get the run's secret in SECRET_ENV, die with their parent (PR_SET_PDEATHSIG, plus a
+parent-pid check), and are killed in `stop()`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import sys
 import time
 
 from mapreduce.errors import MapReduceError
-from workers.worker import die_with_parent
+from mapreduce.worker.lifetime import die_with_parent
 
-SECRET_ENV = "MAPREDUCE_SECRET"
+SECRET_ENV = "MAPREDUCE_SECRET"      # the per-run secret (hex) a worker authenticates frames with
 EARLY_DEATH_S = 3.0          # a worker dying this soon after start is a start-up failure...
 MAX_EARLY_DEATHS = 5         # ...and this many in a row means starting workers does not work here
 
@@ -44,7 +45,7 @@ class LocalPool:
         env = dict(os.environ)
         if self.secret:
             env[SECRET_ENV] = self.secret.hex()
-        command = [sys.executable, "-m", "workers", "--connect", self.connect,
+        command = [sys.executable, "-m", "mapreduce.worker", "--connect", self.connect,
                    "--parent-pid", str(os.getpid()), *self.options]
         process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                                    preexec_fn=die_with_parent)
@@ -62,7 +63,7 @@ class LocalPool:
                 if self.early_deaths >= MAX_EARLY_DEATHS:
                     raise MapReduceError(
                         f"worker processes keep exiting right after they start (last exit status "
-                        f"{process.returncode}); see their messages above. Is the 'workers' package "
+                        f"{process.returncode}); see their messages above. Is the 'mapreduce' package "
                         f"importable by {sys.executable}?")
             else:
                 self.early_deaths = 0

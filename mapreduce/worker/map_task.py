@@ -1,0 +1,140 @@
+"""A map attempt: the split's records through the user's mapper, out to the shuffle or the output.
+
+Three variants: per-record (`mapper`) into the shuffle's sorted runs, per-record straight to part
+files (a map-only job, or one run with --reducers 0), and vectorised (`map_batches`: Arrow batches
+in, then Arrow aggregation and runs, or part files). Each reads only its split and writes only
+under the attempt's own directory.
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+
+import pyarrow as pa
+
+from mapreduce import shuffle, vectorized
+from mapreduce.jobspec import Job
+from mapreduce.output import part_writer
+from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
+from mapreduce.worker.access import check_readable, make_output_dir
+from mapreduce.worker.failures import TaskError, failure_report
+from mapreduce.worker.pairs import as_pair
+
+
+def run_map(job: Job, task: dict) -> dict:
+    split = Split.from_wire(task["split"])
+    bad_records = [] if task.get("skip_bad_records") else None
+    for segment in split.segments:
+        check_readable(segment.path)
+    make_output_dir(task["out_dir"])
+    if job.map_batches is not None:
+        return _run_map_batches(job, task, split)
+    if _map_only(task):
+        writer = part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
+        try:
+            # Pairs a job with a reducer would refuse are refused here too, with the same message.
+            records_in = _map_split(
+                job, split, lambda pairs: writer.write_pairs(shuffle.checked_as_shuffled(pairs), as_pair),
+                bad_records)
+        except BaseException as exc:
+            writer.close(exc)
+            raise
+        writer.close()
+        return {"counters": {"map_input_records": records_in, "map_output_records": writer.records,
+                             "output_records": writer.records,
+                             "bad_records_skipped": len(bad_records or ())}}
+    writer = shuffle.MapOutputWriter(task["out_dir"], task["partitions"], partitioner=job.partitioner,
+                                     combiner=job.combiner)
+    records_in = _map_split(job, split, writer.add_pairs, bad_records, writer.flush)
+    result = writer.close()
+    return {"files": {str(p): paths for p, paths in result.files.items()},
+            "counters": {"map_input_records": records_in, "map_output_records": result.records_in,
+                         "shuffle_records": result.records_out, "shuffle_bytes": result.bytes_written,
+                         "bad_records_skipped": len(bad_records or ())}}
+
+
+def _map_only(task: dict) -> bool:
+    """Whether this map task writes part files rather than shuffle runs: the coordinator gives
+    a number of partitions only when there are reducers, which a job with a reducer run with
+    --reducers 0 has not (so its combiner and reducer go unused)."""
+    return "partitions" not in task
+
+
+def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
+    """The vectorised map: Arrow batches through map_batches, Arrow aggregation, Arrow runs."""
+    records_in = rows_out = 0
+    tables = []
+    aggregator = (vectorized.BatchAggregator(job.aggregation)
+                  if vectorized.aggregates_on_map_side(job.aggregation) else None)
+    writer = (part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
+              if _map_only(task) else None)
+    try:
+        for path, values in read_blocks(split, job.input_format):
+            records_in += len(values)
+            try:
+                output = vectorized.checked_output(
+                    job.map_batches(vectorized.input_batch(path, values)), job.aggregation)
+            except Exception as exc:
+                raise TaskError(failure_report(exc, job, f"while mapping a batch of {path}")) from None
+            rows_out += output.num_rows
+            if writer is not None:
+                # A REDUCE = "count" job's rows have no value: each row counts as 1.
+                values = (output.column("value").to_pylist() if "value" in output.column_names
+                          else repeat(1, output.num_rows))
+                for key, value in zip(output.column("key").to_pylist(), values):
+                    writer.write(key, value)
+            elif aggregator is not None:
+                aggregator.add(output)
+            else:
+                tables.append(output)
+    except BaseException as exc:
+        if writer is not None:
+            writer.close(exc)
+        raise
+    counters = {"map_input_records": records_in, "map_output_records": rows_out}
+    if writer is not None:
+        writer.close()
+        return {"counters": {**counters, "output_records": writer.records}}
+    table = aggregator.result() if aggregator is not None else (pa.concat_tables(tables) if tables else None)
+    files, written = ({}, 0) if table is None else vectorized.write_partitioned_runs(
+        table, task["out_dir"], task["partitions"], job.partitioner, job.partition_batches)
+    return {"files": {str(p): paths for p, paths in files.items()},
+            "counters": {**counters, "shuffle_records": 0 if table is None else table.num_rows,
+                         "shuffle_bytes": written}}
+
+
+def _map_split(job: Job, split: Split, emit, bad_records: list | None = None, finish=None) -> int:
+    """Feed every record of the split to the mapper and each record's output to `emit` (then call
+    `finish`, which may still find a bad pair); returns the record count. A failure is annotated with
+    the file and line being mapped, or with the record's that `records_ago` on the error points at."""
+    mapper = job.mapper
+    records = 0
+    path, path_start = None, 0
+    try:
+        for key, value in read_records(split, job.input_format, bad_records):
+            if key is not path:
+                path, path_start = key, records
+            records += 1
+            output = mapper(key, value)
+            emit(output if output is not None else ())    # one call per record: see records_ago
+        if finish is not None:
+            finish()
+    except BadRecord as exc:
+        raise TaskError({"type": "BadRecord", "traceback": "",
+                         "message": f"{exc} (--skip-bad-records skips such records)"}) from None
+    except Exception as exc:
+        if path is None:
+            raise
+        number = records - path_start - getattr(exc, "records_ago", 0)
+        location = (_record_location(split, job.input_format, path, number) if number > 0
+                    else f"while mapping split {split.describe()}")
+        raise TaskError(failure_report(exc, job, location)) from None
+    return records
+
+
+def _record_location(split: Split, input_format: str, path: str, number: int) -> str:
+    if input_format == "files":
+        return f"while mapping file {path}"
+    start = next((s.start for s in split.segments if s.path == path), 0)
+    where = f"line {number}" if start == 0 else f"line {number} of the split starting at byte {start}"
+    return f"while mapping {path}, {where}"
