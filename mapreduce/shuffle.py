@@ -52,6 +52,7 @@ except ImportError:
 from mapreduce.defaults import (ARROW_BATCH_ROWS, COMBINE_EVERY_RECORDS, SORT_BUFFER_BYTES,
                                 SPILL_RECORDS)
 from mapreduce.errors import RecordError
+from mapreduce.pairs import as_pair, as_pairs, is_pair, short_repr
 
 _SIZE_SAMPLE = 1000        # pairs measured to turn the sort buffer's bytes into a record limit
 _TUPLE_OVERHEAD = 56 + 8   # a 2-tuple plus its slot in the buffer list
@@ -230,32 +231,6 @@ class MapOutput:
     bytes_written: int
 
 
-def _short_repr(value) -> str:
-    try:
-        text = repr(value)
-    except Exception:
-        text = f"<{type(value).__name__} object with a failing repr>"
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _is_pair(item) -> bool:
-    return isinstance(item, (tuple, list)) and len(item) == 2
-
-
-def _not_a_pair(item, producer: str) -> RecordError:
-    return RecordError(
-        f"the {producer} yielded {_short_repr(item)} of type {type(item).__name__}; "
-        f"it must yield (key, value) pairs")
-
-
-def _as_pair(item, producer: str) -> tuple:
-    """A 2-list (or tuple subclass) as a plain tuple, or RecordError for anything that is not a pair.
-    (A mapper may reuse and mutate a list it yielded, hence the copy.)"""
-    if _is_pair(item):
-        return tuple(item)
-    raise _not_a_pair(item, producer)
-
-
 def _hashable_group_key(key):
     """The dict key that groups `key`: 1, 1.0 and True are equal with equal hashes but are different
     keys here, so a non-str key is grouped under (type, key)."""
@@ -299,8 +274,7 @@ def checked_as_shuffled(pairs: Iterable, producer: str = "mapper") -> Iterator[t
     map-only job's): RecordError for an item that is not a pair, or for a key or value that cannot
     be pickled, with the same messages. So a job cannot write, say, a lambda's repr (a memory
     address, different in every run) without a reducer and be refused with one."""
-    for item in pairs:
-        pair = item if type(item) is tuple and len(item) == 2 else _as_pair(item, producer)
+    for pair in as_pairs(pairs, producer):
         if type(pair[0]) not in _NATIVE_TYPES:
             check_picklable(pair[0], "key")
         if type(pair[1]) not in _NATIVE_TYPES:
@@ -427,11 +401,11 @@ def _checked_pairs(chunk: list, ends: list) -> list:
     pairs = []
     lists_seen = set()
     for index, item in enumerate(chunk):
-        if type(item) is not tuple or len(item) != 2:
+        if type(item) is not tuple or len(item) != 2:      # as_pair returns a plain pair as it is
             try:
                 if type(item) is list:
                     _check_list_not_reused(item, lists_seen)
-                item = _as_pair(item, "mapper")
+                item = as_pair(item, "mapper")
             except RecordError as error:
                 raise _located(error, ends, index) from None
         pairs.append(item)
@@ -443,7 +417,7 @@ def _check_list_not_reused(item: list, lists_seen: set) -> None:
     # would be read with its last contents. Refuse a list object yielded twice rather than guess.
     if id(item) in lists_seen:
         raise RecordError(
-            f"the mapper yielded the same list object {_short_repr(item)} more than once; yield a new "
+            f"the mapper yielded the same list object {short_repr(item)} more than once; yield a new "
             f"list or a tuple for each pair (the framework reads pairs after the mapper moves on)")
     lists_seen.add(id(item))
 
@@ -563,7 +537,7 @@ class MapOutputWriter:
     def _size_buffer(self, chunk: list) -> None:
         self._sized = True
         sample = chunk[:_SIZE_SAMPLE]
-        average = sum(_pair_size(pair) if _is_pair(pair) else _TUPLE_OVERHEAD for pair in sample) / len(sample)
+        average = sum(_pair_size(pair) if is_pair(pair) else _TUPLE_OVERHEAD for pair in sample) / len(sample)
         self._buffer_limit = max(1, min(self._spill_records, int(self._sort_buffer_bytes / average)))
         self._chunk_limit = min(_CHUNK_PAIRS, self._buffer_limit)
 
@@ -660,12 +634,10 @@ class MapOutputWriter:
         output = self._combiner(key, values)
         if output is None:
             raise RecordError(
-                f"the combiner returned None for key {_short_repr(key)}; it must return or yield "
+                f"the combiner returned None for key {short_repr(key)}; it must return or yield "
                 f"(key, value) pairs")
         combined, others = [], []
-        for pair in output:
-            if type(pair) is not tuple or len(pair) != 2:
-                pair = _as_pair(pair, "combiner")
+        for pair in as_pairs(output, "combiner"):
             out_key = pair[0]
             if out_key is key or (type(out_key) is type(key) and out_key == key):
                 combined.append(pair[1])
@@ -719,7 +691,7 @@ class MapOutputWriter:
             if type(partition) is not int or not 0 <= partition < self._num_partitions:
                 key = keys[partitions.index(partition)]
                 raise RecordError(
-                    f"the partitioner returned {_short_repr(partition)} for key {_short_repr(key)}; "
+                    f"the partitioner returned {short_repr(partition)} for key {short_repr(key)}; "
                     f"it must return an int in range(0, {self._num_partitions})")
 
     def _write_run(self, partition: int, keys: list, values: list) -> None:

@@ -141,7 +141,7 @@ def run_map(job: Job, task: dict) -> dict:
         try:
             # Pairs a job with a reducer would refuse are refused here too, with the same message.
             records_in = _map_split(
-                job, split, lambda pairs: writer.write_pairs(shuffle.checked_as_shuffled(pairs), _as_pair),
+                job, split, lambda pairs: writer.write_pairs(shuffle.checked_as_shuffled(pairs), "mapper"),
                 bad_records)
         except BaseException as exc:
             writer.close(exc)
@@ -259,7 +259,7 @@ def run_reduce(job: Job, task: dict) -> dict:
             groups += 1
             output = reducer(key, values)
             if output is not None:
-                writer.write_pairs(output, _reducer_pair)
+                writer.write_pairs(output, "reducer")
     except BaseException as exc:
         writer.close(exc)
         raise
@@ -310,21 +310,6 @@ def _unreachable(problem: str, path: str) -> dict:
             "message": f"worker on host {socket.gethostname()} {problem} '{path}': input, work "
                        f"and output directories must be reachable at the same path from every "
                        f"worker (one machine, or a shared filesystem)"}
-
-
-def _reducer_pair(pair):
-    return _as_pair(pair, "reducer")
-
-
-def _as_pair(pair, who: str = "mapper"):
-    if type(pair) is tuple and len(pair) == 2:
-        return pair
-    if isinstance(pair, (tuple, list)) and len(pair) == 2:
-        return pair[0], pair[1]
-    text = repr(pair)
-    text = text if len(text) <= 80 else text[:77] + "..."
-    raise RecordError(f"the {who} yielded {text} of type {type(pair).__name__}; it must yield "
-                      f"(key, value) pairs")
 
 
 def _is_user_frame(frame: traceback.FrameSummary) -> bool:
