@@ -488,9 +488,8 @@ class ArrowPartWriter(_BufferedRows):
             self._flush_rows()
 
     def _flush_rows(self) -> None:
-        from .shuffle import _run_table, _write_table_atomically
+        from .shuffle import write_run_file
         keys, values = self._take_rows()
         suffix = f"-{self._files:05d}" if self._files else ""
-        path = storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow")
-        _write_table_atomically(_run_table(keys, values), path)
+        write_run_file(storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow"), keys, values)
         self._files += 1

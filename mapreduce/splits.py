@@ -517,9 +517,9 @@ def read_records(split: Split, input_format: str, bad_records: list | None = Non
             yield from _table_rows(segment, input_format, bad_records)
         return
     if input_format == "pairs":
-        from .shuffle import _Run
+        from .shuffle import RunReader
         for segment in split.segments:
-            yield from _Run(segment.path).records()
+            yield from RunReader(segment.path).records()
         return
     # Looked up per call (not at import) so tests can shrink the block size.
     block = READ_BLOCK_BYTES
