@@ -12,8 +12,6 @@ to the output for a map-only job.
 
 from __future__ import annotations
 
-import zlib
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -126,22 +124,12 @@ class BatchAggregator:
 
 def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches=None) -> pa.Array:
     """The partition of every key: the job's vectorised `partition_batches(keys, n)` if it has one,
-    else its `partitioner` or the stable hash per distinct key in Python, so vectorised and
-    per-record jobs agree on where a key goes."""
-    from .shuffle import stable_partition
+    else its `partitioner` or the stable partition per key in Python, as the shuffle's writer
+    partitions, so vectorised and per-record jobs agree on where a key goes."""
+    from .shuffle import partitions_of
     if partition_batches is not None:
         return _checked_ids(partition_batches(keys, num_partitions), len(keys), num_partitions)
-    partitioner = partitioner or stable_partition
-    python_keys = keys.to_pylist()
-    if partitioner is stable_partition and pa.types.is_large_string(keys.type):
-        ids = [zlib.crc32(k.encode("utf-8", "surrogatepass")) % num_partitions for k in python_keys]
-    else:
-        ids = [partitioner(k, num_partitions) for k in python_keys]
-        bad = [i for i in set(ids) if type(i) is not int or not 0 <= i < num_partitions]
-        if bad:
-            raise RecordError(f"the partitioner returned {bad[0]!r}; it must return an int in "
-                              f"range(0, {num_partitions})")
-    return pa.array(ids, pa.int32())
+    return pa.array(partitions_of(keys.to_pylist(), num_partitions, partitioner), pa.int32())
 
 
 def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:

@@ -3,7 +3,8 @@
 The default partition of a key is crc32(key_bytes(key)) % number of partitions: the same in every
 process and run, which hash() does not give (it is salted per process by PYTHONHASHSEED).
 `partitions_of` partitions a whole list of keys, by C-level map chains when they are all str or all
-int (what the map output writer does at every spill).
+int; the per-record writer and the vectorised API both use it, so a key goes to the same reducer
+whichever API wrote it.
 """
 
 from __future__ import annotations
