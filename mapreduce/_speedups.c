@@ -2,7 +2,7 @@
  *
  * A word count's mapper yields millions of ("word", 1) pairs; in Python, checking and counting
  * each one costs several times what the mapper itself does. count_pairs does both in one C loop,
- * with exactly the rules of the pure-Python path in shuffle.py (which is used when this module
+ * with exactly the rules of the pure-Python path in shuffle/writer.py (used when this module
  * could not be compiled, and for any chunk this function declines):
  *   - every item must be an exact 2-tuple whose key and value have exactly one of the types
  *     str, bytes, int or None (the key may also be an exact tuple of such values): equal values
@@ -145,7 +145,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "mapreduce._speedups",
-    "C versions of the map side's per-pair loops (optional: shuffle.py has the same in Python).",
+    "C versions of the map side's per-pair loops (optional: shuffle/writer.py has the same in Python).",
     -1, methods,
 };
 

@@ -22,6 +22,7 @@ import tempfile
 from . import storage
 from .commit import atomic_file
 from .errors import OutputError
+from .pairs import as_pairs
 
 
 def _json_default(value):
@@ -105,14 +106,13 @@ class PartWriter:
         self._file.write(format_table(keys, values))
         self.records += len(keys)
 
-    def write_pairs(self, pairs, check_pair) -> None:
-        """Write every (key, value) of an iterable; `check_pair` turns anything else into a pair or
-        raises. The loop is the reduce side's hot path, hence the local names."""
+    def write_pairs(self, pairs, producer: str) -> None:
+        """Write every (key, value) of an iterable the `producer` ("mapper", "reducer") yielded
+        (RecordError for an item that is not a pair). The loop is the reduce side's hot path,
+        hence the local names."""
         write, fmt = self._file.write, format_field
         count = 0
-        for pair in pairs:
-            if type(pair) is not tuple or len(pair) != 2:
-                pair = check_pair(pair)
+        for pair in as_pairs(pairs, producer):
             write(f"{fmt(pair[0])}\t{fmt(pair[1])}\n")
             count += 1
         self.records += count
@@ -139,11 +139,9 @@ class JsonLinesPartWriter(PartWriter):
         for key, value in zip(keys.to_pylist(), values.to_pylist()):
             self.write(key, value)
 
-    def write_pairs(self, pairs, check_pair) -> None:
-        for pair in pairs:
-            if type(pair) is not tuple or len(pair) != 2:
-                pair = check_pair(pair)
-            self.write(pair[0], pair[1])
+    def write_pairs(self, pairs, producer: str) -> None:
+        for key, value in as_pairs(pairs, producer):
+            self.write(key, value)
 
 
 ROW_GROUP_ROWS = 128 * 1024          # rows per Parquet row group (fewer when rows are big)
@@ -168,11 +166,9 @@ class _BufferedRows:
         if len(self._keys) >= self._limit:
             self._flush_rows()
 
-    def write_pairs(self, pairs, check_pair) -> None:
-        for pair in pairs:
-            if type(pair) is not tuple or len(pair) != 2:
-                pair = check_pair(pair)
-            self.write(pair[0], pair[1])
+    def write_pairs(self, pairs, producer: str) -> None:
+        for key, value in as_pairs(pairs, producer):
+            self.write(key, value)
 
     def _take_rows(self) -> tuple[list, list]:
         if self._limit == _SIZE_SAMPLE and self._keys:
@@ -492,9 +488,8 @@ class ArrowPartWriter(_BufferedRows):
             self._flush_rows()
 
     def _flush_rows(self) -> None:
-        from .shuffle import _run_table, _write_table_atomically
+        from .shuffle import write_run_file
         keys, values = self._take_rows()
         suffix = f"-{self._files:05d}" if self._files else ""
-        path = storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow")
-        _write_table_atomically(_run_table(keys, values), path)
+        write_run_file(storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow"), keys, values)
         self._files += 1

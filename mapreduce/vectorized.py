@@ -12,13 +12,9 @@ to the output for a map-only job.
 
 from __future__ import annotations
 
-import json
-import zlib
-
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import storage
 from .errors import RecordError
 
 IDENTITY = "identity"           # no aggregation: every row, sorted by key (Hadoop's IdentityReducer)
@@ -128,22 +124,12 @@ class BatchAggregator:
 
 def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches=None) -> pa.Array:
     """The partition of every key: the job's vectorised `partition_batches(keys, n)` if it has one,
-    else its `partitioner` or the stable hash per distinct key in Python, so vectorised and
-    per-record jobs agree on where a key goes."""
-    from .shuffle import stable_partition
+    else its `partitioner` or the stable partition per key in Python, as the shuffle's writer
+    partitions, so vectorised and per-record jobs agree on where a key goes."""
+    from .shuffle import partitions_of
     if partition_batches is not None:
         return _checked_ids(partition_batches(keys, num_partitions), len(keys), num_partitions)
-    partitioner = partitioner or stable_partition
-    python_keys = keys.to_pylist()
-    if partitioner is stable_partition and pa.types.is_large_string(keys.type):
-        ids = [zlib.crc32(k.encode("utf-8", "surrogatepass")) % num_partitions for k in python_keys]
-    else:
-        ids = [partitioner(k, num_partitions) for k in python_keys]
-        bad = [i for i in set(ids) if type(i) is not int or not 0 <= i < num_partitions]
-        if bad:
-            raise RecordError(f"the partitioner returned {bad[0]!r}; it must return an int in "
-                              f"range(0, {num_partitions})")
-    return pa.array(ids, pa.int32())
+    return pa.array(partitions_of(keys.to_pylist(), num_partitions, partitioner), pa.int32())
 
 
 def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:
@@ -164,32 +150,22 @@ def write_partitioned_runs(table: pa.Table, directory: str, num_partitions: int,
                            partitioner=None, partition_batches=None) -> tuple[dict, int]:
     """Split by partition, sort each part by key, write one shuffle run file per non-empty part in
     the shuffle's format. Returns ({partition: [path]}, bytes written)."""
-    from .shuffle import _KEY_TYPES_METADATA, _write_table_atomically
+    from .shuffle import RunWriter
     ids = partition_ids(table.column("key"), num_partitions, partitioner, partition_batches)
-    key_types = json.dumps([python_type_name(table.schema.field("key").type)]).encode()
-    files, written = {}, 0
+    key_type_name = python_type_name(table.schema.field("key").type)
+    runs = RunWriter(directory)
     for partition in range(num_partitions):
         part = table.filter(pc.equal(ids, partition))
         if part.num_rows == 0:
             continue
-        part = part.take(pc.sort_indices(part.column("key")))
-        part = part.replace_schema_metadata({_KEY_TYPES_METADATA: key_types})
-        path = storage.join(directory, f"part-{partition:05d}-run-000.arrow")
-        written += _write_table_atomically(part.combine_chunks(), path)
-        files[partition] = [path]
-    return files, written
+        runs.write_table(partition, part.take(pc.sort_indices(part.column("key"))), key_type_name)
+    return runs.files, runs.bytes_written
 
 
 def read_runs(paths: list) -> pa.Table | None:
     """Every run of one partition as one table (for an aggregating reduce)."""
-    from .shuffle import ShuffleReadError, open_run_file
-    tables = []
-    for path in paths:
-        try:
-            with open_run_file(path) as source:
-                tables.append(pa.ipc.open_file(source).read_all().replace_schema_metadata(None))
-        except Exception as cause:
-            raise ShuffleReadError(path, cause) from cause
+    from .shuffle import read_run_table
+    tables = [read_run_table(path) for path in paths]
     return pa.concat_tables(tables) if tables else None
 
 

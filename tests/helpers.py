@@ -265,7 +265,7 @@ def speedups_missing() -> str:
         import mapreduce._speedups  # noqa: F401
     except ImportError as exc:
         return (f"mapreduce._speedups is not importable ({exc}): `pip install -e .` builds it "
-                f"where a C compiler and the Python headers are installed; shuffle.py's Python "
+                f"where a C compiler and the Python headers are installed; the shuffle writer's Python "
                 f"counting loop is tested instead")
     return ""
 

@@ -52,7 +52,7 @@ def test_parquet_keeps_nested_types_and_falls_back_to_json_for_mixed_columns(cor
 # --- the part writers stream: bounded memory, same types as one pa.array over the whole part ---------
 
 from mapreduce import output                                     # noqa: E402
-from mapreduce.shuffle import _Run                               # noqa: E402
+from mapreduce.shuffle import RunReader                          # noqa: E402
 
 COLUMN_CASES = {
     "ints": [1, 2, 3, 4, 5, 6, 7],
@@ -109,7 +109,7 @@ def test_arrow_parts_between_steps_are_written_in_bounded_files_and_read_back_ex
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == ["part-00000-00001.arrow", "part-00000-00002.arrow", "part-00000-00003.arrow",
                      "part-00000.arrow"]
-    read = [pair for name in files for pair in _Run(str(tmp_path / name)).records()]
+    read = [pair for name in files for pair in RunReader(str(tmp_path / name)).records()]
     assert sorted(read, key=lambda pair: int(pair[0][1:])) == pairs
     assert [type(v) for _, v in sorted(read, key=lambda pair: int(pair[0][1:]))] == [type(v) for _, v in pairs]
 

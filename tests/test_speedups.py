@@ -9,13 +9,13 @@ import sys
 import pytest
 
 from helpers import ROOT, all_groups, speedups_missing, typed, write
-from mapreduce import shuffle
+from mapreduce.shuffle import writer
 
 # The extension is optional (setup.py builds it where it can): without it these tests are skipped,
 # with the reason shown in pytest's summary, and test_shuffle.py tests the Python loop alone.
 pytestmark = pytest.mark.skipif(bool(speedups_missing()), reason=speedups_missing())
 
-_speedups = shuffle._speedups
+count_pairs = writer.c_count_pairs      # mapreduce._speedups.count_pairs, as the writer uses it
 
 
 # --- the C counting loop agrees with the Python one --------------------------------------------------
@@ -46,7 +46,7 @@ def test_c_and_python_counting_give_the_same_map_output(tmp_path, monkeypatch, s
     results = []
     for path in ("c", "python"):
         if path == "python":
-            monkeypatch.setattr(shuffle, "_speedups", None)
+            monkeypatch.setattr(writer, "c_count_pairs", None)
         (tmp_path / path).mkdir()
         output = write(tmp_path / path, pairs, num_partitions=3, combiner=passing_combiner)
         results.append({partition: [(typed(key), sorted(map(typed, values), key=repr))
@@ -57,15 +57,15 @@ def test_c_and_python_counting_give_the_same_map_output(tmp_path, monkeypatch, s
 
 def test_count_pairs_counts_only_exact_plain_pairs():
     counts = {}
-    assert _speedups.count_pairs([("a", 1), ("b", 1), ("a", 1), (b"k", None), (7, "v")], counts)
+    assert count_pairs([("a", 1), ("b", 1), ("a", 1), (b"k", None), (7, "v")], counts)
     assert counts == {(int, 1): {"a": 2, "b": 1}, (type(None), None): {b"k": 1}, (str, "v"): {7: 1}}
-    assert _speedups.count_pairs([(("a", "b"), 1), (("a", "b"), 1), (("a", 2, None), 1)], counts)
+    assert count_pairs([(("a", "b"), 1), (("a", "b"), 1), (("a", 2, None), 1)], counts)
     assert counts.pop((int, 1)) == {"a": 2, "b": 1, ("a", "b"): 2, ("a", 2, None): 1}
     counts[(int, 1)] = {"a": 2, "b": 1}
     for declined in ([("a", True)], [("a", 1.0)], [(Text("a"), 1)], [["a", 1]], [("a", 1, 2)],
                      [("a", (1,))], [("a", 1), "ab"], [(True, 1)], [(("a", True), 1)],
                      [(("a", ("b",)), 1)], [(("a", 1.0), 1)]):
-        assert not _speedups.count_pairs(declined, counts)
+        assert not count_pairs(declined, counts)
     assert counts == {(int, 1): {"a": 2, "b": 1}, (type(None), None): {b"k": 1}, (str, "v"): {7: 1}}
 
 

@@ -101,3 +101,27 @@ def test_vectorised_wordcount_agrees_on_unicode_that_lowercases_to_ascii(tmp_pat
     assert outputs[0] == outputs[1]
     counts = dict(line.split("\t") for line in outputs[0].splitlines())
     assert counts["i"] == counts["stanbul"] == counts["kelvin"] == "1"
+
+
+@pytest.mark.parametrize("keys, arrow_type", [
+    (["w%d" % i for i in range(300)] + ["", "é", "日本"], "large_string"),
+    (list(range(-300, 300)) + [2 ** 63 - 1], "int64"),
+    ([0.5, -2.0, 1e300, 3.25], "float64"),
+    ([True, False], "bool_"),
+], ids=["str", "int", "float", "bool"])
+def test_vectorised_keys_go_where_the_per_record_writer_sends_them(keys, arrow_type):
+    import pyarrow as pa
+
+    from mapreduce.shuffle import stable_partition
+    from mapreduce.vectorized import partition_ids
+    ids = partition_ids(pa.array(keys, getattr(pa, arrow_type)()), 7)
+    assert ids.to_pylist() == [stable_partition(key, 7) for key in keys]
+
+
+def test_a_partitioner_out_of_range_is_refused_naming_the_key():
+    import pyarrow as pa
+
+    from mapreduce.errors import RecordError
+    from mapreduce.vectorized import partition_ids
+    with pytest.raises(RecordError, match=r"partitioner returned 9 for key 'b'; .*range\(0, 3\)"):
+        partition_ids(pa.array(["a", "b"], pa.large_string()), 3, lambda key, n: 0 if key == "a" else 9)

@@ -95,8 +95,8 @@ def _dict_rows(path: str, batches) -> Iterator[tuple]:
 
 
 def _pair_records(segment: Segment, block_size: int, bad_records: list | None) -> Iterator[tuple]:
-    from ..shuffle import _Run
-    return _Run(segment.path).records()
+    from ..shuffle import RunReader
+    return RunReader(segment.path).records()
 
 
 READERS = {

@@ -18,7 +18,6 @@ from mapreduce.output import part_writer
 from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
 from mapreduce.worker.access import check_readable, make_output_dir
 from mapreduce.worker.failures import TaskError, failure_report
-from mapreduce.worker.pairs import as_pair
 
 
 def run_map(job: Job, task: dict) -> dict:
@@ -34,7 +33,7 @@ def run_map(job: Job, task: dict) -> dict:
         try:
             # Pairs a job with a reducer would refuse are refused here too, with the same message.
             records_in = _map_split(
-                job, split, lambda pairs: writer.write_pairs(shuffle.checked_as_shuffled(pairs), as_pair),
+                job, split, lambda pairs: writer.write_pairs(shuffle.checked_as_shuffled(pairs), "mapper"),
                 bad_records)
         except BaseException as exc:
             writer.close(exc)

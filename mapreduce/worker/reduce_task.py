@@ -7,7 +7,6 @@ from mapreduce import shuffle, vectorized
 from mapreduce.jobspec import Job
 from mapreduce.output import PartWriter, part_writer
 from mapreduce.worker.access import make_output_dir
-from mapreduce.worker.pairs import as_reducer_pair
 
 
 def run_reduce(job: Job, task: dict) -> dict:
@@ -22,7 +21,7 @@ def run_reduce(job: Job, task: dict) -> dict:
             groups += 1
             output = reducer(key, values)
             if output is not None:
-                writer.write_pairs(output, as_reducer_pair)
+                writer.write_pairs(output, "reducer")
     except BaseException as exc:
         writer.close(exc)
         raise

@@ -1,6 +1,11 @@
 """The performance suite: our wall time and peak memory against baselines run in the same invocation.
 
     python tests/benchmarks/run.py [--data-dir DIR] [--workers 2] [--cases wordcount,vectorised,tiny,sort,scaling]
+                                   [--corpus-size 256MB]
+
+--corpus-size sets the corpus of the word-count cases (1 and 2; the published figures use the
+default), so a quick before/after comparison can run on a small one, e.g. `--cases wordcount
+--corpus-size 32MB`.
 
 Data comes from datasets/generate.py (cached in --data-dir). Every measured command runs as its own
 process tree, and its peak memory is the largest resident set of any single process in that tree,
@@ -185,6 +190,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path(tempfile.gettempdir()) / "mapreduce-bench")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--cases", default="wordcount,vectorised,tiny,sort,scaling")
+    parser.add_argument("--corpus-size", default="256MB",
+                        help="corpus of the word-count cases, as datasets/generate.py --size takes it")
     args = parser.parse_args()
     cases = set(args.cases.split(","))
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -195,12 +202,13 @@ def main() -> None:
         seq, pool, polars_wc = (script(tmp, "seq.py", SEQUENTIAL), script(tmp, "pool.py", POOL),
                              script(tmp, "polars_wc.py", POLARS))
         if cases & {"wordcount", "vectorised", "scaling"}:
-            corpus = generate(args.data_dir, "corpus-256MB", "256MB")
+            size = args.corpus_size
+            corpus = generate(args.data_dir, f"corpus-{size}", size)
             base_seq, _ = measure([PY, seq, corpus, tmp / "seq.out"])
             base_pool, _ = measure([PY, pool, corpus, tmp / "pool.out", str(n)])
         if "wordcount" in cases:
             seconds, peak = measure(ours("wordcount.py", [corpus], tmp / "wc", n))
-            row(rows, f"1. word count 256 MB, {n} workers", seconds, peak,
+            row(rows, f"1. word count {size}, {n} workers", seconds, peak,
                 [("sequential", base_seq), (f"Pool({n})", base_pool)])
         if "vectorised" in cases:
             seconds, peak = measure(ours("wordcount_arrow.py", [corpus], tmp / "wca", n))
@@ -210,7 +218,7 @@ def main() -> None:
                 baselines.append(("polars", measure([PY, polars_wc, corpus, tmp / "polars.out"])[0]))
             except ImportError:
                 print("   (polars not installed here: `pip install polars` to compare)")
-            row(rows, "2. vectorised word count 256 MB", seconds, peak, baselines)
+            row(rows, f"2. vectorised word count {size}", seconds, peak, baselines)
         if "tiny" in cases:
             tiny = generate(args.data_dir, "tiny-140KB", "140KB")
             seconds, peak = measure(ours("wordcount.py", [tiny], tmp / "tiny", n))

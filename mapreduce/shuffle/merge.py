@@ -1,0 +1,192 @@
+"""The reduce side of the shuffle: one partition's sorted runs (from every map task) merged back
+into key order.
+
+`iter_partition_groups` gives the keys in increasing order, each with a lazy iterator over its
+values (what a Python reducer reads); `iter_partition_slices` gives the merged rows as Arrow slices
+(the vectorised API's identity reduce). Runs whose keys Arrow can order (native keys of one type)
+are merged by Arrow a batch at a time; any others by heapq.merge in Python order. Equal keys of
+different types (1 and True) never share a group.
+"""
+
+from __future__ import annotations
+
+import heapq
+from itertools import chain, groupby
+from operator import attrgetter, itemgetter
+from typing import Callable, Iterable, Iterator, Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mapreduce.defaults import ARROW_BATCH_ROWS
+
+from .ordering import pair_sort_key, sort_key_for_names, unorderable
+from .runfile import RunReader, ShuffleReadError
+
+# Binary search in Arrow where this pyarrow has it (recent versions); otherwise count with a vectorised
+# comparison, which is linear in the batch but still C++.
+_search_sorted = getattr(pc, "search_sorted", None)
+
+
+def _count_through(sorted_keys: pa.Array, bound: pa.Scalar) -> int:
+    """How many of the sorted keys are <= bound."""
+    if _search_sorted is not None:
+        return _search_sorted(sorted_keys, bound, side="right").as_py()
+    return pc.sum(pc.less_equal(sorted_keys, bound)).as_py() or 0
+
+
+class _ArrowCursor:
+    """The merge's position in one run: the not yet merged rest of its current batch."""
+
+    __slots__ = ("run", "_batches", "batch", "last_key")
+
+    def __init__(self, run: RunReader):
+        self.run = run
+        self._batches = run.batches()
+
+    def next_batch(self) -> bool:
+        """Move to the run's next non-empty batch; False when the run is exhausted."""
+        for batch in self._batches:
+            if batch.num_rows:
+                self.batch = batch
+                self.last_key = batch.column(0)[-1].as_py()
+                return True
+        return False
+
+    def has_more(self) -> bool:
+        return self.batch.num_rows > 0 or self.next_batch()
+
+    def take_through(self, bound: pa.Scalar, whole: bool) -> pa.RecordBatch:
+        count = self.batch.num_rows if whole else _count_through(self.batch.column(0), bound)
+        taken, self.batch = self.batch.slice(0, count), self.batch.slice(count)
+        return taken
+
+    def rest(self) -> Iterator[pa.RecordBatch]:
+        yield self.batch
+        yield from self._batches
+
+
+def _next_pieces(cursors: list) -> list:
+    """From every run's current batch, the records up to the smallest of the batches' last keys:
+    nothing later in any run sorts before those, so once sorted together they can be emitted.
+    Returns (run, batch slice) pieces."""
+    bounding = min(cursors, key=attrgetter("last_key"))
+    bound = bounding.batch.column(0)[-1]
+    # The bounding run gives its whole batch, so the merge progresses even if keys compare oddly (NaN).
+    return [(cursor.run, cursor.take_through(bound, whole=cursor is bounding)) for cursor in cursors]
+
+
+def _decoded_or_blamed(decode: Callable, array: pa.Array, pieces: list, column: int) -> list:
+    """decode(array), where array mixes rows of several runs; a failure is blamed on the run whose own
+    rows fail to decode, so the error names the bad file."""
+    try:
+        return decode(array)
+    except Exception as cause:
+        for run, batch in pieces:
+            try:
+                decode(batch.column(column))
+            except Exception as run_cause:
+                raise ShuffleReadError(run.path, run_cause) from run_cause
+        raise ShuffleReadError(", ".join(run.path for run, _ in pieces), cause) from cause
+
+
+def _sorted_piece_slices(pieces: list) -> Iterator[tuple]:
+    """The pieces merged into key order by Arrow (a stable sort, so equal keys keep their run
+    order), as (pieces, key slice, value slice) of at most ARROW_BATCH_ROWS rows."""
+    pieces = [(run, batch) for run, batch in pieces if batch.num_rows]
+    if len(pieces) == 1:
+        keys, values = pieces[0][1].column(0), pieces[0][1].column(1)
+    else:
+        keys = pa.concat_arrays([batch.column(0) for _, batch in pieces])
+        values = pa.concat_arrays([batch.column(1) for _, batch in pieces])
+        order = pc.sort_indices(keys)
+        keys, values = keys.take(order), values.take(order)
+    for start in range(0, len(keys), ARROW_BATCH_ROWS):
+        yield pieces, keys.slice(start, ARROW_BATCH_ROWS), values.slice(start, ARROW_BATCH_ROWS)
+
+
+def _arrow_merged_slices(runs: list) -> Iterator[tuple]:
+    """The k-way merge done by Arrow, for runs whose keys are all stored natively with one Arrow type
+    (whose sort order is Python's: UTF-8 byte order is code point order). Every round merges what is
+    certainly next from all runs with one C++ sort, instead of a Python step per record as heapq.merge
+    takes; memory stays at one (memory-mapped) batch per run plus one merged batch."""
+    cursors = [cursor for cursor in map(_ArrowCursor, runs) if cursor.next_batch()]
+    while len(cursors) > 1:
+        yield from _sorted_piece_slices(_next_pieces(cursors))
+        cursors = [cursor for cursor in cursors if cursor.has_more()]
+    for cursor in cursors:
+        for batch in cursor.rest():
+            yield from _sorted_piece_slices([(cursor.run, batch)])
+
+
+def _arrow_merged_records(runs: list) -> Iterator[Iterator[tuple]]:
+    decode_value = runs[0].decode_value
+    for pieces, key_slice, value_slice in _arrow_merged_slices(runs):
+        yield zip(_decoded_or_blamed(pa.Array.to_pylist, key_slice, pieces, 0),
+                  _decoded_or_blamed(decode_value, value_slice, pieces, 1))
+
+
+def iter_partition_slices(paths: list) -> Iterator[tuple]:
+    """One partition's rows merged in key order as (keys, values) Arrow slices, for reduces that
+    need no Python per record. Only for runs Arrow can merge (native keys of one type, the same
+    value type), which is what the vectorised map writes; raises ValueError otherwise."""
+    runs = [RunReader(path) for path in paths]
+    if not runs:
+        return
+    type_names = set().union(*(run.key_type_names for run in runs))
+    if not _arrow_mergeable(runs, sort_key_for_names(type_names)):
+        raise ValueError("these runs cannot be merged by Arrow")
+    for _, key_slice, value_slice in _arrow_merged_slices(runs):
+        yield key_slice, value_slice
+
+
+def _arrow_mergeable(runs: list, order: Optional[Callable]) -> bool:
+    """Whether Arrow can merge these runs: one native key type, and value columns that concatenate."""
+    if order is not None:
+        return False
+    first = runs[0]
+    return all(not run.keys_pickled and run.key_field.type == first.key_field.type
+               and run.value_field.equals(first.value_field, check_metadata=True) for run in runs)
+
+
+def _heap_merged_records(runs: list, order: Optional[Callable], type_names: set) -> Iterator[tuple]:
+    """The general k-way merge (pickled or mixed-type keys), in Python order via heapq.merge."""
+    merged = heapq.merge(*(run.records() for run in runs), key=pair_sort_key(order))
+    try:
+        yield from merged
+    except TypeError as cause:
+        raise unorderable(type_names, cause) from cause
+
+
+def _merged_records(runs: list, order: Optional[Callable], type_names: set) -> Iterator[tuple]:
+    if _arrow_mergeable(runs, order):
+        return chain.from_iterable(_arrow_merged_records(runs))
+    return _heap_merged_records(runs, order, type_names)
+
+
+def _type_and_key(pair: tuple) -> tuple:
+    return (type(pair[0]), pair[0])
+
+
+def iter_partition_groups(paths: list) -> Iterator[tuple]:
+    """Merge the sorted runs of one partition and yield (key, values) in increasing key order, where
+    values is a lazy iterator (consume or skip it before asking for the next group). A missing or
+    corrupt run raises ShuffleReadError naming it."""
+    runs = [RunReader(path) for path in paths]
+    if not runs:
+        return
+    type_names = set().union(*(run.key_type_names for run in runs))
+    order = sort_key_for_names(type_names)
+    records = _merged_records(runs, order, type_names)
+    if order is None:
+        for key, group in groupby(records, itemgetter(0)):
+            yield key, map(itemgetter(1), group)
+    else:
+        # Several key types: equal keys of different types (1 and True) must not share a group.
+        for (_, key), group in groupby(records, _type_and_key):
+            yield key, map(itemgetter(1), group)
+
+
+def count_records(paths: Iterable[str]) -> int:
+    """The number of records in these run files, from their batch headers (no data is decoded)."""
+    return sum(RunReader(path).count_records() for path in paths)

@@ -1,0 +1,58 @@
+"""Which reducer a key goes to: the stable default partition, and partitioning many keys at once.
+
+The default partition of a key is crc32(key_bytes(key)) % number of partitions: the same in every
+process and run, which hash() does not give (it is salted per process by PYTHONHASHSEED).
+`partitions_of` partitions a whole list of keys, by C-level map chains when they are all str or all
+int; the per-record writer and the vectorised API both use it, so a key goes to the same reducer
+whichever API wrote it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from itertools import repeat
+from typing import Callable, Iterator, Optional
+
+from mapreduce.errors import RecordError
+from mapreduce.pairs import short_repr
+
+from .ordering import INT_PREFIX, STR_ENCODING, key_bytes
+
+
+def stable_partition(key, num_partitions: int) -> int:
+    """The default partitioner: crc32 of the key's canonical bytes, modulo num_partitions."""
+    return zlib.crc32(key_bytes(key)) % num_partitions
+
+
+def stable_partitions(keys: list, num_partitions: int) -> list:
+    """[stable_partition(key, num_partitions) for key in keys], computed in bulk."""
+    return list(map(num_partitions.__rmod__, map(zlib.crc32, _keys_bytes(keys))))
+
+
+def _keys_bytes(keys: list) -> Iterator[bytes]:
+    """key_bytes of every key: for all-str or all-int keys by C-level map chains that compute
+    exactly what key_bytes does for one key, with no Python call per key."""
+    key_types = set(map(type, keys))
+    if key_types == {str}:
+        encoding, errors = STR_ENCODING
+        return map(str.encode, keys, repeat(encoding), repeat(errors))
+    if key_types == {int}:
+        return map(INT_PREFIX.__add__, map(b"%d".__mod__, keys))
+    return map(key_bytes, keys)
+
+
+def partitions_of(keys: list, num_partitions: int, partitioner: Optional[Callable] = None) -> list:
+    """The partition of every key: by stable_partition (in bulk) when `partitioner` is None or
+    stable_partition, else by calling the job's partitioner per key, whose every result must be
+    an int in range(num_partitions) (RecordError naming the first key given a bad one)."""
+    if partitioner is None or partitioner is stable_partition:
+        return stable_partitions(keys, num_partitions)
+    partitions = list(map(partitioner, keys, repeat(num_partitions)))
+    # Only the distinct partition numbers are checked, so this costs a set() per call.
+    for partition in set(partitions):
+        if type(partition) is not int or not 0 <= partition < num_partitions:
+            key = keys[partitions.index(partition)]
+            raise RecordError(
+                f"the partitioner returned {short_repr(partition)} for key {short_repr(key)}; "
+                f"it must return an int in range(0, {num_partitions})")
+    return partitions

@@ -1,0 +1,303 @@
+"""The run file: how a sorted run of (key, value) pairs is stored, written and read back.
+
+Run file format (one Arrow IPC file; a map task's runs are named `part-{partition:05d}-run-{n:03d}.arrow`):
+  * two columns, `key` and `value`, in record batches of ARROW_BATCH_ROWS rows;
+  * a column whose elements all have exactly one native type is stored natively (str -> large_string,
+    int -> int64, float -> float64, bytes -> large_binary, bool -> bool_); any other column holds
+    `pickle.dumps(x, protocol=5)` per element in large_binary, with field metadata {b"encoding": b"pickle"};
+  * the schema metadata b"key_types" lists the names of the key types (JSON), so a reader knows which
+    ordering the runs of a partition share without reading their data.
+
+`RunWriter` writes a map task's runs (sorted Python pairs, or Arrow tables the vectorised API
+sorted) and keeps account of them; `write_run_file` writes one file of pairs as they come (the
+Arrow files between the steps of a multi-step job). Every write goes under a temporary name and is
+renamed (or, at a URI, is one object closed whole), so a crash never leaves a partial run.
+`RunReader` opens one run for reading; a missing, unreadable or corrupt run raises ShuffleReadError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from functools import partial
+from itertools import chain
+from operator import itemgetter
+from typing import Callable, Iterable, Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mapreduce import storage
+from mapreduce.defaults import ARROW_BATCH_ROWS
+from mapreduce.errors import RecordError
+from mapreduce.pairs import as_pairs
+
+from .ordering import sort_pairs_by_key
+
+
+class ShuffleReadError(Exception):
+    """A map output file is missing, unreadable or corrupt; `.path` names it."""
+
+    def __init__(self, path: str, cause):
+        self.path = path
+        self.cause = cause
+        super().__init__(path, cause)
+
+    def __str__(self) -> str:
+        return f"cannot read map output file {self.path}: {self.cause}"
+
+    def __reduce__(self):
+        # The cause travels as text: an arbitrary exception object may not survive pickling.
+        cause = self.cause if isinstance(self.cause, str) else f"{type(self.cause).__name__}: {self.cause}"
+        return (ShuffleReadError, (self.path, cause))
+
+
+_KEY_TYPES_METADATA = b"key_types"
+_PICKLE_METADATA = {b"encoding": b"pickle"}
+_NATIVE_ARROW_TYPES = {
+    str: pa.large_string(),
+    int: pa.int64(),
+    float: pa.float64(),
+    bytes: pa.large_binary(),
+    bool: pa.bool_(),
+}
+_NATIVE_TYPES = frozenset(_NATIVE_ARROW_TYPES)     # always stored natively or pickled fine
+_dumps = partial(pickle.dumps, protocol=5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Encoding
+
+
+def check_picklable(item, role: str) -> None:
+    """The RecordError every path gives for a key or value (`role`) that cannot be pickled (a run
+    pickles what has no native Arrow type)."""
+    try:
+        _dumps(item)
+    except Exception as cause:
+        raise RecordError(
+            f"a {role} of type {type(item).__name__} cannot be pickled: {cause}") from cause
+
+
+def checked_as_shuffled(pairs: Iterable, producer: str = "mapper") -> Iterator[tuple]:
+    """The pairs, refused as the shuffle refuses them, for output that does not go through it (a
+    map-only job's): RecordError for an item that is not a pair, or for a key or value that cannot
+    be pickled, with the same messages. So a job cannot write, say, a lambda's repr (a memory
+    address, different in every run) without a reducer and be refused with one."""
+    for pair in as_pairs(pairs, producer):
+        if type(pair[0]) not in _NATIVE_TYPES:
+            check_picklable(pair[0], "key")
+        if type(pair[1]) not in _NATIVE_TYPES:
+            check_picklable(pair[1], "value")
+        yield pair
+
+
+def _pickled(column: list, role: str) -> list:
+    try:
+        return list(map(_dumps, column))
+    except Exception as cause:
+        for item in column:
+            check_picklable(item, role)     # raises for the first that cannot be pickled
+        raise RecordError(f"a {role} cannot be pickled: {cause}") from cause
+
+
+def _encoded_column(column: list, role: str):
+    """(Arrow array, field metadata, element types) for one column of a run."""
+    types = set(map(type, column))
+    if len(types) == 1:
+        arrow_type = _NATIVE_ARROW_TYPES.get(next(iter(types)))
+        if arrow_type is not None:
+            try:
+                return pa.array(column, type=arrow_type), None, types
+            except (OverflowError, UnicodeError, pa.ArrowException):
+                pass  # ints beyond int64 or strs with lone surrogates: pickle carries them exactly
+    return pa.array(_pickled(column, role), type=pa.large_binary()), _PICKLE_METADATA, types
+
+
+def _run_table(keys: list, values: list) -> pa.Table:
+    key_array, key_metadata, key_types = _encoded_column(keys, "key")
+    value_array, value_metadata, _ = _encoded_column(values, "value")
+    key_type_names = json.dumps(sorted({key_type.__name__ for key_type in key_types}))
+    schema = pa.schema(
+        [pa.field("key", key_array.type, metadata=key_metadata),
+         pa.field("value", value_array.type, metadata=value_metadata)],
+        metadata={_KEY_TYPES_METADATA: key_type_names.encode("utf-8")})
+    return pa.Table.from_arrays([key_array, value_array], schema=schema)
+
+
+# Keys Arrow sorts in Python's order once stored natively: UTF-8 byte order is code point order,
+# and int64, binary and bool compare as in Python. (Floats are left to Python: NaN has no place
+# in its order.)
+_ARROW_SORTED_KEY_TYPES = {str, int, bytes, bool}
+
+
+def _sorted_run_table(keys: list, values: list) -> pa.Table:
+    """A run's table sorted by key, stably (a key's values keep their order): by Arrow when all
+    keys have one of the types above and were stored natively, else by sorting the pairs in
+    Python before they are encoded (tuples, mixed types, floats, ints beyond int64)."""
+    key_types = set(map(type, keys))
+    if len(key_types) == 1 and key_types <= _ARROW_SORTED_KEY_TYPES:
+        table = _run_table(keys, values)
+        if table.schema.field("key").metadata is None:
+            return table.take(pc.sort_indices(table.column("key")))
+    pairs = list(zip(keys, values))
+    sort_pairs_by_key(pairs)
+    return _run_table(list(map(itemgetter(0), pairs)), list(map(itemgetter(1), pairs)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing
+
+
+class RunWriter:
+    """Writes one map task's runs into `directory`, numbering each partition's runs in the order
+    written, and keeps account: `files` (partition -> its run paths), `records`, `bytes_written`."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self.files: dict = {}
+        self.records = 0
+        self.bytes_written = 0
+
+    def write_pairs(self, partition: int, keys: list, values: list) -> None:
+        """Write a run of Python keys and values of any types, sorted by key (stably)."""
+        self._write(partition, _sorted_run_table(keys, values))
+
+    def write_table(self, partition: int, table: pa.Table, key_type_name: str) -> None:
+        """Write a run from an Arrow table of native `key` and `value` columns, already sorted by
+        key; `key_type_name` names the Python type its keys read back as ("str", "int", ...)."""
+        metadata = {_KEY_TYPES_METADATA: json.dumps([key_type_name]).encode()}
+        self._write(partition, table.replace_schema_metadata(metadata).combine_chunks())
+
+    def _write(self, partition: int, table: pa.Table) -> None:
+        runs = self.files.setdefault(partition, [])
+        path = storage.join(self.directory, f"part-{partition:05d}-run-{len(runs):03d}.arrow")
+        self.bytes_written += _write_table(table, path)
+        runs.append(path)
+        self.records += table.num_rows
+
+
+def write_run_file(path: str, keys: list, values: list) -> int:
+    """Write Python keys and values, in the order given, as one run-format file at `path`;
+    returns the bytes written."""
+    return _write_table(_run_table(keys, values), path)
+
+
+def _write_table(table: pa.Table, path: str) -> int:
+    """Write under a temporary name and rename, so a crash never leaves a partial file under `path`."""
+    if storage.is_uri(path):
+        return _write_table_to_object(table, path)
+    temporary = path + ".tmp"
+    try:
+        with pa.OSFile(temporary, "wb") as sink:
+            with pa.ipc.new_file(sink, table.schema) as writer:
+                writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
+            size = sink.tell()
+        os.replace(temporary, path)
+    except BaseException:
+        _remove_quietly(temporary)
+        raise
+    return size
+
+
+def _write_table_to_object(table: pa.Table, location: str) -> int:
+    """The same file written to a URI: an object store shows an object only once it is closed
+    whole, so no temporary name is needed (and a rename there would be a copy)."""
+    with storage.open_output_stream(location) as sink:
+        with pa.ipc.new_file(sink, table.schema) as writer:
+            writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
+        return sink.tell()
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+
+
+def _open_for_reading(path: str):
+    """A run file for reading: memory-mapped when local, ranged reads from a URI."""
+    return storage.open_input_file(path) if storage.is_uri(path) else pa.memory_map(path, "r")
+
+
+def read_run_table(path: str) -> pa.Table:
+    """A whole run as one Arrow table, without its schema metadata (for Arrow-side aggregation)."""
+    try:
+        with _open_for_reading(path) as source:
+            return pa.ipc.open_file(source).read_all().replace_schema_metadata(None)
+    except Exception as cause:
+        raise ShuffleReadError(path, cause) from cause
+
+
+def _unpickled(array: pa.Array) -> list:
+    return list(map(pickle.loads, array.to_pylist()))
+
+
+def _column_decoder(field: pa.Field) -> Callable:
+    if field.metadata and field.metadata.get(b"encoding") == b"pickle":
+        return _unpickled
+    return pa.Array.to_pylist
+
+
+class RunReader:
+    """One run file opened for reading: its schema is read now, its batches on demand.
+
+    `key_type_names` (the names of its keys' types), `key_field` and `value_field` (the Arrow
+    fields), `keys_pickled`, and `decode_value` (Arrow value column -> Python values) describe it;
+    `batches()` gives its record batches and `records()` its pairs as Python objects."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._source = None
+        try:
+            self._source = _open_for_reading(path)
+            self._reader = pa.ipc.open_file(self._source)
+            schema = self._reader.schema
+            if schema.names != ["key", "value"] or _KEY_TYPES_METADATA not in (schema.metadata or {}):
+                raise ValueError("not a shuffle run file (no key and value columns with key type metadata)")
+            self.key_type_names = set(json.loads(schema.metadata[_KEY_TYPES_METADATA]))
+        except Exception as cause:
+            if self._source is not None:
+                self._source.close()
+            raise ShuffleReadError(path, cause) from cause
+        self.key_field, self.value_field = schema.field(0), schema.field(1)
+        self.keys_pickled = _column_decoder(self.key_field) is _unpickled
+        self._decode_key = _column_decoder(self.key_field)
+        self.decode_value = _column_decoder(self.value_field)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The run's record batches, checked; the file is closed after the last one."""
+        with self._source:
+            for index in range(self._reader.num_record_batches):
+                try:
+                    batch = self._reader.get_batch(index)
+                    batch.validate(full=True)  # corrupt offsets must fail here, not crash a conversion
+                except Exception as cause:
+                    raise ShuffleReadError(self.path, cause) from cause
+                yield batch
+
+    def decoded(self, batch: pa.RecordBatch) -> Iterator[tuple]:
+        """The (key, value) pairs of one of this run's batches as Python objects."""
+        try:
+            return zip(self._decode_key(batch.column(0)), self.decode_value(batch.column(1)))
+        except Exception as cause:
+            raise ShuffleReadError(self.path, cause) from cause
+
+    def records(self) -> Iterator[tuple]:
+        """All (key, value) pairs, decoding one batch at a time."""
+        return chain.from_iterable(map(self.decoded, self.batches()))
+
+    def count_records(self) -> int:
+        """The number of records, from the batch headers (no data is decoded)."""
+        with self._source:
+            try:
+                return sum(self._reader.get_batch(index).num_rows
+                           for index in range(self._reader.num_record_batches))
+            except Exception as cause:
+                raise ShuffleReadError(self.path, cause) from cause

@@ -1,0 +1,379 @@
+"""The map side of the shuffle: `MapOutputWriter` buffers a map task's (key, value) pairs and writes
+them, partitioned and sorted by key, as run files.
+
+A map task feeds its pairs to a `MapOutputWriter`, which checks them, runs the job's combiner
+over them, and writes each partition's buffer, sorted by key, as one run (see runfile.py) whenever
+the buffer is full and at close. The hot path is a word count, so per-record work is done by
+C-level iteration (map, zip, Counter, Arrow conversions and sorts, and the counting loop of
+mapreduce/_speedups.c where it is built) rather than by Python loops.
+"""
+
+from __future__ import annotations
+
+import bisect
+import sys
+from collections import Counter, deque
+from dataclasses import dataclass
+from itertools import chain, compress, islice, repeat
+from operator import add, itemgetter
+from typing import Iterable, Iterator, Optional
+
+from mapreduce import storage
+from mapreduce.defaults import COMBINE_EVERY_RECORDS, SORT_BUFFER_BYTES, SPILL_RECORDS
+from mapreduce.errors import RecordError
+from mapreduce.pairs import as_pair, as_pairs, is_pair, short_repr
+
+from .partition import partitions_of
+from .runfile import RunWriter
+
+try:    # the optional C counting loop (setup.py builds mapreduce/_speedups.c where a compiler exists)
+    from mapreduce._speedups import count_pairs as c_count_pairs
+except ImportError:
+    c_count_pairs = None    # (tests set it to None too, to run the Python loop it replaces)
+
+_SIZE_SAMPLE = 1000        # pairs measured to turn the sort buffer's bytes into a record limit
+_TUPLE_OVERHEAD = 56 + 8   # a 2-tuple plus its slot in the buffer list
+
+
+def _pair_size(pair: tuple) -> int:
+    return _TUPLE_OVERHEAD + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+
+
+@dataclass
+class MapOutput:
+    """What a map task wrote: partition -> its run files (absolute paths; partitions without data absent)."""
+
+    files: dict
+    records_in: int
+    records_out: int
+    bytes_written: int
+
+
+def _hashable_group_key(key):
+    """The dict key that groups `key`: 1, 1.0 and True are equal with equal hashes but are different
+    keys here, so a non-str key is grouped under (type, key)."""
+    try:
+        hash(key)
+    except TypeError as cause:
+        raise RecordError(
+            f"a key of type {type(key).__name__} cannot be used with a combiner: it is not hashable "
+            f"({cause}); use hashable keys such as str, int or tuples") from None
+    return (type(key), key)
+
+
+def _key_of_group(group_key):
+    return group_key if type(group_key) is str else group_key[1]
+
+
+_CHUNK_PAIRS = 2048     # items per C-level pass: small enough that a chunk stays in the CPU cache
+
+# A chunk whose keys and values all have exactly these types (keys may also be exact tuples of
+# them, such as bigrams) is counted as whole (key, value) tuples: no two values of different types
+# here compare equal, so counting never merges 1 with 1.0 or True, or a str with a str subclass,
+# and equal pairs are interchangeable. mapreduce/_speedups.c accepts exactly the same.
+_COUNTABLE = frozenset({str, bytes, int, type(None)})
+_COUNTABLE_OR_TUPLE = _COUNTABLE | {tuple}
+
+
+def _all_plain_pairs(chunk: list) -> bool:
+    """Whether every item is a plain 2-tuple (lists and tuple subclasses take the checked path)."""
+    return set(map(type, chunk)) == {tuple} and set(map(len, chunk)) == {2}
+
+
+def _counted_pairs(chunk: list) -> Optional[Counter]:
+    """The chunk as a Counter of (key, value) pairs, or None when it cannot be counted exactly
+    (then the checked path handles it, and names any item that is not a pair)."""
+    try:
+        item_types = set(map(type, chain.from_iterable(chunk)))
+        if not item_types <= _COUNTABLE and not (item_types <= _COUNTABLE_OR_TUPLE
+                                                 and _countable_tuple_keys(chunk)):
+            return None
+        counts = Counter(chunk)
+    except TypeError:           # an item that is not iterable, or not hashable (a list)
+        return None
+    # Every item equals one of the distinct ones, with the same types, so checking those suffices.
+    if not _all_plain_pairs(list(counts)):
+        return None
+    return counts
+
+
+def _countable_tuple_keys(chunk: list) -> bool:
+    """Whether the chunk's tuples are all keys made of countable items (no tuple value, no
+    nesting); checked over every item, since Counter would merge ("a", 1) with ("a", True)."""
+    if not _all_plain_pairs(chunk) or not set(map(type, map(itemgetter(1), chunk))) <= _COUNTABLE:
+        return False
+    tuple_keys = [key for key in map(itemgetter(0), chunk) if type(key) is tuple]
+    return set(map(type, chain.from_iterable(tuple_keys))) <= _COUNTABLE
+
+
+def _add_counts(total: dict, keys: list, counts: Iterable) -> None:
+    """total[key] += count for each key and count, by C-level map/zip (Counter.update loops in Python)."""
+    dict.update(total, zip(keys, map(add, counts, map(total.get, keys, repeat(0)))))
+
+
+def _checked_pairs(chunk: list, ends: list) -> list:
+    """The chunk as (key, value) tuples, or RecordError for the first item that is not a pair."""
+    pairs = []
+    lists_seen = set()
+    for index, item in enumerate(chunk):
+        if type(item) is not tuple or len(item) != 2:      # as_pair returns a plain pair as it is
+            try:
+                if type(item) is list:
+                    _check_list_not_reused(item, lists_seen)
+                item = as_pair(item, "mapper")
+            except RecordError as error:
+                raise _located(error, ends, index) from None
+        pairs.append(item)
+    return pairs
+
+
+def _check_list_not_reused(item: list, lists_seen: set) -> None:
+    # Pairs are read a chunk after they were yielded, so a list the mapper yielded and then changed
+    # would be read with its last contents. Refuse a list object yielded twice rather than guess.
+    if id(item) in lists_seen:
+        raise RecordError(
+            f"the mapper yielded the same list object {short_repr(item)} more than once; yield a new "
+            f"list or a tuple for each pair (the framework reads pairs after the mapper moves on)")
+    lists_seen.add(id(item))
+
+
+def _located(error: RecordError, ends: list, index: int) -> RecordError:
+    """Say which add_pairs call added item `index` of a chunk: `ends` holds the chunk's length
+    after each call, the last entry being the current call's."""
+    error.records_ago = len(ends) - 1 - bisect.bisect_right(ends, index)
+    return error
+
+
+class MapOutputWriter:
+    """Buffers one map attempt's output and writes it as sorted Arrow runs in `directory`.
+
+    A record's pairs are appended to a pending chunk by C code (list.extend), then checked and
+    (with a combiner) counted a chunk at a time by C-level passes, so on the common path (str,
+    bytes, int or None keys and values) no Python statement runs per pair. Partitioning, sorting
+    and encoding happen in bulk at spill time, and with a combiner the partitioner runs once per
+    distinct key."""
+
+    def __init__(self, directory: str, num_partitions: int, partitioner=None, combiner=None,
+                 spill_records: int = SPILL_RECORDS, combine_every: int = COMBINE_EVERY_RECORDS,
+                 sort_buffer_bytes: int = SORT_BUFFER_BYTES):
+        if num_partitions < 1:
+            raise ValueError(f"num_partitions must be at least 1, not {num_partitions}")
+        self._runs = RunWriter(storage.absolute(directory))
+        self._num_partitions = num_partitions
+        self._partitioner = partitioner
+        self._combiner = combiner
+        self._spill_records = max(1, spill_records)
+        self._combine_every = max(1, combine_every)
+        self._pending: list = []      # the current chunk: items as the mapper yielded them, unchecked
+        self._ends: list = []         # len(_pending) after each add_pairs call, to locate a bad item
+        self._pairs: list = []        # without a combiner: checked (key, value) tuples in arrival order
+        self._counts: dict = {}       # with one: (type, value) -> {key: times seen}, for countable chunks
+        self._groups: dict = {}       # ...and group key (see _hashable_group_key) -> list of values
+        self._since_combine = 0
+        self._records_in = 0
+        self._output: Optional[MapOutput] = None
+        # The buffer is bounded in bytes too: after a sample of pairs, the record limit becomes
+        # sort_buffer_bytes / (their average size), so big records spill (and chunk) sooner.
+        self._sort_buffer_bytes = sort_buffer_bytes
+        self._buffer_limit = min(self._spill_records, _SIZE_SAMPLE)
+        self._chunk_limit = min(_CHUNK_PAIRS, self._buffer_limit)
+        self._sized = False
+
+    # -- adding ------------------------------------------------------------------------------------
+
+    def add(self, key, value) -> None:
+        self.add_pairs(((key, value),))
+
+    def add_pairs(self, pairs: Iterable) -> None:
+        """Add one record's output; every item must be a (key, value) 2-tuple or 2-list.
+
+        Items are checked a chunk at a time, so a bad one may raise in a later call (or in close);
+        the RecordError then says in `records_ago` how many calls back it was added."""
+        if self._output is not None:
+            raise ValueError("this MapOutputWriter is closed")
+        pending = self._pending
+        items = iter(pairs)
+        pending.extend(islice(items, self._chunk_limit - len(pending)))
+        self._ends.append(len(pending))
+        while len(pending) >= self._chunk_limit:
+            self._absorb_pending()
+            pending = self._pending
+            pending.extend(islice(items, self._chunk_limit))
+            self._ends.append(len(pending))
+
+    def flush(self) -> None:
+        """Check and absorb the pending chunk now (close does it too)."""
+        if self._pending:
+            self._absorb_pending()
+
+    def _absorb_pending(self) -> None:
+        chunk, ends = self._pending, self._ends
+        self._pending, self._ends = [], [0]     # 0: the current call's items start the next chunk
+        if not chunk:
+            return
+        if not self._sized:
+            self._size_buffer(chunk)
+        self._records_in += len(chunk)
+        if self._combiner is None:
+            self._pairs += chunk if _all_plain_pairs(chunk) else _checked_pairs(chunk, ends)
+            if len(self._pairs) >= self._buffer_limit:
+                self._spill()
+            return
+        # The C loop (mapreduce/_speedups.c) counts exactly what the Python one would.
+        if (c_count_pairs is not None and c_count_pairs(chunk, self._counts)) or self._count(chunk):
+            # Counted pairs take no more room as they repeat, so they wait for the final combine
+            # unless the distinct ones fill the buffer: then all of it is combined and spilled
+            # (combining alone could leave it nearly full, to be combined again at every chunk).
+            if self._counted_keys() + len(self._groups) >= self._buffer_limit:
+                self._combine_and_spill()
+            return
+        self._group(_checked_pairs(chunk, ends), ends)
+        self._since_combine += len(chunk)
+        if self._since_combine >= self._combine_every:
+            self._combine()
+
+    def _size_buffer(self, chunk: list) -> None:
+        self._sized = True
+        sample = chunk[:_SIZE_SAMPLE]
+        average = sum(_pair_size(pair) if is_pair(pair) else _TUPLE_OVERHEAD for pair in sample) / len(sample)
+        self._buffer_limit = max(1, min(self._spill_records, int(self._sort_buffer_bytes / average)))
+        self._chunk_limit = min(_CHUNK_PAIRS, self._buffer_limit)
+
+    def _group(self, pairs: list, ends: list) -> None:
+        """Group pairs whose types counting could confuse (1 == 1.0 == True), one by one."""
+        groups = self._groups
+        get = groups.get
+        for index, (key, value) in enumerate(pairs):
+            if type(key) is not str:
+                try:
+                    key = _hashable_group_key(key)
+                except RecordError as error:
+                    raise _located(error, ends, index) from None
+            values = get(key)
+            if values is None:
+                groups[key] = [value]
+            else:
+                values.append(value)
+
+    def _count(self, chunk: list) -> bool:
+        """Count the chunk's pairs into self._counts[(type(value), value)][key]; False (counting
+        nothing) when its types could be confused by counting, or an item is not a pair."""
+        counts = _counted_pairs(chunk)
+        if counts is None:
+            return False
+        # Keyed by the key alone under each distinct value (a word count has one: 1), because a
+        # lookup of a str is much cheaper than of a (key, value) tuple in a dict too big for the cache.
+        pairs = list(counts)
+        keys = list(map(itemgetter(0), pairs))
+        values = list(map(itemgetter(1), pairs))
+        if len(set(values)) == 1:
+            value = values[0]
+            _add_counts(self._counts.setdefault((type(value), value), {}), keys, counts.values())
+            return True
+        for (key, value), times in counts.items():
+            key_counts = self._counts.setdefault((type(value), value), {})
+            key_counts[key] = key_counts.get(key, 0) + times
+        return True
+
+    def _counted_keys(self) -> int:
+        return sum(map(len, self._counts.values()))
+
+    def close(self) -> MapOutput:
+        """Combine and write what is buffered; return the files written. Calling it again returns the same."""
+        if self._output is None:
+            self.flush()
+            self._combine_and_spill()
+            runs = self._runs
+            files = {partition: list(paths) for partition, paths in sorted(runs.files.items())}
+            self._output = MapOutput(files, self._records_in, runs.records, runs.bytes_written)
+        return self._output
+
+    def _combine_and_spill(self) -> None:
+        """Combine everything buffered and write it out as sorted runs."""
+        if self._combiner is not None:
+            self._combine(final=True)
+        self._spill()
+
+    # -- combining ---------------------------------------------------------------------------------
+
+    def _combine(self, final: bool = False) -> None:
+        """Run the combiner over every buffered key with more than one value; spill when even the
+        combined groups fill the buffer."""
+        groups = self._groups
+        self._combine_counted(groups)
+        crowded = list(compress(groups.keys(), map((1).__lt__, map(len, groups.values()))))
+        for group_key in crowded:
+            self._combine_group(groups, group_key, iter(groups[group_key]))
+        self._since_combine = 0
+        if not final and len(groups) >= self._buffer_limit:
+            self._spill()
+
+    def _combine_counted(self, groups: dict) -> None:
+        """Run the combiner over the counted pairs: a key counted n times gets its value n times
+        (a repeat, not a list), after any values its group already holds; a key seen once joins
+        the groups as it is. So a key's values reach the combiner grouped by value, not in the
+        order the mapper yielded them: combiners must be commutative as well as associative."""
+        counts, self._counts = self._counts, {}
+        for (_, value), key_counts in counts.items():
+            for key, times in key_counts.items():
+                group_key = key if type(key) is str else (type(key), key)
+                held = groups.get(group_key)
+                if held is None:
+                    if times == 1:
+                        groups[group_key] = [value]
+                        continue
+                    values = repeat(value, times)
+                else:
+                    values = chain(held, repeat(value, times))
+                self._combine_group(groups, group_key, values)
+
+    def _combine_group(self, groups: dict, group_key, values: Iterator) -> None:
+        """Replace the group's values by what the combiner makes of `values`."""
+        key = _key_of_group(group_key)
+        output = self._combiner(key, values)
+        if output is None:
+            raise RecordError(
+                f"the combiner returned None for key {short_repr(key)}; it must return or yield "
+                f"(key, value) pairs")
+        combined, others = [], []
+        for pair in as_pairs(output, "combiner"):
+            out_key = pair[0]
+            if out_key is key or (type(out_key) is type(key) and out_key == key):
+                combined.append(pair[1])
+            else:
+                others.append(pair)          # any other key: partitioned at spill time like map output
+        if combined:
+            groups[group_key] = combined
+        else:
+            groups.pop(group_key, None)        # a counted key may have had no group yet
+        for out_key, value in others:
+            out_group = out_key if type(out_key) is str else _hashable_group_key(out_key)
+            groups.setdefault(out_group, []).append(value)
+
+    # -- spilling ----------------------------------------------------------------------------------
+
+    def _spill(self) -> None:
+        if self._combiner is None:
+            pairs, self._pairs = self._pairs, []
+            for partition, part in self._by_partition(pairs, list(map(itemgetter(0), pairs))):
+                keys, values = list(map(itemgetter(0), part)), list(map(itemgetter(1), part))
+                self._runs.write_pairs(partition, keys, values)
+        else:
+            groups, self._groups = self._groups, {}
+            keyed_lists = list(zip(map(_key_of_group, groups), groups.values()))
+            for partition, part in self._by_partition(keyed_lists, list(map(itemgetter(0), keyed_lists))):
+                value_lists = list(map(itemgetter(1), part))
+                keys = list(chain.from_iterable(map(repeat, map(itemgetter(0), part), map(len, value_lists))))
+                self._runs.write_pairs(partition, keys, list(chain.from_iterable(value_lists)))
+
+    def _by_partition(self, items: list, keys: list) -> list:
+        """[(partition, its items)] for the partitions that have any, computed in bulk."""
+        if not items:
+            return []
+        if self._num_partitions == 1:
+            return [(0, items)]
+        partitions = partitions_of(keys, self._num_partitions, self._partitioner)
+        buckets = [[] for _ in range(self._num_partitions)]
+        # list.append on each item's bucket, driven by map and drained by a zero-length deque.
+        deque(map(list.append, map(buckets.__getitem__, partitions), items), maxlen=0)
+        return [(partition, bucket) for partition, bucket in enumerate(buckets) if bucket]
