@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from helpers import Cluster, write_corpus
+
+
+def pytest_addoption(parser):
+    parser.addoption("--without-speedups", action="store_true",
+                     help="Run as on a machine without a C compiler: mapreduce._speedups cannot "
+                          "be imported, so the shuffle uses its Python counting loop.")
+
+
+def pytest_configure(config):
+    if config.getoption("--without-speedups"):
+        sys.modules["mapreduce._speedups"] = None      # makes `import mapreduce._speedups` fail
 
 
 @pytest.fixture
