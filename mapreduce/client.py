@@ -53,31 +53,32 @@ class CoordinatorClient:
         self.timeout = timeout
         self.secret = secret
         self.context = zmq.Context()
-        self.socket = None
-        self.handshakes = None
+        self._sockets: tuple[zmq.Socket, zmq.Socket] | None = None   # (DEALER, its monitor)
         self.ids = itertools.count(1)
         self._open()
 
-    def _open(self) -> None:
-        self.socket = self.context.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
+    def _open(self) -> tuple[zmq.Socket, zmq.Socket]:
+        socket = self.context.socket(zmq.DEALER)
+        socket.setsockopt(zmq.LINGER, 0)
+        socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
         if self.keys_dir:
-            security.secure_client(self.socket, self.keys_dir, "client")
-        self.handshakes = self.socket.get_monitor_socket(_HANDSHAKE_EVENTS)
+            security.secure_client(socket, self.keys_dir, "client")
+        self._sockets = socket, socket.get_monitor_socket(_HANDSHAKE_EVENTS)
         try:
-            self.socket.connect(self.address)
+            socket.connect(self.address)
         except zmq.ZMQError as exc:
             self._close_sockets()
             raise CoordinatorUnreachable(f"'{self.address}' is not a coordinator address ({exc}); "
                                          f"use the form tcp://HOST:PORT.") from None
+        return self._sockets
 
     def _close_sockets(self) -> None:
-        if self.socket is not None:
-            self.socket.disable_monitor()
-            self.handshakes.close(0)
-            self.socket.close(0)
-            self.socket = self.handshakes = None
+        if self._sockets is not None:
+            socket, handshakes = self._sockets
+            socket.disable_monitor()
+            handshakes.close(0)
+            socket.close(0)
+            self._sockets = None
 
     def close(self) -> None:
         self._close_sockets()
@@ -90,32 +91,32 @@ class CoordinatorClient:
         self.close()
 
     def request(self, command: bytes, header: dict, blobs: tuple = ()) -> Message:
-        if self.socket is None:
-            self._open()           # the last request's socket was discarded
+        # After a request that went unanswered its socket was discarded: a new one.
+        socket, handshakes = self._sockets or self._open()
         request_id = next(self.ids)
-        self.socket.send_multipart(protocol.encode(
+        socket.send_multipart(protocol.encode(
             Message(command, {**header, "request": request_id}, list(blobs)), self.secret))
         deadline = time.monotonic() + self.timeout
         poller = zmq.Poller()
-        poller.register(self.socket, zmq.POLLIN)
-        poller.register(self.handshakes, zmq.POLLIN)
+        poller.register(socket, zmq.POLLIN)
+        poller.register(handshakes, zmq.POLLIN)
         broken_off = False
         while True:
             remaining = deadline - time.monotonic()
-            events = dict(poller.poll(remaining * 1000)) if remaining > 0 else {}
-            if self.handshakes in events:
-                event = recv_monitor_message(self.handshakes)
+            events = dict(poller.poll(int(remaining * 1000))) if remaining > 0 else {}
+            if handshakes in events:
+                event = recv_monitor_message(handshakes)
                 if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
                     broken_off = True
                     continue
                 self._close_sockets()
                 raise CoordinatorUnreachable(self._refusal(event["event"], event["value"]))
-            if self.socket not in events:
+            if socket not in events:
                 # Lazy Pirate: a socket with an unanswered request is discarded, not reused (the
                 # next request opens a new one).
                 self._close_sockets()
                 raise CoordinatorUnreachable(self._no_answer(broken_off))
-            reply = protocol.decode(self.socket.recv_multipart(), self.secret)
+            reply = protocol.decode(socket.recv_multipart(), self.secret)
             if reply.header.get("request") == request_id:
                 return reply           # older replies (to requests that timed out) are skipped
 

@@ -37,7 +37,10 @@ class RecordError(Exception):
     """User code produced something the framework cannot carry: not a (key, value) pair, a value
     that cannot be pickled, a partition number out of range, keys that cannot be ordered.
 
-    Raised inside a task; it fails the attempt like a user exception does."""
+    Raised inside a task; it fails the attempt like a user exception does. `records_ago`, when
+    set, says how many records back the offending one was mapped (output is checked in chunks)."""
+
+    records_ago: int | None = None
 
 
 class TaskFailedError(MapReduceError):

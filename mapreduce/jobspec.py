@@ -127,7 +127,7 @@ def job_from_module(module, ref: str) -> Job:
                            f"sense before a reduce.")
     source_path = getattr(module, "__file__", None)
     try:
-        with open(source_path, encoding="utf-8") as handle:
+        with open(source_path or "", encoding="utf-8") as handle:
             source = handle.read()
     except (OSError, TypeError, UnicodeDecodeError):
         source = None

@@ -82,8 +82,9 @@ def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers:
                            f"with {type(exc).__name__}: {exc}. Module-level values the job's "
                            f"functions use must be picklable (open files, sockets and locks are "
                            f"not).") from None
-    for file in binary if warn is not None else ():
-        warn(_binary_warning(file.path, skip_binary))
+    if warn is not None:
+        for file in binary:
+            warn(_binary_warning(file.path, skip_binary))
     return JobSubmission(job.name, code, [s.to_wire() for s in splits],
                          [s.describe() for s in splits], num_reducers, output_dir, overwrite,
                          max_attempts, output_format=output_format,
@@ -103,6 +104,7 @@ def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
     """The job's `setup(inputs, num_reducers)` hook, run here on the submitting side before the job
     is shipped (e.g. to sample keys for a range partitioner); what it stores in module-level
     values travels with the job."""
+    assert job.setup is not None
     try:
         job.setup(list(files), num_reducers)
     except Exception as exc:
@@ -147,8 +149,8 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str,
         options = replace(options or RunOptions(), **settings)
     except TypeError as exc:
         raise TypeError(f"run_job: {exc}; the settings are RunOptions' fields") from None
-    options.workers = options.workers or os.cpu_count() or 1
-    if options.workers < 1:
+    options.workers = workers = options.workers or os.cpu_count() or 1
+    if workers < 1:
         raise MapReduceError("--workers must be at least 1.")
     if options.reducers is not None and options.reducers < 0:
         raise MapReduceError("--reducers must be 0 (map-only) or more.")
@@ -168,8 +170,9 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str,
 def _run_step(job: Job, inputs: list[str], output_dir: str, output_format: str, overwrite: bool,
               options: RunOptions, progress: ProgressReporter, started: float) -> RunResult:
     """One job (one step) on the embedded coordinator and a local pool, or inline."""
-    work_dir = options.work_dir
-    submission = prepare_submission(job, inputs, output_dir, workers=options.workers,
+    work_dir, workers = options.work_dir, options.workers
+    assert workers is not None                      # run_job has filled in the default
+    submission = prepare_submission(job, inputs, output_dir, workers=workers,
                                     reducers=options.reducers, split_size=options.split_size,
                                     overwrite=overwrite, max_attempts=options.max_attempts,
                                     output_format=output_format,
@@ -189,7 +192,7 @@ def _run_step(job: Job, inputs: list[str], output_dir: str, output_format: str, 
     try:
         coordinator = Coordinator(_local_address(private), work_dir=work_dir or private,
                                   secret=secrets.token_bytes(32), settings=settings)
-        pool = LocalPool(coordinator.address, options.workers, secret=coordinator.secret,
+        pool = LocalPool(coordinator.address, workers, secret=coordinator.secret,
                          heartbeat_interval=options.heartbeat_interval, liveness=options.liveness)
         previous_term = signal.signal(signal.SIGTERM, raise_terminated)
         job_id = None

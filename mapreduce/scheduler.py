@@ -155,19 +155,19 @@ class Scheduler:
     def attempt_succeeded(self, worker_id: str, job_id: str, task_id: str, number: int, result: dict,
                           now: float) -> list:
         self._free_slot(worker_id, job_id, task_id, number, done=True)
-        job = self.jobs.get(job_id)
-        task = job.task(task_id) if job else None
-        attempt = task.attempt(number) if task else None
+        found = self._live_task(job_id, task_id)
+        attempt = found[1].attempt(number) if found else None
         # A late or duplicate report (the task already committed, the attempt was abandoned or its
         # worker declared dead, the job is over) is discarded: exactly one attempt commits.
-        if not job or not job.active or not attempt or attempt.state is not AttemptState.RUNNING \
-                or task.state is not TaskState.RUNNING:
+        if found is None or attempt is None or attempt.state is not AttemptState.RUNNING \
+                or found[1].state is not TaskState.RUNNING:
             return self._dispatch(now)
+        task = found[1]
         attempt.move_to(AttemptState.SUCCEEDED)
         task.move_to(TaskState.PUBLISHING)
         task.result = result
         task.duration = now - attempt.started
-        out = [PublishTask(job_id, task, number)]
+        out: list = [PublishTask(job_id, task, number)]
         for other in task.running():
             other.move_to(AttemptState.KILLED)
             out.append(Abandon(other.worker, job_id, task_id, other.number))
@@ -178,10 +178,10 @@ class Scheduler:
 
     def task_published(self, job_id: str, task_id: str, now: float) -> list:
         """The accepted attempt's output is in place; the phase ends when every task's is."""
-        job = self.jobs.get(job_id)
-        task = job.task(task_id) if job else None
-        if not task or task.state is not TaskState.PUBLISHING or not job.active:
+        found = self._live_task(job_id, task_id)
+        if found is None or found[1].state is not TaskState.PUBLISHING:
             return self._dispatch(now)
+        job, task = found
         task.move_to(TaskState.SUCCEEDED)
         out = []
         if all(t.state is TaskState.SUCCEEDED for t in job.phase_tasks()):
@@ -211,10 +211,10 @@ class Scheduler:
     def publish_failed(self, job_id: str, task_id: str, error: dict, now: float) -> list:
         """The accepted attempt's output could not be put in place: run the task again (a failed
         publish counts as a failed attempt, so one that keeps failing fails the job)."""
-        job = self.jobs.get(job_id)
-        task = job.task(task_id) if job else None
-        if not task or task.state is not TaskState.PUBLISHING or not job.active:
+        found = self._live_task(job_id, task_id)
+        if found is None or found[1].state is not TaskState.PUBLISHING:
             return self._dispatch(now)
+        job, task = found
         task.result, task.last_error = None, error
         task.failures += 1
         if task.failures >= job.max_attempts:
@@ -271,12 +271,21 @@ class Scheduler:
             worker.running.discard((job_id, task_id, number))
             worker.tasks_done += done
 
-    def _attempt_ended(self, job_id, task_id, number, state, error, now) -> list:
+    def _live_task(self, job_id: str, task_id: str) -> tuple[JobState, Task] | None:
+        """The job and task a report is about, while the job is active; None for late news (the
+        job ended or was forgotten) and for a task id the job does not have."""
         job = self.jobs.get(job_id)
-        task = job.task(task_id) if job else None
-        attempt = task.attempt(number) if task else None
-        if not job or not job.active or not attempt or attempt.state is not AttemptState.RUNNING:
+        if job is None or not job.active:
+            return None
+        task = job.task(task_id)
+        return None if task is None else (job, task)
+
+    def _attempt_ended(self, job_id, task_id, number, state, error, now) -> list:
+        found = self._live_task(job_id, task_id)
+        attempt = found[1].attempt(number) if found else None
+        if found is None or attempt is None or attempt.state is not AttemptState.RUNNING:
             return []      # late news about an attempt that no longer matters
+        job, task = found
         attempt.move_to(state)
         task.last_error = error
         if state is AttemptState.LOST:
@@ -301,8 +310,8 @@ class Scheduler:
                 attempt.move_to(AttemptState.KILLED)
                 out.append(Abandon(attempt.worker, job.id, task.id, attempt.number))
                 self._free_slot(attempt.worker, job.id, task.id, attempt.number)
-            if task is failed_task:
-                task.move_to(TaskState.FAILED)
+            if failed_task is not None and task is failed_task:
+                failed_task.move_to(TaskState.FAILED)
             elif task.state in (TaskState.PENDING, TaskState.RUNNING, TaskState.PUBLISHING):
                 task.move_to(TaskState.CANCELLED)
         return out

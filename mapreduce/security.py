@@ -237,7 +237,7 @@ class _AllowListAuthenticator(ThreadAuthenticator):
     def __init__(self, context, location: str, refusals: _RefusalLog):
         super().__init__(context)
         self._location = location
-        self._listing = None
+        self._listing: list | None = None
         self._address = "?"
         self._refusals = refusals
 

@@ -22,6 +22,8 @@ from .csvrows import csv_batches
 from .text import arrow_complete_lines, lines_before, read_whole_text, segment_line_batches
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .plan import Segment, Split
 
 # How planning cuts a format's files (Reader.split_by).
@@ -137,7 +139,7 @@ def read_records(split: Split, input_format: str, bad_records: list | None = Non
 
 
 def read_blocks(split: Split, input_format: str, *,
-                block_size: int = READ_BLOCK_BYTES) -> Iterator[tuple[str, object]]:
+                block_size: int = READ_BLOCK_BYTES) -> Iterator[tuple[str, "pa.Array | list[str]"]]:
     """(path, values) in blocks of lines, as an Arrow large_string array built without a Python
     object per line (or a one-item list holding a whole file's text): what the vectorised API
     turns into Arrow batches."""

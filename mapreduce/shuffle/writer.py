@@ -114,7 +114,7 @@ def _add_counts(total: dict, keys: list, counts: Iterable) -> None:
 def _checked_pairs(chunk: list, ends: list) -> list:
     """The chunk as (key, value) tuples, or RecordError for the first item that is not a pair."""
     pairs = []
-    lists_seen = set()
+    lists_seen: set = set()
     for index, item in enumerate(chunk):
         if type(item) is not tuple or len(item) != 2:      # as_pair returns a plain pair as it is
             try:
@@ -322,7 +322,7 @@ class MapOutputWriter:
                     if times == 1:
                         groups[group_key] = [value]
                         continue
-                    values = repeat(value, times)
+                    values: Iterator = repeat(value, times)
                 else:
                     values = chain(held, repeat(value, times))
                 self._combine_group(groups, group_key, values)
@@ -373,7 +373,7 @@ class MapOutputWriter:
         if self._num_partitions == 1:
             return [(0, items)]
         partitions = partitions_of(keys, self._num_partitions, self._partitioner)
-        buckets = [[] for _ in range(self._num_partitions)]
+        buckets: list[list] = [[] for _ in range(self._num_partitions)]
         # list.append on each item's bucket, driven by map and drained by a zero-length deque.
         deque(map(list.append, map(buckets.__getitem__, partitions), items), maxlen=0)
         return [(partition, bucket) for partition, bucket in enumerate(buckets) if bucket]

@@ -34,7 +34,7 @@ def executor_main(conn) -> None:
     # default collector would rescan them over and over (measured: ~10% of a word count's map).
     gc.freeze()
     gc.set_threshold(*defaults.EXECUTOR_GC_THRESHOLDS)
-    jobs = {}
+    jobs: dict = {}
     while True:
         try:
             header, blob = conn.recv()

@@ -68,4 +68,4 @@ def _with_job_source(frame: traceback.FrameSummary, job: Job | None) -> tracebac
         return frame
     lines = job.source.splitlines()
     line = lines[frame.lineno - 1] if frame.lineno <= len(lines) else None
-    return traceback.FrameSummary(job.source_path, frame.lineno, frame.name, line=line)
+    return traceback.FrameSummary(job.source_path or frame.filename, frame.lineno, frame.name, line=line)

@@ -22,7 +22,7 @@ from mapreduce.worker.failures import TaskError, failure_report
 
 def run_map(job: Job, task: dict) -> dict:
     split = Split.from_wire(task["split"])
-    bad_records = [] if task.get("skip_bad_records") else None
+    bad_records: list | None = [] if task.get("skip_bad_records") else None
     for segment in split.segments:
         check_readable(segment.path)
     make_output_dir(task["out_dir"])
@@ -63,8 +63,11 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
     """The vectorised map: Arrow batches through map_batches, Arrow aggregation, Arrow runs."""
     records_in = rows_out = 0
     tables = []
-    aggregator = (vectorized.BatchAggregator(job.aggregation)
-                  if vectorized.aggregates_on_map_side(job.aggregation) else None)
+    map_batches, aggregation = job.map_batches, job.aggregation
+    assert map_batches is not None, "a vectorised map task of a job without map_batches"
+    aggregator = (vectorized.BatchAggregator(aggregation)
+                  if aggregation is not None and vectorized.aggregates_on_map_side(aggregation)
+                  else None)
     writer = (part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
               if _map_only(task) else None)
     try:
@@ -72,7 +75,7 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
             records_in += len(values)
             try:
                 output = vectorized.checked_output(
-                    job.map_batches(vectorized.input_batch(path, values)), job.aggregation)
+                    map_batches(vectorized.input_batch(path, values)), aggregation)
             except Exception as exc:
                 raise TaskError(failure_report(exc, job, f"while mapping a batch of {path}")) from None
             rows_out += output.num_rows
@@ -107,6 +110,7 @@ def _map_split(job: Job, split: Split, emit, bad_records: list | None = None, fi
     `finish`, which may still find a bad pair); returns the record count. A failure is annotated with
     the file and line being mapped, or with the record's that `records_ago` on the error points at."""
     mapper = job.mapper
+    assert mapper is not None, "a per-record map task of a job without a mapper"
     records = 0
     path, path_start = None, 0
     try:

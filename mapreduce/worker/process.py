@@ -113,7 +113,7 @@ class Worker:
         last_heard = last_sent = time.monotonic()
         try:
             while not self.stopping:
-                events = dict(poller.poll(self.interval * 1000 / 2))
+                events = dict(poller.poll(int(self.interval * 1000 / 2)))
                 now = time.monotonic()
                 if self.wakeup_fd in events:
                     os.read(self.wakeup_fd, 512)         # a signal arrived; its handler has run

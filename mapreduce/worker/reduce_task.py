@@ -16,6 +16,7 @@ def run_reduce(job: Job, task: dict) -> dict:
         return _reduce_aggregated(job, task, writer)
     groups = 0
     reducer = job.reducer
+    assert reducer is not None, "a reduce task of a job without a reducer"
     try:
         for key, values in shuffle.iter_partition_groups(task["inputs"]):
             groups += 1
@@ -30,6 +31,7 @@ def run_reduce(job: Job, task: dict) -> dict:
 
 
 def _reduce_aggregated(job: Job, task: dict, writer: PartWriter) -> dict:
+    assert job.aggregation is not None, "an aggregating reduce task of a job without REDUCE"
     try:
         for keys, values in vectorized.reduce_slices(task["inputs"], job.aggregation):
             writer.write_table(keys, values)
