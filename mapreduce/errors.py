@@ -37,10 +37,11 @@ class RecordError(Exception):
     """User code produced something the framework cannot carry: not a (key, value) pair, a value
     that cannot be pickled, a partition number out of range, keys that cannot be ordered.
 
-    Raised inside a task; it fails the attempt like a user exception does. `records_ago`, when
-    set, says how many records back the offending one was mapped (output is checked in chunks)."""
+    Raised inside a task; it fails the attempt like a user exception does. `records_ago` says
+    how many records before the last one mapped the offending one was (output is checked in
+    chunks, so it can be a few records back)."""
 
-    records_ago: int | None = None
+    records_ago: int = 0
 
 
 class TaskFailedError(MapReduceError):

@@ -73,7 +73,7 @@ def within(name: str, prefix: str) -> bool:
 def test_imports_follow_the_architecture(path):
     importer = module_name(path)
     entry_point = importer.endswith(".__main__")      # `python -m ...` starts the CLI
-    for target, names, line in imports_of(path):
+    for target, _names, line in imports_of(path):
         for prefix, forbidden in [] if entry_point else FORBIDDEN:
             if within(importer, prefix):
                 for bad in forbidden:

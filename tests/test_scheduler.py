@@ -73,7 +73,7 @@ def test_user_failure_is_retried_then_fails_the_job_after_max_attempts():
 
 def test_lost_attempts_do_not_use_up_user_attempts_but_ten_fail_the_job():
     s, out = make(maps=1, reduces=1, workers=("w1",), max_attempts=2)
-    for n in range(9):
+    for _ in range(9):
         (a,) = of(Assign, out)
         out = s.attempt_failed("w1", "j", a.task.id, a.attempt, {"message": "died"}, True, 1.0)
         assert not of(FailJob, out)

@@ -32,7 +32,7 @@ def csv_batches(path: str, bad_records: list | None, block: int) -> Iterator:
         for row in invalid:
             skip_or_raise(bad_records, path, f"{row.text!r:.80}: expected {row.expected_columns} "
                                              f"columns, found {row.actual_columns}",
-                          lambda: _line_number_of(path, row.text, block))
+                          lambda row=row: _line_number_of(path, row.text, block))
         invalid.clear()
 
     try:

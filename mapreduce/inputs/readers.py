@@ -74,7 +74,7 @@ def _json_records(segment: Segment, block_size: int, bad_records: list | None) -
                 value = json.loads(line)
             except ValueError as exc:
                 skip_or_raise(bad_records, segment.path, f"not JSON: {exc}",
-                              lambda: lines_before(segment, block_size) + line_in_segment)
+                              lambda n=line_in_segment: lines_before(segment, block_size) + n)
                 continue
             yield segment.path, value
 
