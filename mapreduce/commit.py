@@ -29,7 +29,6 @@ import fnmatch
 import glob
 import os
 import shutil
-import uuid
 
 from . import leftovers, storage
 from .errors import MapReduceError, OutputError
@@ -37,43 +36,6 @@ from .errors import MapReduceError, OutputError
 ATTEMPTS_DIR = "_attempts"
 LOGS_DIR = "_logs"          # what task attempts printed; kept in the output, like Hadoop's _logs
 SUCCESS = "_SUCCESS"
-
-
-@contextlib.contextmanager
-def atomic_file(path: str, mode: str = "wb", **open_args):
-    """Open a temporary sibling of `path`; on success rename it over `path`, on error delete it."""
-    if storage.is_uri(path):
-        with _object_file(path, mode, **open_args) as handle:
-            yield handle
-        return
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, mode, **open_args) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _object_file(location: str, mode: str, **open_args):
-    """atomic_file for a URI: the object appears only when the stream is closed; after an error
-    the (partial) object is deleted. Attempts write only under their own prefix, so a partial
-    object is never where a reader looks."""
-    import io
-    stream = storage.open_output_stream(location)
-    handle = stream if "b" in mode else io.TextIOWrapper(stream, **open_args)
-    try:
-        yield handle
-    except BaseException:
-        with contextlib.suppress(Exception):
-            handle.close()
-            storage.delete_file(location)
-        raise
-    handle.close()
 
 
 def check_job_paths(inputs: list[str], output_dir: str, work_dir: str | None = None, *,
@@ -258,7 +220,7 @@ def commit_job(staging: str, output_dir: str, overwrite: bool = False) -> None:
     shutil.rmtree(os.path.join(staging, ATTEMPTS_DIR), ignore_errors=True)
     with contextlib.suppress(OSError):
         os.rmdir(os.path.join(staging, LOGS_DIR))       # only when no attempt printed anything
-    with atomic_file(os.path.join(staging, SUCCESS)):
+    with storage.atomic_write(os.path.join(staging, SUCCESS)):
         pass
     if overwrite:
         _replace(staging, output_dir)
@@ -373,10 +335,10 @@ def _commit_to_object_store(staging: str, output: str, overwrite: bool) -> None:
             storage.delete_file(location)
     for location, relative, _ in storage.list_files(staging):
         storage.move(location, storage.join(output, relative))
-    with atomic_file(storage.join(output, SUCCESS)):
+    with storage.atomic_write(storage.join(output, SUCCESS)):
         pass
     storage.delete_tree(staging)
 
 
 def abort_job(staging: str) -> None:
-    storage.remove_tree_quietly(staging)
+    storage.delete_tree_quietly(staging)

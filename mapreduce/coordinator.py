@@ -649,7 +649,7 @@ def make_job_work_dir(location: str) -> None:
 
 
 def remove_work_dir(location: str) -> None:
-    storage.remove_tree_quietly(location)
+    storage.delete_tree_quietly(location)
 
 
 def check_work_dir(work_dir: str) -> str:
@@ -701,6 +701,6 @@ def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | 
             coordinator.close()
     finally:
         if temporary:
-            storage.remove_tree_quietly(work_dir)
+            storage.delete_tree_quietly(work_dir)
     print("mapreduce coordinator: stopped", file=sys.stderr, flush=True)
     return 0

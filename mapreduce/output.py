@@ -20,7 +20,6 @@ import sys
 import tempfile
 
 from . import storage
-from .commit import atomic_file
 from .errors import OutputError
 from .pairs import as_pairs
 
@@ -91,8 +90,8 @@ class PartWriter:
     suffix = ""
 
     def __init__(self, directory: str, index: int):
-        storage.ensure_dir(directory)
-        self._context = atomic_file(storage.join(directory, part_name(index) + self.suffix), "w",
+        storage.make_dirs(directory)
+        self._context = storage.atomic_write(storage.join(directory, part_name(index) + self.suffix), "w",
                                     encoding="utf-8", newline="\n")
         self._file = self._context.__enter__()
         self.records = 0
@@ -192,7 +191,7 @@ class ParquetPartWriter(_BufferedRows):
 
     def __init__(self, directory: str, index: int):
         super().__init__()
-        storage.ensure_dir(directory)
+        storage.make_dirs(directory)
         self.path = storage.join(directory, part_name(index) + ".parquet")
         self._columns: dict = {}            # name -> Arrow type, or JSON_TEXT
         self._writer = None
@@ -288,10 +287,8 @@ def _remove_quietly(path: str) -> None:
 
 
 def _publish(local: str, location: str) -> None:
-    if storage.is_uri(location):
-        storage.upload(local, location)      # an object appears whole when closed
-    else:
-        os.replace(local, location)
+    with storage.atomic_write(location, source=local):
+        pass
 
 
 def _part_schema(kinds: dict):
@@ -471,7 +468,7 @@ class ArrowPartWriter(_BufferedRows):
 
     def __init__(self, directory: str, index: int):
         super().__init__()
-        storage.ensure_dir(directory)
+        storage.make_dirs(directory)
         self._directory, self._index = directory, index
         self._files = 0
 

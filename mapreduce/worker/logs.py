@@ -59,10 +59,12 @@ def _captured_then_uploaded(location: str):
     finally:
         if os.path.exists(local):
             try:
-                storage.upload(local, location)
+                with storage.atomic_write(location, source=local):
+                    pass
             except Exception as exc:          # a log must not fail the attempt it describes
                 print(f"could not upload the task log to {location}: {exc}", file=sys.stderr)
-            os.unlink(local)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(local)
 
 
 def log_tail(path: str | None, limit: int = 2000) -> str:
