@@ -196,8 +196,7 @@ class ParquetPartWriter(_BufferedRows):
         self._columns: dict = {}            # name -> Arrow type, or JSON_TEXT
         self._writer = None
         self._written = False               # whether the local file holds row groups
-        local_dir = None if storage.is_uri(directory) else directory
-        self._local = _temporary_parquet(local_dir)
+        self._local = _temporary_parquet(_scratch_dir(directory))
 
     def write_table(self, keys, values) -> None:
         self._flush_rows()
@@ -273,6 +272,12 @@ class _NoCommonType(Exception):
     def __init__(self, column: str):
         super().__init__(column)
         self.column = column
+
+
+def _scratch_dir(directory: str) -> str | None:
+    """Where a part is built before storage.atomic_write puts it in place: beside it where that
+    is a rename (same filesystem), else this machine's temporary directory (then uploaded)."""
+    return directory if storage.supports_atomic_rename(directory) else None
 
 
 def _temporary_parquet(directory: str | None) -> str:
@@ -392,10 +397,7 @@ def unify_parquet_parts(directory: str) -> None:
 
 
 def _parquet_parts(directory: str) -> list:
-    if storage.is_uri(directory):
-        names = [relative for _, relative, _ in storage.list_files(directory) if "/" not in relative]
-    else:
-        names = os.listdir(directory)
+    names = [relative for _, relative, _ in storage.list_files(directory) if "/" not in relative]
     return sorted(storage.join(directory, name) for name in names
                   if name.startswith("part-") and name.endswith(".parquet"))
 
@@ -406,8 +408,7 @@ def _rewritten_parts(stale: dict, wanted: dict) -> dict:
     rewritten: dict = {}
     try:
         for part, kinds in stale.items():
-            local_dir = None if storage.is_uri(part) else os.path.dirname(part)
-            rewritten[part] = _temporary_parquet(local_dir)
+            rewritten[part] = _temporary_parquet(_scratch_dir(storage.split(part)[0]))
             with storage.arrow_source(part) as source:
                 _copy_in_kinds(source, kinds, wanted, rewritten[part])
     except BaseException:

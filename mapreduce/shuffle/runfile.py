@@ -198,7 +198,7 @@ def _write_table(table: pa.Table, path: str) -> int:
 
 def _open_for_reading(path: str):
     """A run file for reading: memory-mapped when local, ranged reads from a URI."""
-    return storage.open_input_file(path) if storage.is_uri(path) else pa.memory_map(path, "r")
+    return storage.open_input_file(path, memory_map=True)
 
 
 def read_run_table(path: str) -> pa.Table:

@@ -22,7 +22,7 @@ def captured_output(path: str | None):
     if not path:
         yield
         return
-    if storage.is_uri(path):
+    if storage.is_uri(path):                    # fd redirection needs a local file
         with _captured_then_uploaded(path):
             yield
         return
@@ -69,15 +69,9 @@ def _captured_then_uploaded(location: str):
 
 def log_tail(path: str | None, limit: int = 2000) -> str:
     """The end of an attempt's log, for the failure message."""
-    if path and storage.is_uri(path):
-        try:
-            return storage.read_tail(path, limit).decode("utf-8", "replace")
-        except Exception:
-            return ""
+    if not path:
+        return ""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - limit))
-            return handle.read().decode("utf-8", "replace")
-    except (OSError, TypeError):
+        return storage.read_tail(path, limit).decode("utf-8", "replace")
+    except Exception:
         return ""
