@@ -29,7 +29,6 @@ import fnmatch
 import glob
 import os
 import shutil
-import uuid
 
 from . import leftovers, storage
 from .errors import MapReduceError, OutputError
@@ -37,43 +36,6 @@ from .errors import MapReduceError, OutputError
 ATTEMPTS_DIR = "_attempts"
 LOGS_DIR = "_logs"          # what task attempts printed; kept in the output, like Hadoop's _logs
 SUCCESS = "_SUCCESS"
-
-
-@contextlib.contextmanager
-def atomic_file(path: str, mode: str = "wb", **open_args):
-    """Open a temporary sibling of `path`; on success rename it over `path`, on error delete it."""
-    if storage.is_uri(path):
-        with _object_file(path, mode, **open_args) as handle:
-            yield handle
-        return
-    directory, name = os.path.split(path)
-    tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-    try:
-        with open(tmp, mode, **open_args) as handle:
-            yield handle
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def _object_file(location: str, mode: str, **open_args):
-    """atomic_file for a URI: the object appears only when the stream is closed; after an error
-    the (partial) object is deleted. Attempts write only under their own prefix, so a partial
-    object is never where a reader looks."""
-    import io
-    stream = storage.open_output_stream(location)
-    handle = stream if "b" in mode else io.TextIOWrapper(stream, **open_args)
-    try:
-        yield handle
-    except BaseException:
-        with contextlib.suppress(Exception):
-            handle.close()
-            storage.delete_file(location)
-        raise
-    handle.close()
 
 
 def check_job_paths(inputs: list[str], output_dir: str, work_dir: str | None = None, *,
@@ -198,15 +160,12 @@ def _check_output_location(output: str, overwrite: bool) -> None:
 
 def staging_dir_for(output_dir: str, job_id: str) -> str:
     """A hidden sibling of the output directory: the same filesystem, so commit is a rename."""
-    if storage.is_uri(output_dir):
-        return storage.sibling(output_dir, f".{storage.split(output_dir)[1]}.mapreduce-{job_id}")
-    absolute = os.path.abspath(output_dir.rstrip("/") or "/")
-    parent, name = os.path.split(absolute)
-    return os.path.join(parent, f".{name}.mapreduce-{job_id}")
+    parent, name = storage.split(output_dir)
+    return storage.join(parent, f".{name}.mapreduce-{job_id}")
 
 
 def create_staging(staging: str) -> None:
-    if storage.is_uri(staging):
+    if storage.is_uri(staging):                 # no leftovers to look for: they are local (pids)
         storage.make_dirs(storage.join(staging, ATTEMPTS_DIR))
         return
     # Staging dirs of runs killed before they could clean up sit beside it: remove those first.
@@ -225,16 +184,11 @@ def log_path(staging: str, task_id: str, attempt: int) -> str:
 
 
 def publish_attempt(staging: str, task_id: str, attempt: int) -> None:
-    """Move the committing attempt's part files into staging (each rename is atomic)."""
+    """Move the committing attempt's part files into staging (each local rename is atomic)."""
     source = attempt_dir(staging, task_id, attempt)
-    if storage.is_uri(staging):
-        for location, name, _ in storage.list_files(source):
-            storage.move(location, storage.join(staging, name))
-        storage.delete_tree(source)
-        return
-    for name in sorted(os.listdir(source)):
-        os.replace(os.path.join(source, name), os.path.join(staging, name))
-    os.rmdir(source)
+    for location, name, _ in storage.list_files(source):
+        storage.move(location, storage.join(staging, name))
+    storage.delete_tree(source)
 
 
 class OutputTaken(OutputError):
@@ -252,13 +206,14 @@ def commit_job(staging: str, output_dir: str, overwrite: bool = False) -> None:
     """Write `_SUCCESS` last, then put staging in place as the output directory: without
     `overwrite` only where there is nothing (or an empty directory) at that moment, else
     OutputTaken; with it by one atomic exchange, so readers see the old output or the new one."""
-    if storage.is_uri(staging):
-        _commit_to_object_store(staging, output_dir, overwrite)
+    if not storage.supports_atomic_rename(staging):
+        _commit_object_by_object(staging, output_dir, overwrite)
         return
-    shutil.rmtree(os.path.join(staging, ATTEMPTS_DIR), ignore_errors=True)
+    # From here on the local steps: renames of whole directories, renameat2.
+    storage.delete_tree_quietly(os.path.join(staging, ATTEMPTS_DIR))
     with contextlib.suppress(OSError):
         os.rmdir(os.path.join(staging, LOGS_DIR))       # only when no attempt printed anything
-    with atomic_file(os.path.join(staging, SUCCESS)):
+    with storage.atomic_write(os.path.join(staging, SUCCESS)):
         pass
     if overwrite:
         _replace(staging, output_dir)
@@ -356,7 +311,7 @@ def _renameat2(first: str, second: str, flags: int) -> bool:
         FileExistsError(code, os.strerror(code), second)
 
 
-def _commit_to_object_store(staging: str, output: str, overwrite: bool) -> None:
+def _commit_object_by_object(staging: str, output: str, overwrite: bool) -> None:
     """Object by object, in the order that keeps `_SUCCESS` truthful: it is deleted first when
     replacing an old result, and written only once every new part is in place. Without
     `overwrite`, the output is looked at again just before: objects that appeared there since
@@ -373,10 +328,10 @@ def _commit_to_object_store(staging: str, output: str, overwrite: bool) -> None:
             storage.delete_file(location)
     for location, relative, _ in storage.list_files(staging):
         storage.move(location, storage.join(output, relative))
-    with atomic_file(storage.join(output, SUCCESS)):
+    with storage.atomic_write(storage.join(output, SUCCESS)):
         pass
     storage.delete_tree(staging)
 
 
 def abort_job(staging: str) -> None:
-    storage.remove_tree_quietly(staging)
+    storage.delete_tree_quietly(staging)

@@ -532,7 +532,7 @@ class Coordinator:
         self._injected.add((record.id, task.index))
         for paths in (task.result or {}).get("files", {}).values():
             for path in paths:
-                storage.delete_file(path) if storage.is_uri(path) else os.unlink(path)
+                storage.delete_file(path)
         log.warning("fault injection: deleted the output of %s %s", record.id, task.id)
 
     def _commit(self, record: JobRecord) -> None:
@@ -629,27 +629,24 @@ def _check_attempt_report(header: dict) -> None:
             raise ValueError("'result.files' must map partitions to lists of paths")
 
 
-def make_work_dir(location: str, exist_ok: bool = True) -> None:
-    """A job's (or the coordinator's) shuffle directory, local or under a URI."""
-    if storage.is_uri(location):
-        storage.make_dirs(location)
-    else:
-        os.makedirs(location, exist_ok=exist_ok)
+def make_work_dir(location: str) -> None:
+    """The coordinator's shuffle directory, local or under a URI."""
+    storage.make_dirs(location)
 
 
 def make_job_work_dir(location: str) -> None:
     """A job's shuffle directory; a local one is marked as this process's, after removing those a
     killed run or coordinator left in the same work directory."""
-    if storage.is_uri(location):
-        make_work_dir(location, exist_ok=False)
+    if storage.is_uri(location):                # no leftovers to look for: they are local (pids)
+        storage.make_dirs(location)
         return
     leftovers.remove_abandoned(os.path.join(glob.escape(os.path.dirname(location)), "*"))
-    make_work_dir(location, exist_ok=False)
+    os.makedirs(location)                       # a new job's: never there already
     leftovers.mark_owned(location)
 
 
 def remove_work_dir(location: str) -> None:
-    storage.remove_tree_quietly(location)
+    storage.delete_tree_quietly(location)
 
 
 def check_work_dir(work_dir: str) -> str:
@@ -657,7 +654,7 @@ def check_work_dir(work_dir: str) -> str:
     the coordinator starts, not when the first job needs it."""
     work_dir = storage.absolute(work_dir)
     try:
-        if storage.is_uri(work_dir) and not storage.bucket_exists(work_dir):
+        if not storage.bucket_exists(work_dir):
             raise MapReduceError(f"work directory '{work_dir}': there is no bucket "
                                  f"'{storage.bucket_of(work_dir)}' at that endpoint; create it or "
                                  f"check the spelling, AWS_ENDPOINT_URL and the credentials.")
@@ -701,6 +698,6 @@ def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | 
             coordinator.close()
     finally:
         if temporary:
-            storage.remove_tree_quietly(work_dir)
+            storage.delete_tree_quietly(work_dir)
     print("mapreduce coordinator: stopped", file=sys.stderr, flush=True)
     return 0

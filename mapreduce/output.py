@@ -20,7 +20,6 @@ import sys
 import tempfile
 
 from . import storage
-from .commit import atomic_file
 from .errors import OutputError
 from .pairs import as_pairs
 
@@ -91,8 +90,8 @@ class PartWriter:
     suffix = ""
 
     def __init__(self, directory: str, index: int):
-        storage.ensure_dir(directory)
-        self._context = atomic_file(storage.join(directory, part_name(index) + self.suffix), "w",
+        storage.make_dirs(directory)
+        self._context = storage.atomic_write(storage.join(directory, part_name(index) + self.suffix), "w",
                                     encoding="utf-8", newline="\n")
         self._file = self._context.__enter__()
         self.records = 0
@@ -192,13 +191,12 @@ class ParquetPartWriter(_BufferedRows):
 
     def __init__(self, directory: str, index: int):
         super().__init__()
-        storage.ensure_dir(directory)
+        storage.make_dirs(directory)
         self.path = storage.join(directory, part_name(index) + ".parquet")
         self._columns: dict = {}            # name -> Arrow type, or JSON_TEXT
         self._writer = None
         self._written = False               # whether the local file holds row groups
-        local_dir = None if storage.is_uri(directory) else directory
-        self._local = _temporary_parquet(local_dir)
+        self._local = _temporary_parquet(_scratch_dir(directory))
 
     def write_table(self, keys, values) -> None:
         self._flush_rows()
@@ -276,6 +274,12 @@ class _NoCommonType(Exception):
         self.column = column
 
 
+def _scratch_dir(directory: str) -> str | None:
+    """Where a part is built before storage.atomic_write puts it in place: beside it where that
+    is a rename (same filesystem), else this machine's temporary directory (then uploaded)."""
+    return directory if storage.supports_atomic_rename(directory) else None
+
+
 def _temporary_parquet(directory: str | None) -> str:
     handle, path = tempfile.mkstemp(prefix=".part-", suffix=".parquet.tmp", dir=directory)
     os.close(handle)
@@ -288,10 +292,8 @@ def _remove_quietly(path: str) -> None:
 
 
 def _publish(local: str, location: str) -> None:
-    if storage.is_uri(location):
-        storage.upload(local, location)      # an object appears whole when closed
-    else:
-        os.replace(local, location)
+    with storage.atomic_write(location, source=local):
+        pass
 
 
 def _part_schema(kinds: dict):
@@ -395,10 +397,7 @@ def unify_parquet_parts(directory: str) -> None:
 
 
 def _parquet_parts(directory: str) -> list:
-    if storage.is_uri(directory):
-        names = [relative for _, relative, _ in storage.list_files(directory) if "/" not in relative]
-    else:
-        names = os.listdir(directory)
+    names = [relative for _, relative, _ in storage.list_files(directory) if "/" not in relative]
     return sorted(storage.join(directory, name) for name in names
                   if name.startswith("part-") and name.endswith(".parquet"))
 
@@ -409,8 +408,7 @@ def _rewritten_parts(stale: dict, wanted: dict) -> dict:
     rewritten: dict = {}
     try:
         for part, kinds in stale.items():
-            local_dir = None if storage.is_uri(part) else os.path.dirname(part)
-            rewritten[part] = _temporary_parquet(local_dir)
+            rewritten[part] = _temporary_parquet(_scratch_dir(storage.split(part)[0]))
             with storage.arrow_source(part) as source:
                 _copy_in_kinds(source, kinds, wanted, rewritten[part])
     except BaseException:
@@ -471,7 +469,7 @@ class ArrowPartWriter(_BufferedRows):
 
     def __init__(self, directory: str, index: int):
         super().__init__()
-        storage.ensure_dir(directory)
+        storage.make_dirs(directory)
         self._directory, self._index = directory, index
         self._files = 0
 

@@ -82,4 +82,4 @@ def run_steps(steps: list[Job], inputs: list[str], output_dir: str, run_one: Cal
             current = [target]
         return result
     finally:
-        storage.remove_tree_quietly(scratch)
+        storage.delete_tree_quietly(scratch)

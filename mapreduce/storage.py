@@ -3,10 +3,11 @@
 
 Locations travel between processes (and machines) as strings; every process rebuilds the
 filesystem from the string, so a worker needs nothing but the URI and its own environment
-(credentials, endpoint). Plain local paths never come through here for their I/O: callers keep
-their os-level code (atomic renames, memory maps) and ask `is_uri` first. A `file://` URI is
-turned into the plain local path it names by `normalize`, at the command's edge, so it takes that
-fast path too.
+(credentials, endpoint). All file I/O goes through one interface with two backends, chosen from
+the location string: LocalStorage (os and shutil: renames, memory maps) for plain paths and
+ArrowStorage (pyarrow.fs) for URIs. Every final file is written by `atomic_write`. A `file://` URI
+is turned into the plain local path it names by `normalize`, at the command's edge, so it takes
+the local backend too.
 
 S3 settings come from the standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_SESSION_TOKEN, AWS_DEFAULT_REGION, read by the AWS SDK inside pyarrow) plus an
@@ -23,7 +24,9 @@ import contextlib
 import os
 import posixpath
 import re
+import shutil
 import threading
+import uuid
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from .errors import MapReduceError
@@ -211,116 +214,291 @@ def describe_error(location: str, doing: str, exc: BaseException) -> StorageErro
 
 
 # ----------------------------------------------------------------------------------------------
-# Operations on URIs (local paths keep their os-level code in the callers)
+# One file-system interface, two backends: LocalStorage (os, shutil: atomic renames, memory maps)
+# and ArrowStorage (pyarrow.fs: S3, GCS, HDFS, ...), chosen from the location string. Callers use
+# the module-level functions below and never ask which backend they got, except through the
+# capability `supports_atomic_rename` (the job commit's final step).
 # ----------------------------------------------------------------------------------------------
+
+class LocalStorage:
+    """Plain local paths."""
+
+    supports_atomic_rename = True
+
+    def file_info(self, location: str):
+        from pyarrow import fs
+        return fs.LocalFileSystem().get_file_info(location)
+
+    def exists(self, location: str) -> bool:
+        return os.path.exists(location)
+
+    def size(self, location: str) -> int:
+        return os.path.getsize(location)
+
+    def list_files(self, location: str) -> list[tuple[str, str, int]]:
+        found = []
+        for directory, _, names in os.walk(location):
+            for name in names:
+                path = os.path.join(directory, name)
+                relative = os.path.relpath(path, location).replace(os.sep, "/")
+                found.append((path, relative, os.path.getsize(path)))
+        found.sort()
+        return found
+
+    def bucket_exists(self, location: str) -> bool:
+        return True
+
+    def open_input_file(self, location: str, memory_map: bool = False):
+        if memory_map:
+            import pyarrow as pa
+            return pa.memory_map(location, "r")
+        return open(location, "rb")
+
+    def arrow_source(self, location: str):
+        return contextlib.nullcontext(location)            # Arrow opens a local path itself
+
+    def open_input_stream(self, location: str, compression: str | None = None):
+        if compression == "gzip":
+            import gzip
+            return gzip.open(location, "rb")
+        if compression == "bz2":
+            import bz2
+            return bz2.open(location, "rb")
+        return open(location, "rb")
+
+    @contextlib.contextmanager
+    def atomic_write(self, location: str, mode: str, source: str | None, open_args: dict):
+        """A temporary sibling, renamed over `location` on success, deleted on error."""
+        directory, name = os.path.split(location)
+        temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            if source is not None:
+                shutil.move(source, temporary)           # a rename on the same filesystem
+                yield None
+            else:
+                with open(temporary, mode, **open_args) as handle:
+                    yield handle
+            os.replace(temporary, location)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
+
+    def make_dirs(self, location: str) -> None:
+        os.makedirs(location, exist_ok=True)
+
+    def delete_file(self, location: str) -> None:
+        os.unlink(location)
+
+    def delete_tree(self, location: str) -> None:
+        if os.path.isdir(location) and not os.path.islink(location):
+            shutil.rmtree(location)
+        elif os.path.lexists(location):
+            os.unlink(location)
+
+    def move(self, source: str, destination: str) -> None:
+        os.replace(source, destination)
+
+    def read_tail(self, location: str, limit: int) -> bytes:
+        with open(location, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - limit))
+            return handle.read()
+
+
+class ArrowStorage:
+    """URIs of any filesystem pyarrow.fs knows. On object stores there are no directories and
+    no atomic rename: a move is a copy and a delete."""
+
+    supports_atomic_rename = False
+
+    def file_info(self, location: str):
+        filesystem, path = resolve(location)
+        return filesystem.get_file_info(path)
+
+    def exists(self, location: str) -> bool:
+        from pyarrow import fs
+        return self.file_info(location).type != fs.FileType.NotFound
+
+    def size(self, location: str) -> int:
+        info = self.file_info(location)
+        if info.size is None:
+            raise FileNotFoundError(f"'{location}' does not exist or is not a file")
+        return info.size
+
+    def list_files(self, location: str) -> list[tuple[str, str, int]]:
+        """Empty "directory marker" objects are not files."""
+        from pyarrow import fs
+        filesystem, top = resolve(location)
+        selector = fs.FileSelector(top, recursive=True, allow_not_found=True)
+        found = []
+        for info in filesystem.get_file_info(selector):
+            if info.type != fs.FileType.File:
+                continue
+            relative = info.path[len(top):].lstrip("/") if top else info.path
+            found.append((join(location, relative), relative, info.size))
+        found.sort()
+        return found
+
+    def bucket_exists(self, location: str) -> bool:
+        from pyarrow import fs
+        bucket = bucket_of(location)
+        if not bucket:
+            return True
+        filesystem, _ = resolve(location)
+        return filesystem.get_file_info(bucket).type == fs.FileType.Directory
+
+    def open_input_file(self, location: str, memory_map: bool = False):
+        """Seekable; each read is a ranged request on an object store."""
+        filesystem, path = resolve(location)
+        return filesystem.open_input_file(path)
+
+    def arrow_source(self, location: str):
+        return self.open_input_file(location)
+
+    def open_input_stream(self, location: str, compression: str | None = None):
+        import pyarrow as pa
+        filesystem, path = resolve(location)
+        stream = filesystem.open_input_stream(path)
+        return pa.CompressedInputStream(stream, compression) if compression else stream
+
+    @contextlib.contextmanager
+    def atomic_write(self, location: str, mode: str, source: str | None, open_args: dict):
+        """The object appears only when the stream is closed; after an error the (partial)
+        object is deleted. Attempts write only under their own prefix, so a partial object is
+        never where a reader looks."""
+        import io
+        filesystem, path = resolve(location)
+        stream = filesystem.open_output_stream(path)
+        handle = stream if source is not None or "b" in mode else io.TextIOWrapper(stream, **open_args)
+        try:
+            if source is not None:
+                with open(source, "rb") as local:
+                    shutil.copyfileobj(local, stream, 1 << 20)
+                yield None
+            else:
+                yield handle
+        except BaseException:
+            with contextlib.suppress(Exception):
+                handle.close()
+                filesystem.delete_file(path)
+            raise
+        handle.close()
+        if source is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(source)
+
+    def make_dirs(self, location: str) -> None:
+        if is_object_store(location):
+            return                      # keys have no parents; markers would only be left behind
+        filesystem, path = resolve(location)
+        filesystem.create_dir(path, recursive=True)
+
+    def delete_file(self, location: str) -> None:
+        filesystem, path = resolve(location)
+        filesystem.delete_file(path)
+
+    def delete_tree(self, location: str) -> None:
+        from pyarrow import fs
+        filesystem, path = resolve(location)
+        info = filesystem.get_file_info(path)
+        if info.type == fs.FileType.Directory:
+            filesystem.delete_dir(path)
+        elif info.type == fs.FileType.File:
+            filesystem.delete_file(path)
+
+    def move(self, source: str, destination: str) -> None:
+        filesystem, source_path = resolve(source)
+        _, destination_path = resolve(destination)
+        filesystem.move(source_path, destination_path)
+
+    def read_tail(self, location: str, limit: int) -> bytes:
+        with self.open_input_file(location) as handle:
+            length = handle.size()
+            handle.seek(max(0, length - limit))
+            return handle.read()
+
+
+_LOCAL = LocalStorage()
+_ARROW = ArrowStorage()
+
+
+def backend(location: str):
+    """The backend that handles `location`: ArrowStorage for a URI, LocalStorage for a path."""
+    return _ARROW if is_uri(location) else _LOCAL
+
+
+# ----------------------------------------------------------------------------------------------
+# Operations, on local paths and URIs alike
+# ----------------------------------------------------------------------------------------------
+
+def supports_atomic_rename(location: str) -> bool:
+    """Whether a directory at `location` can be renamed (or exchanged) in one atomic step."""
+    return backend(location).supports_atomic_rename
+
 
 def file_info(location: str):
     """pyarrow FileInfo (type File, Directory or NotFound, size)."""
-    filesystem, path = resolve(location)
-    return filesystem.get_file_info(path)
+    return backend(location).file_info(location)
 
 
 def exists(location: str) -> bool:
-    from pyarrow import fs
-    return file_info(location).type != fs.FileType.NotFound
+    return backend(location).exists(location)
 
 
 def size(location: str) -> int:
-    info = file_info(location)
-    if info.size is None:
-        raise FileNotFoundError(f"'{location}' does not exist or is not a file")
-    return info.size
+    return backend(location).size(location)
 
 
 def list_files(location: str) -> list[tuple[str, str, int]]:
-    """Every file below a directory or prefix, recursively: (URI, path relative to `location`,
-    size), sorted by URI. Empty "directory marker" objects are not files."""
-    from pyarrow import fs
-    filesystem, top = resolve(location)
-    selector = fs.FileSelector(top, recursive=True, allow_not_found=True)
-    found = []
-    for info in filesystem.get_file_info(selector):
-        if info.type != fs.FileType.File:
-            continue
-        relative = info.path[len(top):].lstrip("/") if top else info.path
-        found.append((join(location, relative), relative, info.size))
-    found.sort()
-    return found
+    """Every file below a directory or prefix, recursively: (location, path relative to
+    `location` with "/" separators, size), sorted by location; nothing there is an empty list."""
+    return backend(location).list_files(location)
 
 
 def bucket_exists(location: str) -> bool:
-    from pyarrow import fs
-    bucket = bucket_of(location)
-    if not bucket:
-        return True
-    filesystem, _ = resolve(location)
-    return filesystem.get_file_info(bucket).type == fs.FileType.Directory
+    """False only for an object-store URI whose bucket is missing."""
+    return backend(location).bucket_exists(location)
 
 
-def open_input_file(location: str):
-    """A seekable reader (ranged reads on object stores)."""
-    filesystem, path = resolve(location)
-    return filesystem.open_input_file(path)
+def open_input_file(location: str, memory_map: bool = False):
+    """A seekable reader of the file's bytes; `memory_map` maps a local file (Arrow readers)."""
+    return backend(location).open_input_file(location, memory_map)
 
 
 def arrow_source(location: str):
     """What pyarrow's file readers (ParquetFile) take, as a context manager: a local path itself
     (Arrow opens it), else a seekable file of the object."""
-    return open_input_file(location) if is_uri(location) else contextlib.nullcontext(location)
+    return backend(location).arrow_source(location)
 
 
 def open_input_stream(location: str, compression: str | None = None):
-    """A sequential reader, decompressing gzip or bz2 when asked."""
-    import pyarrow as pa
-    filesystem, path = resolve(location)
-    stream = filesystem.open_input_stream(path)
-    return pa.CompressedInputStream(stream, compression) if compression else stream
+    """A sequential reader, decompressing "gzip" or "bz2" when asked."""
+    return backend(location).open_input_stream(location, compression)
 
 
-def open_output_stream(location: str):
-    """A writer; on an object store the object appears, whole, only when it is closed."""
-    filesystem, path = resolve(location)
-    return filesystem.open_output_stream(path)
+def atomic_write(location: str, mode: str = "wb", *, source: str | None = None, **open_args):
+    """The one way to write a final file, as a context manager yielding the file to write
+    (`mode` and `open_args` as for open()). Readers see the whole file or none: locally a
+    temporary sibling renamed over `location` on success, on an object store an object that
+    appears only when closed; after an error nothing is left at `location`.
+    With `source` (a finished local file) nothing is yielded: that file itself is put in place,
+    by a rename when it is on the same filesystem, and is gone afterwards."""
+    return backend(location).atomic_write(location, mode, source, open_args)
 
 
 def make_dirs(location: str) -> None:
-    if is_object_store(location):
-        return
-    filesystem, path = resolve(location)
-    filesystem.create_dir(path, recursive=True)
-
-
-def ensure_dir(location: str) -> None:
-    """A directory at `location`, local path or URI (object stores need none: keys have no parents)."""
-    if is_uri(location):
-        make_dirs(location)
-    else:
-        os.makedirs(location, exist_ok=True)
-
-
-def remove_tree_quietly(location: str) -> None:
-    """Remove a local directory tree or a URI's prefix, ignoring failures (cleanup paths)."""
-    if is_uri(location):
-        delete_tree_quietly(location)
-    else:
-        import shutil
-        shutil.rmtree(location, ignore_errors=True)
+    """A directory at `location` and its parents, if missing (object stores need none)."""
+    backend(location).make_dirs(location)
 
 
 def delete_file(location: str) -> None:
-    filesystem, path = resolve(location)
-    filesystem.delete_file(path)
+    backend(location).delete_file(location)
 
 
 def delete_tree(location: str) -> None:
     """Remove a directory or prefix and everything below it; nothing there is no error."""
-    from pyarrow import fs
-    filesystem, path = resolve(location)
-    info = filesystem.get_file_info(path)
-    if info.type == fs.FileType.Directory:
-        filesystem.delete_dir(path)
-    elif info.type == fs.FileType.File:
-        filesystem.delete_file(path)
+    backend(location).delete_tree(location)
 
 
 def delete_tree_quietly(location: str) -> None:
@@ -332,23 +510,10 @@ def delete_tree_quietly(location: str) -> None:
 
 
 def move(source: str, destination: str) -> None:
-    """Rename a file (a copy and a delete on object stores: not atomic)."""
-    filesystem, source_path = resolve(source)
-    _, destination_path = resolve(destination)
-    filesystem.move(source_path, destination_path)
+    """Rename a file, replacing `destination` (a copy and a delete on object stores: not atomic)."""
+    backend(source).move(source, destination)
 
 
 def read_tail(location: str, limit: int) -> bytes:
-    with open_input_file(location) as handle:
-        length = handle.size()
-        handle.seek(max(0, length - limit))
-        return handle.read()
-
-
-def upload(local_path: str, location: str) -> None:
-    with open(local_path, "rb") as source, open_output_stream(location) as target:
-        while True:
-            block = source.read(1 << 20)
-            if not block:
-                break
-            target.write(block)
+    """The last `limit` bytes of a file."""
+    return backend(location).read_tail(location, limit)

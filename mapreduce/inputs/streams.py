@@ -12,25 +12,15 @@ COMPRESSED = {".gz": "gzip", ".bz2": "bz2"}   # decompressed on the fly; never c
 
 
 def compression_of(path: str) -> str | None:
-    if storage.is_uri(path):
-        path = storage.path_part(path)        # "s3://b/x.gz?scheme=http" is a .gz object
+    path = storage.path_part(path)            # "s3://b/x.gz?scheme=http" is a .gz object
     return COMPRESSED.get(os.path.splitext(path)[1].lower())
 
 
 def open_raw(path: str):
     """The file's bytes, seekable (on an object store each read is a ranged request)."""
-    return storage.open_input_file(path) if storage.is_uri(path) else open(path, "rb")
+    return storage.open_input_file(path)
 
 
 def open_input(path: str):
     """The file's bytes, decompressed when it is .gz or .bz2."""
-    kind = compression_of(path)
-    if storage.is_uri(path):
-        return storage.open_input_stream(path, kind)
-    if kind == "gzip":
-        import gzip
-        return gzip.open(path, "rb")
-    if kind == "bz2":
-        import bz2
-        return bz2.open(path, "rb")
-    return open(path, "rb")
+    return storage.open_input_stream(path, compression_of(path))

@@ -18,7 +18,6 @@ renamed (or, at a URI, is one object closed whole), so a crash never leaves a pa
 from __future__ import annotations
 
 import json
-import os
 import pickle
 from functools import partial
 from itertools import chain
@@ -185,36 +184,12 @@ def write_run_file(path: str, keys: list, values: list) -> int:
 
 
 def _write_table(table: pa.Table, path: str) -> int:
-    """Write under a temporary name and rename, so a crash never leaves a partial file under `path`."""
-    if storage.is_uri(path):
-        return _write_table_to_object(table, path)
-    temporary = path + ".tmp"
-    try:
-        with pa.OSFile(temporary, "wb") as sink:
-            with pa.ipc.new_file(sink, table.schema) as writer:
-                writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
-            size = sink.tell()
-        os.replace(temporary, path)
-    except BaseException:
-        _remove_quietly(temporary)
-        raise
-    return size
-
-
-def _write_table_to_object(table: pa.Table, location: str) -> int:
-    """The same file written to a URI: an object store shows an object only once it is closed
-    whole, so no temporary name is needed (and a rename there would be a copy)."""
-    with storage.open_output_stream(location) as sink:
+    """Write through storage.atomic_write, so a crash never leaves a partial file under `path`;
+    returns the bytes written."""
+    with storage.atomic_write(path) as sink:
         with pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
         return sink.tell()
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -223,7 +198,7 @@ def _remove_quietly(path: str) -> None:
 
 def _open_for_reading(path: str):
     """A run file for reading: memory-mapped when local, ranged reads from a URI."""
-    return storage.open_input_file(path) if storage.is_uri(path) else pa.memory_map(path, "r")
+    return storage.open_input_file(path, memory_map=True)
 
 
 def read_run_table(path: str) -> pa.Table:

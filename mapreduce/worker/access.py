@@ -35,7 +35,7 @@ def check_readable(path: str) -> None:
 def make_output_dir(path: str) -> None:
     """Create the attempt's output directory, or raise TaskError saying this worker cannot."""
     try:
-        storage.ensure_dir(path)
+        storage.make_dirs(path)
     except Exception as exc:
         raise TaskError(_unreachable(f"cannot write ({getattr(exc, 'strerror', None) or exc})",
                                      path)) from None

@@ -22,7 +22,7 @@ def captured_output(path: str | None):
     if not path:
         yield
         return
-    if storage.is_uri(path):
+    if storage.is_uri(path):                    # fd redirection needs a local file
         with _captured_then_uploaded(path):
             yield
         return
@@ -59,23 +59,19 @@ def _captured_then_uploaded(location: str):
     finally:
         if os.path.exists(local):
             try:
-                storage.upload(local, location)
+                with storage.atomic_write(location, source=local):
+                    pass
             except Exception as exc:          # a log must not fail the attempt it describes
                 print(f"could not upload the task log to {location}: {exc}", file=sys.stderr)
-            os.unlink(local)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(local)
 
 
 def log_tail(path: str | None, limit: int = 2000) -> str:
     """The end of an attempt's log, for the failure message."""
-    if path and storage.is_uri(path):
-        try:
-            return storage.read_tail(path, limit).decode("utf-8", "replace")
-        except Exception:
-            return ""
+    if not path:
+        return ""
     try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - limit))
-            return handle.read().decode("utf-8", "replace")
-    except (OSError, TypeError):
+        return storage.read_tail(path, limit).decode("utf-8", "replace")
+    except Exception:
         return ""
