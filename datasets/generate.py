@@ -43,9 +43,9 @@ MiB = 1024 * 1024
 DEFAULT_FILE_BYTES = 64 * MiB
 DEFAULT_VOCABULARY = 200_000
 ZIPF_EXPONENT = 1.07
-MIN_WORDS, MAX_WORDS = 5, 20      # words per line
-BATCH_LINES = 20_000              # lines drawn per batch (about 1.5 MB of text)
-VOCABULARY_SEED = 20240601        # the made-up words do not depend on --seed
+MIN_WORDS, MAX_WORDS = 5, 20  # words per line
+BATCH_LINES = 20_000  # lines drawn per batch (about 1.5 MB of text)
+VOCABULARY_SEED = 20240601  # the made-up words do not depend on --seed
 
 # Ranks 1..107: about a hundred of the most common English words (lower-case; no "I").
 CORE_WORDS = """
@@ -56,13 +56,43 @@ has look two more write go see number no way could people my than first water be
 its now find long down day did get come made may part over new sound take only little work know
 """.split()
 
-ONSETS = ["", "b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v",
-          "w", "z", "br", "cr", "dr", "fl", "gr", "pl", "st", "tr", "sh", "ch", "th"]
+ONSETS = [
+    "",
+    "b",
+    "c",
+    "d",
+    "f",
+    "g",
+    "h",
+    "j",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "w",
+    "z",
+    "br",
+    "cr",
+    "dr",
+    "fl",
+    "gr",
+    "pl",
+    "st",
+    "tr",
+    "sh",
+    "ch",
+    "th",
+]
 VOWELS = ["a", "e", "i", "o", "u", "ai", "ou", "ea"]
-SYLLABLES = [o + v for o in ONSETS for v in VOWELS]          # 240 syllables
+SYLLABLES = [o + v for o in ONSETS for v in VOWELS]  # 240 syllables
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kmgt]?)(i?b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3, "t": 1024 ** 4}
+_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
 def parse_size(text):
@@ -71,7 +101,8 @@ def parse_size(text):
     if not m:
         raise argparse.ArgumentTypeError(
             f"invalid size {text!r}: use a number of bytes or a number with K, M or G "
-            f"(1024-based), e.g. 500000, 140KB, 100MB, 1GB")
+            f"(1024-based), e.g. 500000, 140KB, 100MB, 1GB"
+        )
     number, unit, _ = m.groups()
     size = int(float(number) * _UNITS[unit.lower()])
     if size <= 0:
@@ -89,7 +120,7 @@ def build_vocabulary(made_up_words):
     n_syl = len(SYLLABLES)
     length = 1
     while len(words) < target:
-        space = n_syl ** length
+        space = n_syl**length
         need = target - len(words)
         if space <= 2 * need + 1000:
             indexes = list(range(space))
@@ -112,7 +143,7 @@ def build_vocabulary(made_up_words):
 
 
 def zipf_cum_weights(n, exponent=ZIPF_EXPONENT):
-    return list(itertools.accumulate(1.0 / r ** exponent for r in range(1, n + 1)))
+    return list(itertools.accumulate(1.0 / r**exponent for r in range(1, n + 1)))
 
 
 def generate_file(path, target_bytes, rng, vocab, cum_weights):
@@ -131,25 +162,25 @@ def generate_file(path, target_bytes, rng, vocab, cum_weights):
             out = []
             i = 0
             for n in lengths:
-                line = words[i:i + n]
+                line = words[i : i + n]
                 i += n
                 if sentence_start:
                     line[0] = line[0].capitalize()
                 x = getrandbits(32)
                 comma = -1
-                if x & 3 == 0:                         # 1 line in 4: a comma inside
+                if x & 3 == 0:  # 1 line in 4: a comma inside
                     comma = (x >> 2) % (n - 2) + 1
                     line[comma] += ","
-                if (x >> 8) & 7 == 0:                  # 1 in 8: a sentence ends inside
+                if (x >> 8) & 7 == 0:  # 1 in 8: a sentence ends inside
                     stop = (x >> 11) % (n - 3) + 1
                     if stop != comma:
                         line[stop] += "."
                         line[stop + 1] = line[stop + 1].capitalize()
                 end = (x >> 20) & 15
-                if end < 11:                           # the sentence ends with the line
+                if end < 11:  # the sentence ends with the line
                     out.append(" ".join(line) + (".\n\n" if end == 0 else ".\n"))
                     sentence_start = True
-                elif end < 14:                         # it goes on to the next line
+                elif end < 14:  # it goes on to the next line
                     out.append(" ".join(line) + ",\n")
                     sentence_start = False
                 else:
@@ -159,7 +190,7 @@ def generate_file(path, target_bytes, rng, vocab, cum_weights):
             if len(chunk) > remaining:
                 cut = chunk.rfind("\n", 0, remaining) + 1
                 if cut == 0:
-                    break                              # not even one more whole line fits
+                    break  # not even one more whole line fits
                 chunk = chunk[:cut]
             f.write(chunk.encode("ascii"))
             written += len(chunk)
@@ -170,23 +201,42 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="generate.py",
         description="Write a deterministic English-like text corpus (Zipf-distributed words, "
-                    "lines of 5-20 words with capitals and punctuation) of about SIZE bytes.",
-        epilog="Example: python datasets/generate.py --size 256MB --output /tmp/corpus --seed 1")
-    parser.add_argument("--size", required=True, type=parse_size,
-                        help="total size, 1024-based: 500000, 140KB, 100MB, 1GB")
-    parser.add_argument("--output", required=True,
-                        help="directory to write corpus-NNNNN.txt files into (created if missing)")
-    parser.add_argument("--files", type=int, default=None,
-                        help="number of files (default: one per 64 MiB of SIZE, at least 1)")
+        "lines of 5-20 words with capitals and punctuation) of about SIZE bytes.",
+        epilog="Example: python datasets/generate.py --size 256MB --output /tmp/corpus --seed 1",
+    )
+    parser.add_argument(
+        "--size",
+        required=True,
+        type=parse_size,
+        help="total size, 1024-based: 500000, 140KB, 100MB, 1GB",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="directory to write corpus-NNNNN.txt files into (created if missing)",
+    )
+    parser.add_argument(
+        "--files",
+        type=int,
+        default=None,
+        help="number of files (default: one per 64 MiB of SIZE, at least 1)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--vocabulary", type=int, default=DEFAULT_VOCABULARY,
-                        help=f"number of made-up words after the ~{len(CORE_WORDS)} common "
-                             f"English ones (default: {DEFAULT_VOCABULARY})")
-    parser.add_argument("--force", action="store_true",
-                        help="write even if the output directory is not empty")
+    parser.add_argument(
+        "--vocabulary",
+        type=int,
+        default=DEFAULT_VOCABULARY,
+        help=f"number of made-up words after the ~{len(CORE_WORDS)} common "
+        f"English ones (default: {DEFAULT_VOCABULARY})",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="write even if the output directory is not empty"
+    )
     args = parser.parse_args(argv)
 
-    files = args.files if args.files is not None else max(1, math.ceil(args.size / DEFAULT_FILE_BYTES))
+    files = (
+        args.files if args.files is not None else max(1, math.ceil(args.size / DEFAULT_FILE_BYTES))
+    )
     if files < 1:
         parser.error("--files must be at least 1")
     if args.vocabulary < 0:
@@ -209,8 +259,10 @@ def main(argv=None):
         total += n
         print(f"wrote {path} ({n:,} bytes)", flush=True)
     elapsed = time.perf_counter() - started
-    print(f"wrote {files} file(s), {total:,} bytes ({total / MiB:.1f} MiB) in {elapsed:.1f} s "
-          f"(seed {args.seed}, vocabulary {len(vocab):,} words)")
+    print(
+        f"wrote {files} file(s), {total:,} bytes ({total / MiB:.1f} MiB) in {elapsed:.1f} s "
+        f"(seed {args.seed}, vocabulary {len(vocab):,} words)"
+    )
     return 0
 
 

@@ -26,7 +26,7 @@ import re
 # Read at import time, on the submitting machine; captured with the job.
 GREP_PATTERN = os.environ.get("GREP_PATTERN") or None
 
-PARAMS = {"pattern": GREP_PATTERN}       # None (no pattern given) makes the parameter required
+PARAMS = {"pattern": GREP_PATTERN}  # None (no pattern given) makes the parameter required
 
 _compiled = {}
 
@@ -34,8 +34,10 @@ _compiled = {}
 def _regex():
     pattern = PARAMS["pattern"]
     if not pattern:
-        raise ValueError("no pattern to search for: give the regular expression with "
-                         "--param pattern=REGEX (or set GREP_PATTERN where you run the job)")
+        raise ValueError(
+            "no pattern to search for: give the regular expression with "
+            "--param pattern=REGEX (or set GREP_PATTERN where you run the job)"
+        )
     regex = _compiled.get(pattern)
     if regex is None:
         regex = _compiled[pattern] = re.compile(pattern)

@@ -28,7 +28,7 @@ WORD = re.compile(r"[A-Za-z]+")
 
 def mapper(key, value):
     document = os.path.basename(key)
-    for w in sorted(set(WORD.findall(value.lower()))):   # sorted: same output every run
+    for w in sorted(set(WORD.findall(value.lower()))):  # sorted: same output every run
         yield w, document
 
 

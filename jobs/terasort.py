@@ -7,7 +7,7 @@ Output lines are `key<TAB>rest of the record`.
     mapreduce run jobs/terasort.py records.txt --output out/sorted --reducers 4
 """
 
-FIRST, LAST = 33, 126       # the printable ASCII range the keys are drawn from
+FIRST, LAST = 33, 126  # the printable ASCII range the keys are drawn from
 
 
 def mapper(path, line):

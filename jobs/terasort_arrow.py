@@ -8,14 +8,18 @@ key order without Python code per record.
 import pyarrow as pa
 import pyarrow.compute as pc
 
-FIRST, LAST = 33, 126       # the printable ASCII range the keys are drawn from (as terasort.py)
+FIRST, LAST = 33, 126  # the printable ASCII range the keys are drawn from (as terasort.py)
 REDUCE = "identity"
 
 
 def map_batches(batch):
     records = batch.column("value")
-    return pa.table({"key": pc.utf8_slice_codeunits(records, 0, 10),
-                     "value": pc.utf8_slice_codeunits(records, 10)})
+    return pa.table(
+        {
+            "key": pc.utf8_slice_codeunits(records, 0, 10),
+            "value": pc.utf8_slice_codeunits(records, 10),
+        }
+    )
 
 
 def partition_batches(keys, num_reducers):
@@ -24,6 +28,8 @@ def partition_batches(keys, num_reducers):
     Python, every key by Arrow."""
     first = pc.utf8_slice_codeunits(keys, 0, 1).combine_chunks().dictionary_encode()
     span = LAST - FIRST + 1
-    lookup = [min(max(ord(c or " ") - FIRST, 0), LAST - FIRST) * num_reducers // span
-              for c in first.dictionary.to_pylist()]
+    lookup = [
+        min(max(ord(c or " ") - FIRST, 0), LAST - FIRST) * num_reducers // span
+        for c in first.dictionary.to_pylist()
+    ]
     return pc.take(pa.array(lookup, pa.int32()), first.indices)

@@ -12,11 +12,11 @@ import bisect
 import random
 
 SAMPLE_LINES = 10_000
-BOUNDARIES = []            # filled by setup(); travels to the workers with the job
+BOUNDARIES = []  # filled by setup(); travels to the workers with the job
 
 
 def setup(inputs, num_reducers):
-    rng = random.Random(0)                       # the same sample, so the same parts, every run
+    rng = random.Random(0)  # the same sample, so the same parts, every run
     sample = []
     for path in inputs:
         with open(path, encoding="utf-8", errors="replace") as handle:
@@ -25,9 +25,11 @@ def setup(inputs, num_reducers):
                 if len(sample) < SAMPLE_LINES:
                     sample.append(key)
                 elif (slot := rng.randrange(seen + 1)) < SAMPLE_LINES:
-                    sample[slot] = key           # reservoir sampling: fair over all lines
+                    sample[slot] = key  # reservoir sampling: fair over all lines
     sample.sort()
-    BOUNDARIES[:] = [sample[len(sample) * i // num_reducers] for i in range(1, num_reducers)] if sample else []
+    BOUNDARIES[:] = (
+        [sample[len(sample) * i // num_reducers] for i in range(1, num_reducers)] if sample else []
+    )
 
 
 def _key(line):

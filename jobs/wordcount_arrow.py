@@ -27,7 +27,8 @@ def map_batches(batch):
     lowered = pc.utf8_lower(pc.replace_substring(batch.column("value"), "\u0130", "i\u0307"))
     validity, offsets, data = lowered.buffers()
     letters = pa.py_buffer(data.to_pybytes().translate(_LETTERS_ONLY))
-    spaced = pa.LargeStringArray.from_buffers(len(lowered), offsets, letters, validity,
-                                              offset=lowered.offset)
+    spaced = pa.LargeStringArray.from_buffers(
+        len(lowered), offsets, letters, validity, offset=lowered.offset
+    )
     words = pc.list_flatten(pc.ascii_split_whitespace(spaced))
     return pa.table({"key": words.filter(pc.not_equal(words, ""))})

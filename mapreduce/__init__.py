@@ -6,15 +6,30 @@ Library API (the CLI is a thin shell over it):
 """
 
 from .counters import counter
-from .errors import (InputError, JobCancelledError, JobLoadError, MapReduceError, OutputError,
-                     TaskFailedError)
+from .errors import (
+    InputError,
+    JobCancelledError,
+    JobLoadError,
+    MapReduceError,
+    OutputError,
+    TaskFailedError,
+)
 
 __version__ = "0.1.0"
-__all__ = ["run_job", "counter", "MapReduceError", "InputError", "JobLoadError", "OutputError",
-           "TaskFailedError", "JobCancelledError"]
+__all__ = [
+    "run_job",
+    "counter",
+    "MapReduceError",
+    "InputError",
+    "JobLoadError",
+    "OutputError",
+    "TaskFailedError",
+    "JobCancelledError",
+]
 
 
 def run_job(*args, **kwargs):
     """Run a job on this machine; see mapreduce.local.run_job."""
     from .local import run_job as _run_job
+
     return _run_job(*args, **kwargs)

@@ -30,21 +30,36 @@ class SizeType(click.ParamType):
 
 
 def heartbeat_options(command):
-    command = click.option("--heartbeat-interval", type=click.FloatRange(min=0.01),
-                           default=defaults.HEARTBEAT_INTERVAL_S, show_default=True,
-                           help="Seconds between heartbeats, both directions.")(command)
-    command = click.option("--liveness", type=click.IntRange(min=1), default=defaults.HEARTBEAT_LIVENESS,
-                           show_default=True,
-                           help="Heartbeat intervals of silence before a peer is declared dead.")(command)
+    command = click.option(
+        "--heartbeat-interval",
+        type=click.FloatRange(min=0.01),
+        default=defaults.HEARTBEAT_INTERVAL_S,
+        show_default=True,
+        help="Seconds between heartbeats, both directions.",
+    )(command)
+    command = click.option(
+        "--liveness",
+        type=click.IntRange(min=1),
+        default=defaults.HEARTBEAT_LIVENESS,
+        show_default=True,
+        help="Heartbeat intervals of silence before a peer is declared dead.",
+    )(command)
     return command
 
 
 def security_options(command):
-    command = click.option("--insecure", is_flag=True,
-                           help="Allow a non-loopback address without keys (trusted networks only).")(command)
-    command = click.option("--keys", "keys_dir", type=click.Path(file_okay=False), default=None,
-                           help="Key directory from `mapreduce keys generate` (CURVE auth and "
-                                "encryption).")(command)
+    command = click.option(
+        "--insecure",
+        is_flag=True,
+        help="Allow a non-loopback address without keys (trusted networks only).",
+    )(command)
+    command = click.option(
+        "--keys",
+        "keys_dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Key directory from `mapreduce keys generate` (CURVE auth and encryption).",
+    )(command)
     return command
 
 
@@ -60,37 +75,80 @@ def _parse_params(ctx, param, values) -> dict:
 
 def job_options(command):
     """The options `run` and `submit` share."""
-    for decorator in reversed([
-        click.option("-o", "--output", "output_dir", required=True, metavar="DIR|URI",
-                     help="Directory (or URI, e.g. s3://bucket/out) for part-NNNNN files and "
-                          "_SUCCESS; must not exist or be empty."),
-        click.option("-r", "--reducers", type=click.IntRange(min=0), default=None,
-                     help="Reduce tasks, i.e. part files [default: number of workers]; 0 runs "
-                          "the job map-only (no combiner, no reducer: the map output is the "
-                          "output)."),
-        click.option("--split-size", type=SizeType(), default=None,
-                     help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, "
-                          "smaller to keep every worker busy]."),
-        click.option("--min-split-size", type=SizeType(), default=defaults.MIN_SPLIT_SIZE_BYTES,
-                     help="The smallest --split-size accepted [default: 64KiB]; lower it only "
-                          "to get many tasks out of a tiny input (tests)."),
-        click.option("--max-attempts", type=click.IntRange(min=1), default=defaults.MAX_ATTEMPTS,
-                     show_default=True, help="Attempts per task before the job fails."),
-        click.option("--overwrite", is_flag=True,
-                     help="Replace OUTPUT, once the new result is complete."),
-        click.option("-q", "--quiet", is_flag=True, help="No progress and no summary."),
-        click.option("--output-format", type=click.Choice(["text", "jsonl", "parquet"]),
-                     default="text", show_default=True,
-                     help="part-NNNNN as key<TAB>value text, JSON lines, or Parquet (typed columns)."),
-        click.option("--skip-bad-records", is_flag=True,
-                     help="Count and skip malformed JSON lines and CSV rows instead of failing."),
-        click.option("--skip-binary", is_flag=True,
-                     help="Skip input files that look binary (a NUL byte in the first 8 KiB) "
-                          "instead of reading them as text (with a warning)."),
-        click.option("-p", "--param", "params", multiple=True, callback=_parse_params,
-                     metavar="NAME=VALUE", help="Set a parameter the job declares in PARAMS "
-                                                 "(repeatable)."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option(
+                "-o",
+                "--output",
+                "output_dir",
+                required=True,
+                metavar="DIR|URI",
+                help="Directory (or URI, e.g. s3://bucket/out) for part-NNNNN files and "
+                "_SUCCESS; must not exist or be empty.",
+            ),
+            click.option(
+                "-r",
+                "--reducers",
+                type=click.IntRange(min=0),
+                default=None,
+                help="Reduce tasks, i.e. part files [default: number of workers]; 0 runs "
+                "the job map-only (no combiner, no reducer: the map output is the "
+                "output).",
+            ),
+            click.option(
+                "--split-size",
+                type=SizeType(),
+                default=None,
+                help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, "
+                "smaller to keep every worker busy].",
+            ),
+            click.option(
+                "--min-split-size",
+                type=SizeType(),
+                default=defaults.MIN_SPLIT_SIZE_BYTES,
+                help="The smallest --split-size accepted [default: 64KiB]; lower it only "
+                "to get many tasks out of a tiny input (tests).",
+            ),
+            click.option(
+                "--max-attempts",
+                type=click.IntRange(min=1),
+                default=defaults.MAX_ATTEMPTS,
+                show_default=True,
+                help="Attempts per task before the job fails.",
+            ),
+            click.option(
+                "--overwrite", is_flag=True, help="Replace OUTPUT, once the new result is complete."
+            ),
+            click.option("-q", "--quiet", is_flag=True, help="No progress and no summary."),
+            click.option(
+                "--output-format",
+                type=click.Choice(["text", "jsonl", "parquet"]),
+                default="text",
+                show_default=True,
+                help="part-NNNNN as key<TAB>value text, JSON lines, or Parquet (typed columns).",
+            ),
+            click.option(
+                "--skip-bad-records",
+                is_flag=True,
+                help="Count and skip malformed JSON lines and CSV rows instead of failing.",
+            ),
+            click.option(
+                "--skip-binary",
+                is_flag=True,
+                help="Skip input files that look binary (a NUL byte in the first 8 KiB) "
+                "instead of reading them as text (with a warning).",
+            ),
+            click.option(
+                "-p",
+                "--param",
+                "params",
+                multiple=True,
+                callback=_parse_params,
+                metavar="NAME=VALUE",
+                help="Set a parameter the job declares in PARAMS (repeatable).",
+            ),
+        ]
+    ):
         command = decorator(command)
     return command
 
@@ -103,14 +161,24 @@ def _more_verbose(ctx, param, value) -> None:
 
 
 def verbose_option(command):
-    return click.option("-v", "--verbose", count=True, expose_value=False, callback=_more_verbose,
-                        help="Log more (-v: info, -vv: debug).")(command)
+    return click.option(
+        "-v",
+        "--verbose",
+        count=True,
+        expose_value=False,
+        callback=_more_verbose,
+        help="Log more (-v: info, -vv: debug).",
+    )(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
-@click.option("--log-file", type=click.Path(dir_okay=False), default=None,
-              help="Write the framework's log records (coordinator, workers) to this file.")
+@click.option(
+    "--log-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the framework's log records (coordinator, workers) to this file.",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="mapreduce")
 def main(verbose, log_file):
     """MapReduce jobs written as plain Python modules, run on worker processes over ZeroMQ."""
@@ -121,23 +189,57 @@ def main(verbose, log_file):
 @verbose_option
 @click.argument("job")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-w", "--workers", type=click.IntRange(min=1), default=None,
-              help="Worker processes [default: number of cores].")
+@click.option(
+    "-w",
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes [default: number of cores].",
+)
 @job_options
-@click.option("--inline", is_flag=True,
-              help="Run the whole job in this process (no workers, no retries) so breakpoint() "
-                   "and pdb work in the job's code; same output.")
-@click.option("--work-dir", default=None, metavar="DIR|URI",
-              help="Where map output (shuffle files) goes: a directory or a URI such as "
-                   "s3://bucket/tmp [default: a private temporary directory].")
-@click.option("--backup-after", type=click.FloatRange(min=0), default=defaults.BACKUP_MIN_RUNTIME_S,
-              show_default=True,
-              help="Seconds an attempt must run before a straggler gets a backup attempt.")
+@click.option(
+    "--inline",
+    is_flag=True,
+    help="Run the whole job in this process (no workers, no retries) so breakpoint() "
+    "and pdb work in the job's code; same output.",
+)
+@click.option(
+    "--work-dir",
+    default=None,
+    metavar="DIR|URI",
+    help="Where map output (shuffle files) goes: a directory or a URI such as "
+    "s3://bucket/tmp [default: a private temporary directory].",
+)
+@click.option(
+    "--backup-after",
+    type=click.FloatRange(min=0),
+    default=defaults.BACKUP_MIN_RUNTIME_S,
+    show_default=True,
+    help="Seconds an attempt must run before a straggler gets a backup attempt.",
+)
 @heartbeat_options
 @reports_errors
-def run_command(job, inputs, output_dir, workers, reducers, split_size, min_split_size,
-                max_attempts, overwrite, quiet, output_format, skip_bad_records, skip_binary,
-                params, inline, work_dir, backup_after, heartbeat_interval, liveness):
+def run_command(
+    job,
+    inputs,
+    output_dir,
+    workers,
+    reducers,
+    split_size,
+    min_split_size,
+    max_attempts,
+    overwrite,
+    quiet,
+    output_format,
+    skip_bad_records,
+    skip_binary,
+    params,
+    inline,
+    work_dir,
+    backup_after,
+    heartbeat_interval,
+    liveness,
+):
     """Run JOB over INPUT files, directories or globs on this machine.
 
     INPUT, --output and --work-dir may also be URIs (s3://bucket/prefix, hdfs://...).
@@ -146,21 +248,47 @@ def run_command(job, inputs, output_dir, workers, reducers, split_size, min_spli
     mapper(key, value) and usually reducer(key, values).
     """
     from .local import RunOptions, run_job
-    run_job(job, list(inputs), output_dir, RunOptions(
-        workers=workers, reducers=reducers, split_size=split_size, min_split_size=min_split_size,
-        overwrite=overwrite, max_attempts=max_attempts, quiet=quiet,
-        heartbeat_interval=heartbeat_interval, liveness=liveness, backup_min_runtime=backup_after,
-        params=params, inline=inline, output_format=output_format,
-        skip_bad_records=skip_bad_records, skip_binary=skip_binary, work_dir=work_dir))
+
+    run_job(
+        job,
+        list(inputs),
+        output_dir,
+        RunOptions(
+            workers=workers,
+            reducers=reducers,
+            split_size=split_size,
+            min_split_size=min_split_size,
+            overwrite=overwrite,
+            max_attempts=max_attempts,
+            quiet=quiet,
+            heartbeat_interval=heartbeat_interval,
+            liveness=liveness,
+            backup_min_runtime=backup_after,
+            params=params,
+            inline=inline,
+            output_format=output_format,
+            skip_bad_records=skip_bad_records,
+            skip_binary=skip_binary,
+            work_dir=work_dir,
+        ),
+    )
 
 
 @main.command("coordinator")
 @verbose_option
-@click.option("--bind", default="tcp://127.0.0.1:5555", show_default=True,
-              help="Address to listen on for workers and clients.")
-@click.option("--work-dir", default=None, metavar="DIR|URI",
-              help="Directory or URI (s3://bucket/tmp) for shuffle files, reachable at the same "
-                   "path by every worker [default: a new temporary directory].")
+@click.option(
+    "--bind",
+    default="tcp://127.0.0.1:5555",
+    show_default=True,
+    help="Address to listen on for workers and clients.",
+)
+@click.option(
+    "--work-dir",
+    default=None,
+    metavar="DIR|URI",
+    help="Directory or URI (s3://bucket/tmp) for shuffle files, reachable at the same "
+    "path by every worker [default: a new temporary directory].",
+)
 @heartbeat_options
 @security_options
 @reports_errors
@@ -168,35 +296,83 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
     """Run a coordinator that accepts jobs from `mapreduce submit` and hands tasks to workers."""
     from .coordinator import serve
     from .scheduler import SchedulerSettings
-    sys.exit(serve(bind, work_dir, SchedulerSettings(heartbeat_interval=heartbeat_interval,
-                                                     liveness=liveness), keys_dir, insecure))
+
+    sys.exit(
+        serve(
+            bind,
+            work_dir,
+            SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness),
+            keys_dir,
+            insecure,
+        )
+    )
 
 
 @main.command("submit")
 @verbose_option
 @click.argument("job")
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555.")
+@click.option(
+    "-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555."
+)
 @job_options
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True,
-              help="Seconds to wait for the coordinator to answer a request.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="Seconds to wait for the coordinator to answer a request.",
+)
 @security_options
 @reports_errors
-def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, min_split_size,
-                   max_attempts, overwrite, quiet, output_format, skip_bad_records, skip_binary,
-                   params, timeout, keys_dir, insecure):
+def submit_command(
+    job,
+    inputs,
+    coordinator,
+    output_dir,
+    reducers,
+    split_size,
+    min_split_size,
+    max_attempts,
+    overwrite,
+    quiet,
+    output_format,
+    skip_bad_records,
+    skip_binary,
+    params,
+    timeout,
+    keys_dir,
+    insecure,
+):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import submit_job
-    submit_job(job, list(inputs), output_dir, coordinator, reducers=reducers, split_size=split_size,
-               min_split_size=min_split_size, overwrite=overwrite, max_attempts=max_attempts,
-               quiet=quiet, timeout=timeout, keys_dir=keys_dir, insecure=insecure, params=params,
-               output_format=output_format, skip_bad_records=skip_bad_records,
-               skip_binary=skip_binary)
+
+    submit_job(
+        job,
+        list(inputs),
+        output_dir,
+        coordinator,
+        reducers=reducers,
+        split_size=split_size,
+        min_split_size=min_split_size,
+        overwrite=overwrite,
+        max_attempts=max_attempts,
+        quiet=quiet,
+        timeout=timeout,
+        keys_dir=keys_dir,
+        insecure=insecure,
+        params=params,
+        output_format=output_format,
+        skip_bad_records=skip_bad_records,
+        skip_binary=skip_binary,
+    )
 
 
 @main.command("status")
 @verbose_option
-@click.option("-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555.")
+@click.option(
+    "-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
 @security_options
@@ -204,8 +380,10 @@ def submit_command(job, inputs, coordinator, output_dir, reducers, split_size, m
 def status_command(coordinator, as_json, timeout, keys_dir, insecure):
     """Show a coordinator's jobs (with their counters) and workers."""
     import json
+
     from .client import CoordinatorClient
     from .progress import counter_lines
+
     with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
         status = client.status()
     status.pop("request", None)
@@ -215,37 +393,63 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
     click.echo(f"jobs ({len(status['jobs'])}):")
     for job in status["jobs"]:
         p = job["progress"]
-        tasks = f"map {p['maps_done']}/{p['maps']}" + (f", reduce {p['reduces_done']}/{p['reduces']}"
-                                                       if p["reduces"] else "")
-        click.echo(f"  {job['job']}  {job['status']:<9}  {job['name']}  {tasks}  "
-                   f"failed {p['failed']} lost {p['lost']}  {p['elapsed']:.1f}s  -> {job['output']}")
+        tasks = f"map {p['maps_done']}/{p['maps']}" + (
+            f", reduce {p['reduces_done']}/{p['reduces']}" if p["reduces"] else ""
+        )
+        click.echo(
+            f"  {job['job']}  {job['status']:<9}  {job['name']}  {tasks}  "
+            f"failed {p['failed']} lost {p['lost']}  {p['elapsed']:.1f}s  -> {job['output']}"
+        )
         for line in counter_lines(job.get("counters") or {}):
             click.echo(f"      {line}")
     click.echo(f"workers ({len(status['workers'])}):")
     for w in status["workers"]:
-        click.echo(f"  {w['id']}  host {w.get('host')}  pid {w.get('pid')}  running {w['running']}/"
-                   f"{w['capacity']}  tasks done {w['tasks_done']}  last heartbeat "
-                   f"{w['last_heartbeat_s']:.1f}s ago")
+        click.echo(
+            f"  {w['id']}  host {w.get('host')}  pid {w.get('pid')}  running {w['running']}/"
+            f"{w['capacity']}  tasks done {w['tasks_done']}  last heartbeat "
+            f"{w['last_heartbeat_s']:.1f}s ago"
+        )
 
 
 @main.command("worker")
 @verbose_option
 @click.option("--connect", required=True, help="Coordinator address, e.g. tcp://host:5555.")
-@click.option("--processes", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Tasks this worker runs at once (one executor process each).")
-@click.option("--parent-pid", type=int, default=None, hidden=True,
-              help="Exit when this process is no longer our parent (used by the local pool).")
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Tasks this worker runs at once (one executor process each).",
+)
+@click.option(
+    "--parent-pid",
+    type=int,
+    default=None,
+    hidden=True,
+    help="Exit when this process is no longer our parent (used by the local pool).",
+)
 @heartbeat_options
 @security_options
 @reports_errors
-def worker_command(connect, processes, parent_pid, heartbeat_interval, liveness, keys_dir, insecure):
+def worker_command(
+    connect, processes, parent_pid, heartbeat_interval, liveness, keys_dir, insecure
+):
     """Serve a coordinator: run the map and reduce tasks it hands out."""
     from .worker.main import run_worker
+
     if not logging.getLogger().handlers:
-        configure_logging()   # started as `python -m mapreduce.worker`: --log-file's file, if any
-    sys.exit(run_worker(connect, processes, parent_pid=parent_pid,
-                        heartbeat_interval=heartbeat_interval, liveness=liveness,
-                        keys_dir=keys_dir, insecure=insecure))
+        configure_logging()  # started as `python -m mapreduce.worker`: --log-file's file, if any
+    sys.exit(
+        run_worker(
+            connect,
+            processes,
+            parent_pid=parent_pid,
+            heartbeat_interval=heartbeat_interval,
+            liveness=liveness,
+            keys_dir=keys_dir,
+            insecure=insecure,
+        )
+    )
 
 
 @main.group("keys")
@@ -260,11 +464,15 @@ def keys_generate_command(directory):
     """Create DIRECTORY with key pairs for the coordinator, workers and clients, and the
     coordinator's allow-list (DIRECTORY/authorized/)."""
     from .security import generate_keys
+
     for path in generate_keys(directory):
         click.echo(path)
-    click.echo(f"Copy {directory} to every machine (workers need worker.key*, clients client.key*, "
-               f"both coordinator.key; only the coordinator needs coordinator.key_secret) and pass "
-               f"--keys {directory} to coordinator, worker, submit and status.", err=True)
+    click.echo(
+        f"Copy {directory} to every machine (workers need worker.key*, clients client.key*, "
+        f"both coordinator.key; only the coordinator needs coordinator.key_secret) and pass "
+        f"--keys {directory} to coordinator, worker, submit and status.",
+        err=True,
+    )
 
 
 if __name__ == "__main__":

@@ -19,10 +19,10 @@ from zmq.utils.monitor import recv_monitor_message
 
 from . import defaults, interrupts, protocol, security, storage
 from .errors import MapReduceError
+from .inputs import check_split_size
 from .local import interrupted_error, prepare_submission
 from .progress import ProgressReporter
 from .protocol import Message
-from .inputs import check_split_size
 
 DEFAULT_TIMEOUT_S = 5.0
 WATCH_INTERVAL_S = 0.2
@@ -34,8 +34,11 @@ class CoordinatorUnreachable(MapReduceError):
 
 # Handshake events of the client's own socket: a refusal is final (ZeroMQ does not retry it); a
 # handshake that breaks off (NO_DETAIL) is retried, and only explains a timeout.
-_HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 class JobFailed(MapReduceError):
@@ -45,15 +48,21 @@ class JobFailed(MapReduceError):
 
 
 class CoordinatorClient:
-    def __init__(self, address: str, timeout: float = DEFAULT_TIMEOUT_S, secret: bytes | None = None,
-                 keys_dir: str | None = None, insecure: bool = False):
+    def __init__(
+        self,
+        address: str,
+        timeout: float = DEFAULT_TIMEOUT_S,
+        secret: bytes | None = None,
+        keys_dir: str | None = None,
+        insecure: bool = False,
+    ):
         security.require_keys_for(address, keys_dir, insecure, "client")
         self.keys_dir = keys_dir
         self.address = address
         self.timeout = timeout
         self.secret = secret
         self.context = zmq.Context()
-        self._sockets: tuple[zmq.Socket, zmq.Socket] | None = None   # (DEALER, its monitor)
+        self._sockets: tuple[zmq.Socket, zmq.Socket] | None = None  # (DEALER, its monitor)
         self.ids = itertools.count(1)
         self._open()
 
@@ -68,8 +77,10 @@ class CoordinatorClient:
             socket.connect(self.address)
         except zmq.ZMQError as exc:
             self._close_sockets()
-            raise CoordinatorUnreachable(f"'{self.address}' is not a coordinator address ({exc}); "
-                                         f"use the form tcp://HOST:PORT.") from None
+            raise CoordinatorUnreachable(
+                f"'{self.address}' is not a coordinator address ({exc}); "
+                f"use the form tcp://HOST:PORT."
+            ) from None
         return self._sockets
 
     def _close_sockets(self) -> None:
@@ -94,8 +105,11 @@ class CoordinatorClient:
         # After a request that went unanswered its socket was discarded: a new one.
         socket, handshakes = self._sockets or self._open()
         request_id = next(self.ids)
-        socket.send_multipart(protocol.encode(
-            Message(command, {**header, "request": request_id}, list(blobs)), self.secret))
+        socket.send_multipart(
+            protocol.encode(
+                Message(command, {**header, "request": request_id}, list(blobs)), self.secret
+            )
+        )
         deadline = time.monotonic() + self.timeout
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
@@ -118,45 +132,61 @@ class CoordinatorClient:
                 raise CoordinatorUnreachable(self._no_answer(broken_off))
             reply = protocol.decode(socket.recv_multipart(), self.secret)
             if reply.header.get("request") == request_id:
-                return reply           # older replies (to requests that timed out) are skipped
+                return reply  # older replies (to requests that timed out) are skipped
 
     def _refusal(self, event: int, value: int) -> str:
         """What to tell the user when the coordinator refused this client's handshake."""
         head = f"the coordinator at {self.address} refused this client's handshake"
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            return (f"{head}: this client's key ({self.keys_dir}/client.key) is not among the keys "
-                    f"it allows. Add that .key file to the coordinator's KEYS/authorized/ "
-                    f"directory (it is read again at once), or pass --keys with a directory holding "
-                    f"an allowed client key.")
+            return (
+                f"{head}: this client's key ({self.keys_dir}/client.key) is not among the keys "
+                f"it allows. Add that .key file to the coordinator's KEYS/authorized/ "
+                f"directory (it is read again at once), or pass --keys with a directory holding "
+                f"an allowed client key."
+            )
         if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and not self.keys_dir:
-            return (f"{head}: it uses CURVE keys (it was started with --keys) and this client has "
-                    f"none. A coordinator using keys silently drops clients without the right key; "
-                    f"pass --keys KEYS, the directory from `mapreduce keys generate` that holds "
-                    f"client.key, client.key_secret and the coordinator's coordinator.key.")
+            return (
+                f"{head}: it uses CURVE keys (it was started with --keys) and this client has "
+                f"none. A coordinator using keys silently drops clients without the right key; "
+                f"pass --keys KEYS, the directory from `mapreduce keys generate` that holds "
+                f"client.key, client.key_secret and the coordinator's coordinator.key."
+            )
         if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-            return (f"{head}: this client uses CURVE keys (--keys) but the coordinator does not (it "
-                    f"was started without --keys). Leave out --keys, or start the coordinator with "
-                    f"--keys.")
-        return f"{head} (ZeroMQ protocol error {value:#x}). Check that both sides use the same keys."
+            return (
+                f"{head}: this client uses CURVE keys (--keys) but the coordinator does not (it "
+                f"was started without --keys). Leave out --keys, or start the coordinator with "
+                f"--keys."
+            )
+        return (
+            f"{head} (ZeroMQ protocol error {value:#x}). Check that both sides use the same keys."
+        )
 
     def _no_answer(self, broken_off: bool) -> str:
         head = f"no answer from a coordinator at {self.address} within {self.timeout:g} s."
         if broken_off and self.keys_dir:
-            return (f"{head} Every encrypted handshake with it broke off, which is what happens "
-                    f"when {self.keys_dir}/coordinator.key is not the public key of the coordinator "
-                    f"at that address: copy that coordinator's coordinator.key into {self.keys_dir}.")
-        keys = ("Does it accept this client's key (its KEYS/authorized/ must hold "
-                f"{self.keys_dir}/client.key)?" if self.keys_dir else
-                "A coordinator that uses CURVE keys (--keys) silently drops a client without the "
-                "right key: if it does, pass --keys KEYS, the directory from `mapreduce keys "
-                "generate`.")
-        return (f"{head} Is `mapreduce coordinator --bind ...` running there, and is the address "
-                f"right? {keys}")
+            return (
+                f"{head} Every encrypted handshake with it broke off, which is what happens "
+                f"when {self.keys_dir}/coordinator.key is not the public key of the coordinator "
+                f"at that address: copy that coordinator's coordinator.key into {self.keys_dir}."
+            )
+        keys = (
+            "Does it accept this client's key (its KEYS/authorized/ must hold "
+            f"{self.keys_dir}/client.key)?"
+            if self.keys_dir
+            else "A coordinator that uses CURVE keys (--keys) silently drops a client without the "
+            "right key: if it does, pass --keys KEYS, the directory from `mapreduce keys "
+            "generate`."
+        )
+        return (
+            f"{head} Is `mapreduce coordinator --bind ...` running there, and is the address "
+            f"right? {keys}"
+        )
 
     def submit(self, submission) -> str:
         header, code = submission.to_wire()
-        reply = self.request(protocol.SUBMIT, {"submission": header, **protocol.runtime_versions()},
-                             (code,))
+        reply = self.request(
+            protocol.SUBMIT, {"submission": header, **protocol.runtime_versions()}, (code,)
+        )
         if reply.command == protocol.REJECTED:
             raise JobFailed(reply.header.get("error") or "the coordinator refused the job")
         return reply.header["job"]
@@ -177,51 +207,81 @@ class CoordinatorClient:
         return self.request(protocol.STATUS, {}).header
 
 
-def submit_job(job_ref: str, inputs: list[str], output_dir: str, coordinator: str, *,
-               reducers: int | None = None, split_size: int | None = None,
-               min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES, overwrite: bool = False,
-               max_attempts: int | None = None, quiet: bool = True, timeout: float = DEFAULT_TIMEOUT_S,
-               keys_dir: str | None = None, insecure: bool = False, params: dict | None = None,
-               output_format: str = "text", skip_bad_records: bool = False,
-               skip_binary: bool = False) -> dict:
+def submit_job(
+    job_ref: str,
+    inputs: list[str],
+    output_dir: str,
+    coordinator: str,
+    *,
+    reducers: int | None = None,
+    split_size: int | None = None,
+    min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES,
+    overwrite: bool = False,
+    max_attempts: int | None = None,
+    quiet: bool = True,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    keys_dir: str | None = None,
+    insecure: bool = False,
+    params: dict | None = None,
+    output_format: str = "text",
+    skip_bad_records: bool = False,
+    skip_binary: bool = False,
+) -> dict:
     """Ship a job (each step of a multi-step job in turn) to a coordinator and block until it
     ends; returns the final state or raises.
 
     Paths are made absolute here, against this process's working directory, before they are sent:
     the coordinator and workers resolve nothing relative to their own."""
     from .steps import load_steps, run_steps
+
     check_split_size(split_size, min_split_size)
     started = time.monotonic()
-    absolute_inputs = [storage.absolute(i) for i in inputs]      # URIs stay as they are
+    absolute_inputs = [storage.absolute(i) for i in inputs]  # URIs stay as they are
     progress = ProgressReporter(quiet=quiet)
     steps = load_steps(job_ref, params)
     previous_term = signal.signal(signal.SIGTERM, interrupts.raise_terminated)
     try:
-        with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
+        with CoordinatorClient(
+            coordinator, timeout, keys_dir=keys_dir, insecure=insecure
+        ) as client:
             # Like `run`, spread the input over the task slots there are (at least two), and
             # default to one reducer per slot.
             slots = max(2, sum(w.get("capacity", 1) for w in client.status()["workers"]))
 
             def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
-                submission = prepare_submission(job, step_inputs, step_output, workers=slots,
-                                                reducers=slots if reducers is None else reducers,
-                                                split_size=split_size,
-                                                overwrite=step_overwrite,
-                                                max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
-                                                output_format=step_format,
-                                                skip_bad_records=skip_bad_records,
-                                                skip_binary=skip_binary, warn=progress.warn)
-                return follow(client, lambda: client.submit(submission), progress, started,
-                               step_output)
+                submission = prepare_submission(
+                    job,
+                    step_inputs,
+                    step_output,
+                    workers=slots,
+                    reducers=slots if reducers is None else reducers,
+                    split_size=split_size,
+                    overwrite=step_overwrite,
+                    max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
+                    output_format=step_format,
+                    skip_bad_records=skip_bad_records,
+                    skip_binary=skip_binary,
+                    warn=progress.warn,
+                )
+                return follow(
+                    client, lambda: client.submit(submission), progress, started, step_output
+                )
 
-            return run_steps(steps, absolute_inputs, storage.absolute(output_dir), submit_one,
-                             overwrite=overwrite, output_format=output_format)
+            return run_steps(
+                steps,
+                absolute_inputs,
+                storage.absolute(output_dir),
+                submit_one,
+                overwrite=overwrite,
+                output_format=output_format,
+            )
     finally:
         signal.signal(signal.SIGTERM, previous_term)
 
 
-def follow(client: CoordinatorClient, submit, progress: ProgressReporter, started: float,
-            output_dir: str) -> dict:
+def follow(
+    client: CoordinatorClient, submit, progress: ProgressReporter, started: float, output_dir: str
+) -> dict:
     """Submit a job and watch it to its end; Ctrl-C or SIGTERM cancels it on the coordinator,
     unless it has already committed (the message says which)."""
     job_id = None
@@ -241,12 +301,16 @@ def follow(client: CoordinatorClient, submit, progress: ProgressReporter, starte
         committed = False
         if job_id is not None:
             committed = client.cancel(job_id).get("status") == "succeeded"
-        raise interrupted_error("interrupted" if isinstance(exc, KeyboardInterrupt)
-                                else "terminated (SIGTERM)", output_dir, committed) from None
+        raise interrupted_error(
+            "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)",
+            output_dir,
+            committed,
+        ) from None
     progress.clear()
     if state["status"] != "succeeded":
-        raise JobFailed(state.get("error") or f"job {job_id} {state['status']}",
-                        state.get("exit_code") or 1)
+        raise JobFailed(
+            state.get("error") or f"job {job_id} {state['status']}", state.get("exit_code") or 1
+        )
     state["progress"]["elapsed"] = time.monotonic() - started
     progress.summary(state["progress"], state["counters"], output_dir)
     return state

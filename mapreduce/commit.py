@@ -34,18 +34,24 @@ from . import leftovers, storage
 from .errors import MapReduceError, OutputError
 
 ATTEMPTS_DIR = "_attempts"
-LOGS_DIR = "_logs"          # what task attempts printed; kept in the output, like Hadoop's _logs
+LOGS_DIR = "_logs"  # what task attempts printed; kept in the output, like Hadoop's _logs
 SUCCESS = "_SUCCESS"
 
 
-def check_job_paths(inputs: list[str], output_dir: str, work_dir: str | None = None, *,
-                    work_dir_label: str = "--work-dir") -> None:
+def check_job_paths(
+    inputs: list[str],
+    output_dir: str,
+    work_dir: str | None = None,
+    *,
+    work_dir_label: str = "--work-dir",
+) -> None:
     """Refuse an output that is, contains or lies inside an input, and a work directory inside
     the output or an input, before anything runs, with or without --overwrite: replacing the
     output would delete the input, and a later run would read this job's output (or its shuffle
     files) back as input. Paths are compared where they really are (`..` and symlinks resolved
     locally; the same bucket and overlapping prefixes for URIs)."""
     from .inputs import is_pattern
+
     for spelled in inputs:
         item = storage.normalize(os.fspath(spelled))
         if is_pattern(item):
@@ -56,45 +62,62 @@ def check_job_paths(inputs: list[str], output_dir: str, work_dir: str | None = N
         for candidate in candidates:
             _check_against_input(candidate, item, output_dir, work_dir, work_dir_label)
     if work_dir is not None and storage.is_within(work_dir, output_dir):
-        raise OutputError(f"{work_dir_label} '{work_dir}' lies inside --output '{output_dir}', "
-                          f"which the job's commit replaces. Nothing was run or changed; put the "
-                          f"work directory outside the output.")
+        raise OutputError(
+            f"{work_dir_label} '{work_dir}' lies inside --output '{output_dir}', "
+            f"which the job's commit replaces. Nothing was run or changed; put the "
+            f"work directory outside the output."
+        )
 
 
-def _check_against_input(path: str, spelled: str, output_dir: str, work_dir: str | None,
-                         work_dir_label: str) -> None:
+def _check_against_input(
+    path: str, spelled: str, output_dir: str, work_dir: str | None, work_dir_label: str
+) -> None:
     named = f"the input '{spelled}'" + (f" (through '{path}')" if path != spelled else "")
     if storage.is_within(output_dir, path):
         if storage.place(output_dir) == storage.place(path):
             where, harm = "is", "replace (delete) the input"
         else:
-            where, harm = "lies inside", "change the input, and a later run would read this " \
-                                         "job's output as input"
-        raise OutputError(f"--output '{output_dir}' {where} {named}: committing the output would "
-                          f"{harm}. Nothing was run or changed; choose an --output outside every "
-                          f"input.")
+            where, harm = (
+                "lies inside",
+                "change the input, and a later run would read this job's output as input",
+            )
+        raise OutputError(
+            f"--output '{output_dir}' {where} {named}: committing the output would "
+            f"{harm}. Nothing was run or changed; choose an --output outside every "
+            f"input."
+        )
     if storage.is_within(path, output_dir):
-        raise OutputError(f"--output '{output_dir}' contains {named}: committing the output would "
-                          f"replace the directory and delete the input. Nothing was run or "
-                          f"changed; choose an --output that holds no input.")
+        raise OutputError(
+            f"--output '{output_dir}' contains {named}: committing the output would "
+            f"replace the directory and delete the input. Nothing was run or "
+            f"changed; choose an --output that holds no input."
+        )
     if work_dir is not None and storage.is_within(work_dir, path):
-        raise OutputError(f"{work_dir_label} '{work_dir}' lies inside {named}: a later run would "
-                          f"read the job's shuffle files as input. Nothing was run or changed; put "
-                          f"the work directory outside every input.")
+        raise OutputError(
+            f"{work_dir_label} '{work_dir}' lies inside {named}: a later run would "
+            f"read the job's shuffle files as input. Nothing was run or changed; put "
+            f"the work directory outside every input."
+        )
 
 
-def _check_pattern(pattern: str, output_dir: str, work_dir: str | None,
-                   work_dir_label: str) -> None:
+def _check_pattern(
+    pattern: str, output_dir: str, work_dir: str | None, work_dir_label: str
+) -> None:
     """A glob names what it matches now and what it would match later: the output (or the work
     directory) must not be, nor lie inside, a path the pattern matches."""
     parts = storage.place(pattern)[2]
     for label, location in (("--output", output_dir), (work_dir_label, work_dir)):
-        if location is not None and not storage.is_uri(location) \
-                and _glob_matches_prefix(parts, storage.place(location)[2]):
-            raise OutputError(f"{label} '{location}' is matched by the input pattern '{pattern}' "
-                              f"(or lies inside a path it matches), so a later run would read it "
-                              f"as input. Nothing was run or changed; put it outside every "
-                              f"input.")
+        if (
+            location is not None
+            and not storage.is_uri(location)
+            and _glob_matches_prefix(parts, storage.place(location)[2])
+        ):
+            raise OutputError(
+                f"{label} '{location}' is matched by the input pattern '{pattern}' "
+                f"(or lies inside a path it matches), so a later run would read it "
+                f"as input. Nothing was run or changed; put it outside every "
+                f"input."
+            )
 
 
 def _glob_matches_prefix(pattern: tuple, parts: tuple) -> bool:
@@ -117,45 +140,61 @@ def check_output_dir(output_dir: str, overwrite: bool) -> None:
         _check_output_location(output_dir, overwrite)
         return
     if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
-        raise OutputError(f"output path '{output_dir}' exists and is not a directory; choose another "
-                          f"--output path.")
+        raise OutputError(
+            f"output path '{output_dir}' exists and is not a directory; choose another "
+            f"--output path."
+        )
     if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise OutputError(f"output directory '{output_dir}' already exists and is not empty; its "
-                          f"files were left untouched. Choose another --output, or pass --overwrite "
-                          f"to replace it once the new result is complete.")
+        raise OutputError(
+            f"output directory '{output_dir}' already exists and is not empty; its "
+            f"files were left untouched. Choose another --output, or pass --overwrite "
+            f"to replace it once the new result is complete."
+        )
     parent = os.path.dirname(os.path.abspath(output_dir))
     existing = parent
     while not os.path.isdir(existing):
         existing = os.path.dirname(existing)
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"cannot create output directory '{output_dir}': '{existing}' is not "
-                          f"writable.")
+        raise OutputError(
+            f"cannot create output directory '{output_dir}': '{existing}' is not writable."
+        )
 
 
 def _check_output_location(output: str, overwrite: bool) -> None:
     from pyarrow.fs import FileType
+
     if not storage.split(output)[1]:
-        raise OutputError(f"output '{output}' is a bucket or filesystem root; use a prefix inside "
-                          f"it (e.g. {storage.join(output, 'out')}) so the job's hidden staging "
-                          f"prefix can sit beside it.")
+        raise OutputError(
+            f"output '{output}' is a bucket or filesystem root; use a prefix inside "
+            f"it (e.g. {storage.join(output, 'out')}) so the job's hidden staging "
+            f"prefix can sit beside it."
+        )
     try:
         if not storage.bucket_exists(output):
-            raise OutputError(f"cannot write output '{output}': there is no bucket "
-                              f"'{storage.bucket_of(output)}' at that endpoint; create it or check "
-                              f"the spelling, the endpoint (AWS_ENDPOINT_URL) and the credentials.")
+            raise OutputError(
+                f"cannot write output '{output}': there is no bucket "
+                f"'{storage.bucket_of(output)}' at that endpoint; create it or check "
+                f"the spelling, the endpoint (AWS_ENDPOINT_URL) and the credentials."
+            )
         kind = storage.file_info(output).type
         has_files = kind == FileType.Directory and bool(storage.list_files(output))
     except MapReduceError as exc:
         raise OutputError(exc.paragraph()) from None
     except Exception as exc:
-        raise OutputError(storage.describe_error(output, "use the output", exc).paragraph()) from None
+        raise OutputError(
+            storage.describe_error(output, "use the output", exc).paragraph()
+        ) from None
     if kind == FileType.File:
-        raise OutputError(f"output path '{output}' exists and is an object (a file), not a prefix "
-                          f"(directory); choose another --output path.")
+        raise OutputError(
+            f"output path '{output}' exists and is an object (a file), not a prefix "
+            f"(directory); choose another --output path."
+        )
     if has_files and not overwrite:
-        raise OutputError(f"output directory '{output}' already exists and is not empty; its "
-                          f"objects were left untouched. Choose another --output, or pass "
-                          f"--overwrite to replace it once the new result is complete.")
+        raise OutputError(
+            f"output directory '{output}' already exists and is not empty; its "
+            f"objects were left untouched. Choose another --output, or pass "
+            f"--overwrite to replace it once the new result is complete."
+        )
 
 
 def staging_dir_for(output_dir: str, job_id: str) -> str:
@@ -165,14 +204,14 @@ def staging_dir_for(output_dir: str, job_id: str) -> str:
 
 
 def create_staging(staging: str) -> None:
-    if storage.is_uri(staging):                 # no leftovers to look for: they are local (pids)
+    if storage.is_uri(staging):  # no leftovers to look for: they are local (pids)
         storage.make_dirs(storage.join(staging, ATTEMPTS_DIR))
         return
     # Staging dirs of runs killed before they could clean up sit beside it: remove those first.
-    siblings = glob.escape(staging[:staging.rindex(".mapreduce-")]) + ".mapreduce-*"
+    siblings = glob.escape(staging[: staging.rindex(".mapreduce-")]) + ".mapreduce-*"
     leftovers.remove_abandoned(siblings, ATTEMPTS_DIR)
     os.makedirs(os.path.join(staging, ATTEMPTS_DIR))
-    leftovers.mark_owned(os.path.join(staging, ATTEMPTS_DIR))   # removed with _attempts at commit
+    leftovers.mark_owned(os.path.join(staging, ATTEMPTS_DIR))  # removed with _attempts at commit
 
 
 def attempt_dir(staging: str, task_id: str, attempt: int) -> str:
@@ -196,10 +235,12 @@ class OutputTaken(OutputError):
     and the other writer's output is left as it is."""
 
     def __init__(self, output_dir: str):
-        super().__init__(f"another job committed its output to '{output_dir}' while this job ran "
-                         f"(it was empty or absent when this job started). This job's result was "
-                         f"discarded and '{output_dir}' was left as the other job wrote it. Choose "
-                         f"another --output, or pass --overwrite to replace it.")
+        super().__init__(
+            f"another job committed its output to '{output_dir}' while this job ran "
+            f"(it was empty or absent when this job started). This job's result was "
+            f"discarded and '{output_dir}' was left as the other job wrote it. Choose "
+            f"another --output, or pass --overwrite to replace it."
+        )
 
 
 def commit_job(staging: str, output_dir: str, overwrite: bool = False) -> None:
@@ -212,7 +253,7 @@ def commit_job(staging: str, output_dir: str, overwrite: bool = False) -> None:
     # From here on the local steps: renames of whole directories, renameat2.
     storage.delete_tree_quietly(os.path.join(staging, ATTEMPTS_DIR))
     with contextlib.suppress(OSError):
-        os.rmdir(os.path.join(staging, LOGS_DIR))       # only when no attempt printed anything
+        os.rmdir(os.path.join(staging, LOGS_DIR))  # only when no attempt printed anything
     with storage.atomic_write(os.path.join(staging, SUCCESS)):
         pass
     if overwrite:
@@ -224,7 +265,7 @@ def commit_job(staging: str, output_dir: str, overwrite: bool = False) -> None:
 def _place(staging: str, output_dir: str) -> None:
     """Rename staging to `output_dir`, never replacing anything but an empty directory."""
     try:
-        os.rmdir(output_dir)            # an empty directory goes; one with files in it stays
+        os.rmdir(output_dir)  # an empty directory goes; one with files in it stays
     except FileNotFoundError:
         pass
     except OSError as exc:
@@ -246,7 +287,7 @@ def _replace(staging: str, output_dir: str) -> None:
     except FileExistsError:
         pass
     if _renameat2(staging, output_dir, _RENAME_EXCHANGE):
-        _remove_old(staging)            # staging now holds the old output
+        _remove_old(staging)  # staging now holds the old output
         return
     # No atomic exchange here: move the old output aside, then put ours in. Another writer that
     # slips in between wins; ours is dropped and the old output removed (it was to go anyway).
@@ -297,6 +338,7 @@ def _renameat2(first: str, second: str, flags: int) -> bool:
     FileExistsError for an existing destination) when it failed otherwise."""
     try:
         import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         renameat2 = libc.renameat2
     except (OSError, AttributeError):
@@ -307,8 +349,11 @@ def _renameat2(first: str, second: str, flags: int) -> bool:
     code = ctypes.get_errno()
     if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
         return False
-    raise OSError(code, os.strerror(code), second) if code != errno.EEXIST else \
-        FileExistsError(code, os.strerror(code), second)
+    raise (
+        OSError(code, os.strerror(code), second)
+        if code != errno.EEXIST
+        else FileExistsError(code, os.strerror(code), second)
+    )
 
 
 def _commit_object_by_object(staging: str, output: str, overwrite: bool) -> None:
@@ -323,7 +368,7 @@ def _commit_object_by_object(staging: str, output: str, overwrite: bool) -> None
     old_success = storage.join(output, SUCCESS)
     if any(relative == SUCCESS for _, relative, _ in existing):
         storage.delete_file(old_success)
-    for location, relative, _ in existing:                 # --overwrite: the old result
+    for location, relative, _ in existing:  # --overwrite: the old result
         if relative != SUCCESS:
             storage.delete_file(location)
     for location, relative, _ in storage.list_files(staging):

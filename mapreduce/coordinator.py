@@ -23,8 +23,15 @@ from . import commit, counters, defaults, interrupts, leftovers, protocol, secur
 from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
 from .output import OUTPUT_FORMATS, finish_parts
 from .protocol import Message
-from .scheduler import (Abandon, Assign, CommitJob, FailJob, PublishTask, Scheduler,
-                        SchedulerSettings)
+from .scheduler import (
+    Abandon,
+    Assign,
+    CommitJob,
+    FailJob,
+    PublishTask,
+    Scheduler,
+    SchedulerSettings,
+)
 from .tasks import AttemptState, TaskState
 
 log = logging.getLogger("mapreduce.coordinator")
@@ -33,18 +40,19 @@ log = logging.getLogger("mapreduce.coordinator")
 @dataclass
 class JobSubmission:
     """Everything the coordinator needs to run a job; plain data, the job code as opaque bytes."""
+
     name: str
     job_code: bytes
-    splits: list                  # Split.to_wire() dicts
-    split_descriptions: list      # for messages: where each map task reads
-    num_reducers: int             # 0 for a map-only job
+    splits: list  # Split.to_wire() dicts
+    split_descriptions: list  # for messages: where each map task reads
+    num_reducers: int  # 0 for a map-only job
     output_dir: str
     overwrite: bool = False
     max_attempts: int = defaults.MAX_ATTEMPTS
     max_losses: int = defaults.MAX_LOST_ATTEMPTS
     output_format: str = "text"
     skip_bad_records: bool = False
-    inputs: list = field(default_factory=list)   # the inputs as given (absolute): for path checks
+    inputs: list = field(default_factory=list)  # the inputs as given (absolute): for path checks
 
     def to_wire(self) -> tuple[dict, bytes]:
         header = asdict(self)
@@ -53,20 +61,38 @@ class JobSubmission:
     @classmethod
     def from_wire(cls, header: dict, job_code: bytes) -> "JobSubmission":
         """Rebuild a client's submission; raises ProtocolError when a field is missing or mistyped."""
-        types = {"name": str, "splits": list, "split_descriptions": list, "num_reducers": int,
-                 "output_dir": str, "overwrite": bool, "max_attempts": int, "max_losses": int,
-                 "output_format": str, "skip_bad_records": bool, "inputs": list}
+        types = {
+            "name": str,
+            "splits": list,
+            "split_descriptions": list,
+            "num_reducers": int,
+            "output_dir": str,
+            "overwrite": bool,
+            "max_attempts": int,
+            "max_losses": int,
+            "output_format": str,
+            "skip_bad_records": bool,
+            "inputs": list,
+        }
         values = {}
         for item in fields(cls):
             if item.name == "job_code":
                 continue
             if item.name not in header:
-                if item.name in ("overwrite", "max_attempts", "max_losses", "output_format",
-                                 "skip_bad_records", "inputs"):
+                if item.name in (
+                    "overwrite",
+                    "max_attempts",
+                    "max_losses",
+                    "output_format",
+                    "skip_bad_records",
+                    "inputs",
+                ):
                     continue
                 raise ProtocolError(f"job submission lacks '{item.name}'")
             value = header[item.name]
-            if not isinstance(value, types[item.name]) or (types[item.name] is int and isinstance(value, bool)):
+            if not isinstance(value, types[item.name]) or (
+                types[item.name] is int and isinstance(value, bool)
+            ):
                 raise ProtocolError(f"job submission field '{item.name}' has the wrong type")
             values[item.name] = value
         if len(values["splits"]) != len(values["split_descriptions"]):
@@ -81,11 +107,12 @@ class JobSubmission:
 
     def input_paths(self) -> list:
         """The inputs as given, or (from an older client) every file the splits read."""
-        return self.inputs or sorted({segment[0] for split in self.splits
-                                      for segment in split.get("segments", [])})
+        return self.inputs or sorted(
+            {segment[0] for split in self.splits for segment in split.get("segments", [])}
+        )
 
 
-FINISHED_JOBS_KEPT = 100        # finished jobs remembered for `status`
+FINISHED_JOBS_KEPT = 100  # finished jobs remembered for `status`
 LOSE_MAP_OUTPUT_ENV = "MAPREDUCE_FAULT_LOSE_MAP_OUTPUT"
 
 
@@ -97,40 +124,53 @@ class JobRecord:
     shuffle_dir: str
     submitted: float
     finished: float | None = None
-    status: str = "running"       # running | succeeded | failed | cancelled
+    status: str = "running"  # running | succeeded | failed | cancelled
     error: MapReduceError | None = None
     counters: dict = field(default_factory=dict)
-    final_progress: dict | None = None     # frozen when the job ends; its task table is dropped
+    final_progress: dict | None = None  # frozen when the job ends; its task table is dropped
 
 
 class Coordinator:
-    def __init__(self, bind: str, *, work_dir: str, secret: bytes | None = None,
-                 settings: SchedulerSettings | None = None, keys_dir: str | None = None):
+    def __init__(
+        self,
+        bind: str,
+        *,
+        work_dir: str,
+        secret: bytes | None = None,
+        settings: SchedulerSettings | None = None,
+        keys_dir: str | None = None,
+    ):
         self.settings = settings or SchedulerSettings()
         self.scheduler = Scheduler(self.settings)
         self.secret = secret
         self.work_dir = work_dir
         self.jobs: dict[str, JobRecord] = {}
-        self.routes: dict[str, bytes] = {}       # worker id -> routing id
-        self.peers: dict[bytes, str] = {}        # routing id -> worker id
+        self.routes: dict[str, bytes] = {}  # worker id -> routing id
+        self.peers: dict[bytes, str] = {}  # routing id -> worker id
         self.last_sent: dict[str, float] = {}
-        self.unreachable: set = set()           # routing ids a send failed to (logged once)
+        self.unreachable: set = set()  # routing ids a send failed to (logged once)
         self._injected: set = set()
-        self._started: dict = {}                 # (job, task, attempt) -> when it was assigned
+        self._started: dict = {}  # (job, task, attempt) -> when it was assigned
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)   # an unroutable send raises, not vanishes
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable send raises, not vanishes
         self.socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
-        self.security = security.secure_server(self.context, self.socket, keys_dir) if keys_dir else None
+        self.security = (
+            security.secure_server(self.context, self.socket, keys_dir) if keys_dir else None
+        )
         self.socket.bind(bind)
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     # ---- jobs -----------------------------------------------------------------------------------
 
     def submit(self, submission: JobSubmission, now: float | None = None) -> str:
-        commit.check_job_paths(submission.input_paths(), submission.output_dir, self.work_dir,
-                               work_dir_label="the coordinator's work directory")
+        commit.check_job_paths(
+            submission.input_paths(),
+            submission.output_dir,
+            self.work_dir,
+            work_dir_label="the coordinator's work directory",
+        )
         commit.check_output_dir(submission.output_dir, submission.overwrite)
         self._check_claims(submission)
         job_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
@@ -138,20 +178,30 @@ class Coordinator:
         try:
             commit.create_staging(staging)
         except OSError as exc:
-            raise OutputError(f"cannot create the output's staging directory '{staging}': "
-                              f"{exc.strerror or exc}") from None
+            raise OutputError(
+                f"cannot create the output's staging directory '{staging}': {exc.strerror or exc}"
+            ) from None
         shuffle_dir = storage.join(self.work_dir, job_id)
         try:
             make_job_work_dir(shuffle_dir)
         except OSError as exc:
             commit.abort_job(staging)
-            raise OutputError(f"cannot create the job's directory in the work directory "
-                              f"'{self.work_dir}': {exc.strerror or exc}") from None
+            raise OutputError(
+                f"cannot create the job's directory in the work directory "
+                f"'{self.work_dir}': {exc.strerror or exc}"
+            ) from None
         now = time.monotonic() if now is None else now
         self.jobs[job_id] = JobRecord(job_id, submission, staging, shuffle_dir, now)
-        self._carry_out(self.scheduler.add_job(job_id, submission.split_descriptions,
-                                               submission.num_reducers, submission.max_attempts,
-                                               submission.max_losses, now))
+        self._carry_out(
+            self.scheduler.add_job(
+                job_id,
+                submission.split_descriptions,
+                submission.num_reducers,
+                submission.max_attempts,
+                submission.max_losses,
+                now,
+            )
+        )
         return job_id
 
     def _check_claims(self, submission: JobSubmission) -> None:
@@ -163,16 +213,20 @@ class Coordinator:
                 continue
             other = record.submission.output_dir
             if storage.is_within(new, other) or storage.is_within(other, new):
-                raise OutputError(f"job {record.id} ({record.submission.name}) is already writing "
-                                  f"its output to '{other}', which overlaps --output '{new}'. "
-                                  f"Nothing was run or changed; wait for that job to end, or "
-                                  f"choose another --output.")
+                raise OutputError(
+                    f"job {record.id} ({record.submission.name}) is already writing "
+                    f"its output to '{other}', which overlaps --output '{new}'. "
+                    f"Nothing was run or changed; wait for that job to end, or "
+                    f"choose another --output."
+                )
             for path in record.submission.inputs:
                 if storage.is_within(path, new) or storage.is_within(new, path):
-                    raise OutputError(f"--output '{new}' overlaps the input '{path}' of running "
-                                      f"job {record.id} ({record.submission.name}). Nothing was "
-                                      f"run or changed; wait for that job to end, or choose "
-                                      f"another --output.")
+                    raise OutputError(
+                        f"--output '{new}' overlaps the input '{path}' of running "
+                        f"job {record.id} ({record.submission.name}). Nothing was "
+                        f"run or changed; wait for that job to end, or choose "
+                        f"another --output."
+                    )
 
     def cancel(self, job_id: str) -> None:
         record = self.jobs[job_id]
@@ -213,18 +267,31 @@ class Coordinator:
         progress = self.progress(job_id)
         if status == "running" and progress["attempts"] == 0:
             status = "queued"
-        return {"job": job_id, "name": record.submission.name, "status": status,
-                "output": record.submission.output_dir, "progress": progress,
-                # A running job's counters so far: those of the attempts committed until now.
-                "counters": record.counters if record.status != "running" else self._counters(record),
-                "error": record.error.paragraph() if record.error else None,
-                "exit_code": record.error.exit_code if record.error else 0}
+        return {
+            "job": job_id,
+            "name": record.submission.name,
+            "status": status,
+            "output": record.submission.output_dir,
+            "progress": progress,
+            # A running job's counters so far: those of the attempts committed until now.
+            "counters": record.counters if record.status != "running" else self._counters(record),
+            "error": record.error.paragraph() if record.error else None,
+            "exit_code": record.error.exit_code if record.error else 0,
+        }
 
     def status(self) -> dict:
         now = time.monotonic()
-        workers = [{"id": w.id, **w.info, "capacity": w.capacity, "running": len(w.running),
-                    "tasks_done": w.tasks_done, "last_heartbeat_s": round(now - w.last_seen, 2)}
-                   for w in self.scheduler.workers.values()]
+        workers = [
+            {
+                "id": w.id,
+                **w.info,
+                "capacity": w.capacity,
+                "running": len(w.running),
+                "tasks_done": w.tasks_done,
+                "last_heartbeat_s": round(now - w.last_seen, 2),
+            }
+            for w in self.scheduler.workers.values()
+        ]
         return {"jobs": [self.job_state(job_id) for job_id in self.jobs], "workers": workers}
 
     # ---- the loop -------------------------------------------------------------------------------
@@ -244,8 +311,9 @@ class Coordinator:
         before = set(self.scheduler.workers)
         self._carry_out(self.scheduler.tick(now))
         for worker in before - set(self.scheduler.workers):
-            log.warning("worker %s declared dead: silent for more than %g s", worker,
-                        self.settings.expiry)
+            log.warning(
+                "worker %s declared dead: silent for more than %g s", worker, self.settings.expiry
+            )
             self._forget(worker)
         self._send_heartbeats(now)
 
@@ -291,8 +359,9 @@ class Coordinator:
             self._dispatch_message(route, message, time.monotonic())
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # Authenticated but malformed (a buggy or hostile peer): drop it, keep serving.
-            log.warning("dropped a malformed %r message from peer %s: %s", message.command,
-                        route.hex(), exc)
+            log.warning(
+                "dropped a malformed %r message from peer %s: %s", message.command, route.hex(), exc
+            )
 
     def _dispatch_message(self, route: bytes, message: Message, now: float) -> None:
         if message.command in protocol.CLIENT_COMMANDS:
@@ -307,14 +376,22 @@ class Coordinator:
             # start over; whatever it reports about old attempts is discarded.
             if message.command in (protocol.DONE, protocol.FAIL):
                 header = message.header
-                log.warning("discarded a late %s of %s %s attempt %s from unregistered peer %s "
-                            "(a worker declared dead, or one that registered before a restart); "
-                            "told it to register",
-                            "result" if message.command == protocol.DONE else "failure",
-                            header.get("job"), header.get("task"), header.get("attempt"), route.hex())
+                log.warning(
+                    "discarded a late %s of %s %s attempt %s from unregistered peer %s "
+                    "(a worker declared dead, or one that registered before a restart); "
+                    "told it to register",
+                    "result" if message.command == protocol.DONE else "failure",
+                    header.get("job"),
+                    header.get("task"),
+                    header.get("attempt"),
+                    route.hex(),
+                )
             else:
-                log.warning("ignored a %r message from unregistered peer %s; told it to register",
-                            message.command, route.hex())
+                log.warning(
+                    "ignored a %r message from unregistered peer %s; told it to register",
+                    message.command,
+                    route.hex(),
+                )
             self.peers.pop(route, None)
             self._send(route, protocol.RECONNECT, {})
             return
@@ -323,10 +400,24 @@ class Coordinator:
         if message.command in (protocol.DONE, protocol.FAIL):
             _check_attempt_report(header)
         if message.command == protocol.DONE:
-            log.info("%s %s attempt %s on %s done in %.2f s", header["job"], header["task"],
-                     header["attempt"], worker, self._attempt_runtime(header, now))
-            self._carry_out(self.scheduler.attempt_succeeded(
-                worker, header["job"], header["task"], header["attempt"], header.get("result") or {}, now))
+            log.info(
+                "%s %s attempt %s on %s done in %.2f s",
+                header["job"],
+                header["task"],
+                header["attempt"],
+                worker,
+                self._attempt_runtime(header, now),
+            )
+            self._carry_out(
+                self.scheduler.attempt_succeeded(
+                    worker,
+                    header["job"],
+                    header["task"],
+                    header["attempt"],
+                    header.get("result") or {},
+                    now,
+                )
+            )
         elif message.command == protocol.FAIL:
             self._attempt_failed(worker, header, now)
         elif message.command == protocol.BYE:
@@ -340,16 +431,34 @@ class Coordinator:
     def _attempt_failed(self, worker: str, header: dict, now: float) -> None:
         self._started.pop((header["job"], header["task"], header["attempt"]), None)
         error = header.get("error") or {}
-        log.info("%s %s attempt %s on %s failed%s: %s", header["job"], header["task"],
-                 header["attempt"], worker, " (lost)" if header.get("lost") else "", error.get("message"))
+        log.info(
+            "%s %s attempt %s on %s failed%s: %s",
+            header["job"],
+            header["task"],
+            header["attempt"],
+            worker,
+            " (lost)" if header.get("lost") else "",
+            error.get("message"),
+        )
         lost_map = self._map_owning(header["job"], error.get("input"))
         if lost_map is not None:
-            self._carry_out(self.scheduler.map_output_lost(
-                worker, header["job"], header["task"], header["attempt"], lost_map, error, now))
+            self._carry_out(
+                self.scheduler.map_output_lost(
+                    worker, header["job"], header["task"], header["attempt"], lost_map, error, now
+                )
+            )
         else:
-            self._carry_out(self.scheduler.attempt_failed(
-                worker, header["job"], header["task"], header["attempt"], error,
-                bool(header.get("lost")), now))
+            self._carry_out(
+                self.scheduler.attempt_failed(
+                    worker,
+                    header["job"],
+                    header["task"],
+                    header["attempt"],
+                    error,
+                    bool(header.get("lost")),
+                    now,
+                )
+            )
 
     def _serve_client(self, route: bytes, message: Message) -> None:
         header = message.header
@@ -362,15 +471,23 @@ class Coordinator:
                     raise ProtocolError(mismatch)
                 if len(message.blobs) != 1:
                     raise ProtocolError("job submission carries no job code")
-                job_id = self.submit(JobSubmission.from_wire(header.get("submission") or {},
-                                                             message.blobs[0]))
+                job_id = self.submit(
+                    JobSubmission.from_wire(header.get("submission") or {}, message.blobs[0])
+                )
             except MapReduceError as exc:
                 self._send(route, protocol.REJECTED, {**reply, "error": exc.paragraph()})
                 return
-            except Exception as exc:      # a bug or an odd filesystem must not stop the service
+            except Exception as exc:  # a bug or an odd filesystem must not stop the service
                 log.exception("could not accept a job")
-                self._send(route, protocol.REJECTED, {**reply, "error": f"the coordinator could not "
-                                                      f"accept the job: {type(exc).__name__}: {exc}"})
+                self._send(
+                    route,
+                    protocol.REJECTED,
+                    {
+                        **reply,
+                        "error": f"the coordinator could not "
+                        f"accept the job: {type(exc).__name__}: {exc}",
+                    },
+                )
                 return
             log.info("accepted job %s (%s)", job_id, header.get("submission", {}).get("name"))
             self._send(route, protocol.ACCEPTED, {**reply, "job": job_id})
@@ -392,7 +509,9 @@ class Coordinator:
         if not isinstance(path, str) or state is None:
             return None
         for task in state.map_tasks:
-            if task.result and any(path in paths for paths in task.result.get("files", {}).values()):
+            if task.result and any(
+                path in paths for paths in task.result.get("files", {}).values()
+            ):
                 return task.id
         return None
 
@@ -409,7 +528,9 @@ class Coordinator:
         self.routes[worker], self.peers[route] = route, worker
         self.last_sent[worker] = now
         info = {k: header.get(k) for k in ("host", "pid", "python", "cloudpickle")}
-        self._carry_out(self.scheduler.worker_ready(worker, int(header.get("capacity") or 1), now, info))
+        self._carry_out(
+            self.scheduler.worker_ready(worker, int(header.get("capacity") or 1), now, info)
+        )
 
     def _forget(self, worker: str) -> None:
         route = self.routes.pop(worker, None)
@@ -421,15 +542,18 @@ class Coordinator:
 
     def _send(self, route: bytes, command: bytes, header: dict, blobs: tuple = ()) -> bool:
         try:
-            self.socket.send_multipart([route, *protocol.encode(Message(command, header, list(blobs)),
-                                                                self.secret)], zmq.NOBLOCK)
+            self.socket.send_multipart(
+                [route, *protocol.encode(Message(command, header, list(blobs)), self.secret)],
+                zmq.NOBLOCK,
+            )
             self.unreachable.discard(route)
             return True
         except (zmq.Again, zmq.ZMQError) as exc:
             # The peer vanished or its queue is full: never block the loop on one peer. Said once
             # per peer: heartbeats to a dead one fail until it is declared dead.
             (log.debug if route in self.unreachable else log.warning)(
-                "could not send to peer %s: %s", route.hex(), exc)
+                "could not send to peer %s: %s", route.hex(), exc
+            )
             self.unreachable.add(route)
             return False
 
@@ -439,7 +563,7 @@ class Coordinator:
             return False
         sent = self._send(route, command, header, blobs)
         if sent or command == protocol.HEARTBEAT:
-            self.last_sent[worker] = time.monotonic()     # a failed heartbeat waits its turn too
+            self.last_sent[worker] = time.monotonic()  # a failed heartbeat waits its turn too
         return sent
 
     def _send_heartbeats(self, now: float) -> None:
@@ -466,18 +590,26 @@ class Coordinator:
         if record is None or record.status != "running":
             return []
         out = self.scheduler.fail_job(record.id)
-        self._end_job(record, "failed", MapReduceError(
-            f"job {record.id} failed: the coordinator could not carry out a step of it "
-            f"({type(instruction).__name__}): {type(exc).__name__}: {exc}. No output was "
-            f"committed; the coordinator's log has the details."))
+        self._end_job(
+            record,
+            "failed",
+            MapReduceError(
+                f"job {record.id} failed: the coordinator could not carry out a step of it "
+                f"({type(instruction).__name__}): {type(exc).__name__}: {exc}. No output was "
+                f"committed; the coordinator's log has the details."
+            ),
+        )
         return out
 
     def _carry_out_one(self, instruction) -> list:
         if isinstance(instruction, Assign):
             return self._assign(instruction)
         if isinstance(instruction, Abandon):
-            self._send_to_worker(instruction.worker, protocol.CANCEL, {
-                "job": instruction.job, "task": instruction.task, "attempt": instruction.attempt})
+            self._send_to_worker(
+                instruction.worker,
+                protocol.CANCEL,
+                {"job": instruction.job, "task": instruction.task, "attempt": instruction.attempt},
+            )
             return []
         if isinstance(instruction, PublishTask):
             return self._publish(instruction)
@@ -492,13 +624,22 @@ class Coordinator:
     def _assign(self, assign: Assign) -> list:
         record = self.jobs[assign.job]
         header = self._task_header(record, assign.task, assign.attempt)
-        if self._send_to_worker(assign.worker, protocol.TASK, header, (record.submission.job_code,)):
-            log.info("%s %s attempt %s assigned to %s", record.id, assign.task.id, assign.attempt,
-                     assign.worker)
+        if self._send_to_worker(
+            assign.worker, protocol.TASK, header, (record.submission.job_code,)
+        ):
+            log.info(
+                "%s %s attempt %s assigned to %s",
+                record.id,
+                assign.task.id,
+                assign.attempt,
+                assign.worker,
+            )
             self._started[(record.id, assign.task.id, assign.attempt)] = time.monotonic()
             return []
         self._forget(assign.worker)
-        return self.scheduler.worker_gone(assign.worker, time.monotonic(), "it could not be reached")
+        return self.scheduler.worker_gone(
+            assign.worker, time.monotonic(), "it could not be reached"
+        )
 
     def _task_header(self, record: JobRecord, task, attempt: int) -> dict:
         map_results = [m.result for m in self.scheduler.jobs[record.id].map_tasks]
@@ -515,11 +656,19 @@ class Coordinator:
                 self._inject_map_output_loss(record, task)
             else:
                 commit.publish_attempt(record.staging, task.id, publish.attempt)
-        except Exception as exc:       # OSError, pyarrow's ArrowInvalid (a ValueError), ...
-            log.warning("%s %s attempt %s: could not publish its output: %s", record.id, task.id,
-                        publish.attempt, exc)
-            error = {"type": "PublishError", "traceback": "",
-                     "message": f"its output could not be put in place: {type(exc).__name__}: {exc}"}
+        except Exception as exc:  # OSError, pyarrow's ArrowInvalid (a ValueError), ...
+            log.warning(
+                "%s %s attempt %s: could not publish its output: %s",
+                record.id,
+                task.id,
+                publish.attempt,
+                exc,
+            )
+            error = {
+                "type": "PublishError",
+                "traceback": "",
+                "message": f"its output could not be put in place: {type(exc).__name__}: {exc}",
+            }
             return self.scheduler.publish_failed(publish.job, task.id, error, time.monotonic())
         return self.scheduler.task_published(publish.job, task.id, time.monotonic())
 
@@ -542,17 +691,23 @@ class Coordinator:
         try:
             finish_parts(record.staging, record.submission.output_format)
             with interrupts.held():
-                commit.commit_job(record.staging, record.submission.output_dir,
-                                  record.submission.overwrite)
+                commit.commit_job(
+                    record.staging, record.submission.output_dir, record.submission.overwrite
+                )
                 self.scheduler.job_committed(record.id)
                 self._end_job(record, "succeeded", None)
         except Exception as exc:
             if not isinstance(exc, MapReduceError):
                 log.exception("%s: commit failed", record.id)
-            error = exc if isinstance(exc, commit.OutputTaken) else OutputError(
-                f"the job's tasks all succeeded but its output could not be committed to "
-                f"'{record.submission.output_dir}': {type(exc).__name__}: {exc}. Nothing was "
-                f"committed; the output directory is as it was before the job.")
+            error = (
+                exc
+                if isinstance(exc, commit.OutputTaken)
+                else OutputError(
+                    f"the job's tasks all succeeded but its output could not be committed to "
+                    f"'{record.submission.output_dir}': {type(exc).__name__}: {exc}. Nothing was "
+                    f"committed; the output directory is as it was before the job."
+                )
+            )
             self.scheduler.fail_job(record.id)
             self._end_job(record, "failed", error)
 
@@ -560,9 +715,20 @@ class Coordinator:
         error = task.last_error or {}
         lost = task.losses >= record.submission.max_losses
         cause = error.get("message") or error.get("type") or "unknown error"
-        self._end_job(record, "failed", TaskFailedError(
-            task.kind, task.index, task.where, task.losses if lost else task.failures, cause,
-            error.get("traceback", ""), lost=lost, log_tail=str(error.get("log_tail") or "")))
+        self._end_job(
+            record,
+            "failed",
+            TaskFailedError(
+                task.kind,
+                task.index,
+                task.where,
+                task.losses if lost else task.failures,
+                cause,
+                error.get("traceback", ""),
+                lost=lost,
+                log_tail=str(error.get("log_tail") or ""),
+            ),
+        )
 
     def _end_job(self, record: JobRecord, status: str, error: MapReduceError | None) -> None:
         record.status, record.error, record.finished = status, error, time.monotonic()
@@ -585,18 +751,27 @@ class Coordinator:
 
     def _counters(self, record: JobRecord) -> dict:
         """Sum the counters of committed attempts only: re-executed or backup attempts never count twice."""
-        return counters.job_totals(task.result for task in self.scheduler.jobs[record.id].all_tasks()
-                                   if task.state is TaskState.SUCCEEDED and task.result)
+        return counters.job_totals(
+            task.result
+            for task in self.scheduler.jobs[record.id].all_tasks()
+            if task.state is TaskState.SUCCEEDED and task.result
+        )
 
 
-def task_header(record: JobRecord, kind: str, index: int, task_id: str, attempt: int,
-                map_results: list) -> dict:
+def task_header(
+    record: JobRecord, kind: str, index: int, task_id: str, attempt: int, map_results: list
+) -> dict:
     """What an attempt is told: its input (a split, or every committed map's files for its
     partition) and its private output directory."""
     submission = record.submission
-    header = {"job": record.id, "task": task_id, "attempt": attempt, "kind": kind,
-              "output_format": submission.output_format,
-              "log": commit.log_path(record.staging, task_id, attempt)}
+    header = {
+        "job": record.id,
+        "task": task_id,
+        "attempt": attempt,
+        "kind": kind,
+        "output_format": submission.output_format,
+        "log": commit.log_path(record.staging, task_id, attempt),
+    }
     if kind == "map":
         header["split"] = submission.splits[index]
         header["skip_bad_records"] = submission.skip_bad_records
@@ -608,24 +783,31 @@ def task_header(record: JobRecord, kind: str, index: int, task_id: str, attempt:
             header["partitions"] = submission.num_reducers
     else:
         header["partition"] = index
-        header["inputs"] = [path for result in map_results
-                            for path in (result or {}).get("files", {}).get(str(index), [])]
+        header["inputs"] = [
+            path
+            for result in map_results
+            for path in (result or {}).get("files", {}).get(str(index), [])
+        ]
         header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
     return header
 
 
 def _check_attempt_report(header: dict) -> None:
     """DONE and FAIL carry (job, task, attempt) and a dict; anything else is malformed."""
-    if not (isinstance(header.get("job"), str) and isinstance(header.get("task"), str)
-            and type(header.get("attempt")) is int):
+    if not (
+        isinstance(header.get("job"), str)
+        and isinstance(header.get("task"), str)
+        and type(header.get("attempt")) is int
+    ):
         raise ValueError("an attempt report needs a job id, a task id and an attempt number")
     for name in ("result", "error"):
         if not isinstance(header.get(name) or {}, dict):
             raise ValueError(f"'{name}' must be an object")
     if isinstance(header.get("result"), dict):
         files = header["result"].get("files") or {}
-        if not isinstance(files, dict) or not all(isinstance(p, list) and all(isinstance(x, str) for x in p)
-                                                  for p in files.values()):
+        if not isinstance(files, dict) or not all(
+            isinstance(p, list) and all(isinstance(x, str) for x in p) for p in files.values()
+        ):
             raise ValueError("'result.files' must map partitions to lists of paths")
 
 
@@ -637,11 +819,11 @@ def make_work_dir(location: str) -> None:
 def make_job_work_dir(location: str) -> None:
     """A job's shuffle directory; a local one is marked as this process's, after removing those a
     killed run or coordinator left in the same work directory."""
-    if storage.is_uri(location):                # no leftovers to look for: they are local (pids)
+    if storage.is_uri(location):  # no leftovers to look for: they are local (pids)
         storage.make_dirs(location)
         return
     leftovers.remove_abandoned(os.path.join(glob.escape(os.path.dirname(location)), "*"))
-    os.makedirs(location)                       # a new job's: never there already
+    os.makedirs(location)  # a new job's: never there already
     leftovers.mark_owned(location)
 
 
@@ -655,28 +837,37 @@ def check_work_dir(work_dir: str) -> str:
     work_dir = storage.absolute(work_dir)
     try:
         if not storage.bucket_exists(work_dir):
-            raise MapReduceError(f"work directory '{work_dir}': there is no bucket "
-                                 f"'{storage.bucket_of(work_dir)}' at that endpoint; create it or "
-                                 f"check the spelling, AWS_ENDPOINT_URL and the credentials.")
+            raise MapReduceError(
+                f"work directory '{work_dir}': there is no bucket "
+                f"'{storage.bucket_of(work_dir)}' at that endpoint; create it or "
+                f"check the spelling, AWS_ENDPOINT_URL and the credentials."
+            )
         make_work_dir(work_dir)
     except MapReduceError:
         raise
     except OSError as exc:
         if storage.is_uri(work_dir):
             raise storage.describe_error(work_dir, "use the work directory", exc) from None
-        raise MapReduceError(f"cannot create the work directory '{work_dir}': "
-                             f"{exc.strerror or exc}.") from None
+        raise MapReduceError(
+            f"cannot create the work directory '{work_dir}': {exc.strerror or exc}."
+        ) from None
     return work_dir
 
 
-def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | None = None,
-          keys_dir: str | None = None, insecure: bool = False) -> int:
+def serve(
+    bind: str,
+    work_dir: str | None = None,
+    settings: SchedulerSettings | None = None,
+    keys_dir: str | None = None,
+    insecure: bool = False,
+) -> int:
     """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM; running jobs are cancelled."""
     import signal
     import sys
+
     security.require_keys_for(bind, keys_dir, insecure, "coordinator")
     stopping = []
-    handler = lambda signum, frame: stopping.append(signum)   # noqa: E731
+    handler = lambda signum, frame: stopping.append(signum)  # noqa: E731
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
     temporary = not work_dir
@@ -685,12 +876,17 @@ def serve(bind: str, work_dir: str | None = None, settings: SchedulerSettings | 
         try:
             coordinator = Coordinator(bind, work_dir=work_dir, settings=settings, keys_dir=keys_dir)
         except zmq.ZMQError as exc:
-            raise MapReduceError(f"cannot listen on '{bind}': {exc}. Use an address like "
-                                 f"tcp://127.0.0.1:5555 whose port is free.") from None
+            raise MapReduceError(
+                f"cannot listen on '{bind}': {exc}. Use an address like "
+                f"tcp://127.0.0.1:5555 whose port is free."
+            ) from None
         guarded = "CURVE keys from " + keys_dir if keys_dir else "no keys"
-        print(f"mapreduce coordinator: listening on {coordinator.address}; {guarded}; work "
-              f"directory {work_dir} (it must be reachable at this path from every worker)",
-              file=sys.stderr, flush=True)
+        print(
+            f"mapreduce coordinator: listening on {coordinator.address}; {guarded}; work "
+            f"directory {work_dir} (it must be reachable at this path from every worker)",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             while not stopping:
                 coordinator.poll(0.5)

@@ -9,26 +9,34 @@ The others (block and batch sizes, back-off, the executors' GC) are fixed tuning
 KiB = 1024
 MiB = 1024 * KiB
 
-SPLIT_SIZE_BYTES = 64 * MiB          # a large text file is cut into splits of about this size
-MIN_SPLIT_SIZE_BYTES = 64 * KiB      # a smaller --split-size is refused (--min-split-size lowers it)
-MIN_AUTO_SPLIT_BYTES = 1 * MiB       # never cut below this when spreading small input over workers
-MAX_ATTEMPTS = 4                     # user-error attempts per task (Hadoop: mapreduce.map.maxattempts)
-MAX_LOST_ATTEMPTS = 10               # attempts lost to a dying worker before the task fails the job
+SPLIT_SIZE_BYTES = 64 * MiB  # a large text file is cut into splits of about this size
+MIN_SPLIT_SIZE_BYTES = 64 * KiB  # a smaller --split-size is refused (--min-split-size lowers it)
+MIN_AUTO_SPLIT_BYTES = 1 * MiB  # never cut below this when spreading small input over workers
+MAX_ATTEMPTS = 4  # user-error attempts per task (Hadoop: mapreduce.map.maxattempts)
+MAX_LOST_ATTEMPTS = 10  # attempts lost to a dying worker before the task fails the job
 
-HEARTBEAT_INTERVAL_S = 1.0           # both directions; any message counts as a heartbeat
-HEARTBEAT_LIVENESS = 3               # intervals of silence before a peer is declared dead
-RECONNECT_BACKOFF_MIN_S = 1.0        # a worker that lost its coordinator retries after this...
-RECONNECT_BACKOFF_MAX_S = 32.0       # ...doubling up to this
+HEARTBEAT_INTERVAL_S = 1.0  # both directions; any message counts as a heartbeat
+HEARTBEAT_LIVENESS = 3  # intervals of silence before a peer is declared dead
+RECONNECT_BACKOFF_MIN_S = 1.0  # a worker that lost its coordinator retries after this...
+RECONNECT_BACKOFF_MAX_S = 32.0  # ...doubling up to this
 
-BACKUP_MIN_RUNTIME_S = 5.0           # an attempt younger than this never gets a backup
-BACKUP_SLOWDOWN_FACTOR = 3.0         # ...nor one that has run less than this times the median task
+BACKUP_MIN_RUNTIME_S = 5.0  # an attempt younger than this never gets a backup
+BACKUP_SLOWDOWN_FACTOR = 3.0  # ...nor one that has run less than this times the median task
 
-MAX_MESSAGE_BYTES = 256 * MiB        # a larger frame from a peer is refused by ZeroMQ itself
-REFUSAL_LOG_INTERVAL_S = 60.0        # a refused handshake is logged at most this often per host and reason
-SPILL_RECORDS = 1_000_000            # map output records (or combined keys) buffered before a sorted spill
-SORT_BUFFER_BYTES = 64 * MiB         # map output held in memory (estimated) before a sorted spill
-COMBINE_EVERY_RECORDS = 1_000_000    # buffered records between combiner passes (fewer passes, fewer calls)
-READ_BLOCK_BYTES = 4 * MiB           # input is read in blocks cut at line boundaries
-BINARY_CHECK_BYTES = 8 * KiB         # a text input with a NUL byte in this first block looks binary
-ARROW_BATCH_ROWS = 64 * 1024         # rows per Arrow record batch in shuffle files
-EXECUTOR_GC_THRESHOLDS = (50_000, 20, 100)  # gc.set_threshold in task processes (default 700, 10, 10)
+MAX_MESSAGE_BYTES = 256 * MiB  # a larger frame from a peer is refused by ZeroMQ itself
+REFUSAL_LOG_INTERVAL_S = (
+    60.0  # a refused handshake is logged at most this often per host and reason
+)
+SPILL_RECORDS = 1_000_000  # map output records (or combined keys) buffered before a sorted spill
+SORT_BUFFER_BYTES = 64 * MiB  # map output held in memory (estimated) before a sorted spill
+COMBINE_EVERY_RECORDS = (
+    1_000_000  # buffered records between combiner passes (fewer passes, fewer calls)
+)
+READ_BLOCK_BYTES = 4 * MiB  # input is read in blocks cut at line boundaries
+BINARY_CHECK_BYTES = 8 * KiB  # a text input with a NUL byte in this first block looks binary
+ARROW_BATCH_ROWS = 64 * 1024  # rows per Arrow record batch in shuffle files
+EXECUTOR_GC_THRESHOLDS = (
+    50_000,
+    20,
+    100,
+)  # gc.set_threshold in task processes (default 700, 10, 10)

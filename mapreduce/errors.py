@@ -47,22 +47,40 @@ class RecordError(Exception):
 class TaskFailedError(MapReduceError):
     """A task failed all its attempts (or lost too many to dying workers); the job fails with it."""
 
-    def __init__(self, kind: str, index: int, where: str, attempts: int, cause: str,
-                 user_traceback: str = "", lost: bool = False, log_tail: str = ""):
+    def __init__(
+        self,
+        kind: str,
+        index: int,
+        where: str,
+        attempts: int,
+        cause: str,
+        user_traceback: str = "",
+        lost: bool = False,
+        log_tail: str = "",
+    ):
         self.kind, self.index, self.where = kind, index, where
-        self.attempts, self.cause, self.user_traceback, self.lost = attempts, cause, user_traceback, lost
+        self.attempts, self.cause, self.user_traceback, self.lost = (
+            attempts,
+            cause,
+            user_traceback,
+            lost,
+        )
         self.log_tail = log_tail
         super().__init__(self.paragraph())
 
     def paragraph(self) -> str:
         task = f"{self.kind} task {self.index} ({self.where})"
         if self.lost:
-            head = (f"{task} failed: its worker process died {self.attempts} times while running it, "
-                    f"so the job was stopped. The job's code probably exits or crashes the process "
-                    f"(os._exit, a segfault, running out of memory) for this input. Last: {self.cause}")
+            head = (
+                f"{task} failed: its worker process died {self.attempts} times while running it, "
+                f"so the job was stopped. The job's code probably exits or crashes the process "
+                f"(os._exit, a segfault, running out of memory) for this input. Last: {self.cause}"
+            )
         else:
-            head = (f"{task} failed {self.attempts} time(s), the last attempt with: {self.cause}. "
-                    f"No output was written.")
+            head = (
+                f"{task} failed {self.attempts} time(s), the last attempt with: {self.cause}. "
+                f"No output was written."
+            )
         if self.log_tail.strip():
             head += "\n\nWhat the last attempt printed (end of its log):\n" + self.log_tail.rstrip()
         if self.user_traceback:

@@ -14,6 +14,7 @@ from .errors import MapReduceError
 
 def reports_errors(command):
     """Turn MapReduceError into `mapreduce: error: <paragraph>` and its exit status."""
+
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
@@ -24,4 +25,5 @@ def reports_errors(command):
         except KeyboardInterrupt:
             click.echo("mapreduce: interrupted", err=True)
             sys.exit(130)
+
     return wrapper

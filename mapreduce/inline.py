@@ -15,15 +15,20 @@ import time
 from . import commit, counters, leftovers, storage
 from .coordinator import JobRecord, JobSubmission, make_work_dir, remove_work_dir, task_header
 from .errors import TaskFailedError
-from .output import finish_parts
 from .jobspec import Job
+from .output import finish_parts
 from .progress import ProgressReporter
 from .worker.attempt import run_task
 from .worker.failures import TaskError
 
 
-def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, started: float,
-               work_dir: str | None = None):
+def run_inline(
+    job: Job,
+    submission: JobSubmission,
+    progress: ProgressReporter,
+    started: float,
+    work_dir: str | None = None,
+):
     job_id = f"inline-{secrets.token_hex(3)}"
     staging = commit.staging_dir_for(submission.output_dir, job_id)
     if work_dir is None:
@@ -46,10 +51,19 @@ def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, 
                 try:
                     report = run_task(job, header)
                 except TaskError as failure:
-                    where = (submission.split_descriptions[index] if kind == "map"
-                             else f"partition {index}")
-                    raise TaskFailedError(kind, index, where, 1, failure.report.get("message", ""),
-                                          failure.report.get("traceback", "")) from None
+                    where = (
+                        submission.split_descriptions[index]
+                        if kind == "map"
+                        else f"partition {index}"
+                    )
+                    raise TaskFailedError(
+                        kind,
+                        index,
+                        where,
+                        1,
+                        failure.report.get("message", ""),
+                        failure.report.get("traceback", ""),
+                    ) from None
                 if kind == "map":
                     map_results.append(report)
                 if kind == "reduce" or not submission.num_reducers:
@@ -64,8 +78,17 @@ def run_inline(job: Job, submission: JobSubmission, progress: ProgressReporter, 
         remove_work_dir(work)
     totals = counters.job_totals(reports)
     maps, reduces = len(submission.splits), submission.num_reducers
-    snapshot = {"maps_done": maps, "maps": maps, "reduces_done": reduces, "reduces": reduces,
-                "attempts": maps + reduces, "failed": 0, "lost": 0, "backups": 0, "workers": 0,
-                "elapsed": time.monotonic() - started}
+    snapshot = {
+        "maps_done": maps,
+        "maps": maps,
+        "reduces_done": reduces,
+        "reduces": reduces,
+        "attempts": maps + reduces,
+        "failed": 0,
+        "lost": 0,
+        "backups": 0,
+        "workers": 0,
+        "elapsed": time.monotonic() - started,
+    }
     progress.summary(snapshot, totals, submission.output_dir)
     return totals, snapshot

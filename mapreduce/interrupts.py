@@ -35,7 +35,7 @@ def held():
     previous = {}
     for signum in HELD_SIGNALS:
         handler = signal.getsignal(signum)
-        if handler is not None:              # None: installed outside Python; leave it alone
+        if handler is not None:  # None: installed outside Python; leave it alone
             previous[signum] = signal.signal(signum, lambda number, frame: arrived.append(number))
     try:
         yield

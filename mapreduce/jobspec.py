@@ -20,7 +20,6 @@ from typing import Callable
 import cloudpickle
 
 from .errors import JobLoadError
-
 from .inputs import BATCH_FORMATS, INPUT_FORMATS  # noqa: E402
 
 
@@ -36,10 +35,10 @@ class Job:
     # path and source to show the user real file names and lines in tracebacks from workers.
     source_path: str | None = None
     source: str | None = None
-    map_batches: Callable | None = None     # the vectorised API (see mapreduce.vectorized)
-    aggregation: str | None = None          # REDUCE = "count" | "sum" | "min" | "max" | "identity"
-    partition_batches: Callable | None = None   # vectorised partitioner: (keys, n) -> int array
-    setup: Callable | None = None           # setup(inputs, num_reducers), run before shipping
+    map_batches: Callable | None = None  # the vectorised API (see mapreduce.vectorized)
+    aggregation: str | None = None  # REDUCE = "count" | "sum" | "min" | "max" | "identity"
+    partition_batches: Callable | None = None  # vectorised partitioner: (keys, n) -> int array
+    setup: Callable | None = None  # setup(inputs, num_reducers), run before shipping
 
     @property
     def map_only(self) -> bool:
@@ -52,12 +51,16 @@ def apply_params(module, ref: str, params: dict) -> None:
     str or None). PARAMS travels with the job's code, so workers see the values set here."""
     declared = getattr(module, "PARAMS", None)
     if not isinstance(declared, dict):
-        raise JobLoadError(f"job '{ref}' takes no parameters (--param {next(iter(params))}=...): a "
-                           f"job declares them as PARAMS = {{'name': default, ...}}.")
+        raise JobLoadError(
+            f"job '{ref}' takes no parameters (--param {next(iter(params))}=...): a "
+            f"job declares them as PARAMS = {{'name': default, ...}}."
+        )
     for name, text in params.items():
         if name not in declared:
-            raise JobLoadError(f"job '{ref}' has no parameter '{name}'; it declares "
-                               f"{', '.join(sorted(map(str, declared))) or 'none'}.")
+            raise JobLoadError(
+                f"job '{ref}' has no parameter '{name}'; it declares "
+                f"{', '.join(sorted(map(str, declared))) or 'none'}."
+            )
         declared[name] = _convert_param(ref, name, text, declared[name])
 
 
@@ -72,10 +75,12 @@ def check_required_params(module, ref: str) -> None:
         return
     quoted = " and ".join(f"'{name}'" for name in missing)
     options = " ".join(f"--param {name}=VALUE" for name in missing)
-    raise JobLoadError(f"job '{ref}' needs a value for its parameter{'s' if len(missing) > 1 else ''} "
-                       f"{quoted}, which {'have' if len(missing) > 1 else 'has'} no default "
-                       f"(None in its PARAMS): give {'them' if len(missing) > 1 else 'it'} with "
-                       f"{options} on `mapreduce run` or `submit`.")
+    raise JobLoadError(
+        f"job '{ref}' needs a value for its parameter{'s' if len(missing) > 1 else ''} "
+        f"{quoted}, which {'have' if len(missing) > 1 else 'has'} no default "
+        f"(None in its PARAMS): give {'them' if len(missing) > 1 else 'it'} with "
+        f"{options} on `mapreduce run` or `submit`."
+    )
 
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
@@ -92,8 +97,10 @@ def _convert_param(ref: str, name: str, text: str, default):
             return kind(text)
     except ValueError as exc:
         what = {bool: "true or false", int: "an integer", float: "a number"}[kind]
-        raise JobLoadError(f"job '{ref}': parameter '{name}' takes {what} (its default is "
-                           f"{default!r}); '{text}' is not ({exc}).") from None
+        raise JobLoadError(
+            f"job '{ref}': parameter '{name}' takes {what} (its default is "
+            f"{default!r}); '{text}' is not ({exc})."
+        ) from None
     return text
 
 
@@ -104,7 +111,8 @@ def job_from_module(module, ref: str) -> Job:
         raise JobLoadError(
             f"job '{ref}' defines no mapper: a job module must define a function "
             f"`mapper(key, value)` that yields (key, value) pairs (and usually `reducer(key, values)`), "
-            f"or the vectorised `map_batches(batch)`.")
+            f"or the vectorised `map_batches(batch)`."
+        )
     if callable(mapper) and callable(map_batches):
         raise JobLoadError(f"job '{ref}' defines both mapper and map_batches; keep one.")
     aggregation = _aggregation(module, ref, callable(map_batches))
@@ -116,15 +124,21 @@ def job_from_module(module, ref: str) -> Job:
         hooks[name] = hook
     input_format = getattr(module, "INPUT_FORMAT", "lines")
     if input_format not in INPUT_FORMATS:
-        raise JobLoadError(f"job '{ref}': INPUT_FORMAT is {input_format!r}; use one of "
-                           f"{', '.join(map(repr, INPUT_FORMATS))}.")
+        raise JobLoadError(
+            f"job '{ref}': INPUT_FORMAT is {input_format!r}; use one of "
+            f"{', '.join(map(repr, INPUT_FORMATS))}."
+        )
     if callable(map_batches) and input_format not in BATCH_FORMATS:
-        raise JobLoadError(f"job '{ref}': map_batches reads INPUT_FORMAT "
-                           f"{' or '.join(map(repr, BATCH_FORMATS))}; "
-                           f"for {input_format!r} input define mapper(key, value).")
+        raise JobLoadError(
+            f"job '{ref}': map_batches reads INPUT_FORMAT "
+            f"{' or '.join(map(repr, BATCH_FORMATS))}; "
+            f"for {input_format!r} input define mapper(key, value)."
+        )
     if hooks["combiner"] is not None and hooks["reducer"] is None:
-        raise JobLoadError(f"job '{ref}' defines a combiner but no reducer; a combiner only makes "
-                           f"sense before a reduce.")
+        raise JobLoadError(
+            f"job '{ref}' defines a combiner but no reducer; a combiner only makes "
+            f"sense before a reduce."
+        )
     source_path = getattr(module, "__file__", None)
     try:
         with open(source_path or "", encoding="utf-8") as handle:
@@ -132,23 +146,38 @@ def job_from_module(module, ref: str) -> Job:
     except (OSError, TypeError, UnicodeDecodeError):
         source = None
     if aggregation and (hooks["reducer"] or hooks["combiner"]):
-        raise JobLoadError(f"job '{ref}' sets REDUCE = {aggregation!r} and also defines a "
-                           f"reducer or combiner; REDUCE replaces both, so keep one way.")
-    return Job(_job_name(ref), mapper, input_format=input_format, source_path=source_path,
-               source=source, map_batches=map_batches, aggregation=aggregation, **hooks)
+        raise JobLoadError(
+            f"job '{ref}' sets REDUCE = {aggregation!r} and also defines a "
+            f"reducer or combiner; REDUCE replaces both, so keep one way."
+        )
+    return Job(
+        _job_name(ref),
+        mapper,
+        input_format=input_format,
+        source_path=source_path,
+        source=source,
+        map_batches=map_batches,
+        aggregation=aggregation,
+        **hooks,
+    )
 
 
 def _aggregation(module, ref: str, vectorised: bool) -> str | None:
     from .vectorized import AGGREGATIONS
+
     aggregation = getattr(module, "REDUCE", None)
     if aggregation is None:
         return None
     if aggregation not in AGGREGATIONS:
-        raise JobLoadError(f"job '{ref}': REDUCE is {aggregation!r}; use one of "
-                           f"{', '.join(map(repr, AGGREGATIONS))}.")
+        raise JobLoadError(
+            f"job '{ref}': REDUCE is {aggregation!r}; use one of "
+            f"{', '.join(map(repr, AGGREGATIONS))}."
+        )
     if not vectorised:
-        raise JobLoadError(f"job '{ref}': REDUCE goes with map_batches (the vectorised API); a "
-                           f"per-record job defines reducer(key, values) instead.")
+        raise JobLoadError(
+            f"job '{ref}': REDUCE goes with map_batches (the vectorised API); a "
+            f"per-record job defines reducer(key, values) instead."
+        )
     return aggregation
 
 
@@ -179,9 +208,11 @@ def import_job_module(ref: str):
         module = importlib.import_module(ref)
     except ModuleNotFoundError as exc:
         if exc.name and ref.startswith(exc.name):
-            raise JobLoadError(f"job '{ref}' not found: no such file, and no importable module of "
-                               f"that name. Give the path of the job's .py file, or a module name "
-                               f"importable from the current directory.") from None
+            raise JobLoadError(
+                f"job '{ref}' not found: no such file, and no importable module of "
+                f"that name. Give the path of the job's .py file, or a module name "
+                f"importable from the current directory."
+            ) from None
         raise _import_failure(ref, exc) from None
     except Exception as exc:
         raise _import_failure(ref, exc) from None
@@ -192,10 +223,14 @@ def import_job_module(ref: str):
 def _import_from_path(path: str):
     if not os.path.isfile(path):
         what = "is a directory, not a .py file" if os.path.isdir(path) else "does not exist"
-        raise JobLoadError(f"job file '{path}' {what}. Give the path of a Python file that "
-                           f"defines mapper(key, value).")
+        raise JobLoadError(
+            f"job file '{path}' {what}. Give the path of a Python file that "
+            f"defines mapper(key, value)."
+        )
     # A unique module name, so two jobs with the same file name never share a module.
-    name = "mapreduce_job_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_").replace(".", "_")
+    name = "mapreduce_job_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_").replace(
+        ".", "_"
+    )
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise JobLoadError(f"job file '{path}' cannot be loaded as a Python module.")
@@ -206,8 +241,10 @@ def _import_from_path(path: str):
     except SyntaxError as exc:
         del sys.modules[name]
         line = (exc.text or "").rstrip("\n")
-        raise JobLoadError(f"job file '{path}' has a syntax error at line {exc.lineno}: {exc.msg}."
-                           + (f"\n\n    {line.strip()}" if line.strip() else "")) from None
+        raise JobLoadError(
+            f"job file '{path}' has a syntax error at line {exc.lineno}: {exc.msg}."
+            + (f"\n\n    {line.strip()}" if line.strip() else "")
+        ) from None
     except Exception as exc:
         del sys.modules[name]
         raise _import_failure(path, exc) from None
@@ -221,14 +258,17 @@ def _ship_by_value(module) -> None:
     try:
         cloudpickle.register_pickle_by_value(module)
     except ValueError:
-        pass        # already registered
+        pass  # already registered
 
 
 def _import_failure(ref: str, exc: BaseException) -> JobLoadError:
     user_tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-6:])
     if isinstance(exc, ModuleNotFoundError):
-        return JobLoadError(f"job '{ref}' failed to import: it needs the module '{exc.name}', which "
-                            f"is not installed here. Install it (pip install ...) and try again."
-                            f"\n\n{user_tb.rstrip()}")
-    return JobLoadError(f"job '{ref}' raised {type(exc).__name__} while being imported: {exc}"
-                        f"\n\n{user_tb.rstrip()}")
+        return JobLoadError(
+            f"job '{ref}' failed to import: it needs the module '{exc.name}', which "
+            f"is not installed here. Install it (pip install ...) and try again."
+            f"\n\n{user_tb.rstrip()}"
+        )
+    return JobLoadError(
+        f"job '{ref}' raised {type(exc).__name__} while being imported: {exc}\n\n{user_tb.rstrip()}"
+    )

@@ -22,8 +22,14 @@ OWNER_FILE = ".mapreduce-owner"
 def mark_owned(directory: str) -> None:
     """Record that this process owns `directory` (which it has just created)."""
     with open(os.path.join(directory, OWNER_FILE), "w") as handle:
-        json.dump({"host": socket.gethostname(), "pid": os.getpid(),
-                   "started": _process_start(os.getpid())}, handle)
+        json.dump(
+            {
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "started": _process_start(os.getpid()),
+            },
+            handle,
+        )
 
 
 def remove_abandoned(pattern: str, owner_subdir: str = "") -> list[str]:
@@ -58,7 +64,7 @@ def _running(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True          # someone else's live process
+        return True  # someone else's live process
     return True
 
 
@@ -75,6 +81,7 @@ def owned_temp_dir(prefix: str) -> str:
     """A new private temporary directory (like tempfile.mkdtemp) marked as this process's, after
     removing those of the same prefix that killed processes left behind."""
     import tempfile
+
     remove_abandoned(os.path.join(glob.escape(tempfile.gettempdir()), glob.escape(prefix) + "*"))
     directory = tempfile.mkdtemp(prefix=prefix)
     mark_owned(directory)

@@ -20,11 +20,11 @@ from . import defaults, leftovers, storage
 from .commit import check_job_paths, check_output_dir
 from .coordinator import Coordinator, JobSubmission, check_work_dir
 from .errors import InputError, JobCancelledError, JobLoadError, MapReduceError
+from .inputs import TEXT_FORMATS, check_split_size, expand_inputs, looks_binary, plan_splits
 from .interrupts import Terminated, raise_terminated
 from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
-from .inputs import TEXT_FORMATS, check_split_size, expand_inputs, looks_binary, plan_splits
 from .worker.pool import LocalPool
 
 
@@ -39,37 +39,56 @@ def interrupted_error(signal_name: str, output_dir: str, committed: bool) -> Job
     """What `run` or `submit` says when SIGINT or SIGTERM stopped it: whether the output was
     committed (the signal came during the final commit, which finishes first) or not."""
     if committed:
-        error = JobCancelledError(f"{signal_name} arrived as the job was committing; the commit "
-                                  f"finished first: '{output_dir}' holds the job's complete output "
-                                  f"(with _SUCCESS).")
+        error = JobCancelledError(
+            f"{signal_name} arrived as the job was committing; the commit "
+            f"finished first: '{output_dir}' holds the job's complete output "
+            f"(with _SUCCESS)."
+        )
     else:
-        error = JobCancelledError(f"{signal_name}: the job was cancelled and no output was "
-                                  f"committed; '{output_dir}' is as it was before the job.")
+        error = JobCancelledError(
+            f"{signal_name}: the job was cancelled and no output was "
+            f"committed; '{output_dir}' is as it was before the job."
+        )
     error.exit_code = 143 if signal_name == "terminated (SIGTERM)" else 130
     return error
 
 
-def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers: int,
-                       reducers: int | None, split_size: int | None, overwrite: bool,
-                       max_attempts: int, output_format: str = "text",
-                       skip_bad_records: bool = False, skip_binary: bool = False,
-                       warn: Callable[[str], None] | None = None,
-                       work_dir: str | None = None) -> JobSubmission:
+def prepare_submission(
+    job: Job,
+    inputs: list[str],
+    output_dir: str,
+    *,
+    workers: int,
+    reducers: int | None,
+    split_size: int | None,
+    overwrite: bool,
+    max_attempts: int,
+    output_format: str = "text",
+    skip_bad_records: bool = False,
+    skip_binary: bool = False,
+    warn: Callable[[str], None] | None = None,
+    work_dir: str | None = None,
+) -> JobSubmission:
     """Check everything a user can get wrong before any process starts or any file is written.
     Once all is well, `warn` is told about each input that looks binary."""
     files = expand_inputs(list(inputs))
     check_job_paths(inputs, output_dir, work_dir)
     check_output_dir(output_dir, overwrite)
-    binary = ([file for file in files if looks_binary(file.path)]
-              if job.input_format in TEXT_FORMATS else [])
+    binary = (
+        [file for file in files if looks_binary(file.path)]
+        if job.input_format in TEXT_FORMATS
+        else []
+    )
     if skip_binary and binary:
         skipped = set(binary)
         files = [file for file in files if file not in skipped]
         if not files:
-            raise InputError(f"every input file looks binary (a NUL byte in its first "
-                             f"{defaults.BINARY_CHECK_BYTES // 1024} KiB), and --skip-binary "
-                             f"skips such files, so there is nothing to read. Pass the text files "
-                             f"to read, or leave out --skip-binary to read these as text anyway.")
+            raise InputError(
+                f"every input file looks binary (a NUL byte in its first "
+                f"{defaults.BINARY_CHECK_BYTES // 1024} KiB), and --skip-binary "
+                f"skips such files, so there is nothing to read. Pass the text files "
+                f"to read, or leave out --skip-binary to read these as text anyway."
+            )
     splits = plan_splits(files, job.input_format, split_size, min_splits=workers)
     # --reducers 0 runs any job map-only, as Hadoop's zero reducers do.
     num_reducers = 0 if job.map_only or reducers == 0 else (reducers or workers)
@@ -78,26 +97,38 @@ def prepare_submission(job: Job, inputs: list[str], output_dir: str, *, workers:
     try:
         code = dumps_job(job)
     except Exception as exc:
-        raise JobLoadError(f"job '{job.name}' cannot be shipped to workers: pickling it failed "
-                           f"with {type(exc).__name__}: {exc}. Module-level values the job's "
-                           f"functions use must be picklable (open files, sockets and locks are "
-                           f"not).") from None
+        raise JobLoadError(
+            f"job '{job.name}' cannot be shipped to workers: pickling it failed "
+            f"with {type(exc).__name__}: {exc}. Module-level values the job's "
+            f"functions use must be picklable (open files, sockets and locks are "
+            f"not)."
+        ) from None
     if warn is not None:
         for file in binary:
             warn(_binary_warning(file.path, skip_binary))
-    return JobSubmission(job.name, code, [s.to_wire() for s in splits],
-                         [s.describe() for s in splits], num_reducers, output_dir, overwrite,
-                         max_attempts, output_format=output_format,
-                         skip_bad_records=skip_bad_records,
-                         inputs=[storage.absolute(item) for item in inputs])
+    return JobSubmission(
+        job.name,
+        code,
+        [s.to_wire() for s in splits],
+        [s.describe() for s in splits],
+        num_reducers,
+        output_dir,
+        overwrite,
+        max_attempts,
+        output_format=output_format,
+        skip_bad_records=skip_bad_records,
+        inputs=[storage.absolute(item) for item in inputs],
+    )
 
 
 def _binary_warning(path: str, skipped: bool) -> str:
     looks = f"looks binary (a NUL byte in its first {defaults.BINARY_CHECK_BYTES // 1024} KiB)"
     if skipped:
         return f"skipped input file {path} (--skip-binary): it {looks}"
-    return (f"input file {path} {looks} but is read as text, line by line; pass --skip-binary "
-            f"to skip such files")
+    return (
+        f"input file {path} {looks} but is read as text, line by line; pass --skip-binary "
+        f"to skip such files"
+    )
 
 
 def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
@@ -109,17 +140,23 @@ def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
         job.setup(list(files), num_reducers)
     except Exception as exc:
         import traceback
-        detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:]).rstrip()
-        raise JobLoadError(f"job '{job.name}': setup(inputs, num_reducers) raised "
-                           f"{type(exc).__name__}: {exc}\n\n{detail}") from None
+
+        detail = "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:]
+        ).rstrip()
+        raise JobLoadError(
+            f"job '{job.name}': setup(inputs, num_reducers) raised "
+            f"{type(exc).__name__}: {exc}\n\n{detail}"
+        ) from None
 
 
 @dataclass
 class RunOptions:
     """How `mapreduce run` runs a job, besides the job, its inputs and its output: the command's
     options, with the defaults of `defaults.py`."""
-    workers: int | None = None                # default: the number of cores
-    reducers: int | None = None               # default: the number of workers; 0: map-only
+
+    workers: int | None = None  # default: the number of cores
+    reducers: int | None = None  # default: the number of workers; 0: map-only
     split_size: int | None = None
     min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES
     overwrite: bool = False
@@ -127,23 +164,30 @@ class RunOptions:
     output_format: str = "text"
     skip_bad_records: bool = False
     skip_binary: bool = False
-    work_dir: str | None = None               # default: a private temporary directory
+    work_dir: str | None = None  # default: a private temporary directory
     inline: bool = False
     quiet: bool = True
     heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
     liveness: int = defaults.HEARTBEAT_LIVENESS
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
-    params: dict | None = None                # --param NAME=VALUE, for the job's PARAMS
+    params: dict | None = None  # --param NAME=VALUE, for the job's PARAMS
 
 
-def run_job(job_ref: str | Job, inputs: list[str], output_dir: str,
-            options: RunOptions | None = None, *, progress: ProgressReporter | None = None,
-            **settings) -> RunResult:
+def run_job(
+    job_ref: str | Job,
+    inputs: list[str],
+    output_dir: str,
+    options: RunOptions | None = None,
+    *,
+    progress: ProgressReporter | None = None,
+    **settings,
+) -> RunResult:
     """Run a job (each step of a multi-step job in turn) on this machine; returns when the output
     is committed, raises MapReduceError (nothing committed) otherwise. Settings are RunOptions'
     fields, given as an object or by name (`run_job(job, inputs, out, workers=2)`). Inputs,
     output and `work_dir` may be local paths or URIs (s3://bucket/prefix, ...)."""
     from .steps import load_steps, run_steps
+
     started = time.monotonic()
     try:
         options = replace(options or RunOptions(), **settings)
@@ -160,40 +204,76 @@ def run_job(job_ref: str | Job, inputs: list[str], output_dir: str,
     progress = progress or ProgressReporter(quiet=options.quiet)
 
     def run_step(job, step_inputs, step_output, step_format, step_overwrite):
-        return _run_step(job, step_inputs, step_output, step_format, step_overwrite, options,
-                         progress, started)
+        return _run_step(
+            job, step_inputs, step_output, step_format, step_overwrite, options, progress, started
+        )
 
-    return run_steps(steps, inputs, output_dir, run_step, overwrite=options.overwrite,
-                     output_format=options.output_format, work_dir=options.work_dir)
+    return run_steps(
+        steps,
+        inputs,
+        output_dir,
+        run_step,
+        overwrite=options.overwrite,
+        output_format=options.output_format,
+        work_dir=options.work_dir,
+    )
 
 
-def _run_step(job: Job, inputs: list[str], output_dir: str, output_format: str, overwrite: bool,
-              options: RunOptions, progress: ProgressReporter, started: float) -> RunResult:
+def _run_step(
+    job: Job,
+    inputs: list[str],
+    output_dir: str,
+    output_format: str,
+    overwrite: bool,
+    options: RunOptions,
+    progress: ProgressReporter,
+    started: float,
+) -> RunResult:
     """One job (one step) on the embedded coordinator and a local pool, or inline."""
     work_dir, workers = options.work_dir, options.workers
-    assert workers is not None                      # run_job has filled in the default
-    submission = prepare_submission(job, inputs, output_dir, workers=workers,
-                                    reducers=options.reducers, split_size=options.split_size,
-                                    overwrite=overwrite, max_attempts=options.max_attempts,
-                                    output_format=output_format,
-                                    skip_bad_records=options.skip_bad_records,
-                                    skip_binary=options.skip_binary, warn=progress.warn,
-                                    work_dir=work_dir)
+    assert workers is not None  # run_job has filled in the default
+    submission = prepare_submission(
+        job,
+        inputs,
+        output_dir,
+        workers=workers,
+        reducers=options.reducers,
+        split_size=options.split_size,
+        overwrite=overwrite,
+        max_attempts=options.max_attempts,
+        output_format=output_format,
+        skip_bad_records=options.skip_bad_records,
+        skip_binary=options.skip_binary,
+        warn=progress.warn,
+        work_dir=work_dir,
+    )
     if work_dir is not None:
         work_dir = check_work_dir(work_dir)
     if options.inline:
         from .inline import run_inline
+
         counters, snapshot = run_inline(job, submission, progress, started, work_dir)
         return RunResult(output_dir, counters, snapshot)
-    settings = SchedulerSettings(heartbeat_interval=options.heartbeat_interval,
-                                 liveness=options.liveness,
-                                 backup_min_runtime=options.backup_min_runtime)
+    settings = SchedulerSettings(
+        heartbeat_interval=options.heartbeat_interval,
+        liveness=options.liveness,
+        backup_min_runtime=options.backup_min_runtime,
+    )
     private = leftovers.owned_temp_dir("mapreduce-run-")
     try:
-        coordinator = Coordinator(_local_address(private), work_dir=work_dir or private,
-                                  secret=secrets.token_bytes(32), settings=settings)
-        pool = LocalPool(coordinator.address, workers, secret=coordinator.secret,
-                         heartbeat_interval=options.heartbeat_interval, liveness=options.liveness)
+        coordinator = Coordinator(
+            _local_address(private),
+            work_dir=work_dir or private,
+            secret=secrets.token_bytes(32),
+            settings=settings,
+        )
+        pool = LocalPool(
+            coordinator.address,
+            workers,
+            secret=coordinator.secret,
+            heartbeat_interval=options.heartbeat_interval,
+            liveness=options.liveness,
+        )
         previous_term = signal.signal(signal.SIGTERM, raise_terminated)
         job_id = None
         try:
@@ -205,18 +285,21 @@ def _run_step(job: Job, inputs: list[str], output_dir: str, output_format: str, 
                 progress.update(coordinator.progress(job_id))
         except (KeyboardInterrupt, Terminated) as exc:
             committed = job_id is not None and coordinator.job(job_id).status == "succeeded"
-            raise interrupted_error("interrupted" if isinstance(exc, KeyboardInterrupt)
-                                    else "terminated (SIGTERM)", output_dir, committed) from None
+            raise interrupted_error(
+                "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)",
+                output_dir,
+                committed,
+            ) from None
         finally:
             signal.signal(signal.SIGTERM, previous_term)
             pool.stop()
-            coordinator.close()      # cancels a job still running: its staging is removed
+            coordinator.close()  # cancels a job still running: its staging is removed
             progress.clear()
         record = coordinator.job(job_id)
         if record.error is not None:
             raise record.error
         snapshot = coordinator.progress(job_id)
-        snapshot["elapsed"] = time.monotonic() - started      # the whole command, start-up included
+        snapshot["elapsed"] = time.monotonic() - started  # the whole command, start-up included
         progress.summary(snapshot, record.counters, output_dir)
         return RunResult(output_dir, record.counters, snapshot)
     finally:
@@ -228,4 +311,3 @@ def _local_address(private_dir: str) -> str:
     Unix socket (about 107 bytes), as with a deep TMPDIR."""
     path = os.path.join(private_dir, "coordinator")
     return f"ipc://{path}" if len(path.encode()) < 100 else "tcp://127.0.0.1:*"
-

@@ -49,13 +49,14 @@ def _arrow_text(column):
     only Python can say (floats, nested values, nulls, strings that need JSON quoting)."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     if column.null_count:
         return None
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return None if pc.any(pc.match_substring_regex(column, "[\t\n\r]")).as_py() else column
     if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        return column.cast(pa.large_string())       # "12", "true": the same as str() / JSON
+        return column.cast(pa.large_string())  # "12", "true": the same as str() / JSON
     return None
 
 
@@ -63,6 +64,7 @@ def format_table(keys, values) -> str:
     """`key<TAB>value` lines for whole Arrow columns: the same text as format_record row by row."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     key_text, value_text = _arrow_text(keys), _arrow_text(values)
     if key_text is None or value_text is None:
         return "".join(map(format_record, keys.to_pylist(), values.to_pylist()))
@@ -79,8 +81,12 @@ OUTPUT_FORMATS = ("text", "jsonl", "parquet")
 
 def part_writer(directory: str, index: int, output_format: str = "text"):
     """The writer of part `index` in the job's output format."""
-    kind = {"text": PartWriter, "jsonl": JsonLinesPartWriter, "parquet": ParquetPartWriter,
-            "arrow": ArrowPartWriter}
+    kind = {
+        "text": PartWriter,
+        "jsonl": JsonLinesPartWriter,
+        "parquet": ParquetPartWriter,
+        "arrow": ArrowPartWriter,
+    }
     return kind[output_format](directory, index)
 
 
@@ -91,8 +97,12 @@ class PartWriter:
 
     def __init__(self, directory: str, index: int):
         storage.make_dirs(directory)
-        self._context = storage.atomic_write(storage.join(directory, part_name(index) + self.suffix), "w",
-                                    encoding="utf-8", newline="\n")
+        self._context = storage.atomic_write(
+            storage.join(directory, part_name(index) + self.suffix),
+            "w",
+            encoding="utf-8",
+            newline="\n",
+        )
         self._file = self._context.__enter__()
         self.records = 0
 
@@ -124,7 +134,9 @@ class PartWriter:
 
 
 def _json_line(key, value) -> str:
-    return json.dumps({"key": key, "value": value}, ensure_ascii=False, default=_json_default) + "\n"
+    return (
+        json.dumps({"key": key, "value": value}, ensure_ascii=False, default=_json_default) + "\n"
+    )
 
 
 class JsonLinesPartWriter(PartWriter):
@@ -143,8 +155,8 @@ class JsonLinesPartWriter(PartWriter):
             self.write(key, value)
 
 
-ROW_GROUP_ROWS = 128 * 1024          # rows per Parquet row group (fewer when rows are big)
-ROW_GROUP_BYTES = 64 * 1024 * 1024   # estimated Python size of the rows gathered for one group
+ROW_GROUP_ROWS = 128 * 1024  # rows per Parquet row group (fewer when rows are big)
+ROW_GROUP_BYTES = 64 * 1024 * 1024  # estimated Python size of the rows gathered for one group
 _SIZE_SAMPLE = 1000
 
 
@@ -193,9 +205,9 @@ class ParquetPartWriter(_BufferedRows):
         super().__init__()
         storage.make_dirs(directory)
         self.path = storage.join(directory, part_name(index) + ".parquet")
-        self._columns: dict = {}            # name -> Arrow type, or JSON_TEXT
+        self._columns: dict = {}  # name -> Arrow type, or JSON_TEXT
         self._writer = None
-        self._written = False               # whether the local file holds row groups
+        self._written = False  # whether the local file holds row groups
         self._local = _temporary_parquet(_scratch_dir(directory))
 
     def write_table(self, keys, values) -> None:
@@ -207,9 +219,13 @@ class ParquetPartWriter(_BufferedRows):
         try:
             if error is None:
                 self._flush_rows()
-                if not self._written:           # an empty part still gets its file
-                    self._write_group({"key": (_arrow_column([])[0], False),
-                                       "value": (_arrow_column([])[0], False)})
+                if not self._written:  # an empty part still gets its file
+                    self._write_group(
+                        {
+                            "key": (_arrow_column([])[0], False),
+                            "value": (_arrow_column([])[0], False),
+                        }
+                    )
                 self._writer.close()
                 self._writer = None
                 _publish(self._local, self.path)
@@ -226,21 +242,29 @@ class ParquetPartWriter(_BufferedRows):
 
     def _write_group(self, columns: dict) -> None:
         """columns: name -> (array, whether it is JSON text already)."""
-        wanted = {name: _widened(self._columns.get(name), array.type, is_json)
-                  for name, (array, is_json) in columns.items()}
+        wanted = {
+            name: _widened(self._columns.get(name), array.type, is_json)
+            for name, (array, is_json) in columns.items()
+        }
         while True:
             try:
                 if self._written and wanted != self._columns:
                     self._rewrite(wanted)
-                table = _in_kinds({name: array for name, (array, _) in columns.items()},
-                                  {name: JSON_TEXT if is_json else array.type
-                                   for name, (array, is_json) in columns.items()}, wanted)
+                table = _in_kinds(
+                    {name: array for name, (array, _) in columns.items()},
+                    {
+                        name: JSON_TEXT if is_json else array.type
+                        for name, (array, is_json) in columns.items()
+                    },
+                    wanted,
+                )
                 break
-            except _NoCommonType as failed:     # e.g. ints beyond 2**53 and a float: as pa.array
+            except _NoCommonType as failed:  # e.g. ints beyond 2**53 and a float: as pa.array
                 wanted[failed.column] = JSON_TEXT
         self._columns = wanted
         if self._writer is None:
             import pyarrow.parquet as pq
+
             self._writer = pq.ParquetWriter(self._local, table.schema)
         self._writer.write_table(table)
         self._written = True
@@ -259,10 +283,10 @@ class ParquetPartWriter(_BufferedRows):
             raise
         os.replace(rewritten, self._local)
         self._writer = writer
-        self._columns = dict(wanted)        # a copy: the caller may widen `wanted` further
+        self._columns = dict(wanted)  # a copy: the caller may widen `wanted` further
 
 
-JSON_TEXT = "json text"     # a column whose values have no common Arrow type
+JSON_TEXT = "json text"  # a column whose values have no common Arrow type
 _JSON_METADATA = {b"encoding": b"json"}
 
 
@@ -299,18 +323,28 @@ def _publish(local: str, location: str) -> None:
 def _part_schema(kinds: dict):
     """The Arrow schema of a part whose columns have these kinds (an Arrow type, or JSON_TEXT)."""
     import pyarrow as pa
-    return pa.schema([pa.field(name, pa.string(), metadata=_JSON_METADATA) if kind is JSON_TEXT
-                      else pa.field(name, kind) for name, kind in kinds.items()])
+
+    return pa.schema(
+        [
+            pa.field(name, pa.string(), metadata=_JSON_METADATA)
+            if kind is JSON_TEXT
+            else pa.field(name, kind)
+            for name, kind in kinds.items()
+        ]
+    )
 
 
 def _kinds_of(schema) -> dict:
-    return {field.name: JSON_TEXT if field.metadata == _JSON_METADATA else field.type
-            for field in schema}
+    return {
+        field.name: JSON_TEXT if field.metadata == _JSON_METADATA else field.type
+        for field in schema
+    }
 
 
 def _in_kinds(columns: dict, kinds: dict, wanted: dict):
     """A table of the columns (name -> array of kind kinds[name]) in the wanted kinds."""
     import pyarrow as pa
+
     arrays = []
     for name, array in columns.items():
         try:
@@ -325,12 +359,15 @@ def _copy_in_kinds(source, kinds: dict, wanted: dict, target: str, keep_open: bo
     group at a time, converting its columns from `kinds` to `wanted`. Returns the writer, still
     open, when keep_open (more groups follow), else None. Raises _NoCommonType."""
     import pyarrow.parquet as pq
+
     old = pq.ParquetFile(source)
     writer = pq.ParquetWriter(target, _part_schema(wanted))
     try:
         for group in range(old.num_row_groups):
             table = old.read_row_group(group)
-            writer.write_table(_in_kinds({name: table.column(name) for name in kinds}, kinds, wanted))
+            writer.write_table(
+                _in_kinds({name: table.column(name) for name in kinds}, kinds, wanted)
+            )
     except BaseException:
         writer.close()
         raise
@@ -359,6 +396,7 @@ def unify_parquet_parts(directory: str) -> None:
     so a column that turns out to need JSON text is converted from the original values."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     parts = _parquet_parts(directory)
     if not parts:
         return
@@ -376,11 +414,20 @@ def unify_parquet_parts(directory: str) -> None:
             for name in names:
                 for part_kinds in kinds.values():
                     kind = part_kinds[name]
-                    wanted[name] = _widened(wanted.get(name), None if kind is JSON_TEXT else kind,
-                                            kind is JSON_TEXT or name in as_json)
+                    wanted[name] = _widened(
+                        wanted.get(name),
+                        None if kind is JSON_TEXT else kind,
+                        kind is JSON_TEXT or name in as_json,
+                    )
             try:
-                rewritten = _rewritten_parts({part: part_kinds for part, part_kinds in kinds.items()
-                                              if part_kinds != wanted}, wanted)
+                rewritten = _rewritten_parts(
+                    {
+                        part: part_kinds
+                        for part, part_kinds in kinds.items()
+                        if part_kinds != wanted
+                    },
+                    wanted,
+                )
                 break
             except _NoCommonType as failed:
                 as_json.add(failed.column)
@@ -393,13 +440,16 @@ def unify_parquet_parts(directory: str) -> None:
             _publish(local, part)
     finally:
         for local in rewritten.values():
-            _remove_quietly(local)           # uploaded copies (a local part was moved into place)
+            _remove_quietly(local)  # uploaded copies (a local part was moved into place)
 
 
 def _parquet_parts(directory: str) -> list:
     names = [relative for _, relative, _ in storage.list_files(directory) if "/" not in relative]
-    return sorted(storage.join(directory, name) for name in names
-                  if name.startswith("part-") and name.endswith(".parquet"))
+    return sorted(
+        storage.join(directory, name)
+        for name in names
+        if name.startswith("part-") and name.endswith(".parquet")
+    )
 
 
 def _rewritten_parts(stale: dict, wanted: dict) -> dict:
@@ -425,6 +475,7 @@ def _row_size(key, value) -> int:
 def _arrow_column(values: list):
     """(Arrow array of the values' own type, False), or (their JSON text, True) when they have none."""
     import pyarrow as pa
+
     try:
         return pa.array(values), False
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError):
@@ -433,20 +484,25 @@ def _arrow_column(values: list):
 
 def _json_text(values: list):
     import pyarrow as pa
-    return pa.array([json.dumps(v, ensure_ascii=False, default=_json_default) for v in values],
-                    pa.string())
+
+    return pa.array(
+        [json.dumps(v, ensure_ascii=False, default=_json_default) for v in values], pa.string()
+    )
 
 
 def _widened(current, arrow_type, is_json):
     """The column type that holds both what was written (`current`) and a new group's values."""
     import pyarrow as pa
+
     if is_json or current is JSON_TEXT:
         return JSON_TEXT
     if current is None or current == arrow_type:
         return arrow_type
     try:
-        unified = pa.unify_schemas([pa.schema([("c", current)]), pa.schema([("c", arrow_type)])],
-                                   promote_options="permissive")
+        unified = pa.unify_schemas(
+            [pa.schema([("c", current)]), pa.schema([("c", arrow_type)])],
+            promote_options="permissive",
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return JSON_TEXT
     return unified.field("c").type
@@ -487,7 +543,10 @@ class ArrowPartWriter(_BufferedRows):
 
     def _flush_rows(self) -> None:
         from .shuffle import write_run_file
+
         keys, values = self._take_rows()
         suffix = f"-{self._files:05d}" if self._files else ""
-        write_run_file(storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow"), keys, values)
+        write_run_file(
+            storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow"), keys, values
+        )
         self._files += 1

@@ -37,7 +37,8 @@ def as_pair(item, producer: str) -> tuple:
         return tuple(item)
     raise RecordError(
         f"the {producer} yielded {short_repr(item)} of type {type(item).__name__}; "
-        f"it must yield (key, value) pairs")
+        f"it must yield (key, value) pairs"
+    )
 
 
 def as_pairs(items: Iterable, producer: str) -> Iterator[tuple]:

@@ -67,20 +67,31 @@ class ProgressReporter:
         if snapshot["reduces"]:
             tasks += " + " + _plural(snapshot["reduces"], "reduce task")
         counted = counter_lines(counters)
-        lines = [f"done in {snapshot['elapsed']:.2f}s: {tasks}, {attempts}", counted[0],
-                 f"output: {output_dir}", *counted[1:]]
+        lines = [
+            f"done in {snapshot['elapsed']:.2f}s: {tasks}, {attempts}",
+            counted[0],
+            f"output: {output_dir}",
+            *counted[1:],
+        ]
         self.stream.write("".join(line + "\n" for line in lines))
         self.stream.flush()
 
 
 def counter_lines(counters: dict) -> list:
     """The records line, then one line per user counter group (the summary and `status` show them)."""
-    lines = [f"records: {counters.get('map_input_records', 0)} in, "
-             f"{counters.get('map_output_records', 0)} mapped, "
-             f"{counters.get('output_records', 0)} out"
-             + (f", {counters['bad_records_skipped']} malformed skipped"
-                if counters.get("bad_records_skipped") else "")]
+    lines = [
+        f"records: {counters.get('map_input_records', 0)} in, "
+        f"{counters.get('map_output_records', 0)} mapped, "
+        f"{counters.get('output_records', 0)} out"
+        + (
+            f", {counters['bad_records_skipped']} malformed skipped"
+            if counters.get("bad_records_skipped")
+            else ""
+        )
+    ]
     for group, names in sorted((counters.get("user") or {}).items()):
-        lines.append(f"counters {group}: " + ", ".join(f"{name}={total}" for name, total
-                                                      in sorted(names.items())))
+        lines.append(
+            f"counters {group}: "
+            + ", ".join(f"{name}={total}" for name, total in sorted(names.items()))
+        )
     return lines

@@ -27,31 +27,45 @@ from .errors import ProtocolError
 PROTOCOL = b"MRP/1"
 
 # Commands. Worker -> coordinator:
-READY = b"R"        # register / ask for work: {worker, host, pid, python, cloudpickle, capacity}
-DONE = b"D"         # an attempt finished: {job, task, attempt, result}
-FAIL = b"F"         # an attempt failed: {job, task, attempt, error, lost}
-BYE = b"B"          # the worker is leaving cleanly: {}
+READY = b"R"  # register / ask for work: {worker, host, pid, python, cloudpickle, capacity}
+DONE = b"D"  # an attempt finished: {job, task, attempt, result}
+FAIL = b"F"  # an attempt failed: {job, task, attempt, error, lost}
+BYE = b"B"  # the worker is leaving cleanly: {}
 # Coordinator -> worker:
-TASK = b"T"         # run an attempt: {job, task, attempt, kind, ...} + [job code blob]
-CANCEL = b"C"       # abandon an attempt (another attempt won, or the job ended): {job, task, attempt}
-REFUSE = b"X"       # registration refused, do not retry: {reason}
-RECONNECT = b"Q"    # you are not registered (declared dead, or I restarted): reconnect and send READY
+TASK = b"T"  # run an attempt: {job, task, attempt, kind, ...} + [job code blob]
+CANCEL = b"C"  # abandon an attempt (another attempt won, or the job ended): {job, task, attempt}
+REFUSE = b"X"  # registration refused, do not retry: {reason}
+RECONNECT = b"Q"  # you are not registered (declared dead, or I restarted): reconnect and send READY
 # Both ways:
-HEARTBEAT = b"H"    # {}; any message counts as a heartbeat too
+HEARTBEAT = b"H"  # {}; any message counts as a heartbeat too
 # Client -> coordinator (each answered by exactly one reply carrying the request's "request" id):
-SUBMIT = b"S"       # {job submission, python, cloudpickle} + [job code blob] -> ACCEPTED | REJECTED
-WATCH = b"W"        # {job} -> JOB_STATE
-CANCEL_JOB = b"K"   # {job} -> JOB_STATE
-STATUS = b"?"       # {} -> STATUS_REPLY
+SUBMIT = b"S"  # {job submission, python, cloudpickle} + [job code blob] -> ACCEPTED | REJECTED
+WATCH = b"W"  # {job} -> JOB_STATE
+CANCEL_JOB = b"K"  # {job} -> JOB_STATE
+STATUS = b"?"  # {} -> STATUS_REPLY
 # Coordinator -> client:
-ACCEPTED = b"A"     # {job}
-REJECTED = b"E"     # {error}: one paragraph for the user
-JOB_STATE = b"P"    # {job, status, progress, counters, error}
+ACCEPTED = b"A"  # {job}
+REJECTED = b"E"  # {error}: one paragraph for the user
+JOB_STATE = b"P"  # {job, status, progress, counters, error}
 STATUS_REPLY = b"L"  # {jobs: [...], workers: [...]}
 
 CLIENT_COMMANDS = {SUBMIT, WATCH, CANCEL_JOB, STATUS}
-COMMANDS = {READY, DONE, FAIL, BYE, TASK, CANCEL, REFUSE, RECONNECT, HEARTBEAT,
-            *CLIENT_COMMANDS, ACCEPTED, REJECTED, JOB_STATE, STATUS_REPLY}
+COMMANDS = {
+    READY,
+    DONE,
+    FAIL,
+    BYE,
+    TASK,
+    CANCEL,
+    REFUSE,
+    RECONNECT,
+    HEARTBEAT,
+    *CLIENT_COMMANDS,
+    ACCEPTED,
+    REJECTED,
+    JOB_STATE,
+    STATUS_REPLY,
+}
 
 
 @dataclass
@@ -112,6 +126,8 @@ def version_mismatch(header: dict, peer: str = "worker") -> str | None:
     for name, mine in ours.items():
         theirs = header.get(name)
         if theirs != mine:
-            return (f"the {peer} runs {name} {theirs}, the coordinator runs {name} {mine}; job "
-                    f"code pickled by one cannot be loaded by the other: install the same versions")
+            return (
+                f"the {peer} runs {name} {theirs}, the coordinator runs {name} {mine}; job "
+                f"code pickled by one cannot be loaded by the other: install the same versions"
+            )
     return None

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from . import defaults
 from .tasks import AttemptState, Task, TaskState
 
-
 # ---- instructions -------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Assign:
@@ -37,6 +37,7 @@ class Abandon:
 class PublishTask:
     """Make this attempt's output the task's output (the coordinator renames it into place), then
     report `task_published` or `publish_failed`: nothing commits before every publish succeeded."""
+
     job: str
     task: Task
     attempt: int
@@ -50,10 +51,11 @@ class CommitJob:
 @dataclass(frozen=True)
 class FailJob:
     job: str
-    task: Task            # the task that ran out of attempts
+    task: Task  # the task that ran out of attempts
 
 
 # ---- state --------------------------------------------------------------------------------------
+
 
 @dataclass
 class SchedulerSettings:
@@ -73,7 +75,7 @@ class WorkerState:
     capacity: int
     last_seen: float
     info: dict = field(default_factory=dict)
-    running: set = field(default_factory=set)     # {(job, task id, attempt)}
+    running: set = field(default_factory=set)  # {(job, task id, attempt)}
     tasks_done: int = 0
 
     @property
@@ -88,7 +90,7 @@ class JobState:
     reduce_tasks: list
     max_attempts: int
     max_losses: int
-    phase: str = "map"          # map -> reduce -> commit -> done | failed | cancelled
+    phase: str = "map"  # map -> reduce -> commit -> done | failed | cancelled
 
     @property
     def map_only(self) -> bool:
@@ -99,7 +101,13 @@ class JobState:
         return self.phase in ("map", "reduce")
 
     def phase_tasks(self) -> list:
-        return self.map_tasks if self.phase == "map" else self.reduce_tasks if self.phase == "reduce" else []
+        return (
+            self.map_tasks
+            if self.phase == "map"
+            else self.reduce_tasks
+            if self.phase == "reduce"
+            else []
+        )
 
     def task(self, task_id: str) -> Task | None:
         kind, _, index = task_id.partition("-")
@@ -116,13 +124,20 @@ class JobState:
 class Scheduler:
     def __init__(self, settings: SchedulerSettings | None = None):
         self.settings = settings or SchedulerSettings()
-        self.jobs: dict[str, JobState] = {}       # insertion order is submission order (FIFO)
+        self.jobs: dict[str, JobState] = {}  # insertion order is submission order (FIFO)
         self.workers: dict[str, WorkerState] = {}
 
     # ---- events ---------------------------------------------------------------------------------
 
-    def add_job(self, job_id: str, map_wheres: list[str], num_reducers: int, max_attempts: int,
-                max_losses: int = defaults.MAX_LOST_ATTEMPTS, now: float = 0.0) -> list:
+    def add_job(
+        self,
+        job_id: str,
+        map_wheres: list[str],
+        num_reducers: int,
+        max_attempts: int,
+        max_losses: int = defaults.MAX_LOST_ATTEMPTS,
+        now: float = 0.0,
+    ) -> list:
         maps = [Task("map", i, where) for i, where in enumerate(map_wheres)]
         reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
         self.jobs[job_id] = JobState(job_id, maps, reduces, max_attempts, max_losses)
@@ -130,9 +145,15 @@ class Scheduler:
             return self._finish_phase(self.jobs[job_id], now)
         return self._dispatch(now)
 
-    def worker_ready(self, worker_id: str, capacity: int, now: float, info: dict | None = None) -> list:
+    def worker_ready(
+        self, worker_id: str, capacity: int, now: float, info: dict | None = None
+    ) -> list:
         """A worker registered (or registered again after reconnecting: what it ran before is lost)."""
-        out = self.worker_gone(worker_id, now, "it registered again") if worker_id in self.workers else []
+        out = (
+            self.worker_gone(worker_id, now, "it registered again")
+            if worker_id in self.workers
+            else []
+        )
         self.workers[worker_id] = WorkerState(worker_id, max(1, capacity), now, info or {})
         return out + self._dispatch(now)
 
@@ -147,20 +168,28 @@ class Scheduler:
             return []
         out = []
         for job_id, task_id, number in sorted(worker.running):
-            error = {"type": "WorkerLost", "message": f"worker {worker_id} was lost: {why}",
-                     "traceback": ""}
+            error = {
+                "type": "WorkerLost",
+                "message": f"worker {worker_id} was lost: {why}",
+                "traceback": "",
+            }
             out += self._attempt_ended(job_id, task_id, number, AttemptState.LOST, error, now)
         return out + self._dispatch(now)
 
-    def attempt_succeeded(self, worker_id: str, job_id: str, task_id: str, number: int, result: dict,
-                          now: float) -> list:
+    def attempt_succeeded(
+        self, worker_id: str, job_id: str, task_id: str, number: int, result: dict, now: float
+    ) -> list:
         self._free_slot(worker_id, job_id, task_id, number, done=True)
         found = self._live_task(job_id, task_id)
         attempt = found[1].attempt(number) if found else None
         # A late or duplicate report (the task already committed, the attempt was abandoned or its
         # worker declared dead, the job is over) is discarded: exactly one attempt commits.
-        if found is None or attempt is None or attempt.state is not AttemptState.RUNNING \
-                or found[1].state is not TaskState.RUNNING:
+        if (
+            found is None
+            or attempt is None
+            or attempt.state is not AttemptState.RUNNING
+            or found[1].state is not TaskState.RUNNING
+        ):
             return self._dispatch(now)
         task = found[1]
         attempt.move_to(AttemptState.SUCCEEDED)
@@ -188,14 +217,30 @@ class Scheduler:
             out = self._finish_phase(job, now)
         return out + self._dispatch(now)
 
-    def attempt_failed(self, worker_id: str, job_id: str, task_id: str, number: int, error: dict,
-                       lost: bool, now: float) -> list:
+    def attempt_failed(
+        self,
+        worker_id: str,
+        job_id: str,
+        task_id: str,
+        number: int,
+        error: dict,
+        lost: bool,
+        now: float,
+    ) -> list:
         self._free_slot(worker_id, job_id, task_id, number)
         state = AttemptState.LOST if lost else AttemptState.FAILED
         return self._attempt_ended(job_id, task_id, number, state, error, now) + self._dispatch(now)
 
-    def map_output_lost(self, worker_id: str, job_id: str, task_id: str, number: int,
-                        map_task_id: str, error: dict, now: float) -> list:
+    def map_output_lost(
+        self,
+        worker_id: str,
+        job_id: str,
+        task_id: str,
+        number: int,
+        map_task_id: str,
+        error: dict,
+        now: float,
+    ) -> list:
         """A reduce attempt could not read a committed map output: the reduce attempt is lost (not
         the user's fault) and the map runs again; reduces wait until it has (MapReduce paper 3.3)."""
         self._free_slot(worker_id, job_id, task_id, number)
@@ -254,7 +299,9 @@ class Scheduler:
         out = []
         for worker in list(self.workers.values()):
             if now - worker.last_seen > self.settings.expiry:
-                out += self.worker_gone(worker.id, now, f"silent for more than {self.settings.expiry:g} s")
+                out += self.worker_gone(
+                    worker.id, now, f"silent for more than {self.settings.expiry:g} s"
+                )
         return out + self._dispatch(now)
 
     # ---- queries --------------------------------------------------------------------------------
@@ -284,7 +331,7 @@ class Scheduler:
         found = self._live_task(job_id, task_id)
         attempt = found[1].attempt(number) if found else None
         if found is None or attempt is None or attempt.state is not AttemptState.RUNNING:
-            return []      # late news about an attempt that no longer matters
+            return []  # late news about an attempt that no longer matters
         job, task = found
         attempt.move_to(state)
         task.last_error = error
@@ -360,7 +407,11 @@ class Scheduler:
         candidates = []
         for task in tasks:
             running = task.running()
-            if task.state is TaskState.RUNNING and len(running) == 1 and running[0].worker != worker.id:
+            if (
+                task.state is TaskState.RUNNING
+                and len(running) == 1
+                and running[0].worker != worker.id
+            ):
                 age = now - running[0].started
                 if age > threshold:
                     candidates.append((age, task))

@@ -51,8 +51,10 @@ def generate_keys(directory: str) -> list[str]:
     """Create the key pairs and the allow-list; refuses to overwrite existing keys."""
     existing = [r for r in ROLES if os.path.exists(os.path.join(directory, f"{r}.key_secret"))]
     if existing:
-        raise KeysError(f"'{directory}' already holds keys ({', '.join(existing)}); keys are never "
-                        f"overwritten. Choose another directory, or delete the old keys first.")
+        raise KeysError(
+            f"'{directory}' already holds keys ({', '.join(existing)}); keys are never "
+            f"overwritten. Choose another directory, or delete the old keys first."
+        )
     authorized = os.path.join(directory, AUTHORIZED)
     os.makedirs(authorized, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -80,7 +82,7 @@ def is_local_address(address: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return False       # a host name or interface name: assume it is reachable from outside
+        return False  # a host name or interface name: assume it is reachable from outside
 
 
 def require_keys_for(address: str, keys_dir: str | None, insecure: bool, role: str) -> None:
@@ -91,8 +93,12 @@ def require_keys_for(address: str, keys_dir: str | None, insecure: bool, role: s
     if keys_dir or is_local_address(address):
         return
     if insecure:
-        log.warning("%s: using %s WITHOUT authentication or encryption (--insecure): anyone who "
-                    "can reach it can run code on the workers", role, address)
+        log.warning(
+            "%s: using %s WITHOUT authentication or encryption (--insecure): anyone who "
+            "can reach it can run code on the workers",
+            role,
+            address,
+        )
         return
     verb = "listen on" if role == "coordinator" else "connect to"
     raise MapReduceError(
@@ -100,15 +106,17 @@ def require_keys_for(address: str, keys_dir: str | None, insecure: bool, role: s
         f"can reach it could run code on the workers. Create keys with `mapreduce keys generate "
         f"KEYS`, copy KEYS to the workers' and clients' machines, and pass --keys KEYS to "
         f"`coordinator`, `worker`, `submit` and `status`. On a trusted network you may instead "
-        f"pass --insecure (to each of them).")
+        f"pass --insecure (to each of them)."
+    )
 
 
 def _load(path: str, want_secret: bool):
     try:
         public, secret = zmq.auth.load_certificate(path)
     except (OSError, ValueError) as exc:
-        raise KeysError(f"cannot read key file '{path}': {exc}. Create keys with `mapreduce keys "
-                        f"generate DIR`.") from None
+        raise KeysError(
+            f"cannot read key file '{path}': {exc}. Create keys with `mapreduce keys generate DIR`."
+        ) from None
     if want_secret and not secret:
         raise KeysError(f"'{path}' holds no secret key")
     return public, secret
@@ -124,7 +132,7 @@ class _RefusalLog:
     def __init__(self, interval: float = defaults.REFUSAL_LOG_INTERVAL_S):
         self._interval = interval
         self._lock = threading.Lock()
-        self._seen: dict = {}          # (host, reason) -> [when last logged, refusals not logged]
+        self._seen: dict = {}  # (host, reason) -> [when last logged, refusals not logged]
 
     def refused(self, host: str, address: str, reason: str) -> None:
         now = time.monotonic()
@@ -137,9 +145,14 @@ class _RefusalLog:
             if len(self._seen) >= self._MAX_REMEMBERED:
                 self._seen.clear()
             self._seen[(host, reason)] = [now, 0]
-        log.warning("refused a connection from %s: %s%s", address, reason,
-                    f" ({left_out} more from {host} for this reason in the last {self._interval:g} s)"
-                    if left_out else "")
+        log.warning(
+            "refused a connection from %s: %s%s",
+            address,
+            reason,
+            f" ({left_out} more from {host} for this reason in the last {self._interval:g} s)"
+            if left_out
+            else "",
+        )
 
 
 class _HandshakeMonitor:
@@ -151,14 +164,20 @@ class _HandshakeMonitor:
     connection as it is accepted (getpeername on the accepted descriptor). A connection refused
     within microseconds can close before that read: its address is then logged as unknown."""
 
-    _EVENTS = (zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-               | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+    _EVENTS = (
+        zmq.EVENT_ACCEPTED
+        | zmq.EVENT_DISCONNECTED
+        | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+        | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+    )
 
     def __init__(self, socket: zmq.Socket, refusals: _RefusalLog):
         self._events = socket.get_monitor_socket(self._EVENTS)
         self._refusals = refusals
         self._stopping = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="mapreduce-handshakes", daemon=True)
+        self._thread = threading.Thread(
+            target=self._watch, name="mapreduce-handshakes", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -166,8 +185,8 @@ class _HandshakeMonitor:
         self._thread.join(5)
 
     def _watch(self) -> None:
-        peers: dict = {}          # descriptor -> the address of the connection accepted on it
-        failure = None            # the reason of a failed handshake, until its disconnection
+        peers: dict = {}  # descriptor -> the address of the connection accepted on it
+        failure = None  # the reason of a failed handshake, until its disconnection
         try:
             while not self._stopping.is_set():
                 if not self._events.poll(100):
@@ -179,8 +198,10 @@ class _HandshakeMonitor:
                 elif kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
                     failure = _protocol_refusal(value)
                 elif kind == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
-                    failure = (f"it broke off the handshake ({os.strerror(value)}), as a peer "
-                               f"without CURVE keys, or with another coordinator's public key, does")
+                    failure = (
+                        f"it broke off the handshake ({os.strerror(value)}), as a peer "
+                        f"without CURVE keys, or with another coordinator's public key, does"
+                    )
                 elif kind == zmq.EVENT_DISCONNECTED:
                     # ZeroMQ reports a failed handshake, then at once the disconnection it causes.
                     peer = peers.pop(value, None)
@@ -210,11 +231,15 @@ def _peer_of_descriptor(descriptor: int):
 
 def _protocol_refusal(code: int) -> str:
     if code == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-        return ("it has no CURVE keys (a worker or client started without --keys; this "
-                "coordinator uses keys, so it accepts only peers with an allowed key)")
+        return (
+            "it has no CURVE keys (a worker or client started without --keys; this "
+            "coordinator uses keys, so it accepts only peers with an allowed key)"
+        )
     if code == zmq.PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC:
-        return ("its handshake did not decrypt: it holds another coordinator's public key (its "
-                "coordinator.key is not this coordinator's)")
+        return (
+            "its handshake did not decrypt: it holds another coordinator's public key (its "
+            "coordinator.key is not this coordinator's)"
+        )
     return f"ZeroMQ protocol error {code:#x} in the handshake"
 
 
@@ -249,24 +274,35 @@ class _AllowListAuthenticator(ThreadAuthenticator):
     def _reload_if_changed(self) -> None:
         # One directory listing per handshake (handshakes are rare: one per connection).
         try:
-            listing = sorted((entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
-                             for entry in os.scandir(self._location) if entry.name.endswith(".key"))
+            listing = sorted(
+                (entry.name, entry.stat().st_mtime_ns, entry.stat().st_size)
+                for entry in os.scandir(self._location)
+                if entry.name.endswith(".key")
+            )
         except OSError as exc:
-            log.warning("cannot read the allowed keys in %s (%s); keeping the last list read",
-                        self._location, exc)
+            log.warning(
+                "cannot read the allowed keys in %s (%s); keeping the last list read",
+                self._location,
+                exc,
+            )
             return
         if listing != self._listing:
             if self._listing is not None:
-                log.warning("allowed keys in %s changed: %d key(s) now", self._location, len(listing))
+                log.warning(
+                    "allowed keys in %s changed: %d key(s) now", self._location, len(listing)
+                )
             self._listing = listing
             self.configure_curve(domain="*", location=self._location)
 
     def _send_zap_reply(self, request_id, status_code, status_text, user_id="anonymous"):
         if status_code != b"200":
-            self._refusals.refused(self._address, self._address,
-                                   f"its public key is not in {self._location} (add its .key file "
-                                   f"there to admit it; ZAP said: "
-                                   f"{status_text.decode('utf-8', 'replace')})")
+            self._refusals.refused(
+                self._address,
+                self._address,
+                f"its public key is not in {self._location} (add its .key file "
+                f"there to admit it; ZAP said: "
+                f"{status_text.decode('utf-8', 'replace')})",
+            )
         super()._send_zap_reply(request_id, status_code, status_text, user_id)
 
 
@@ -275,8 +311,10 @@ def secure_server(context: zmq.Context, socket: zmq.Socket, keys_dir: str) -> Se
     public, secret = _load(os.path.join(keys_dir, "coordinator.key_secret"), want_secret=True)
     authorized = os.path.join(keys_dir, AUTHORIZED)
     if not os.path.isdir(authorized) or not any(n.endswith(".key") for n in os.listdir(authorized)):
-        raise KeysError(f"no allowed public keys in '{authorized}': put the workers' and clients' "
-                        f".key files there (`mapreduce keys generate` does).")
+        raise KeysError(
+            f"no allowed public keys in '{authorized}': put the workers' and clients' "
+            f".key files there (`mapreduce keys generate` does)."
+        )
     refusals = _RefusalLog()
     authenticator = _AllowListAuthenticator(context, authorized, refusals)
     authenticator.start()

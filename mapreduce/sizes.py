@@ -20,8 +20,10 @@ def parse_size(text: str) -> int:
     """
     match = _SIZE_PATTERN.fullmatch(str(text))
     if not match:
-        raise ValueError(f"invalid size {text!r}: use a number of bytes, or a number followed by "
-                         f"K, M, G or T (1024-based), e.g. 64MB, 512k or 1.5G")
+        raise ValueError(
+            f"invalid size {text!r}: use a number of bytes, or a number followed by "
+            f"K, M, G or T (1024-based), e.g. 64MB, 512k or 1.5G"
+        )
     number, unit = match.group(1), (match.group(2) or "").lower()
     # Fraction keeps large byte counts exact, where a float would round them.
     size = int(Fraction(number) * 1024 ** _UNIT_POWERS.get(unit, 0))

@@ -23,12 +23,19 @@ from typing import Callable
 from . import leftovers, storage
 from .commit import check_job_paths, check_output_dir
 from .errors import JobLoadError
-from .jobspec import Job, import_job_module, apply_params, check_required_params, job_from_module
+from .jobspec import Job, apply_params, check_required_params, import_job_module, job_from_module
 
-PAIRS = "pairs"             # the input format of every step after the first
-ARROW = "arrow"             # the output format of every step but the last
-STEP_HOOKS = ("mapper", "map_batches", "combiner", "reducer", "partitioner", "partition_batches",
-              "REDUCE")
+PAIRS = "pairs"  # the input format of every step after the first
+ARROW = "arrow"  # the output format of every step but the last
+STEP_HOOKS = (
+    "mapper",
+    "map_batches",
+    "combiner",
+    "reducer",
+    "partitioner",
+    "partition_batches",
+    "REDUCE",
+)
 
 
 def load_steps(ref: str, params: dict | None = None) -> list[Job]:
@@ -41,35 +48,50 @@ def load_steps(ref: str, params: dict | None = None) -> list[Job]:
     if steps is None:
         return [job_from_module(module, ref)]
     if not isinstance(steps, (list, tuple)) or not steps:
-        raise JobLoadError(f"job '{ref}': STEPS must be a non-empty list of dicts with a mapper "
-                           f"(and usually a reducer).")
+        raise JobLoadError(
+            f"job '{ref}': STEPS must be a non-empty list of dicts with a mapper "
+            f"(and usually a reducer)."
+        )
     jobs = []
     for number, step in enumerate(steps, 1):
         if not isinstance(step, dict) or set(step) - set(STEP_HOOKS):
-            raise JobLoadError(f"job '{ref}': step {number} of STEPS must be a dict of "
-                               f"{', '.join(STEP_HOOKS)}.")
+            raise JobLoadError(
+                f"job '{ref}': step {number} of STEPS must be a dict of {', '.join(STEP_HOOKS)}."
+            )
         namespace = types.SimpleNamespace(
-            **step, __file__=getattr(module, "__file__", None),
-            INPUT_FORMAT=getattr(module, "INPUT_FORMAT", "lines") if number == 1 else PAIRS)
+            **step,
+            __file__=getattr(module, "__file__", None),
+            INPUT_FORMAT=getattr(module, "INPUT_FORMAT", "lines") if number == 1 else PAIRS,
+        )
         job = job_from_module(namespace, f"{ref} step {number}")
         job.name = f"{job.name.split(' step ')[0]} step {number}/{len(steps)}"
         jobs.append(job)
     return jobs
 
 
-def run_steps(steps: list[Job], inputs: list[str], output_dir: str, run_one: Callable, *,
-              overwrite: bool, output_format: str, work_dir: str | None = None):
+def run_steps(
+    steps: list[Job],
+    inputs: list[str],
+    output_dir: str,
+    run_one: Callable,
+    *,
+    overwrite: bool,
+    output_format: str,
+    work_dir: str | None = None,
+):
     """Run the steps in order with `run_one(job, inputs, output_dir, output_format, overwrite)`;
     returns the last step's result."""
     if len(steps) == 1:
         return run_one(steps[0], inputs, output_dir, output_format, overwrite)
-    check_job_paths(inputs, output_dir, work_dir)    # refuse before the first step runs
+    check_job_paths(inputs, output_dir, work_dir)  # refuse before the first step runs
     check_output_dir(output_dir, overwrite)
-    scratch = storage.sibling(storage.absolute(output_dir.rstrip("/")),
-                              f".{storage.split(output_dir)[1]}.steps-{secrets.token_hex(3)}")
+    scratch = storage.sibling(
+        storage.absolute(output_dir.rstrip("/")),
+        f".{storage.split(output_dir)[1]}.steps-{secrets.token_hex(3)}",
+    )
     if not storage.is_uri(scratch):
         # Those of runs killed before they could remove theirs go first (see leftovers).
-        leftovers.remove_abandoned(glob.escape(scratch[:scratch.rindex(".steps-")]) + ".steps-*")
+        leftovers.remove_abandoned(glob.escape(scratch[: scratch.rindex(".steps-")]) + ".steps-*")
         os.makedirs(scratch)
         leftovers.mark_owned(scratch)
     try:
@@ -77,8 +99,9 @@ def run_steps(steps: list[Job], inputs: list[str], output_dir: str, run_one: Cal
         for number, job in enumerate(steps, 1):
             last = number == len(steps)
             target = output_dir if last else storage.join(scratch, f"step-{number}")
-            result = run_one(job, current, target, output_format if last else ARROW,
-                             overwrite if last else False)
+            result = run_one(
+                job, current, target, output_format if last else ARROW, overwrite if last else False
+            )
             current = [target]
         return result
     finally:

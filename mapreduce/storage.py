@@ -49,6 +49,7 @@ class StorageError(MapReduceError):
 # Names: no I/O
 # ----------------------------------------------------------------------------------------------
 
+
 def is_uri(location: str) -> bool:
     """True for `scheme://...` (anything a filesystem other than the local one must open)."""
     return bool(_SCHEME.match(location))
@@ -61,9 +62,11 @@ def normalize(location: str) -> str:
         return location
     parts = urlsplit(location)
     if parts.netloc not in ("", "localhost"):
-        raise StorageError(f"'{location}' names host '{parts.netloc}': a file:// URI is a path on "
-                           f"this machine (file:///absolute/path); use a shared filesystem's "
-                           f"mount point or its own scheme (hdfs://, s3://) instead.")
+        raise StorageError(
+            f"'{location}' names host '{parts.netloc}': a file:// URI is a path on "
+            f"this machine (file:///absolute/path); use a shared filesystem's "
+            f"mount point or its own scheme (hdfs://, s3://) instead."
+        )
     return unquote(parts.path) or "/"
 
 
@@ -133,8 +136,10 @@ def place(location: str) -> tuple[str, str, tuple[str, ...]]:
 def is_within(inner: str, outer: str) -> bool:
     """True when `inner` is `outer` or lies below it (on the same filesystem or bucket)."""
     inner_place, outer_place = place(inner), place(outer)
-    return (inner_place[:2] == outer_place[:2]
-            and inner_place[2][:len(outer_place[2])] == outer_place[2])
+    return (
+        inner_place[:2] == outer_place[:2]
+        and inner_place[2][: len(outer_place[2])] == outer_place[2]
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -150,8 +155,13 @@ def resolve(location: str):
     (bucket) and options, so an S3 client is built once per process, not once per file."""
     parts = urlsplit(location)
     # The pid is part of the key: a client built before a fork must not be used after it.
-    key = (os.getpid(), parts.scheme.lower(), parts.netloc, parts.query,
-           _endpoint_from_environment())
+    key = (
+        os.getpid(),
+        parts.scheme.lower(),
+        parts.netloc,
+        parts.query,
+        _endpoint_from_environment(),
+    )
     with _filesystems_lock:
         entry = _filesystems.get(key)
         if entry is None:
@@ -161,14 +171,15 @@ def resolve(location: str):
     if not inside:
         return filesystem, root
     if root in ("", "/"):
-        return filesystem, root + inside          # hdfs://host:port/a -> "/a"
-    return filesystem, f"{root.rstrip('/')}/{inside}"   # s3://bucket/a -> "bucket/a"
+        return filesystem, root + inside  # hdfs://host:port/a -> "/a"
+    return filesystem, f"{root.rstrip('/')}/{inside}"  # s3://bucket/a -> "bucket/a"
 
 
 def _filesystem_for(parts):
     """The filesystem for a URI's scheme, host and options, and the path its root resolves to
     ("bucket" for s3://bucket, "/" for hdfs://host:port)."""
     from pyarrow import fs
+
     query = parts.query
     endpoint = _endpoint_from_environment()
     if parts.scheme.lower() == "s3" and endpoint and "endpoint_override" not in query:
@@ -177,8 +188,9 @@ def _filesystem_for(parts):
     try:
         return fs.FileSystem.from_uri(root_uri)
     except Exception as exc:
-        raise StorageError(f"cannot open '{urlunsplit(parts)}': {_first_line(exc)}. "
-                           f"{_hint(parts.scheme)}") from None
+        raise StorageError(
+            f"cannot open '{urlunsplit(parts)}': {_first_line(exc)}. {_hint(parts.scheme)}"
+        ) from None
 
 
 def _endpoint_from_environment() -> str:
@@ -193,10 +205,14 @@ def _endpoint_query(endpoint: str) -> str:
 
 def _hint(scheme: str) -> str:
     if scheme.lower() == "s3":
-        return ("Check the URI (s3://bucket/key), the endpoint (AWS_ENDPOINT_URL for servers other "
-                "than AWS) and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).")
-    return ("Use a local path or a URI pyarrow.fs can open (s3://bucket/key, gs://bucket/key, "
-            "hdfs://host:port/path), and check that its server is reachable.")
+        return (
+            "Check the URI (s3://bucket/key), the endpoint (AWS_ENDPOINT_URL for servers other "
+            "than AWS) and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)."
+        )
+    return (
+        "Use a local path or a URI pyarrow.fs can open (s3://bucket/key, gs://bucket/key, "
+        "hdfs://host:port/path), and check that its server is reachable."
+    )
 
 
 def _first_line(exc: BaseException) -> str:
@@ -209,8 +225,9 @@ def describe_error(location: str, doing: str, exc: BaseException) -> StorageErro
     """One paragraph for a failed operation on a URI."""
     if isinstance(exc, StorageError):
         return exc
-    return StorageError(f"cannot {doing} '{location}': {_first_line(exc)}. "
-                        f"{_hint(scheme_of(location))}")
+    return StorageError(
+        f"cannot {doing} '{location}': {_first_line(exc)}. {_hint(scheme_of(location))}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,6 +237,7 @@ def describe_error(location: str, doing: str, exc: BaseException) -> StorageErro
 # capability `supports_atomic_rename` (the job commit's final step).
 # ----------------------------------------------------------------------------------------------
 
+
 class LocalStorage:
     """Plain local paths."""
 
@@ -227,6 +245,7 @@ class LocalStorage:
 
     def file_info(self, location: str):
         from pyarrow import fs
+
         return fs.LocalFileSystem().get_file_info(location)
 
     def exists(self, location: str) -> bool:
@@ -251,18 +270,21 @@ class LocalStorage:
     def open_input_file(self, location: str, memory_map: bool = False):
         if memory_map:
             import pyarrow as pa
+
             return pa.memory_map(location, "r")
         return open(location, "rb")
 
     def arrow_source(self, location: str):
-        return contextlib.nullcontext(location)            # Arrow opens a local path itself
+        return contextlib.nullcontext(location)  # Arrow opens a local path itself
 
     def open_input_stream(self, location: str, compression: str | None = None):
         if compression == "gzip":
             import gzip
+
             return gzip.open(location, "rb")
         if compression == "bz2":
             import bz2
+
             return bz2.open(location, "rb")
         return open(location, "rb")
 
@@ -273,7 +295,7 @@ class LocalStorage:
         temporary = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
         try:
             if source is not None:
-                shutil.move(source, temporary)           # a rename on the same filesystem
+                shutil.move(source, temporary)  # a rename on the same filesystem
                 yield None
             else:
                 with open(temporary, mode, **open_args) as handle:
@@ -318,6 +340,7 @@ class ArrowStorage:
 
     def exists(self, location: str) -> bool:
         from pyarrow import fs
+
         return self.file_info(location).type != fs.FileType.NotFound
 
     def size(self, location: str) -> int:
@@ -329,19 +352,21 @@ class ArrowStorage:
     def list_files(self, location: str) -> list[tuple[str, str, int]]:
         """Empty "directory marker" objects are not files."""
         from pyarrow import fs
+
         filesystem, top = resolve(location)
         selector = fs.FileSelector(top, recursive=True, allow_not_found=True)
         found = []
         for info in filesystem.get_file_info(selector):
             if info.type != fs.FileType.File:
                 continue
-            relative = info.path[len(top):].lstrip("/") if top else info.path
+            relative = info.path[len(top) :].lstrip("/") if top else info.path
             found.append((join(location, relative), relative, info.size))
         found.sort()
         return found
 
     def bucket_exists(self, location: str) -> bool:
         from pyarrow import fs
+
         bucket = bucket_of(location)
         if not bucket:
             return True
@@ -358,6 +383,7 @@ class ArrowStorage:
 
     def open_input_stream(self, location: str, compression: str | None = None):
         import pyarrow as pa
+
         filesystem, path = resolve(location)
         stream = filesystem.open_input_stream(path)
         return pa.CompressedInputStream(stream, compression) if compression else stream
@@ -368,9 +394,12 @@ class ArrowStorage:
         object is deleted. Attempts write only under their own prefix, so a partial object is
         never where a reader looks."""
         import io
+
         filesystem, path = resolve(location)
         stream = filesystem.open_output_stream(path)
-        handle = stream if source is not None or "b" in mode else io.TextIOWrapper(stream, **open_args)
+        handle = (
+            stream if source is not None or "b" in mode else io.TextIOWrapper(stream, **open_args)
+        )
         try:
             if source is not None:
                 with open(source, "rb") as local:
@@ -390,7 +419,7 @@ class ArrowStorage:
 
     def make_dirs(self, location: str) -> None:
         if is_object_store(location):
-            return                      # keys have no parents; markers would only be left behind
+            return  # keys have no parents; markers would only be left behind
         filesystem, path = resolve(location)
         filesystem.create_dir(path, recursive=True)
 
@@ -400,6 +429,7 @@ class ArrowStorage:
 
     def delete_tree(self, location: str) -> None:
         from pyarrow import fs
+
         filesystem, path = resolve(location)
         info = filesystem.get_file_info(path)
         if info.type == fs.FileType.Directory:
@@ -431,6 +461,7 @@ def backend(location: str):
 # ----------------------------------------------------------------------------------------------
 # Operations, on local paths and URIs alike
 # ----------------------------------------------------------------------------------------------
+
 
 def supports_atomic_rename(location: str) -> bool:
     """Whether a directory at `location` can be renamed (or exchanged) in one atomic step."""

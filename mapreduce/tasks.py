@@ -11,29 +11,37 @@ from enum import Enum
 
 
 class TaskState(str, Enum):
-    PENDING = "pending"        # waiting for a free worker slot
-    RUNNING = "running"        # at least one attempt in flight (two when a backup runs)
+    PENDING = "pending"  # waiting for a free worker slot
+    RUNNING = "running"  # at least one attempt in flight (two when a backup runs)
     PUBLISHING = "publishing"  # one attempt was accepted; its output is being put in place
-    SUCCEEDED = "succeeded"    # exactly one attempt committed its output, and it is in place
-    FAILED = "failed"          # out of attempts: the job fails
-    CANCELLED = "cancelled"    # the job ended (failed or cancelled) before this task finished
+    SUCCEEDED = "succeeded"  # exactly one attempt committed its output, and it is in place
+    FAILED = "failed"  # out of attempts: the job fails
+    CANCELLED = "cancelled"  # the job ended (failed or cancelled) before this task finished
 
 
 class AttemptState(str, Enum):
     RUNNING = "running"
-    SUCCEEDED = "succeeded"    # the committing attempt
-    FAILED = "failed"          # user code raised: counts against max attempts
-    LOST = "lost"              # its worker died or went silent: counted apart, as Hadoop's killed attempts
-    KILLED = "killed"          # abandoned: another attempt won, or the job ended
+    SUCCEEDED = "succeeded"  # the committing attempt
+    FAILED = "failed"  # user code raised: counts against max attempts
+    LOST = "lost"  # its worker died or went silent: counted apart, as Hadoop's killed attempts
+    KILLED = "killed"  # abandoned: another attempt won, or the job ended
 
 
 TASK_TRANSITIONS = {
     TaskState.PENDING: {TaskState.RUNNING, TaskState.CANCELLED},
-    TaskState.RUNNING: {TaskState.PUBLISHING, TaskState.PENDING, TaskState.FAILED,
-                        TaskState.CANCELLED},
+    TaskState.RUNNING: {
+        TaskState.PUBLISHING,
+        TaskState.PENDING,
+        TaskState.FAILED,
+        TaskState.CANCELLED,
+    },
     # Publishing can fail (a full disk, an S3 copy): the task runs again, or the job fails.
-    TaskState.PUBLISHING: {TaskState.SUCCEEDED, TaskState.PENDING, TaskState.FAILED,
-                           TaskState.CANCELLED},
+    TaskState.PUBLISHING: {
+        TaskState.SUCCEEDED,
+        TaskState.PENDING,
+        TaskState.FAILED,
+        TaskState.CANCELLED,
+    },
     # A committed map output can still vanish before every reducer read it: run again.
     TaskState.SUCCEEDED: {TaskState.PENDING},
     TaskState.FAILED: set(),
@@ -41,8 +49,12 @@ TASK_TRANSITIONS = {
 }
 
 ATTEMPT_TRANSITIONS = {
-    AttemptState.RUNNING: {AttemptState.SUCCEEDED, AttemptState.FAILED, AttemptState.LOST,
-                           AttemptState.KILLED},
+    AttemptState.RUNNING: {
+        AttemptState.SUCCEEDED,
+        AttemptState.FAILED,
+        AttemptState.LOST,
+        AttemptState.KILLED,
+    },
     AttemptState.SUCCEEDED: set(),
     AttemptState.FAILED: set(),
     AttemptState.LOST: set(),
@@ -70,13 +82,13 @@ class Attempt:
 
 @dataclass
 class Task:
-    kind: str                  # "map" or "reduce"
+    kind: str  # "map" or "reduce"
     index: int
-    where: str                 # for messages: the split's description, or "partition N"
+    where: str  # for messages: the split's description, or "partition N"
     state: TaskState = TaskState.PENDING
     attempts: list = field(default_factory=list)
-    failures: int = 0          # attempts whose user code failed
-    losses: int = 0            # attempts lost with their worker
+    failures: int = 0  # attempts whose user code failed
+    losses: int = 0  # attempts lost with their worker
     last_error: dict | None = None
     result: dict | None = None  # the committed attempt's report (output files, counters)
     duration: float | None = None

@@ -17,11 +17,11 @@ import pyarrow.compute as pc
 
 from .errors import RecordError
 
-IDENTITY = "identity"           # no aggregation: every row, sorted by key (Hadoop's IdentityReducer)
+IDENTITY = "identity"  # no aggregation: every row, sorted by key (Hadoop's IdentityReducer)
 AGGREGATIONS = ("count", "sum", "min", "max", IDENTITY)
 # How partial results of each aggregation are combined: partial counts are summed.
 _COMBINE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
-PARTIAL_ROWS = 4_000_000        # rows gathered before a map-side partial aggregation
+PARTIAL_ROWS = 4_000_000  # rows gathered before a map-side partial aggregation
 
 _PYTHON_TYPE_NAMES = [
     (pa.types.is_string, "str", pa.large_string()),
@@ -38,8 +38,9 @@ def input_batch(path: str, values) -> pa.RecordBatch:
     """The batch map_batches receives: one row per line (or file), with the file's path as key.
     `values` is an Arrow large_string array or a list of str."""
     value = values if isinstance(values, pa.Array) else pa.array(values, pa.large_string())
-    key = pa.DictionaryArray.from_arrays(pa.nulls(len(values), pa.int32()).fill_null(0),
-                                         pa.array([path], pa.large_string()))
+    key = pa.DictionaryArray.from_arrays(
+        pa.nulls(len(values), pa.int32()).fill_null(0), pa.array([path], pa.large_string())
+    )
     return pa.record_batch([key.cast(pa.large_string()), value], names=["key", "value"])
 
 
@@ -48,14 +49,18 @@ def checked_output(result, aggregation: str | None) -> pa.Table:
     if isinstance(result, pa.RecordBatch):
         result = pa.Table.from_batches([result])
     if not isinstance(result, pa.Table):
-        raise RecordError(f"map_batches returned {type(result).__name__}; it must return a "
-                          f"pyarrow.Table (or RecordBatch) with a 'key' column"
-                          f"{'' if aggregation == 'count' else ' and a value column'}")
+        raise RecordError(
+            f"map_batches returned {type(result).__name__}; it must return a "
+            f"pyarrow.Table (or RecordBatch) with a 'key' column"
+            f"{'' if aggregation == 'count' else ' and a value column'}"
+        )
     names = set(result.column_names)
     needed = {"key"} if aggregation == "count" else {"key", "value"}
     if not needed <= names:
-        raise RecordError(f"map_batches returned columns {sorted(names)}; it must return "
-                          f"{' and '.join(sorted(needed))}")
+        raise RecordError(
+            f"map_batches returned columns {sorted(names)}; it must return "
+            f"{' and '.join(sorted(needed))}"
+        )
     key = _native(result.column("key"), "key")
     if aggregation == "count":
         return pa.table({"key": key})
@@ -69,8 +74,10 @@ def _native(column, role: str):
     for test, _, arrow_type in _PYTHON_TYPE_NAMES:
         if test(column.type):
             return column.cast(arrow_type)
-    raise RecordError(f"map_batches returned a {role} column of type {column.type}; keys and "
-                      f"aggregated values must be strings, integers, floats, booleans or binary")
+    raise RecordError(
+        f"map_batches returned a {role} column of type {column.type}; keys and "
+        f"aggregated values must be strings, integers, floats, booleans or binary"
+    )
 
 
 def python_type_name(arrow_type: pa.DataType) -> str:
@@ -110,7 +117,9 @@ class BatchAggregator:
 
     def _fold_raw(self) -> None:
         if self.raw:
-            self.partials.append(aggregate(pa.concat_tables(self.raw), self.aggregation, partial=True))
+            self.partials.append(
+                aggregate(pa.concat_tables(self.raw), self.aggregation, partial=True)
+            )
             self.raw, self.raw_rows = [], 0
 
     def result(self) -> pa.Table | None:
@@ -127,6 +136,7 @@ def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches
     else its `partitioner` or the stable partition per key in Python, as the shuffle's writer
     partitions, so vectorised and per-record jobs agree on where a key goes."""
     from .shuffle import partitions_of
+
     if partition_batches is not None:
         return _checked_ids(partition_batches(keys, num_partitions), len(keys), num_partitions)
     return pa.array(partitions_of(keys.to_pylist(), num_partitions, partitioner), pa.int32())
@@ -135,22 +145,32 @@ def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches
 def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()
-    if not isinstance(ids, pa.Array) or not pa.types.is_integer(ids.type) or len(ids) != rows \
-            or ids.null_count:
-        raise RecordError(f"partition_batches must return an integer Arrow array with one partition "
-                          f"per key ({rows}), without nulls")
+    if (
+        not isinstance(ids, pa.Array)
+        or not pa.types.is_integer(ids.type)
+        or len(ids) != rows
+        or ids.null_count
+    ):
+        raise RecordError(
+            f"partition_batches must return an integer Arrow array with one partition "
+            f"per key ({rows}), without nulls"
+        )
     low, high = pc.min_max(ids).values() if rows else (pa.scalar(0), pa.scalar(0))
     if rows and not (0 <= low.as_py() and high.as_py() < num_partitions):
-        raise RecordError(f"partition_batches returned partitions from {low} to {high}; they must "
-                          f"be in range(0, {num_partitions})")
+        raise RecordError(
+            f"partition_batches returned partitions from {low} to {high}; they must "
+            f"be in range(0, {num_partitions})"
+        )
     return ids.cast(pa.int32())
 
 
-def write_partitioned_runs(table: pa.Table, directory: str, num_partitions: int,
-                           partitioner=None, partition_batches=None) -> tuple[dict, int]:
+def write_partitioned_runs(
+    table: pa.Table, directory: str, num_partitions: int, partitioner=None, partition_batches=None
+) -> tuple[dict, int]:
     """Split by partition, sort each part by key, write one shuffle run file per non-empty part in
     the shuffle's format. Returns ({partition: [path]}, bytes written)."""
     from .shuffle import RunWriter
+
     ids = partition_ids(table.column("key"), num_partitions, partitioner, partition_batches)
     key_type_name = python_type_name(table.schema.field("key").type)
     runs = RunWriter(directory)
@@ -165,6 +185,7 @@ def write_partitioned_runs(table: pa.Table, directory: str, num_partitions: int,
 def read_runs(paths: list) -> pa.Table | None:
     """Every run of one partition as one table (for an aggregating reduce)."""
     from .shuffle import read_run_table
+
     tables = [read_run_table(path) for path in paths]
     return pa.concat_tables(tables) if tables else None
 
@@ -183,6 +204,7 @@ def reduce_slices(paths: list, aggregation: str):
     """(keys, values) Arrow slices of the reduce output in key order. Identity streams a merge of
     the sorted runs, so memory stays bounded however large the partition."""
     from .shuffle import iter_partition_slices
+
     if aggregation == IDENTITY:
         yield from iter_partition_slices(paths)
         return

@@ -11,14 +11,17 @@ from helpers import Cluster, write_corpus
 
 
 def pytest_addoption(parser):
-    parser.addoption("--without-speedups", action="store_true",
-                     help="Run as on a machine without a C compiler: mapreduce._speedups cannot "
-                          "be imported, so the shuffle uses its Python counting loop.")
+    parser.addoption(
+        "--without-speedups",
+        action="store_true",
+        help="Run as on a machine without a C compiler: mapreduce._speedups cannot "
+        "be imported, so the shuffle uses its Python counting loop.",
+    )
 
 
 def pytest_configure(config):
     if config.getoption("--without-speedups"):
-        sys.modules["mapreduce._speedups"] = None      # makes `import mapreduce._speedups` fail
+        sys.modules["mapreduce._speedups"] = None  # makes `import mapreduce._speedups` fail
 
 
 @pytest.fixture

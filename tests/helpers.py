@@ -28,7 +28,7 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
-    leftover: bool        # processes of the run's process group still alive after it exited
+    leftover: bool  # processes of the run's process group still alive after it exited
 
 
 def process_group_alive(pgid: int) -> bool:
@@ -62,10 +62,15 @@ def kill_group(pgid: int) -> None:
 
 
 def start_cli(args, env=None, cwd=None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mapreduce.cli", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, cwd=cwd or ROOT,
-                            env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "-m", "mapreduce.cli", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        cwd=cwd or ROOT,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def finish_cli(proc: subprocess.Popen, timeout: float) -> Result:
@@ -139,14 +144,36 @@ def read_counts(output: Path) -> dict:
 
 def write_corpus(directory: Path, files: int = 6, lines: int = 300, seed: int = 7) -> list[Path]:
     rng = random.Random(seed)
-    vocab = ["the", "of", "and", "river", "Map", "bread", "light", "keeper", "North", "salt",
-             "a", "to", "Ünïcode", "café", "x", "don't", "e-mail", "1984", "zebra", "quay"]
+    vocab = [
+        "the",
+        "of",
+        "and",
+        "river",
+        "Map",
+        "bread",
+        "light",
+        "keeper",
+        "North",
+        "salt",
+        "a",
+        "to",
+        "Ünïcode",
+        "café",
+        "x",
+        "don't",
+        "e-mail",
+        "1984",
+        "zebra",
+        "quay",
+    ]
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
     for n in range(files):
         path = directory / f"doc{n:02d}.txt"
-        body = "\n".join(" ".join(rng.choices(vocab, k=rng.randint(0, 12))) + rng.choice([".", ",", "!", ""])
-                         for _ in range(lines))
+        body = "\n".join(
+            " ".join(rng.choices(vocab, k=rng.randint(0, 12))) + rng.choice([".", ",", "!", ""])
+            for _ in range(lines)
+        )
         path.write_text(body + "\n", encoding="utf-8")
         paths.append(path)
     return paths
@@ -168,16 +195,22 @@ class Cluster:
         self.logs.append(log)
         handle = open(log, "w")
         try:
-            return subprocess.Popen([sys.executable, "-m", "mapreduce.cli", *map(str, args)],
-                                    stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT,
-                                    start_new_session=True)
+            return subprocess.Popen(
+                [sys.executable, "-m", "mapreduce.cli", *map(str, args)],
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                start_new_session=True,
+            )
         finally:
             handle.close()
 
     def start_coordinator(self, port: int | None = None, *extra) -> str:
         bind = f"tcp://127.0.0.1:{port or '*'}"
-        self.coordinator = self._spawn("coordinator", ["coordinator", "--bind", bind, "--work-dir",
-                                                       self.work_dir, *FAST, *extra])
+        self.coordinator = self._spawn(
+            "coordinator",
+            ["coordinator", "--bind", bind, "--work-dir", self.work_dir, *FAST, *extra],
+        )
         log = self.logs[-1]
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -194,8 +227,9 @@ class Cluster:
         return int(self.address.rsplit(":", 1)[1])
 
     def start_worker(self, processes: int = 1, *extra) -> subprocess.Popen:
-        worker = self._spawn("worker", ["worker", "--connect", self.address, "--processes",
-                                        processes, *FAST, *extra])
+        worker = self._spawn(
+            "worker", ["worker", "--connect", self.address, "--processes", processes, *FAST, *extra]
+        )
         self.workers.append(worker)
         return worker
 
@@ -218,8 +252,19 @@ class Cluster:
         raise AssertionError(f"fewer than {count} workers registered")
 
     def submit(self, job, inputs, output, *extra, env=None, timeout=120, cwd=None) -> Result:
-        return run_cli("submit", job, *inputs, "--coordinator", self.address, "--output", output,
-                       *extra, env=env, timeout=timeout, cwd=cwd)
+        return run_cli(
+            "submit",
+            job,
+            *inputs,
+            "--coordinator",
+            self.address,
+            "--output",
+            output,
+            *extra,
+            env=env,
+            timeout=timeout,
+            cwd=cwd,
+        )
 
     def close(self) -> None:
         for process in [self.coordinator, *self.workers]:
@@ -232,9 +277,11 @@ class Cluster:
 
 # --- the shuffle, written and read back ----------------------------------------------------------
 
+
 def write(directory, pairs, num_partitions=1, **options):
     """A MapOutputWriter's output for these pairs (a MapOutput)."""
     from mapreduce.shuffle import MapOutputWriter
+
     writer = MapOutputWriter(str(directory), num_partitions, **options)
     writer.add_pairs(pairs)
     return writer.close()
@@ -243,6 +290,7 @@ def write(directory, pairs, num_partitions=1, **options):
 def groups_of(paths) -> list:
     """[(key, [values...])] as the reducer sees them."""
     from mapreduce.shuffle import iter_partition_groups
+
     return [(key, list(values)) for key, values in iter_partition_groups(paths)]
 
 
@@ -258,15 +306,18 @@ def typed(key):
 
 # --- the optional C extension --------------------------------------------------------------------
 
+
 def speedups_missing() -> str:
     """Why mapreduce._speedups cannot be used here ("" when it can): it is optional, built by
     setup.py only where a C compiler and the Python headers exist."""
     try:
         import mapreduce._speedups  # noqa: F401
     except ImportError as exc:
-        return (f"mapreduce._speedups is not importable ({exc}): `pip install -e .` builds it "
-                f"where a C compiler and the Python headers are installed; the shuffle writer's Python "
-                f"counting loop is tested instead")
+        return (
+            f"mapreduce._speedups is not importable ({exc}): `pip install -e .` builds it "
+            f"where a C compiler and the Python headers are installed; the shuffle writer's Python "
+            f"counting loop is tested instead"
+        )
     return ""
 
 

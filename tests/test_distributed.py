@@ -9,8 +9,20 @@ import signal
 import threading
 import time
 
-from helpers import (JOBS, ROOT, finish_cli, kill_group, read_counts, read_pairs, reference_lines,
-                      run_cli, small_splits, start_cli, wordcount_reference, write_corpus)
+from helpers import (
+    JOBS,
+    ROOT,
+    finish_cli,
+    kill_group,
+    read_counts,
+    read_pairs,
+    reference_lines,
+    run_cli,
+    small_splits,
+    start_cli,
+    wordcount_reference,
+    write_corpus,
+)
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
 
@@ -21,15 +33,18 @@ def test_wordcount_through_coordinator_three_workers_and_submit(cluster, corpus,
         cluster.start_worker()
     cluster.wait_for_workers(3)
     out = tmp_path / "out"
-    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "--reducers", 3,
-                            *small_splits("2KB"))
+    result = cluster.submit(
+        WORDCOUNT, [tmp_path / "corpus"], out, "--reducers", 3, *small_splits("2KB")
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     assert "output: " in result.stderr
     status = cluster.status()
     assert [job["status"] for job in status["jobs"]] == ["succeeded"]
     assert sorted(w["tasks_done"] > 0 for w in status["workers"]) == [True, True, True]
-    assert all({"id", "host", "pid", "tasks_done", "last_heartbeat_s"} <= set(w) for w in status["workers"])
+    assert all(
+        {"id", "host", "pid", "tasks_done", "last_heartbeat_s"} <= set(w) for w in status["workers"]
+    )
 
 
 def test_submit_with_reducers_0_runs_the_job_map_only(cluster, corpus, tmp_path):
@@ -39,9 +54,13 @@ def test_submit_with_reducers_0_runs_the_job_map_only(cluster, corpus, tmp_path)
     out = tmp_path / "out"
     result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-r", 0, *small_splits("4KB"))
     assert result.returncode == 0, result.stderr
-    words = [(word, "1") for path in corpus for line in reference_lines(path)
-             for word in re.findall(r"[A-Za-z]+", line.lower())]
-    assert read_pairs(out, raw=True) == words                # the map output in input order
+    words = [
+        (word, "1")
+        for path in corpus
+        for line in reference_lines(path)
+        for word in re.findall(r"[A-Za-z]+", line.lower())
+    ]
+    assert read_pairs(out, raw=True) == words  # the map output in input order
     assert "reduce task" not in result.stderr and len(list(out.glob("part-*"))) > 1
 
 
@@ -53,9 +72,11 @@ def test_submit_warns_of_a_binary_looking_input_on_its_own_stderr(cluster, corpu
     binary.write_bytes(b"\x1f\x8b\x08\x00 words\n" * 500)
     result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], tmp_path / "out", "-q")
     assert result.returncode == 0, result.stderr
-    assert result.stderr == (f"mapreduce: warning: input file {binary} looks binary (a NUL byte in "
-                             f"its first 8 KiB) but is read as text, line by line; pass "
-                             f"--skip-binary to skip such files\n")
+    assert result.stderr == (
+        f"mapreduce: warning: input file {binary} looks binary (a NUL byte in "
+        f"its first 8 KiB) but is read as text, line by line; pass "
+        f"--skip-binary to skip such files\n"
+    )
     assert read_counts(tmp_path / "out") == wordcount_reference([*corpus, binary])
 
 
@@ -79,8 +100,19 @@ def _start_slow_submit(cluster, tmp_path, workers: int, *options):
         cluster.start_worker()
     cluster.wait_for_workers(workers)
     out = tmp_path / "out"
-    proc = start_cli(["submit", JOBS / "slow_words.py", tmp_path / "corpus", "-c", cluster.address,
-                      "-o", out, *options], env={"MARKER_DIR": str(markers)})
+    proc = start_cli(
+        [
+            "submit",
+            JOBS / "slow_words.py",
+            tmp_path / "corpus",
+            "-c",
+            cluster.address,
+            "-o",
+            out,
+            *options,
+        ],
+        env={"MARKER_DIR": str(markers)},
+    )
     return proc, corpus, markers, out
 
 
@@ -90,7 +122,7 @@ def test_workers_killed_and_restarted_in_a_loop_while_a_job_runs(cluster, tmp_pa
         for round_ in range(4):
             time.sleep(0.7)
             victim = cluster.workers[round_ % len(cluster.workers)]
-            kill_group(victim.pid)                        # SIGKILL: worker and its executor
+            kill_group(victim.pid)  # SIGKILL: worker and its executor
             victim.wait()
             cluster.workers.remove(victim)
             cluster.start_worker()
@@ -101,7 +133,9 @@ def test_workers_killed_and_restarted_in_a_loop_while_a_job_runs(cluster, tmp_pa
 
 
 def test_worker_that_joins_mid_job_receives_tasks(cluster, tmp_path):
-    proc, corpus, markers, out = _start_slow_submit(cluster, tmp_path, 1, "-r", 2, *small_splits("1KB"))
+    proc, corpus, markers, out = _start_slow_submit(
+        cluster, tmp_path, 1, "-r", 2, *small_splits("1KB")
+    )
     try:
         deadline = time.monotonic() + 30
         while not any(markers.iterdir()) and time.monotonic() < deadline:
@@ -132,8 +166,9 @@ def test_two_jobs_submitted_at_once_both_finish_with_separate_outputs(cluster, t
     results = {}
 
     def submit(name):
-        results[name] = cluster.submit(WORDCOUNT, [tmp_path / name], tmp_path / f"out-{name}",
-                                       *small_splits("2KB"), "-q")
+        results[name] = cluster.submit(
+            WORDCOUNT, [tmp_path / name], tmp_path / f"out-{name}", *small_splits("2KB"), "-q"
+        )
 
     threads = [threading.Thread(target=submit, args=(name,)) for name in ("a", "b")]
     for thread in threads:
@@ -153,9 +188,9 @@ def test_restarted_coordinator_is_rejoined_by_running_workers(cluster, corpus, t
     cluster.wait_for_workers(2)
     port = cluster.port
     cluster.stop_coordinator()
-    time.sleep(1.0)                              # the workers notice the silence
+    time.sleep(1.0)  # the workers notice the silence
     cluster.start_coordinator(port)
-    cluster.wait_for_workers(2, timeout=60)      # they reconnect on their own (backoff 1 s, 2 s, ...)
+    cluster.wait_for_workers(2, timeout=60)  # they reconnect on their own (backoff 1 s, 2 s, ...)
     out = tmp_path / "out"
     result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-q")
     assert result.returncode == 0, result.stderr
@@ -164,15 +199,31 @@ def test_restarted_coordinator_is_rejoined_by_running_workers(cluster, corpus, t
 
 def test_submit_to_a_wrong_address_fails_fast_with_a_clear_message(corpus, tmp_path):
     started = time.monotonic()
-    result = finish_cli(start_cli(["submit", WORDCOUNT, *corpus, "-c", "tcp://127.0.0.1:9",
-                                   "-o", tmp_path / "out", "--timeout", "2"]), timeout=30)
+    result = finish_cli(
+        start_cli(
+            [
+                "submit",
+                WORDCOUNT,
+                *corpus,
+                "-c",
+                "tcp://127.0.0.1:9",
+                "-o",
+                tmp_path / "out",
+                "--timeout",
+                "2",
+            ]
+        ),
+        timeout=30,
+    )
     assert result.returncode != 0
     assert "no answer from a coordinator at tcp://127.0.0.1:9" in result.stderr
     assert time.monotonic() - started < 20
     assert not (tmp_path / "out").exists()
 
 
-def test_ctrl_c_on_submit_cancels_the_job_and_the_coordinator_serves_the_next(cluster, corpus, tmp_path):
+def test_ctrl_c_on_submit_cancels_the_job_and_the_coordinator_serves_the_next(
+    cluster, corpus, tmp_path
+):
     markers = tmp_path / "markers"
     markers.mkdir()
     cluster.start_coordinator()
@@ -180,8 +231,19 @@ def test_ctrl_c_on_submit_cancels_the_job_and_the_coordinator_serves_the_next(cl
     cluster.start_worker()
     cluster.wait_for_workers(2)
     out = tmp_path / "cancelled"
-    proc = start_cli(["submit", JOBS / "slow_words.py", tmp_path / "corpus", "-c", cluster.address,
-                      "-o", out, *small_splits("2KB")], env={"MARKER_DIR": str(markers)})
+    proc = start_cli(
+        [
+            "submit",
+            JOBS / "slow_words.py",
+            tmp_path / "corpus",
+            "-c",
+            cluster.address,
+            "-o",
+            out,
+            *small_splits("2KB"),
+        ],
+        env={"MARKER_DIR": str(markers)},
+    )
     try:
         deadline = time.monotonic() + 30
         while not any(markers.iterdir()) and time.monotonic() < deadline:
@@ -195,8 +257,14 @@ def test_ctrl_c_on_submit_cancels_the_job_and_the_coordinator_serves_the_next(cl
     assert not out.exists()
     assert [job["status"] for job in cluster.status()["jobs"]] == ["cancelled"]
     # A failing job next, then a good one: the service carries on as if nothing happened.
-    bad = cluster.submit(JOBS / "always_raises.py", [tmp_path / "corpus"], tmp_path / "bad",
-                         "--max-attempts", 2, env={"MARKER_DIR": str(markers)})
+    bad = cluster.submit(
+        JOBS / "always_raises.py",
+        [tmp_path / "corpus"],
+        tmp_path / "bad",
+        "--max-attempts",
+        2,
+        env={"MARKER_DIR": str(markers)},
+    )
     assert bad.returncode == 1 and "always raises" in bad.stderr
     good = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], tmp_path / "good", "-q")
     assert good.returncode == 0, good.stderr
@@ -208,21 +276,30 @@ def test_job_importing_a_library_the_workers_lack_names_the_module(cluster, corp
     library.mkdir()
     (library / "client_only_helper.py").write_text("def words(line):\n    return line.split()\n")
     job = tmp_path / "needs_lib.py"
-    job.write_text("import client_only_helper\n\n"
-                   "def mapper(key, line):\n"
-                   "    for w in client_only_helper.words(line):\n        yield w, 1\n\n"
-                   "def reducer(key, values):\n    yield key, sum(values)\n")
+    job.write_text(
+        "import client_only_helper\n\n"
+        "def mapper(key, line):\n"
+        "    for w in client_only_helper.words(line):\n        yield w, 1\n\n"
+        "def reducer(key, values):\n    yield key, sum(values)\n"
+    )
     cluster.start_coordinator()
     cluster.start_worker()
     cluster.wait_for_workers(1)
-    result = cluster.submit(job, [tmp_path / "corpus"], tmp_path / "out", "--max-attempts", 1,
-                            env={"PYTHONPATH": str(library)})
+    result = cluster.submit(
+        job,
+        [tmp_path / "corpus"],
+        tmp_path / "out",
+        "--max-attempts",
+        1,
+        env={"PYTHONPATH": str(library)},
+    )
     assert result.returncode == 1
     assert "client_only_helper" in result.stderr and "not installed" in result.stderr
 
 
 def test_workers_started_before_the_coordinator_join_it(cluster, corpus, tmp_path):
     import socket as pysocket
+
     with pysocket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -243,12 +320,22 @@ def test_version_skew_is_refused_naming_both_versions(cluster):
     import zmq
 
     from mapreduce import protocol
+
     cluster.start_coordinator()
     context = zmq.Context()
     try:
         for command, header, expected in [
-                (protocol.READY, {"worker": "old", "python": "2.7", "cloudpickle": "0.1"}, protocol.REFUSE),
-                (protocol.SUBMIT, {"python": "3.99", "cloudpickle": "9.9", "submission": {}}, protocol.REJECTED)]:
+            (
+                protocol.READY,
+                {"worker": "old", "python": "2.7", "cloudpickle": "0.1"},
+                protocol.REFUSE,
+            ),
+            (
+                protocol.SUBMIT,
+                {"python": "3.99", "cloudpickle": "9.9", "submission": {}},
+                protocol.REJECTED,
+            ),
+        ]:
             peer = context.socket(zmq.DEALER)
             peer.setsockopt(zmq.LINGER, 0)
             peer.connect(cluster.address)
@@ -270,11 +357,17 @@ def test_multi_step_job_through_submit(cluster, corpus, tmp_path):
     cluster.start_worker(processes=2)
     cluster.wait_for_workers(1)
     out = tmp_path / "top"
-    result = cluster.submit(ROOT / "jobs/top_words.py", [tmp_path / "corpus"], out, "-p", "n=3", "-q")
+    result = cluster.submit(
+        ROOT / "jobs/top_words.py", [tmp_path / "corpus"], out, "-p", "n=3", "-q"
+    )
     assert result.returncode == 0, result.stderr
     counts = wordcount_reference(corpus)
     expected = sorted(counts.items(), key=lambda wc: (-wc[1], wc[0]))[:3]
-    lines = [line.split("\t") for part in sorted(out.glob("part-*")) for line in part.read_text().splitlines()]
+    lines = [
+        line.split("\t")
+        for part in sorted(out.glob("part-*"))
+        for line in part.read_text().splitlines()
+    ]
     assert [(w, int(c)) for w, c in lines] == expected
 
 
@@ -282,6 +375,7 @@ def test_ctrl_c_while_the_submission_is_being_accepted_still_cancels_the_job():
     # The coordinator starts tasks before it answers SUBMIT; a Ctrl-C in that window must not
     # leave the job running with nobody to cancel it (seen as a flaky Ctrl-C test under load).
     import pytest
+
     from mapreduce.client import follow
     from mapreduce.errors import JobCancelledError
     from mapreduce.progress import ProgressReporter
@@ -301,9 +395,16 @@ def test_ctrl_c_while_the_submission_is_being_accepted_still_cancels_the_job():
         time.sleep(0.05)
         return "job-1"
 
-    with pytest.raises(JobCancelledError, match="the job was cancelled and no output was committed"):
-        follow(Client(), submit_interrupted_before_the_answer, ProgressReporter(quiet=True),
-                time.monotonic(), "out")
+    with pytest.raises(
+        JobCancelledError, match="the job was cancelled and no output was committed"
+    ):
+        follow(
+            Client(),
+            submit_interrupted_before_the_answer,
+            ProgressReporter(quiet=True),
+            time.monotonic(),
+            "out",
+        )
     assert Client.cancelled == ["job-1"]
 
 
@@ -313,8 +414,14 @@ def test_status_shows_each_jobs_counters(cluster, corpus, tmp_path):
     cluster.wait_for_workers(1)
     markers = tmp_path / "markers"
     markers.mkdir()
-    result = cluster.submit(JOBS / "with_counters.py", [tmp_path / "corpus"], tmp_path / "out",
-                            "--reducers", 2, env={"MARKER_DIR": str(markers)})
+    result = cluster.submit(
+        JOBS / "with_counters.py",
+        [tmp_path / "corpus"],
+        tmp_path / "out",
+        "--reducers",
+        2,
+        env={"MARKER_DIR": str(markers)},
+    )
     assert result.returncode == 0, result.stderr
     reference = wordcount_reference(corpus)
     lines = sum(len(reference_lines(p)) for p in corpus)
@@ -325,4 +432,7 @@ def test_status_shows_each_jobs_counters(cluster, corpus, tmp_path):
     text = run_cli("status", "--coordinator", cluster.address, timeout=30)
     assert text.returncode == 0, text.stderr
     assert expected in text.stdout and f"counters output: keys={len(reference)}" in text.stdout
-    assert f"records: {lines} in, {sum(reference.values())} mapped, {len(reference)} out" in text.stdout
+    assert (
+        f"records: {lines} in, {sum(reference.values())} mapped, {len(reference)} out"
+        in text.stdout
+    )

@@ -69,6 +69,7 @@ def sample_files():
 
 # --- sample corpus ----------------------------------------------------------------------------
 
+
 def test_sample_corpus_shape():
     files = sample_files()
     assert 4 <= len(files) <= 5
@@ -81,6 +82,7 @@ def test_sample_corpus_shape():
 
 
 # --- wordcount --------------------------------------------------------------------------------
+
 
 def test_wordcount_mapper_words():
     wc = load("wordcount")
@@ -111,6 +113,7 @@ def test_wordcount_combiner_is_associative():
 
 # --- inverted index ---------------------------------------------------------------------------
 
+
 def test_inverted_index():
     ii = load("inverted_index")
     assert ii.INPUT_FORMAT == "files"
@@ -138,10 +141,13 @@ def test_inverted_index():
 def test_inverted_index_basename():
     ii = load("inverted_index")
     assert sorted(ii.mapper("/a/b/doc.txt", "Hello, hello WORLD")) == [
-        ("hello", "doc.txt"), ("world", "doc.txt")]
+        ("hello", "doc.txt"),
+        ("world", "doc.txt"),
+    ]
 
 
 # --- grep -------------------------------------------------------------------------------------
+
 
 def test_grep_pattern_from_environment(monkeypatch):
     grep = load("grep", {"GREP_PATTERN": r"light(house)?\b"}, monkeypatch)
@@ -150,8 +156,12 @@ def test_grep_pattern_from_environment(monkeypatch):
     monkeypatch.setenv("GREP_PATTERN", "zzz")
     files = sample_files()
     out = [kv for p, t in files.items() for line in t.splitlines() for kv in grep.mapper(p, line)]
-    expected = [(p, line) for p, t in files.items() for line in t.splitlines()
-                if re.search(r"light(house)?\b", line)]
+    expected = [
+        (p, line)
+        for p, t in files.items()
+        for line in t.splitlines()
+        if re.search(r"light(house)?\b", line)
+    ]
     assert out == expected and len(out) > 5
     assert all(isinstance(p, str) and isinstance(line, str) for p, line in out)
 
@@ -164,18 +174,23 @@ def test_grep_param_overrides_environment(monkeypatch):
 
 
 def test_grep_without_pattern_fails_in_mapper(monkeypatch):
-    grep = load("grep", {"GREP_PATTERN": None}, monkeypatch)   # importing is fine
+    grep = load("grep", {"GREP_PATTERN": None}, monkeypatch)  # importing is fine
     with pytest.raises(ValueError, match="--param pattern=REGEX"):
         list(grep.mapper("x", "anything"))
 
 
 # --- bigrams ----------------------------------------------------------------------------------
 
+
 def test_bigrams_mapper_within_line():
     bg = load("bigrams")
     assert list(bg.mapper("f", "Of the sea, and THE sea")) == [
-        (("of", "the"), 1), (("the", "sea"), 1), (("sea", "and"), 1), (("and", "the"), 1),
-        (("the", "sea"), 1)]
+        (("of", "the"), 1),
+        (("the", "sea"), 1),
+        (("sea", "and"), 1),
+        (("and", "the"), 1),
+        (("the", "sea"), 1),
+    ]
     assert list(bg.mapper("f", "single")) == [] and list(bg.mapper("f", "")) == []
 
 
@@ -194,15 +209,30 @@ def test_bigrams_matches_reference_on_sample():
         assert [k for k, _ in result] == sorted(expected)
     assert all(isinstance(k, tuple) and len(k) == 2 for k in expected)
     assert counts[("the", "light")] >= 2 and ("the", "light") in expected
-    assert any(v == 1 for v in counts.values())     # the threshold does drop something
+    assert any(v == 1 for v in counts.values())  # the threshold does drop something
 
 
 # --- generator --------------------------------------------------------------------------------
 
+
 def _generate(out_dir, *extra):
-    subprocess.run([sys.executable, GENERATE, "--size", "200KB", "--seed", "3",
-                    "--output", str(out_dir), *extra],
-                   check=True, capture_output=True, text=True, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            GENERATE,
+            "--size",
+            "200KB",
+            "--seed",
+            "3",
+            "--output",
+            str(out_dir),
+            *extra,
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     return {name: (out_dir / name).read_bytes() for name in sorted(os.listdir(out_dir))}
 
 
@@ -226,13 +256,30 @@ def test_generator_files_and_seed(tmp_path):
     parts = _generate(tmp_path / "c", "--files", "3")
     assert sorted(parts) == ["corpus-00000.txt", "corpus-00001.txt", "corpus-00002.txt"]
     assert abs(sum(map(len, parts.values())) - 200 * 1024) <= 0.1 * 200 * 1024
-    other = subprocess.run([sys.executable, GENERATE, "--size", "20KB", "--seed", "4",
-                            "--output", str(tmp_path / "d")], check=True, capture_output=True)
+    other = subprocess.run(
+        [
+            sys.executable,
+            GENERATE,
+            "--size",
+            "20KB",
+            "--seed",
+            "4",
+            "--output",
+            str(tmp_path / "d"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     assert b"1 file(s)" in other.stdout
-    assert (tmp_path / "d" / "corpus-00000.txt").read_bytes()[:2000] != parts["corpus-00000.txt"][:2000]
+    assert (tmp_path / "d" / "corpus-00000.txt").read_bytes()[:2000] != parts["corpus-00000.txt"][
+        :2000
+    ]
 
 
 def test_generator_rejects_bad_size(tmp_path):
-    r = subprocess.run([sys.executable, GENERATE, "--size", "lots", "--output", str(tmp_path / "e")],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, GENERATE, "--size", "lots", "--output", str(tmp_path / "e")],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "invalid size" in r.stderr

@@ -13,8 +13,20 @@ import time
 
 import pytest
 
-from helpers import (FAST, JOBS, ROOT, children_of, finish_cli, read_counts, reference_lines,
-                      run_cli, small_splits, start_cli, wordcount_reference, write_corpus)
+from helpers import (
+    FAST,
+    JOBS,
+    ROOT,
+    children_of,
+    finish_cli,
+    read_counts,
+    reference_lines,
+    run_cli,
+    small_splits,
+    start_cli,
+    wordcount_reference,
+    write_corpus,
+)
 
 
 def test_mapper_raising_every_time_fails_after_four_attempts_with_the_users_traceback(tmp_path):
@@ -22,15 +34,24 @@ def test_mapper_raising_every_time_fails_after_four_attempts_with_the_users_trac
     markers = tmp_path / "markers"
     markers.mkdir()
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "always_raises.py", *data, "-o", out, "-w", 2, *FAST,
-                     env={"MARKER_DIR": str(markers)})
+    result = run_cli(
+        "run",
+        JOBS / "always_raises.py",
+        *data,
+        "-o",
+        out,
+        "-w",
+        2,
+        *FAST,
+        env={"MARKER_DIR": str(markers)},
+    )
     assert result.returncode == 1
-    assert len(list(markers.iterdir())) == 4                  # 4 attempts, one call each
+    assert len(list(markers.iterdir())) == 4  # 4 attempts, one call each
     assert "map task 0" in result.stderr and "doc00.txt" in result.stderr
     assert "failed 4 time(s)" in result.stderr
     assert "always raises: marked message 7f3a" in result.stderr
     assert "always_raises.py" in result.stderr and "in mapper" in result.stderr
-    assert "mapreduce/" not in result.stderr                  # user frames only
+    assert "mapreduce/" not in result.stderr  # user frames only
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
     assert not result.leftover
@@ -40,12 +61,24 @@ def test_reducer_combiner_and_partitioner_failing_once_are_retried(corpus, tmp_p
     markers = tmp_path / "markers"
     markers.mkdir()
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "flaky_first_attempt.py", tmp_path / "corpus", "-o", out,
-                     "-w", 2, "-r", 3, *small_splits("3KB"), *FAST, env={"MARKER_DIR": str(markers)})
+    result = run_cli(
+        "run",
+        JOBS / "flaky_first_attempt.py",
+        tmp_path / "corpus",
+        "-o",
+        out,
+        "-w",
+        2,
+        "-r",
+        3,
+        *small_splits("3KB"),
+        *FAST,
+        env={"MARKER_DIR": str(markers)},
+    )
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in markers.iterdir()) == ["combiner", "partitioner", "reducer"]
     assert read_counts(out) == wordcount_reference(corpus)
-    assert "failed" in result.stderr                  # the summary reports the failed attempts
+    assert "failed" in result.stderr  # the summary reports the failed attempts
 
 
 def test_task_that_keeps_killing_its_process_fails_after_ten_losses(tmp_path):
@@ -60,8 +93,21 @@ def test_task_that_keeps_killing_its_process_fails_after_ten_losses(tmp_path):
 def test_chaos_of_crashing_and_sleeping_attempts_still_gives_exact_output(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", files=8, lines=120)
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "chaos.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 3,
-                     *small_splits("2KB"), "-q", *FAST, timeout=150)
+    result = run_cli(
+        "run",
+        JOBS / "chaos.py",
+        tmp_path / "corpus",
+        "-o",
+        out,
+        "-w",
+        2,
+        "-r",
+        3,
+        *small_splits("2KB"),
+        "-q",
+        *FAST,
+        timeout=150,
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
 
@@ -88,9 +134,22 @@ def _start_slow_run(tmp_path, *options, env=None, split_size="2KB", verbose=Fals
     markers = tmp_path / "markers"
     markers.mkdir()
     out = tmp_path / "out"
-    proc = start_cli([*(["-v"] if verbose else []), "run", JOBS / "slow_words.py", tmp_path / "corpus",
-                      "-o", out, "-w", 2, *small_splits(split_size), *options, *FAST],
-                     env={"MARKER_DIR": str(markers), **(env or {})})
+    proc = start_cli(
+        [
+            *(["-v"] if verbose else []),
+            "run",
+            JOBS / "slow_words.py",
+            tmp_path / "corpus",
+            "-o",
+            out,
+            "-w",
+            2,
+            *small_splits(split_size),
+            *options,
+            *FAST,
+        ],
+        env={"MARKER_DIR": str(markers), **(env or {})},
+    )
     return proc, corpus, markers, out
 
 
@@ -98,9 +157,9 @@ def test_sigkilled_worker_is_replaced_and_its_task_rerun(tmp_path):
     proc, corpus, marker, out = _start_slow_run(tmp_path, "-r", 2)
     try:
         workers = _wait_for(lambda: len(_worker_pids(proc.pid)) == 2 and _worker_pids(proc.pid))
-        _wait_for(lambda: any(marker.iterdir()))             # a task is running
+        _wait_for(lambda: any(marker.iterdir()))  # a task is running
         os.kill(workers[0], signal.SIGKILL)
-        _wait_for(lambda: len(set(_worker_pids(proc.pid)) - set(workers)) >= 1)   # replaced
+        _wait_for(lambda: len(set(_worker_pids(proc.pid)) - set(workers)) >= 1)  # replaced
     finally:
         result = finish_cli(proc, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -121,10 +180,10 @@ def test_hung_worker_is_declared_dead_and_its_late_result_discarded(tmp_path):
     try:
         worker = _wait_for(lambda: len(_worker_pids(proc.pid)) == 2 and _worker_pids(proc.pid))[0]
         executor = _wait_for(lambda: children_of(worker))[0]
-        _wait_for(lambda: (markers / f"map-{executor}").exists())      # it runs a map attempt
+        _wait_for(lambda: (markers / f"map-{executor}").exists())  # it runs a map attempt
         os.kill(worker, signal.SIGSTOP)
         stopped = worker
-        time.sleep(1.5)                                  # > liveness (0.5 s), > the attempt (0.6 s)
+        time.sleep(1.5)  # > liveness (0.5 s), > the attempt (0.6 s)
         os.kill(worker, signal.SIGCONT)
         stopped = None
     finally:
@@ -137,9 +196,13 @@ def test_hung_worker_is_declared_dead_and_its_late_result_discarded(tmp_path):
     worker_id = re.search(rf"assigned to (\S+-{worker}-\w+)", result.stderr).group(1)
     assert f"worker {worker_id} declared dead" in result.stderr, result.stderr
     # The discarded result is of an attempt that was assigned to the hung worker.
-    assigned = set(re.findall(rf"(\S+ map-\d+ attempt \d+) assigned to {worker_id}\n", result.stderr))
-    discarded = re.findall(r"discarded a late result of (\S+ map-\d+ attempt \d+) from unregistered peer",
-                           result.stderr)
+    assigned = set(
+        re.findall(rf"(\S+ map-\d+ attempt \d+) assigned to {worker_id}\n", result.stderr)
+    )
+    discarded = re.findall(
+        r"discarded a late result of (\S+ map-\d+ attempt \d+) from unregistered peer",
+        result.stderr,
+    )
     assert discarded and set(discarded) <= assigned, result.stderr
 
 
@@ -150,9 +213,23 @@ def test_straggler_gets_a_backup_attempt_and_the_job_finishes(tmp_path):
     markers.mkdir()
     out = tmp_path / "out"
     # The first attempt of slow.txt's map sleeps 600 s: only a backup attempt can finish the job.
-    result = run_cli("run", JOBS / "slow_map.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
-                     *small_splits("1KB"), "--backup-after", "1", *FAST,
-                     env={"MARKER_DIR": str(markers)}, timeout=60)
+    result = run_cli(
+        "run",
+        JOBS / "slow_map.py",
+        tmp_path / "corpus",
+        "-o",
+        out,
+        "-w",
+        2,
+        "-r",
+        2,
+        *small_splits("1KB"),
+        "--backup-after",
+        "1",
+        *FAST,
+        env={"MARKER_DIR": str(markers)},
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference([*corpus, tmp_path / "corpus" / "slow.txt"])
     assert re.search(r"\d+ attempts \(.*\b\d+ backups?\)", result.stderr), result.stderr
@@ -174,9 +251,11 @@ def test_signal_cancels_run_leaving_no_output_and_no_processes(tmp_path, sig, st
 
 
 def test_run_killed_outright_commits_nothing_and_rerun_with_overwrite_succeeds(tmp_path):
-    temp = tmp_path / "temp"          # the runs' TMPDIR, to see what a killed run leaves there
+    temp = tmp_path / "temp"  # the runs' TMPDIR, to see what a killed run leaves there
     temp.mkdir()
-    proc, corpus, marker, out = _start_slow_run(tmp_path, env={"REDUCE_SLEEP": "0.3", "TMPDIR": str(temp)})
+    proc, corpus, marker, out = _start_slow_run(
+        tmp_path, env={"REDUCE_SLEEP": "0.3", "TMPDIR": str(temp)}
+    )
     try:
         _wait_for(lambda: any(p.name.startswith("reduce") for p in marker.iterdir()), timeout=60)
         os.kill(proc.pid, signal.SIGKILL)
@@ -186,8 +265,19 @@ def test_run_killed_outright_commits_nothing_and_rerun_with_overwrite_succeeds(t
     # It could not clean up: its staging beside the output and its shuffle files remain...
     assert [p.name for p in tmp_path.glob(".out.mapreduce-*")]
     assert [p.name for p in temp.glob("mapreduce-run-*")]
-    result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "--overwrite", "-q", *FAST, env={"TMPDIR": str(temp)})
+    result = run_cli(
+        "run",
+        ROOT / "jobs/wordcount.py",
+        tmp_path / "corpus",
+        "-o",
+        out,
+        "-w",
+        2,
+        "--overwrite",
+        "-q",
+        *FAST,
+        env={"TMPDIR": str(temp)},
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     # ...until the next run, which removes what a dead process owned.
@@ -197,9 +287,10 @@ def test_run_killed_outright_commits_nothing_and_rerun_with_overwrite_succeeds(t
 
 def test_leftovers_of_a_live_or_foreign_owner_are_kept(tmp_path):
     from mapreduce import leftovers
+
     mine = tmp_path / "mapreduce-run-live"
     mine.mkdir()
-    leftovers.mark_owned(str(mine))                       # this test process: alive
+    leftovers.mark_owned(str(mine))  # this test process: alive
     foreign = tmp_path / "mapreduce-run-foreign"
     foreign.mkdir()
     (foreign / leftovers.OWNER_FILE).write_text('{"host": "elsewhere", "pid": 1, "started": 1}')
@@ -208,9 +299,10 @@ def test_leftovers_of_a_live_or_foreign_owner_are_kept(tmp_path):
     dead = tmp_path / "mapreduce-run-dead"
     dead.mkdir()
     child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()                                          # a pid that no longer runs
+    child.wait()  # a pid that no longer runs
     (dead / leftovers.OWNER_FILE).write_text(
-        json.dumps({"host": socket.gethostname(), "pid": child.pid, "started": 1}))
+        json.dumps({"host": socket.gethostname(), "pid": child.pid, "started": 1})
+    )
     removed = leftovers.remove_abandoned(str(tmp_path / "mapreduce-run-*"))
     assert removed == [str(dead)]
     assert mine.exists() and foreign.exists() and unmarked.exists() and not dead.exists()
@@ -218,8 +310,18 @@ def test_leftovers_of_a_live_or_foreign_owner_are_kept(tmp_path):
 
 def test_output_does_not_change_after_run_returns(corpus, tmp_path):
     out = tmp_path / "out"
-    result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     *small_splits("2KB"), "-q", *FAST)
+    result = run_cli(
+        "run",
+        ROOT / "jobs/wordcount.py",
+        tmp_path / "corpus",
+        "-o",
+        out,
+        "-w",
+        2,
+        *small_splits("2KB"),
+        "-q",
+        *FAST,
+    )
     assert result.returncode == 0
     snapshot = {p.name: p.read_bytes() for p in out.iterdir()}
     time.sleep(1.0)
@@ -229,20 +331,44 @@ def test_output_does_not_change_after_run_returns(corpus, tmp_path):
 
 def test_lost_map_output_is_reported_by_the_reducer_and_the_map_rerun(corpus, tmp_path):
     out = tmp_path / "out"
-    result = run_cli("run", ROOT / "jobs/wordcount.py", tmp_path / "corpus", "-o", out, "-w", 2,
-                     "-r", 2, *small_splits("3KB"), *FAST, env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"})
+    result = run_cli(
+        "run",
+        ROOT / "jobs/wordcount.py",
+        tmp_path / "corpus",
+        "-o",
+        out,
+        "-w",
+        2,
+        "-r",
+        2,
+        *small_splits("3KB"),
+        *FAST,
+        env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"},
+    )
     assert result.returncode == 0, result.stderr
     assert "fault injection: deleted the output" in result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
-    assert "lost" in result.stderr                   # the reduce attempt that could not read it
+    assert "lost" in result.stderr  # the reduce attempt that could not read it
 
 
 def test_user_counters_sum_committed_attempts_only(corpus, tmp_path):
     markers = tmp_path / "markers"
     markers.mkdir()
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "with_counters.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 2,
-                     *small_splits("3KB"), *FAST, env={"MARKER_DIR": str(markers)})
+    result = run_cli(
+        "run",
+        JOBS / "with_counters.py",
+        tmp_path / "corpus",
+        "-o",
+        out,
+        "-w",
+        2,
+        "-r",
+        2,
+        *small_splits("3KB"),
+        *FAST,
+        env={"MARKER_DIR": str(markers)},
+    )
     assert result.returncode == 0, result.stderr
     reference = wordcount_reference(corpus)
     lines = sum(len(reference_lines(p)) for p in corpus)

@@ -9,8 +9,16 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from helpers import (FAST, JOBS, ROOT, read_counts, run_cli, small_splits, wordcount_reference,
-                     write_corpus)
+from helpers import (
+    FAST,
+    JOBS,
+    ROOT,
+    read_counts,
+    run_cli,
+    small_splits,
+    wordcount_reference,
+    write_corpus,
+)
 
 
 def test_gzip_and_bz2_text_read_like_the_plain_files(tmp_path):
@@ -20,11 +28,12 @@ def test_gzip_and_bz2_text_read_like_the_plain_files(tmp_path):
     (packed / "a.txt.gz").write_bytes(gzip.compress(plain[0].read_bytes()))
     (packed / "b.txt.bz2").write_bytes(bz2.compress(plain[1].read_bytes()))
     out = tmp_path / "out"
-    result = run_cli("run", ROOT / "jobs/wordcount.py", packed, "-o", out, "-w", 2, *small_splits("1KB"),
-                     *FAST)
+    result = run_cli(
+        "run", ROOT / "jobs/wordcount.py", packed, "-o", out, "-w", 2, *small_splits("1KB"), *FAST
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(plain)
-    assert "2 map tasks" in result.stderr            # one split per compressed file
+    assert "2 map tasks" in result.stderr  # one split per compressed file
 
 
 def write_records(tmp_path):
@@ -40,19 +49,53 @@ def test_jsonl_split_across_tasks_and_a_malformed_line(tmp_path):
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, *small_splits("1KB"),
-                     "-q", *FAST, env={"FORMAT": "jsonl"})
+    result = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        out,
+        "-w",
+        2,
+        *small_splits("1KB"),
+        "-q",
+        *FAST,
+        env={"FORMAT": "jsonl"},
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == expected
     lines = data.read_text().splitlines()
     lines.insert(120, '{"word": "broken", ')
     data.write_text("\n".join(lines) + "\n")
-    failed = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "bad", "-w", 2,
-                     *small_splits("1KB"), "--max-attempts", 1, *FAST, env={"FORMAT": "jsonl"})
+    failed = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        tmp_path / "bad",
+        "-w",
+        2,
+        *small_splits("1KB"),
+        "--max-attempts",
+        1,
+        *FAST,
+        env={"FORMAT": "jsonl"},
+    )
     assert failed.returncode == 1
     assert f"{data}, line 121: not JSON" in failed.stderr and not (tmp_path / "bad").exists()
-    skipped = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "skip", "-w", 2,
-                      *small_splits("1KB"), "--skip-bad-records", *FAST, env={"FORMAT": "jsonl"})
+    skipped = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        tmp_path / "skip",
+        "-w",
+        2,
+        *small_splits("1KB"),
+        "--skip-bad-records",
+        *FAST,
+        env={"FORMAT": "jsonl"},
+    )
     assert skipped.returncode == 0, skipped.stderr
     assert read_counts(tmp_path / "skip") == expected and "1 malformed skipped" in skipped.stderr
 
@@ -62,17 +105,45 @@ def test_csv_rows_as_dicts_and_a_malformed_row(tmp_path):
     data = tmp_path / "data.csv"
     data.write_text("word,n\n" + "".join(f"{r['word']},{r['n']}\n" for r in rows))
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, "-q", *FAST,
-                     env={"FORMAT": "csv"})
+    result = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        out,
+        "-w",
+        2,
+        "-q",
+        *FAST,
+        env={"FORMAT": "csv"},
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == expected
     with open(data, "a") as handle:
         handle.write("sea,1,extra\n")
-    failed = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "bad", "--max-attempts", 1,
-                     *FAST, env={"FORMAT": "csv"})
+    failed = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        tmp_path / "bad",
+        "--max-attempts",
+        1,
+        *FAST,
+        env={"FORMAT": "csv"},
+    )
     assert failed.returncode == 1 and f"{data}, line {len(rows) + 2}" in failed.stderr
-    skipped = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "skip", "--skip-bad-records",
-                      "-q", *FAST, env={"FORMAT": "csv"})
+    skipped = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        tmp_path / "skip",
+        "--skip-bad-records",
+        "-q",
+        *FAST,
+        env={"FORMAT": "csv"},
+    )
     assert skipped.returncode == 0 and read_counts(tmp_path / "skip") == expected
 
 
@@ -81,11 +152,20 @@ def test_parquet_rows_one_split_per_row_group(tmp_path):
     data = tmp_path / "data.parquet"
     pq.write_table(pa.Table.from_pylist(rows), data, row_group_size=60)
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, *FAST,
-                     env={"FORMAT": "parquet"})
+    result = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        out,
+        "-w",
+        2,
+        *FAST,
+        env={"FORMAT": "parquet"},
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == expected
-    assert "4 map tasks" in result.stderr              # 200 rows in row groups of 60
+    assert "4 map tasks" in result.stderr  # 200 rows in row groups of 60
 
 
 def test_csv_larger_than_a_read_block_keeps_late_types_and_names_a_late_bad_row(tmp_path):
@@ -102,19 +182,52 @@ def test_csv_larger_than_a_read_block_keeps_late_types_and_names_a_late_bad_row(
     data.write_text("\n".join(lines) + "\n")
     assert data.stat().st_size > 4 * 1024 * 1024
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "structured_sum.py", data, "-o", out, "-w", 2, "-q", *FAST,
-                     env={"FORMAT": "csv"}, timeout=120)
+    result = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        out,
+        "-w",
+        2,
+        "-q",
+        *FAST,
+        env={"FORMAT": "csv"},
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     counts = read_counts(out)
     assert counts == expected and all(type(total) is float for total in counts.values())
     lines.insert(len(lines) - 10, "w1,1,extra")
     data.write_text("\n".join(lines) + "\n")
-    failed = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "bad", "--max-attempts", 1,
-                     *FAST, env={"FORMAT": "csv"}, timeout=120)
+    failed = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        tmp_path / "bad",
+        "--max-attempts",
+        1,
+        *FAST,
+        env={"FORMAT": "csv"},
+        timeout=120,
+    )
     assert failed.returncode == 1
-    assert f"{data}, line {len(lines) - 10}: 'w1,1,extra': expected 2 columns, found 3" in failed.stderr
+    assert (
+        f"{data}, line {len(lines) - 10}: 'w1,1,extra': expected 2 columns, found 3"
+        in failed.stderr
+    )
     assert not (tmp_path / "bad").exists()
-    skipped = run_cli("run", JOBS / "structured_sum.py", data, "-o", tmp_path / "skip", "--skip-bad-records",
-                      *FAST, env={"FORMAT": "csv"}, timeout=120)
+    skipped = run_cli(
+        "run",
+        JOBS / "structured_sum.py",
+        data,
+        "-o",
+        tmp_path / "skip",
+        "--skip-bad-records",
+        *FAST,
+        env={"FORMAT": "csv"},
+        timeout=120,
+    )
     assert skipped.returncode == 0, skipped.stderr
     assert read_counts(tmp_path / "skip") == expected and "1 malformed skipped" in skipped.stderr

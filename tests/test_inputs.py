@@ -9,19 +9,32 @@ import re
 
 import pytest
 
+from helpers import ROOT
 from mapreduce.defaults import MIN_AUTO_SPLIT_BYTES, SPLIT_SIZE_BYTES
 from mapreduce.errors import InputError, ProtocolError
-from helpers import ROOT
-from mapreduce.inputs import (BATCH_FORMATS, INPUT_FORMATS, TEXT_FORMATS, BadRecord, Segment, Split,
-                              automatic_split_size, expand_inputs, plan_splits, read_blocks,
-                              read_records)
+from mapreduce.inputs import (
+    BATCH_FORMATS,
+    INPUT_FORMATS,
+    TEXT_FORMATS,
+    BadRecord,
+    Segment,
+    Split,
+    automatic_split_size,
+    expand_inputs,
+    plan_splits,
+    read_blocks,
+    read_records,
+)
 
 MiB = 1024 * 1024
 
 # Text full of the cases a line reader gets wrong: CRLF, a lone CR, empty lines, multi-byte
 # characters (a cut can land inside one), invalid UTF-8, and no final newline.
-TRICKY = ("héllo wörld\r\n\n€uro\n\r\nlone\rcr\n\xff\n😀😀 emoji\r\n"
-          "x\r\r\nlast line without newline").encode("utf-8").replace(b"\xc3\xbf", b"\xff\xfe")
+TRICKY = (
+    ("héllo wörld\r\n\n€uro\n\r\nlone\rcr\n\xff\n😀😀 emoji\r\nx\r\r\nlast line without newline")
+    .encode("utf-8")
+    .replace(b"\xc3\xbf", b"\xff\xfe")
+)
 
 
 def reference_lines(data: bytes) -> list[str]:
@@ -39,7 +52,9 @@ def write(path, data: bytes) -> str:
 
 
 def lines_of(split_list, input_format="lines", **options) -> list[str]:
-    return [value for split in split_list for _, value in read_records(split, input_format, **options)]
+    return [
+        value for split in split_list for _, value in read_records(split, input_format, **options)
+    ]
 
 
 def segment_lines(path, start, end) -> list[str]:
@@ -71,6 +86,7 @@ def assert_split_reading_matches(path: str, data: bytes, split_size: int, **opti
 # ---------------------------------------------------------------------------------------------
 # Line semantics
 # ---------------------------------------------------------------------------------------------
+
 
 def test_lf_and_crlf_give_the_same_values(tmp_path):
     text = "one\ntwo\n\nfour\n"
@@ -111,8 +127,7 @@ def test_only_newlines_give_empty_records(tmp_path):
 
 def test_invalid_utf8_becomes_replacement_character(tmp_path):
     path = write(tmp_path / "bad.txt", b"ok\n\xff\xfebad\xc3\n\xe2\x82")
-    assert lines_of(plan_splits([path], "lines", None)) == ["ok", "\ufffd\ufffdbad\ufffd",
-                                                           "\ufffd"]
+    assert lines_of(plan_splits([path], "lines", None)) == ["ok", "\ufffd\ufffdbad\ufffd", "\ufffd"]
 
 
 def test_utf8_bom_is_dropped_at_start_of_file_only(tmp_path):
@@ -121,8 +136,10 @@ def test_utf8_bom_is_dropped_at_start_of_file_only(tmp_path):
     assert lines_of(plan_splits([path], "lines", None)) == ["first", "\ufeffsecond"]
     # A cut inside the mark itself must neither lose nor duplicate the first line.
     for cut in range(0, 12):
-        assert segment_lines(path, 0, cut) + segment_lines(path, cut, 15) == \
-            ["first", "\ufeffsecond"]
+        assert segment_lines(path, 0, cut) + segment_lines(path, cut, 15) == [
+            "first",
+            "\ufeffsecond",
+        ]
     only_bom = write(tmp_path / "only_bom.txt", bom)
     assert lines_of(plan_splits([only_bom], "lines", None)) == []
 
@@ -130,6 +147,7 @@ def test_utf8_bom_is_dropped_at_start_of_file_only(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Segment boundaries
 # ---------------------------------------------------------------------------------------------
+
 
 def test_every_single_cut_position_reads_each_line_once(tmp_path):
     path = write(tmp_path / "t.txt", TRICKY)
@@ -144,15 +162,18 @@ def test_every_pair_of_cut_positions_reads_each_line_once(tmp_path):
     expected = reference_lines(data)
     for first in range(len(data) + 1):
         for second in range(first, len(data) + 1):
-            got = (segment_lines(path, 0, first) + segment_lines(path, first, second)
-                   + segment_lines(path, second, len(data)))
+            got = (
+                segment_lines(path, 0, first)
+                + segment_lines(path, first, second)
+                + segment_lines(path, second, len(data))
+            )
             assert got == expected, (first, second)
 
 
 def test_segment_owns_line_starting_exactly_at_its_start(tmp_path):
     path = write(tmp_path / "t.txt", b"aa\nbb\ncc\n")
-    assert segment_lines(path, 3, 4) == ["bb"]   # byte 2 is "\n": "bb" starts at 3
-    assert segment_lines(path, 4, 6) == []       # "cc" starts at 6, outside [4, 6)
+    assert segment_lines(path, 3, 4) == ["bb"]  # byte 2 is "\n": "bb" starts at 3
+    assert segment_lines(path, 4, 6) == []  # "cc" starts at 6, outside [4, 6)
     assert segment_lines(path, 4, 7) == ["cc"]
 
 
@@ -204,9 +225,12 @@ def test_segment_planned_past_the_end_of_a_shrunken_file(tmp_path):
 # Planning
 # ---------------------------------------------------------------------------------------------
 
+
 def test_thousands_of_tiny_files_group_into_few_splits(tmp_path):
-    paths = [write(tmp_path / "many" / f"f{i:04d}.txt", f"file {i}\nsecond {i}\n".encode())
-             for i in range(2000)]
+    paths = [
+        write(tmp_path / "many" / f"f{i:04d}.txt", f"file {i}\nsecond {i}\n".encode())
+        for i in range(2000)
+    ]
     expected = [line for i in range(2000) for line in (f"file {i}", f"second {i}")]
     assert len(plan_splits(paths, "lines", None)) == 1
     planned = plan_splits(paths, "lines", 4096)
@@ -216,7 +240,7 @@ def test_thousands_of_tiny_files_group_into_few_splits(tmp_path):
 
 
 def test_big_file_is_cut_and_small_files_are_grouped(tmp_path):
-    big = write(tmp_path / "big.txt", b"x" * 999 + b"\n")   # 1000 bytes
+    big = write(tmp_path / "big.txt", b"x" * 999 + b"\n")  # 1000 bytes
     small = [write(tmp_path / f"s{i}.txt", b"y\n") for i in range(3)]
     planned = plan_splits([big] + small, "lines", 300)
     assert [(seg.start, seg.end) for seg in planned[0].segments] == [(0, 300)]
@@ -243,7 +267,7 @@ def test_empty_files_never_crash_and_give_no_records(tmp_path):
 def test_automatic_split_size_spreads_over_min_splits(tmp_path):
     sparse = tmp_path / "sparse.bin"
     with open(sparse, "wb") as file:
-        file.truncate(10 * MiB)   # sparse: a size for os.stat without writing data
+        file.truncate(10 * MiB)  # sparse: a size for os.stat without writing data
     planned = plan_splits([str(sparse)], "lines", None, min_splits=4)
     assert [seg.size for s in planned for seg in s.segments] == [int(2.5 * MiB)] * 4
     # Never below 1 MiB, never above the 64 MiB default.
@@ -274,33 +298,39 @@ def test_files_format_yields_whole_text_and_never_cuts(tmp_path):
     assert all(seg.start == 0 for s in planned for seg in s.segments)
     records = [record for split in planned for record in read_records(split, "files")]
     assert records == [(a, "line 1\r\nline 2\n" * 100), (b, "second \ufffd file"), (c, "")]
-    assert len(plan_splits([b, c], "files", 1000)) == 1   # small files are grouped
+    assert len(plan_splits([b, c], "files", 1000)) == 1  # small files are grouped
 
 
 # ---------------------------------------------------------------------------------------------
 # The table of readers
 # ---------------------------------------------------------------------------------------------
 
+
 def test_the_readme_lists_every_input_format():
-    row = next(line for line in (ROOT / "README.md").read_text().splitlines()
-               if line.startswith("| `INPUT_FORMAT`"))
+    row = next(
+        line
+        for line in (ROOT / "README.md").read_text().splitlines()
+        if line.startswith("| `INPUT_FORMAT`")
+    )
     assert re.findall(r'`"(\w+)"`', row) == list(INPUT_FORMATS)
 
 
 def test_formats_outside_the_table_are_refused(tmp_path):
     (split,) = plan_splits([write(tmp_path / "a.txt", b"a\n")], "lines", None)
-    with pytest.raises(ValueError, match="must be one of lines, files, jsonl, csv, parquet, pairs, "
-                                         "not 'xml'"):
+    with pytest.raises(
+        ValueError, match="must be one of lines, files, jsonl, csv, parquet, pairs, not 'xml'"
+    ):
         read_records(split, "xml")
     with pytest.raises(ValueError, match="map_batches reads 'lines' or 'files' input, not 'jsonl'"):
         read_blocks(split, "jsonl")
-    assert TEXT_FORMATS == ("lines", "files", "jsonl", "csv")      # checked for binary content
+    assert TEXT_FORMATS == ("lines", "files", "jsonl", "csv")  # checked for binary content
     assert BATCH_FORMATS == ("lines", "files")
 
 
 # ---------------------------------------------------------------------------------------------
 # Split description and wire format
 # ---------------------------------------------------------------------------------------------
+
 
 def test_describe(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -327,6 +357,7 @@ def test_wire_round_trip_through_json(tmp_path):
 # Input discovery
 # ---------------------------------------------------------------------------------------------
 
+
 def expanded(inputs) -> list[str]:
     return [file.path for file in expand_inputs(inputs)]
 
@@ -335,9 +366,18 @@ def expanded(inputs) -> list[str]:
 def tree(tmp_path, monkeypatch):
     """A previous job's output beside ordinary data, in the current directory."""
     monkeypatch.chdir(tmp_path)
-    for name in ["data/b.txt", "data/a.txt", "data/sub/c.txt", "data/.hidden",
-                 "data/_SUCCESS", "data/_logs/log.txt", "data/.git/config", "other/z.csv",
-                 "other/y.csv", "other/_skip.csv"]:
+    for name in [
+        "data/b.txt",
+        "data/a.txt",
+        "data/sub/c.txt",
+        "data/.hidden",
+        "data/_SUCCESS",
+        "data/_logs/log.txt",
+        "data/.git/config",
+        "other/z.csv",
+        "other/y.csv",
+        "other/_skip.csv",
+    ]:
         write(tmp_path / name, b"1\n")
     return tmp_path
 
@@ -353,8 +393,7 @@ def test_explicit_hidden_files_are_kept(tree):
 
 def test_inputs_keep_the_given_order_and_duplicates_count_once(tree):
     result = expanded(["other", "data/b.txt", "data", "./data/a.txt", "other/y.csv"])
-    assert result == ["other/y.csv", "other/z.csv", "data/b.txt", "data/a.txt",
-                      "data/sub/c.txt"]
+    assert result == ["other/y.csv", "other/z.csv", "data/b.txt", "data/a.txt", "data/sub/c.txt"]
 
 
 def test_globs(tree):
@@ -369,12 +408,15 @@ def test_file_with_bracket_in_its_name_is_taken_literally(tree):
     assert expanded(["data/x[1].txt"]) == ["data/x[1].txt"]
 
 
-@pytest.mark.parametrize("inputs, message", [
-    (["missing.txt"], "input path 'missing.txt' does not exist"),
-    (["data/*.csv"], "input glob 'data/*.csv' matched no files"),
-    (["data/_logs/*.csv"], "input glob 'data/_logs/*.csv' matched no files"),
-    ([], "no input"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        (["missing.txt"], "input path 'missing.txt' does not exist"),
+        (["data/*.csv"], "input glob 'data/*.csv' matched no files"),
+        (["data/_logs/*.csv"], "input glob 'data/_logs/*.csv' matched no files"),
+        ([], "no input"),
+    ],
+)
 def test_input_errors_name_the_path(tree, inputs, message):
     with pytest.raises(InputError, match=message.replace("*", r"\*").replace("(", r"\(")):
         expand_inputs(inputs)
@@ -386,7 +428,8 @@ def test_directory_without_usable_files_is_an_error(tree):
     with pytest.raises(InputError) as info:
         expand_inputs(["empty"])
     assert str(info.value).startswith(
-        "input directory 'empty' contains no files (names starting with '.' or '_' are skipped)")
+        "input directory 'empty' contains no files (names starting with '.' or '_' are skipped)"
+    )
 
 
 def test_glob_matching_only_skipped_names_says_so(tree):
@@ -409,8 +452,11 @@ def test_broken_symlink_is_an_error(tree):
 def test_unreadable_file_is_an_error(tree, monkeypatch):
     # Root reads everything, so unreadability is simulated through os.access, the check used.
     real_access = os.access
-    monkeypatch.setattr(os, "access", lambda path, mode: (not str(path).endswith("b.txt"))
-                        and real_access(path, mode))
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode: (not str(path).endswith("b.txt")) and real_access(path, mode),
+    )
     with pytest.raises(InputError, match="'data/b.txt' is not readable"):
         expand_inputs(["data/b.txt"])
     with pytest.raises(InputError, match="'data/b.txt' is not readable"):
@@ -456,14 +502,18 @@ def test_vectorised_blocks_hold_exactly_the_lines_of_the_record_reader(tmp_path,
     path.write_bytes(HOSTILE_TEXTS[name])
     for split in plan_splits([str(path)], "lines", split_size):
         records = [value for _, value in read_records(split, "lines", block_size=5)]
-        blocks = [line for _, values in read_blocks(split, "lines", block_size=5)
-                  for line in values.to_pylist()]
+        blocks = [
+            line
+            for _, values in read_blocks(split, "lines", block_size=5)
+            for line in values.to_pylist()
+        ]
         assert blocks == records
 
 
 # ---------------------------------------------------------------------------------------------
 # Structured input: work linear in the input, line numbers of bad records
 # ---------------------------------------------------------------------------------------------
+
 
 class ReadCounter:
     """Bytes read through storage's open_input_file / open_input_stream (what a file:// or s3://
@@ -472,6 +522,7 @@ class ReadCounter:
     def __init__(self, monkeypatch):
         self.total = 0
         from mapreduce import storage
+
         for name in ("open_input_file", "open_input_stream"):
             opener = getattr(storage, name)
             monkeypatch.setattr(storage, name, self._counting(opener))
@@ -488,7 +539,7 @@ class ReadCounter:
                 counter.total += len(data)
                 return data
 
-            def read_buffer(self, *args):          # what Arrow's readers call when it exists
+            def read_buffer(self, *args):  # what Arrow's readers call when it exists
                 data = self._inner.read_buffer(*args)
                 counter.total += data.size
                 return data
@@ -510,10 +561,12 @@ class ReadCounter:
         return lambda *args, **kwargs: Counted(opener(*args, **kwargs))
 
 
-def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_once(tmp_path, monkeypatch):
+def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_once(
+    tmp_path, monkeypatch
+):
     block = 256
     lines = [json.dumps({"n": i, "pad": "x" * (i % 40)}) for i in range(4000)]
-    bad = [1200, 2500, 3990]                   # 0-based, in three different splits far into the file
+    bad = [1200, 2500, 3990]  # 0-based, in three different splits far into the file
     for index in bad:
         lines[index] = '{"n": broken'
     path = tmp_path / "data.jsonl"
@@ -522,14 +575,17 @@ def test_jsonl_bad_records_have_their_file_line_numbers_and_each_byte_is_read_on
     reads = ReadCounter(monkeypatch)
     planned = plan_splits([f"file://{path}"], "jsonl", 4096)
     assert len(planned) > 30
-    overhead = len(planned) * (2 * block + longest)   # a split reads on to finish its last line
+    overhead = len(planned) * (2 * block + longest)  # a split reads on to finish its last line
 
     skipped: list = []
-    records = [value for split in planned
-               for _, value in read_records(split, "jsonl", skipped, block_size=block)]
+    records = [
+        value
+        for split in planned
+        for _, value in read_records(split, "jsonl", skipped, block_size=block)
+    ]
     assert records == [json.loads(line) for i, line in enumerate(lines) if i not in bad]
     assert len(skipped) == len(bad)
-    assert size <= reads.total <= size + overhead       # skipping reads no prefix
+    assert size <= reads.total <= size + overhead  # skipping reads no prefix
 
     reads.total = 0
     failures = []
@@ -552,9 +608,9 @@ def csv_rows(rows: int) -> list[str]:
     breaks."""
     out = ["word,n,late,empty_first,quoted"]
     for i in range(rows):
-        n = 2.5 if i == rows - 3 else i                           # ints, then a float
-        late = "text" if i == rows - 2 else i                     # ints, then a str
-        empty_first = "" if i < rows // 2 else i                  # nulls, then ints
+        n = 2.5 if i == rows - 3 else i  # ints, then a float
+        late = "text" if i == rows - 2 else i  # ints, then a str
+        empty_first = "" if i < rows // 2 else i  # nulls, then ints
         quoted = f'"a, ""b"" {i}"' if i % 7 else f'"two\nlines {i}"'
         out.append(f"w{i % 5},{n},{late},{empty_first},{quoted}")
         if i % 100 == 50:
@@ -569,10 +625,17 @@ def csv_text(rows: int) -> str:
 def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path):
     import pyarrow as pa
     import pyarrow.csv as pcsv
+
     path = tmp_path / "data.csv"
     path.write_text(csv_text(60_000))
-    expected = pcsv.read_csv(path)                            # the plain reading of the whole file
-    assert [str(t) for t in expected.schema.types] == ["string", "double", "string", "int64", "string"]
+    expected = pcsv.read_csv(path)  # the plain reading of the whole file
+    assert [str(t) for t in expected.schema.types] == [
+        "string",
+        "double",
+        "string",
+        "int64",
+        "string",
+    ]
     baseline = pa.total_allocated_bytes()
     held = 0
     rows = []
@@ -583,13 +646,13 @@ def test_csv_rows_stream_with_the_column_types_of_the_whole_file(tmp_path):
                 held = max(held, pa.total_allocated_bytes() - baseline)
     assert rows == expected.to_pylist()
     assert [type(v) for v in rows[0].values()] == [str, float, str, type(None), str]
-    assert path.stat().st_size > 2 * 1024 * 1024 and held < 1024 * 1024    # streams: a few blocks
+    assert path.stat().st_size > 2 * 1024 * 1024 and held < 1024 * 1024  # streams: a few blocks
 
 
 def test_csv_bad_rows_cost_no_rereading_and_report_their_file_line(tmp_path, monkeypatch):
     lines = csv_rows(20_000)
     for index in sorted((len(lines) - 40 - 100 * k for k in range(30)), reverse=True):
-        lines.insert(index, "w1,1,2")                             # too few columns, far into the file
+        lines.insert(index, "w1,1,2")  # too few columns, far into the file
     text = "\n".join(lines)
     bad_lines = [number for number, line in enumerate(text.split("\n"), 1) if line == "w1,1,2"]
     assert len(bad_lines) == 30
@@ -608,4 +671,4 @@ def test_csv_bad_rows_cost_no_rereading_and_report_their_file_line(tmp_path, mon
         list(read_records(split, "csv", block_size=16 * 1024))
     assert failure.value.line == bad_lines[0], str(failure.value)
     assert "expected 5 columns, found 3" in str(failure.value)
-    assert reads.total <= 4 * size + 64 * 1024             # and the file up to the bad row, once
+    assert reads.total <= 4 * size + 64 * 1024  # and the file up to the bad row, once

@@ -15,15 +15,28 @@ def test_prints_and_log_records_go_to_task_logs_not_the_terminal(tmp_path):
     assert "mapper saw" not in result.stdout + result.stderr
     assert "reducing" not in result.stdout + result.stderr
     logs = {p.name: p.read_text() for p in (out / "_logs").iterdir()}
-    assert any(name.startswith("map-") and "mapper saw:" in text and "warning from the mapper" in text
-               for name, text in logs.items())
+    assert any(
+        name.startswith("map-") and "mapper saw:" in text and "warning from the mapper" in text
+        for name, text in logs.items()
+    )
     assert any(name.startswith("reduce-") and "reducing" in text for name, text in logs.items())
 
 
 def test_a_failed_tasks_output_is_shown_with_its_error(tmp_path):
     data = write_corpus(tmp_path / "data", files=1, lines=5)
-    result = run_cli("run", JOBS / "printing.py", *data, "-o", tmp_path / "out", "-w", 2,
-                     "--max-attempts", 1, *FAST, env={"FAIL": "1"})
+    result = run_cli(
+        "run",
+        JOBS / "printing.py",
+        *data,
+        "-o",
+        tmp_path / "out",
+        "-w",
+        2,
+        "--max-attempts",
+        1,
+        *FAST,
+        env={"FAIL": "1"},
+    )
     assert result.returncode == 1
     assert "What the last attempt printed" in result.stderr and "reducing" in result.stderr
     assert not (tmp_path / "out").exists()
@@ -41,8 +54,20 @@ def test_log_file_receives_the_framework_log(tmp_path):
     log = tmp_path / "mapreduce.log"
     markers = tmp_path / "m"
     markers.mkdir()
-    result = run_cli("--log-file", log, "-v", "run", JOBS / "always_raises.py", *data, "-o",
-                     tmp_path / "out", "--max-attempts", 2, *FAST, env={"MARKER_DIR": str(markers)})
+    result = run_cli(
+        "--log-file",
+        log,
+        "-v",
+        "run",
+        JOBS / "always_raises.py",
+        *data,
+        "-o",
+        tmp_path / "out",
+        "--max-attempts",
+        2,
+        *FAST,
+        env={"MARKER_DIR": str(markers)},
+    )
     assert result.returncode == 1
     text = log.read_text()
     assert "map-00000 attempt 1" in text and "mapreduce.coordinator" in text
@@ -51,8 +76,21 @@ def test_log_file_receives_the_framework_log(tmp_path):
 def test_verbose_log_names_each_attempt_its_worker_and_runtime(tmp_path):
     data = write_corpus(tmp_path / "data", files=2, lines=50)
     log = tmp_path / "mapreduce.log"
-    result = run_cli("--log-file", log, "-v", "run", ROOT / "jobs/wordcount.py", *data, "-o",
-                     tmp_path / "out", "-w", 2, "-r", 2, *FAST)
+    result = run_cli(
+        "--log-file",
+        log,
+        "-v",
+        "run",
+        ROOT / "jobs/wordcount.py",
+        *data,
+        "-o",
+        tmp_path / "out",
+        "-w",
+        2,
+        "-r",
+        2,
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr
     text = log.read_text()
     for task in ("map-00000", "reduce-00000", "reduce-00001"):

@@ -12,22 +12,45 @@ from helpers import FAST, JOBS, ROOT, reference_lines, run_cli, small_splits, wo
 
 
 def jsonl_records(out):
-    return [json.loads(line) for part in sorted(out.glob("part-*.jsonl"))
-            for line in part.read_text(encoding="utf-8").splitlines()]
+    return [
+        json.loads(line)
+        for part in sorted(out.glob("part-*.jsonl"))
+        for line in part.read_text(encoding="utf-8").splitlines()
+    ]
 
 
 def parquet_records(out):
-    return [row for part in sorted(out.glob("part-*.parquet")) for row in pq.read_table(part).to_pylist()]
+    return [
+        row
+        for part in sorted(out.glob("part-*.parquet"))
+        for row in pq.read_table(part).to_pylist()
+    ]
 
 
 @pytest.mark.parametrize("job", ["wordcount.py", "wordcount_arrow.py"])
 @pytest.mark.parametrize("fmt, reader", [("jsonl", jsonl_records), ("parquet", parquet_records)])
 def test_wordcount_in_each_format_matches_the_reference(corpus, tmp_path, job, fmt, reader):
     out = tmp_path / "out"
-    result = run_cli("run", ROOT / "jobs" / job, tmp_path / "corpus", "-o", out, "-w", 2, "-r", 3,
-                     *small_splits("3KB"), "--output-format", fmt, "-q", *FAST)
+    result = run_cli(
+        "run",
+        ROOT / "jobs" / job,
+        tmp_path / "corpus",
+        "-o",
+        out,
+        "-w",
+        2,
+        "-r",
+        3,
+        *small_splits("3KB"),
+        "--output-format",
+        fmt,
+        "-q",
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS"] + [f"part-{i:05d}.{fmt}" for i in range(3)]
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS"] + [
+        f"part-{i:05d}.{fmt}" for i in range(3)
+    ]
     records = reader(out)
     assert {r["key"]: r["value"] for r in records} == wordcount_reference(corpus)
     assert all(type(r["value"]) is int for r in records)
@@ -35,24 +58,53 @@ def test_wordcount_in_each_format_matches_the_reference(corpus, tmp_path, job, f
 
 def test_parquet_keeps_nested_types_and_falls_back_to_json_for_mixed_columns(corpus, tmp_path):
     out = tmp_path / "bigrams"
-    result = run_cli("run", ROOT / "jobs/bigrams.py", tmp_path / "corpus", "-o", out, "-w", 2, "-r", 1,
-                     "--output-format", "parquet", "-q", *FAST)
+    result = run_cli(
+        "run",
+        ROOT / "jobs/bigrams.py",
+        tmp_path / "corpus",
+        "-o",
+        out,
+        "-w",
+        2,
+        "-r",
+        1,
+        "--output-format",
+        "parquet",
+        "-q",
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr
     table = pq.read_table(out / "part-00000.parquet")
     assert str(table.schema.field("key").type) == "list<element: string>"
     assert all(len(row["key"]) == 2 for row in table.to_pylist())
     mixed = tmp_path / "mixed"
-    result = run_cli("run", ROOT / "tests/jobs/typed_keys.py", tmp_path / "corpus", "-o", mixed, "-w", 2,
-                     "-r", 1, "--output-format", "parquet", "-q", *FAST)
+    result = run_cli(
+        "run",
+        ROOT / "tests/jobs/typed_keys.py",
+        tmp_path / "corpus",
+        "-o",
+        mixed,
+        "-w",
+        2,
+        "-r",
+        1,
+        "--output-format",
+        "parquet",
+        "-q",
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr
     table = pq.read_table(mixed / "part-00000.parquet")
-    assert str(table.schema.field("key").type) == "string" and str(table.schema.field("value").type) == "int64"
+    assert (
+        str(table.schema.field("key").type) == "string"
+        and str(table.schema.field("value").type) == "int64"
+    )
 
 
 # --- the part writers stream: bounded memory, same types as one pa.array over the whole part ---------
 
-from mapreduce import output                                     # noqa: E402
-from mapreduce.shuffle import RunReader                          # noqa: E402
+from mapreduce import output  # noqa: E402
+from mapreduce.shuffle import RunReader  # noqa: E402
 
 COLUMN_CASES = {
     "ints": [1, 2, 3, 4, 5, 6, 7],
@@ -60,15 +112,17 @@ COLUMN_CASES = {
     "nulls then strings": [None, None, None, None, "a", None, "b"],
     "strings then ints": ["a", "b", "c", "d", 5, "f", "g"],
     "lists widening": [[1], [2], [3], [4], [2.5], [6], [7]],
-    "huge int late": [1, 2, 3, 4, 5, 2 ** 70, 7],
-    "int beyond 2**53 then a float": [1, 2, 2 ** 60 + 1, 4, 0.5, 6.5, 7],
+    "huge int late": [1, 2, 3, 4, 5, 2**70, 7],
+    "int beyond 2**53 then a float": [1, 2, 2**60 + 1, 4, 0.5, 6.5, 7],
     "dicts": [{"a": 1}, {"a": 2}, {"a": 3}, {"a": 4}, {"a": 5}, {"a": 6}, {"a": 7}],
 }
 
 
 @pytest.mark.parametrize("case", COLUMN_CASES)
-def test_parquet_part_streams_row_groups_with_the_types_of_the_whole_part(tmp_path, monkeypatch, case):
-    monkeypatch.setattr(output, "_SIZE_SAMPLE", 2)        # row groups of 2 rows: types change mid-part
+def test_parquet_part_streams_row_groups_with_the_types_of_the_whole_part(
+    tmp_path, monkeypatch, case
+):
+    monkeypatch.setattr(output, "_SIZE_SAMPLE", 2)  # row groups of 2 rows: types change mid-part
     monkeypatch.setattr(output, "ROW_GROUP_ROWS", 2)
     values = COLUMN_CASES[case]
     keys = [f"k{i}" for i in range(len(values))]
@@ -79,12 +133,14 @@ def test_parquet_part_streams_row_groups_with_the_types_of_the_whole_part(tmp_pa
     part = pq.ParquetFile(tmp_path / "part-00000.parquet")
     assert part.num_row_groups == 4
     table = part.read()
-    whole, is_json = output._arrow_column(values)          # what gathering the whole part gives
+    whole, is_json = output._arrow_column(values)  # what gathering the whole part gives
     assert table.column("value").type == whole.type
     assert table.column("value").to_pylist() == whole.to_pylist()
-    assert (case in ("strings then ints", "huge int late", "int beyond 2**53 then a float")) == is_json
+    assert (
+        case in ("strings then ints", "huge int late", "int beyond 2**53 then a float")
+    ) == is_json
     assert table.column("key").to_pylist() == keys
-    assert [p.name for p in tmp_path.iterdir()] == ["part-00000.parquet"]   # no temporary left
+    assert [p.name for p in tmp_path.iterdir()] == ["part-00000.parquet"]  # no temporary left
 
 
 def test_parquet_part_of_a_failed_attempt_leaves_nothing_and_an_empty_part_has_its_file(tmp_path):
@@ -98,20 +154,31 @@ def test_parquet_part_of_a_failed_attempt_leaves_nothing_and_an_empty_part_has_i
     assert table.num_rows == 0 and table.column_names == ["key", "value"]
 
 
-def test_arrow_parts_between_steps_are_written_in_bounded_files_and_read_back_exactly(tmp_path, monkeypatch):
+def test_arrow_parts_between_steps_are_written_in_bounded_files_and_read_back_exactly(
+    tmp_path, monkeypatch
+):
     monkeypatch.setattr(output, "_SIZE_SAMPLE", 3)
     monkeypatch.setattr(output, "ROW_GROUP_ROWS", 3)
-    pairs = [(f"k{i}", value) for i, value in enumerate([1, 2.5, "x", None, (1, 2), b"b", True, 10, 11, 12])]
+    pairs = [
+        (f"k{i}", value)
+        for i, value in enumerate([1, 2.5, "x", None, (1, 2), b"b", True, 10, 11, 12])
+    ]
     writer = output.part_writer(str(tmp_path), 0, "arrow")
     for key, value in pairs:
         writer.write(key, value)
     writer.close()
     files = sorted(p.name for p in tmp_path.iterdir())
-    assert files == ["part-00000-00001.arrow", "part-00000-00002.arrow", "part-00000-00003.arrow",
-                     "part-00000.arrow"]
+    assert files == [
+        "part-00000-00001.arrow",
+        "part-00000-00002.arrow",
+        "part-00000-00003.arrow",
+        "part-00000.arrow",
+    ]
     read = [pair for name in files for pair in RunReader(str(tmp_path / name)).records()]
     assert sorted(read, key=lambda pair: int(pair[0][1:])) == pairs
-    assert [type(v) for _, v in sorted(read, key=lambda pair: int(pair[0][1:]))] == [type(v) for _, v in pairs]
+    assert [type(v) for _, v in sorted(read, key=lambda pair: int(pair[0][1:]))] == [
+        type(v) for _, v in pairs
+    ]
 
 
 # --- a job's Parquet parts read back as one dataset, whatever each part inferred ----------------------
@@ -120,17 +187,25 @@ def test_arrow_parts_between_steps_are_written_in_bounded_files_and_read_back_ex
 def dataset_readers():
     """Every way a user reads the output directory as one dataset: pyarrow always; pandas and
     DuckDB when installed (they are not dependencies)."""
-    readers = {"pyarrow.parquet.read_table": lambda out: pq.read_table(out).to_pylist(),
-               "pyarrow.dataset": lambda out: ds.dataset(out).to_table().to_pylist()}
+    readers = {
+        "pyarrow.parquet.read_table": lambda out: pq.read_table(out).to_pylist(),
+        "pyarrow.dataset": lambda out: ds.dataset(out).to_table().to_pylist(),
+    }
     try:
         import pandas
+
         readers["pandas"] = lambda out: pandas.read_parquet(out).to_dict("records")
     except ImportError:
         pass
     try:
         import duckdb
-        readers["duckdb"] = lambda out: [dict(zip(("key", "value"), row)) for row in duckdb.sql(
-            f"select key, value from read_parquet('{out}/*.parquet')").fetchall()]
+
+        readers["duckdb"] = lambda out: [
+            dict(zip(("key", "value"), row))
+            for row in duckdb.sql(
+                f"select key, value from read_parquet('{out}/*.parquet')"
+            ).fetchall()
+        ]
     except ImportError:
         pass
     return readers
@@ -140,13 +215,31 @@ def test_map_only_parquet_with_empty_parts_reads_as_one_dataset(tmp_path):
     # grep over small splits: most map tasks find nothing and write empty parts.
     sample = ROOT / "datasets" / "sample"
     out = tmp_path / "out"
-    result = run_cli("run", ROOT / "jobs/grep.py", sample, "--param", "pattern=canoe", *small_splits("4K"),
-                     "--output-format", "parquet", "-o", out, "-w", 2, "-q", *FAST)
+    result = run_cli(
+        "run",
+        ROOT / "jobs/grep.py",
+        sample,
+        "--param",
+        "pattern=canoe",
+        *small_splits("4K"),
+        "--output-format",
+        "parquet",
+        "-o",
+        out,
+        "-w",
+        2,
+        "-q",
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr
     parts = sorted(out.glob("part-*.parquet"))
     assert sum(pq.ParquetFile(part).metadata.num_rows == 0 for part in parts) >= 2
-    expected = sorted((str(path), line) for path in sorted(sample.iterdir())
-                      for line in reference_lines(path) if "canoe" in line)
+    expected = sorted(
+        (str(path), line)
+        for path in sorted(sample.iterdir())
+        for line in reference_lines(path)
+        if "canoe" in line
+    )
     assert expected
     for name, read in dataset_readers().items():
         rows = read(out)
@@ -156,9 +249,22 @@ def test_map_only_parquet_with_empty_parts_reads_as_one_dataset(tmp_path):
 
 def test_parquet_output_where_every_part_is_empty_reads_as_an_empty_dataset(tmp_path):
     out = tmp_path / "out"
-    result = run_cli("run", ROOT / "jobs/grep.py", ROOT / "datasets" / "sample", "--param",
-                     "pattern=no such text anywhere", *small_splits("4K"), "--output-format",
-                     "parquet", "-o", out, "-w", 2, "-q", *FAST)
+    result = run_cli(
+        "run",
+        ROOT / "jobs/grep.py",
+        ROOT / "datasets" / "sample",
+        "--param",
+        "pattern=no such text anywhere",
+        *small_splits("4K"),
+        "--output-format",
+        "parquet",
+        "-o",
+        out,
+        "-w",
+        2,
+        "-q",
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr
     for name, read in dataset_readers().items():
         assert read(out) == [], name
@@ -171,21 +277,42 @@ NUMERIC_PARTS = {0: [1, 2, 3], 1: [0.5, 1.5], 2: [*range(1500), 2.25, 7], 3: [No
 MIXED_PARTS = {0: [1, 2, 3], 1: ["a", "b"], 2: ["c", 4, "d"], 3: [None]}
 
 
-@pytest.mark.parametrize("parts, reducers, value_type", [(NUMERIC_PARTS, 5, "double"),
-                                                         (MIXED_PARTS, 5, "json")],
-                         ids=["numeric", "mixed"])
-def test_parts_that_infer_different_types_read_as_one_dataset(tmp_path, parts, reducers, value_type):
+@pytest.mark.parametrize(
+    "parts, reducers, value_type",
+    [(NUMERIC_PARTS, 5, "double"), (MIXED_PARTS, 5, "json")],
+    ids=["numeric", "mixed"],
+)
+def test_parts_that_infer_different_types_read_as_one_dataset(
+    tmp_path, parts, reducers, value_type
+):
     records = [{"part": part, "value": value} for part, values in parts.items() for value in values]
     data = tmp_path / "data"
     data.mkdir()
-    for index in range(0, len(records), 400):          # several map tasks
+    for index in range(0, len(records), 400):  # several map tasks
         with open(data / f"in-{index:05d}.jsonl", "w") as handle:
-            handle.writelines(json.dumps(record) + "\n" for record in records[index:index + 400])
+            handle.writelines(json.dumps(record) + "\n" for record in records[index : index + 400])
     out = tmp_path / "out"
-    result = run_cli("run", JOBS / "typed_by_partition.py", data, "-o", out, "-w", 2, "-r", reducers,
-                     "--output-format", "parquet", "-q", *FAST)
+    result = run_cli(
+        "run",
+        JOBS / "typed_by_partition.py",
+        data,
+        "-o",
+        out,
+        "-w",
+        2,
+        "-r",
+        reducers,
+        "--output-format",
+        "parquet",
+        "-q",
+        *FAST,
+    )
     assert result.returncode == 0, result.stderr
-    empty = [part for part in sorted(out.glob("part-*.parquet")) if pq.ParquetFile(part).metadata.num_rows == 0]
+    empty = [
+        part
+        for part in sorted(out.glob("part-*.parquet"))
+        if pq.ParquetFile(part).metadata.num_rows == 0
+    ]
     assert len(empty) == reducers - len(parts)
     schema = pq.read_table(out).schema
     assert schema.field("key").type == "int64"
@@ -197,11 +324,13 @@ def test_parts_that_infer_different_types_read_as_one_dataset(tmp_path, parts, r
     expected = sorted(((record["part"], record["value"]) for record in records), key=repr)
     for name, read in dataset_readers().items():
         rows = read(out)
-        values = [json.loads(row["value"]) if value_type == "json" else row["value"] for row in rows]
+        values = [
+            json.loads(row["value"]) if value_type == "json" else row["value"] for row in rows
+        ]
         got = sorted(zip((row["key"] for row in rows), values), key=repr)
         assert [key for key, _ in got] == [key for key, _ in expected], name
-        assert got == expected, name      # 1 == 1.0: the ints read back as floats
-    for part in out.glob("part-*.parquet"):       # every part in the one schema, so any reader works
+        assert got == expected, name  # 1 == 1.0: the ints read back as floats
+    for part in out.glob("part-*.parquet"):  # every part in the one schema, so any reader works
         assert pq.read_schema(part).equals(schema, check_metadata=True), part.name
 
 
@@ -211,7 +340,7 @@ PART_CASES = {
     "all empty": [[], []],
     "int, float, null parts": [[1, 2], [0.5], [None], []],
     "str part and JSON text part": [["a"], ["b", 3], []],
-    "int beyond 2**53 and a float": [[2 ** 60 + 1, 2], [0.5], []],
+    "int beyond 2**53 and a float": [[2**60 + 1, 2], [0.5], []],
     "lists widening": [[[1], [2]], [[2.5]], []],
     "bytes": [[b"x"], [], [b"y"]],
 }
@@ -227,12 +356,16 @@ def test_unified_parts_hold_the_types_one_part_would(tmp_path, case):
         writer.close()
     output.finish_parts(str(tmp_path), "parquet")
     every = [value for values in parts for value in values]
-    whole, is_json = output._arrow_column(every)         # all of the job's values in one part
+    whole, is_json = output._arrow_column(every)  # all of the job's values in one part
     table = pq.read_table(tmp_path)
     assert table.column("value").type == (whole.type if every else "null")
     assert (table.schema.field("value").metadata == {b"encoding": b"json"}) == is_json
-    assert sorted(table.column("value").to_pylist(), key=repr) == sorted(whole.to_pylist(), key=repr)
-    assert table.column("key").to_pylist() == [f"k{i}" for i, values in enumerate(parts) for _ in values]
+    assert sorted(table.column("value").to_pylist(), key=repr) == sorted(
+        whole.to_pylist(), key=repr
+    )
+    assert table.column("key").to_pylist() == [
+        f"k{i}" for i, values in enumerate(parts) for _ in values
+    ]
     schemas = [pq.read_schema(part) for part in sorted(tmp_path.iterdir())]
-    assert len(schemas) == len(parts)                     # no temporary left behind
+    assert len(schemas) == len(parts)  # no temporary left behind
     assert all(schema.equals(schemas[0], check_metadata=True) for schema in schemas)

@@ -14,9 +14,21 @@ from pathlib import Path
 
 import pytest
 
-from helpers import (FAST, JOBS, ROOT, children_of, finish_cli, live_processes, read_counts,
-                      run_cli, start_cli, wordcount_reference, write_corpus)
-from mapreduce import commit, coordinator as coordinator_module, storage
+from helpers import (
+    FAST,
+    JOBS,
+    ROOT,
+    children_of,
+    finish_cli,
+    live_processes,
+    read_counts,
+    run_cli,
+    start_cli,
+    wordcount_reference,
+    write_corpus,
+)
+from mapreduce import commit, storage
+from mapreduce import coordinator as coordinator_module
 from mapreduce.coordinator import Coordinator, JobSubmission
 from mapreduce.errors import JobCancelledError, MapReduceError, OutputError
 from mapreduce.local import run_job
@@ -40,6 +52,7 @@ def tree(path: Path) -> dict:
 # OUTPUT and --work-dir against the inputs: refused before anything runs
 # ----------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def nested(tmp_path):
     """anc/sub holds the input; anc/notes.txt is an unrelated file of the user's."""
@@ -60,21 +73,33 @@ OVERLAPS = [
     (["anc/sub"], "link", ["--overwrite"], ["--output 'link' is the input 'anc/sub'"]),
     (["anc/*"], "anc/new/out", [], ["is matched by the input pattern 'anc/*'"]),
     (["anc/**/*.txt"], "anc/sub/deeper/out.txt", [], ["is matched by the input pattern"]),
-    (["anc/sub"], "out", ["--work-dir", "anc/sub/tmp"], ["--work-dir 'anc/sub/tmp' lies inside the input"]),
-    (["anc/sub"], "out", ["--work-dir", "out/tmp"], ["--work-dir 'out/tmp' lies inside --output 'out'"]),
+    (
+        ["anc/sub"],
+        "out",
+        ["--work-dir", "anc/sub/tmp"],
+        ["--work-dir 'anc/sub/tmp' lies inside the input"],
+    ),
+    (
+        ["anc/sub"],
+        "out",
+        ["--work-dir", "out/tmp"],
+        ["--work-dir 'out/tmp' lies inside --output 'out'"],
+    ),
 ]
 
 
 @pytest.mark.parametrize("inputs,output,extra,words", OVERLAPS)
 def test_output_or_work_dir_overlapping_an_input_is_refused_and_nothing_changes(
-        nested, inputs, output, extra, words):
+    nested, inputs, output, extra, words
+):
     before = tree(nested)
-    result = run_cli("run", WORDCOUNT, *inputs, "-o", output, "-w", 2, "-q", *extra, *FAST,
-                     cwd=nested)
+    result = run_cli(
+        "run", WORDCOUNT, *inputs, "-o", output, "-w", 2, "-q", *extra, *FAST, cwd=nested
+    )
     assert result.returncode == 1, result.stderr
     assert all(word in result.stderr for word in words), result.stderr
     assert "Nothing was run or changed" in result.stderr and "Traceback" not in result.stderr
-    assert tree(nested) == before                      # the input and the user's file, untouched
+    assert tree(nested) == before  # the input and the user's file, untouched
     assert not (nested / "out").exists()
 
 
@@ -89,10 +114,12 @@ def test_overlap_is_refused_by_submit_and_by_the_coordinator_itself(nested, clus
     coordinator = Coordinator("tcp://127.0.0.1:*", work_dir=str(nested / "anc" / "sub" / "work"))
     try:
         for submission, message in (
-                (submission_for([str(nested / "anc/sub")], nested / "anc"), "contains the input"),
-                (submission_for([], nested / "anc", splits=[inside]), "contains the input"),
-                (submission_for([str(nested / "anc/sub")], nested / "out"),
-                 "the coordinator's work directory"),
+            (submission_for([str(nested / "anc/sub")], nested / "anc"), "contains the input"),
+            (submission_for([], nested / "anc", splits=[inside]), "contains the input"),
+            (
+                submission_for([str(nested / "anc/sub")], nested / "out"),
+                "the coordinator's work directory",
+            ),
         ):
             with pytest.raises(OutputError, match=message):
                 coordinator.submit(submission)
@@ -103,30 +130,60 @@ def test_overlap_is_refused_by_submit_and_by_the_coordinator_itself(nested, clus
 
 def submission_for(inputs, output, splits=(), overwrite=True, reducers=1) -> JobSubmission:
     wire = [{"index": i, "segments": [[path, 0, 10]]} for i, path in enumerate(splits)]
-    return JobSubmission("test", b"", wire, [str(p) for p in splits], reducers, str(output),
-                         overwrite, inputs=list(inputs))
+    return JobSubmission(
+        "test",
+        b"",
+        wire,
+        [str(p) for p in splits],
+        reducers,
+        str(output),
+        overwrite,
+        inputs=list(inputs),
+    )
 
 
 def test_a_multi_step_job_checks_its_final_output_before_the_first_step(nested):
     before = tree(nested)
-    result = run_cli("run", ROOT / "jobs" / "top_words.py", "anc/sub", "-o", "anc", "--overwrite",
-                     *FAST, cwd=nested)
+    result = run_cli(
+        "run",
+        ROOT / "jobs" / "top_words.py",
+        "anc/sub",
+        "-o",
+        "anc",
+        "--overwrite",
+        *FAST,
+        cwd=nested,
+    )
     assert result.returncode == 1 and "contains the input 'anc/sub'" in result.stderr, result.stderr
     assert tree(nested) == before
 
 
 def test_sibling_output_and_work_dir_are_fine(nested):
-    result = run_cli("run", WORDCOUNT, "anc/sub", "-o", "anc-out", "--work-dir", "anc-work",
-                     "-w", 2, "-q", *FAST, cwd=nested)
+    result = run_cli(
+        "run",
+        WORDCOUNT,
+        "anc/sub",
+        "-o",
+        "anc-out",
+        "--work-dir",
+        "anc-work",
+        "-w",
+        2,
+        "-q",
+        *FAST,
+        cwd=nested,
+    )
     assert result.returncode == 0, result.stderr
-    assert read_counts(nested / "anc-out") == wordcount_reference(sorted((nested / "anc/sub").iterdir()))
+    assert read_counts(nested / "anc-out") == wordcount_reference(
+        sorted((nested / "anc/sub").iterdir())
+    )
 
 
 def test_places_of_uris_compare_by_bucket_and_prefix():
     assert storage.is_within("s3://b/data/out", "s3://b/data")
     assert storage.is_within("s3://b/data?endpoint_override=x", "s3://b/data/")
     assert storage.is_within("s3://b/data/../data/x", "s3://b/data")
-    assert not storage.is_within("s3://b/database", "s3://b/data")      # a prefix of the name only
+    assert not storage.is_within("s3://b/database", "s3://b/data")  # a prefix of the name only
     assert not storage.is_within("s3://other/data/out", "s3://b/data")
     assert not storage.is_within("gs://b/data/out", "s3://b/data")
     assert not storage.is_within("/b/data/out", "s3://b/data")
@@ -141,12 +198,18 @@ def test_places_of_uris_compare_by_bucket_and_prefix():
 # Concurrent writers of one output
 # ----------------------------------------------------------------------------------------------
 
+
 def test_two_runs_committing_one_output_without_overwrite_exactly_one_wins(tmp_path):
     first = write_corpus(tmp_path / "a", files=3, lines=400, seed=1)
     second = write_corpus(tmp_path / "b", files=3, lines=400, seed=2)
     out = tmp_path / "out"
-    procs = [start_cli(["run", JOBS / "slow_words.py", tmp_path / name, "-o", out, "-w", 1, "-q",
-                        *FAST], env={"MARKER_DIR": str(tmp_path)}) for name in ("a", "b")]
+    procs = [
+        start_cli(
+            ["run", JOBS / "slow_words.py", tmp_path / name, "-o", out, "-w", 1, "-q", *FAST],
+            env={"MARKER_DIR": str(tmp_path)},
+        )
+        for name in ("a", "b")
+    ]
     results = [finish_cli(proc, timeout=120) for proc in procs]
     codes = sorted(r.returncode for r in results)
     assert codes == [0, 1], [r.stderr for r in results]
@@ -163,13 +226,28 @@ def test_two_runs_with_overwrite_leave_one_whole_output(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old result")
-    procs = [start_cli(["run", JOBS / "slow_words.py", tmp_path / name, "-o", out, "-w", 1, "-q",
-                        "--overwrite", *FAST], env={"MARKER_DIR": str(tmp_path)})
-             for name in ("a", "b")]
+    procs = [
+        start_cli(
+            [
+                "run",
+                JOBS / "slow_words.py",
+                tmp_path / name,
+                "-o",
+                out,
+                "-w",
+                1,
+                "-q",
+                "--overwrite",
+                *FAST,
+            ],
+            env={"MARKER_DIR": str(tmp_path)},
+        )
+        for name in ("a", "b")
+    ]
     results = [finish_cli(proc, timeout=120) for proc in procs]
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     counts = read_counts(out)
-    assert counts in (wordcount_reference(first), wordcount_reference(second))   # never a mix
+    assert counts in (wordcount_reference(first), wordcount_reference(second))  # never a mix
     assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000"]
 
 
@@ -182,7 +260,7 @@ def test_commit_never_replaces_an_output_that_appeared_during_the_job(tmp_path):
     with pytest.raises(commit.OutputTaken, match="another job committed its output"):
         commit.commit_job(str(staging), str(out), overwrite=False)
     assert tree(out) == {"part-00000": hashlib.sha256(b"theirs").hexdigest()}
-    commit.commit_job(str(staging), str(out), overwrite=True)          # with --overwrite: ours
+    commit.commit_job(str(staging), str(out), overwrite=True)  # with --overwrite: ours
     assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000"]
     assert (out / "part-00000").read_text() == "ours" and not staging.exists()
 
@@ -209,18 +287,32 @@ def test_a_second_submit_to_the_same_output_is_refused_while_the_first_runs(clus
     cluster.wait_for_workers(1)
     out = tmp_path / "out"
     env = {"MARKER_DIR": str(tmp_path / "m")}
-    proc = start_cli(["submit", JOBS / "slow_words.py", tmp_path / "a", "--coordinator",
-                      cluster.address, "-o", out, "-q"], env=env)
+    proc = start_cli(
+        [
+            "submit",
+            JOBS / "slow_words.py",
+            tmp_path / "a",
+            "--coordinator",
+            cluster.address,
+            "-o",
+            out,
+            "-q",
+        ],
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 30
-        while not list((tmp_path / "m").iterdir()):                 # the first job is running
+        while not list((tmp_path / "m").iterdir()):  # the first job is running
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        second = cluster.submit(JOBS / "slow_words.py", [tmp_path / "b"], out, "-q", "--overwrite",
-                                env=env)
+        second = cluster.submit(
+            JOBS / "slow_words.py", [tmp_path / "b"], out, "-q", "--overwrite", env=env
+        )
     finally:
         result = finish_cli(proc, timeout=120)
-    assert second.returncode == 1 and "is already writing its output to" in second.stderr, second.stderr
+    assert second.returncode == 1 and "is already writing its output to" in second.stderr, (
+        second.stderr
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(first)
 
@@ -230,9 +322,19 @@ def test_a_second_submit_to_the_same_output_is_refused_while_the_first_runs(clus
 # the test hooks wrap the commit module's functions.
 # ----------------------------------------------------------------------------------------------
 
+
 def run_here(inputs, out, **options):
-    return run_job(str(WORDCOUNT), [str(p) for p in inputs], str(out), workers=2, reducers=3,
-                   heartbeat_interval=0.1, liveness=50, quiet=True, **options)
+    return run_job(
+        str(WORDCOUNT),
+        [str(p) for p in inputs],
+        str(out),
+        workers=2,
+        reducers=3,
+        heartbeat_interval=0.1,
+        liveness=50,
+        quiet=True,
+        **options,
+    )
 
 
 def failing_publish(monkeypatch, failures: int, task_id="reduce-00002"):
@@ -251,17 +353,25 @@ def failing_publish(monkeypatch, failures: int, task_id="reduce-00002"):
     return calls
 
 
-def test_a_failed_publish_of_the_last_task_reruns_it_before_the_commit(corpus, tmp_path, monkeypatch):
+def test_a_failed_publish_of_the_last_task_reruns_it_before_the_commit(
+    corpus, tmp_path, monkeypatch
+):
     calls = failing_publish(monkeypatch, failures=1)
     out = tmp_path / "out"
     run_here(corpus, out)
-    assert calls.count("reduce-00002") == 2                       # published by a second attempt
-    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000", "part-00001",
-                                                     "part-00002"]
+    assert calls.count("reduce-00002") == 2  # published by a second attempt
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_SUCCESS",
+        "part-00000",
+        "part-00001",
+        "part-00002",
+    ]
     assert read_counts(out) == wordcount_reference(corpus)
 
 
-def test_a_publish_that_keeps_failing_fails_the_job_and_commits_nothing(corpus, tmp_path, monkeypatch):
+def test_a_publish_that_keeps_failing_fails_the_job_and_commits_nothing(
+    corpus, tmp_path, monkeypatch
+):
     failing_publish(monkeypatch, failures=100)
     out = tmp_path / "out"
     with pytest.raises(MapReduceError) as failure:
@@ -272,33 +382,40 @@ def test_a_publish_that_keeps_failing_fails_the_job_and_commits_nothing(corpus, 
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
 
 
-def test_an_exception_while_committing_fails_the_job_with_a_paragraph(corpus, tmp_path, monkeypatch):
+def test_an_exception_while_committing_fails_the_job_with_a_paragraph(
+    corpus, tmp_path, monkeypatch
+):
     import pyarrow as pa
 
     def broken(staging, output, overwrite=False):
-        raise pa.ArrowInvalid("odd filesystem")                   # a ValueError
+        raise pa.ArrowInvalid("odd filesystem")  # a ValueError
 
     monkeypatch.setattr(commit, "commit_job", broken)
     out = tmp_path / "out"
-    with pytest.raises(MapReduceError, match="could not be committed to .*ArrowInvalid: odd "
-                                             "filesystem.*as it was before the job"):
+    with pytest.raises(
+        MapReduceError,
+        match="could not be committed to .*ArrowInvalid: odd filesystem.*as it was before the job",
+    ):
         run_here(corpus, out)
     assert not out.exists()
 
 
-@pytest.mark.parametrize("signum,name,code", [(signal.SIGINT, "interrupted", 130),
-                                              (signal.SIGTERM, "terminated (SIGTERM)", 143)])
-def test_a_signal_during_the_commit_lets_it_finish_and_says_so(corpus, tmp_path, monkeypatch,
-                                                             signum, name, code):
+@pytest.mark.parametrize(
+    "signum,name,code",
+    [(signal.SIGINT, "interrupted", 130), (signal.SIGTERM, "terminated (SIGTERM)", 143)],
+)
+def test_a_signal_during_the_commit_lets_it_finish_and_says_so(
+    corpus, tmp_path, monkeypatch, signum, name, code
+):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old result")
     real = commit.commit_job
 
     def signalled(*args, **kwargs):
-        os.kill(os.getpid(), signum)            # arrives as the commit starts...
+        os.kill(os.getpid(), signum)  # arrives as the commit starts...
         real(*args, **kwargs)
-        os.kill(os.getpid(), signum)            # ...and again before it is over
+        os.kill(os.getpid(), signum)  # ...and again before it is over
 
     monkeypatch.setattr(commit, "commit_job", signalled)
     with pytest.raises(JobCancelledError) as stopped:
@@ -310,7 +427,9 @@ def test_a_signal_during_the_commit_lets_it_finish_and_says_so(corpus, tmp_path,
     assert read_counts_with_success(out) == wordcount_reference(corpus)
 
 
-def test_a_signal_before_the_commit_leaves_the_old_output_and_says_so(corpus, tmp_path, monkeypatch):
+def test_a_signal_before_the_commit_leaves_the_old_output_and_says_so(
+    corpus, tmp_path, monkeypatch
+):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("old result")
@@ -331,16 +450,22 @@ def test_a_signal_before_the_commit_leaves_the_old_output_and_says_so(corpus, tm
 
 
 def read_counts_with_success(out: Path) -> dict:
-    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000", "part-00001",
-                                                     "part-00002"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_SUCCESS",
+        "part-00000",
+        "part-00001",
+        "part-00002",
+    ]
     return read_counts(out)
 
 
-def test_commit_error_in_one_job_leaves_the_coordinator_serving_the_next(corpus, tmp_path,
-                                                                         monkeypatch):
-    from mapreduce.steps import load_steps
+def test_commit_error_in_one_job_leaves_the_coordinator_serving_the_next(
+    corpus, tmp_path, monkeypatch
+):
     from mapreduce.local import prepare_submission
+    from mapreduce.steps import load_steps
     from mapreduce.worker.pool import LocalPool
+
     real = commit.commit_job
 
     def broken_for_a(staging, output, overwrite=False):
@@ -351,16 +476,27 @@ def test_commit_error_in_one_job_leaves_the_coordinator_serving_the_next(corpus,
     monkeypatch.setattr(commit, "commit_job", broken_for_a)
     [job] = load_steps(str(WORDCOUNT))
     settings = SchedulerSettings(heartbeat_interval=0.1, liveness=50)
-    coordinator = Coordinator("tcp://127.0.0.1:*", work_dir=str(tmp_path / "work"),
-                              settings=settings)
+    coordinator = Coordinator(
+        "tcp://127.0.0.1:*", work_dir=str(tmp_path / "work"), settings=settings
+    )
     pool = LocalPool(coordinator.address, 2, heartbeat_interval=0.1, liveness=50)
     try:
         pool.start()
-        ids = [coordinator.submit(prepare_submission(job, [str(p) for p in corpus],
-                                                     str(tmp_path / f"out-{name}"), workers=2,
-                                                     reducers=2, split_size=None, overwrite=False,
-                                                     max_attempts=4))
-               for name in ("a", "b")]
+        ids = [
+            coordinator.submit(
+                prepare_submission(
+                    job,
+                    [str(p) for p in corpus],
+                    str(tmp_path / f"out-{name}"),
+                    workers=2,
+                    reducers=2,
+                    split_size=None,
+                    overwrite=False,
+                    max_attempts=4,
+                )
+            )
+            for name in ("a", "b")
+        ]
         deadline = time.monotonic() + 60
         while not all(coordinator.finished(job_id) for job_id in ids):
             assert time.monotonic() < deadline
@@ -379,11 +515,15 @@ def test_close_cancels_every_running_job_and_releases_the_socket(tmp_path, monke
     monkeypatch.setattr(coordinator_module, "FINISHED_JOBS_KEPT", 1)
     corpus = write_corpus(tmp_path / "in", files=1, lines=5)
     coordinator = Coordinator("tcp://127.0.0.1:*", work_dir=str(tmp_path / "work"))
-    ids = [coordinator.submit(submission_for([str(corpus[0])], tmp_path / f"out{n}",
-                                             splits=[str(corpus[0])])) for n in range(4)]
+    ids = [
+        coordinator.submit(
+            submission_for([str(corpus[0])], tmp_path / f"out{n}", splits=[str(corpus[0])])
+        )
+        for n in range(4)
+    ]
     stagings = [coordinator.job(job_id).staging for job_id in ids]
     assert all(os.path.isdir(path) for path in stagings)
-    coordinator.close()                           # no worker: all four are still queued
+    coordinator.close()  # no worker: all four are still queued
     assert coordinator.socket.closed and coordinator.context.closed
     assert not any(os.path.exists(path) for path in stagings)
     assert not any((tmp_path / "work").iterdir())
@@ -393,6 +533,7 @@ def test_close_cancels_every_running_job_and_releases_the_socket(tmp_path, monke
 # Processes that go away
 # ----------------------------------------------------------------------------------------------
 
+
 def test_a_dead_local_worker_is_one_log_line_and_its_attempt_runs_again_at_once(tmp_path):
     corpus = write_corpus(tmp_path / "corpus", files=4, lines=300)
     markers = tmp_path / "m"
@@ -401,9 +542,28 @@ def test_a_dead_local_worker_is_one_log_line_and_its_attempt_runs_again_at_once(
     out = tmp_path / "out"
     # Liveness 0.1 s x 3000: were the attempt left to the heartbeat timeout, the run would take
     # five minutes and this test time out.
-    proc = start_cli(["-v", "--log-file", log, "run", JOBS / "slow_words.py", tmp_path / "corpus",
-                      "-o", out, "-w", 2, "-r", 2, "-q", "--heartbeat-interval", "0.1",
-                      "--liveness", "3000"], env={"MARKER_DIR": str(markers)})
+    proc = start_cli(
+        [
+            "-v",
+            "--log-file",
+            log,
+            "run",
+            JOBS / "slow_words.py",
+            tmp_path / "corpus",
+            "-o",
+            out,
+            "-w",
+            2,
+            "-r",
+            2,
+            "-q",
+            "--heartbeat-interval",
+            "0.1",
+            "--liveness",
+            "3000",
+        ],
+        env={"MARKER_DIR": str(markers)},
+    )
     try:
         deadline = time.monotonic() + 30
         while not [m for m in markers.iterdir() if m.name.startswith("map-")]:
@@ -412,7 +572,7 @@ def test_a_dead_local_worker_is_one_log_line_and_its_attempt_runs_again_at_once(
         executor = int(next(markers.glob("map-*")).name[4:])
         worker = next(parent for pid, parent, _ in live_processes() if pid == executor)
         assert worker in children_of(proc.pid)
-        os.kill(worker, signal.SIGKILL)                # the worker running a map, mid-map
+        os.kill(worker, signal.SIGKILL)  # the worker running a map, mid-map
     finally:
         result = finish_cli(proc, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -426,9 +586,14 @@ def test_a_dead_local_worker_is_one_log_line_and_its_attempt_runs_again_at_once(
 def test_a_stopped_coordinator_leaves_no_temporary_directory(tmp_path, signum):
     temp = tmp_path / "tmp"
     temp.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "mapreduce.cli", "coordinator", "--bind",
-                             "tcp://127.0.0.1:0"], stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env={**os.environ, "TMPDIR": str(temp)}, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mapreduce.cli", "coordinator", "--bind", "tcp://127.0.0.1:0"],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(temp)},
+        start_new_session=True,
+    )
     try:
         assert "listening on" in proc.stderr.readline()
         assert [p.name[:15] for p in temp.iterdir()] == ["mapreduce-work-"]

@@ -26,18 +26,23 @@ class BadRepr:
         raise ValueError("no repr")
 
 
-@pytest.mark.parametrize("item, shown", [
-    ("word", "'word' of type str"),
-    (("a", 1, 2), "('a', 1, 2) of type tuple"),
-    (None, "None of type NoneType"),
-    ("x" * 100, "'" + "x" * 76 + "... of type str"),
-    (BadRepr(), "<BadRepr object with a failing repr> of type BadRepr"),
-])
+@pytest.mark.parametrize(
+    "item, shown",
+    [
+        ("word", "'word' of type str"),
+        (("a", 1, 2), "('a', 1, 2) of type tuple"),
+        (None, "None of type NoneType"),
+        ("x" * 100, "'" + "x" * 76 + "... of type str"),
+        (BadRepr(), "<BadRepr object with a failing repr> of type BadRepr"),
+    ],
+)
 def test_anything_else_is_refused_naming_the_producer_and_the_item(item, shown):
     for producer in ("mapper", "combiner", "reducer"):
         with pytest.raises(RecordError) as caught:
             list(as_pairs([("ok", 1), item], producer))
-        assert str(caught.value) == f"the {producer} yielded {shown}; it must yield (key, value) pairs"
+        assert (
+            str(caught.value) == f"the {producer} yielded {shown}; it must yield (key, value) pairs"
+        )
 
 
 @pytest.mark.parametrize("output_format", ["text", "jsonl", "parquet", "arrow"])

@@ -22,10 +22,26 @@ def test_progress_line_is_shown_on_a_terminal(tmp_path):
     markers.mkdir()
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mapreduce.cli", "run", str(JOBS / "slow_words.py"),
-         str(tmp_path / "corpus"), "-o", str(tmp_path / "out"), "-w", "2", *small_splits("2KB"), *FAST],
-        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, start_new_session=True,
-        env={**os.environ, "MARKER_DIR": str(markers)})
+        [
+            sys.executable,
+            "-m",
+            "mapreduce.cli",
+            "run",
+            str(JOBS / "slow_words.py"),
+            str(tmp_path / "corpus"),
+            "-o",
+            str(tmp_path / "out"),
+            "-w",
+            "2",
+            *small_splits("2KB"),
+            *FAST,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=follower,
+        stderr=follower,
+        start_new_session=True,
+        env={**os.environ, "MARKER_DIR": str(markers)},
+    )
     os.close(follower)
     screen = b""
     try:
@@ -48,18 +64,32 @@ def test_progress_line_is_shown_on_a_terminal(tmp_path):
         os.close(leader)
     text = screen.decode("utf-8", "replace")
     assert proc.returncode == 0, text
-    assert "\rmap " in text and "reduce " in text       # the live line, redrawn in place
+    assert "\rmap " in text and "reduce " in text  # the live line, redrawn in place
     assert "done in" in text and "output: " in text
 
 
-@pytest.mark.parametrize("counts, shown", [
-    ({"maps": 1, "attempts": 1}, "1 map task, 1 attempt"),
-    ({"attempts": 7, "failed": 1, "lost": 2, "backups": 1}, "7 attempts (1 failed, 2 lost, 1 backup)"),
-    ({"attempts": 9, "backups": 2}, "9 attempts (2 backups)"),
-])
+@pytest.mark.parametrize(
+    "counts, shown",
+    [
+        ({"maps": 1, "attempts": 1}, "1 map task, 1 attempt"),
+        (
+            {"attempts": 7, "failed": 1, "lost": 2, "backups": 1},
+            "7 attempts (1 failed, 2 lost, 1 backup)",
+        ),
+        ({"attempts": 9, "backups": 2}, "9 attempts (2 backups)"),
+    ],
+)
 def test_summary_counts_read_as_english(counts, shown):
-    snapshot = {"maps": 4, "reduces": 0, "attempts": 4, "failed": 0, "lost": 0, "backups": 0,
-                "elapsed": 1.0, **counts}
+    snapshot = {
+        "maps": 4,
+        "reduces": 0,
+        "attempts": 4,
+        "failed": 0,
+        "lost": 0,
+        "backups": 0,
+        "elapsed": 1.0,
+        **counts,
+    }
     stream = io.StringIO()
     ProgressReporter(stream=stream).summary(snapshot, {}, "out")
     assert stream.getvalue().splitlines()[0].endswith(shown), stream.getvalue()

@@ -2,8 +2,15 @@
 
 import pytest
 
-from mapreduce.scheduler import (Abandon, Assign, CommitJob, FailJob, PublishTask, Scheduler,
-                                 SchedulerSettings)
+from mapreduce.scheduler import (
+    Abandon,
+    Assign,
+    CommitJob,
+    FailJob,
+    PublishTask,
+    Scheduler,
+    SchedulerSettings,
+)
 from mapreduce.tasks import AttemptState, IllegalTransition, Task, TaskState
 
 
@@ -12,8 +19,15 @@ def of(kind, instructions):
 
 
 def make(maps=2, reduces=2, workers=("w1", "w2"), max_attempts=4, **settings):
-    s = Scheduler(SchedulerSettings(heartbeat_interval=1.0, liveness=3, backup_min_runtime=5.0,
-                                    backup_slowdown=3.0, **settings))
+    s = Scheduler(
+        SchedulerSettings(
+            heartbeat_interval=1.0,
+            liveness=3,
+            backup_min_runtime=5.0,
+            backup_slowdown=3.0,
+            **settings,
+        )
+    )
     out = []
     for w in workers:
         out += s.worker_ready(w, 1, 0.0)
@@ -23,8 +37,9 @@ def make(maps=2, reduces=2, workers=("w1", "w2"), max_attempts=4, **settings):
 
 def finish(s, assign, now, result=None):
     """An attempt succeeds and, as the coordinator does, its output is published at once."""
-    out = s.attempt_succeeded(assign.worker, assign.job, assign.task.id, assign.attempt,
-                              result or {"files": {}}, now)
+    out = s.attempt_succeeded(
+        assign.worker, assign.job, assign.task.id, assign.attempt, result or {"files": {}}, now
+    )
     for publish in of(PublishTask, out):
         out += s.task_published(publish.job, publish.task.id, now)
     return out
@@ -54,7 +69,7 @@ def test_reduces_wait_for_every_map():
     maps = of(Assign, out)
     assert [a.task.kind for a in maps] == ["map", "map"]
     out = finish(s, maps[0], 1.0)
-    assert not of(Assign, out)          # the other map is still running: no reduce yet
+    assert not of(Assign, out)  # the other map is still running: no reduce yet
     out = finish(s, maps[1], 1.0)
     assert {a.task.kind for a in of(Assign, out)} == {"reduce"}
 
@@ -64,7 +79,9 @@ def test_user_failure_is_retried_then_fails_the_job_after_max_attempts():
     for attempt in range(1, 5):
         (a,) = of(Assign, out)
         assert a.attempt == attempt
-        out = s.attempt_failed("w1", "j", a.task.id, a.attempt, {"message": f"boom {attempt}"}, False, 1.0)
+        out = s.attempt_failed(
+            "w1", "j", a.task.id, a.attempt, {"message": f"boom {attempt}"}, False, 1.0
+        )
     (fail,) = of(FailJob, out)
     assert fail.task.failures == 4 and fail.task.state is TaskState.FAILED
     assert fail.task.last_error["message"] == "boom 4"
@@ -88,9 +105,11 @@ def test_duplicate_and_late_completions_commit_exactly_once():
     (a,) = of(Assign, out)
     first = finish(s, a, 1.0)
     assert len(of(PublishTask, first)) == 1
-    again = finish(s, a, 1.1)            # the same report delivered twice
+    again = finish(s, a, 1.1)  # the same report delivered twice
     assert not of(PublishTask, again)
-    stale = s.attempt_succeeded(a.worker, "j", a.task.id, 99, {}, 1.2)   # an attempt that never existed
+    stale = s.attempt_succeeded(
+        a.worker, "j", a.task.id, 99, {}, 1.2
+    )  # an attempt that never existed
     assert not of(PublishTask, stale)
     assert s.jobs["j"].map_tasks[0].attempts[0].state is AttemptState.SUCCEEDED
 
@@ -99,12 +118,12 @@ def test_silent_worker_expires_and_its_task_moves_elsewhere_and_its_late_result_
     s, out = make(maps=2, reduces=1)
     a1, a2 = of(Assign, out)
     s.heard_from("w2", 3.5)
-    out = s.tick(3.5)                        # w1 silent for 3.5 s > 3 x 1 s
+    out = s.tick(3.5)  # w1 silent for 3.5 s > 3 x 1 s
     assert "w1" not in s.workers and "w2" in s.workers
     out += finish(s, a2, 3.6)
     retry = [a for a in of(Assign, out) if a.task.id == a1.task.id]
     assert retry and retry[0].worker == "w2" and retry[0].attempt == 2
-    late = finish(s, a1, 4.0)               # SIGCONT: the dead worker's result arrives
+    late = finish(s, a1, 4.0)  # SIGCONT: the dead worker's result arrives
     assert not of(PublishTask, late)
     assert s.jobs["j"].map_tasks[a1.task.index].attempts[0].state is AttemptState.LOST
 
@@ -113,16 +132,16 @@ def test_straggler_gets_a_backup_and_the_first_to_finish_wins():
     s, out = make(maps=3, reduces=1, workers=("w1", "w2", "w3"))
     a, b, c = of(Assign, out)
     out = finish(s, a, 1.0) + finish(s, b, 1.0)
-    assert not of(Assign, out)               # too early for a backup
+    assert not of(Assign, out)  # too early for a backup
     for w in ("w1", "w2", "w3"):
         s.heard_from(w, 10.0)
-    out = s.tick(10.0)                       # c has run 10 s; peers took 1 s; min runtime 5 s
+    out = s.tick(10.0)  # c has run 10 s; peers took 1 s; min runtime 5 s
     (backup,) = of(Assign, out)
     assert backup.task.id == c.task.id and backup.attempt == 2 and backup.worker != c.worker
     out = finish(s, backup, 10.5)
     assert len(of(PublishTask, out)) == 1
     assert of(Abandon, out) == [Abandon(c.worker, "j", c.task.id, 1)]
-    assert not of(PublishTask, finish(s, c, 11.0))   # the original's late result is discarded
+    assert not of(PublishTask, finish(s, c, 11.0))  # the original's late result is discarded
 
 
 def test_worker_that_registers_again_loses_what_it_was_running():
@@ -149,7 +168,9 @@ def test_cancel_abandons_running_attempts():
 
 def test_jobs_are_served_in_submission_order_but_idle_workers_take_the_next_job():
     s = Scheduler(SchedulerSettings())
-    assert not s.add_job("a", ["a0", "a1"], 1, 4, 10, 0.0) + s.add_job("b", ["b0", "b1"], 1, 4, 10, 0.0)
+    assert not s.add_job("a", ["a0", "a1"], 1, 4, 10, 0.0) + s.add_job(
+        "b", ["b0", "b1"], 1, 4, 10, 0.0
+    )
     served = []
 
     def serve(instructions):
@@ -157,13 +178,18 @@ def test_jobs_are_served_in_submission_order_but_idle_workers_take_the_next_job(
         served.extend((a.worker, a.job, a.task.id) for a in assigns)
         return assigns
 
-    (a0,) = serve(s.worker_ready("w1", 1, 0.0))      # both jobs have pending maps: a's come first
+    (a0,) = serve(s.worker_ready("w1", 1, 0.0))  # both jobs have pending maps: a's come first
     (a1,) = serve(s.worker_ready("w2", 1, 0.0))
-    (b0,) = serve(finish(s, a0, 1.0))                # a has nothing pending: the idle slot takes b's
-    (a_reduce,) = serve(finish(s, a1, 2.0))          # a's reduce and b's map pending: a's first
+    (b0,) = serve(finish(s, a0, 1.0))  # a has nothing pending: the idle slot takes b's
+    (a_reduce,) = serve(finish(s, a1, 2.0))  # a's reduce and b's map pending: a's first
     (b1,) = serve(finish(s, b0, 3.0))
-    assert served == [("w1", "a", "map-00000"), ("w2", "a", "map-00001"), ("w1", "b", "map-00000"),
-                      ("w2", "a", "reduce-00000"), ("w1", "b", "map-00001")]
+    assert served == [
+        ("w1", "a", "map-00000"),
+        ("w2", "a", "map-00001"),
+        ("w1", "b", "map-00000"),
+        ("w2", "a", "reduce-00000"),
+        ("w1", "b", "map-00001"),
+    ]
 
 
 def test_illegal_transitions_are_refused():
@@ -178,7 +204,9 @@ def test_lost_map_output_reruns_the_map_then_the_reduce():
     out = finish(s, m0, 1.0) + finish(s, m1, 1.0)
     (r,) = of(Assign, out)
     assert r.task.kind == "reduce"
-    out = s.map_output_lost(r.worker, "j", r.task.id, r.attempt, "map-00001", {"message": "gone"}, 2.0)
+    out = s.map_output_lost(
+        r.worker, "j", r.task.id, r.attempt, "map-00001", {"message": "gone"}, 2.0
+    )
     assert s.jobs["j"].phase == "map"
     (rerun,) = of(Assign, out)
     assert rerun.task.id == "map-00001" and rerun.attempt == 2
@@ -193,7 +221,7 @@ def test_the_job_commits_only_after_every_publish_succeeded():
     out = finish(s, of(Assign, out)[0], 1.0)
     reduce_ = of(Assign, out)[0]
     accepted = s.attempt_succeeded("w1", "j", reduce_.task.id, reduce_.attempt, {"files": {}}, 2.0)
-    assert of(PublishTask, accepted) and not of(CommitJob, accepted)   # not before it is in place
+    assert of(PublishTask, accepted) and not of(CommitJob, accepted)  # not before it is in place
     assert s.jobs["j"].reduce_tasks[0].state is TaskState.PUBLISHING
     assert of(CommitJob, s.task_published("j", reduce_.task.id, 2.1))
 
@@ -210,7 +238,7 @@ def test_a_failed_publish_of_the_last_task_runs_it_again_instead_of_committing()
     assert (rerun.task.id, rerun.attempt) == (first.task.id, 2)
     assert s.jobs["j"].reduce_tasks[0].failures == 1
     assert of(CommitJob, finish(s, rerun, 3.0))
-    assert not of(Assign, s.publish_failed("j", first.task.id, error, 3.1))   # late: ignored
+    assert not of(Assign, s.publish_failed("j", first.task.id, error, 3.1))  # late: ignored
 
 
 def test_a_publish_that_keeps_failing_fails_the_job():

@@ -10,7 +10,7 @@ import time
 import pytest
 import zmq
 
-from helpers import ROOT, run_cli, read_counts, small_splits, wordcount_reference
+from helpers import ROOT, read_counts, run_cli, small_splits, wordcount_reference
 from mapreduce.security import is_local_address
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
@@ -40,82 +40,111 @@ def test_only_workers_with_allowed_keys_get_tasks(cluster, keys, corpus, tmp_pat
     cluster.start_coordinator(None, "--keys", good)
     authorised = cluster.start_worker(1, "--keys", good)
     no_keys = cluster.start_worker(1)
-    unlisted = cluster.start_worker(1, "--keys", key_mix(tmp_path, "unlisted", pair_from=other,
-                                                          coordinator_from=good))
-    wrong_server = cluster.start_worker(1, "--keys", key_mix(tmp_path, "wrong-server", pair_from=good,
-                                                              coordinator_from=other))
+    unlisted = cluster.start_worker(
+        1, "--keys", key_mix(tmp_path, "unlisted", pair_from=other, coordinator_from=good)
+    )
+    wrong_server = cluster.start_worker(
+        1, "--keys", key_mix(tmp_path, "wrong-server", pair_from=good, coordinator_from=other)
+    )
     cluster.wait_for_workers(1, 30, "--keys", good)
-    time.sleep(1.0)                               # give the intruders time to try
+    time.sleep(1.0)  # give the intruders time to try
     out = tmp_path / "out"
-    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "--keys", good, *small_splits("2KB"))
+    result = cluster.submit(
+        WORDCOUNT, [tmp_path / "corpus"], out, "--keys", good, *small_splits("2KB")
+    )
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(corpus)
     workers = cluster.status("--keys", good)["workers"]
     assert [w["pid"] for w in workers] == [authorised.pid]
     for intruder in (no_keys, unlisted, wrong_server):
-        assert intruder.poll() is None            # still trying, never served
+        assert intruder.poll() is None  # still trying, never served
     coordinator_log = cluster.logs[0].read_text()
     assert "refused a connection from 127.0.0.1" in coordinator_log
 
 
-def test_a_client_the_coordinator_refuses_is_told_why_and_the_coordinator_logs_it(cluster, keys, corpus,
-                                                                                 tmp_path):
+def test_a_client_the_coordinator_refuses_is_told_why_and_the_coordinator_logs_it(
+    cluster, keys, corpus, tmp_path
+):
     good, other = keys
     cluster.start_coordinator(None, "--keys", good)
     cluster.start_worker(1, "--keys", good)
     stranger = key_mix(tmp_path, "stranger", pair_from=other, coordinator_from=good)
     refusals = {
         (): "refused this client's handshake: it uses CURVE keys (it was started with --keys) and "
-            "this client has none. A coordinator using keys silently drops clients without the "
-            "right key; pass --keys KEYS",
+        "this client has none. A coordinator using keys silently drops clients without the "
+        "right key; pass --keys KEYS",
         ("--keys", stranger): f"refused this client's handshake: this client's key "
-                              f"({stranger}/client.key) is not among the keys it allows",
+        f"({stranger}/client.key) is not among the keys it allows",
     }
-    for args in (["status", "--coordinator", cluster.address],
-                 ["submit", WORDCOUNT, *corpus, "--coordinator", cluster.address, "-o", tmp_path / "o"]):
+    for args in (
+        ["status", "--coordinator", cluster.address],
+        ["submit", WORDCOUNT, *corpus, "--coordinator", cluster.address, "-o", tmp_path / "o"],
+    ):
         for extra, message in refusals.items():
             started = time.monotonic()
             result = run_cli(*args, *extra, "--timeout", "30", timeout=60)
             assert result.returncode == 1
-            assert result.stderr.startswith(f"mapreduce: error: the coordinator at {cluster.address} ")
+            assert result.stderr.startswith(
+                f"mapreduce: error: the coordinator at {cluster.address} "
+            )
             assert message in result.stderr, result.stderr
-            assert time.monotonic() - started < 15            # told at once, not after the timeout
+            assert time.monotonic() - started < 15  # told at once, not after the timeout
     assert not (tmp_path / "o").exists()
     log = cluster.logs[0].read_text()
     # A key refused by the allow-list (ZAP) is logged with the peer's address, once a minute at
     # most (two clients were refused); a client with no keys is refused by ZeroMQ before ZAP, and
     # its address is logged when it could still be read from the connection.
     assert log.count("refused a connection from 127.0.0.1: its public key is not in ") == 1, log
-    assert re.search(r"refused a connection from (127\.0\.0\.1:\d+|an unknown address \(it closed at "
-                     r"once\)): (it has no CURVE keys|it broke off the handshake)", log), log
+    assert re.search(
+        r"refused a connection from (127\.0\.0\.1:\d+|an unknown address \(it closed at "
+        r"once\)): (it has no CURVE keys|it broke off the handshake)",
+        log,
+    ), log
 
 
-def test_a_client_with_another_coordinators_key_times_out_with_the_likely_cause(cluster, keys, tmp_path):
+def test_a_client_with_another_coordinators_key_times_out_with_the_likely_cause(
+    cluster, keys, tmp_path
+):
     good, other = keys
     cluster.start_coordinator(None, "--keys", good)
     wrong_server = key_mix(tmp_path, "wrong-server", pair_from=good, coordinator_from=other)
-    result = run_cli("status", "--coordinator", cluster.address, "--keys", wrong_server,
-                     "--timeout", "1.5", timeout=30)
+    result = run_cli(
+        "status",
+        "--coordinator",
+        cluster.address,
+        "--keys",
+        wrong_server,
+        "--timeout",
+        "1.5",
+        timeout=30,
+    )
     assert result.returncode == 1
-    assert (f"no answer from a coordinator at {cluster.address} within 1.5 s. Every encrypted "
-            f"handshake with it broke off, which is what happens when {wrong_server}/coordinator.key "
-            f"is not the public key of the coordinator at that address") in result.stderr, result.stderr
-    assert re.search(r"refused a connection from (127\.0\.0\.1:\d+|an unknown address \(it closed at "
-                     r"once\)): (its handshake did not decrypt|it broke off the handshake)",
-                     cluster.logs[0].read_text())
+    assert (
+        f"no answer from a coordinator at {cluster.address} within 1.5 s. Every encrypted "
+        f"handshake with it broke off, which is what happens when {wrong_server}/coordinator.key "
+        f"is not the public key of the coordinator at that address"
+    ) in result.stderr, result.stderr
+    assert re.search(
+        r"refused a connection from (127\.0\.0\.1:\d+|an unknown address \(it closed at "
+        r"once\)): (its handshake did not decrypt|it broke off the handshake)",
+        cluster.logs[0].read_text(),
+    )
 
 
 def test_no_answer_says_that_a_coordinator_with_keys_drops_clients_without_them():
-    with socket.socket() as probe:             # a free port, with nothing listening on it
+    with socket.socket() as probe:  # a free port, with nothing listening on it
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = run_cli("status", "--coordinator", f"tcp://127.0.0.1:{port}", "--timeout", "0.5", timeout=30)
+    result = run_cli(
+        "status", "--coordinator", f"tcp://127.0.0.1:{port}", "--timeout", "0.5", timeout=30
+    )
     assert result.returncode == 1
     assert result.stderr == (
         f"mapreduce: error: no answer from a coordinator at tcp://127.0.0.1:{port} within 0.5 s. Is "
         f"`mapreduce coordinator --bind ...` running there, and is the address right? A coordinator "
         f"that uses CURVE keys (--keys) silently drops a client without the right key: if it does, "
-        f"pass --keys KEYS, the directory from `mapreduce keys generate`.\n")
+        f"pass --keys KEYS, the directory from `mapreduce keys generate`.\n"
+    )
 
 
 def test_garbage_and_oversized_frames_leave_the_coordinator_serving(cluster, corpus, tmp_path):
@@ -127,10 +156,15 @@ def test_garbage_and_oversized_frames_leave_the_coordinator_serving(cluster, cor
     raw.setsockopt(zmq.LINGER, 0)
     try:
         raw.connect(cluster.address)
-        for frames in ([b"garbage"], [b"MRP/1", b"D", b"", b"{not json"], [b"MRP/1", b"R", b"", b"[1,2]"],
-                       [b"MRP/1", b"D", b"", b'{"job": "x", "task": "map-00000", "attempt": 1}'],
-                       [b"MRP/1", b"S", b"", b'{"submission": {"name": 3}}', b"\x80junk"],
-                       [b"MRP/9", b"R", b"", b"{}"], [b"x" * (300 * 1024 * 1024)]):
+        for frames in (
+            [b"garbage"],
+            [b"MRP/1", b"D", b"", b"{not json"],
+            [b"MRP/1", b"R", b"", b"[1,2]"],
+            [b"MRP/1", b"D", b"", b'{"job": "x", "task": "map-00000", "attempt": 1}'],
+            [b"MRP/1", b"S", b"", b'{"submission": {"name": 3}}', b"\x80junk"],
+            [b"MRP/9", b"R", b"", b"{}"],
+            [b"x" * (300 * 1024 * 1024)],
+        ):
             raw.send_multipart(frames)
         time.sleep(0.5)
     finally:
@@ -174,21 +208,43 @@ def test_malformed_reports_from_a_registered_worker_are_dropped(cluster, corpus,
     import json as jsonlib
 
     from mapreduce import protocol
+
     cluster.start_coordinator()
     context = zmq.Context()
     fake = context.socket(zmq.DEALER)
     fake.setsockopt(zmq.LINGER, 0)
     try:
         fake.connect(cluster.address)
-        fake.send_multipart(protocol.encode(protocol.Message(protocol.READY, {
-            "worker": "fake", "capacity": "lots", **protocol.runtime_versions()})))
-        fake.send_multipart(protocol.encode(protocol.Message(protocol.READY, {
-            "worker": "fake", "capacity": 1, **protocol.runtime_versions()})))
-        for header in ({"job": 1, "task": [], "attempt": "x"}, {"job": "j", "task": "map-00000", "attempt": 1,
-                       "result": {"files": {"0": "not-a-list"}}}, {"job": "j", "task": 5, "attempt": 1},
-                       {"job": "j", "task": "map-x", "attempt": 1, "error": "text"}):
+        fake.send_multipart(
+            protocol.encode(
+                protocol.Message(
+                    protocol.READY,
+                    {"worker": "fake", "capacity": "lots", **protocol.runtime_versions()},
+                )
+            )
+        )
+        fake.send_multipart(
+            protocol.encode(
+                protocol.Message(
+                    protocol.READY, {"worker": "fake", "capacity": 1, **protocol.runtime_versions()}
+                )
+            )
+        )
+        for header in (
+            {"job": 1, "task": [], "attempt": "x"},
+            {
+                "job": "j",
+                "task": "map-00000",
+                "attempt": 1,
+                "result": {"files": {"0": "not-a-list"}},
+            },
+            {"job": "j", "task": 5, "attempt": 1},
+            {"job": "j", "task": "map-x", "attempt": 1, "error": "text"},
+        ):
             for command in (protocol.DONE, protocol.FAIL):
-                fake.send_multipart([protocol.PROTOCOL, command, b"", jsonlib.dumps(header).encode()])
+                fake.send_multipart(
+                    [protocol.PROTOCOL, command, b"", jsonlib.dumps(header).encode()]
+                )
         time.sleep(0.5)
     finally:
         fake.close(0)
@@ -201,22 +257,33 @@ def test_malformed_reports_from_a_registered_worker_are_dropped(cluster, corpus,
     assert read_counts(out) == wordcount_reference(corpus)
 
 
-def test_keys_added_to_or_removed_from_the_allow_list_apply_without_a_restart(cluster, keys, tmp_path):
+def test_keys_added_to_or_removed_from_the_allow_list_apply_without_a_restart(
+    cluster, keys, tmp_path
+):
     good, other = keys
     cluster.start_coordinator(None, "--keys", good)
     newcomer = key_mix(tmp_path, "newcomer", pair_from=other, coordinator_from=good)
     worker = cluster.start_worker(1, "--keys", newcomer)
     time.sleep(1.0)
-    assert cluster.status("--keys", good)["workers"] == []          # not allowed yet
+    assert cluster.status("--keys", good)["workers"] == []  # not allowed yet
     shutil.copy(other / "worker.key", good / "authorized" / "newcomer-worker.key")
     shutil.copy(other / "client.key", good / "authorized" / "newcomer-client.key")
-    status = cluster.wait_for_workers(1, 30, "--keys", good)        # it retries and is let in
+    status = cluster.wait_for_workers(1, 30, "--keys", good)  # it retries and is let in
     assert [w["pid"] for w in status["workers"]] == [worker.pid]
-    allowed = run_cli("status", "--coordinator", cluster.address, "--keys", newcomer, "--timeout", "3",
-                      timeout=30)
+    allowed = run_cli(
+        "status", "--coordinator", cluster.address, "--keys", newcomer, "--timeout", "3", timeout=30
+    )
     assert allowed.returncode == 0, allowed.stderr
-    (good / "authorized" / "newcomer-client.key").unlink()          # revoked: refused from now on
-    refused = run_cli("status", "--coordinator", cluster.address, "--keys", newcomer, "--timeout", "1.5",
-                      timeout=30)
+    (good / "authorized" / "newcomer-client.key").unlink()  # revoked: refused from now on
+    refused = run_cli(
+        "status",
+        "--coordinator",
+        cluster.address,
+        "--keys",
+        newcomer,
+        "--timeout",
+        "1.5",
+        timeout=30,
+    )
     assert refused.returncode != 0 and "is not among the keys it allows" in refused.stderr
     assert "allowed keys in" in cluster.logs[0].read_text()

@@ -37,13 +37,21 @@ class Point:
     y: int
 
 
-@pytest.fixture(autouse=True, params=[
-    pytest.param("c-speedups", marks=pytest.mark.skipif(bool(speedups_missing()), reason=speedups_missing())),
-    "python"])
+@pytest.fixture(
+    autouse=True,
+    params=[
+        pytest.param(
+            "c-speedups",
+            marks=pytest.mark.skipif(bool(speedups_missing()), reason=speedups_missing()),
+        ),
+        "python",
+    ],
+)
 def counting_path(request, monkeypatch):
     """Every test here runs with the C counting loop (mapreduce/_speedups.c, where it is built)
     and without it."""
     from mapreduce.shuffle import writer
+
     if request.param == "python":
         monkeypatch.setattr(writer, "c_count_pairs", None)
     return request.param
@@ -130,8 +138,14 @@ def test_pickled_values_round_trip_with_exact_types(tmp_path):
 def test_pickled_keys_round_trip(tmp_path):
     keys = [("a", 1), ("a", 0), ("b",), (), ("a", 1, None), ("c", (2, 3)), ("a", 1)]
     groups = groups_of(write(tmp_path, [(key, index) for index, key in enumerate(keys)]).files[0])
-    assert groups == [((), [3]), (("a", 0), [1]), (("a", 1), [0, 6]), (("a", 1, None), [4]),
-                      (("b",), [2]), (("c", (2, 3)), [5])]
+    assert groups == [
+        ((), [3]),
+        (("a", 0), [1]),
+        (("a", 1), [0, 6]),
+        (("a", 1, None), [4]),
+        (("b",), [2]),
+        (("c", (2, 3)), [5]),
+    ]
     assert [key for key, _ in groups] == sorted(set(keys))
 
 
@@ -149,17 +163,23 @@ def test_big_ints_and_none_keys_round_trip(tmp_path):
 def test_surrogate_strings_round_trip(tmp_path):
     pairs = [("\ud800x", "a\udcffb"), ("plain", "\udfff"), ("\ud800x", "second")]
     output = write(tmp_path, pairs, num_partitions=3)
-    groups = [group for partition in sorted(output.files) for group in groups_of(output.files[partition])]
+    groups = [
+        group for partition in sorted(output.files) for group in groups_of(output.files[partition])
+    ]
     assert sorted(groups) == [("plain", ["\udfff"]), ("\ud800x", ["a\udcffb", "second"])]
     assert output.files[stable_partition("\ud800x", 3)]
 
 
 # --- ordering ----------------------------------------------------------------------------------------
 
+
 def test_keys_of_one_type_come_in_python_order(tmp_path):
     rng = random.Random(5)
-    keys = [rng.choice(["apple", "Apple", "banana", "é", "z", "ä", "日", "a\x00"]) + str(rng.randrange(50))
-            for _ in range(2000)]
+    keys = [
+        rng.choice(["apple", "Apple", "banana", "é", "z", "ä", "日", "a\x00"])
+        + str(rng.randrange(50))
+        for _ in range(2000)
+    ]
     pairs = [(key, 1) for key in keys]
     groups = groups_of(write(tmp_path, pairs, spill_records=300).files[0])
     assert [key for key, _ in groups] == sorted(set(keys))
@@ -173,7 +193,19 @@ def test_mixed_types_order_by_type_name_then_value(tmp_path):
     assert got == sorted(keys, key=mixed_type_sort_key)
     # "NoneType" sorts first: upper case comes before lower case.
     assert got == [None, False, True, b"z", 0.5, 1.0, 1, 2, "a", "b", ("t",)]
-    assert [type(key) for key in got] == [type(None), bool, bool, bytes, float, float, int, int, str, str, tuple]
+    assert [type(key) for key in got] == [
+        type(None),
+        bool,
+        bool,
+        bytes,
+        float,
+        float,
+        int,
+        int,
+        str,
+        str,
+        tuple,
+    ]
 
 
 def test_equal_keys_of_different_types_are_different_groups(tmp_path):
@@ -204,6 +236,7 @@ def test_sort_key_for():
 
 # --- spills and merging ------------------------------------------------------------------------------
 
+
 def test_many_spills_and_partitions_merge_to_the_reference(tmp_path):
     rng = random.Random(11)
     pairs = [("w%d" % rng.randrange(400), rng.randrange(10**6)) for _ in range(20000)]
@@ -211,7 +244,9 @@ def test_many_spills_and_partitions_merge_to_the_reference(tmp_path):
     assert all(len(paths) >= 13 for paths in output.files.values())
     assert output.records_in == output.records_out == len(pairs)
     assert count_records([path for paths in output.files.values() for path in paths]) == len(pairs)
-    groups = [group for partition_groups in all_groups(output).values() for group in partition_groups]
+    groups = [
+        group for partition_groups in all_groups(output).values() for group in partition_groups
+    ]
     assert_same_groups(groups, pairs)
     for partition, partition_groups in all_groups(output).items():
         keys = [key for key, _ in partition_groups]
@@ -228,7 +263,9 @@ def test_merging_runs_of_several_map_tasks(tmp_path):
     for task in range(5):
         directory = tmp_path / f"map-{task}"
         directory.mkdir()
-        pairs = [(rng.randrange(-500, 500), rng.randrange(100)) for _ in range(3000)] + [(7, None)] * (task == 4)
+        pairs = [(rng.randrange(-500, 500), rng.randrange(100)) for _ in range(3000)] + [
+            (7, None)
+        ] * (task == 4)
         task_pairs.append(pairs)
         task_paths.append(write(directory, pairs, spill_records=700).files[0])
     for tasks in (range(4), range(5)):
@@ -263,18 +300,28 @@ def test_empty_partition_list_and_empty_writer(tmp_path):
 
 # --- combiner ----------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("one", [1, 1.0], ids=["counted-int-values", "grouped-float-values"])
 def test_summing_combiner_gives_the_counter_totals(tmp_path, one):
     rng = random.Random(2)
-    words = [rng.choice(["the", "a", "of", "mapreduce", "x", "y"]) + str(rng.randrange(30)) for _ in range(20000)]
+    words = [
+        rng.choice(["the", "a", "of", "mapreduce", "x", "y"]) + str(rng.randrange(30))
+        for _ in range(20000)
+    ]
     calls = collections.Counter()
 
     def counting_combiner(key, values):
         calls[key] += 1
         yield key, sum(values)
 
-    output = write(tmp_path, [(word, one) for word in words], num_partitions=4, combiner=counting_combiner,
-                   combine_every=500, spill_records=5000)
+    output = write(
+        tmp_path,
+        [(word, one) for word in words],
+        num_partitions=4,
+        combiner=counting_combiner,
+        combine_every=500,
+        spill_records=5000,
+    )
     totals = {key: sum(values) for groups in all_groups(output).values() for key, values in groups}
     assert totals == collections.Counter(words)
     assert all(type(total) is type(one) for total in totals.values())
@@ -295,7 +342,7 @@ class Text(str):
 COUNTING_KEY_KINDS = {
     "str": (["a", "é", ""], True),
     "bytes": ([b"a", b""], True),
-    "int": ([0, -5, 2 ** 70], True),
+    "int": ([0, -5, 2**70], True),
     "None": ([None], True),
     "tuple": ([("a", "b"), ("b", 1, None, b"x"), ()], True),
     "float": ([1.5], False),
@@ -319,7 +366,9 @@ def test_both_counting_paths_count_the_same_key_kinds(tmp_path, kind):
 
     pairs = [(key, 1) for _ in range(5000) for key in keys]
     output = write(tmp_path, pairs, num_partitions=2, combiner=counting_combiner, combine_every=500)
-    totals = {typed(key): sum(values) for groups in all_groups(output).values() for key, values in groups}
+    totals = {
+        typed(key): sum(values) for groups in all_groups(output).values() for key, values in groups
+    }
     assert totals == {typed(key): 5000 for key in keys}
     # Counted pairs are combined once, at close; grouped ones every combine_every records too.
     assert (max(calls.values()) == 1) is counted, dict(calls)
@@ -327,8 +376,13 @@ def test_both_counting_paths_count_the_same_key_kinds(tmp_path, kind):
 
 def test_counted_pairs_spill_when_distinct_keys_fill_the_buffer(tmp_path):
     words = [f"w{i % 3000}" for i in range(30000)]
-    output = write(tmp_path, [(word, 1) for word in words], num_partitions=2,
-                   combiner=summing_combiner, spill_records=1000)
+    output = write(
+        tmp_path,
+        [(word, 1) for word in words],
+        num_partitions=2,
+        combiner=summing_combiner,
+        spill_records=1000,
+    )
     assert max(len(runs) for runs in output.files.values()) > 1
     totals = collections.Counter()
     for groups in all_groups(output).values():
@@ -364,7 +418,9 @@ def test_combiner_with_add_and_int_keys(tmp_path):
     writer.add(True, 1000)  # == 1 but a different key
     expected[typed(True)] += 1000
     output = writer.close()
-    totals = {typed(key): sum(values) for groups in all_groups(output).values() for key, values in groups}
+    totals = {
+        typed(key): sum(values) for groups in all_groups(output).values() for key, values in groups
+    }
     assert totals == expected
 
 
@@ -376,8 +432,13 @@ def test_combiner_may_emit_other_keys(tmp_path):
     def lowering_combiner(key, values):
         yield key.lower(), sum(values)
 
-    output = write(tmp_path, [(word, 1) for word in words], num_partitions=3, combiner=lowering_combiner,
-                   combine_every=100)
+    output = write(
+        tmp_path,
+        [(word, 1) for word in words],
+        num_partitions=3,
+        combiner=lowering_combiner,
+        combine_every=100,
+    )
     totals = collections.Counter()
     for partition, groups in all_groups(output).items():
         for key, values in groups:
@@ -391,7 +452,9 @@ def test_combiner_emitting_nothing_drops_the_key(tmp_path):
         if key != "drop":
             yield key, sum(values)
 
-    output = write(tmp_path, [("drop", 1), ("drop", 1), ("keep", 1), ("keep", 2)], combiner=dropping_combiner)
+    output = write(
+        tmp_path, [("drop", 1), ("drop", 1), ("keep", 1), ("keep", 2)], combiner=dropping_combiner
+    )
     assert groups_of(output.files[0]) == [("keep", [3])]
 
 
@@ -401,6 +464,7 @@ def test_unhashable_keys_with_a_combiner_raise_record_error(tmp_path):
 
 
 # --- partitioning ------------------------------------------------------------------------------------
+
 
 def test_custom_partitioner_routes_keys_and_files_reflect_it(tmp_path):
     def by_length(key, num_partitions):
@@ -413,8 +477,12 @@ def test_custom_partitioner_routes_keys_and_files_reflect_it(tmp_path):
     for partition, paths in output.files.items():
         assert [os.path.basename(path) for path in paths] == [f"part-{partition:05d}-run-000.arrow"]
         assert all(os.path.isabs(path) for path in paths)
-    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for ps in output.files.values() for p in ps)
-    assert output.bytes_written == sum(os.path.getsize(p) for ps in output.files.values() for p in ps)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        os.path.basename(p) for ps in output.files.values() for p in ps
+    )
+    assert output.bytes_written == sum(
+        os.path.getsize(p) for ps in output.files.values() for p in ps
+    )
 
 
 def test_partitioner_out_of_range_raises_record_error(tmp_path):
@@ -422,8 +490,21 @@ def test_partitioner_out_of_range_raises_record_error(tmp_path):
         write(tmp_path, [("a", 1)], num_partitions=4, partitioner=lambda key, n: n)
 
 
-STABLE_KEYS = ["hello", "", "\ud800", 12345, -7, 2**70, 1.5, True, None, b"raw",
-               ("a", 1, 2.5), frozenset({"x", "y", "z", 3}), ("nested", (1, frozenset({2})))]
+STABLE_KEYS = [
+    "hello",
+    "",
+    "\ud800",
+    12345,
+    -7,
+    2**70,
+    1.5,
+    True,
+    None,
+    b"raw",
+    ("a", 1, 2.5),
+    frozenset({"x", "y", "z", 3}),
+    ("nested", (1, frozenset({2}))),
+]
 
 
 def test_stable_partition_is_the_same_in_other_processes_whatever_the_hash_seed():
@@ -431,32 +512,52 @@ def test_stable_partition_is_the_same_in_other_processes_whatever_the_hash_seed(
     program = (
         "from mapreduce.shuffle import stable_partition\n"
         f"keys = {STABLE_KEYS!r}\n"
-        "print([stable_partition(key, 97) for key in keys])\n")
+        "print([stable_partition(key, 97) for key in keys])\n"
+    )
     for seed in ("1", "2"):
         env = dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=PROJECT_ROOT)
-        result = subprocess.run([sys.executable, "-c", program], env=env, cwd=PROJECT_ROOT,
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", program],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert result.stdout.strip() == str(expected)
 
 
 def test_stable_partition_details():
     import zlib
+
     assert stable_partition("word", 7) == zlib.crc32(b"word") % 7
     assert stable_partition(b"word", 7) == zlib.crc32(b"word") % 7
     # Set iteration order does not matter, nor dict insertion order.
-    assert stable_partition(frozenset(range(100)), 1000) == stable_partition(frozenset(range(99, -1, -1)), 1000)
-    assert stable_partition(({"a": 1, "b": 2},), 1000) == stable_partition(({"b": 2, "a": 1},), 1000)
+    assert stable_partition(frozenset(range(100)), 1000) == stable_partition(
+        frozenset(range(99, -1, -1)), 1000
+    )
+    assert stable_partition(({"a": 1, "b": 2},), 1000) == stable_partition(
+        ({"b": 2, "a": 1},), 1000
+    )
     # Equal keys of one type go to the same partition; the type matters at the top level.
     assert stable_partition(0.0, 1000) == stable_partition(-0.0, 1000)
-    assert stable_partition((1,), 1000) == stable_partition((True,), 1000) == stable_partition((1.0,), 1000)
+    assert (
+        stable_partition((1,), 1000)
+        == stable_partition((True,), 1000)
+        == stable_partition((1.0,), 1000)
+    )
     assert len({stable_partition(key, 2**31) for key in (1, 1.0, True, "1")}) == 4
 
 
-@pytest.mark.parametrize("keys", [
-    ["k%d" % i for i in range(300)] + ["", "é", "日本", "\ud800x"],           # all str: bulk crc32
-    list(range(-300, 300)) + [2 ** 63 - 1, -(2 ** 63), 2 ** 70],          # all int: bulk crc32
-    list(range(-30, 30)) + ["k%d" % i for i in range(30)] + [(1, 2), None],  # mixed: one by one
-], ids=["str", "int", "mixed"])
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ["k%d" % i for i in range(300)] + ["", "é", "日本", "\ud800x"],  # all str: bulk crc32
+        list(range(-300, 300)) + [2**63 - 1, -(2**63), 2**70],  # all int: bulk crc32
+        list(range(-30, 30)) + ["k%d" % i for i in range(30)] + [(1, 2), None],  # mixed: one by one
+    ],
+    ids=["str", "int", "mixed"],
+)
 def test_vectorised_partitioning_agrees_with_stable_partition(tmp_path, keys):
     # A chunk whose keys are all str or all int is partitioned in bulk (map chains over the
     # whole list); each must put every key where stable_partition(key) does.
@@ -464,11 +565,14 @@ def test_vectorised_partitioning_agrees_with_stable_partition(tmp_path, keys):
         directory = tmp_path / ("combined" if combiner else "plain")
         directory.mkdir()
         output = write(directory, [(key, 1) for key in keys], num_partitions=5, combiner=combiner)
-        placed = {key: partition for partition, groups in all_groups(output).items() for key, _ in groups}
+        placed = {
+            key: partition for partition, groups in all_groups(output).items() for key, _ in groups
+        }
         assert placed == {key: stable_partition(key, 5) for key in keys}
 
 
 # --- laziness ----------------------------------------------------------------------------------------
+
 
 def test_values_are_a_lazy_iterator_even_for_a_huge_group(tmp_path):
     count = 1_000_000
@@ -501,21 +605,25 @@ def test_skipping_a_group_moves_to_the_next(tmp_path):
 
 # --- user errors -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("item, shown", [
-    ("hi", "'hi' of type str"),
-    ((1, 2, 3), "(1, 2, 3) of type tuple"),
-    (42, "42 of type int"),
-    ("x" * 200, "'" + "x" * 76 + "... of type str"),
-])
+
+@pytest.mark.parametrize(
+    "item, shown",
+    [
+        ("hi", "'hi' of type str"),
+        ((1, 2, 3), "(1, 2, 3) of type tuple"),
+        (42, "42 of type int"),
+        ("x" * 200, "'" + "x" * 76 + "... of type str"),
+    ],
+)
 def test_add_pairs_rejects_what_is_not_a_pair(tmp_path, item, shown):
     writer = MapOutputWriter(str(tmp_path), 2)
     writer.add_pairs([("ok", 1)])
     writer.add_pairs([item])
     writer.add_pairs([("ok", 2)])
-    with pytest.raises(RecordError) as caught:   # pairs are checked a chunk at a time
+    with pytest.raises(RecordError) as caught:  # pairs are checked a chunk at a time
         writer.close()
     assert str(caught.value) == f"the mapper yielded {shown}; it must yield (key, value) pairs"
-    assert caught.value.records_ago == 1         # so the error can name the record that yielded it
+    assert caught.value.records_ago == 1  # so the error can name the record that yielded it
 
 
 def test_a_list_yielded_twice_is_refused_rather_than_read_changed(tmp_path):
@@ -537,7 +645,9 @@ def test_lists_and_tuple_subclasses_are_accepted_as_pairs(tmp_path):
     assert groups_of(output.files[0]) == [("a", [1]), ("b", [2]), ("c", [3])]
 
 
-@pytest.mark.parametrize("value, type_name", [(lambda: 1, "function"), ((x for x in ()), "generator")])
+@pytest.mark.parametrize(
+    "value, type_name", [(lambda: 1, "function"), ((x for x in ()), "generator")]
+)
 def test_unpicklable_values_raise_record_error_naming_the_type(tmp_path, value, type_name):
     writer = MapOutputWriter(str(tmp_path), 1)
     writer.add_pairs([("a", 1), ("b", value)])
@@ -546,14 +656,19 @@ def test_unpicklable_values_raise_record_error_naming_the_type(tmp_path, value, 
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".arrow")]
 
 
-@pytest.mark.parametrize("keys, type_name", [
-    ([{"a": 1}, {"b": 2}], "dict"),
-    ([(1, "a"), ("a", 1)], "tuple"),
-])
+@pytest.mark.parametrize(
+    "keys, type_name",
+    [
+        ([{"a": 1}, {"b": 2}], "dict"),
+        ([(1, "a"), ("a", 1)], "tuple"),
+    ],
+)
 def test_unorderable_keys_raise_record_error(tmp_path, keys, type_name):
     writer = MapOutputWriter(str(tmp_path), 1)
     writer.add_pairs([(key, 0) for key in keys])
-    with pytest.raises(RecordError, match=f"keys of type {type_name} cannot be ordered: .*keys must be orderable"):
+    with pytest.raises(
+        RecordError, match=f"keys of type {type_name} cannot be ordered: .*keys must be orderable"
+    ):
         writer.close()
 
 
@@ -564,6 +679,7 @@ def test_keys_unorderable_only_across_runs_raise_record_error_when_merging(tmp_p
 
 
 # --- unreadable map output ---------------------------------------------------------------------------
+
 
 def test_a_truncated_run_raises_shuffle_read_error_with_its_path(tmp_path):
     output = write(tmp_path, [("k%d" % i, i) for i in range(1000)], spill_records=400)
@@ -610,16 +726,17 @@ def test_closed_writer_refuses_more_records_and_close_is_repeatable(tmp_path):
         writer.add("b", 2)
 
 
-
 @pytest.mark.parametrize("kind", ["str", "int", "bytes", "bool", "float"])
 def test_runs_have_pythons_key_order_and_keep_each_keys_values_in_order(tmp_path, kind):
     # str, int, bytes and bool runs are sorted by Arrow, float runs by Python (-0.0 == 0.0 is one
     # key whose values interleave): either sort must be stable.
     rng = random.Random(kind)
     make = {
-        "str": lambda: "".join(rng.choice(["a", "Z", "é", "\uffff", "\U0001F600", "\u0100", "", "0"])
-                               for _ in range(rng.randrange(0, 4))),
-        "int": lambda: rng.randrange(-8, 8) * 2 ** 59,     # keys repeat, up to 2**62 in size
+        "str": lambda: "".join(
+            rng.choice(["a", "Z", "é", "\uffff", "\U0001f600", "\u0100", "", "0"])
+            for _ in range(rng.randrange(0, 4))
+        ),
+        "int": lambda: rng.randrange(-8, 8) * 2**59,  # keys repeat, up to 2**62 in size
         "bytes": lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(0, 3))),
         "bool": lambda: rng.random() < 0.5,
         "float": lambda: rng.choice([-0.0, 0.0, 1.5, -2.25, 1e300, float("inf")]),
@@ -628,7 +745,7 @@ def test_runs_have_pythons_key_order_and_keep_each_keys_values_in_order(tmp_path
     output = write(tmp_path, pairs, num_partitions=1)
     groups = groups_of(output.files[0])
     assert [key for key, _ in groups] == sorted({key for key, _ in pairs})
-    for key, values in groups:      # stable: a key's values in the order they were added
+    for key, values in groups:  # stable: a key's values in the order they were added
         assert values == [index for k, index in pairs if k == key]
 
 
@@ -645,8 +762,14 @@ def test_a_full_buffer_is_combined_and_spilled_not_combined_at_every_chunk(tmp_p
 
     keys = [f"k{i}" for i in range(1900)]
     pairs = [(key, 1.0) for key in keys] + [(key, 1) for _ in range(20) for key in keys]
-    output = write(tmp_path, pairs, num_partitions=2, combiner=counting_combiner, spill_records=2000,
-                   combine_every=10 ** 9)
+    output = write(
+        tmp_path,
+        pairs,
+        num_partitions=2,
+        combiner=counting_combiner,
+        spill_records=2000,
+        combine_every=10**9,
+    )
     assert len(calls) <= 3 * len(keys)
     totals = collections.Counter()
     for groups in all_groups(output).values():

@@ -15,31 +15,52 @@ from mapreduce.shuffle import writer
 # with the reason shown in pytest's summary, and test_shuffle.py tests the Python loop alone.
 pytestmark = pytest.mark.skipif(bool(speedups_missing()), reason=speedups_missing())
 
-count_pairs = writer.c_count_pairs      # mapreduce._speedups.count_pairs, as the writer uses it
+count_pairs = writer.c_count_pairs  # mapreduce._speedups.count_pairs, as the writer uses it
 
 
 # --- the C counting loop agrees with the Python one --------------------------------------------------
+
 
 class Text(str):
     """A str subclass: equal to a str, but a different key."""
 
 
 def _random_pairs(rng, count):
-    keys = ["a", "b", "c", b"a", 1, 2, None, True, 1.0, Text("a"), ("a", "b"), ("a", 1), ("a", True)]
-    values = [1, 1, 1, 2, True, 1.0, 0, "1", b"1", None, Text("1"), (1,), 2 ** 70]
+    keys = [
+        "a",
+        "b",
+        "c",
+        b"a",
+        1,
+        2,
+        None,
+        True,
+        1.0,
+        Text("a"),
+        ("a", "b"),
+        ("a", 1),
+        ("a", True),
+    ]
+    values = [1, 1, 1, 2, True, 1.0, 0, "1", b"1", None, Text("1"), (1,), 2**70]
     pairs = [(rng.choice(keys), rng.choice(values)) for _ in range(count)]
     if rng.random() < 0.3:
-        pairs = [(rng.choice([("x", "y"), ("x", "z", "w"), ("y",)]), rng.choice([1, 1, "v", None]))
-                 for _ in range(count)]                                   # all countable
+        pairs = [
+            (rng.choice([("x", "y"), ("x", "z", "w"), ("y",)]), rng.choice([1, 1, "v", None]))
+            for _ in range(count)
+        ]  # all countable
     return pairs
 
 
 @pytest.mark.parametrize("seed", range(25))
 def test_c_and_python_counting_give_the_same_map_output(tmp_path, monkeypatch, seed):
     rng = random.Random(seed)
-    pairs = [pair for _ in range(rng.randrange(1, 6)) for pair in _random_pairs(rng, rng.randrange(1, 3000))]
+    pairs = [
+        pair
+        for _ in range(rng.randrange(1, 6))
+        for pair in _random_pairs(rng, rng.randrange(1, 3000))
+    ]
 
-    def passing_combiner(key, values):       # gives the same multiset however often it runs
+    def passing_combiner(key, values):  # gives the same multiset however often it runs
         for value in values:
             yield key, value
 
@@ -49,9 +70,14 @@ def test_c_and_python_counting_give_the_same_map_output(tmp_path, monkeypatch, s
             monkeypatch.setattr(writer, "c_count_pairs", None)
         (tmp_path / path).mkdir()
         output = write(tmp_path / path, pairs, num_partitions=3, combiner=passing_combiner)
-        results.append({partition: [(typed(key), sorted(map(typed, values), key=repr))
-                                    for key, values in groups]
-                        for partition, groups in all_groups(output).items()})
+        results.append(
+            {
+                partition: [
+                    (typed(key), sorted(map(typed, values), key=repr)) for key, values in groups
+                ]
+                for partition, groups in all_groups(output).items()
+            }
+        )
     assert results[0] == results[1]
 
 
@@ -62,24 +88,49 @@ def test_count_pairs_counts_only_exact_plain_pairs():
     assert count_pairs([(("a", "b"), 1), (("a", "b"), 1), (("a", 2, None), 1)], counts)
     assert counts.pop((int, 1)) == {"a": 2, "b": 1, ("a", "b"): 2, ("a", 2, None): 1}
     counts[(int, 1)] = {"a": 2, "b": 1}
-    for declined in ([("a", True)], [("a", 1.0)], [(Text("a"), 1)], [["a", 1]], [("a", 1, 2)],
-                     [("a", (1,))], [("a", 1), "ab"], [(True, 1)], [(("a", True), 1)],
-                     [(("a", ("b",)), 1)], [(("a", 1.0), 1)]):
+    for declined in (
+        [("a", True)],
+        [("a", 1.0)],
+        [(Text("a"), 1)],
+        [["a", 1]],
+        [("a", 1, 2)],
+        [("a", (1,))],
+        [("a", 1), "ab"],
+        [(True, 1)],
+        [(("a", True), 1)],
+        [(("a", ("b",)), 1)],
+        [(("a", 1.0), 1)],
+    ):
         assert not count_pairs(declined, counts)
     assert counts == {(int, 1): {"a": 2, "b": 1}, (type(None), None): {b"k": 1}, (str, "v"): {7: 1}}
 
 
 def test_without_the_extension_its_tests_are_skipped_with_the_reason():
     # As on a machine without a C compiler: the import of mapreduce._speedups fails.
-    program = ("import sys; sys.modules['mapreduce._speedups'] = None\n"
-               "import pytest; sys.exit(pytest.main(sys.argv[1:]))")
+    program = (
+        "import sys; sys.modules['mapreduce._speedups'] = None\n"
+        "import pytest; sys.exit(pytest.main(sys.argv[1:]))"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", program, "-q", "-p", "no:cacheprovider", __file__,
-         "tests/test_shuffle.py::test_combiner_emitting_nothing_drops_the_key",
-         "-k", "not without_the_extension"],
-        cwd=ROOT, capture_output=True, text=True, timeout=100)
+        [
+            sys.executable,
+            "-c",
+            program,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+            "tests/test_shuffle.py::test_combiner_emitting_nothing_drops_the_key",
+            "-k",
+            "not without_the_extension",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 passed" in result.stdout              # test_shuffle's Python counting path
+    assert "1 passed" in result.stdout  # test_shuffle's Python counting path
     skipped = int(result.stdout.split(" skipped")[0].rsplit(" ", 1)[-1])
-    assert skipped > 25                             # every test here, and test_shuffle's C path
+    assert skipped > 25  # every test here, and test_shuffle's C path
     assert "SKIPPED" in result.stdout and "mapreduce._speedups is not importable" in result.stdout

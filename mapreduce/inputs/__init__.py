@@ -15,6 +15,20 @@ from .discover import InputFile, expand_inputs, is_pattern, looks_binary
 from .plan import Segment, Split, automatic_split_size, check_split_size, plan_splits
 from .readers import BATCH_FORMATS, INPUT_FORMATS, TEXT_FORMATS, read_blocks, read_records
 
-__all__ = ["BadRecord", "InputFile", "expand_inputs", "is_pattern", "looks_binary", "Segment",
-           "Split", "automatic_split_size", "check_split_size", "plan_splits", "BATCH_FORMATS",
-           "INPUT_FORMATS", "TEXT_FORMATS", "read_blocks", "read_records"]
+__all__ = [
+    "BadRecord",
+    "InputFile",
+    "expand_inputs",
+    "is_pattern",
+    "looks_binary",
+    "Segment",
+    "Split",
+    "automatic_split_size",
+    "check_split_size",
+    "plan_splits",
+    "BATCH_FORMATS",
+    "INPUT_FORMATS",
+    "TEXT_FORMATS",
+    "read_blocks",
+    "read_records",
+]

@@ -21,6 +21,7 @@ def csv_batches(path: str, bad_records: list | None, block: int) -> Iterator:
     once to convert with them."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
+
     invalid: list = []
 
     def on_invalid(row) -> str:
@@ -30,32 +31,41 @@ def csv_batches(path: str, bad_records: list | None, block: int) -> Iterator:
 
     def judge_invalid_rows() -> None:
         for row in invalid:
-            skip_or_raise(bad_records, path, f"{row.text!r:.80}: expected {row.expected_columns} "
-                                             f"columns, found {row.actual_columns}",
-                          lambda row=row: _line_number_of(path, row.text, block))
+            skip_or_raise(
+                bad_records,
+                path,
+                f"{row.text!r:.80}: expected {row.expected_columns} "
+                f"columns, found {row.actual_columns}",
+                lambda row=row: _line_number_of(path, row.text, block),
+            )
         invalid.clear()
 
     try:
         column_types = _csv_column_types(path, block)
         with open_input(path) as stream:
-            reader = pcsv.open_csv(stream, read_options=_csv_read_options(block),
-                                   parse_options=_csv_parse_options(on_invalid),
-                                   convert_options=pcsv.ConvertOptions(column_types=column_types))
+            reader = pcsv.open_csv(
+                stream,
+                read_options=_csv_read_options(block),
+                parse_options=_csv_parse_options(on_invalid),
+                convert_options=pcsv.ConvertOptions(column_types=column_types),
+            )
             for batch in reader:
                 judge_invalid_rows()
                 yield batch
     except pa.ArrowInvalid as exc:
         raise BadRecord(path, None, str(exc)) from None
-    judge_invalid_rows()        # those found while the last batch was read
+    judge_invalid_rows()  # those found while the last batch was read
 
 
 def _csv_read_options(block: int):
     import pyarrow.csv as pcsv
+
     return pcsv.ReadOptions(block_size=block)
 
 
 def _csv_parse_options(on_invalid):
     import pyarrow.csv as pcsv
+
     # newlines_in_values: blocks are cut between rows, never inside a quoted value's line break.
     return pcsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid)
 
@@ -67,6 +77,7 @@ def _csv_column_types(path: str, block: int) -> dict:
     values are typed by Arrow's own CSV inference and the types widened across blocks."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
+
     skip = _csv_parse_options(lambda row: "skip")
     with open_input(path) as stream:
         reader = pcsv.open_csv(stream, read_options=_csv_read_options(block), parse_options=skip)
@@ -74,15 +85,18 @@ def _csv_column_types(path: str, block: int) -> dict:
             for _ in reader:
                 pass
             return {field.name: field.type for field in reader.schema}
-        except pa.ArrowInvalid:          # a later block does not fit the first block's types
+        except pa.ArrowInvalid:  # a later block does not fit the first block's types
             names = reader.schema.names
     types: dict = {}
     with open_input(path) as stream:
         raw = pcsv.ConvertOptions(column_types={name: pa.binary() for name in names})
-        for batch in pcsv.open_csv(stream, read_options=_csv_read_options(block), parse_options=skip,
-                                   convert_options=raw):
+        for batch in pcsv.open_csv(
+            stream, read_options=_csv_read_options(block), parse_options=skip, convert_options=raw
+        ):
             for name, column in zip(names, batch.columns):
-                types[name] = _wider_csv_type(types.get(name), _inferred_csv_type(column, types.get(name)))
+                types[name] = _wider_csv_type(
+                    types.get(name), _inferred_csv_type(column, types.get(name))
+                )
     return {name: types.get(name, pa.null()) for name in names}
 
 
@@ -94,6 +108,7 @@ def _inferred_csv_type(values, so_far=None):
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
+
     if not len(values):
         return pa.null()
     if so_far is not None and (pa.types.is_string(so_far) or pa.types.is_binary(so_far)):
@@ -109,11 +124,14 @@ def _inferred_csv_type(values, so_far=None):
 
     text = joined(values)
     if b'"' in text or b"," in text or b"\r" in text or text.count(b"\n") != len(values) - 1:
-        text = joined(pc.binary_join_element_wise(b'"', pc.replace_substring(values, b'"', b'""'),
-                                                   b'"', b""))
-    table = pcsv.read_csv(pa.py_buffer(text),
-                          read_options=pcsv.ReadOptions(column_names=["c"], use_threads=False),
-                          parse_options=pcsv.ParseOptions(newlines_in_values=True))
+        text = joined(
+            pc.binary_join_element_wise(b'"', pc.replace_substring(values, b'"', b'""'), b'"', b"")
+        )
+    table = pcsv.read_csv(
+        pa.py_buffer(text),
+        read_options=pcsv.ReadOptions(column_names=["c"], use_threads=False),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+    )
     return table.schema.field("c").type
 
 
@@ -122,6 +140,7 @@ def _wider_csv_type(current, new):
     read_csv loosens a column's type: null < int < float, dates < timestamps (the finer unit);
     anything else becomes str (or binary when a block is not UTF-8)."""
     import pyarrow as pa
+
     if current is None or pa.types.is_null(current):
         return new
     if pa.types.is_null(new) or new == current:
@@ -131,7 +150,9 @@ def _wider_csv_type(current, new):
     if {current, new} == {pa.int64(), pa.float64()}:
         return pa.float64()
     times = [kind for kind in (current, new) if pa.types.is_timestamp(kind)]
-    if times and all(pa.types.is_timestamp(kind) or pa.types.is_date32(kind) for kind in (current, new)):
+    if times and all(
+        pa.types.is_timestamp(kind) or pa.types.is_date32(kind) for kind in (current, new)
+    ):
         return max(times, key=lambda kind: ["s", "ms", "us", "ns"].index(kind.unit))
     return pa.string()
 

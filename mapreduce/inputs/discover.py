@@ -75,27 +75,37 @@ def _expand_uri(uri: str) -> list[InputFile]:
     """An object (file), or every file below a prefix (directory), skipping names that start with
     '.' or '_' as for local directories. URIs take no globs: '?' starts a URI's query."""
     from pyarrow.fs import FileType
+
     try:
         info = storage.file_info(uri)
         if info.type == FileType.File:
             return [InputFile(uri, info.size)]
         if info.type == FileType.Directory:
-            files = [InputFile(found, size) for found, relative, size in storage.list_files(uri)
-                     if not any(map(_is_skipped_name, relative.split("/")))]
+            files = [
+                InputFile(found, size)
+                for found, relative, size in storage.list_files(uri)
+                if not any(map(_is_skipped_name, relative.split("/")))
+            ]
             if not files:
-                raise InputError(f"input directory {uri!r} contains no files ({_SKIPPED_NOTE}); "
-                                 f"put input files in it or pass other inputs")
+                raise InputError(
+                    f"input directory {uri!r} contains no files ({_SKIPPED_NOTE}); "
+                    f"put input files in it or pass other inputs"
+                )
             return files
         if not storage.bucket_exists(uri):
-            raise InputError(f"input {uri!r} does not exist: there is no bucket "
-                             f"'{storage.bucket_of(uri)}' at that endpoint; check the spelling, "
-                             f"the endpoint (AWS_ENDPOINT_URL) and the credentials")
+            raise InputError(
+                f"input {uri!r} does not exist: there is no bucket "
+                f"'{storage.bucket_of(uri)}' at that endpoint; check the spelling, "
+                f"the endpoint (AWS_ENDPOINT_URL) and the credentials"
+            )
     except MapReduceError as exc:
         raise InputError(exc.paragraph()) from None
     except Exception as exc:
         raise InputError(storage.describe_error(uri, "read input", exc).paragraph()) from None
-    raise InputError(f"input path {uri!r} does not exist; check the spelling (no object and no "
-                     f"prefix of that name)")
+    raise InputError(
+        f"input path {uri!r} does not exist; check the spelling (no object and no "
+        f"prefix of that name)"
+    )
 
 
 def _is_glob(text: str) -> bool:
@@ -107,14 +117,18 @@ def _expand_path(path: str) -> list[str]:
     if stat.S_ISDIR(info.st_mode):
         files = _files_under(path)
         if not files:
-            raise InputError(f"input directory {path!r} contains no files ({_SKIPPED_NOTE}); "
-                             f"put input files in it or pass other inputs")
+            raise InputError(
+                f"input directory {path!r} contains no files ({_SKIPPED_NOTE}); "
+                f"put input files in it or pass other inputs"
+            )
         return files
     if stat.S_ISREG(info.st_mode):
         _check_readable(path)
         return [path]
-    raise InputError(f"input path {path!r} is neither a regular file nor a directory "
-                     f"(a device, pipe or socket?); pass files or directories instead")
+    raise InputError(
+        f"input path {path!r} is neither a regular file nor a directory "
+        f"(a device, pipe or socket?); pass files or directories instead"
+    )
 
 
 def _stat_input(path: str) -> os.stat_result:
@@ -122,22 +136,31 @@ def _stat_input(path: str) -> os.stat_result:
         return os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         if os.path.islink(path):
-            raise InputError(f"input path {path!r} is a symbolic link to something that does not "
-                             f"exist; fix the link or leave it out") from None
-        raise InputError(f"input path {path!r} does not exist; check the spelling and the "
-                         f"current directory ({os.getcwd()})") from None
+            raise InputError(
+                f"input path {path!r} is a symbolic link to something that does not "
+                f"exist; fix the link or leave it out"
+            ) from None
+        raise InputError(
+            f"input path {path!r} does not exist; check the spelling and the "
+            f"current directory ({os.getcwd()})"
+        ) from None
     except PermissionError:
-        raise InputError(f"input path {path!r} cannot be read: permission denied on it or on a "
-                         f"directory above it; fix the permissions or leave it out") from None
+        raise InputError(
+            f"input path {path!r} cannot be read: permission denied on it or on a "
+            f"directory above it; fix the permissions or leave it out"
+        ) from None
     except OSError as exc:
-        raise InputError(f"input path {path!r} cannot be read ({exc.strerror}); "
-                         f"check it or leave it out") from None
+        raise InputError(
+            f"input path {path!r} cannot be read ({exc.strerror}); check it or leave it out"
+        ) from None
 
 
 def _check_readable(path: str) -> None:
     if not os.access(path, os.R_OK):
-        raise InputError(f"input file {path!r} is not readable (permission denied); "
-                         f"fix its permissions (chmod +r) or leave it out")
+        raise InputError(
+            f"input file {path!r} is not readable (permission denied); "
+            f"fix its permissions (chmod +r) or leave it out"
+        )
 
 
 def _files_under(top: str) -> list[str]:
@@ -163,8 +186,9 @@ def _walk_once(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
     """os.walk following symlinked directories, but entering each real directory only once, so a
     link pointing back up the tree does not loop forever."""
     visited: set[str] = set()
-    for directory, subdirectories, names in os.walk(top, onerror=_raise_unreadable_directory,
-                                                     followlinks=True):
+    for directory, subdirectories, names in os.walk(
+        top, onerror=_raise_unreadable_directory, followlinks=True
+    ):
         real = os.path.realpath(directory)
         if real in visited:
             subdirectories[:] = []
@@ -174,8 +198,10 @@ def _walk_once(top: str) -> Iterator[tuple[str, list[str], list[str]]]:
 
 
 def _raise_unreadable_directory(error: OSError) -> None:
-    raise InputError(f"input directory {error.filename!r} cannot be listed ({error.strerror}); "
-                     f"fix its permissions or leave it out")
+    raise InputError(
+        f"input directory {error.filename!r} cannot be listed ({error.strerror}); "
+        f"fix its permissions or leave it out"
+    )
 
 
 def _is_skipped_name(name: str) -> bool:
@@ -195,8 +221,10 @@ def _expand_glob(pattern: str) -> list[str]:
             files.append(match)
     if not files:
         note = f" ({_SKIPPED_NOTE})" if skipped_any else ""
-        raise InputError(f"input glob {pattern!r} matched no files{note}; check the pattern and "
-                         f"the current directory ({os.getcwd()})")
+        raise InputError(
+            f"input glob {pattern!r} matched no files{note}; check the pattern and "
+            f"the current directory ({os.getcwd()})"
+        )
     return sorted(dict.fromkeys(files))
 
 

@@ -34,15 +34,16 @@ class Segment:
     path: str
     start: int
     end: int
-    unit: str = "bytes"       # or "row groups" for Parquet
+    unit: str = "bytes"  # or "row groups" for Parquet
     # The whole file's size when planning knew it, so describe() shortens a segment covering it
     # to the path without asking again; not sent on the wire, not part of equality.
     file_size: int | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.start <= self.end:
-            raise ValueError(f"segment of {self.path!r} has an invalid byte range "
-                             f"{self.start}-{self.end}")
+            raise ValueError(
+                f"segment of {self.path!r} has an invalid byte range {self.start}-{self.end}"
+            )
 
     @property
     def size(self) -> int:
@@ -54,7 +55,7 @@ class Segment:
             return False
         if self.file_size is not None:
             return self.end == self.file_size
-        if storage.is_uri(self.path):          # no request per split just for a message
+        if storage.is_uri(self.path):  # no request per split just for a message
             return False
         try:
             return os.stat(self.path).st_size == self.end
@@ -99,10 +100,14 @@ class Split:
 
     def to_wire(self) -> dict:
         """A JSON-serialisable dict; `from_wire` rebuilds the same Split."""
-        return {"index": self.index,
-                "segments": [[segment.path, segment.start, segment.end]
-                             + ([] if segment.unit == "bytes" else [segment.unit])
-                             for segment in self.segments]}
+        return {
+            "index": self.index,
+            "segments": [
+                [segment.path, segment.start, segment.end]
+                + ([] if segment.unit == "bytes" else [segment.unit])
+                for segment in self.segments
+            ],
+        }
 
     @classmethod
     def from_wire(cls, data: dict) -> Split:
@@ -110,16 +115,18 @@ class Split:
             segments = tuple(_segment_from_wire(fields) for fields in data["segments"])
             return cls(_wire_int(data["index"]), segments)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ProtocolError(f"a split received from a peer does not parse ({exc}): "
-                                f"{data!r:.200}") from None
+            raise ProtocolError(
+                f"a split received from a peer does not parse ({exc}): {data!r:.200}"
+            ) from None
 
 
 def _segment_from_wire(fields: list) -> Segment:
     # [path, start, end] or [path, start, end, unit]: a segment's file size is not sent.
     path, start, end, *unit = fields
     if len(unit) > 1:
-        raise TypeError(f"expected [path, start, end] or [path, start, end, unit], "
-                        f"got {len(fields)} fields")
+        raise TypeError(
+            f"expected [path, start, end] or [path, start, end, unit], got {len(fields)} fields"
+        )
     return Segment(_wire_str(path), _wire_int(start), _wire_int(end), *map(_wire_str, unit))
 
 
@@ -136,8 +143,9 @@ def _wire_str(value: object) -> str:
     return value
 
 
-def plan_splits(files: Iterable[InputFile | str], input_format: str, split_size: int | None,
-                min_splits: int = 1) -> list[Split]:
+def plan_splits(
+    files: Iterable[InputFile | str], input_format: str, split_size: int | None, min_splits: int = 1
+) -> list[Split]:
     """Splits covering `files` in order, indexed 0..n-1; at least one when there is a file.
     `files`: what expand_inputs found, or paths (their sizes are then asked for here).
 
@@ -160,9 +168,15 @@ def plan_splits(files: Iterable[InputFile | str], input_format: str, split_size:
         pieces = [piece for path, _ in sizes for piece in _row_groups(path)]
         return [Split(index, (piece,)) for index, piece in enumerate(pieces)]
     if split_by == BY_LINE:
-        pieces = [piece for path, size in sizes for piece in
-                  ([Segment(path, 0, size, file_size=size)] if compression_of(path)
-                   else _cut_file(path, size, split_size))]
+        pieces = [
+            piece
+            for path, size in sizes
+            for piece in (
+                [Segment(path, 0, size, file_size=size)]
+                if compression_of(path)
+                else _cut_file(path, size, split_size)
+            )
+        ]
     else:
         pieces = [Segment(path, 0, size, file_size=size) for path, size in sizes]
     groups = _group_segments(pieces, split_size)
@@ -180,12 +194,14 @@ def check_split_size(split_size: int | None, minimum: int = MIN_SPLIT_SIZE_BYTES
             f"input make 17,640 map tasks: 40 s instead of 0.2 s). "
             f"Leave --split-size out to spread the input over the workers, or give "
             f"{size_text(minimum)} or more; to cut smaller splits anyway (say, many tasks out "
-            f"of a tiny test input), lower the minimum with --min-split-size too.")
+            f"of a tiny test input), lower the minimum with --min-split-size too."
+        )
 
 
 def _row_groups(path: str) -> list[Segment]:
     """One segment per Parquet row group: a Parquet file splits by row group."""
     import pyarrow.parquet as pq
+
     try:
         with storage.arrow_source(path) as source:
             count = pq.ParquetFile(source).metadata.num_row_groups
@@ -214,12 +230,16 @@ def _file_size(file: InputFile) -> int:
         try:
             return storage.size(path)
         except Exception as exc:
-            raise InputError(storage.describe_error(path, "read the input file", exc).paragraph()) from None
+            raise InputError(
+                storage.describe_error(path, "read the input file", exc).paragraph()
+            ) from None
     try:
         return os.stat(path).st_size
     except OSError as exc:
-        raise InputError(f"input file {path!r} cannot be read while planning splits "
-                         f"({exc.strerror}); was it removed or moved?") from None
+        raise InputError(
+            f"input file {path!r} cannot be read while planning splits "
+            f"({exc.strerror}); was it removed or moved?"
+        ) from None
 
 
 def _cut_file(path: str, size: int, split_size: int) -> list[Segment]:

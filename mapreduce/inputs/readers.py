@@ -27,21 +27,21 @@ if TYPE_CHECKING:
     from .plan import Segment, Split
 
 # How planning cuts a format's files (Reader.split_by).
-BY_LINE = "line"              # anywhere: the reader of a segment moves each cut to a line start
-BY_FILE = "file"              # never: each file is read whole
-BY_ROW_GROUP = "row group"    # one split per Parquet row group
+BY_LINE = "line"  # anywhere: the reader of a segment moves each cut to a line start
+BY_FILE = "file"  # never: each file is read whole
+BY_ROW_GROUP = "row group"  # one split per Parquet row group
 
-_ROWS_PER_BATCH = 64 * 1024     # rows turned into Python dicts at a time
+_ROWS_PER_BATCH = 64 * 1024  # rows turned into Python dicts at a time
 
 
 @dataclass(frozen=True)
 class Reader:
     """How one INPUT_FORMAT is planned and read."""
 
-    records: Callable           # (segment, block_size, bad_records) -> iterator of records
+    records: Callable  # (segment, block_size, bad_records) -> iterator of records
     split_by: str = BY_FILE
-    text: bool = True           # read as UTF-8 text, so a file that looks binary is reported
-    blocks: Callable | None = None    # (segment, block_size) -> (path, values) for map_batches
+    text: bool = True  # read as UTF-8 text, so a file that looks binary is reported
+    blocks: Callable | None = None  # (segment, block_size) -> (path, values) for map_batches
 
 
 def _line_records(segment: Segment, block_size: int, bad_records: list | None) -> Iterator[tuple]:
@@ -69,12 +69,16 @@ def _json_records(segment: Segment, block_size: int, bad_records: list | None) -
         for line in lines:
             line_in_segment += 1
             if not line.strip():
-                continue                      # blank lines are no records in JSON lines
+                continue  # blank lines are no records in JSON lines
             try:
                 value = json.loads(line)
             except ValueError as exc:
-                skip_or_raise(bad_records, segment.path, f"not JSON: {exc}",
-                              lambda n=line_in_segment: lines_before(segment, block_size) + n)
+                skip_or_raise(
+                    bad_records,
+                    segment.path,
+                    f"not JSON: {exc}",
+                    lambda n=line_in_segment: lines_before(segment, block_size) + n,
+                )
                 continue
             yield segment.path, value
 
@@ -83,8 +87,11 @@ def _csv_records(segment: Segment, block_size: int, bad_records: list | None) ->
     yield from _dict_rows(segment.path, csv_batches(segment.path, bad_records, block_size))
 
 
-def _parquet_records(segment: Segment, block_size: int, bad_records: list | None) -> Iterator[tuple]:
+def _parquet_records(
+    segment: Segment, block_size: int, bad_records: list | None
+) -> Iterator[tuple]:
     import pyarrow.parquet as pq
+
     with storage.arrow_source(segment.path) as source:
         table = pq.ParquetFile(source).read_row_groups(range(segment.start, segment.end))
     yield from _dict_rows(segment.path, table.to_batches(max_chunksize=_ROWS_PER_BATCH))
@@ -98,6 +105,7 @@ def _dict_rows(path: str, batches) -> Iterator[tuple]:
 
 def _pair_records(segment: Segment, block_size: int, bad_records: list | None) -> Iterator[tuple]:
     from ..shuffle import RunReader
+
     return RunReader(segment.path).records()
 
 
@@ -107,7 +115,7 @@ READERS = {
     "jsonl": Reader(_json_records, split_by=BY_LINE),
     "csv": Reader(_csv_records),
     "parquet": Reader(_parquet_records, split_by=BY_ROW_GROUP, text=False),
-    "pairs": Reader(_pair_records, text=False),     # a previous step's output (see steps.py)
+    "pairs": Reader(_pair_records, text=False),  # a previous step's output (see steps.py)
 }
 INPUT_FORMATS = tuple(READERS)
 TEXT_FORMATS = tuple(name for name, reader in READERS.items() if reader.text)
@@ -118,12 +126,18 @@ def reader_for(input_format: str) -> Reader:
     try:
         return READERS[input_format]
     except (KeyError, TypeError):
-        raise ValueError(f"input format must be one of {', '.join(INPUT_FORMATS)}, "
-                         f"not {input_format!r}") from None
+        raise ValueError(
+            f"input format must be one of {', '.join(INPUT_FORMATS)}, not {input_format!r}"
+        ) from None
 
 
-def read_records(split: Split, input_format: str, bad_records: list | None = None, *,
-                 block_size: int = READ_BLOCK_BYTES) -> Iterator[tuple]:
+def read_records(
+    split: Split,
+    input_format: str,
+    bad_records: list | None = None,
+    *,
+    block_size: int = READ_BLOCK_BYTES,
+) -> Iterator[tuple]:
     """Every record of the split, its segments in order (ValueError at once for an unknown
     format).
 
@@ -134,17 +148,20 @@ def read_records(split: Split, input_format: str, bad_records: list | None = Non
     """
     records = reader_for(input_format).records
     # chain runs in C: a "lines" record passes through one Python generator, the reader's.
-    return chain.from_iterable(records(segment, block_size, bad_records)
-                               for segment in split.segments)
+    return chain.from_iterable(
+        records(segment, block_size, bad_records) for segment in split.segments
+    )
 
 
-def read_blocks(split: Split, input_format: str, *,
-                block_size: int = READ_BLOCK_BYTES) -> Iterator[tuple[str, "pa.Array | list[str]"]]:
+def read_blocks(
+    split: Split, input_format: str, *, block_size: int = READ_BLOCK_BYTES
+) -> Iterator[tuple[str, "pa.Array | list[str]"]]:
     """(path, values) in blocks of lines, as an Arrow large_string array built without a Python
     object per line (or a one-item list holding a whole file's text): what the vectorised API
     turns into Arrow batches."""
     blocks = reader_for(input_format).blocks
     if blocks is None:
-        raise ValueError(f"map_batches reads {' or '.join(map(repr, BATCH_FORMATS))} input, "
-                         f"not {input_format!r}")
+        raise ValueError(
+            f"map_batches reads {' or '.join(map(repr, BATCH_FORMATS))} input, not {input_format!r}"
+        )
     return chain.from_iterable(blocks(segment, block_size) for segment in split.segments)

@@ -8,11 +8,11 @@ import os
 
 from .. import storage
 
-COMPRESSED = {".gz": "gzip", ".bz2": "bz2"}   # decompressed on the fly; never cut: one split a file
+COMPRESSED = {".gz": "gzip", ".bz2": "bz2"}  # decompressed on the fly; never cut: one split a file
 
 
 def compression_of(path: str) -> str | None:
-    path = storage.path_part(path)            # "s3://b/x.gz?scheme=http" is a .gz object
+    path = storage.path_part(path)  # "s3://b/x.gz?scheme=http" is a .gz object
     return COMPRESSED.get(os.path.splitext(path)[1].lower())
 
 

@@ -32,7 +32,7 @@ def read_whole_text(path: str) -> str:
 def _without_bom(data: bytes) -> bytes:
     # Editors on Windows often start UTF-8 files with a byte order mark; users never mean it as
     # part of their first record, so it is dropped (at offset 0 only).
-    return data[len(_UTF8_BOM):] if data.startswith(_UTF8_BOM) else data
+    return data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
 
 
 def segment_line_batches(segment: Segment, block: int, lines_of=None) -> Iterator:
@@ -73,7 +73,7 @@ def _first_owned_line(file, start: int, block: int) -> tuple[int, bytes]:
             return offset, b""
         newline = data.find(b"\n")
         if newline >= 0:
-            return offset + newline + 1, data[newline + 1:]
+            return offset + newline + 1, data[newline + 1 :]
         offset += len(data)
 
 
@@ -103,9 +103,9 @@ def _owned_bytes(file, position: int, end: int, block: int, head: bytes = b"") -
             yield owned
             if owned.endswith(b"\n"):
                 return
-        newline = data.find(b"\n")            # past `end`: finish the last owned line
+        newline = data.find(b"\n")  # past `end`: finish the last owned line
         if newline >= 0:
-            yield data[:newline + 1]
+            yield data[: newline + 1]
             return
         yield data
 
@@ -155,11 +155,12 @@ def arrow_complete_lines(data: bytes):
     so no Python str is made per line (a third of a vectorised word count's map time otherwise)."""
     import pyarrow as pa
     import pyarrow.compute as pc
+
     text = data.decode("utf-8", "replace")
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     lines = pc.split_pattern(pa.array([text], pa.large_string()), "\n").flatten()
-    return lines.slice(0, len(lines) - 1)   # the empty string after the final newline
+    return lines.slice(0, len(lines) - 1)  # the empty string after the final newline
 
 
 def lines_before(segment: Segment, block: int) -> int:

@@ -17,12 +17,28 @@ This package exports what the rest of the framework uses.
 
 from .merge import count_records, iter_partition_groups, iter_partition_slices
 from .partition import partitions_of, stable_partition
-from .runfile import (RunReader, RunWriter, ShuffleReadError, checked_as_shuffled, read_run_table,
-                      write_run_file)
+from .runfile import (
+    RunReader,
+    RunWriter,
+    ShuffleReadError,
+    checked_as_shuffled,
+    read_run_table,
+    write_run_file,
+)
 from .writer import MapOutput, MapOutputWriter
 
 __all__ = [
-    "MapOutput", "MapOutputWriter", "RunReader", "RunWriter", "ShuffleReadError",
-    "checked_as_shuffled", "count_records", "iter_partition_groups", "iter_partition_slices",
-    "partitions_of", "read_run_table", "stable_partition", "write_run_file",
+    "MapOutput",
+    "MapOutputWriter",
+    "RunReader",
+    "RunWriter",
+    "ShuffleReadError",
+    "checked_as_shuffled",
+    "count_records",
+    "iter_partition_groups",
+    "iter_partition_slices",
+    "partitions_of",
+    "read_run_table",
+    "stable_partition",
+    "write_run_file",
 ]

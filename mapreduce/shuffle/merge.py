@@ -73,7 +73,9 @@ def _next_pieces(cursors: list) -> list:
     bounding = min(cursors, key=attrgetter("last_key"))
     bound = bounding.batch.column(0)[-1]
     # The bounding run gives its whole batch, so the merge progresses even if keys compare oddly (NaN).
-    return [(cursor.run, cursor.take_through(bound, whole=cursor is bounding)) for cursor in cursors]
+    return [
+        (cursor.run, cursor.take_through(bound, whole=cursor is bounding)) for cursor in cursors
+    ]
 
 
 def _decoded_or_blamed(decode: Callable, array: pa.Array, pieces: list, column: int) -> list:
@@ -122,8 +124,10 @@ def _arrow_merged_slices(runs: list) -> Iterator[tuple]:
 def _arrow_merged_records(runs: list) -> Iterator[Iterator[tuple]]:
     decode_value = runs[0].decode_value
     for pieces, key_slice, value_slice in _arrow_merged_slices(runs):
-        yield zip(_decoded_or_blamed(pa.Array.to_pylist, key_slice, pieces, 0),
-                  _decoded_or_blamed(decode_value, value_slice, pieces, 1))
+        yield zip(
+            _decoded_or_blamed(pa.Array.to_pylist, key_slice, pieces, 0),
+            _decoded_or_blamed(decode_value, value_slice, pieces, 1),
+        )
 
 
 def iter_partition_slices(paths: list) -> Iterator[tuple]:
@@ -145,8 +149,12 @@ def _arrow_mergeable(runs: list, order: Optional[Callable]) -> bool:
     if order is not None:
         return False
     first = runs[0]
-    return all(not run.keys_pickled and run.key_field.type == first.key_field.type
-               and run.value_field.equals(first.value_field, check_metadata=True) for run in runs)
+    return all(
+        not run.keys_pickled
+        and run.key_field.type == first.key_field.type
+        and run.value_field.equals(first.value_field, check_metadata=True)
+        for run in runs
+    )
 
 
 def _heap_merged_records(runs: list, order: Optional[Callable], type_names: set) -> Iterator[tuple]:

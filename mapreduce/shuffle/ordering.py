@@ -20,7 +20,7 @@ from mapreduce.errors import RecordError
 # ---------------------------------------------------------------------------------------------------
 # Canonical bytes
 
-STR_ENCODING = ("utf-8", "surrogatepass")   # how a str key becomes bytes: lone surrogates kept
+STR_ENCODING = ("utf-8", "surrogatepass")  # how a str key becomes bytes: lone surrogates kept
 
 _dumps = partial(pickle.dumps, protocol=5)
 _type_tags: dict = {}
@@ -34,7 +34,7 @@ def _type_tag(key_type: type) -> bytes:
     return tag
 
 
-INT_PREFIX = _type_tag(int) + b"n"          # key_bytes(n) for an int n is INT_PREFIX + b"%d" % n
+INT_PREFIX = _type_tag(int) + b"n"  # key_bytes(n) for an int n is INT_PREFIX + b"%d" % n
 _LENGTH = struct.Struct(">I")
 
 
@@ -74,7 +74,9 @@ def _canonical(value) -> bytes:
     if isinstance(value, (frozenset, set)):
         return b"S" + _joined(sorted(map(_canonical, value)))
     if isinstance(value, dict):
-        return b"D" + _joined(sorted(_joined((_canonical(k), _canonical(v))) for k, v in value.items()))
+        return b"D" + _joined(
+            sorted(_joined((_canonical(k), _canonical(v))) for k, v in value.items())
+        )
     return _canonical_other(value)
 
 
@@ -93,7 +95,8 @@ def _canonical_other(value) -> bytes:
         raise RecordError(
             f"a key of type {type(value).__name__} cannot be partitioned: it is not a str, bytes, number, "
             f"None, tuple, frozenset or dict, and it cannot be pickled ({cause}); use a custom partitioner "
-            f"or a simpler key") from cause
+            f"or a simpler key"
+        ) from cause
 
 
 def _joined(encodings: Iterable[bytes]) -> bytes:
@@ -136,7 +139,8 @@ def unorderable(type_names: Iterable[str], cause: Exception) -> RecordError:
     names = ", ".join(sorted(set(type_names)))
     return RecordError(
         f"keys of type {names} cannot be ordered: {cause}; keys must be orderable "
-        f"(str, int, float, bytes, bool, or tuples of those)")
+        f"(str, int, float, bytes, bool, or tuples of those)"
+    )
 
 
 def sort_pairs_by_key(pairs: list) -> None:

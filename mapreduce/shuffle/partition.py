@@ -54,5 +54,6 @@ def partitions_of(keys: list, num_partitions: int, partitioner: Optional[Callabl
             key = keys[partitions.index(partition)]
             raise RecordError(
                 f"the partitioner returned {short_repr(partition)} for key {short_repr(key)}; "
-                f"it must return an int in range(0, {num_partitions})")
+                f"it must return an int in range(0, {num_partitions})"
+            )
     return partitions

@@ -48,7 +48,11 @@ class ShuffleReadError(Exception):
 
     def __reduce__(self):
         # The cause travels as text: an arbitrary exception object may not survive pickling.
-        cause = self.cause if isinstance(self.cause, str) else f"{type(self.cause).__name__}: {self.cause}"
+        cause = (
+            self.cause
+            if isinstance(self.cause, str)
+            else f"{type(self.cause).__name__}: {self.cause}"
+        )
         return (ShuffleReadError, (self.path, cause))
 
 
@@ -61,7 +65,7 @@ _NATIVE_ARROW_TYPES = {
     bytes: pa.large_binary(),
     bool: pa.bool_(),
 }
-_NATIVE_TYPES = frozenset(_NATIVE_ARROW_TYPES)     # always stored natively or pickled fine
+_NATIVE_TYPES = frozenset(_NATIVE_ARROW_TYPES)  # always stored natively or pickled fine
 _dumps = partial(pickle.dumps, protocol=5)
 
 
@@ -76,7 +80,8 @@ def check_picklable(item, role: str) -> None:
         _dumps(item)
     except Exception as cause:
         raise RecordError(
-            f"a {role} of type {type(item).__name__} cannot be pickled: {cause}") from cause
+            f"a {role} of type {type(item).__name__} cannot be pickled: {cause}"
+        ) from cause
 
 
 def checked_as_shuffled(pairs: Iterable, producer: str = "mapper") -> Iterator[tuple]:
@@ -97,7 +102,7 @@ def _pickled(column: list, role: str) -> list:
         return list(map(_dumps, column))
     except Exception as cause:
         for item in column:
-            check_picklable(item, role)     # raises for the first that cannot be pickled
+            check_picklable(item, role)  # raises for the first that cannot be pickled
         raise RecordError(f"a {role} cannot be pickled: {cause}") from cause
 
 
@@ -119,9 +124,12 @@ def _run_table(keys: list, values: list) -> pa.Table:
     value_array, value_metadata, _ = _encoded_column(values, "value")
     key_type_names = json.dumps(sorted({key_type.__name__ for key_type in key_types}))
     schema = pa.schema(
-        [pa.field("key", key_array.type, metadata=key_metadata),
-         pa.field("value", value_array.type, metadata=value_metadata)],
-        metadata={_KEY_TYPES_METADATA: key_type_names.encode("utf-8")})
+        [
+            pa.field("key", key_array.type, metadata=key_metadata),
+            pa.field("value", value_array.type, metadata=value_metadata),
+        ],
+        metadata={_KEY_TYPES_METADATA: key_type_names.encode("utf-8")},
+    )
     return pa.Table.from_arrays([key_array, value_array], schema=schema)
 
 
@@ -234,8 +242,12 @@ class RunReader:
             self._source = _open_for_reading(path)
             self._reader = pa.ipc.open_file(self._source)
             schema = self._reader.schema
-            if schema.names != ["key", "value"] or _KEY_TYPES_METADATA not in (schema.metadata or {}):
-                raise ValueError("not a shuffle run file (no key and value columns with key type metadata)")
+            if schema.names != ["key", "value"] or _KEY_TYPES_METADATA not in (
+                schema.metadata or {}
+            ):
+                raise ValueError(
+                    "not a shuffle run file (no key and value columns with key type metadata)"
+                )
             self.key_type_names = set(json.loads(schema.metadata[_KEY_TYPES_METADATA]))
         except Exception as cause:
             if self._source is not None:
@@ -252,7 +264,9 @@ class RunReader:
             for index in range(self._reader.num_record_batches):
                 try:
                     batch = self._reader.get_batch(index)
-                    batch.validate(full=True)  # corrupt offsets must fail here, not crash a conversion
+                    batch.validate(
+                        full=True
+                    )  # corrupt offsets must fail here, not crash a conversion
                 except Exception as cause:
                     raise ShuffleReadError(self.path, cause) from cause
                 yield batch
@@ -272,7 +286,9 @@ class RunReader:
         """The number of records, from the batch headers (no data is decoded)."""
         with self._source:
             try:
-                return sum(self._reader.get_batch(index).num_rows
-                           for index in range(self._reader.num_record_batches))
+                return sum(
+                    self._reader.get_batch(index).num_rows
+                    for index in range(self._reader.num_record_batches)
+                )
             except Exception as cause:
                 raise ShuffleReadError(self.path, cause) from cause

@@ -26,13 +26,13 @@ from mapreduce.pairs import as_pair, as_pairs, is_pair, short_repr
 from .partition import partitions_of
 from .runfile import RunWriter
 
-try:    # the optional C counting loop (setup.py builds mapreduce/_speedups.c where a compiler exists)
+try:  # the optional C counting loop (setup.py builds mapreduce/_speedups.c where a compiler exists)
     from mapreduce._speedups import count_pairs as c_count_pairs
 except ImportError:
-    c_count_pairs = None    # (tests set it to None too, to run the Python loop it replaces)
+    c_count_pairs = None  # (tests set it to None too, to run the Python loop it replaces)
 
-_SIZE_SAMPLE = 1000        # pairs measured to turn the sort buffer's bytes into a record limit
-_TUPLE_OVERHEAD = 56 + 8   # a 2-tuple plus its slot in the buffer list
+_SIZE_SAMPLE = 1000  # pairs measured to turn the sort buffer's bytes into a record limit
+_TUPLE_OVERHEAD = 56 + 8  # a 2-tuple plus its slot in the buffer list
 
 
 def _pair_size(pair: tuple) -> int:
@@ -57,7 +57,8 @@ def _hashable_group_key(key):
     except TypeError as cause:
         raise RecordError(
             f"a key of type {type(key).__name__} cannot be used with a combiner: it is not hashable "
-            f"({cause}); use hashable keys such as str, int or tuples") from None
+            f"({cause}); use hashable keys such as str, int or tuples"
+        ) from None
     return (type(key), key)
 
 
@@ -65,7 +66,7 @@ def _key_of_group(group_key):
     return group_key if type(group_key) is str else group_key[1]
 
 
-_CHUNK_PAIRS = 2048     # items per C-level pass: small enough that a chunk stays in the CPU cache
+_CHUNK_PAIRS = 2048  # items per C-level pass: small enough that a chunk stays in the CPU cache
 
 # A chunk whose keys and values all have exactly these types (keys may also be exact tuples of
 # them, such as bigrams) is counted as whole (key, value) tuples: no two values of different types
@@ -85,11 +86,12 @@ def _counted_pairs(chunk: list) -> Optional[Counter]:
     (then the checked path handles it, and names any item that is not a pair)."""
     try:
         item_types = set(map(type, chain.from_iterable(chunk)))
-        if not item_types <= _COUNTABLE and not (item_types <= _COUNTABLE_OR_TUPLE
-                                                 and _countable_tuple_keys(chunk)):
+        if not item_types <= _COUNTABLE and not (
+            item_types <= _COUNTABLE_OR_TUPLE and _countable_tuple_keys(chunk)
+        ):
             return None
         counts = Counter(chunk)
-    except TypeError:           # an item that is not iterable, or not hashable (a list)
+    except TypeError:  # an item that is not iterable, or not hashable (a list)
         return None
     # Every item equals one of the distinct ones, with the same types, so checking those suffices.
     if not _all_plain_pairs(list(counts)):
@@ -116,7 +118,7 @@ def _checked_pairs(chunk: list, ends: list) -> list:
     pairs = []
     lists_seen: set = set()
     for index, item in enumerate(chunk):
-        if type(item) is not tuple or len(item) != 2:      # as_pair returns a plain pair as it is
+        if type(item) is not tuple or len(item) != 2:  # as_pair returns a plain pair as it is
             try:
                 if type(item) is list:
                     _check_list_not_reused(item, lists_seen)
@@ -133,7 +135,8 @@ def _check_list_not_reused(item: list, lists_seen: set) -> None:
     if id(item) in lists_seen:
         raise RecordError(
             f"the mapper yielded the same list object {short_repr(item)} more than once; yield a new "
-            f"list or a tuple for each pair (the framework reads pairs after the mapper moves on)")
+            f"list or a tuple for each pair (the framework reads pairs after the mapper moves on)"
+        )
     lists_seen.add(id(item))
 
 
@@ -153,9 +156,16 @@ class MapOutputWriter:
     and encoding happen in bulk at spill time, and with a combiner the partitioner runs once per
     distinct key."""
 
-    def __init__(self, directory: str, num_partitions: int, partitioner=None, combiner=None,
-                 spill_records: int = SPILL_RECORDS, combine_every: int = COMBINE_EVERY_RECORDS,
-                 sort_buffer_bytes: int = SORT_BUFFER_BYTES):
+    def __init__(
+        self,
+        directory: str,
+        num_partitions: int,
+        partitioner=None,
+        combiner=None,
+        spill_records: int = SPILL_RECORDS,
+        combine_every: int = COMBINE_EVERY_RECORDS,
+        sort_buffer_bytes: int = SORT_BUFFER_BYTES,
+    ):
         if num_partitions < 1:
             raise ValueError(f"num_partitions must be at least 1, not {num_partitions}")
         self._runs = RunWriter(storage.absolute(directory))
@@ -164,11 +174,11 @@ class MapOutputWriter:
         self._combiner = combiner
         self._spill_records = max(1, spill_records)
         self._combine_every = max(1, combine_every)
-        self._pending: list = []      # the current chunk: items as the mapper yielded them, unchecked
-        self._ends: list = []         # len(_pending) after each add_pairs call, to locate a bad item
-        self._pairs: list = []        # without a combiner: checked (key, value) tuples in arrival order
-        self._counts: dict = {}       # with one: (type, value) -> {key: times seen}, for countable chunks
-        self._groups: dict = {}       # ...and group key (see _hashable_group_key) -> list of values
+        self._pending: list = []  # the current chunk: items as the mapper yielded them, unchecked
+        self._ends: list = []  # len(_pending) after each add_pairs call, to locate a bad item
+        self._pairs: list = []  # without a combiner: checked (key, value) tuples in arrival order
+        self._counts: dict = {}  # with one: (type, value) -> {key: times seen}, for countable chunks
+        self._groups: dict = {}  # ...and group key (see _hashable_group_key) -> list of values
         self._since_combine = 0
         self._records_in = 0
         self._output: Optional[MapOutput] = None
@@ -208,7 +218,7 @@ class MapOutputWriter:
 
     def _absorb_pending(self) -> None:
         chunk, ends = self._pending, self._ends
-        self._pending, self._ends = [], [0]     # 0: the current call's items start the next chunk
+        self._pending, self._ends = [], [0]  # 0: the current call's items start the next chunk
         if not chunk:
             return
         if not self._sized:
@@ -235,8 +245,12 @@ class MapOutputWriter:
     def _size_buffer(self, chunk: list) -> None:
         self._sized = True
         sample = chunk[:_SIZE_SAMPLE]
-        average = sum(_pair_size(pair) if is_pair(pair) else _TUPLE_OVERHEAD for pair in sample) / len(sample)
-        self._buffer_limit = max(1, min(self._spill_records, int(self._sort_buffer_bytes / average)))
+        average = sum(
+            _pair_size(pair) if is_pair(pair) else _TUPLE_OVERHEAD for pair in sample
+        ) / len(sample)
+        self._buffer_limit = max(
+            1, min(self._spill_records, int(self._sort_buffer_bytes / average))
+        )
         self._chunk_limit = min(_CHUNK_PAIRS, self._buffer_limit)
 
     def _group(self, pairs: list, ends: list) -> None:
@@ -334,18 +348,19 @@ class MapOutputWriter:
         if output is None:
             raise RecordError(
                 f"the combiner returned None for key {short_repr(key)}; it must return or yield "
-                f"(key, value) pairs")
+                f"(key, value) pairs"
+            )
         combined, others = [], []
         for pair in as_pairs(output, "combiner"):
             out_key = pair[0]
             if out_key is key or (type(out_key) is type(key) and out_key == key):
                 combined.append(pair[1])
             else:
-                others.append(pair)          # any other key: partitioned at spill time like map output
+                others.append(pair)  # any other key: partitioned at spill time like map output
         if combined:
             groups[group_key] = combined
         else:
-            groups.pop(group_key, None)        # a counted key may have had no group yet
+            groups.pop(group_key, None)  # a counted key may have had no group yet
         for out_key, value in others:
             out_group = out_key if type(out_key) is str else _hashable_group_key(out_key)
             groups.setdefault(out_group, []).append(value)
@@ -361,9 +376,15 @@ class MapOutputWriter:
         else:
             groups, self._groups = self._groups, {}
             keyed_lists = list(zip(map(_key_of_group, groups), groups.values()))
-            for partition, part in self._by_partition(keyed_lists, list(map(itemgetter(0), keyed_lists))):
+            for partition, part in self._by_partition(
+                keyed_lists, list(map(itemgetter(0), keyed_lists))
+            ):
                 value_lists = list(map(itemgetter(1), part))
-                keys = list(chain.from_iterable(map(repeat, map(itemgetter(0), part), map(len, value_lists))))
+                keys = list(
+                    chain.from_iterable(
+                        map(repeat, map(itemgetter(0), part), map(len, value_lists))
+                    )
+                )
                 self._runs.write_pairs(partition, keys, list(chain.from_iterable(value_lists)))
 
     def _by_partition(self, items: list, keys: list) -> list:

@@ -25,11 +25,16 @@ def check_readable(path: str) -> None:
     except Exception as exc:
         cause = storage.describe_error(path, "read", exc).paragraph()
     if cause:
-        raise TaskError({"type": "Unreachable", "traceback": "",
-                         "message": f"worker on host {socket.gethostname()} cannot read the input "
-                                    f"'{path}' ({cause}); every worker needs the storage settings "
-                                    f"the job was submitted with (AWS_* credentials, "
-                                    f"AWS_ENDPOINT_URL)"})
+        raise TaskError(
+            {
+                "type": "Unreachable",
+                "traceback": "",
+                "message": f"worker on host {socket.gethostname()} cannot read the input "
+                f"'{path}' ({cause}); every worker needs the storage settings "
+                f"the job was submitted with (AWS_* credentials, "
+                f"AWS_ENDPOINT_URL)",
+            }
+        )
 
 
 def make_output_dir(path: str) -> None:
@@ -37,12 +42,16 @@ def make_output_dir(path: str) -> None:
     try:
         storage.make_dirs(path)
     except Exception as exc:
-        raise TaskError(_unreachable(f"cannot write ({getattr(exc, 'strerror', None) or exc})",
-                                     path)) from None
+        raise TaskError(
+            _unreachable(f"cannot write ({getattr(exc, 'strerror', None) or exc})", path)
+        ) from None
 
 
 def _unreachable(problem: str, path: str) -> dict:
-    return {"type": "Unreachable", "traceback": "",
-            "message": f"worker on host {socket.gethostname()} {problem} '{path}': input, work "
-                       f"and output directories must be reachable at the same path from every "
-                       f"worker (one machine, or a shared filesystem)"}
+    return {
+        "type": "Unreachable",
+        "traceback": "",
+        "message": f"worker on host {socket.gethostname()} {problem} '{path}': input, work "
+        f"and output directories must be reachable at the same path from every "
+        f"worker (one machine, or a shared filesystem)",
+    }

@@ -28,7 +28,7 @@ _fork = multiprocessing.get_context("fork")
 
 def executor_main(conn) -> None:
     die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)      # Ctrl-C is the parent's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # A map task allocates millions of small objects that mostly live until the next spill; the
     # default collector would rescan them over and over (measured: ~10% of a word count's map).
@@ -47,7 +47,7 @@ def executor_main(conn) -> None:
             except Exception as exc:
                 conn.send(("fail", _job_load_failure(exc)))
                 continue
-            jobs.clear()                  # one job at a time per executor: keep memory bounded
+            jobs.clear()  # one job at a time per executor: keep memory bounded
             jobs[header["job"]] = job
         log = header.get("log")
         try:
@@ -62,8 +62,10 @@ def executor_main(conn) -> None:
 
 def _job_load_failure(exc: BaseException) -> dict:
     if isinstance(exc, ModuleNotFoundError):
-        message = (f"the job needs the module '{exc.name}', which is not installed on worker "
-                   f"{pysocket.gethostname()}: install it there (pip install ...)")
+        message = (
+            f"the job needs the module '{exc.name}', which is not installed on worker "
+            f"{pysocket.gethostname()}: install it there (pip install ...)"
+        )
     else:
         message = f"the job's code could not be loaded on this worker: {type(exc).__name__}: {exc}"
     return {"type": type(exc).__name__, "message": message, "traceback": ""}
@@ -75,7 +77,7 @@ class ExecutorSlot:
     def __init__(self):
         self.process = None
         self.conn = None
-        self.current = None           # (job, task, attempt) while busy
+        self.current = None  # (job, task, attempt) while busy
         self.start()
 
     def start(self) -> None:

@@ -34,27 +34,38 @@ def failure_report(exc: Exception, job: Job, location: str = "") -> dict:
         return {"type": "ShuffleReadError", "message": str(exc), "traceback": "", "input": exc.path}
     if isinstance(exc, RecordError):
         # The framework noticed the mistake: show where in the user's code, if anywhere.
-        return {"type": "RecordError", "message": f"{exc}{where}",
-                "traceback": user_traceback(exc, job, user_frames_only=True)}
+        return {
+            "type": "RecordError",
+            "message": f"{exc}{where}",
+            "traceback": user_traceback(exc, job, user_frames_only=True),
+        }
     report = describe_exception(exc, job)
     report["message"] += where
     return report
 
 
 def describe_exception(exc: BaseException, job: Job | None = None) -> dict:
-    return {"type": type(exc).__name__, "message": f"{type(exc).__name__}: {exc}",
-            "traceback": user_traceback(exc, job)}
+    return {
+        "type": type(exc).__name__,
+        "message": f"{type(exc).__name__}: {exc}",
+        "traceback": user_traceback(exc, job),
+    }
 
 
-def user_traceback(exc: BaseException, job: Job | None = None, user_frames_only: bool = False) -> str:
+def user_traceback(
+    exc: BaseException, job: Job | None = None, user_frames_only: bool = False
+) -> str:
     """The traceback as the user wants it: their own frames only (all frames if none are theirs,
     since then it is a framework bug, unless user_frames_only)."""
     frames = [_with_job_source(f, job) for f in traceback.extract_tb(exc.__traceback__)]
     mine = [f for f in frames if _is_user_frame(f)]
     if not mine and user_frames_only:
         return ""
-    lines = ["Traceback (most recent call last):\n", *traceback.format_list(mine or frames),
-             *traceback.format_exception_only(type(exc), exc)]
+    lines = [
+        "Traceback (most recent call last):\n",
+        *traceback.format_list(mine or frames),
+        *traceback.format_exception_only(type(exc), exc),
+    ]
     return "".join(lines)
 
 
@@ -68,4 +79,6 @@ def _with_job_source(frame: traceback.FrameSummary, job: Job | None) -> tracebac
         return frame
     lines = job.source.splitlines()
     line = lines[frame.lineno - 1] if frame.lineno <= len(lines) else None
-    return traceback.FrameSummary(job.source_path or frame.filename, frame.lineno, frame.name, line=line)
+    return traceback.FrameSummary(
+        job.source_path or frame.filename, frame.lineno, frame.name, line=line
+    )

@@ -9,7 +9,8 @@ def die_with_parent() -> None:
     """Ask Linux to SIGKILL this process when its parent dies, so no orphan outlives a killed run."""
     try:
         import ctypes
+
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)       # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass        # not Linux: the parent-pid check in the worker loop still stops orphans
+        pass  # not Linux: the parent-pid check in the worker loop still stops orphans

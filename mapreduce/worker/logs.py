@@ -22,7 +22,7 @@ def captured_output(path: str | None):
     if not path:
         yield
         return
-    if storage.is_uri(path):                    # fd redirection needs a local file
+    if storage.is_uri(path):  # fd redirection needs a local file
         with _captured_then_uploaded(path):
             yield
         return
@@ -61,7 +61,7 @@ def _captured_then_uploaded(location: str):
             try:
                 with storage.atomic_write(location, source=local):
                     pass
-            except Exception as exc:          # a log must not fail the attempt it describes
+            except Exception as exc:  # a log must not fail the attempt it describes
                 print(f"could not upload the task log to {location}: {exc}", file=sys.stderr)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(local)

@@ -11,15 +11,27 @@ from mapreduce.worker.pool import SECRET_ENV
 from mapreduce.worker.process import serve
 
 
-def run_worker(connect: str, processes: int = 1, *, parent_pid: int | None = None,
-               heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
-               liveness: int = defaults.HEARTBEAT_LIVENESS, keys_dir: str | None = None,
-               insecure: bool = False) -> int:
+def run_worker(
+    connect: str,
+    processes: int = 1,
+    *,
+    parent_pid: int | None = None,
+    heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
+    liveness: int = defaults.HEARTBEAT_LIVENESS,
+    keys_dir: str | None = None,
+    insecure: bool = False,
+) -> int:
     """Serve the coordinator at `connect` with `processes` task slots until SIGTERM or SIGINT;
     returns the exit status. A non-loopback address without keys is refused (MapReduceError)
     unless `insecure`. A local pool's worker gets its run's secret in SECRET_ENV."""
     require_keys_for(connect, keys_dir, insecure, "worker")
     secret = os.environ.get(SECRET_ENV)
-    return serve(connect, processes, secret=bytes.fromhex(secret) if secret else None,
-                 heartbeat_interval=heartbeat_interval, liveness=liveness, parent_pid=parent_pid,
-                 keys_dir=keys_dir)
+    return serve(
+        connect,
+        processes,
+        secret=bytes.fromhex(secret) if secret else None,
+        heartbeat_interval=heartbeat_interval,
+        liveness=liveness,
+        parent_pid=parent_pid,
+        keys_dir=keys_dir,
+    )

@@ -13,9 +13,9 @@ from itertools import repeat
 import pyarrow as pa
 
 from mapreduce import shuffle, vectorized
+from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
 from mapreduce.jobspec import Job
 from mapreduce.output import part_writer
-from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
 from mapreduce.worker.access import check_readable, make_output_dir
 from mapreduce.worker.failures import TaskError, failure_report
 
@@ -33,23 +33,38 @@ def run_map(job: Job, task: dict) -> dict:
         try:
             # Pairs a job with a reducer would refuse are refused here too, with the same message.
             records_in = _map_split(
-                job, split, lambda pairs: writer.write_pairs(shuffle.checked_as_shuffled(pairs), "mapper"),
-                bad_records)
+                job,
+                split,
+                lambda pairs: writer.write_pairs(shuffle.checked_as_shuffled(pairs), "mapper"),
+                bad_records,
+            )
         except BaseException as exc:
             writer.close(exc)
             raise
         writer.close()
-        return {"counters": {"map_input_records": records_in, "map_output_records": writer.records,
-                             "output_records": writer.records,
-                             "bad_records_skipped": len(bad_records or ())}}
-    writer = shuffle.MapOutputWriter(task["out_dir"], task["partitions"], partitioner=job.partitioner,
-                                     combiner=job.combiner)
+        return {
+            "counters": {
+                "map_input_records": records_in,
+                "map_output_records": writer.records,
+                "output_records": writer.records,
+                "bad_records_skipped": len(bad_records or ()),
+            }
+        }
+    writer = shuffle.MapOutputWriter(
+        task["out_dir"], task["partitions"], partitioner=job.partitioner, combiner=job.combiner
+    )
     records_in = _map_split(job, split, writer.add_pairs, bad_records, writer.flush)
     result = writer.close()
-    return {"files": {str(p): paths for p, paths in result.files.items()},
-            "counters": {"map_input_records": records_in, "map_output_records": result.records_in,
-                         "shuffle_records": result.records_out, "shuffle_bytes": result.bytes_written,
-                         "bad_records_skipped": len(bad_records or ())}}
+    return {
+        "files": {str(p): paths for p, paths in result.files.items()},
+        "counters": {
+            "map_input_records": records_in,
+            "map_output_records": result.records_in,
+            "shuffle_records": result.records_out,
+            "shuffle_bytes": result.bytes_written,
+            "bad_records_skipped": len(bad_records or ()),
+        },
+    }
 
 
 def _map_only(task: dict) -> bool:
@@ -65,24 +80,35 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
     tables = []
     map_batches, aggregation = job.map_batches, job.aggregation
     assert map_batches is not None, "a vectorised map task of a job without map_batches"
-    aggregator = (vectorized.BatchAggregator(aggregation)
-                  if aggregation is not None and vectorized.aggregates_on_map_side(aggregation)
-                  else None)
-    writer = (part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
-              if _map_only(task) else None)
+    aggregator = (
+        vectorized.BatchAggregator(aggregation)
+        if aggregation is not None and vectorized.aggregates_on_map_side(aggregation)
+        else None
+    )
+    writer = (
+        part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
+        if _map_only(task)
+        else None
+    )
     try:
         for path, values in read_blocks(split, job.input_format):
             records_in += len(values)
             try:
                 output = vectorized.checked_output(
-                    map_batches(vectorized.input_batch(path, values)), aggregation)
+                    map_batches(vectorized.input_batch(path, values)), aggregation
+                )
             except Exception as exc:
-                raise TaskError(failure_report(exc, job, f"while mapping a batch of {path}")) from None
+                raise TaskError(
+                    failure_report(exc, job, f"while mapping a batch of {path}")
+                ) from None
             rows_out += output.num_rows
             if writer is not None:
                 # A REDUCE = "count" job's rows have no value: each row counts as 1.
-                values = (output.column("value").to_pylist() if "value" in output.column_names
-                          else repeat(1, output.num_rows))
+                values = (
+                    output.column("value").to_pylist()
+                    if "value" in output.column_names
+                    else repeat(1, output.num_rows)
+                )
                 for key, value in zip(output.column("key").to_pylist(), values):
                     writer.write(key, value)
             elif aggregator is not None:
@@ -97,12 +123,26 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
     if writer is not None:
         writer.close()
         return {"counters": {**counters, "output_records": writer.records}}
-    table = aggregator.result() if aggregator is not None else (pa.concat_tables(tables) if tables else None)
-    files, written = ({}, 0) if table is None else vectorized.write_partitioned_runs(
-        table, task["out_dir"], task["partitions"], job.partitioner, job.partition_batches)
-    return {"files": {str(p): paths for p, paths in files.items()},
-            "counters": {**counters, "shuffle_records": 0 if table is None else table.num_rows,
-                         "shuffle_bytes": written}}
+    table = (
+        aggregator.result()
+        if aggregator is not None
+        else (pa.concat_tables(tables) if tables else None)
+    )
+    files, written = (
+        ({}, 0)
+        if table is None
+        else vectorized.write_partitioned_runs(
+            table, task["out_dir"], task["partitions"], job.partitioner, job.partition_batches
+        )
+    )
+    return {
+        "files": {str(p): paths for p, paths in files.items()},
+        "counters": {
+            **counters,
+            "shuffle_records": 0 if table is None else table.num_rows,
+            "shuffle_bytes": written,
+        },
+    }
 
 
 def _map_split(job: Job, split: Split, emit, bad_records: list | None = None, finish=None) -> int:
@@ -119,18 +159,26 @@ def _map_split(job: Job, split: Split, emit, bad_records: list | None = None, fi
                 path, path_start = key, records
             records += 1
             output = mapper(key, value)
-            emit(output if output is not None else ())    # one call per record: see records_ago
+            emit(output if output is not None else ())  # one call per record: see records_ago
         if finish is not None:
             finish()
     except BadRecord as exc:
-        raise TaskError({"type": "BadRecord", "traceback": "",
-                         "message": f"{exc} (--skip-bad-records skips such records)"}) from None
+        raise TaskError(
+            {
+                "type": "BadRecord",
+                "traceback": "",
+                "message": f"{exc} (--skip-bad-records skips such records)",
+            }
+        ) from None
     except Exception as exc:
         if path is None:
             raise
         number = records - path_start - getattr(exc, "records_ago", 0)
-        location = (_record_location(split, job.input_format, path, number) if number > 0
-                    else f"while mapping split {split.describe()}")
+        location = (
+            _record_location(split, job.input_format, path, number)
+            if number > 0
+            else f"while mapping split {split.describe()}"
+        )
         raise TaskError(failure_report(exc, job, location)) from None
     return records
 
@@ -139,5 +187,7 @@ def _record_location(split: Split, input_format: str, path: str, number: int) ->
     if input_format == "files":
         return f"while mapping file {path}"
     start = next((s.start for s in split.segments if s.path == path), 0)
-    where = f"line {number}" if start == 0 else f"line {number} of the split starting at byte {start}"
+    where = (
+        f"line {number}" if start == 0 else f"line {number} of the split starting at byte {start}"
+    )
     return f"while mapping {path}, {where}"

@@ -17,14 +17,21 @@ import time
 from mapreduce.errors import MapReduceError
 from mapreduce.worker.lifetime import die_with_parent
 
-SECRET_ENV = "MAPREDUCE_SECRET"      # the per-run secret (hex) a worker authenticates frames with
-EARLY_DEATH_S = 3.0          # a worker dying this soon after start is a start-up failure...
-MAX_EARLY_DEATHS = 5         # ...and this many in a row means starting workers does not work here
+SECRET_ENV = "MAPREDUCE_SECRET"  # the per-run secret (hex) a worker authenticates frames with
+EARLY_DEATH_S = 3.0  # a worker dying this soon after start is a start-up failure...
+MAX_EARLY_DEATHS = 5  # ...and this many in a row means starting workers does not work here
 
 
 class LocalPool:
-    def __init__(self, connect: str, size: int, *, secret: bytes | None = None,
-                 heartbeat_interval: float | None = None, liveness: int | None = None):
+    def __init__(
+        self,
+        connect: str,
+        size: int,
+        *,
+        secret: bytes | None = None,
+        heartbeat_interval: float | None = None,
+        liveness: int | None = None,
+    ):
         self.connect = connect
         self.size = size
         self.secret = secret
@@ -45,10 +52,19 @@ class LocalPool:
         env = dict(os.environ)
         if self.secret:
             env[SECRET_ENV] = self.secret.hex()
-        command = [sys.executable, "-m", "mapreduce.worker", "--connect", self.connect,
-                   "--parent-pid", str(os.getpid()), *self.options]
-        process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
-                                   preexec_fn=die_with_parent)
+        command = [
+            sys.executable,
+            "-m",
+            "mapreduce.worker",
+            "--connect",
+            self.connect,
+            "--parent-pid",
+            str(os.getpid()),
+            *self.options,
+        ]
+        process = subprocess.Popen(
+            command, env=env, stdin=subprocess.DEVNULL, preexec_fn=die_with_parent
+        )
         self.processes[process.pid] = (process, time.monotonic())
 
     def check(self) -> list[int]:
@@ -64,7 +80,8 @@ class LocalPool:
                     raise MapReduceError(
                         f"worker processes keep exiting right after they start (last exit status "
                         f"{process.returncode}); see their messages above. Is the 'mapreduce' package "
-                        f"importable by {sys.executable}?")
+                        f"importable by {sys.executable}?"
+                    )
             else:
                 self.early_deaths = 0
             self._spawn()

@@ -31,10 +31,18 @@ log = logging.getLogger("mapreduce.worker")
 
 
 class Worker:
-    def __init__(self, connect: str, capacity: int = 1, *, secret: bytes | None = None,
-                 heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
-                 liveness: int = defaults.HEARTBEAT_LIVENESS, parent_pid: int | None = None,
-                 worker_id: str | None = None, keys_dir: str | None = None):
+    def __init__(
+        self,
+        connect: str,
+        capacity: int = 1,
+        *,
+        secret: bytes | None = None,
+        heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
+        liveness: int = defaults.HEARTBEAT_LIVENESS,
+        parent_pid: int | None = None,
+        worker_id: str | None = None,
+        keys_dir: str | None = None,
+    ):
         self.connect = connect
         self.capacity = max(1, capacity)
         self.secret = secret
@@ -69,8 +77,12 @@ class Worker:
                 if outcome == "served":
                     backoff = defaults.RECONNECT_BACKOFF_MIN_S
                 if outcome in ("silent", "served") and not self.stopping:
-                    log.warning("worker %s: coordinator %s silent; reconnecting in %.0f s",
-                                self.id, self.connect, backoff)
+                    log.warning(
+                        "worker %s: coordinator %s silent; reconnecting in %.0f s",
+                        self.id,
+                        self.connect,
+                        backoff,
+                    )
                     self._sleep(backoff)
                     backoff = min(backoff * 2, defaults.RECONNECT_BACKOFF_MAX_S)
         finally:
@@ -106,9 +118,17 @@ class Worker:
         poller.register(self.wakeup_fd, zmq.POLLIN)
         for slot in self.slots:
             poller.register(slot.fileno(), zmq.POLLIN)
-        self._send(sock, protocol.READY, {"worker": self.id, "host": pysocket.gethostname(),
-                                          "pid": os.getpid(), "capacity": self.capacity,
-                                          **protocol.runtime_versions()})
+        self._send(
+            sock,
+            protocol.READY,
+            {
+                "worker": self.id,
+                "host": pysocket.gethostname(),
+                "pid": os.getpid(),
+                "capacity": self.capacity,
+                **protocol.runtime_versions(),
+            },
+        )
         heard_any = False
         last_heard = last_sent = time.monotonic()
         try:
@@ -116,7 +136,7 @@ class Worker:
                 events = dict(poller.poll(int(self.interval * 1000 / 2)))
                 now = time.monotonic()
                 if self.wakeup_fd in events:
-                    os.read(self.wakeup_fd, 512)         # a signal arrived; its handler has run
+                    os.read(self.wakeup_fd, 512)  # a signal arrived; its handler has run
                 if sock in events:
                     last_heard, heard_any = now, True
                     outcome = self._drain(sock, poller)
@@ -137,7 +157,7 @@ class Worker:
                 if self._orphaned():
                     self.stopping = True
             self._send(sock, protocol.BYE, {})
-            sock.setsockopt(zmq.LINGER, 500)      # let the goodbye leave before the socket closes
+            sock.setsockopt(zmq.LINGER, 500)  # let the goodbye leave before the socket closes
             return "stopped"
         finally:
             sock.close()
@@ -167,8 +187,13 @@ class Worker:
                 if slot.current == key:
                     self._replace_executor(poller, slot)
         elif command == protocol.REFUSE:
-            log.error("worker %s: the coordinator refused this worker: %s", self.id, header.get("reason"))
-            print(f"mapreduce worker: refused by the coordinator: {header.get('reason')}", file=sys.stderr)
+            log.error(
+                "worker %s: the coordinator refused this worker: %s", self.id, header.get("reason")
+            )
+            print(
+                f"mapreduce worker: refused by the coordinator: {header.get('reason')}",
+                file=sys.stderr,
+            )
             return "refused"
         elif command == protocol.RECONNECT:
             self._abandon_all(poller)
@@ -178,8 +203,19 @@ class Worker:
     def _start_task(self, sock, header: dict, blob: bytes) -> None:
         free = [slot for slot in self.slots if slot.current is None]
         if not free:
-            self._send(sock, protocol.FAIL, {**_attempt_key(header), "lost": True, "error": {
-                "type": "NoFreeSlot", "message": "worker had no free slot", "traceback": ""}})
+            self._send(
+                sock,
+                protocol.FAIL,
+                {
+                    **_attempt_key(header),
+                    "lost": True,
+                    "error": {
+                        "type": "NoFreeSlot",
+                        "message": "worker had no free slot",
+                        "traceback": "",
+                    },
+                },
+            )
             return
         free[0].run(header, blob)
 
@@ -191,9 +227,19 @@ class Worker:
         except (EOFError, OSError):
             description = slot.exit_description()
             self._replace_executor(poller, slot)
-            self._send(sock, protocol.FAIL, {**key, "lost": True, "error": {
-                "type": "ExecutorDied", "traceback": "",
-                "message": f"the process running it {description} (worker {self.id})"}})
+            self._send(
+                sock,
+                protocol.FAIL,
+                {
+                    **key,
+                    "lost": True,
+                    "error": {
+                        "type": "ExecutorDied",
+                        "traceback": "",
+                        "message": f"the process running it {description} (worker {self.id})",
+                    },
+                },
+            )
             return
         slot.current = None
         if status == "done":

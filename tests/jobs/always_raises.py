@@ -1,4 +1,5 @@
 """Mapper raises on every call; leaves one marker file per call in $MARKER_DIR to count attempts."""
+
 import os
 import uuid
 

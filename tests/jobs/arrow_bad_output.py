@@ -1,4 +1,5 @@
 """map_batches returns a list instead of a table."""
+
 REDUCE = "count"
 
 

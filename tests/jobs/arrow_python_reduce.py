@@ -1,4 +1,5 @@
 """Vectorised map, Python reducer: word -> sorted distinct line lengths it appears in."""
+
 import pyarrow as pa
 import pyarrow.compute as pc
 

@@ -1,5 +1,6 @@
 """Word count with chaos: on each task attempt's first call, a third of attempts kill their own
 process, a third sleep for a while, a third run normally (decided by a random draw)."""
+
 import os
 import random
 import re

@@ -1,5 +1,6 @@
 """Word count that leaves one marker file per mapper call and per reducer call, so a test can check
 that without faults every record is mapped exactly once and every key reduced exactly once."""
+
 import os
 import re
 import uuid

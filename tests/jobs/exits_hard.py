@@ -1,4 +1,5 @@
 """Every attempt kills its own process: the task must fail after 10 lost attempts."""
+
 import os
 
 

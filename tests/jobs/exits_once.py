@@ -1,5 +1,6 @@
 """Word count whose very first mapper call (anywhere: a marker made with O_EXCL) kills its own
 process; every later attempt succeeds."""
+
 import os
 import re
 

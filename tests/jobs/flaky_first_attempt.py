@@ -1,5 +1,6 @@
 """Word count whose reducer, combiner and partitioner each raise once (the first call anywhere
 creates a marker with O_EXCL and raises); later attempts succeed."""
+
 import os
 import re
 

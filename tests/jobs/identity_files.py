@@ -1,4 +1,5 @@
 """INPUT_FORMAT = "files": one record per file, value the whole text; reducer passes it through."""
+
 INPUT_FORMAT = "files"
 
 

@@ -1,4 +1,5 @@
 """Prints from the mapper and reducer (stdout, stderr and logging); $FAIL makes the reducer raise."""
+
 import logging
 import os
 import sys

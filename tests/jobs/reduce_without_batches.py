@@ -1,4 +1,5 @@
 """REDUCE on a per-record job: refused at load time."""
+
 REDUCE = "sum"
 
 

@@ -1,4 +1,5 @@
 """One split's map sleeps for a long time on its first attempt (a straggler); its backup runs fast."""
+
 import os
 import re
 
@@ -13,6 +14,7 @@ def mapper(path, line):
         try:
             os.close(os.open(os.path.join(MARKER_DIR, "slow-started"), os.O_CREAT | os.O_EXCL))
             import time
+
             time.sleep(600)
         except FileExistsError:
             pass

@@ -1,5 +1,6 @@
 """A slow word count: each mapper call sleeps 3 ms and each reducer call $REDUCE_SLEEP s (default 2 ms), so a test can act
 while tasks run. Marks the first map and reduce call of each process in $MARKER_DIR."""
+
 import os
 import re
 import time

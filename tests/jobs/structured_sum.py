@@ -1,4 +1,5 @@
 """Sums field "n" per field "word" of JSON objects, CSV rows or Parquet rows ($FORMAT)."""
+
 import os
 
 INPUT_FORMAT = os.environ.get("FORMAT", "jsonl")

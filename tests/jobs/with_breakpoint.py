@@ -1,4 +1,5 @@
 """Calls breakpoint() in the mapper on the first line: only usable with --inline."""
+
 import re
 
 WORD = re.compile(r"[A-Za-z]+")

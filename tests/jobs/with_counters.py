@@ -1,5 +1,6 @@
 """Word count with user counters; the first reduce attempt anywhere counts a key and then fails,
 so its counts must not reach the job's totals."""
+
 import os
 import re
 

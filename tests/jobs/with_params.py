@@ -1,5 +1,6 @@
 """Declared parameters of each type: words at least MIN_LENGTH long, optionally upper-cased,
 each counted WEIGHT times, with a SUFFIX on every key."""
+
 import re
 
 PARAMS = {"min_length": 1, "upper": False, "weight": 1.0, "suffix": ""}
