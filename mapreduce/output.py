@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+from typing import Any
 
 from . import storage
 from .errors import OutputError
@@ -206,7 +207,7 @@ class ParquetPartWriter(_BufferedRows):
         storage.make_dirs(directory)
         self.path = storage.join(directory, part_name(index) + ".parquet")
         self._columns: dict = {}  # name -> Arrow type, or JSON_TEXT
-        self._writer = None
+        self._writer: Any = None  # a pyarrow.parquet.ParquetWriter once the first group comes
         self._written = False  # whether the local file holds row groups
         self._local = _temporary_parquet(_scratch_dir(directory))
 
@@ -242,7 +243,7 @@ class ParquetPartWriter(_BufferedRows):
 
     def _write_group(self, columns: dict) -> None:
         """columns: name -> (array, whether it is JSON text already)."""
-        wanted = {
+        wanted: dict = {
             name: _widened(self._columns.get(name), array.type, is_json)
             for name, (array, is_json) in columns.items()
         }
@@ -410,7 +411,7 @@ def unify_parquet_parts(directory: str) -> None:
             raise OutputError(f"the Parquet parts in '{directory}' do not have the same columns")
         as_json: set = set()
         while True:
-            wanted = {}
+            wanted: dict = {}
             for name in names:
                 for part_kinds in kinds.values():
                     kind = part_kinds[name]

@@ -126,8 +126,8 @@ def place(location: str) -> tuple[str, str, tuple[str, ...]]:
     components). A local path is resolved against the working directory, `..` and symlinks
     included; a URI's query (options, not a place) is left out, and its `..` collapsed."""
     if not is_uri(location):
-        parts = os.path.realpath(os.path.abspath(location)).split(os.sep)
-        return "", "", tuple(part for part in parts if part)
+        names = os.path.realpath(os.path.abspath(location)).split(os.sep)
+        return "", "", tuple(name for name in names if name)
     parts = urlsplit(location)
     path = posixpath.normpath("/" + unquote(parts.path))
     return parts.scheme.lower(), parts.netloc, tuple(part for part in path.split("/") if part)
