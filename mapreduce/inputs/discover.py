@@ -13,7 +13,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from .. import storage
 from ..defaults import BINARY_CHECK_BYTES
@@ -37,19 +37,19 @@ class InputFile:
     size: int | None = None
 
 
-def expand_inputs(inputs: list[str]) -> list[InputFile]:
+def expand_inputs(inputs: Sequence[str | os.PathLike] | str | os.PathLike) -> list[InputFile]:
     """The input files named by files, directories, globs and URIs.
 
     Inputs keep the order given, each directory's or glob's files sorted; a file reached twice
     counts once, where it was first reached.
     """
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]  # one path passed bare would otherwise be iterated character by character
-    if not inputs:
+    # One path passed bare would otherwise be iterated character by character.
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not items:
         raise InputError("no input was given: pass at least one input file, directory or glob")
     found: list[InputFile] = []
     seen: set[str] = set()
-    for item in inputs:
+    for item in items:
         for file in _expand_one(storage.normalize(os.fspath(item))):
             identity = file.path if storage.is_uri(file.path) else os.path.realpath(file.path)
             if identity not in seen:

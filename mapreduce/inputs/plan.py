@@ -127,7 +127,8 @@ def _segment_from_wire(fields: list) -> Segment:
         raise TypeError(
             f"expected [path, start, end] or [path, start, end, unit], got {len(fields)} fields"
         )
-    return Segment(_wire_str(path), _wire_int(start), _wire_int(end), *map(_wire_str, unit))
+    kind = _wire_str(unit[0]) if unit else "bytes"
+    return Segment(_wire_str(path), _wire_int(start), _wire_int(end), kind)
 
 
 def _wire_int(value: object) -> int:
@@ -158,8 +159,8 @@ def plan_splits(
     split_by = reader_for(input_format).split_by
     if min_splits < 1:
         raise ValueError(f"min_splits must be at least 1, not {min_splits}")
-    files = [file if isinstance(file, InputFile) else InputFile(file) for file in files]
-    sizes = [(file.path, _file_size(file)) for file in files]
+    entries = [file if isinstance(file, InputFile) else InputFile(file) for file in files]
+    sizes = [(entry.path, _file_size(entry)) for entry in entries]
     if split_size is None:
         split_size = automatic_split_size(sum(size for _, size in sizes), min_splits)
     elif split_size < 1:

@@ -237,9 +237,11 @@ class RunReader:
 
     def __init__(self, path: str):
         self.path = path
-        self._source = None
         try:
             self._source = _open_for_reading(path)
+        except Exception as cause:
+            raise ShuffleReadError(path, cause) from cause
+        try:
             self._reader = pa.ipc.open_file(self._source)
             schema = self._reader.schema
             if schema.names != ["key", "value"] or _KEY_TYPES_METADATA not in (
@@ -250,8 +252,7 @@ class RunReader:
                 )
             self.key_type_names = set(json.loads(schema.metadata[_KEY_TYPES_METADATA]))
         except Exception as cause:
-            if self._source is not None:
-                self._source.close()
+            self._source.close()
             raise ShuffleReadError(path, cause) from cause
         self.key_field, self.value_field = schema.field(0), schema.field(1)
         self.keys_pickled = _column_decoder(self.key_field) is _unpickled
@@ -264,9 +265,8 @@ class RunReader:
             for index in range(self._reader.num_record_batches):
                 try:
                     batch = self._reader.get_batch(index)
-                    batch.validate(
-                        full=True
-                    )  # corrupt offsets must fail here, not crash a conversion
+                    # Corrupt offsets must fail here, not crash a conversion.
+                    batch.validate(full=True)
                 except Exception as cause:
                     raise ShuffleReadError(self.path, cause) from cause
                 yield batch
