@@ -16,6 +16,7 @@ import secrets
 import socket
 import time
 from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 
 import zmq
 
@@ -74,7 +75,7 @@ class JobSubmission:
             "skip_bad_records": bool,
             "inputs": list,
         }
-        values = {}
+        values: dict[str, Any] = {}
         for item in fields(cls):
             if item.name == "job_code":
                 continue
@@ -300,7 +301,7 @@ class Coordinator:
         """Handle whatever arrives within `timeout` seconds, then send due heartbeats and let the
         scheduler act on elapsed time (expire silent workers, start backup attempts)."""
         timeout = min(timeout, self.settings.heartbeat_interval / 2)
-        if self.socket.poll(timeout * 1000, zmq.POLLIN):
+        if self.socket.poll(int(timeout * 1000), zmq.POLLIN):
             while True:
                 try:
                     frames = self.socket.recv_multipart(zmq.NOBLOCK)
@@ -492,7 +493,7 @@ class Coordinator:
             log.info("accepted job %s (%s)", job_id, header.get("submission", {}).get("name"))
             self._send(route, protocol.ACCEPTED, {**reply, "job": job_id})
         elif command in (protocol.WATCH, protocol.CANCEL_JOB):
-            job_id = header.get("job")
+            job_id = str(header.get("job"))
             if job_id not in self.jobs:
                 self._send(route, protocol.REJECTED, {**reply, "error": f"no job '{job_id}' here"})
                 return
@@ -534,8 +535,9 @@ class Coordinator:
 
     def _forget(self, worker: str) -> None:
         route = self.routes.pop(worker, None)
-        self.peers.pop(route, None)
-        self.unreachable.discard(route)
+        if route is not None:
+            self.peers.pop(route, None)
+            self.unreachable.discard(route)
         self.last_sent.pop(worker, None)
 
     # ---- messages out ---------------------------------------------------------------------------
@@ -586,7 +588,7 @@ class Coordinator:
 
     def _instruction_failed(self, instruction, exc: Exception) -> list:
         log.exception("could not carry out %s", type(instruction).__name__)
-        record = self.jobs.get(getattr(instruction, "job", None))
+        record = self.jobs.get(str(getattr(instruction, "job", "")))
         if record is None or record.status != "running":
             return []
         out = self.scheduler.fail_job(record.id)
