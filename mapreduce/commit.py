@@ -134,66 +134,31 @@ def _glob_matches_prefix(pattern: tuple, parts: tuple) -> bool:
 
 
 def check_output_dir(output_dir: str, overwrite: bool) -> None:
-    """Refuse an output directory that exists and is not empty, unless overwrite (decided up front,
-    before anything runs, so a refused job changes nothing)."""
-    if storage.is_uri(output_dir):
-        _check_output_location(output_dir, overwrite)
-        return
-    if os.path.lexists(output_dir) and not os.path.isdir(output_dir):
-        raise OutputError(
-            f"output path '{output_dir}' exists and is not a directory; choose another "
-            f"--output path."
-        )
-    if os.path.isdir(output_dir) and os.listdir(output_dir) and not overwrite:
-        raise OutputError(
-            f"output directory '{output_dir}' already exists and is not empty; its "
-            f"files were left untouched. Choose another --output, or pass --overwrite "
-            f"to replace it once the new result is complete."
-        )
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    existing = parent
-    while not os.path.isdir(existing):
-        existing = os.path.dirname(existing)
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(
-            f"cannot create output directory '{output_dir}': '{existing}' is not writable."
-        )
-
-
-def _check_output_location(output: str, overwrite: bool) -> None:
+    """Refuse an output directory (or prefix) that exists and is not empty, unless overwrite, or
+    that could not be created (decided up front, before anything runs, so a refused job changes
+    nothing)."""
     from pyarrow.fs import FileType
 
-    if not storage.split(output)[1]:
-        raise OutputError(
-            f"output '{output}' is a bucket or filesystem root; use a prefix inside "
-            f"it (e.g. {storage.join(output, 'out')}) so the job's hidden staging "
-            f"prefix can sit beside it."
-        )
     try:
-        if not storage.bucket_exists(output):
-            raise OutputError(
-                f"cannot write output '{output}': there is no bucket "
-                f"'{storage.bucket_of(output)}' at that endpoint; create it or check "
-                f"the spelling, the endpoint (AWS_ENDPOINT_URL) and the credentials."
-            )
-        kind = storage.file_info(output).type
-        has_files = kind == FileType.Directory and bool(storage.list_files(output))
+        storage.check_can_create(output_dir)
+        kind = storage.file_info(output_dir).type
+        occupied = kind == FileType.Directory and storage.holds_anything(output_dir)
     except MapReduceError as exc:
-        raise OutputError(exc.paragraph()) from None
+        raise OutputError(f"output: {exc.paragraph()}") from None
     except Exception as exc:
         raise OutputError(
-            storage.describe_error(output, "use the output", exc).paragraph()
+            storage.describe_error(output_dir, "use the output", exc).paragraph()
         ) from None
-    if kind == FileType.File:
+    if kind not in (FileType.Directory, FileType.NotFound):
         raise OutputError(
-            f"output path '{output}' exists and is an object (a file), not a prefix "
-            f"(directory); choose another --output path."
+            f"output path '{output_dir}' exists and is a file, not a directory; choose another "
+            f"--output path."
         )
-    if has_files and not overwrite:
+    if occupied and not overwrite:
         raise OutputError(
-            f"output directory '{output}' already exists and is not empty; its "
-            f"objects were left untouched. Choose another --output, or pass "
-            f"--overwrite to replace it once the new result is complete."
+            f"output directory '{output_dir}' already exists and is not empty; what it holds was "
+            f"left untouched. Choose another --output, or pass --overwrite to replace it once the "
+            f"new result is complete."
         )
 
 

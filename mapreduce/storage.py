@@ -267,6 +267,19 @@ class LocalStorage:
     def bucket_exists(self, location: str) -> bool:
         return True
 
+    def check_can_create(self, location: str) -> None:
+        """StorageError when a directory could not be created at `location`: its nearest
+        existing ancestor is not writable."""
+        existing = os.path.dirname(os.path.abspath(location))
+        while not os.path.isdir(existing):
+            existing = os.path.dirname(existing)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise StorageError(f"cannot create '{location}': '{existing}' is not writable.")
+
+    def holds_anything(self, location: str) -> bool:
+        """Whether the directory `location` has any entry (hidden ones and empty folders too)."""
+        return bool(os.listdir(location))
+
     def open_input_file(self, location: str, memory_map: bool = False):
         if memory_map:
             import pyarrow as pa
@@ -372,6 +385,26 @@ class ArrowStorage:
             return True
         filesystem, _ = resolve(location)
         return filesystem.get_file_info(bucket).type == fs.FileType.Directory
+
+    def check_can_create(self, location: str) -> None:
+        """StorageError when a prefix could not hold a job's output at `location`: it is a bucket
+        or filesystem root (no room for the hidden staging prefix beside it), or its bucket is
+        missing."""
+        if not split(location)[1]:
+            raise StorageError(
+                f"'{location}' is a bucket or filesystem root; use a prefix inside it (e.g. "
+                f"{join(location, 'out')}) so the job's hidden staging prefix can sit beside it."
+            )
+        if not self.bucket_exists(location):
+            raise StorageError(
+                f"cannot write '{location}': there is no bucket '{bucket_of(location)}' at that "
+                f"endpoint; create it or check the spelling, the endpoint (AWS_ENDPOINT_URL) and "
+                f"the credentials."
+            )
+
+    def holds_anything(self, location: str) -> bool:
+        """Whether any object lies below the prefix `location`."""
+        return bool(self.list_files(location))
 
     def open_input_file(self, location: str, memory_map: bool = False):
         """Seekable; each read is a ranged request on an object store."""
@@ -490,6 +523,17 @@ def list_files(location: str) -> list[tuple[str, str, int]]:
 def bucket_exists(location: str) -> bool:
     """False only for an object-store URI whose bucket is missing."""
     return backend(location).bucket_exists(location)
+
+
+def check_can_create(location: str) -> None:
+    """StorageError (one paragraph) when a job's output directory or prefix could not be created
+    at `location` (an unwritable parent; a bucket root or a missing bucket)."""
+    backend(location).check_can_create(location)
+
+
+def holds_anything(location: str) -> bool:
+    """Whether the existing directory or prefix `location` is not empty."""
+    return backend(location).holds_anything(location)
 
 
 def open_input_file(location: str, memory_map: bool = False):
