@@ -848,11 +848,7 @@ def check_work_dir(work_dir: str) -> str:
     except MapReduceError:
         raise
     except OSError as exc:
-        if storage.is_uri(work_dir):
-            raise storage.describe_error(work_dir, "use the work directory", exc) from None
-        raise MapReduceError(
-            f"cannot create the work directory '{work_dir}': {exc.strerror or exc}."
-        ) from None
+        raise storage.describe_error(work_dir, "create the work directory", exc) from None
     return work_dir
 
 

@@ -222,9 +222,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 def describe_error(location: str, doing: str, exc: BaseException) -> StorageError:
-    """One paragraph for a failed operation on a URI."""
+    """One paragraph for a failed operation on a local path or a URI."""
     if isinstance(exc, StorageError):
         return exc
+    if not is_uri(location):
+        reason = getattr(exc, "strerror", None) or _first_line(exc)
+        return StorageError(f"cannot {doing} '{location}': {reason}.")
     return StorageError(
         f"cannot {doing} '{location}': {_first_line(exc)}. {_hint(scheme_of(location))}"
     )
@@ -250,6 +253,9 @@ class LocalStorage:
 
     def exists(self, location: str) -> bool:
         return os.path.exists(location)
+
+    def readable(self, location: str) -> bool:
+        return os.access(location, os.R_OK)
 
     def size(self, location: str) -> int:
         return os.path.getsize(location)
@@ -350,6 +356,9 @@ class ArrowStorage:
     def file_info(self, location: str):
         filesystem, path = resolve(location)
         return filesystem.get_file_info(path)
+
+    def readable(self, location: str) -> bool:
+        return True  # the store decides when the object is opened (credentials, policies)
 
     def exists(self, location: str) -> bool:
         from pyarrow import fs
@@ -508,6 +517,12 @@ def file_info(location: str):
 
 def exists(location: str) -> bool:
     return backend(location).exists(location)
+
+
+def readable(location: str) -> bool:
+    """False when this process may not read the local file `location` (its permissions); an
+    object store's permissions show only when the object is opened."""
+    return backend(location).readable(location)
 
 
 def size(location: str) -> int:

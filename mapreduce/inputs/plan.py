@@ -226,20 +226,12 @@ def _file_size(file: InputFile) -> int:
     """The size listing gave, else asked for now."""
     if file.size is not None:
         return file.size
-    path = file.path
-    if storage.is_uri(path):
-        try:
-            return storage.size(path)
-        except Exception as exc:
-            raise InputError(
-                storage.describe_error(path, "read the input file", exc).paragraph()
-            ) from None
     try:
-        return os.stat(path).st_size
-    except OSError as exc:
+        return storage.size(file.path)
+    except Exception as exc:
+        reason = storage.describe_error(file.path, "read the input file", exc).paragraph()
         raise InputError(
-            f"input file {path!r} cannot be read while planning splits "
-            f"({exc.strerror}); was it removed or moved?"
+            f"{reason} It was found a moment ago while planning splits: was it removed or moved?"
         ) from None
 
 

@@ -7,7 +7,6 @@ than with whatever the first read or write would have raised.
 
 from __future__ import annotations
 
-import os
 import socket
 
 from mapreduce import storage
@@ -16,10 +15,8 @@ from mapreduce.worker.failures import TaskError
 
 def check_readable(path: str) -> None:
     """Raise TaskError when this worker cannot read the input `path` (a local path or a URI)."""
-    if not storage.is_uri(path):
-        if not os.access(path, os.R_OK):
-            raise TaskError(_unreachable("cannot read the input file", path))
-        return
+    if not storage.readable(path):
+        raise TaskError(_unreachable("cannot read the input file", path))
     try:
         cause = None if storage.exists(path) else "it does not exist"
     except Exception as exc:
