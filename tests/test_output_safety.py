@@ -20,6 +20,7 @@ from helpers import (
     ROOT,
     children_of,
     finish_cli,
+    kill_group,
     live_processes,
     read_counts,
     run_cli,
@@ -199,6 +200,16 @@ def test_places_of_uris_compare_by_bucket_and_prefix():
 # ----------------------------------------------------------------------------------------------
 
 
+def finish_all(procs, timeout: float) -> list:
+    """finish_cli for each process; every one's process group is killed whatever happens (the
+    second is not left running when the first times out)."""
+    try:
+        return [finish_cli(proc, timeout=timeout) for proc in procs]
+    finally:
+        for proc in procs:
+            kill_group(proc.pid)
+
+
 def test_two_runs_committing_one_output_without_overwrite_exactly_one_wins(tmp_path):
     first = write_corpus(tmp_path / "a", files=3, lines=400, seed=1)
     second = write_corpus(tmp_path / "b", files=3, lines=400, seed=2)
@@ -210,7 +221,7 @@ def test_two_runs_committing_one_output_without_overwrite_exactly_one_wins(tmp_p
         )
         for name in ("a", "b")
     ]
-    results = [finish_cli(proc, timeout=120) for proc in procs]
+    results = finish_all(procs, timeout=120)
     codes = sorted(r.returncode for r in results)
     assert codes == [0, 1], [r.stderr for r in results]
     loser = next(r for r in results if r.returncode)
@@ -244,7 +255,7 @@ def test_two_runs_with_overwrite_leave_one_whole_output(tmp_path):
         )
         for name in ("a", "b")
     ]
-    results = [finish_cli(proc, timeout=120) for proc in procs]
+    results = finish_all(procs, timeout=120)
     assert all(r.returncode == 0 for r in results), [r.stderr for r in results]
     counts = read_counts(out)
     assert counts in (wordcount_reference(first), wordcount_reference(second))  # never a mix
