@@ -17,6 +17,7 @@ MAX_LOST_ATTEMPTS = 10  # attempts lost to a dying worker before the task fails 
 
 HEARTBEAT_INTERVAL_S = 1.0  # both directions; any message counts as a heartbeat
 HEARTBEAT_LIVENESS = 3  # intervals of silence before a peer is declared dead
+TASK_RESENDS = 3  # a TASK lost on the way to its worker this often: the attempt runs elsewhere
 RECONNECT_BACKOFF_MIN_S = 1.0  # a worker that lost its coordinator retries after this...
 RECONNECT_BACKOFF_MAX_S = 32.0  # ...doubling up to this
 

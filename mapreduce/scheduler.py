@@ -19,10 +19,16 @@ from .tasks import AttemptState, Task, TaskState
 
 @dataclass(frozen=True)
 class Assign:
+    """Send this attempt to that worker. `seq` numbers the TASKs sent to one worker (1, 2, ...,
+    never reused while the scheduler lives): the worker's reports say which it has heard of, so a
+    lost TASK is told from one still on its way (`worker_report`). An attempt whose TASK was lost
+    is assigned again with a new number."""
+
     worker: str
     job: str
     task: Task
     attempt: int
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,7 @@ class SchedulerSettings:
     liveness: int = defaults.HEARTBEAT_LIVENESS
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
     backup_slowdown: float = defaults.BACKUP_SLOWDOWN_FACTOR
+    task_resends: int = defaults.TASK_RESENDS
 
     @property
     def expiry(self) -> float:
@@ -77,6 +84,8 @@ class WorkerState:
     info: dict = field(default_factory=dict)
     running: set = field(default_factory=set)  # {(job, task id, attempt)}
     tasks_done: int = 0
+    seqs: dict = field(default_factory=dict)  # (job, task id, attempt) -> its TASK's number
+    resends: dict = field(default_factory=dict)  # (job, task id, attempt) -> TASKs lost so far
 
     @property
     def free_slots(self) -> int:
@@ -126,6 +135,9 @@ class Scheduler:
         self.settings = settings or SchedulerSettings()
         self.jobs: dict[str, JobState] = {}  # insertion order is submission order (FIFO)
         self.workers: dict[str, WorkerState] = {}
+        # TASKs numbered per worker id, kept across its registrations: a message of an earlier
+        # registration still on its way never carries a number a new TASK has.
+        self.task_seqs: dict[str, int] = {}
 
     # ---- events ---------------------------------------------------------------------------------
 
@@ -161,6 +173,47 @@ class Scheduler:
         worker = self.workers.get(worker_id)
         if worker:
             worker.last_seen = now
+
+    def worker_report(self, worker_id: str, running, finished, known: int, now: float) -> list:
+        """A worker's heartbeat listed the attempts it runs (`running`) and those whose result it
+        holds until acknowledged (`finished`), each (job, task id, attempt), and the highest TASK
+        number it has heard of (`known`). Reconcile with what it was assigned:
+
+        - an attempt assigned to it that it does not list, whose TASK number it has heard of (so
+          the TASK is not still on its way), was lost: it is assigned again (same attempt, new
+          number); after `task_resends` losses in a row it is counted lost and runs elsewhere;
+        - an attempt it lists as running that does not run there as far as the scheduler knows
+          (abandoned, its job ended or forgotten, or never assigned) is abandoned on it.
+        An unregistered worker's report changes nothing (the coordinator makes it register)."""
+        worker = self.workers.get(worker_id)
+        if worker is None:
+            return []
+        worker.last_seen = now
+        running = {tuple(key) for key in running}
+        listed = running | {tuple(key) for key in finished}
+        out: list = []
+        for key in sorted(worker.running - listed):
+            if worker.seqs.get(key, known + 1) > known:
+                continue  # its TASK may still be on its way
+            job_id, task_id, number = key
+            lost = worker.resends.get(key, 0) + 1
+            found = self._live_task(job_id, task_id)
+            if lost > self.settings.task_resends or found is None:
+                self._free_slot(worker_id, job_id, task_id, number)
+                error = {
+                    "type": "TaskNotDelivered",
+                    "traceback": "",
+                    "message": f"its TASK message did not reach worker {worker_id} "
+                    f"({lost} times): the connection to that worker lost it",
+                }
+                out += self._attempt_ended(job_id, task_id, number, AttemptState.LOST, error, now)
+                continue
+            worker.resends[key] = lost
+            worker.seqs[key] = self._next_seq(worker_id)
+            out.append(Assign(worker_id, job_id, found[1], number, worker.seqs[key]))
+        for job_id, task_id, number in sorted(running - worker.running, key=str):
+            out.append(Abandon(worker_id, job_id, task_id, number))
+        return out + self._dispatch(now)
 
     def worker_gone(self, worker_id: str, now: float, why: str = "it stopped responding") -> list:
         worker = self.workers.pop(worker_id, None)
@@ -316,7 +369,13 @@ class Scheduler:
         worker = self.workers.get(worker_id)
         if worker and (job_id, task_id, number) in worker.running:
             worker.running.discard((job_id, task_id, number))
+            worker.seqs.pop((job_id, task_id, number), None)
+            worker.resends.pop((job_id, task_id, number), None)
             worker.tasks_done += done
+
+    def _next_seq(self, worker_id: str) -> int:
+        self.task_seqs[worker_id] = self.task_seqs.get(worker_id, 0) + 1
+        return self.task_seqs[worker_id]
 
     def _live_task(self, job_id: str, task_id: str) -> tuple[JobState, Task] | None:
         """The job and task a report is about, while the job is active; None for late news (the
@@ -380,8 +439,10 @@ class Scheduler:
                     break
                 job, task, backup = choice
                 attempt = task.start_attempt(worker.id, now, backup)
-                worker.running.add((job.id, task.id, attempt.number))
-                out.append(Assign(worker.id, job.id, task, attempt.number))
+                key = (job.id, task.id, attempt.number)
+                worker.running.add(key)
+                worker.seqs[key] = self._next_seq(worker.id)
+                out.append(Assign(worker.id, job.id, task, attempt.number, worker.seqs[key]))
         return out
 
     def _next_task(self, worker: WorkerState, now: float):
