@@ -114,6 +114,7 @@ class JobSubmission:
 
 
 FINISHED_JOBS_KEPT = 100  # finished jobs remembered for `status`
+SUBMIT_REPLIES_KEPT = 1000  # answered SUBMITs remembered, so a repeated one starts nothing
 LOSE_MAP_OUTPUT_ENV = "MAPREDUCE_FAULT_LOSE_MAP_OUTPUT"
 
 
@@ -152,10 +153,15 @@ class Coordinator:
         self.unreachable: set = set()  # routing ids a send failed to (logged once)
         self._injected: set = set()
         self._started: dict = {}  # (job, task, attempt) -> when it was assigned
+        self.tasks_sent: dict[str, int] = {}  # worker id -> the highest TASK number sent to it
+        self.submit_replies: dict = {}  # SUBMIT request id -> (reply command, header), oldest first
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable send raises, not vanishes
+        # A peer reconnecting under its routing id (a cut connection) takes over its route even
+        # before the old connection is noticed to be gone.
+        self.socket.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self.socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
         self.security = (
             security.secure_server(self.context, self.socket, keys_dir) if keys_dir else None
@@ -352,16 +358,21 @@ class Coordinator:
             return
         route, body = frames[0], frames[1:]
         try:
-            message = protocol.decode(body, self.secret)
+            message = protocol.receive(body, self.secret)
         except ProtocolError as exc:
-            log.warning("dropped a message from peer %s: %s", route.hex(), exc)
+            log.warning("dropped a message from peer %s: %s", _peer_name(route), exc)
+            return
+        if message is None:
             return
         try:
             self._dispatch_message(route, message, time.monotonic())
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # Authenticated but malformed (a buggy or hostile peer): drop it, keep serving.
             log.warning(
-                "dropped a malformed %r message from peer %s: %s", message.command, route.hex(), exc
+                "dropped a malformed %r message from peer %s: %s",
+                message.command,
+                _peer_name(route),
+                exc,
             )
 
     def _dispatch_message(self, route: bytes, message: Message, now: float) -> None:
@@ -373,33 +384,16 @@ class Coordinator:
             return
         worker = self.peers.get(route)
         if worker is None or worker not in self.scheduler.workers:
-            # Declared dead, or registered with a coordinator that has since restarted: make it
-            # start over; whatever it reports about old attempts is discarded.
-            if message.command in (protocol.DONE, protocol.FAIL):
-                header = message.header
-                log.warning(
-                    "discarded a late %s of %s %s attempt %s from unregistered peer %s "
-                    "(a worker declared dead, or one that registered before a restart); "
-                    "told it to register",
-                    "result" if message.command == protocol.DONE else "failure",
-                    header.get("job"),
-                    header.get("task"),
-                    header.get("attempt"),
-                    route.hex(),
-                )
-            else:
-                log.warning(
-                    "ignored a %r message from unregistered peer %s; told it to register",
-                    message.command,
-                    route.hex(),
-                )
-            self.peers.pop(route, None)
-            self._send(route, protocol.RECONNECT, {})
+            self._unregistered_peer(route, message)
             return
         self.scheduler.heard_from(worker, now)
         header = message.header
+        if message.command == protocol.HEARTBEAT and "running" in header:
+            self._reconcile(worker, header, now)
+            return
         if message.command in (protocol.DONE, protocol.FAIL):
             _check_attempt_report(header)
+            self._acknowledge(worker, header)
         if message.command == protocol.DONE:
             log.info(
                 "%s %s attempt %s on %s done in %.2f s",
@@ -424,6 +418,68 @@ class Coordinator:
         elif message.command == protocol.BYE:
             self._forget(worker)
             self._carry_out(self.scheduler.worker_gone(worker, now, "it shut down"))
+
+    # ---- delivery: acknowledgements, worker reports, repeated SUBMITs (protocol.py) ----------------
+
+    def _unregistered_peer(self, route: bytes, message: Message) -> None:
+        """A message from a peer that is not a registered worker (declared dead, or registered
+        with this coordinator before a restart). A result is acknowledged (so the worker stops
+        sending it) and discarded; anything else makes it register again."""
+        header = message.header
+        if message.command in (protocol.DONE, protocol.FAIL):
+            _check_attempt_report(header)
+            log.warning(
+                "discarded a late %s of %s %s attempt %s from unregistered peer %s "
+                "(a worker declared dead, or one that registered before a restart)",
+                "result" if message.command == protocol.DONE else "failure",
+                header.get("job"),
+                header.get("task"),
+                header.get("attempt"),
+                _peer_name(route),
+            )
+            self._send(route, protocol.ACK, protocol.attempt_key(header))
+            return
+        log.warning(
+            "ignored a %r message from unregistered peer %s; told it to register",
+            message.command,
+            _peer_name(route),
+        )
+        self.peers.pop(route, None)
+        self._send(route, protocol.RECONNECT, {})
+
+    def _acknowledge(self, worker: str, header: dict) -> None:
+        """Every DONE and FAIL is acknowledged, repeats included: the worker keeps sending it
+        until it hears this. (The scheduler acts on an attempt's result once.)"""
+        self._send_to_worker(worker, protocol.ACK, protocol.attempt_key(header))
+
+    def _reconcile(self, worker: str, header: dict, now: float) -> None:
+        """A worker's heartbeat report: TASKs lost on the way are sent again, attempts it runs
+        that nobody wants are cancelled (Scheduler.worker_report decides)."""
+        running, finished = (
+            _attempt_list(header.get("running")),
+            _attempt_list(header.get("finished")),
+        )
+        known = header.get("known")
+        if type(known) is not int:
+            raise ValueError("'known' must be an integer")
+        self._carry_out(self.scheduler.worker_report(worker, running, finished, known, now))
+
+    def _repeated_submit(self, route: bytes, request) -> bool:
+        """A SUBMIT sent again (its reply was lost): answer it as the first one was, starting
+        nothing. True when it was one."""
+        answered = self.submit_replies.get(request) if isinstance(request, str) else None
+        if answered is None:
+            return False
+        command, header = answered
+        log.info("answered a repeated submission (request %s) again", request)
+        self._send(route, command, header)
+        return True
+
+    def _remember_submit(self, request, command: bytes, header: dict) -> None:
+        if isinstance(request, str):
+            self.submit_replies[request] = (command, header)
+            while len(self.submit_replies) > SUBMIT_REPLIES_KEPT:
+                self.submit_replies.pop(next(iter(self.submit_replies)))
 
     def _attempt_runtime(self, header: dict, now: float) -> float:
         started = self._started.pop((header["job"], header["task"], header["attempt"]), None)
@@ -466,6 +522,8 @@ class Coordinator:
         reply = {"request": header.get("request")}
         command = message.command
         if command == protocol.SUBMIT:
+            if self._repeated_submit(route, header.get("request")):
+                return
             try:
                 mismatch = protocol.version_mismatch(header, peer="client")
                 if mismatch:
@@ -476,7 +534,9 @@ class Coordinator:
                     JobSubmission.from_wire(header.get("submission") or {}, message.blobs[0])
                 )
             except MapReduceError as exc:
-                self._send(route, protocol.REJECTED, {**reply, "error": exc.paragraph()})
+                answer = {**reply, "error": exc.paragraph()}
+                self._remember_submit(header.get("request"), protocol.REJECTED, answer)
+                self._send(route, protocol.REJECTED, answer)
                 return
             except Exception as exc:  # a bug or an odd filesystem must not stop the service
                 log.exception("could not accept a job")
@@ -491,6 +551,9 @@ class Coordinator:
                 )
                 return
             log.info("accepted job %s (%s)", job_id, header.get("submission", {}).get("name"))
+            self._remember_submit(
+                header.get("request"), protocol.ACCEPTED, {**reply, "job": job_id}
+            )
             self._send(route, protocol.ACCEPTED, {**reply, "job": job_id})
         elif command in (protocol.WATCH, protocol.CANCEL_JOB):
             job_id = str(header.get("job"))
@@ -539,14 +602,18 @@ class Coordinator:
             self.peers.pop(route, None)
             self.unreachable.discard(route)
         self.last_sent.pop(worker, None)
+        self.tasks_sent.pop(worker, None)  # stamps start again from 0: lower is always safe
 
     # ---- messages out ---------------------------------------------------------------------------
 
     def _send(self, route: bytes, command: bytes, header: dict, blobs: tuple = ()) -> bool:
         try:
-            self.socket.send_multipart(
-                [route, *protocol.encode(Message(command, header, list(blobs)), self.secret)],
-                zmq.NOBLOCK,
+            protocol.send(
+                self.socket,
+                Message(command, header, list(blobs)),
+                self.secret,
+                route=route,
+                flags=zmq.NOBLOCK,
             )
             self.unreachable.discard(route)
             return True
@@ -554,7 +621,7 @@ class Coordinator:
             # The peer vanished or its queue is full: never block the loop on one peer. Said once
             # per peer: heartbeats to a dead one fail until it is declared dead.
             (log.debug if route in self.unreachable else log.warning)(
-                "could not send to peer %s: %s", route.hex(), exc
+                "could not send to peer %s: %s", _peer_name(route), exc
             )
             self.unreachable.add(route)
             return False
@@ -563,6 +630,10 @@ class Coordinator:
         route = self.routes.get(worker)
         if route is None:
             return False
+        if command != protocol.TASK:
+            # The highest TASK number sent to it so far: once the worker has heard of it, a TASK
+            # it does not run was lost, not still on its way (Scheduler.worker_report).
+            header = {**header, "assigned": self.tasks_sent.get(worker, 0)}
         sent = self._send(route, command, header, blobs)
         if sent or command == protocol.HEARTBEAT:
             self.last_sent[worker] = time.monotonic()  # a failed heartbeat waits its turn too
@@ -624,24 +695,30 @@ class Coordinator:
         raise TypeError(f"unknown instruction {instruction!r}")
 
     def _assign(self, assign: Assign) -> list:
+        """Send the TASK. One that cannot leave (the worker's connection is down for a moment) is
+        as good as lost on the way: the worker's next reports show it missing and it is sent
+        again; a worker that stays away is declared dead when its liveness runs out."""
         record = self.jobs[assign.job]
-        header = self._task_header(record, assign.task, assign.attempt)
-        if self._send_to_worker(
+        header = {**self._task_header(record, assign.task, assign.attempt), "seq": assign.seq}
+        self.tasks_sent[assign.worker] = max(self.tasks_sent.get(assign.worker, 0), assign.seq)
+        resent = (record.id, assign.task.id, assign.attempt) in self._started
+        sent = self._send_to_worker(
             assign.worker, protocol.TASK, header, (record.submission.job_code,)
-        ):
-            log.info(
-                "%s %s attempt %s assigned to %s",
-                record.id,
-                assign.task.id,
-                assign.attempt,
-                assign.worker,
-            )
-            self._started[(record.id, assign.task.id, assign.attempt)] = time.monotonic()
-            return []
-        self._forget(assign.worker)
-        return self.scheduler.worker_gone(
-            assign.worker, time.monotonic(), "it could not be reached"
         )
+        log.log(
+            logging.WARNING if resent else logging.INFO,
+            "%s %s attempt %s %s %s%s",
+            record.id,
+            assign.task.id,
+            assign.attempt,
+            "sent again to" if resent else "assigned to",
+            assign.worker,
+            " (its TASK was lost on the way)" if resent else "",
+        )
+        if not sent:
+            log.info("%s: the TASK could not leave yet; it is sent again later", assign.worker)
+        self._started.setdefault((record.id, assign.task.id, assign.attempt), time.monotonic())
+        return []
 
     def _task_header(self, record: JobRecord, task, attempt: int) -> dict:
         map_results = [m.result for m in self.scheduler.jobs[record.id].map_tasks]
@@ -792,6 +869,26 @@ def task_header(
         ]
         header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
     return header
+
+
+def _peer_name(route: bytes) -> str:
+    """A routing id for the log: workers' and clients' are readable (w:..., c:...)."""
+    text = route.decode("utf-8", "replace")
+    return text if text.isprintable() and text[:2] in ("w:", "c:") else route.hex()
+
+
+def _attempt_list(value) -> list:
+    """A report's list of [job, task, attempt]; ValueError for anything else."""
+    if not isinstance(value, list) or not all(
+        isinstance(item, list)
+        and len(item) == 3
+        and isinstance(item[0], str)
+        and isinstance(item[1], str)
+        and type(item[2]) is int
+        for item in value
+    ):
+        raise ValueError("a report lists attempts as [job, task, attempt]")
+    return [tuple(item) for item in value]
 
 
 def _check_attempt_report(header: dict) -> None:

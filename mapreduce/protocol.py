@@ -10,6 +10,33 @@ A message is a list of ZeroMQ frames (the ROUTER adds the peer's routing id in f
   opaque cloudpickle blob that only workers load, after the mac has been checked.
 - mac is HMAC-SHA256 over everything after it, keyed with a per-run secret (`mapreduce run` shares
   one with its own worker processes), or empty when no secret is configured.
+
+Every message goes out through `send` and comes in through `receive`: the one place a test can
+lose chosen messages (`FILTERS`, empty in production).
+
+Delivery guarantees. ZeroMQ loses messages when a connection breaks (whatever was queued on it) and
+a send can find its queue full, so nothing relies on one message arriving:
+
+- Peers have stable identities: workers and clients set `ROUTING_ID` on their DEALER (unique per
+  process, the same on every reconnect), so a peer whose connection was cut comes back as itself.
+- Results are delivered at least once. A worker keeps every DONE and FAIL (each names its job, task
+  and attempt) until the coordinator answers ACK with the same three; it sends them again after one
+  heartbeat interval without an ACK, whenever its connection is re-established, and first thing in
+  a new session. The coordinator acknowledges every result, duplicates and late ones included, and
+  acts on an attempt's result once (a repeat, or news of an attempt that no longer runs, is
+  discarded).
+- Assignments are delivered at least once. The coordinator numbers the TASKs it sends a worker
+  (`seq`) and stamps every other message to it with the highest number sent so far (`assigned`).
+  Each worker HEARTBEAT reports the attempts it runs (`running`), the results it holds unacknowledged
+  (`finished`) and the highest number it has heard of (`known`). An attempt assigned to that worker
+  that it does not list, whose number it has heard of, was lost on the way: it is sent again (the
+  same attempt), and after a few losses in a row it is counted lost and runs elsewhere. An attempt a
+  worker lists that the coordinator no longer runs there is cancelled on the worker.
+- Client requests are retried: a request unanswered for a moment is sent again with the same
+  `request` id, and a SUBMIT's id (chosen by the client, unique to it) makes it idempotent: the
+  coordinator remembers which job each SUBMIT started and answers a repeat with that job.
+- Exactly once: of all the attempts of a task, one is accepted and published, and a job's output
+  is committed once (commit.py); duplicated messages never reach either twice.
 """
 
 from __future__ import annotations
@@ -19,6 +46,7 @@ import hmac
 import json
 import platform
 from dataclasses import dataclass, field
+from typing import Callable
 
 import cloudpickle
 
@@ -32,13 +60,15 @@ DONE = b"D"  # an attempt finished: {job, task, attempt, result}
 FAIL = b"F"  # an attempt failed: {job, task, attempt, error, lost}
 BYE = b"B"  # the worker is leaving cleanly: {}
 # Coordinator -> worker:
-TASK = b"T"  # run an attempt: {job, task, attempt, kind, ...} + [job code blob]
+TASK = b"T"  # run an attempt: {job, task, attempt, seq, kind, ...} + [job code blob]
 CANCEL = b"C"  # abandon an attempt (another attempt won, or the job ended): {job, task, attempt}
 REFUSE = b"X"  # registration refused, do not retry: {reason}
 RECONNECT = b"Q"  # you are not registered (declared dead, or I restarted): reconnect and send READY
 # Both ways:
-HEARTBEAT = b"H"  # {}; any message counts as a heartbeat too
-# Client -> coordinator (each answered by exactly one reply carrying the request's "request" id):
+HEARTBEAT = b"H"  # worker: {running, finished, known}; coordinator: {}; any message counts as one
+ACK = b"O"  # coordinator -> worker: a DONE or FAIL arrived: {job, task, attempt}
+# Client -> coordinator (each answered by one reply carrying the request's "request" id; a request
+# may be sent again with the same id when its reply is slow to come):
 SUBMIT = b"S"  # {job submission, python, cloudpickle} + [job code blob] -> ACCEPTED | REJECTED
 WATCH = b"W"  # {job} -> JOB_STATE
 CANCEL_JOB = b"K"  # {job} -> JOB_STATE
@@ -60,6 +90,7 @@ COMMANDS = {
     REFUSE,
     RECONNECT,
     HEARTBEAT,
+    ACK,
     *CLIENT_COMMANDS,
     ACCEPTED,
     REJECTED,
@@ -111,6 +142,42 @@ def decode(frames: list[bytes], secret: bytes | None = None) -> Message:
     if not isinstance(parsed, dict):
         raise ProtocolError("header is not a JSON object")
     return Message(command, parsed, list(blobs))
+
+
+# ---- the wire: every message goes out through `send` and comes in through `receive` --------------
+
+Filter = Callable[[str, Message], bool]
+# Test hook: each filter is asked about every message this process sends ("out") or receives ("in")
+# and returns False to lose it, as a broken connection would. Empty in production; tests start
+# processes through a small launcher that appends to it before calling the normal entry point.
+FILTERS: list[Filter] = []
+
+
+def _passes(direction: str, message: Message) -> bool:
+    return all(keep(direction, message) for keep in FILTERS)
+
+
+def send(
+    sock, message: Message, secret: bytes | None = None, *, route: bytes | None = None, flags=0
+) -> None:
+    """Encode and send one message (a ROUTER names its peer in `route`); raises what the socket's
+    send_multipart raises (zmq.Again when the queue is full and flags say not to wait)."""
+    if not _passes("out", message):
+        return
+    frames = encode(message, secret)
+    sock.send_multipart([route, *frames] if route is not None else frames, flags)
+
+
+def receive(frames: list[bytes], secret: bytes | None = None) -> Message | None:
+    """Decode frames from a peer (ProtocolError when they are not a valid message); None when a
+    test filter loses the message."""
+    message = decode(frames, secret)
+    return message if _passes("in", message) else None
+
+
+def attempt_key(header: dict) -> dict:
+    """The (job, task, attempt) that TASK, DONE, FAIL, CANCEL and ACK carry."""
+    return {"job": header.get("job"), "task": header.get("task"), "attempt": header.get("attempt")}
 
 
 def runtime_versions() -> dict:

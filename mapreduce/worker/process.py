@@ -9,6 +9,14 @@ as a lost attempt and replaced; a cancelled attempt is stopped by killing its ex
 When the coordinator falls silent for the liveness window, the worker abandons its attempts, closes
 its socket, opens a fresh one and registers again, backing off 1 s, 2 s, ... up to 32 s; ZeroMQ's own
 reconnect is not enough after a coordinator restart, which forgets every peer.
+
+Delivery (protocol.py says what each side guarantees): the DEALER's routing id is the worker's own,
+the same on every socket, so a cut connection comes back as this worker. Every DONE and FAIL is kept
+in `unacked` until the coordinator ACKs it, and sent again after a heartbeat interval without one,
+when the connection is re-established, and at the start of a new session (before READY, so the
+coordinator that still knows this worker takes it). Every heartbeat reports the attempts running
+here, the results not yet acknowledged and the highest TASK number heard of, from which the
+coordinator finds TASKs lost on the way.
 """
 
 from __future__ import annotations
@@ -20,14 +28,27 @@ import signal
 import socket as pysocket
 import sys
 import time
+from dataclasses import dataclass
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from mapreduce import defaults, protocol, security
 from mapreduce.protocol import Message
 from mapreduce.worker.executor import ExecutorSlot
 
 log = logging.getLogger("mapreduce.worker")
+
+AttemptKey = tuple  # (job, task, attempt)
+
+
+@dataclass
+class Unacked:
+    """A DONE or FAIL the coordinator has not acknowledged yet."""
+
+    command: bytes
+    header: dict
+    sent: float = float("-inf")  # when it last left (-inf: never)
 
 
 class Worker:
@@ -51,6 +72,11 @@ class Worker:
         self.parent_pid = parent_pid
         self.keys_dir = keys_dir
         self.id = worker_id or f"{pysocket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+        # The same routing id on every socket: a reconnecting worker arrives as itself. (At most
+        # 255 bytes, and not starting with a zero byte, which ZeroMQ reserves.)
+        self.routing_id = f"w:{self.id}".encode()[:255]
+        self.unacked: dict[AttemptKey, Unacked] = {}
+        self.known = 0  # the highest TASK number heard of in this session (protocol.py)
         self.stopping = False
         self.slots: list[ExecutorSlot] = []
         # Signals write a byte here (signal.set_wakeup_fd), which wakes the poll at once.
@@ -110,14 +136,23 @@ class Worker:
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
+        sock.setsockopt(zmq.ROUTING_ID, self.routing_id)
         if self.keys_dir:
             security.secure_client(sock, self.keys_dir, "worker")
+        # Handshakes of this socket: each one after the first is a reconnect, after which whatever
+        # was in flight on the old connection may be gone.
+        connections = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
         sock.connect(self.connect)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
+        poller.register(connections, zmq.POLLIN)
         poller.register(self.wakeup_fd, zmq.POLLIN)
         for slot in self.slots:
             poller.register(slot.fileno(), zmq.POLLIN)
+        # Results from the last session first: a coordinator that still knows this worker takes
+        # them before READY tells it that the attempts still running here are gone.
+        self.known = 0
+        self._resend_results(sock, float("inf"))
         self._send(
             sock,
             protocol.READY,
@@ -129,14 +164,21 @@ class Worker:
                 **protocol.runtime_versions(),
             },
         )
-        heard_any = False
-        last_heard = last_sent = time.monotonic()
+        heard_any = connected = False
+        last_heard = last_report = time.monotonic()
         try:
             while not self.stopping:
                 events = dict(poller.poll(int(self.interval * 1000 / 2)))
                 now = time.monotonic()
                 if self.wakeup_fd in events:
                     os.read(self.wakeup_fd, 512)  # a signal arrived; its handler has run
+                if connections in events:
+                    reconnected = self._handshakes(connections) and connected
+                    connected = True
+                    if reconnected:
+                        log.info("worker %s: connection re-established; resending", self.id)
+                        self._resend_results(sock, now)
+                        last_report = -float("inf")  # and report at once
                 if sock in events:
                     last_heard, heard_any = now, True
                     outcome = self._drain(sock, poller)
@@ -144,13 +186,13 @@ class Worker:
                         return outcome
                 for slot in self.slots:
                     if slot.current and (slot.fileno() in events or not slot.process.is_alive()):
-                        self._collect(sock, poller, slot)
-                        last_sent = now
+                        self._collect(sock, poller, slot, now)
                     elif not slot.current and not slot.process.is_alive():
                         self._replace_executor(poller, slot)
-                if now - last_sent >= self.interval:
-                    self._send(sock, protocol.HEARTBEAT, {})
-                    last_sent = now
+                self._resend_results(sock, now - self.interval)
+                if now - last_report >= self.interval:
+                    self._send(sock, protocol.HEARTBEAT, self._report())
+                    last_report = now
                 if now - last_heard > self.expiry:
                     self._abandon_all(poller)
                     return "served" if heard_any else "silent"
@@ -160,7 +202,28 @@ class Worker:
             sock.setsockopt(zmq.LINGER, 500)  # let the goodbye leave before the socket closes
             return "stopped"
         finally:
+            sock.disable_monitor()
+            connections.close(0)
             sock.close()
+
+    @staticmethod
+    def _handshakes(connections) -> bool:
+        """Read the monitor's pending events; True when a handshake succeeded among them."""
+        succeeded = False
+        while True:
+            try:
+                event = recv_monitor_message(connections, zmq.NOBLOCK)
+            except zmq.Again:
+                return succeeded
+            succeeded = succeeded or event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+
+    def _report(self) -> dict:
+        """A worker heartbeat: what runs here, what waits for an ACK, the highest TASK heard of."""
+        return {
+            "running": [list(slot.current) for slot in self.slots if slot.current],
+            "finished": [list(key) for key in self.unacked],
+            "known": self.known,
+        }
 
     def _drain(self, sock, poller) -> str | None:
         while True:
@@ -169,9 +232,11 @@ class Worker:
             except zmq.Again:
                 return None
             try:
-                message = protocol.decode(frames, self.secret)
+                message = protocol.receive(frames, self.secret)
             except Exception as exc:
                 log.warning("worker %s: dropped a malformed message: %s", self.id, exc)
+                continue
+            if message is None:
                 continue
             outcome = self._handle(sock, poller, message)
             if outcome:
@@ -179,10 +244,15 @@ class Worker:
 
     def _handle(self, sock, poller, message: Message) -> str | None:
         command, header = message.command, message.header
+        for stamp in (header.get("seq"), header.get("assigned")):
+            if type(stamp) is int and stamp > self.known:
+                self.known = stamp
         if command == protocol.TASK:
             self._start_task(sock, header, message.blobs[0] if message.blobs else b"")
+        elif command == protocol.ACK:
+            self.unacked.pop(_key(header), None)
         elif command == protocol.CANCEL:
-            key = (header.get("job"), header.get("task"), header.get("attempt"))
+            key = _key(header)
             for slot in self.slots:
                 if slot.current == key:
                     self._replace_executor(poller, slot)
@@ -201,13 +271,16 @@ class Worker:
         return None
 
     def _start_task(self, sock, header: dict, blob: bytes) -> None:
+        key = _key(header)
+        if key in self.unacked or any(slot.current == key for slot in self.slots):
+            return  # a TASK sent again that had arrived after all: it runs, or has its result
         free = [slot for slot in self.slots if slot.current is None]
         if not free:
-            self._send(
+            self._result(
                 sock,
                 protocol.FAIL,
                 {
-                    **_attempt_key(header),
+                    **protocol.attempt_key(header),
                     "lost": True,
                     "error": {
                         "type": "NoFreeSlot",
@@ -219,7 +292,7 @@ class Worker:
             return
         free[0].run(header, blob)
 
-    def _collect(self, sock, poller, slot: ExecutorSlot) -> None:
+    def _collect(self, sock, poller, slot: ExecutorSlot, now: float) -> None:
         job, task, attempt = slot.current
         key = {"job": job, "task": task, "attempt": attempt}
         try:
@@ -227,7 +300,7 @@ class Worker:
         except (EOFError, OSError):
             description = slot.exit_description()
             self._replace_executor(poller, slot)
-            self._send(
+            self._result(
                 sock,
                 protocol.FAIL,
                 {
@@ -243,9 +316,24 @@ class Worker:
             return
         slot.current = None
         if status == "done":
-            self._send(sock, protocol.DONE, {**key, "result": report})
+            self._result(sock, protocol.DONE, {**key, "result": report})
         else:
-            self._send(sock, protocol.FAIL, {**key, "lost": False, "error": report})
+            self._result(sock, protocol.FAIL, {**key, "lost": False, "error": report})
+
+    def _result(self, sock, command: bytes, header: dict) -> None:
+        """Send a DONE or FAIL and keep it until the coordinator acknowledges it."""
+        pending = Unacked(command, header)
+        self.unacked[_key(header)] = pending
+        if self._send(sock, command, header):
+            pending.sent = time.monotonic()
+
+    def _resend_results(self, sock, sent_before: float) -> None:
+        """Send again every unacknowledged result last sent before `sent_before`."""
+        for pending in list(self.unacked.values()):
+            if pending.sent < sent_before:
+                if not self._send(sock, pending.command, pending.header):
+                    return  # the queue is full: the rest wait their turn
+                pending.sent = time.monotonic()
 
     def _replace_executor(self, poller, slot: ExecutorSlot) -> None:
         poller.unregister(slot.fileno())
@@ -257,15 +345,19 @@ class Worker:
             if slot.current:
                 self._replace_executor(poller, slot)
 
-    def _send(self, sock, command: bytes, header: dict) -> None:
+    def _send(self, sock, command: bytes, header: dict) -> bool:
+        """Send without waiting; False when the queue is full (or there is no connection yet).
+        Results stay in `unacked` and go again later; a heartbeat waits for the next interval."""
         try:
-            sock.send_multipart(protocol.encode(Message(command, header), self.secret), zmq.NOBLOCK)
+            protocol.send(sock, Message(command, header), self.secret, flags=zmq.NOBLOCK)
+            return True
         except zmq.Again:
-            log.warning("worker %s: send queue full, dropped a %r message", self.id, command)
+            log.debug("worker %s: send queue full; a %r message waits", self.id, command)
+            return False
 
 
-def _attempt_key(header: dict) -> dict:
-    return {"job": header.get("job"), "task": header.get("task"), "attempt": header.get("attempt")}
+def _key(header: dict) -> AttemptKey:
+    return (header.get("job"), header.get("task"), header.get("attempt"))
 
 
 def serve(connect: str, capacity: int = 1, **options) -> int:
