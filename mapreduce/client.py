@@ -1,8 +1,12 @@
 """Talking to a long-lived coordinator: `submit`, `status`, cancel.
 
-Every request gets exactly one reply carrying the request's id; a reply that does not come within
-the timeout means the coordinator is not there (or not reachable), which is reported plainly
-instead of hanging. A coordinator that refuses this client's handshake (CURVE keys missing on one
+Every request gets a reply carrying the request's id. A request whose reply is slow to come is sent
+again, on a fresh socket, with the same id (a reply lost with a cut connection costs a second, not
+the job): WATCH, STATUS and CANCEL_JOB are harmless to repeat, and the coordinator remembers which
+job each SUBMIT id started, so a repeated SUBMIT never starts a second job. No reply within the
+timeout means the coordinator is not there (or not reachable), which is reported plainly instead
+of hanging; `submit`, once its job is accepted, keeps following it through such silences (a
+coordinator restarting) for a generous while, with backoff. A coordinator that refuses this client's handshake (CURVE keys missing on one
 side, or a key it does not allow) answers nothing at all, so the client watches its own socket's
 handshakes and says why at once. The client polls its job's state (WATCH) rather than waiting for pushed
 events, so nothing is lost when either side is slow.
@@ -11,7 +15,11 @@ events, so nothing is lost when either side is slow.
 from __future__ import annotations
 
 import itertools
+import logging
+import os
+import secrets
 import signal
+import socket as pysocket
 import time
 
 import zmq
@@ -24,12 +32,22 @@ from .local import interrupted_error, prepare_submission
 from .progress import ProgressReporter
 from .protocol import Message
 
+log = logging.getLogger("mapreduce.client")
+
 DEFAULT_TIMEOUT_S = 5.0
 WATCH_INTERVAL_S = 0.2
+REQUEST_RESEND_S = 1.0  # a request unanswered this long is sent again (within the timeout)
+FOLLOW_BACKOFF_MIN_S = 0.5  # a followed job's coordinator silent: WATCH again after this...
+FOLLOW_BACKOFF_MAX_S = 10.0  # ...doubling up to this...
+FOLLOW_PATIENCE_S = 900.0  # ...until it has been silent this long
 
 
 class CoordinatorUnreachable(MapReduceError):
     pass
+
+
+class CoordinatorRefused(CoordinatorUnreachable):
+    """The coordinator refused this client's handshake: final, not worth retrying."""
 
 
 # Handshake events of the client's own socket: a refusal is final (ZeroMQ does not retry it); a
@@ -63,6 +81,9 @@ class CoordinatorClient:
         self.secret = secret
         self.context = zmq.Context()
         self._sockets: tuple[zmq.Socket, zmq.Socket] | None = None  # (DEALER, its monitor)
+        # Unique to this client: request ids (a SUBMIT's makes it idempotent) and the routing id,
+        # the same on every socket, so a reconnecting client is the same peer to the coordinator.
+        self.token = f"{pysocket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
         self.ids = itertools.count(1)
         self._open()
 
@@ -70,6 +91,7 @@ class CoordinatorClient:
         socket = self.context.socket(zmq.DEALER)
         socket.setsockopt(zmq.LINGER, 0)
         socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
+        socket.setsockopt(zmq.ROUTING_ID, f"c:{self.token}".encode()[:255])
         if self.keys_dir:
             security.secure_client(socket, self.keys_dir, "client")
         self._sockets = socket, socket.get_monitor_socket(_HANDSHAKE_EVENTS)
@@ -102,21 +124,37 @@ class CoordinatorClient:
         self.close()
 
     def request(self, command: bytes, header: dict, blobs: tuple = ()) -> Message:
-        # After a request that went unanswered its socket was discarded: a new one.
-        socket, handshakes = self._sockets or self._open()
-        request_id = next(self.ids)
-        socket.send_multipart(
-            protocol.encode(
-                Message(command, {**header, "request": request_id}, list(blobs)), self.secret
-            )
-        )
+        """Send a request and return its reply; sent again (same id, fresh socket) every
+        REQUEST_RESEND_S without one, until the timeout (CoordinatorUnreachable)."""
+        request_id = f"{self.token}-{next(self.ids)}"
+        message = Message(command, {**header, "request": request_id}, list(blobs))
         deadline = time.monotonic() + self.timeout
+        broken_off = False
+        while True:
+            # After a send that went unanswered its socket is discarded (Lazy Pirate): whatever
+            # it still queues goes with it, and a reply to it is no longer awaited.
+            socket, _ = self._sockets or self._open()
+            protocol.send(socket, message, self.secret)
+            resend_at = min(deadline, time.monotonic() + REQUEST_RESEND_S)
+            reply, broke = self._await_reply(request_id, resend_at)
+            broken_off = broken_off or broke
+            if reply is not None:
+                return reply
+            self._close_sockets()
+            if time.monotonic() >= deadline:
+                raise CoordinatorUnreachable(self._no_answer(broken_off))
+
+    def _await_reply(self, request_id: str, until: float) -> tuple[Message | None, bool]:
+        """The reply to `request_id` if it comes before `until`, and whether a handshake broke
+        off meanwhile; raises CoordinatorRefused when the coordinator refused the handshake."""
+        assert self._sockets is not None
+        socket, handshakes = self._sockets
         poller = zmq.Poller()
         poller.register(socket, zmq.POLLIN)
         poller.register(handshakes, zmq.POLLIN)
         broken_off = False
         while True:
-            remaining = deadline - time.monotonic()
+            remaining = until - time.monotonic()
             events = dict(poller.poll(int(remaining * 1000))) if remaining > 0 else {}
             if handshakes in events:
                 event = recv_monitor_message(handshakes)
@@ -124,15 +162,12 @@ class CoordinatorClient:
                     broken_off = True
                     continue
                 self._close_sockets()
-                raise CoordinatorUnreachable(self._refusal(event["event"], event["value"]))
+                raise CoordinatorRefused(self._refusal(event["event"], event["value"]))
             if socket not in events:
-                # Lazy Pirate: a socket with an unanswered request is discarded, not reused (the
-                # next request opens a new one).
-                self._close_sockets()
-                raise CoordinatorUnreachable(self._no_answer(broken_off))
-            reply = protocol.decode(socket.recv_multipart(), self.secret)
-            if reply.header.get("request") == request_id:
-                return reply  # older replies (to requests that timed out) are skipped
+                return None, broken_off
+            reply = protocol.receive(socket.recv_multipart(), self.secret)
+            if reply is not None and reply.header.get("request") == request_id:
+                return reply, broken_off  # older replies (to requests given up on) are skipped
 
     def _refusal(self, event: int, value: int) -> str:
         """What to tell the user when the coordinator refused this client's handshake."""
@@ -279,6 +314,41 @@ def submit_job(
         signal.signal(signal.SIGTERM, previous_term)
 
 
+def watch_patiently(
+    client: CoordinatorClient, job_id: str, patience: float = FOLLOW_PATIENCE_S
+) -> dict:
+    """WATCH the job, asking again with backoff while its coordinator is silent (restarting, or
+    the network between is down) for up to `patience` seconds; then one paragraph saying so. A
+    refused handshake and an unknown job are answers, not silence: they end it at once."""
+    started = time.monotonic()
+    backoff = FOLLOW_BACKOFF_MIN_S
+    while True:
+        try:
+            return client.watch(job_id)
+        except CoordinatorRefused:
+            raise
+        except CoordinatorUnreachable as exc:
+            silent = time.monotonic() - started
+            if silent + backoff > patience:
+                raise CoordinatorUnreachable(
+                    f"lost the coordinator at {client.address} while following job {job_id}: "
+                    f"it has not answered for {silent:.0f} s, retried with backoff. The job may "
+                    f"still be running there (its output is committed only if it succeeds): "
+                    f"`mapreduce status --coordinator {client.address}` shows it once the "
+                    f"coordinator answers again. The last attempt said: {exc}"
+                ) from None
+            if backoff == FOLLOW_BACKOFF_MIN_S:
+                log.warning(
+                    "the coordinator at %s does not answer; still following job %s (giving up "
+                    "after %.0f s of silence)",
+                    client.address,
+                    job_id,
+                    patience,
+                )
+            time.sleep(backoff)
+            backoff = min(backoff * 2, FOLLOW_BACKOFF_MAX_S)
+
+
 def follow(
     client: CoordinatorClient, submit, progress: ProgressReporter, started: float, output_dir: str
 ) -> dict:
@@ -291,11 +361,11 @@ def follow(
         # are held until the id is assigned (at most one request timeout), then raised here.
         with interrupts.held():
             job_id = submit()
-        state = client.watch(job_id)
+        state = watch_patiently(client, job_id)
         while state["status"] in ("queued", "running"):
             progress.update(state["progress"])
             time.sleep(WATCH_INTERVAL_S)
-            state = client.watch(job_id)
+            state = watch_patiently(client, job_id)
     except (KeyboardInterrupt, interrupts.Terminated) as exc:
         progress.clear()
         committed = False
