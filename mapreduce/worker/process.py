@@ -12,9 +12,10 @@ reconnect is not enough after a coordinator restart, which forgets every peer.
 
 Delivery (protocol.py says what each side guarantees): the DEALER's routing id is the worker's own,
 the same on every socket, so a cut connection comes back as this worker. Every DONE and FAIL is kept
-in `unacked` until the coordinator ACKs it, and sent again after a heartbeat interval without one,
-when the connection is re-established, and at the start of a new session (before READY, so the
-coordinator that still knows this worker takes it). Every heartbeat reports the attempts running
+in `unacked` until the coordinator ACKs it, and sent again when the connection is re-established,
+at the start of a new session (before READY, so the coordinator that still knows this worker takes
+it), and after a heartbeat interval without an ACK (then two, four, ... up to the liveness window:
+a coordinator that is merely slow is not flooded with copies). Every heartbeat reports the attempts running
 here, the results not yet acknowledged and the highest TASK number heard of, from which the
 coordinator finds TASKs lost on the way.
 """
@@ -49,6 +50,7 @@ class Unacked:
     command: bytes
     header: dict
     sent: float = float("-inf")  # when it last left (-inf: never)
+    wait: float = 0.0  # how long after that it goes again without an ACK: doubles each time
 
 
 class Worker:
@@ -152,7 +154,7 @@ class Worker:
         # Results from the last session first: a coordinator that still knows this worker takes
         # them before READY tells it that the attempts still running here are gone.
         self.known = 0
-        self._resend_results(sock, float("inf"))
+        self._resend_results(sock, time.monotonic(), every=True)
         self._send(
             sock,
             protocol.READY,
@@ -177,7 +179,7 @@ class Worker:
                     connected = True
                     if reconnected:
                         log.info("worker %s: connection re-established; resending", self.id)
-                        self._resend_results(sock, now)
+                        self._resend_results(sock, now, every=True)
                         last_report = -float("inf")  # and report at once
                 if sock in events:
                     last_heard, heard_any = now, True
@@ -189,7 +191,7 @@ class Worker:
                         self._collect(sock, poller, slot, now)
                     elif not slot.current and not slot.process.is_alive():
                         self._replace_executor(poller, slot)
-                self._resend_results(sock, now - self.interval)
+                self._resend_results(sock, now)
                 if now - last_report >= self.interval:
                     self._send(sock, protocol.HEARTBEAT, self._report())
                     last_report = now
@@ -322,18 +324,22 @@ class Worker:
 
     def _result(self, sock, command: bytes, header: dict) -> None:
         """Send a DONE or FAIL and keep it until the coordinator acknowledges it."""
-        pending = Unacked(command, header)
-        self.unacked[_key(header)] = pending
-        if self._send(sock, command, header):
-            pending.sent = time.monotonic()
+        self.unacked[_key(header)] = Unacked(command, header)
+        self._resend_results(sock, time.monotonic())
 
-    def _resend_results(self, sock, sent_before: float) -> None:
-        """Send again every unacknowledged result last sent before `sent_before`."""
+    def _resend_results(self, sock, now: float, every: bool = False) -> None:
+        """Send the unacknowledged results whose wait for an ACK is over (`every`: all of them,
+        their waits starting again from one interval: the connection is new)."""
         for pending in list(self.unacked.values()):
-            if pending.sent < sent_before:
+            if every or now >= pending.sent + pending.wait:
                 if not self._send(sock, pending.command, pending.header):
-                    return  # the queue is full: the rest wait their turn
-                pending.sent = time.monotonic()
+                    return  # the queue is full (or not connected yet): they go later
+                pending.wait = (
+                    self.interval
+                    if every or not pending.wait
+                    else min(2 * pending.wait, self.expiry)
+                )
+                pending.sent = now
 
     def _replace_executor(self, poller, slot: ExecutorSlot) -> None:
         poller.unregister(slot.fileno())
