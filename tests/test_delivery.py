@@ -73,16 +73,8 @@ def submit(cluster, corpus_dir: Path, out: Path, *extra, rules: str | None = Non
         *small_splits("2KB"),
         *extra,
     ]
-    if rules is None:
-        return start_cli(args)
-    return subprocess.Popen(
-        [sys.executable, str(TESTS / "droppy.py"), rules, "--", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        cwd=ROOT,
-    )
+    # droppy.py is a launcher under tests/, like faulty_cli: the CLI with a test hook installed.
+    return start_cli([rules, "--", *args], module="droppy") if rules else start_cli(args)
 
 
 def check_job(cluster, corpus: list, out: Path, result) -> dict:
@@ -203,7 +195,7 @@ def test_a_lost_submit_reply_runs_the_job_once(service, tmp_path):
     )
     assert "droppy: lost ACCEPTED" in result.stderr
     check_job(service, corpus, out, result)  # one job, which its submit followed to the end
-    assert len(re.findall(r"accepted job ", coordinator_log(service))) == 1
+    assert len(re.findall(r" map-00000 attempt 1 assigned to ", coordinator_log(service))) == 1
 
 
 @pytest.mark.slow
@@ -216,7 +208,7 @@ def test_submit_follows_its_job_while_the_coordinator_is_frozen(service, tmp_pat
     frozen = False
     try:
         deadline = time.monotonic() + 30
-        while "accepted job" not in coordinator_log(service) and time.monotonic() < deadline:
+        while "assigned to" not in coordinator_log(service) and time.monotonic() < deadline:
             time.sleep(0.05)
         service.coordinator.send_signal(signal.SIGSTOP)
         frozen = True
