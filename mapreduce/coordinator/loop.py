@@ -41,6 +41,8 @@ from .submission import JobSubmission
 
 log = logging.getLogger("mapreduce.coordinator")
 
+REFUSED_SUBMITS_KEPT = 1000  # refused SUBMITs remembered by request id, so a copy is refused too
+
 
 class Coordinator:
     def __init__(
@@ -66,6 +68,7 @@ class Coordinator:
         self.unreachable: set = set()  # routing ids a send failed to (logged once)
         self._started: dict = {}  # (job, task, attempt) -> when it was assigned
         self.tasks_sent: dict[str, int] = {}  # worker id -> the highest TASK number sent to it
+        self.refused_submits: dict[str, Message] = {}  # request id -> REJECTED, oldest first
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -359,7 +362,19 @@ class Coordinator:
             )
 
     def _serve_client(self, route: bytes, message: Message) -> None:
-        reply = answer_client(self, message)
+        request = message.header.get("request")
+        idempotent = message.command == protocol.SUBMIT and isinstance(request, str)
+        request = str(request)
+        # A SUBMIT sent again whose first copy was refused gets the same refusal: one that got in
+        # now (the output it wanted became free) would run a job no client follows. (One that was
+        # accepted is answered with its job by `submit`, through JobRecord.request.)
+        reply = self.refused_submits.get(request) if idempotent else None
+        if reply is None:
+            reply = answer_client(self, message)
+            if idempotent and reply.command == protocol.REJECTED:
+                self.refused_submits[request] = reply
+                while len(self.refused_submits) > REFUSED_SUBMITS_KEPT:
+                    del self.refused_submits[next(iter(self.refused_submits))]
         self._send(route, reply.command, reply.header)
 
     def _map_owning(self, job_id: str, path) -> str | None:
