@@ -13,10 +13,10 @@ from enum import Enum
 from typing import Protocol
 
 from .. import commit, counters, leftovers, protocol, storage
-from ..errors import MapReduceError, OutputError, ProtocolError
+from ..errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
 from ..protocol import Message
 from ..scheduler import Scheduler
-from ..tasks import AttemptState, TaskState
+from ..tasks import AttemptState, Task, TaskState
 from .journal import decode_code
 from .submission import JobSubmission
 
@@ -181,6 +181,22 @@ def job_state(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
         "error": error.paragraph() if error else None,
         "exit_code": error.exit_code if error else 0,
     }
+
+
+def task_failure(record: JobRecord, task: Task) -> TaskFailedError:
+    """The job's error when `task` ran out of attempts: one paragraph with the last cause."""
+    error = task.last_error or {}
+    lost = task.losses >= record.submission.max_losses
+    return TaskFailedError(
+        task.kind,
+        task.index,
+        task.where,
+        task.losses if lost else task.failures,
+        error.get("message") or error.get("type") or "unknown error",
+        error.get("traceback", ""),
+        lost=lost,
+        log_tail=str(error.get("log_tail") or ""),
+    )
 
 
 def summary(record: JobRecord) -> dict:

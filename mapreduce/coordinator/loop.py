@@ -17,7 +17,7 @@ import time
 import zmq
 
 from .. import commit, defaults, interrupts, protocol, security
-from ..errors import MapReduceError, ProtocolError, TaskFailedError
+from ..errors import MapReduceError, ProtocolError
 from ..protocol import Message
 from ..scheduler import (
     Abandon,
@@ -628,23 +628,7 @@ class Coordinator:
                 self._forget_old_jobs()
 
     def _fail(self, record: JobRecord, task) -> None:
-        error = task.last_error or {}
-        lost = task.losses >= record.submission.max_losses
-        cause = error.get("message") or error.get("type") or "unknown error"
-        self._end_job(
-            record,
-            JobStatus.FAILED,
-            TaskFailedError(
-                task.kind,
-                task.index,
-                task.where,
-                task.losses if lost else task.failures,
-                cause,
-                error.get("traceback", ""),
-                lost=lost,
-                log_tail=str(error.get("log_tail") or ""),
-            ),
-        )
+        self._end_job(record, JobStatus.FAILED, jobs.task_failure(record, task))
 
     def _end_job(self, record: JobRecord, status: JobStatus, error: MapReduceError | None) -> None:
         now = time.monotonic()
