@@ -174,6 +174,31 @@ class Scheduler:
             return self._finish_phase(self.jobs[job_id], now)
         return self._dispatch(now)
 
+    def restore_job(
+        self,
+        job_id: str,
+        map_wheres: list[str],
+        num_reducers: int,
+        max_attempts: int,
+        max_losses: int,
+        attempts: dict[str, int],
+        published: dict[str, dict],
+        now: float,
+    ) -> list:
+        """A job replayed from the coordinator's journal: `attempts` started per task id before
+        the restart (none of them runs now), `published` the result of each task whose output
+        was in place. It continues from there: published tasks never run again."""
+        maps = [Task("map", i, where) for i, where in enumerate(map_wheres)]
+        reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
+        job = JobState(job_id, maps, reduces, max_attempts, max_losses)
+        for task in job.all_tasks():
+            task.restore(attempts.get(task.id, 0), now, published.get(task.id))
+        self.jobs[job_id] = job
+        out: list = []
+        while job.active and all(t.state is TaskState.SUCCEEDED for t in job.phase_tasks()):
+            out += self._finish_phase(job, now)
+        return out + self._dispatch(now)
+
     def worker_ready(
         self, worker_id: str, capacity: int, now: float, info: dict | None = None
     ) -> list:
