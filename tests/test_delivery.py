@@ -22,6 +22,8 @@ from helpers import (
     JOBS,
     ROOT,
     finish_cli,
+    free_port,
+    kill_group,
     read_counts,
     reference_lines,
     small_splits,
@@ -218,4 +220,27 @@ def test_submit_follows_its_job_while_the_coordinator_is_frozen(service, tmp_pat
             service.coordinator.send_signal(signal.SIGCONT)
         result = finish_cli(proc, timeout=120)
     check_job(service, corpus, out, result)
+    assert "does not answer; still following job" in result.stderr
+
+
+@pytest.mark.slow
+def test_submit_follows_its_job_across_a_coordinator_restart(cluster, tmp_path):
+    port = free_port()
+    cluster.start_coordinator(port, *HEARTBEATS, "-v")
+    corpus = write_corpus(tmp_path / "corpus", files=4, lines=100)
+    start_workers(cluster, 2)
+    cluster.wait_for_workers(2)
+    out = tmp_path / "out"
+    proc = submit(cluster, tmp_path / "corpus", out, "-p", "sleep=0.002", "--timeout", "1")
+    try:
+        deadline = time.monotonic() + 30
+        while "assigned to" not in coordinator_log(cluster) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cluster.stop_coordinator()  # SIGKILL
+        time.sleep(2.5)  # more than submit's --timeout: it finds nobody there for a while
+        cluster.start_coordinator(port, *HEARTBEATS, "-v")  # the same command: its journal
+        result = finish_cli(proc, timeout=120)
+    finally:
+        kill_group(proc.pid)
+    check_job(cluster, corpus, out, result)
     assert "does not answer; still following job" in result.stderr
