@@ -19,6 +19,9 @@ a send can find its queue full, so nothing relies on one message arriving:
 
 - Peers have stable identities: workers and clients set `ROUTING_ID` on their DEALER (unique per
   process, the same on every reconnect), so a peer whose connection was cut comes back as itself.
+  Each registration of a worker is a session with its own id (READY names it; reports and the
+  RECONNECT answering a message carry it): a message of a session the worker has left, still on
+  its way under the same routing id, is recognised and ignored.
 - Results are delivered at least once. A worker keeps every DONE and FAIL (each names its job, task
   and attempt) until the coordinator answers ACK with the same three; it sends them again after one
   heartbeat interval without an ACK, whenever its connection is re-established, and first thing in
@@ -55,7 +58,7 @@ from .errors import ProtocolError
 PROTOCOL = b"MRP/1"
 
 # Commands. Worker -> coordinator:
-READY = b"R"  # register / ask for work: {worker, host, pid, python, cloudpickle, capacity}
+READY = b"R"  # register / ask for work: {worker, host, pid, python, cloudpickle, capacity, session}
 DONE = b"D"  # an attempt finished: {job, task, attempt, result}
 FAIL = b"F"  # an attempt failed: {job, task, attempt, error, lost}
 BYE = b"B"  # the worker is leaving cleanly: {}
@@ -63,9 +66,9 @@ BYE = b"B"  # the worker is leaving cleanly: {}
 TASK = b"T"  # run an attempt: {job, task, attempt, seq, kind, ...} + [job code blob]
 CANCEL = b"C"  # abandon an attempt (another attempt won, or the job ended): {job, task, attempt}
 REFUSE = b"X"  # registration refused, do not retry: {reason}
-RECONNECT = b"Q"  # you are not registered (declared dead, or I restarted): reconnect and send READY
+RECONNECT = b"Q"  # you are not registered (declared dead, or I restarted): {session}; send READY
 # Both ways:
-HEARTBEAT = b"H"  # worker: {running, finished, known}; coordinator: {}; any message counts as one
+HEARTBEAT = b"H"  # worker: {session, running, finished, known}; coordinator: {}; any message counts
 ACK = b"O"  # coordinator -> worker: a DONE or FAIL arrived: {job, task, attempt}
 # Client -> coordinator (each answered by one reply carrying the request's "request" id; a request
 # may be sent again with the same id when its reply is slow to come):

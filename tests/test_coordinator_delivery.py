@@ -122,3 +122,28 @@ def test_results_are_acknowledged_and_unknown_attempts_cancelled(coordinator, pe
     cancel = exchange(coordinator, worker, protocol.HEARTBEAT, report, want=protocol.CANCEL)
     assert protocol.attempt_key(cancel.header) == {"job": "old", "task": "map-00003", "attempt": 2}
     assert cancel.header["assigned"] == 0  # every message to a worker says what TASKs it sent
+
+
+def test_a_report_of_an_earlier_session_is_ignored(coordinator, peers):
+    worker = peers(b"w:two")
+    ready = {"worker": "two", "host": "h", "pid": 2, "capacity": 1, "session": "s2"}
+    ready.update(protocol.runtime_versions())
+    exchange(coordinator, worker, protocol.READY, ready, want=protocol.HEARTBEAT)
+    stale = {"session": "s1", "running": [["old", "map-00000", 1]], "finished": [], "known": 0}
+    protocol.send(worker, protocol.Message(protocol.HEARTBEAT, stale))
+    for _ in range(10):
+        coordinator.poll(0.05)
+    replies = []
+    while worker.poll(0):
+        replies.append(protocol.decode(worker.recv_multipart()).command)
+    assert protocol.CANCEL not in replies  # the session it was about is over: nothing to cancel
+    current = {**stale, "session": "s2"}
+    cancel = exchange(coordinator, worker, protocol.HEARTBEAT, current, want=protocol.CANCEL)
+    assert cancel.header["task"] == "map-00000"
+
+
+def test_reconnect_names_the_session_it_answers(coordinator, peers):
+    worker = peers(b"w:stranger")
+    report = {"session": "s7", "running": [], "finished": [], "known": 0}
+    reply = exchange(coordinator, worker, protocol.HEARTBEAT, report, want=protocol.RECONNECT)
+    assert reply.header["session"] == "s7"

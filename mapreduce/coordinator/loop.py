@@ -72,6 +72,7 @@ class Coordinator:
         self.unreachable: set = set()  # routing ids a send failed to (logged once)
         self._started: dict = {}  # (job, task, attempt) -> when it was assigned
         self.tasks_sent: dict[str, int] = {}  # worker id -> the highest TASK number sent to it
+        self.sessions: dict[str, object] = {}  # worker id -> the session its READY named
         self.refused_submits: dict[str, Message] = {}  # request id -> REJECTED, oldest first
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
@@ -283,8 +284,9 @@ class Coordinator:
         self.scheduler.heard_from(worker, now)
         header = message.header
         if message.command == protocol.HEARTBEAT and "running" in header:
-            self._reconcile(worker, header, now)
-            return
+            if header.get("session") == self.sessions.get(worker):
+                self._reconcile(worker, header, now)
+            return  # a report of an earlier session, still on its way: it says nothing now
         if message.command in (protocol.DONE, protocol.FAIL):
             _check_attempt_report(header)
             self._acknowledge(worker, header)
@@ -340,7 +342,9 @@ class Coordinator:
             _peer_name(route),
         )
         self.peers.pop(route, None)
-        self._send(route, protocol.RECONNECT, {})
+        # Naming the session it is about: the worker, registering again under the same routing
+        # id, ignores this if it answers a message of a session it has already left.
+        self._send(route, protocol.RECONNECT, {"session": header.get("session")})
 
     def _acknowledge(self, worker: str, header: dict) -> None:
         """Every DONE and FAIL is acknowledged, repeats included: the worker keeps sending it
@@ -433,6 +437,7 @@ class Coordinator:
         if old_route is not None and old_route != route:
             self.peers.pop(old_route, None)
         self.routes[worker], self.peers[route] = route, worker
+        self.sessions[worker] = header.get("session")
         self.last_sent[worker] = now
         info = {k: header.get(k) for k in ("host", "pid", "python", "cloudpickle")}
         self._carry_out(
@@ -446,6 +451,7 @@ class Coordinator:
             self.unreachable.discard(route)
         self.last_sent.pop(worker, None)
         self.tasks_sent.pop(worker, None)  # stamps start again from 0: lower is always safe
+        self.sessions.pop(worker, None)
 
     # ---- messages out ---------------------------------------------------------------------------
 

@@ -79,6 +79,7 @@ class Worker:
         self.routing_id = f"w:{self.id}".encode()[:255]
         self.unacked: dict[AttemptKey, Unacked] = {}
         self.known = 0  # the highest TASK number heard of in this session (protocol.py)
+        self.session = ""  # this connection's: READY and reports name it, RECONNECT answers it
         self.stopping = False
         self.slots: list[ExecutorSlot] = []
         # Signals write a byte here (signal.set_wakeup_fd), which wakes the poll at once.
@@ -154,6 +155,7 @@ class Worker:
         # Results from the last session first: a coordinator that still knows this worker takes
         # them before READY tells it that the attempts still running here are gone.
         self.known = 0
+        self.session = secrets.token_hex(4)
         self._resend_results(sock, time.monotonic(), every=True)
         self._send(
             sock,
@@ -163,6 +165,7 @@ class Worker:
                 "host": pysocket.gethostname(),
                 "pid": os.getpid(),
                 "capacity": self.capacity,
+                "session": self.session,
                 **protocol.runtime_versions(),
             },
         )
@@ -188,7 +191,7 @@ class Worker:
                         return outcome
                 for slot in self.slots:
                     if slot.current and (slot.fileno() in events or not slot.process.is_alive()):
-                        self._collect(sock, poller, slot, now)
+                        self._collect(sock, poller, slot)
                     elif not slot.current and not slot.process.is_alive():
                         self._replace_executor(poller, slot)
                 self._resend_results(sock, now)
@@ -222,6 +225,7 @@ class Worker:
     def _report(self) -> dict:
         """A worker heartbeat: what runs here, what waits for an ACK, the highest TASK heard of."""
         return {
+            "session": self.session,
             "running": [list(slot.current) for slot in self.slots if slot.current],
             "finished": [list(key) for key in self.unacked],
             "known": self.known,
@@ -268,6 +272,8 @@ class Worker:
             )
             return "refused"
         elif command == protocol.RECONNECT:
+            if header.get("session") not in (None, self.session):
+                return None  # it answers a message of a session already left: stale
             self._abandon_all(poller)
             return "reconnect"
         return None
@@ -294,7 +300,7 @@ class Worker:
             return
         free[0].run(header, blob)
 
-    def _collect(self, sock, poller, slot: ExecutorSlot, now: float) -> None:
+    def _collect(self, sock, poller, slot: ExecutorSlot) -> None:
         job, task, attempt = slot.current
         key = {"job": job, "task": task, "attempt": attempt}
         try:
