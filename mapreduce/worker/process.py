@@ -25,7 +25,7 @@ import zmq
 
 from mapreduce import defaults, protocol, security
 from mapreduce.protocol import Message
-from mapreduce.worker.executor import ExecutorSlot
+from mapreduce.worker.executor import ExecutorSlot, describe_exit
 
 log = logging.getLogger("mapreduce.worker")
 
@@ -225,7 +225,7 @@ class Worker:
         try:
             status, report = slot.conn.recv()
         except (EOFError, OSError):
-            description = slot.exit_description()
+            exit = slot.exit_status()
             self._replace_executor(poller, slot)
             self._send(
                 sock,
@@ -236,7 +236,9 @@ class Worker:
                     "error": {
                         "type": "ExecutorDied",
                         "traceback": "",
-                        "message": f"the process running it {description} (worker {self.id})",
+                        "message": f"the process running it {describe_exit(exit)} "
+                        f"(worker {self.id})",
+                        "exit": exit,
                     },
                 },
             )
