@@ -22,6 +22,7 @@ import zmq
 
 from . import commit, counters, defaults, interrupts, leftovers, protocol, security, storage
 from .errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
+from .inputs import Split, cut_split
 from .output import OUTPUT_FORMATS, finish_parts
 from .protocol import Message
 from .scheduler import (
@@ -30,6 +31,7 @@ from .scheduler import (
     CommitJob,
     FailJob,
     PublishTask,
+    ReplanTask,
     Scheduler,
     SchedulerSettings,
 )
@@ -54,6 +56,9 @@ class JobSubmission:
     output_format: str = "text"
     skip_bad_records: bool = False
     inputs: list = field(default_factory=list)  # the inputs as given (absolute): for path checks
+    # How the input format's files may be cut (inputs.readers: "line" at any byte, "file" never,
+    # "row group"): a task that keeps losing its process is re-planned within these limits.
+    split_by: str = "file"
 
     def to_wire(self) -> tuple[dict, bytes]:
         header = asdict(self)
@@ -74,6 +79,7 @@ class JobSubmission:
             "output_format": str,
             "skip_bad_records": bool,
             "inputs": list,
+            "split_by": str,
         }
         values: dict[str, Any] = {}
         for item in fields(cls):
@@ -87,6 +93,7 @@ class JobSubmission:
                     "output_format",
                     "skip_bad_records",
                     "inputs",
+                    "split_by",
                 ):
                     continue
                 raise ProtocolError(f"job submission lacks '{item.name}'")
@@ -201,6 +208,8 @@ class Coordinator:
                 submission.max_attempts,
                 submission.max_losses,
                 now,
+                map_splits=submission.splits,
+                cut=split_cutter(submission.split_by),
             )
         )
         return job_id
@@ -621,6 +630,18 @@ class Coordinator:
         if isinstance(instruction, FailJob):
             self._fail(self.jobs[instruction.job], instruction.task)
             return []
+        if isinstance(instruction, ReplanTask):
+            # (To be journalled: replaying it is Scheduler.replan_task on the same task.)
+            log.warning(
+                "%s %s lost %d attempt(s) (the last: %s); re-planned into %d smaller tasks: %s",
+                instruction.job,
+                instruction.task.id,
+                instruction.task.losses,
+                (instruction.task.last_error or {}).get("message"),
+                len(instruction.pieces),
+                ", ".join(f"{piece.id} ({piece.where})" for piece in instruction.pieces),
+            )
+            return []
         raise TypeError(f"unknown instruction {instruction!r}")
 
     def _assign(self, assign: Assign) -> list:
@@ -645,7 +666,9 @@ class Coordinator:
 
     def _task_header(self, record: JobRecord, task, attempt: int) -> dict:
         map_results = [m.result for m in self.scheduler.jobs[record.id].map_tasks]
-        return task_header(record, task.kind, task.index, task.id, attempt, map_results)
+        return task_header(
+            record, task.kind, task.index, task.id, attempt, map_results, split=task.split
+        )
 
     def _publish(self, publish: PublishTask) -> list:
         """Put the accepted attempt's output in place and tell the scheduler how it went: the job
@@ -656,6 +679,9 @@ class Coordinator:
             if task.kind == "map" and record.submission.num_reducers:
                 # Map output stays in its attempt's directory; reducers are told its paths.
                 self._inject_map_output_loss(record, task)
+            elif task.piece:
+                # A piece of a re-planned map-only task: joined into the task's part at commit.
+                commit.publish_piece(record.staging, task.id, publish.attempt)
             else:
                 commit.publish_attempt(record.staging, task.id, publish.attempt)
         except Exception as exc:  # OSError, pyarrow's ArrowInvalid (a ValueError), ...
@@ -691,6 +717,11 @@ class Coordinator:
         commit with SIGINT and SIGTERM held: whoever catches them afterwards finds the job either
         committed (the new output, whole) or not (the old one, as it was)."""
         try:
+            commit.join_pieces(
+                record.staging,
+                self.scheduler.jobs[record.id].pieces_by_part(),
+                record.submission.output_format,
+            )
             finish_parts(record.staging, record.submission.output_format)
             with interrupts.held():
                 commit.commit_job(
@@ -729,6 +760,9 @@ class Coordinator:
                 error.get("traceback", ""),
                 lost=lost,
                 log_tail=str(error.get("log_tail") or ""),
+                deaths=task.deaths,
+                last_exit=task.last_exit,
+                piece=".".join(map(str, task.piece)),
             ),
         )
 
@@ -761,10 +795,17 @@ class Coordinator:
 
 
 def task_header(
-    record: JobRecord, kind: str, index: int, task_id: str, attempt: int, map_results: list
+    record: JobRecord,
+    kind: str,
+    index: int,
+    task_id: str,
+    attempt: int,
+    map_results: list,
+    split: dict | None = None,
 ) -> dict:
-    """What an attempt is told: its input (a split, or every committed map's files for its
-    partition) and its private output directory."""
+    """What an attempt is told: its input (a split: `split`, else the submission's split
+    `index`; or every committed map's files for its partition, `map_results` in map order) and
+    its private output directory."""
     submission = record.submission
     header = {
         "job": record.id,
@@ -775,7 +816,7 @@ def task_header(
         "log": commit.log_path(record.staging, task_id, attempt),
     }
     if kind == "map":
-        header["split"] = submission.splits[index]
+        header["split"] = split if split is not None else submission.splits[index]
         header["skip_bad_records"] = submission.skip_bad_records
         if submission.num_reducers == 0:
             header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
@@ -792,6 +833,20 @@ def task_header(
         ]
         header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
     return header
+
+
+def split_cutter(split_by: str):
+    """The scheduler's `cut` for a job: a split (wire form) -> its pieces [(split, where)], as
+    inputs.cut_split gives them ([] when it cannot be cut, or does not parse)."""
+
+    def cut(wire: dict) -> list:
+        try:
+            split = Split.from_wire(wire)
+        except ProtocolError:
+            return []
+        return [(piece.to_wire(), piece.describe()) for piece in cut_split(split, split_by)]
+
+    return cut
 
 
 def _check_attempt_report(header: dict) -> None:
