@@ -139,6 +139,8 @@ class JobState:
         """A map-only job's re-planned tasks: part number -> the ids of the pieces that make that
         part, in order (their outputs are joined into it at commit)."""
         parts: dict[int, list] = {}
+        if not self.map_only:
+            return parts  # a job with reducers: they read the pieces' map outputs themselves
         for task in self.map_tasks:
             if task.piece:
                 parts.setdefault(task.index, []).append(task.id)

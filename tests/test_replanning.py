@@ -109,6 +109,7 @@ def test_reducers_wait_for_every_piece_and_the_job_commits_once_all_succeeded():
     out = died(s, a0) + finish(s, a1)
     assigned = of(Assign, out)
     assert {a.task.id for a in assigned} == {"map-00000.0", "map-00000.1"}
+    assert s.jobs["j"].pieces_by_part() == {}  # its reducers read the pieces' outputs
     out = finish(s, assigned[0])
     assert not [a for a in of(Assign, out) if a.task.kind == "reduce"]
     out = finish(s, assigned[1])
