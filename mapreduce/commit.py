@@ -216,6 +216,8 @@ def join_pieces(staging: str, parts: dict, output_format: str) -> None:
     """Before the job commits: each part that re-planned pieces wrote (part number -> the
     pieces' task ids, in input order) becomes the one part file its task would have written, so
     the output does not depend on whether a task was re-planned. Then the pieces are gone."""
+    if not parts:
+        return
     for index, task_ids in sorted(parts.items()):
         join_parts([piece_dir(staging, task) for task in task_ids], staging, index, output_format)
     storage.delete_tree(storage.join(staging, PIECES_DIR))

@@ -44,3 +44,4 @@ EXECUTOR_GC_THRESHOLDS = (
     20,
     100,
 )  # gc.set_threshold in task processes (default 700, 10, 10)
+FINISHED_JOBS_KEPT = 100  # finished jobs a coordinator remembers for `status`

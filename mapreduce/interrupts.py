@@ -25,8 +25,9 @@ def raise_terminated(signum, frame):
 
 
 @contextlib.contextmanager
-def held():
-    """Run the block with SIGINT and SIGTERM held; those that arrived are delivered on leaving it.
+def held(deliver: bool = True):
+    """Run the block with SIGINT and SIGTERM held; those that arrived are delivered on leaving it
+    (or dropped with `deliver=False`: for the steps that stop a command a signal already stopped).
     Signal handlers belong to the main thread: elsewhere this holds nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -42,5 +43,5 @@ def held():
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        for signum in dict.fromkeys(arrived):
-            signal.raise_signal(signum)
+        for number in dict.fromkeys(arrived) if deliver else ():
+            signal.raise_signal(number)

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from . import defaults, leftovers, storage
+from . import defaults, interrupts, leftovers, storage
 from .commit import check_job_paths, check_output_dir
 from .coordinator import Coordinator, JobSubmission, check_work_dir
 from .errors import InputError, JobCancelledError, JobLoadError, MapReduceError
@@ -284,6 +284,7 @@ def _run_step(
         )
         previous_term = signal.signal(signal.SIGTERM, raise_terminated)
         job_id = None
+        stopped_by = None
         try:
             pool.start()
             job_id = coordinator.submit(submission)
@@ -292,17 +293,21 @@ def _run_step(
                 coordinator.workers_exited(pool.check())
                 progress.update(coordinator.progress(job_id))
         except (KeyboardInterrupt, Terminated) as exc:
-            committed = job_id is not None and coordinator.job(job_id).status == "succeeded"
-            raise interrupted_error(
-                "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)",
-                output_dir,
-                committed,
-            ) from None
+            stopped_by = (
+                "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+            )
         finally:
             signal.signal(signal.SIGTERM, previous_term)
-            pool.stop()
-            coordinator.close()  # cancels a job still running: its staging is removed
-            progress.clear()
+            # Already stopping: a second Ctrl-C does not cut the stop short. A commit under way
+            # finishes first; a job still running is cancelled and its staging removed.
+            with interrupts.held(deliver=stopped_by is None):
+                pool.stop()
+                coordinator.close()
+                progress.clear()
+        if stopped_by is not None:
+            committed = job_id is not None and coordinator.job(job_id).status == "succeeded"
+            raise interrupted_error(stopped_by, output_dir, committed)
+        assert job_id is not None  # not stopped: the job was submitted
         record = coordinator.job(job_id)
         if record.error is not None:
             raise record.error

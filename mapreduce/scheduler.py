@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from . import defaults
-from .tasks import AttemptState, Task, TaskState
+from .tasks import (
+    ENDED_PHASES,
+    JOB_TRANSITIONS,
+    AttemptState,
+    IllegalTransition,
+    JobPhase,
+    Task,
+    TaskState,
+)
 
 # ---- instructions -------------------------------------------------------------------------------
 
@@ -106,7 +114,7 @@ class JobState:
     reduce_tasks: list
     max_attempts: int
     max_losses: int
-    phase: str = "map"  # map -> reduce -> commit -> done | failed | cancelled
+    phase: JobPhase = JobPhase.MAP  # changed only by move_to, within this module
     # The pure function that cuts a map task's split into smaller splits, [(split, where)], or
     # [] when it cannot be cut (inputs.cut_split behind the coordinator); None: never re-plan.
     cut: Callable[[dict], list] | None = None
@@ -115,20 +123,29 @@ class JobState:
     def __post_init__(self) -> None:
         self.by_id = {task.id: task for task in self.all_tasks()}
 
+    def move_to(self, new: JobPhase) -> None:
+        if new not in JOB_TRANSITIONS[self.phase]:
+            raise IllegalTransition(f"job {self.id}: {self.phase.value} -> {new.value}")
+        self.phase = new
+
     @property
     def map_only(self) -> bool:
         return not self.reduce_tasks
 
     @property
     def active(self) -> bool:
-        return self.phase in ("map", "reduce")
+        return self.phase in (JobPhase.MAP, JobPhase.REDUCE)
+
+    @property
+    def ended(self) -> bool:
+        return self.phase in ENDED_PHASES
 
     def phase_tasks(self) -> list:
         return (
             self.map_tasks
-            if self.phase == "map"
+            if self.phase is JobPhase.MAP
             else self.reduce_tasks
-            if self.phase == "reduce"
+            if self.phase is JobPhase.REDUCE
             else []
         )
 
@@ -287,7 +304,8 @@ class Scheduler:
         if job and job.active and source and source.state is TaskState.SUCCEEDED:
             source.move_to(TaskState.PENDING)
             source.result, source.last_error = None, error
-            job.phase = "map"
+            if job.phase is JobPhase.REDUCE:
+                job.move_to(JobPhase.MAP)
         return out + self._dispatch(now)
 
     def publish_failed(self, job_id: str, task_id: str, error: dict, now: float) -> list:
@@ -308,10 +326,10 @@ class Scheduler:
         """The job cannot go on for a reason outside its tasks (its commit failed, the coordinator
         hit an error carrying out one of its instructions): stop its attempts."""
         job = self.jobs.get(job_id)
-        if not job or job.phase in ("done", "failed", "cancelled"):
+        if not job or job.ended:
             return []
         out = self._stop_tasks(job)
-        job.phase = "failed"
+        job.move_to(JobPhase.FAILED)
         return out
 
     def replan_task(self, job_id: str, task_id: str, now: float) -> list:
@@ -326,20 +344,26 @@ class Scheduler:
         return out + self._dispatch(now) if out else []
 
     def job_committed(self, job_id: str) -> None:
-        self.jobs[job_id].phase = "done"
+        self.jobs[job_id].move_to(JobPhase.DONE)
 
     def cancel_job(self, job_id: str) -> list:
+        """Stop a job's attempts. Nothing happens to a job that ended or is committing: a commit,
+        once started, ends committed or failed (see `cancellable`)."""
         job = self.jobs.get(job_id)
-        if not job or job.phase in ("done", "failed", "cancelled"):
+        if not job or not job.active:
             return []
         out = self._stop_tasks(job)
-        job.phase = "cancelled"
+        job.move_to(JobPhase.CANCELLED)
         return out
+
+    def cancellable(self, job_id: str) -> bool:
+        job = self.jobs.get(job_id)
+        return job is not None and job.active
 
     def forget_job(self, job_id: str) -> None:
         """Drop a finished job's task table (late reports about it are then simply ignored)."""
         job = self.jobs.get(job_id)
-        if job is not None and job.phase in ("done", "failed", "cancelled"):
+        if job is not None and job.ended:
             del self.jobs[job_id]
 
     def tick(self, now: float) -> list:
@@ -356,7 +380,7 @@ class Scheduler:
 
     def job_finished(self, job_id: str) -> bool:
         job = self.jobs.get(job_id)
-        return job is None or job.phase in ("done", "failed", "cancelled")
+        return job is None or job.ended
 
     # ---- internals ------------------------------------------------------------------------------
 
@@ -431,7 +455,7 @@ class Scheduler:
 
     def _fail_job(self, job: JobState, task: Task) -> list:
         out = self._stop_tasks(job, failed_task=task)
-        job.phase = "failed"
+        job.move_to(JobPhase.FAILED)
         return out + [FailJob(job.id, task)]
 
     def _stop_tasks(self, job: JobState, failed_task: Task | None = None) -> list:
@@ -448,10 +472,10 @@ class Scheduler:
         return out
 
     def _finish_phase(self, job: JobState, now: float) -> list:
-        if job.phase == "map" and not job.map_only:
-            job.phase = "reduce"
+        if job.phase is JobPhase.MAP and not job.map_only:
+            job.move_to(JobPhase.REDUCE)
             return []
-        job.phase = "commit"
+        job.move_to(JobPhase.COMMIT)
         return [CommitJob(job.id)]
 
     def _dispatch(self, now: float) -> list:

@@ -66,6 +66,29 @@ ATTEMPT_TRANSITIONS = {
 }
 
 
+class JobPhase(str, Enum):
+    MAP = "map"  # map tasks run
+    REDUCE = "reduce"  # every map output is in place; reduce tasks run
+    COMMIT = "commit"  # every task's output is in place; the job's output is being committed
+    DONE = "done"  # committed
+    FAILED = "failed"  # a task ran out of attempts, or the commit failed
+    CANCELLED = "cancelled"  # a client cancelled it, or the coordinator stopped
+
+
+ENDED_PHASES = frozenset({JobPhase.DONE, JobPhase.FAILED, JobPhase.CANCELLED})
+
+JOB_TRANSITIONS = {
+    JobPhase.MAP: {JobPhase.REDUCE, JobPhase.COMMIT, JobPhase.FAILED, JobPhase.CANCELLED},
+    # A committed map output a reducer cannot read sends the job back to the map phase.
+    JobPhase.REDUCE: {JobPhase.MAP, JobPhase.COMMIT, JobPhase.FAILED, JobPhase.CANCELLED},
+    # A commit is not cut short by a cancel: it ends committed or failed.
+    JobPhase.COMMIT: {JobPhase.DONE, JobPhase.FAILED},
+    JobPhase.DONE: set(),
+    JobPhase.FAILED: set(),
+    JobPhase.CANCELLED: set(),
+}
+
+
 class IllegalTransition(RuntimeError):
     pass
 
@@ -99,9 +122,7 @@ class Task:
     failures: int = 0  # attempts whose user code failed
     losses: int = 0  # attempts lost with their worker
     deaths: int = 0  # ...of which the process running the attempt died (not a lost connection)
-    last_exit: dict | None = (
-        None  # how that process ended the last time: {"status": 3}, {"signal": ...}
-    )
+    last_exit: dict | None = None  # how it ended the last time: {"status": 3}, {"signal": ...}
     last_error: dict | None = None
     result: dict | None = None  # the committed attempt's report (output files, counters)
     duration: float | None = None

@@ -61,15 +61,22 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def start_cli(args, env=None, cwd=None) -> subprocess.Popen:
+def start_cli(args, env=None, cwd=None, module="mapreduce.cli") -> subprocess.Popen:
+    """The CLI in its own process group; `module` may be a launcher under tests/ (for example
+    `faulty_cli`, which installs a test hook first)."""
+    env = {**os.environ, **(env or {})}
+    if module != "mapreduce.cli":
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")])
+        )
     return subprocess.Popen(
-        [sys.executable, "-m", "mapreduce.cli", *map(str, args)],
+        [sys.executable, "-m", module, *map(str, args)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
         cwd=cwd or ROOT,
-        env={**os.environ, **(env or {})},
+        env=env,
     )
 
 
@@ -87,8 +94,8 @@ def finish_cli(proc: subprocess.Popen, timeout: float) -> Result:
             proc.wait()
 
 
-def run_cli(*args, env=None, timeout=90, cwd=None) -> Result:
-    return finish_cli(start_cli(args, env, cwd), timeout)
+def run_cli(*args, env=None, timeout=90, cwd=None, module="mapreduce.cli") -> Result:
+    return finish_cli(start_cli(args, env, cwd, module), timeout)
 
 
 def children_of(pid: int) -> list[int]:

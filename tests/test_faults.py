@@ -343,7 +343,7 @@ def test_lost_map_output_is_reported_by_the_reducer_and_the_map_rerun(corpus, tm
         2,
         *small_splits("3KB"),
         *FAST,
-        env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"},
+        module="faulty_cli",
     )
     assert result.returncode == 0, result.stderr
     assert "fault injection: deleted the output" in result.stderr

@@ -29,7 +29,6 @@ from helpers import (
     write_corpus,
 )
 from mapreduce import commit, storage
-from mapreduce import coordinator as coordinator_module
 from mapreduce.coordinator import Coordinator, JobSubmission
 from mapreduce.errors import JobCancelledError, MapReduceError, OutputError
 from mapreduce.local import run_job
@@ -522,10 +521,11 @@ def test_commit_error_in_one_job_leaves_the_coordinator_serving_the_next(
         coordinator.close()
 
 
-def test_close_cancels_every_running_job_and_releases_the_socket(tmp_path, monkeypatch):
-    monkeypatch.setattr(coordinator_module, "FINISHED_JOBS_KEPT", 1)
+def test_close_cancels_every_running_job_and_releases_the_socket(tmp_path):
     corpus = write_corpus(tmp_path / "in", files=1, lines=5)
-    coordinator = Coordinator("tcp://127.0.0.1:*", work_dir=str(tmp_path / "work"))
+    coordinator = Coordinator(
+        "tcp://127.0.0.1:*", work_dir=str(tmp_path / "work"), finished_jobs_kept=1
+    )
     ids = [
         coordinator.submit(
             submission_for([str(corpus[0])], tmp_path / f"out{n}", splits=[str(corpus[0])])

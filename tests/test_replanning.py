@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mapreduce import commit
-from mapreduce.coordinator import split_cutter
+from mapreduce.coordinator import JobSubmission
 from mapreduce.errors import TaskFailedError
 from mapreduce.inputs import Segment, Split, cut_split, read_records
 from mapreduce.inputs.readers import BY_FILE, BY_LINE, BY_ROW_GROUP
@@ -264,7 +264,7 @@ def test_the_halves_of_a_text_segment_read_exactly_its_lines_wherever_the_cut_fa
 
 
 def test_the_coordinators_cut_works_on_the_wire_form():
-    cut = split_cutter(BY_LINE)
+    cut = JobSubmission("j", b"", [], [], 0, "/out", split_by=BY_LINE).cut
     wire = Split(4, (Segment("/d/a", 0, 10), Segment("/d/b", 0, 20))).to_wire()
     assert cut(wire) == [
         ({"index": 4, "segments": [["/d/a", 0, 10]]}, "/d/a bytes 0-10"),

@@ -144,8 +144,10 @@ def s3_corpus(s3, tmp_path):
     return bucket, [*files, gz_source, bz2_source]
 
 
-def _s3_run(s3, *args, env=None):
-    return run_cli("run", *args, "-w", 2, *FAST, env={**s3.env, **(env or {})}, timeout=60)
+def _s3_run(s3, *args, env=None, module="mapreduce.cli"):
+    return run_cli(
+        "run", *args, "-w", 2, *FAST, env={**s3.env, **(env or {})}, timeout=60, module=module
+    )
 
 
 def _assert_wordcount_committed(s3, output_key: str, reference: dict, tmp_path: Path, parts: int):
@@ -288,7 +290,7 @@ def test_lost_map_output_on_s3_is_rerun(s3, s3_corpus, tmp_path):
         "--reducers",
         2,
         *small_splits("4KB"),
-        env={"MAPREDUCE_FAULT_LOSE_MAP_OUTPUT": "1"},
+        module="faulty_cli",
     )
     assert result.returncode == 0, result.stderr
     assert "fault injection: deleted the output" in result.stderr  # a run object went missing

@@ -1,0 +1,212 @@
+"""Publish, commit and clean up, off the loop thread.
+
+Renaming an attempt's output into staging, finishing Parquet parts and committing a job can take
+seconds on an object store; the coordinator's loop must keep heartbeating meanwhile. So the loop
+hands these steps to a `Committer`, which carries them out one at a time, in order, on its own
+thread, and reports each outcome as an event (`Published`, `PublishFailed`, `Committed`,
+`CommitFailed`, `CleanedUp`) that the loop feeds back to the scheduler. `fileno()` becomes readable when
+outcomes wait, so the loop's poll wakes at once. One thread, one queue: a job's clean-up always
+runs after the publishes queued before it, so nothing is renamed into a staging directory that is
+being removed.
+
+`Committer(background=False)` does each step at once on the caller's thread (`run --inline`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Callable, ClassVar
+
+from .. import commit
+from ..errors import MapReduceError, OutputError
+from ..output import finish_parts
+from ..tasks import Task
+from .jobs import JobRecord, remove_work_dir
+
+log = logging.getLogger("mapreduce.coordinator")
+
+
+@dataclass(frozen=True)
+class Published:
+    job: str
+    task: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class PublishFailed:
+    job: str
+    task: str
+    attempt: int
+    error: dict
+
+
+@dataclass(frozen=True)
+class Committed:
+    job: str
+
+
+@dataclass(frozen=True)
+class CommitFailed:
+    job: str
+    error: MapReduceError
+
+
+@dataclass(frozen=True)
+class CleanedUp:
+    job: str
+
+
+class Committer:
+    # Test hook (fault injection, tests/faulty_cli.py): each is called with (record, task)
+    # before a task's output is published, and may delete files to play a failed disk. Empty in
+    # production; nothing else reads it.
+    before_publish: ClassVar[list[Callable[[JobRecord, Task], None]]] = []
+
+    def __init__(self, background: bool = True):
+        self._outcomes: list = []
+        self._lock = threading.Lock()
+        self._wakeup_read, self._wakeup_write = os.pipe()
+        os.set_blocking(self._wakeup_read, False)
+        os.set_blocking(self._wakeup_write, False)
+        self._queue: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        if background:
+            self._thread = threading.Thread(target=self._serve, name="committer", daemon=True)
+            self._thread.start()
+
+    # ---- what the loop asks for -----------------------------------------------------------------
+
+    def publish(self, record: JobRecord, task: Task, attempt: int) -> None:
+        """Put the accepted attempt's output in place; `Published` or `PublishFailed` follows."""
+        self._submit(lambda: self._publish(record, task, attempt))
+
+    def commit(self, record: JobRecord, pieces: dict | None = None) -> None:
+        """Finish the parts and commit the job's output; `Committed` or `CommitFailed` follows.
+        `pieces`: a map-only job's re-planned tasks, part -> its pieces' task ids in order
+        (Scheduler's pieces_by_part), joined into their parts first."""
+        self._submit(lambda: self._commit(record, pieces or {}))
+
+    def clean_up(self, record: JobRecord, keep_output: bool) -> None:
+        """Remove the job's shuffle files, and its staging unless its output was committed;
+        `CleanedUp` follows."""
+        self._submit(lambda: self._clean_up(record, keep_output))
+
+    def outcomes(self) -> list:
+        """The outcomes ready so far, in the order the steps ran."""
+        try:
+            while os.read(self._wakeup_read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        with self._lock:
+            ready, self._outcomes = self._outcomes, []
+        return ready
+
+    def fileno(self) -> int:
+        return self._wakeup_read
+
+    def drain(self) -> None:
+        """Wait until every step asked for so far has been carried out."""
+        if self._thread is not None:
+            self._queue.join()
+
+    def close(self) -> None:
+        """Carry out what is queued, then stop the thread."""
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+        os.close(self._wakeup_read)
+        os.close(self._wakeup_write)
+
+    # ---- carrying it out ------------------------------------------------------------------------
+
+    def _submit(self, step: Callable[[], object]) -> None:
+        if self._thread is None:
+            self._finish(step())
+        else:
+            self._queue.put(step)
+
+    def _serve(self) -> None:
+        while True:
+            step = self._queue.get()
+            try:
+                if step is None:
+                    return
+                self._finish(step())
+            except BaseException:  # a bug: log it, keep serving the other jobs
+                log.exception("the committer failed")
+            finally:
+                self._queue.task_done()
+
+    def _finish(self, outcome) -> None:
+        if outcome is None:
+            return
+        with self._lock:
+            self._outcomes.append(outcome)
+        try:
+            os.write(self._wakeup_write, b"!")
+        except BlockingIOError:
+            pass  # the pipe is full: the loop is awake already
+
+    def _publish(self, record: JobRecord, task: Task, attempt: int):
+        try:
+            for hook in self.before_publish:
+                hook(record, task)
+            if task.kind == "map" and task.piece and not record.submission.num_reducers:
+                # A piece of a re-planned map-only task: joined into its task's part at commit.
+                commit.publish_piece(record.staging, task.id, attempt)
+            elif not (task.kind == "map" and record.submission.num_reducers):
+                # Map output feeding reducers stays in its attempt's directory: reducers are
+                # told its paths. Reduce output and map-only output move into staging.
+                commit.publish_attempt(record.staging, task.id, attempt)
+        except Exception as exc:  # OSError, pyarrow's ArrowInvalid (a ValueError), ...
+            log.warning(
+                "%s %s attempt %s: could not publish its output: %s",
+                record.id,
+                task.id,
+                attempt,
+                exc,
+            )
+            error = {
+                "type": "PublishError",
+                "traceback": "",
+                "message": f"its output could not be put in place: {type(exc).__name__}: {exc}",
+            }
+            return PublishFailed(record.id, task.id, attempt, error)
+        return Published(record.id, task.id, attempt)
+
+    def _commit(self, record: JobRecord, pieces: dict):
+        """Join re-planned tasks' pieces into their parts, finish the parts for their format
+        (Parquet parts get one schema), then the commit: it ends with the new output whole in
+        place, or the old one as it was."""
+        submission = record.submission
+        try:
+            commit.join_pieces(record.staging, pieces, submission.output_format)
+            finish_parts(record.staging, submission.output_format)
+            commit.commit_job(record.staging, submission.output_dir, submission.overwrite)
+        except Exception as exc:
+            if not isinstance(exc, MapReduceError):
+                log.exception("%s: commit failed", record.id)
+            error = (
+                exc
+                if isinstance(exc, commit.OutputTaken)
+                else OutputError(
+                    f"the job's tasks all succeeded but its output could not be committed to "
+                    f"'{submission.output_dir}': {type(exc).__name__}: {exc}. Nothing was "
+                    f"committed; the output directory is as it was before the job."
+                )
+            )
+            return CommitFailed(record.id, error)
+        return Committed(record.id)
+
+    def _clean_up(self, record: JobRecord, keep_output: bool) -> CleanedUp:
+        if not keep_output:
+            commit.abort_job(record.staging)
+        remove_work_dir(record.shuffle_dir)
+        return CleanedUp(record.id)

@@ -1,0 +1,290 @@
+"""The coordinator's job records: what each job is, where its files are, how it ended, and what
+clients are told about it (state, progress, counters). No sockets: the loop asks, this answers."""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from .. import commit, counters, leftovers, protocol, storage
+from ..errors import MapReduceError, OutputError, ProtocolError
+from ..protocol import Message
+from ..scheduler import Scheduler
+from ..tasks import AttemptState, TaskState
+from .submission import JobSubmission
+
+log = logging.getLogger("mapreduce.coordinator")
+
+
+class JobStatus(str, Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass
+class JobRecord:
+    id: str
+    submission: JobSubmission
+    staging: str
+    shuffle_dir: str
+    submitted: float  # time.monotonic() of this process (moved back on replay)
+    submitted_at: float = field(default_factory=time.time)  # wall clock, for history
+    finished: float | None = None
+    status: JobStatus = JobStatus.RUNNING
+    error: MapReduceError | None = None
+    counters: dict = field(default_factory=dict)
+    final_progress: dict | None = None  # frozen when the job ends; its task table is dropped
+    request: str | None = None  # the client's request id: a re-sent SUBMIT finds this job
+    settled: bool = False  # ended, and its staging and shuffle files are cleaned up
+
+    @property
+    def running(self) -> bool:
+        return self.status is JobStatus.RUNNING
+
+    @property
+    def over(self) -> bool:
+        """Ended and cleaned up: what clients wait for."""
+        return not self.running and self.settled
+
+
+def new_job_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+
+
+def check_claims(records, submission: JobSubmission) -> None:
+    """One live job per output: a second job writing the same output (or one inside it, or
+    around it), or replacing a running job's input, is refused at once, --overwrite or not."""
+    new = submission.output_dir
+    for record in records:
+        if not record.running:
+            continue
+        other = record.submission.output_dir
+        if storage.is_within(new, other) or storage.is_within(other, new):
+            raise OutputError(
+                f"job {record.id} ({record.submission.name}) is already writing "
+                f"its output to '{other}', which overlaps --output '{new}'. "
+                f"Nothing was run or changed; wait for that job to end, or "
+                f"choose another --output."
+            )
+        for path in record.submission.inputs:
+            if storage.is_within(path, new) or storage.is_within(new, path):
+                raise OutputError(
+                    f"--output '{new}' overlaps the input '{path}' of running "
+                    f"job {record.id} ({record.submission.name}). Nothing was "
+                    f"run or changed; wait for that job to end, or choose "
+                    f"another --output."
+                )
+
+
+def create_job_dirs(job_id: str, submission: JobSubmission, work_dir: str) -> tuple[str, str]:
+    """The job's hidden staging directory beside its output and its shuffle directory under the
+    work directory; (staging, shuffle dir), or a one-paragraph OutputError with nothing left."""
+    staging = commit.staging_dir_for(submission.output_dir, job_id)
+    try:
+        commit.create_staging(staging)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create the output's staging directory '{staging}': {exc.strerror or exc}"
+        ) from None
+    shuffle_dir = storage.join(work_dir, job_id)
+    try:
+        make_job_work_dir(shuffle_dir)
+    except OSError as exc:
+        commit.abort_job(staging)
+        raise OutputError(
+            f"cannot create the job's directory in the work directory "
+            f"'{work_dir}': {exc.strerror or exc}"
+        ) from None
+    return staging, shuffle_dir
+
+
+def make_work_dir(location: str) -> None:
+    """The coordinator's shuffle directory, local or under a URI."""
+    storage.make_dirs(location)
+
+
+def make_job_work_dir(location: str) -> None:
+    """A job's shuffle directory; a local one is marked as this process's, after removing those a
+    killed run or coordinator left in the same work directory."""
+    if storage.is_uri(location):  # no leftovers to look for: they are local (pids)
+        storage.make_dirs(location)
+        return
+    leftovers.remove_abandoned(os.path.join(glob.escape(os.path.dirname(location)), "*"))
+    os.makedirs(location)  # a new job's: never there already
+    leftovers.mark_owned(location)
+
+
+def remove_work_dir(location: str) -> None:
+    storage.delete_tree_quietly(location)
+
+
+def job_counters(scheduler: Scheduler, record: JobRecord) -> dict:
+    """Sum the counters of committed attempts only: re-executed or backup attempts never count twice."""
+    state = scheduler.jobs.get(record.id)
+    if state is None:
+        return dict(record.counters)
+    return counters.job_totals(
+        task.result
+        for task in state.all_tasks()
+        if task.state is TaskState.SUCCEEDED and task.result
+    )
+
+
+def progress(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
+    """Counts for progress displays: tasks done per phase and attempts that went wrong."""
+    if record.final_progress is not None:
+        return dict(record.final_progress)
+    state = scheduler.jobs[record.id]
+    attempts = [a for t in state.all_tasks() for a in t.attempts]
+    return {
+        "maps_done": sum(t.state is TaskState.SUCCEEDED for t in state.map_tasks),
+        "maps": len(state.map_tasks),
+        "reduces_done": sum(t.state is TaskState.SUCCEEDED for t in state.reduce_tasks),
+        "reduces": len(state.reduce_tasks),
+        "attempts": len(attempts),
+        "failed": sum(a.state is AttemptState.FAILED for a in attempts),
+        "lost": sum(a.state is AttemptState.LOST for a in attempts),
+        "backups": sum(a.backup for a in attempts),
+        "workers": len(scheduler.workers),
+        "elapsed": (record.finished or now) - record.submitted,
+    }
+
+
+def job_state(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
+    """What a client watching the job is told."""
+    # An ended job is reported as such once its files are cleaned up: a client that sees it
+    # finish finds no staging or shuffle files left.
+    status = record.status.value if record.over else JobStatus.RUNNING.value
+    counts = progress(scheduler, record, now)
+    if record.running and counts["attempts"] == 0:
+        status = "queued"
+    error = record.error if record.over else None
+    return {
+        "job": record.id,
+        "name": record.submission.name,
+        "status": status,
+        "output": record.submission.output_dir,
+        "submitted_at": record.submitted_at,
+        "progress": counts,
+        # A running job's counters so far: those of the attempts committed until now.
+        "counters": job_counters(scheduler, record) if record.running else record.counters,
+        "error": error.paragraph() if error else None,
+        "exit_code": error.exit_code if error else 0,
+    }
+
+
+def workers_state(scheduler: Scheduler, now: float) -> list:
+    return [
+        {
+            "id": w.id,
+            **w.info,
+            "capacity": w.capacity,
+            "running": len(w.running),
+            "tasks_done": w.tasks_done,
+            "last_heartbeat_s": round(now - w.last_seen, 2),
+        }
+        for w in scheduler.workers.values()
+    ]
+
+
+def task_header(
+    record: JobRecord,
+    kind: str,
+    index: int,
+    task_id: str,
+    attempt: int,
+    map_results: list,
+    split: dict | None = None,
+) -> dict:
+    """What an attempt is told: its input (a split: `split`, else the submission's split
+    `index`; or every committed map's files for its partition, `map_results` in map order) and
+    its private output directory."""
+    submission = record.submission
+    header = {
+        "job": record.id,
+        "task": task_id,
+        "attempt": attempt,
+        "kind": kind,
+        "output_format": submission.output_format,
+        "log": commit.log_path(record.staging, task_id, attempt),
+    }
+    if kind == "map":
+        header["split"] = split if split is not None else submission.splits[index]
+        header["skip_bad_records"] = submission.skip_bad_records
+        if submission.num_reducers == 0:
+            header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
+            header["part"] = index
+        else:
+            header["out_dir"] = storage.join(record.shuffle_dir, f"{task_id}-a{attempt}")
+            header["partitions"] = submission.num_reducers
+    else:
+        header["partition"] = index
+        header["inputs"] = [
+            path
+            for result in map_results
+            for path in (result or {}).get("files", {}).get(str(index), [])
+        ]
+        header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
+    return header
+
+
+class JobService(Protocol):
+    """What client requests need from the coordinator."""
+
+    def submit(self, submission: JobSubmission, request: str | None = None) -> str: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def knows(self, job_id: str) -> bool: ...
+
+    def job_state(self, job_id: str) -> dict: ...
+
+    def status(self) -> dict: ...
+
+
+def answer_client(service: JobService, message: Message) -> Message:
+    """The one reply to a client's request (SUBMIT, WATCH, CANCEL_JOB, STATUS); it carries the
+    request's id. A rejected submission is a REJECTED reply with one paragraph, never an error."""
+    header = message.header
+    reply = {"request": header.get("request")}
+    command = message.command
+    if command == protocol.SUBMIT:
+        try:
+            mismatch = protocol.version_mismatch(header, peer="client")
+            if mismatch:
+                raise ProtocolError(mismatch)
+            if len(message.blobs) != 1:
+                raise ProtocolError("job submission carries no job code")
+            submission = JobSubmission.from_wire(header.get("submission") or {}, message.blobs[0])
+            request = header.get("request")
+            job_id = service.submit(submission, request if isinstance(request, str) else None)
+        except MapReduceError as exc:
+            return Message(protocol.REJECTED, {**reply, "error": exc.paragraph()})
+        except Exception as exc:  # a bug or an odd filesystem must not stop the service
+            log.exception("could not accept a job")
+            return Message(
+                protocol.REJECTED,
+                {
+                    **reply,
+                    "error": f"the coordinator could not accept the job: "
+                    f"{type(exc).__name__}: {exc}",
+                },
+            )
+        return Message(protocol.ACCEPTED, {**reply, "job": job_id})
+    if command in (protocol.WATCH, protocol.CANCEL_JOB):
+        job_id = str(header.get("job"))
+        if not service.knows(job_id):
+            return Message(protocol.REJECTED, {**reply, "error": f"no job '{job_id}' here"})
+        if command == protocol.CANCEL_JOB:
+            log.info("job %s cancelled by a client", job_id)
+            service.cancel(job_id)
+        return Message(protocol.JOB_STATE, {**reply, **service.job_state(job_id)})
+    return Message(protocol.STATUS_REPLY, {**reply, **service.status()})

@@ -1,0 +1,562 @@
+"""The coordinator's loop: one ROUTER socket, heartbeats and routing around the scheduler.
+
+Workers connect with DEALER sockets, register with READY, and are handed task attempts only while
+they have a free slot (load balancing by request, never PUSH/PULL). Every message is decoded by
+`protocol`; nothing a peer sends is ever unpickled here: job code is routed as opaque bytes. The
+scheduler decides; the loop carries out its instructions: it sends TASK and CANCEL, and hands
+publishing and committing to the `Committer` (its own thread), whose outcomes come back as events.
+Job records and what clients are told live in `jobs`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+
+import zmq
+
+from .. import commit, defaults, interrupts, protocol, security
+from ..errors import MapReduceError, ProtocolError, TaskFailedError
+from ..protocol import Message
+from ..scheduler import (
+    Abandon,
+    Assign,
+    CommitJob,
+    FailJob,
+    PublishTask,
+    ReplanTask,
+    Scheduler,
+    SchedulerSettings,
+)
+from . import jobs
+from .committer import CleanedUp, CommitFailed, Committed, Committer, Published, PublishFailed
+from .jobs import JobRecord, JobStatus, answer_client, task_header
+from .submission import JobSubmission
+
+log = logging.getLogger("mapreduce.coordinator")
+
+
+class Coordinator:
+    def __init__(
+        self,
+        bind: str,
+        *,
+        work_dir: str,
+        secret: bytes | None = None,
+        settings: SchedulerSettings | None = None,
+        keys_dir: str | None = None,
+        finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
+    ):
+        self.settings = settings or SchedulerSettings()
+        self.scheduler = Scheduler(self.settings)
+        self.secret = secret
+        self.work_dir = work_dir
+        self.finished_jobs_kept = finished_jobs_kept
+        self.jobs: dict[str, JobRecord] = {}
+        self.committer = Committer()
+        self.routes: dict[str, bytes] = {}  # worker id -> routing id
+        self.peers: dict[bytes, str] = {}  # routing id -> worker id
+        self.last_sent: dict[str, float] = {}
+        self.unreachable: set = set()  # routing ids a send failed to (logged once)
+        self._started: dict = {}  # (job, task, attempt) -> when it was assigned
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unroutable send raises, not vanishes
+        self.socket.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
+        self.security = (
+            security.secure_server(self.context, self.socket, keys_dir) if keys_dir else None
+        )
+        self.socket.bind(bind)
+        self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.poller = zmq.Poller()
+        self.poller.register(self.socket, zmq.POLLIN)
+        self.poller.register(self.committer.fileno(), zmq.POLLIN)
+
+    # ---- jobs (the client API) ------------------------------------------------------------------
+
+    def submit(
+        self, submission: JobSubmission, request: str | None = None, now: float | None = None
+    ) -> str:
+        """Accept a job (checked again: a coordinator trusts no client) and start it; returns its
+        id. A SUBMIT re-sent with the same request id returns the job it started."""
+        if request is not None:
+            for record in self.jobs.values():
+                if record.request == request:
+                    return record.id
+        commit.check_job_paths(
+            submission.input_paths(),
+            submission.output_dir,
+            self.work_dir,
+            work_dir_label="the coordinator's work directory",
+        )
+        commit.check_output_dir(submission.output_dir, submission.overwrite)
+        jobs.check_claims(self.jobs.values(), submission)
+        job_id = jobs.new_job_id()
+        staging, shuffle_dir = jobs.create_job_dirs(job_id, submission, self.work_dir)
+        now = time.monotonic() if now is None else now
+        record = JobRecord(job_id, submission, staging, shuffle_dir, now, request=request)
+        self.jobs[job_id] = record
+        self._carry_out(
+            self.scheduler.add_job(
+                job_id,
+                submission.split_descriptions,
+                submission.num_reducers,
+                submission.max_attempts,
+                submission.max_losses,
+                now,
+                map_splits=submission.splits,
+                cut=submission.cut,
+            )
+        )
+        return job_id
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel a running job. One that is committing is not cut short: it ends committed or
+        failed, and the client is told which."""
+        record = self.jobs[job_id]
+        if record.running and self.scheduler.cancellable(job_id):
+            self._carry_out(self.scheduler.cancel_job(job_id))
+            self._end_job(record, JobStatus.CANCELLED, None)
+
+    def knows(self, job_id: str) -> bool:
+        return job_id in self.jobs
+
+    def job(self, job_id: str) -> JobRecord:
+        return self.jobs[job_id]
+
+    def finished(self, job_id: str) -> bool:
+        """The job ended and its staging and shuffle files are cleaned up."""
+        return self.jobs[job_id].over
+
+    def progress(self, job_id: str) -> dict:
+        return jobs.progress(self.scheduler, self.jobs[job_id], time.monotonic())
+
+    def job_state(self, job_id: str) -> dict:
+        return jobs.job_state(self.scheduler, self.jobs[job_id], time.monotonic())
+
+    def status(self) -> dict:
+        now = time.monotonic()
+        return {
+            "jobs": [jobs.job_state(self.scheduler, r, now) for r in self.jobs.values()],
+            "workers": jobs.workers_state(self.scheduler, now),
+        }
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def poll(self, timeout: float) -> None:
+        """Handle whatever arrives within `timeout` seconds (messages, the committer's outcomes),
+        then send due heartbeats and let the scheduler act on elapsed time (expire silent
+        workers, start backup attempts)."""
+        timeout = min(timeout, self.settings.heartbeat_interval / 2)
+        events = dict(self.poller.poll(int(timeout * 1000)))
+        if self.socket in events:
+            while True:
+                try:
+                    frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                self._receive(frames)
+        self._take_outcomes()
+        now = time.monotonic()
+        before = set(self.scheduler.workers)
+        self._carry_out(self.scheduler.tick(now))
+        for worker in before - set(self.scheduler.workers):
+            log.warning(
+                "worker %s declared dead: silent for more than %g s", worker, self.settings.expiry
+            )
+            self._forget(worker)
+        self._send_heartbeats(now)
+
+    def close(self) -> None:
+        """Cancel the jobs still running (their staging is removed), let a commit under way
+        finish, and release the committer, the socket, the authenticator and the context,
+        whatever happens on the way."""
+        try:
+            for record in list(self.jobs.values()):
+                if record.running:
+                    try:
+                        self.cancel(record.id)
+                    except Exception:
+                        log.exception("could not cancel job %s while closing", record.id)
+            self.committer.drain()
+            self._take_outcomes()  # a commit that was under way has ended: record how
+            self.committer.drain()
+        finally:
+            try:
+                self.committer.close()
+            finally:
+                self.socket.close(0)
+                if self.security:
+                    self.security.stop()
+                self.context.term()
+
+    def workers_exited(self, pids: list, now: float | None = None) -> None:
+        """Local worker processes known to have exited (the local pool saw them go): their
+        attempts are re-queued now, not after the liveness timeout."""
+        here = socket.gethostname()
+        now = time.monotonic() if now is None else now
+        for worker in list(self.scheduler.workers.values()):
+            if worker.info.get("pid") in pids and worker.info.get("host") == here:
+                log.warning("worker %s exited; its attempts run again elsewhere", worker.id)
+                self._forget(worker.id)
+                self._carry_out(self.scheduler.worker_gone(worker.id, now, "its process exited"))
+
+    # ---- messages in ----------------------------------------------------------------------------
+
+    def _receive(self, frames: list) -> None:
+        if len(frames) < 2:
+            return
+        route, body = frames[0], frames[1:]
+        try:
+            message = protocol.decode(body, self.secret)
+        except ProtocolError as exc:
+            log.warning("dropped a message from peer %s: %s", route.hex(), exc)
+            return
+        try:
+            self._dispatch_message(route, message, time.monotonic())
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            # Authenticated but malformed (a buggy or hostile peer): drop it, keep serving.
+            log.warning(
+                "dropped a malformed %r message from peer %s: %s", message.command, route.hex(), exc
+            )
+
+    def _dispatch_message(self, route: bytes, message: Message, now: float) -> None:
+        if message.command in protocol.CLIENT_COMMANDS:
+            self._serve_client(route, message)
+            return
+        if message.command == protocol.READY:
+            self._register(route, message.header, now)
+            return
+        worker = self.peers.get(route)
+        if worker is None or worker not in self.scheduler.workers:
+            # Declared dead, or registered with a coordinator that has since restarted: make it
+            # start over; whatever it reports about old attempts is discarded.
+            if message.command in (protocol.DONE, protocol.FAIL):
+                header = message.header
+                log.warning(
+                    "discarded a late %s of %s %s attempt %s from unregistered peer %s "
+                    "(a worker declared dead, or one that registered before a restart); "
+                    "told it to register",
+                    "result" if message.command == protocol.DONE else "failure",
+                    header.get("job"),
+                    header.get("task"),
+                    header.get("attempt"),
+                    route.hex(),
+                )
+            else:
+                log.warning(
+                    "ignored a %r message from unregistered peer %s; told it to register",
+                    message.command,
+                    route.hex(),
+                )
+            self.peers.pop(route, None)
+            self._send(route, protocol.RECONNECT, {})
+            return
+        self.scheduler.heard_from(worker, now)
+        header = message.header
+        if message.command in (protocol.DONE, protocol.FAIL):
+            _check_attempt_report(header)
+        if message.command == protocol.DONE:
+            log.info(
+                "%s %s attempt %s on %s done in %.2f s",
+                header["job"],
+                header["task"],
+                header["attempt"],
+                worker,
+                self._attempt_runtime(header, now),
+            )
+            self._carry_out(
+                self.scheduler.attempt_succeeded(
+                    worker,
+                    header["job"],
+                    header["task"],
+                    header["attempt"],
+                    header.get("result") or {},
+                    now,
+                )
+            )
+        elif message.command == protocol.FAIL:
+            self._attempt_failed(worker, header, now)
+        elif message.command == protocol.BYE:
+            self._forget(worker)
+            self._carry_out(self.scheduler.worker_gone(worker, now, "it shut down"))
+
+    def _attempt_runtime(self, header: dict, now: float) -> float:
+        started = self._started.pop((header["job"], header["task"], header["attempt"]), None)
+        return now - started if started is not None else float("nan")
+
+    def _attempt_failed(self, worker: str, header: dict, now: float) -> None:
+        self._started.pop((header["job"], header["task"], header["attempt"]), None)
+        error = header.get("error") or {}
+        log.info(
+            "%s %s attempt %s on %s failed%s: %s",
+            header["job"],
+            header["task"],
+            header["attempt"],
+            worker,
+            " (lost)" if header.get("lost") else "",
+            error.get("message"),
+        )
+        lost_map = self._map_owning(header["job"], error.get("input"))
+        if lost_map is not None:
+            self._carry_out(
+                self.scheduler.map_output_lost(
+                    worker, header["job"], header["task"], header["attempt"], lost_map, error, now
+                )
+            )
+        else:
+            self._carry_out(
+                self.scheduler.attempt_failed(
+                    worker,
+                    header["job"],
+                    header["task"],
+                    header["attempt"],
+                    error,
+                    bool(header.get("lost")),
+                    now,
+                )
+            )
+
+    def _serve_client(self, route: bytes, message: Message) -> None:
+        reply = answer_client(self, message)
+        self._send(route, reply.command, reply.header)
+
+    def _map_owning(self, job_id: str, path) -> str | None:
+        """The committed map task whose output file `path` is (a reducer could not read it)."""
+        state = self.scheduler.jobs.get(job_id)
+        if not isinstance(path, str) or state is None:
+            return None
+        for task in state.map_tasks:
+            if task.result and any(
+                path in paths for paths in task.result.get("files", {}).values()
+            ):
+                return task.id
+        return None
+
+    def _register(self, route: bytes, header: dict, now: float) -> None:
+        mismatch = protocol.version_mismatch(header)
+        if mismatch:
+            log.warning("refused worker %s: %s", header.get("worker"), mismatch)
+            self._send(route, protocol.REFUSE, {"reason": mismatch})
+            return
+        worker = str(header.get("worker") or route.hex())
+        old_route = self.routes.get(worker)
+        if old_route is not None and old_route != route:
+            self.peers.pop(old_route, None)
+        self.routes[worker], self.peers[route] = route, worker
+        self.last_sent[worker] = now
+        info = {k: header.get(k) for k in ("host", "pid", "python", "cloudpickle")}
+        self._carry_out(
+            self.scheduler.worker_ready(worker, int(header.get("capacity") or 1), now, info)
+        )
+
+    def _forget(self, worker: str) -> None:
+        route = self.routes.pop(worker, None)
+        if route is not None:
+            self.peers.pop(route, None)
+            self.unreachable.discard(route)
+        self.last_sent.pop(worker, None)
+
+    # ---- messages out ---------------------------------------------------------------------------
+
+    def _send(self, route: bytes, command: bytes, header: dict, blobs: tuple = ()) -> bool:
+        try:
+            self.socket.send_multipart(
+                [route, *protocol.encode(Message(command, header, list(blobs)), self.secret)],
+                zmq.NOBLOCK,
+            )
+            self.unreachable.discard(route)
+            return True
+        except (zmq.Again, zmq.ZMQError) as exc:
+            # The peer vanished or its queue is full: never block the loop on one peer. Said once
+            # per peer: heartbeats to a dead one fail until it is declared dead.
+            (log.debug if route in self.unreachable else log.warning)(
+                "could not send to peer %s: %s", route.hex(), exc
+            )
+            self.unreachable.add(route)
+            return False
+
+    def _send_to_worker(self, worker: str, command: bytes, header: dict, blobs: tuple = ()) -> bool:
+        route = self.routes.get(worker)
+        if route is None:
+            return False
+        sent = self._send(route, command, header, blobs)
+        if sent or command == protocol.HEARTBEAT:
+            self.last_sent[worker] = time.monotonic()  # a failed heartbeat waits its turn too
+        return sent
+
+    def _send_heartbeats(self, now: float) -> None:
+        for worker in list(self.scheduler.workers):
+            if now - self.last_sent.get(worker, 0.0) >= self.settings.heartbeat_interval:
+                self._send_to_worker(worker, protocol.HEARTBEAT, {})
+
+    # ---- instructions ---------------------------------------------------------------------------
+
+    def _carry_out(self, instructions: list) -> None:
+        """Carry out the scheduler's instructions in order. One that raises (a bug, an odd
+        filesystem) fails its own job with a paragraph; the others are still carried out."""
+        pending = list(instructions)
+        while pending:
+            instruction = pending.pop(0)
+            try:
+                pending.extend(self._carry_out_one(instruction))
+            except Exception as exc:
+                pending.extend(self._instruction_failed(instruction, exc))
+
+    def _instruction_failed(self, instruction, exc: Exception) -> list:
+        log.exception("could not carry out %s", type(instruction).__name__)
+        record = self.jobs.get(str(getattr(instruction, "job", "")))
+        if record is None or not record.running:
+            return []
+        out = self.scheduler.fail_job(record.id)
+        self._end_job(
+            record,
+            JobStatus.FAILED,
+            MapReduceError(
+                f"job {record.id} failed: the coordinator could not carry out a step of it "
+                f"({type(instruction).__name__}): {type(exc).__name__}: {exc}. No output was "
+                f"committed; the coordinator's log has the details."
+            ),
+        )
+        return out
+
+    def _carry_out_one(self, instruction) -> list:
+        if isinstance(instruction, Assign):
+            return self._assign(instruction)
+        if isinstance(instruction, Abandon):
+            self._send_to_worker(
+                instruction.worker,
+                protocol.CANCEL,
+                {"job": instruction.job, "task": instruction.task, "attempt": instruction.attempt},
+            )
+            return []
+        if isinstance(instruction, PublishTask):
+            self.committer.publish(
+                self.jobs[instruction.job], instruction.task, instruction.attempt
+            )
+            return []
+        if isinstance(instruction, CommitJob):
+            pieces = self.scheduler.jobs[instruction.job].pieces_by_part()
+            self.committer.commit(self.jobs[instruction.job], pieces)
+            return []
+        if isinstance(instruction, FailJob):
+            self._fail(self.jobs[instruction.job], instruction.task)
+            return []
+        if isinstance(instruction, ReplanTask):
+            # (To be journalled: replaying it is Scheduler.replan_task on the same task.)
+            log.warning(
+                "%s %s lost %d attempt(s) (the last: %s); re-planned into %d smaller tasks: %s",
+                instruction.job,
+                instruction.task.id,
+                instruction.task.losses,
+                (instruction.task.last_error or {}).get("message"),
+                len(instruction.pieces),
+                ", ".join(f"{piece.id} ({piece.where})" for piece in instruction.pieces),
+            )
+            return []
+        raise TypeError(f"unknown instruction {instruction!r}")
+
+    def _assign(self, assign: Assign) -> list:
+        record = self.jobs[assign.job]
+        map_results = [m.result for m in self.scheduler.jobs[record.id].map_tasks]
+        task = assign.task
+        header = task_header(
+            record, task.kind, task.index, task.id, assign.attempt, map_results, split=task.split
+        )
+        if self._send_to_worker(
+            assign.worker, protocol.TASK, header, (record.submission.job_code,)
+        ):
+            log.info(
+                "%s %s attempt %s assigned to %s", record.id, task.id, assign.attempt, assign.worker
+            )
+            self._started[(record.id, task.id, assign.attempt)] = time.monotonic()
+            return []
+        self._forget(assign.worker)
+        return self.scheduler.worker_gone(
+            assign.worker, time.monotonic(), "it could not be reached"
+        )
+
+    # ---- the committer's outcomes ---------------------------------------------------------------
+
+    def _take_outcomes(self) -> None:
+        for outcome in self.committer.outcomes():
+            now = time.monotonic()
+            if isinstance(outcome, Published):
+                self._carry_out(self.scheduler.task_published(outcome.job, outcome.task, now))
+            elif isinstance(outcome, PublishFailed):
+                self._carry_out(
+                    self.scheduler.publish_failed(outcome.job, outcome.task, outcome.error, now)
+                )
+            elif isinstance(outcome, Committed):
+                # Held over the record's update: whoever catches SIGINT or SIGTERM afterwards
+                # finds the job either committed or not, never in between.
+                with interrupts.held():
+                    self.scheduler.job_committed(outcome.job)
+                    self._end_job(self.jobs[outcome.job], JobStatus.SUCCEEDED, None)
+            elif isinstance(outcome, CommitFailed):
+                self._carry_out(self.scheduler.fail_job(outcome.job))
+                self._end_job(self.jobs[outcome.job], JobStatus.FAILED, outcome.error)
+            elif isinstance(outcome, CleanedUp) and outcome.job in self.jobs:
+                self.jobs[outcome.job].settled = True
+                self._forget_old_jobs()
+
+    def _fail(self, record: JobRecord, task) -> None:
+        error = task.last_error or {}
+        lost = task.losses >= record.submission.max_losses
+        cause = error.get("message") or error.get("type") or "unknown error"
+        self._end_job(
+            record,
+            JobStatus.FAILED,
+            TaskFailedError(
+                task.kind,
+                task.index,
+                task.where,
+                task.losses if lost else task.failures,
+                cause,
+                error.get("traceback", ""),
+                lost=lost,
+                log_tail=str(error.get("log_tail") or ""),
+                deaths=task.deaths,
+                last_exit=task.last_exit,
+                piece=".".join(map(str, task.piece)),
+            ),
+        )
+
+    def _end_job(self, record: JobRecord, status: JobStatus, error: MapReduceError | None) -> None:
+        now = time.monotonic()
+        record.counters = jobs.job_counters(self.scheduler, record)
+        record.final_progress = jobs.progress(self.scheduler, record, now)
+        record.status, record.error, record.finished = status, error, now
+        record.final_progress["elapsed"] = now - record.submitted
+        self.committer.clean_up(record, keep_output=status is JobStatus.SUCCEEDED)
+        self._started = {key: when for key, when in self._started.items() if key[0] != record.id}
+        log.info("%s %s in %.2f s", record.id, status.value, now - record.submitted)
+
+    def _forget_old_jobs(self) -> None:
+        """A long-lived coordinator keeps the summaries of the last finished jobs, not their tasks."""
+        finished = [r for r in self.jobs.values() if r.over]
+        for record in finished:
+            self.scheduler.forget_job(record.id)
+        for record in finished[: max(0, len(finished) - self.finished_jobs_kept)]:
+            del self.jobs[record.id]
+
+
+def _check_attempt_report(header: dict) -> None:
+    """DONE and FAIL carry (job, task, attempt) and a dict; anything else is malformed."""
+    if not (
+        isinstance(header.get("job"), str)
+        and isinstance(header.get("task"), str)
+        and type(header.get("attempt")) is int
+    ):
+        raise ValueError("an attempt report needs a job id, a task id and an attempt number")
+    for name in ("result", "error"):
+        if not isinstance(header.get(name) or {}, dict):
+            raise ValueError(f"'{name}' must be an object")
+    if isinstance(header.get("result"), dict):
+        files = header["result"].get("files") or {}
+        if not isinstance(files, dict) or not all(
+            isinstance(p, list) and all(isinstance(x, str) for x in p) for p in files.values()
+        ):
+            raise ValueError("'result.files' must map partitions to lists of paths")

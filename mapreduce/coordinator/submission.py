@@ -1,0 +1,100 @@
+"""What a client sends to run a job: plain data, checked field by field on arrival."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .. import defaults
+from ..errors import ProtocolError
+from ..inputs import Split, cut_split
+from ..output import OUTPUT_FORMATS
+
+
+@dataclass
+class JobSubmission:
+    """Everything the coordinator needs to run a job; plain data, the job code as opaque bytes."""
+
+    name: str
+    job_code: bytes
+    splits: list  # Split.to_wire() dicts
+    split_descriptions: list  # for messages: where each map task reads
+    num_reducers: int  # 0 for a map-only job
+    output_dir: str
+    overwrite: bool = False
+    max_attempts: int = defaults.MAX_ATTEMPTS
+    max_losses: int = defaults.MAX_LOST_ATTEMPTS
+    output_format: str = "text"
+    skip_bad_records: bool = False
+    inputs: list = field(default_factory=list)  # the inputs as given (absolute): for path checks
+    # How the input format's files may be cut (inputs.readers: "line" at any byte, "file" never,
+    # "row group"): a task that keeps losing its process is re-planned within these limits.
+    split_by: str = "file"
+
+    def to_wire(self) -> tuple[dict, bytes]:
+        header = asdict(self)
+        return header, header.pop("job_code")
+
+    @classmethod
+    def from_wire(cls, header: dict, job_code: bytes) -> "JobSubmission":
+        """Rebuild a client's submission; raises ProtocolError when a field is missing or mistyped."""
+        types = {
+            "name": str,
+            "splits": list,
+            "split_descriptions": list,
+            "num_reducers": int,
+            "output_dir": str,
+            "overwrite": bool,
+            "max_attempts": int,
+            "max_losses": int,
+            "output_format": str,
+            "skip_bad_records": bool,
+            "inputs": list,
+            "split_by": str,
+        }
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            if item.name == "job_code":
+                continue
+            if item.name not in header:
+                if item.name in (
+                    "overwrite",
+                    "max_attempts",
+                    "max_losses",
+                    "output_format",
+                    "skip_bad_records",
+                    "inputs",
+                    "split_by",
+                ):
+                    continue
+                raise ProtocolError(f"job submission lacks '{item.name}'")
+            value = header[item.name]
+            if not isinstance(value, types[item.name]) or (
+                types[item.name] is int and isinstance(value, bool)
+            ):
+                raise ProtocolError(f"job submission field '{item.name}' has the wrong type")
+            values[item.name] = value
+        if len(values["splits"]) != len(values["split_descriptions"]):
+            raise ProtocolError("job submission has as many splits as split descriptions")
+        if values["num_reducers"] < 0 or values.get("max_attempts", 1) < 1:
+            raise ProtocolError("job submission has a negative reducer count or no attempts")
+        if values.get("output_format", "text") not in (*OUTPUT_FORMATS, "arrow"):
+            raise ProtocolError(f"unknown output format {values['output_format']!r}")
+        if not all(isinstance(item, str) for item in values.get("inputs", [])):
+            raise ProtocolError("job submission field 'inputs' must list paths")
+        return cls(job_code=job_code, **values)
+
+    def cut(self, wire: dict) -> list:
+        """The scheduler's `cut` for this job: a split (wire form) -> its pieces [(split, where)],
+        as inputs.cut_split gives them ([] when it cannot be cut, or does not parse)."""
+        try:
+            split = Split.from_wire(wire)
+        except ProtocolError:
+            return []
+        return [(piece.to_wire(), piece.describe()) for piece in cut_split(split, self.split_by)]
+
+    def input_paths(self) -> list:
+        """The inputs as given, or (from an older client) every file the splits read."""
+        return self.inputs or sorted(
+            {segment[0] for split in self.splits for segment in split.get("segments", [])}
+        )
