@@ -19,6 +19,10 @@ MAX_LOST_ATTEMPTS = 10  # attempts lost to a dying worker before the task fails 
 # applies to the pieces that cannot be cut any further.
 REPLAN_AFTER_LOST_ATTEMPTS = 1
 
+# `submit` to a coordinator without workers waits up to this long for some to register (workers
+# started with it are still starting), so its splits are planned for the workers that come.
+SUBMIT_WAIT_FOR_WORKERS_S = 3.0
+
 HEARTBEAT_INTERVAL_S = 1.0  # both directions; any message counts as a heartbeat
 HEARTBEAT_LIVENESS = 3  # intervals of silence before a peer is declared dead
 RECONNECT_BACKOFF_MIN_S = 1.0  # a worker that lost its coordinator retries after this...

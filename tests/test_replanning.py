@@ -384,3 +384,37 @@ def test_the_failure_names_a_signal_and_lost_connections_apart():
     assert "not the job's code" in error and "--liveness" in error
     lost = TaskFailedError("map", 0, "x", 10, "worker w2 was lost", lost=True, deaths=0).paragraph()
     assert "10 of its attempts were lost with the connection to their worker" in lost
+
+
+# ---- submit plans splits for the workers there are ----------------------------------------------
+
+
+class StatusSequence:
+    """A client whose STATUS shows these worker capacities, one list per call (the last repeats)."""
+
+    def __init__(self, *capacities):
+        self.capacities = list(capacities)
+        self.calls = 0
+
+    def status(self):
+        self.calls += 1
+        current = self.capacities[min(self.calls, len(self.capacities)) - 1]
+        return {"workers": [{"capacity": c} for c in current]}
+
+
+def test_submit_plans_for_the_registered_slots_at_once_when_there_are_workers():
+    from mapreduce.client import task_slots
+
+    client = StatusSequence([1, 1, 1])
+    assert task_slots(client, wait=5) == 3 and client.calls == 1
+    assert task_slots(StatusSequence([1]), wait=5) == 2  # at least two, like run
+
+
+def test_submit_waits_for_workers_still_starting_until_their_number_settles(monkeypatch):
+    import mapreduce.client as client_module
+
+    monkeypatch.setattr(client_module, "WORKERS_POLL_S", 0.01)
+    monkeypatch.setattr(client_module, "WORKERS_SETTLE_S", 0.05)
+    starting = StatusSequence([], [], [1], [1, 1], [1, 1, 2])
+    assert client_module.task_slots(starting, wait=5) == 4
+    assert client_module.task_slots(StatusSequence([]), wait=0.1) == 2  # nobody came
