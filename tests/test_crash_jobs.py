@@ -150,7 +150,7 @@ def test_crashing_job_finishes_with_the_same_output_every_time_in_run(crash_setu
             "-o",
             out,
             "-w",
-            3,
+            2,
             *_options(variant),
             *FAST,
             env=CRASH,
@@ -183,7 +183,7 @@ def test_crashing_job_finishes_every_time_on_a_cluster_whose_workers_restart(cra
 
     restarter = threading.Thread(target=keep_three_workers, daemon=True)
     try:
-        cluster.start_coordinator()
+        cluster.start_coordinator(None, "-v")
         restarter.start()
         cluster.wait_for_workers(3)
         for run in range(RUNS):

@@ -446,7 +446,7 @@ class Coordinator:
             return []
         if isinstance(instruction, ReplanTask):
             # (To be journalled: replaying it is Scheduler.replan_task on the same task.)
-            log.warning(
+            log.info(
                 "%s %s lost %d attempt(s) (the last: %s); re-planned into %d smaller tasks: %s",
                 instruction.job,
                 instruction.task.id,
