@@ -99,10 +99,7 @@ class TaskFailedError(MapReduceError):
         died = self._last_death()
         connections = self.attempts - self.deaths
         if connections <= 0:
-            return (
-                f"the process running it died {self.attempts} times while running it "
-                f"(the last time it {died})"
-            )
+            return f"the process running it died {self.attempts} times (the last time it {died})"
         if self.deaths <= 0:
             return (
                 f"{self.attempts} of its attempts were lost with the connection to their "

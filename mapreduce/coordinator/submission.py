@@ -88,10 +88,10 @@ class JobSubmission:
         """The scheduler's `cut` for this job: a split (wire form) -> its pieces [(split, where)],
         as inputs.cut_split gives them ([] when it cannot be cut, or does not parse)."""
         try:
-            split = Split.from_wire(wire)
-        except ProtocolError:
+            pieces = cut_split(Split.from_wire(wire), self.split_by)
+        except (ProtocolError, ValueError, TypeError):  # a malformed split: run it as it is
             return []
-        return [(piece.to_wire(), piece.describe()) for piece in cut_split(split, self.split_by)]
+        return [(piece.to_wire(), piece.describe()) for piece in pieces]
 
     def input_paths(self) -> list:
         """The inputs as given, or (from an older client) every file the splits read."""
