@@ -286,8 +286,10 @@ def run_command(
     "--work-dir",
     default=None,
     metavar="DIR|URI",
-    help="Directory or URI (s3://bucket/tmp) for shuffle files, reachable at the same "
-    "path by every worker [default: a new temporary directory].",
+    help="Directory or URI (s3://bucket/tmp) for the journal and the shuffle files, reachable "
+    "at the same path by every worker; starting the coordinator again with the same one "
+    "resumes its jobs [default: $XDG_STATE_HOME/mapreduce/coordinator-ADDRESS, i.e. under "
+    "~/.local/state].",
 )
 @heartbeat_options
 @security_options

@@ -32,12 +32,15 @@ import shutil
 
 from . import leftovers, storage
 from .errors import MapReduceError, OutputError
-from .output import join_parts
+from .output import join_parts, part_name
 
 ATTEMPTS_DIR = "_attempts"
 PIECES_DIR = "_pieces"  # a map-only job's re-planned tasks: their pieces' parts, until commit
 LOGS_DIR = "_logs"  # what task attempts printed; kept in the output, like Hadoop's _logs
 SUCCESS = "_SUCCESS"
+# Names the job whose commit is under way; in the output only until the commit's last step, so
+# a coordinator restarted in the middle can tell its own commit (done or half done) from others'.
+JOB_MARKER = ".mapreduce-job"
 
 
 def check_job_paths(
@@ -218,8 +221,13 @@ def join_pieces(staging: str, parts: dict, output_format: str) -> None:
     the output does not depend on whether a task was re-planned. Then the pieces are gone."""
     if not parts:
         return
+    joined = {name for _, name, _ in storage.list_files(staging) if name.startswith("part-")}
     for index, task_ids in sorted(parts.items()):
-        join_parts([piece_dir(staging, task) for task in task_ids], staging, index, output_format)
+        # A part already there was joined whole (atomic_write) by a commit cut short by a
+        # restart: its pieces may be partly gone since.
+        if not any(name.split(".")[0].startswith(part_name(index)) for name in joined):
+            sources = [piece_dir(staging, task) for task in task_ids]
+            join_parts(sources, staging, index, output_format)
     storage.delete_tree(storage.join(staging, PIECES_DIR))
 
 
@@ -236,23 +244,60 @@ class OutputTaken(OutputError):
         )
 
 
-def commit_job(staging: str, output_dir: str, overwrite: bool = False) -> None:
+def commit_job(
+    staging: str, output_dir: str, overwrite: bool = False, job_id: str | None = None
+) -> None:
     """Write `_SUCCESS` last, then put staging in place as the output directory: without
     `overwrite` only where there is nothing (or an empty directory) at that moment, else
-    OutputTaken; with it by one atomic exchange, so readers see the old output or the new one."""
+    OutputTaken; with it by one atomic exchange, so readers see the old output or the new one.
+    With `job_id`, the output carries the job's marker until the last step (`committed_by`)."""
     if not storage.supports_atomic_rename(staging):
-        _commit_object_by_object(staging, output_dir, overwrite)
+        _commit_object_by_object(staging, output_dir, overwrite, job_id)
         return
     # From here on the local steps: renames of whole directories, renameat2.
     storage.delete_tree_quietly(os.path.join(staging, ATTEMPTS_DIR))
     with contextlib.suppress(OSError):
         os.rmdir(os.path.join(staging, LOGS_DIR))  # only when no attempt printed anything
+    if job_id is not None:
+        with storage.atomic_write(os.path.join(staging, JOB_MARKER), "w") as handle:
+            handle.write(job_id)
     with storage.atomic_write(os.path.join(staging, SUCCESS)):
         pass
     if overwrite:
         _replace(staging, output_dir)
     else:
         _place(staging, output_dir)
+    if job_id is not None:
+        _remove_marker(output_dir)
+
+
+def committed_by(output_dir: str, job_id: str) -> bool:
+    """The output holds this job's committed result (whole, with `_SUCCESS`) whose commit's last
+    steps (removing what it replaced, then the marker) may not have run."""
+    return _marker_of(output_dir) == job_id and storage.exists(storage.join(output_dir, SUCCESS))
+
+
+def finish_commit(staging: str, output_dir: str) -> None:
+    """The last steps of a commit that `committed_by` found done: remove what is left at the
+    staging path (the replaced output, or the objects already copied), then the marker."""
+    if storage.is_uri(staging):
+        storage.delete_tree_quietly(staging)
+    else:
+        _remove_old(staging)
+    _remove_marker(output_dir)
+
+
+def _marker_of(output_dir: str) -> str | None:
+    try:
+        with storage.open_input_stream(storage.join(output_dir, JOB_MARKER)) as stream:
+            return stream.read(200).decode("utf-8", "replace")
+    except (OSError, MapReduceError):
+        return None
+
+
+def _remove_marker(output_dir: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        storage.delete_file(storage.join(output_dir, JOB_MARKER))
 
 
 def _place(staging: str, output_dir: str) -> None:
@@ -349,26 +394,35 @@ def _renameat2(first: str, second: str, flags: int) -> bool:
     )
 
 
-def _commit_object_by_object(staging: str, output: str, overwrite: bool) -> None:
+def _commit_object_by_object(
+    staging: str, output: str, overwrite: bool, job_id: str | None = None
+) -> None:
     """Object by object, in the order that keeps `_SUCCESS` truthful: it is deleted first when
     replacing an old result, and written only once every new part is in place. Without
     `overwrite`, the output is looked at again just before: objects that appeared there since
-    the job started (another writer) make it OutputTaken."""
-    storage.delete_tree(storage.join(staging, ATTEMPTS_DIR))
+    the job started (another writer) make it OutputTaken. With `job_id`, the job's marker goes
+    in first and out last: a commit cut short is recognised as this job's and done again."""
+    storage.delete_tree_quietly(storage.join(staging, ATTEMPTS_DIR))
     existing = storage.list_files(output)
-    if existing and not overwrite:
+    ours = job_id is not None and _marker_of(output) == job_id
+    if existing and not overwrite and not ours:
         raise OutputTaken(output)
+    if job_id is not None:
+        with storage.atomic_write(storage.join(output, JOB_MARKER), "w") as handle:
+            handle.write(job_id)
     old_success = storage.join(output, SUCCESS)
     if any(relative == SUCCESS for _, relative, _ in existing):
         storage.delete_file(old_success)
-    for location, relative, _ in existing:  # --overwrite: the old result
-        if relative != SUCCESS:
+    for location, relative, _ in existing:  # --overwrite (or our own half-done commit)
+        if relative not in (SUCCESS, JOB_MARKER):
             storage.delete_file(location)
     for location, relative, _ in storage.list_files(staging):
         storage.move(location, storage.join(output, relative))
     with storage.atomic_write(storage.join(output, SUCCESS)):
         pass
     storage.delete_tree(staging)
+    if job_id is not None:
+        _remove_marker(output)
 
 
 def abort_job(staging: str) -> None:

@@ -49,3 +49,5 @@ EXECUTOR_GC_THRESHOLDS = (
     100,
 )  # gc.set_threshold in task processes (default 700, 10, 10)
 FINISHED_JOBS_KEPT = 100  # finished jobs a coordinator remembers for `status`
+JOURNAL_COMPACT_RECORDS = 200_000  # a coordinator's journal is compacted after this many appends
+JOURNAL_COMPACT_OBJECTS = 500  # ...or, on an object store, after this many batch objects

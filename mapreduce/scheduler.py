@@ -199,6 +199,43 @@ class Scheduler:
             return self._finish_phase(self.jobs[job_id], now)
         return self._dispatch(now)
 
+    def restore_job(
+        self,
+        job_id: str,
+        map_wheres: list[str],
+        num_reducers: int,
+        max_attempts: int,
+        max_losses: int,
+        attempts: dict[str, int],
+        published: dict[str, dict],
+        now: float,
+        map_splits: list | None = None,
+        cut: Callable[[dict], list] | None = None,
+        replanned: list | tuple = (),
+    ) -> list:
+        """A job replayed from the coordinator's journal: `attempts` started per task id before
+        the restart (none of them runs now), `published` the result of each task whose output
+        was in place. It continues from there: published tasks never run again. `replanned`:
+        the map tasks re-planned before the restart, in the order they were; `cut` (as for
+        add_job) cuts them again into the same pieces, which the other records may be about."""
+        splits = map_splits if map_splits is not None else [None] * len(map_wheres)
+        maps = [
+            Task("map", i, where, split) for i, (where, split) in enumerate(zip(map_wheres, splits))
+        ]
+        reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
+        job = JobState(job_id, maps, reduces, max_attempts, max_losses, cut=cut)
+        for task_id in replanned:
+            task = job.task(task_id)
+            if task is not None:
+                self._replan(job, task)  # already journalled: its ReplanTask is not repeated
+        for task in job.all_tasks():
+            task.restore(attempts.get(task.id, 0), now, published.get(task.id))
+        self.jobs[job_id] = job
+        out: list = []
+        while job.active and all(t.state is TaskState.SUCCEEDED for t in job.phase_tasks()):
+            out += self._finish_phase(job, now)
+        return out + self._dispatch(now)
+
     def worker_ready(
         self, worker_id: str, capacity: int, now: float, info: dict | None = None
     ) -> list:

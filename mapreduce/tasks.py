@@ -144,6 +144,18 @@ class Task:
             return self.attempts[number - 1]
         return None
 
+    def restore(self, attempts_started: int, now: float, result: dict | None) -> None:
+        """Replay of the coordinator's journal, on a new task: the attempts started before the
+        restart are over (KILLED: their numbers are not used again), and a task whose output was
+        published is SUCCEEDED with that result."""
+        assert self.state is TaskState.PENDING and not self.attempts
+        self.attempts = [
+            Attempt(number, "", now, state=AttemptState.KILLED)
+            for number in range(1, attempts_started + 1)
+        ]
+        if result is not None:
+            self.state, self.result = TaskState.SUCCEEDED, result
+
     def start_attempt(self, worker: str, now: float, backup: bool = False) -> Attempt:
         attempt = Attempt(len(self.attempts) + 1, worker, now, backup)
         self.attempts.append(attempt)

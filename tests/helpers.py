@@ -197,26 +197,35 @@ class Cluster:
         self.workers: list[subprocess.Popen] = []
         self.logs: list[Path] = []
 
-    def _spawn(self, name: str, args) -> subprocess.Popen:
+    def _spawn(self, name: str, args, module: str = "mapreduce.cli") -> subprocess.Popen:
         log = self.tmp / f"{name}-{len(self.logs)}.log"
         self.logs.append(log)
         handle = open(log, "w")
+        env = dict(os.environ)
+        if module != "mapreduce.cli":  # a launcher under tests/ that installs a test hook
+            env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")])
+            )
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "mapreduce.cli", *map(str, args)],
+                [sys.executable, "-m", module, *map(str, args)],
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 cwd=ROOT,
                 start_new_session=True,
+                env=env,
             )
         finally:
             handle.close()
 
-    def start_coordinator(self, port: int | None = None, *extra) -> str:
+    def start_coordinator(
+        self, port: int | None = None, *extra, module: str = "mapreduce.cli"
+    ) -> str:
         bind = f"tcp://127.0.0.1:{port or '*'}"
         self.coordinator = self._spawn(
             "coordinator",
             ["coordinator", "--bind", bind, "--work-dir", self.work_dir, *FAST, *extra],
+            module,
         )
         log = self.logs[-1]
         deadline = time.monotonic() + 20
@@ -332,3 +341,13 @@ def small_splits(size: str) -> list:
     """Options for splits below the 64 KiB minimum, so a small test input makes several map
     tasks: the minimum is lowered as a user would lower it, with --min-split-size."""
     return ["--split-size", size, "--min-split-size", size]
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 at this moment (for a process that must bind the same
+    address twice, as a restarted coordinator does)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

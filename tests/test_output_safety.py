@@ -20,6 +20,7 @@ from helpers import (
     ROOT,
     children_of,
     finish_cli,
+    free_port,
     kill_group,
     live_processes,
     read_counts,
@@ -397,7 +398,7 @@ def test_an_exception_while_committing_fails_the_job_with_a_paragraph(
 ):
     import pyarrow as pa
 
-    def broken(staging, output, overwrite=False):
+    def broken(staging, output, overwrite=False, job_id=None):
         raise pa.ArrowInvalid("odd filesystem")  # a ValueError
 
     monkeypatch.setattr(commit, "commit_job", broken)
@@ -478,10 +479,10 @@ def test_commit_error_in_one_job_leaves_the_coordinator_serving_the_next(
 
     real = commit.commit_job
 
-    def broken_for_a(staging, output, overwrite=False):
+    def broken_for_a(staging, output, overwrite=False, job_id=None):
         if output.endswith("out-a"):
             raise ValueError("cannot write here")
-        return real(staging, output, overwrite)
+        return real(staging, output, overwrite, job_id)
 
     monkeypatch.setattr(commit, "commit_job", broken_for_a)
     [job] = load_steps(str(WORDCOUNT))
@@ -594,24 +595,43 @@ def test_a_dead_local_worker_is_one_log_line_and_its_attempt_runs_again_at_once(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_stopped_coordinator_leaves_no_temporary_directory(tmp_path, signum):
-    temp = tmp_path / "tmp"
+def test_a_stopped_coordinator_keeps_its_state_in_one_place_and_nothing_in_tmp(tmp_path, signum):
+    temp, state = tmp_path / "tmp", tmp_path / "state"
     temp.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mapreduce.cli", "coordinator", "--bind", "tcp://127.0.0.1:0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "TMPDIR": str(temp)},
-        start_new_session=True,
-    )
-    try:
-        assert "listening on" in proc.stderr.readline()
-        assert [p.name[:15] for p in temp.iterdir()] == ["mapreduce-work-"]
-        proc.send_signal(signum)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    port = free_port()
+    for _ in range(2):  # the same command twice: the same work directory, its journal reopened
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mapreduce.cli",
+                "coordinator",
+                "--bind",
+                f"tcp://127.0.0.1:{port}",
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "TMPDIR": str(temp), "XDG_STATE_HOME": str(state)},
+            start_new_session=True,
+        )
+        try:
+            line = proc.stderr.readline()
+            work = state / "mapreduce" / f"coordinator-tcp-127.0.0.1-{port}"
+            assert "listening on" in line and str(work) in line, line
+            assert (work / "coordinator.journal").is_file()
+            proc.send_signal(signum)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert list(temp.iterdir()) == []
+
+
+def test_a_wildcard_port_needs_a_work_dir_of_its_own(tmp_path):
+    result = run_cli(
+        "coordinator", "--bind", "tcp://127.0.0.1:*", env={"XDG_STATE_HOME": str(tmp_path)}
+    )
+    assert result.returncode == 1 and "wildcard port" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and list(tmp_path.iterdir()) == []

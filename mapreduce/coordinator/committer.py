@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-from .. import commit
+from .. import commit, storage
 from ..errors import MapReduceError, OutputError
 from ..output import finish_parts
 from ..tasks import Task
@@ -184,12 +184,29 @@ class Committer:
     def _commit(self, record: JobRecord, pieces: dict):
         """Join re-planned tasks' pieces into their parts, finish the parts for their format
         (Parquet parts get one schema), then the commit: it ends with the new output whole in
-        place, or the old one as it was."""
+        place, or the old one as it was. After a restart in the middle of a commit, what the
+        last one did is looked at first."""
         submission = record.submission
+        output = submission.output_dir
         try:
+            if commit.committed_by(output, record.id):
+                commit.finish_commit(record.staging, output)
+                return Committed(record.id)
+            if not storage.exists(record.staging):
+                # Only a commit removes staging before the job ends; it did, then restarted.
+                if storage.exists(storage.join(output, commit.SUCCESS)):
+                    log.warning("%s: its commit had finished before the restart", record.id)
+                    return Committed(record.id)
+                return CommitFailed(
+                    record.id,
+                    OutputError(
+                        f"the job's staging directory '{record.staging}' vanished before its "
+                        f"output was committed. Nothing was committed; submit the job again."
+                    ),
+                )
             commit.join_pieces(record.staging, pieces, submission.output_format)
             finish_parts(record.staging, submission.output_format)
-            commit.commit_job(record.staging, submission.output_dir, submission.overwrite)
+            commit.commit_job(record.staging, output, submission.overwrite, record.id)
         except Exception as exc:
             if not isinstance(exc, MapReduceError):
                 log.exception("%s: commit failed", record.id)
@@ -198,7 +215,7 @@ class Committer:
                 if isinstance(exc, commit.OutputTaken)
                 else OutputError(
                     f"the job's tasks all succeeded but its output could not be committed to "
-                    f"'{submission.output_dir}': {type(exc).__name__}: {exc}. Nothing was "
+                    f"'{output}': {type(exc).__name__}: {exc}. Nothing was "
                     f"committed; the output directory is as it was before the job."
                 )
             )

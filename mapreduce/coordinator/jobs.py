@@ -13,10 +13,11 @@ from enum import Enum
 from typing import Protocol
 
 from .. import commit, counters, leftovers, protocol, storage
-from ..errors import MapReduceError, OutputError, ProtocolError
+from ..errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
 from ..protocol import Message
 from ..scheduler import Scheduler
-from ..tasks import AttemptState, TaskState
+from ..tasks import AttemptState, Task, TaskState
+from .journal import decode_code
 from .submission import JobSubmission
 
 log = logging.getLogger("mapreduce.coordinator")
@@ -38,6 +39,7 @@ class JobRecord:
     submitted: float  # time.monotonic() of this process (moved back on replay)
     submitted_at: float = field(default_factory=time.time)  # wall clock, for history
     finished: float | None = None
+    finished_at: float | None = None  # wall clock
     status: JobStatus = JobStatus.RUNNING
     error: MapReduceError | None = None
     counters: dict = field(default_factory=dict)
@@ -179,6 +181,99 @@ def job_state(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
         "error": error.paragraph() if error else None,
         "exit_code": error.exit_code if error else 0,
     }
+
+
+def task_failure(record: JobRecord, task: Task) -> TaskFailedError:
+    """The job's error when `task` ran out of attempts: one paragraph with the last cause."""
+    error = task.last_error or {}
+    lost = task.losses >= record.submission.max_losses
+    return TaskFailedError(
+        task.kind,
+        task.index,
+        task.where,
+        task.losses if lost else task.failures,
+        error.get("message") or error.get("type") or "unknown error",
+        error.get("traceback", ""),
+        lost=lost,
+        log_tail=str(error.get("log_tail") or ""),
+        deaths=task.deaths,
+        last_exit=task.last_exit,
+        piece=".".join(map(str, task.piece)),
+    )
+
+
+def summary(record: JobRecord) -> dict:
+    """The journal's record of a job that ended: all that history keeps of it."""
+    submission = record.submission
+    return {
+        "type": "ended",
+        "job": record.id,
+        "name": submission.name,
+        "output": submission.output_dir,
+        "staging": record.staging,
+        "shuffle_dir": record.shuffle_dir,
+        "request": record.request,
+        "submitted_at": record.submitted_at,
+        "finished_at": record.finished_at,
+        "status": record.status.value,
+        "error": record.error.paragraph() if record.error else None,
+        "exit_code": record.error.exit_code if record.error else 0,
+        "counters": record.counters,
+        "progress": record.final_progress,
+    }
+
+
+def from_summary(summary: dict, now: float, wall: float) -> JobRecord:
+    """A finished job from the journal, as history: its summary, no job code."""
+    submission = JobSubmission(summary["name"], b"", [], [], 0, summary["output"])
+    error = None
+    if summary.get("error"):
+        error = MapReduceError(summary["error"])
+        error.exit_code = int(summary.get("exit_code") or 1)
+    finished_at = summary.get("finished_at") or wall
+    return JobRecord(
+        summary["job"],
+        submission,
+        summary.get("staging", ""),
+        summary.get("shuffle_dir", ""),
+        now - (wall - summary.get("submitted_at", wall)),
+        submitted_at=summary.get("submitted_at", wall),
+        finished=now - (wall - finished_at),
+        finished_at=finished_at,
+        status=JobStatus(summary["status"]),
+        error=error,
+        counters=summary.get("counters") or {},
+        final_progress=summary.get("progress") or {},
+        request=summary.get("request"),
+    )
+
+
+def from_submitted(submitted: dict, now: float, wall: float) -> JobRecord:
+    """A running job from the journal's record of its submission."""
+    submission = JobSubmission.from_wire(submitted["submission"], decode_code(submitted["code"]))
+    return JobRecord(
+        submitted["job"],
+        submission,
+        submitted["staging"],
+        submitted["shuffle_dir"],
+        now - (wall - submitted["at"]),
+        submitted_at=submitted["at"],
+        request=submitted.get("request"),
+    )
+
+
+def reclaim_job_dirs(record: JobRecord) -> bool:
+    """After a restart: mark the job's staging and shuffle directories as this process's again
+    (so no other run removes them as abandoned). True when the staging directory is gone."""
+    if not storage.exists(record.staging):
+        return True
+    if not storage.is_uri(record.staging):
+        attempts = os.path.join(record.staging, commit.ATTEMPTS_DIR)
+        if os.path.isdir(attempts):
+            leftovers.mark_owned(attempts)
+        if os.path.isdir(record.shuffle_dir):
+            leftovers.mark_owned(record.shuffle_dir)
+    return False
 
 
 def workers_state(scheduler: Scheduler, now: float) -> list:

@@ -17,7 +17,7 @@ import time
 import zmq
 
 from .. import commit, defaults, interrupts, protocol, security
-from ..errors import MapReduceError, ProtocolError, TaskFailedError
+from ..errors import MapReduceError, ProtocolError
 from ..protocol import Message
 from ..scheduler import (
     Abandon,
@@ -30,8 +30,10 @@ from ..scheduler import (
     SchedulerSettings,
 )
 from . import jobs
+from . import journal as journal_records
 from .committer import CleanedUp, CommitFailed, Committed, Committer, Published, PublishFailed
 from .jobs import JobRecord, JobStatus, answer_client, task_header
+from .journal import Journal
 from .submission import JobSubmission
 
 log = logging.getLogger("mapreduce.coordinator")
@@ -47,6 +49,7 @@ class Coordinator:
         settings: SchedulerSettings | None = None,
         keys_dir: str | None = None,
         finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
+        journal: Journal | None = None,
     ):
         self.settings = settings or SchedulerSettings()
         self.scheduler = Scheduler(self.settings)
@@ -55,6 +58,7 @@ class Coordinator:
         self.finished_jobs_kept = finished_jobs_kept
         self.jobs: dict[str, JobRecord] = {}
         self.committer = Committer()
+        self.journal = journal
         self.routes: dict[str, bytes] = {}  # worker id -> routing id
         self.peers: dict[bytes, str] = {}  # routing id -> worker id
         self.last_sent: dict[str, float] = {}
@@ -73,6 +77,8 @@ class Coordinator:
         self.poller = zmq.Poller()
         self.poller.register(self.socket, zmq.POLLIN)
         self.poller.register(self.committer.fileno(), zmq.POLLIN)
+        if journal is not None:
+            self._recover(journal)
 
     # ---- jobs (the client API) ------------------------------------------------------------------
 
@@ -98,6 +104,21 @@ class Coordinator:
         now = time.monotonic() if now is None else now
         record = JobRecord(job_id, submission, staging, shuffle_dir, now, request=request)
         self.jobs[job_id] = record
+        header, code = submission.to_wire()
+        self._journal(
+            {
+                "type": "submitted",
+                "job": job_id,
+                "at": record.submitted_at,
+                "request": request,
+                "staging": staging,
+                "shuffle_dir": shuffle_dir,
+                "submission": header,
+                "code": journal_records.encode_code(code),
+            }
+        )
+        if self.journal is not None:
+            self.journal.sync()  # the client is told the job id only once a restart keeps it
         self._carry_out(
             self.scheduler.add_job(
                 job_id,
@@ -168,29 +189,40 @@ class Coordinator:
             )
             self._forget(worker)
         self._send_heartbeats(now)
+        if self.journal is not None:
+            self.journal.sync()
+            if self.journal.needs_compaction():
+                self._compact(self.journal)
 
-    def close(self) -> None:
-        """Cancel the jobs still running (their staging is removed), let a commit under way
-        finish, and release the committer, the socket, the authenticator and the context,
-        whatever happens on the way."""
+    def close(self, cancel_running: bool = True) -> int:
+        """Stop: cancel the jobs still running (their staging is removed), or, with
+        `cancel_running=False` (a service with a journal), leave them for the next start to
+        resume. A commit under way finishes first. Releases the committer, the journal, the
+        socket, the authenticator and the context, whatever happens on the way. Returns the
+        number of jobs left running."""
         try:
-            for record in list(self.jobs.values()):
-                if record.running:
-                    try:
-                        self.cancel(record.id)
-                    except Exception:
-                        log.exception("could not cancel job %s while closing", record.id)
+            if cancel_running:
+                for record in list(self.jobs.values()):
+                    if record.running:
+                        try:
+                            self.cancel(record.id)
+                        except Exception:
+                            log.exception("could not cancel job %s while closing", record.id)
             self.committer.drain()
             self._take_outcomes()  # a commit that was under way has ended: record how
             self.committer.drain()
+            self._take_outcomes()
         finally:
             try:
                 self.committer.close()
+                if self.journal is not None:
+                    self.journal.close()
             finally:
                 self.socket.close(0)
                 if self.security:
                     self.security.stop()
                 self.context.term()
+        return sum(record.running for record in self.jobs.values())
 
     def workers_exited(self, pids: list, now: float | None = None) -> None:
         """Local worker processes known to have exited (the local pool saw them go): their
@@ -301,6 +333,7 @@ class Coordinator:
         )
         lost_map = self._map_owning(header["job"], error.get("input"))
         if lost_map is not None:
+            self._journal({"type": "map_lost", "job": header["job"], "task": lost_map})
             self._carry_out(
                 self.scheduler.map_output_lost(
                     worker, header["job"], header["task"], header["attempt"], lost_map, error, now
@@ -392,6 +425,103 @@ class Coordinator:
             if now - self.last_sent.get(worker, 0.0) >= self.settings.heartbeat_interval:
                 self._send_to_worker(worker, protocol.HEARTBEAT, {})
 
+    # ---- the journal ----------------------------------------------------------------------------
+
+    def _journal(self, record: dict) -> None:
+        if self.journal is not None:
+            self.journal.append(record)
+
+    def _journal_published(self, outcome: Published) -> None:
+        if self.journal is None:
+            return
+        state = self.scheduler.jobs.get(outcome.job)
+        task = state.task(outcome.task) if state else None
+        if task is not None:
+            self._journal(
+                {
+                    "type": "published",
+                    "job": outcome.job,
+                    "task": outcome.task,
+                    "attempt": outcome.attempt,
+                    "result": task.result,
+                }
+            )
+            self.journal.sync()
+
+    def _compact(self, journal: Journal) -> None:
+        """Rewrite the journal as the running jobs stand and the last finished ones, so that it
+        does not grow without end on a coordinator that runs for months."""
+        records, _ = journal.read()
+        journal.rewrite(
+            journal_records.compacted(journal_records.fold(records), self.finished_jobs_kept)
+        )
+
+    def _recover(self, journal: Journal) -> None:
+        """Replay the journal: finished jobs become history, running ones continue where they
+        were (published outputs are kept, attempts that were running run again). Then the
+        journal is rewritten compacted, without the damaged tail it may have had."""
+        started = time.monotonic()
+        records, damage = journal.read()
+        if damage is not None:
+            log.warning("journal: %s; replayed the %d records before it", damage, len(records))
+        histories = journal_records.fold(records)
+        now, wall = time.monotonic(), time.time()
+        instructions: list = []
+        lost: list[JobRecord] = []
+        for history in histories.values():
+            if history.ended is not None:
+                record = jobs.from_summary(history.ended, now, wall)
+                record.settled = history.cleaned
+                self.jobs[record.id] = record
+                if not history.cleaned:
+                    self.committer.clean_up(record, record.status is JobStatus.SUCCEEDED)
+                continue
+            if history.submitted is None:
+                continue
+            record = jobs.from_submitted(history.submitted, now, wall)
+            self.jobs[record.id] = record
+            vanished = jobs.reclaim_job_dirs(record)
+            submission = record.submission
+            instructions += self.scheduler.restore_job(
+                record.id,
+                submission.split_descriptions,
+                submission.num_reducers,
+                submission.max_attempts,
+                submission.max_losses,
+                history.attempts,
+                {task: result for task, (_, result) in history.published.items()},
+                now,
+                map_splits=submission.splits,
+                cut=submission.cut,
+                replanned=history.replanned,
+            )
+            if vanished and not history.committing:
+                lost.append(record)
+        journal.rewrite(journal_records.compacted(histories, self.finished_jobs_kept))
+        self.committer.drain()  # jobs that ended just before the restart: cleaned up by now
+        self._take_outcomes()
+        for record in lost:
+            instructions += self.scheduler.fail_job(record.id)
+            self._end_job(
+                record,
+                JobStatus.FAILED,
+                MapReduceError(
+                    f"job {record.id} failed: its staging directory '{record.staging}' "
+                    f"vanished while the coordinator was down, so the work done so far is "
+                    f"lost. No output was committed; submit the job again."
+                ),
+            )
+        running = sum(r.running for r in self.jobs.values())
+        if self.jobs:
+            log.warning(
+                "journal: resumed %d running job(s) and %d finished, from %d records in %.2f s",
+                running,
+                len(self.jobs) - running,
+                len(records),
+                time.monotonic() - started,
+            )
+        self._carry_out(instructions)
+
     # ---- instructions ---------------------------------------------------------------------------
 
     def _carry_out(self, instructions: list) -> None:
@@ -438,14 +568,21 @@ class Coordinator:
             )
             return []
         if isinstance(instruction, CommitJob):
-            pieces = self.scheduler.jobs[instruction.job].pieces_by_part()
-            self.committer.commit(self.jobs[instruction.job], pieces)
+            record = self.jobs[instruction.job]
+            self._journal({"type": "committing", "job": record.id})
+            if self.journal is not None:
+                self.journal.sync()
+            self.committer.commit(record, self.scheduler.jobs[record.id].pieces_by_part())
             return []
         if isinstance(instruction, FailJob):
             self._fail(self.jobs[instruction.job], instruction.task)
             return []
         if isinstance(instruction, ReplanTask):
-            # (To be journalled: replaying it is Scheduler.replan_task on the same task.)
+            # Before the pieces' TASKs go out (their Assigns follow): a restart cuts the task
+            # again into the same pieces (Scheduler.restore_job), which later records are about.
+            self._journal(
+                {"type": "replanned", "job": instruction.job, "task": instruction.task.id}
+            )
             log.info(
                 "%s %s lost %d attempt(s) (the last: %s); re-planned into %d smaller tasks: %s",
                 instruction.job,
@@ -464,6 +601,16 @@ class Coordinator:
         task = assign.task
         header = task_header(
             record, task.kind, task.index, task.id, assign.attempt, map_results, split=task.split
+        )
+        # Before the TASK goes out: after a restart, no attempt number is handed out twice.
+        self._journal(
+            {
+                "type": "assigned",
+                "job": record.id,
+                "task": task.id,
+                "attempt": assign.attempt,
+                "worker": assign.worker,
+            }
         )
         if self._send_to_worker(
             assign.worker, protocol.TASK, header, (record.submission.job_code,)
@@ -484,6 +631,7 @@ class Coordinator:
         for outcome in self.committer.outcomes():
             now = time.monotonic()
             if isinstance(outcome, Published):
+                self._journal_published(outcome)
                 self._carry_out(self.scheduler.task_published(outcome.job, outcome.task, now))
             elif isinstance(outcome, PublishFailed):
                 self._carry_out(
@@ -499,30 +647,12 @@ class Coordinator:
                 self._carry_out(self.scheduler.fail_job(outcome.job))
                 self._end_job(self.jobs[outcome.job], JobStatus.FAILED, outcome.error)
             elif isinstance(outcome, CleanedUp) and outcome.job in self.jobs:
+                self._journal({"type": "cleaned", "job": outcome.job})
                 self.jobs[outcome.job].settled = True
                 self._forget_old_jobs()
 
     def _fail(self, record: JobRecord, task) -> None:
-        error = task.last_error or {}
-        lost = task.losses >= record.submission.max_losses
-        cause = error.get("message") or error.get("type") or "unknown error"
-        self._end_job(
-            record,
-            JobStatus.FAILED,
-            TaskFailedError(
-                task.kind,
-                task.index,
-                task.where,
-                task.losses if lost else task.failures,
-                cause,
-                error.get("traceback", ""),
-                lost=lost,
-                log_tail=str(error.get("log_tail") or ""),
-                deaths=task.deaths,
-                last_exit=task.last_exit,
-                piece=".".join(map(str, task.piece)),
-            ),
-        )
+        self._end_job(record, JobStatus.FAILED, jobs.task_failure(record, task))
 
     def _end_job(self, record: JobRecord, status: JobStatus, error: MapReduceError | None) -> None:
         now = time.monotonic()
@@ -530,6 +660,10 @@ class Coordinator:
         record.final_progress = jobs.progress(self.scheduler, record, now)
         record.status, record.error, record.finished = status, error, now
         record.final_progress["elapsed"] = now - record.submitted
+        record.finished_at = time.time()
+        self._journal(jobs.summary(record))
+        if self.journal is not None:
+            self.journal.sync()  # ended before its files go: a restart does not resume it
         self.committer.clean_up(record, keep_output=status is JobStatus.SUCCEEDED)
         self._started = {key: when for key, when in self._started.items() if key[0] != record.id}
         log.info("%s %s in %.2f s", record.id, status.value, now - record.submitted)
