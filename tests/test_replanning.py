@@ -7,6 +7,8 @@ dying. The end-to-end runs of a crashing job are in test_crash_jobs.py."""
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -418,3 +420,90 @@ def test_submit_waits_for_workers_still_starting_until_their_number_settles(monk
     starting = StatusSequence([], [], [1], [1, 1], [1, 1, 2])
     assert client_module.task_slots(starting, wait=5) == 4
     assert client_module.task_slots(StatusSequence([]), wait=0.1) == 2  # nobody came
+
+
+# ---- a coordinator restart replays the re-planning ----------------------------------------------
+
+
+def _journalled_job(tmp_path) -> dict:
+    from mapreduce.coordinator import journal as journal_module
+
+    submission = JobSubmission(
+        "wc",
+        b"code",
+        [{"index": 0, "segments": [[str(tmp_path / f"in{i}.txt"), 0, 10] for i in range(3)]}],
+        ["3 files"],
+        1,
+        str(tmp_path / "out"),
+        split_by=BY_LINE,
+    )
+    header, code = submission.to_wire()
+    return {
+        "type": "submitted",
+        "job": "j",
+        "at": 0.0,
+        "request": None,
+        "staging": str(tmp_path / ".out.mapreduce-j"),
+        "shuffle_dir": str(tmp_path / "work" / "j"),
+        "submission": header,
+        "code": journal_module.encode_code(code),
+    }
+
+
+def test_the_journal_keeps_re_planned_tasks_in_order_and_compaction_writes_them_first(tmp_path):
+    from mapreduce.coordinator.journal import compacted, fold
+
+    records = [
+        _journalled_job(tmp_path),
+        {"type": "assigned", "job": "j", "task": "map-00000", "attempt": 1, "worker": "w"},
+        {"type": "replanned", "job": "j", "task": "map-00000"},
+        {"type": "assigned", "job": "j", "task": "map-00000.1", "attempt": 1, "worker": "w"},
+        {"type": "replanned", "job": "j", "task": "map-00000.1"},
+        {"type": "replanned", "job": "j", "task": "map-00000"},  # the same again: once
+    ]
+    job = fold(records)["j"]
+    assert job.replanned == ["map-00000", "map-00000.1"]
+    again = compacted({"j": job}, finished_kept=10)
+    assert [r["type"] for r in again] == [
+        "submitted",
+        "replanned",
+        "replanned",
+        "attempts",
+        "attempts",
+    ]
+    assert fold(again)["j"].replanned == job.replanned
+
+
+def test_a_restarted_coordinator_cuts_the_same_pieces_and_keeps_their_published_outputs(tmp_path):
+    from mapreduce.coordinator import Coordinator
+    from mapreduce.coordinator.journal import LocalJournal, encode, header
+
+    work = tmp_path / "work"
+    record = _journalled_job(tmp_path)
+    (Path(record["staging"]) / "_attempts").mkdir(parents=True)
+    Path(record["shuffle_dir"]).mkdir(parents=True)
+    records = [
+        record,
+        {"type": "assigned", "job": "j", "task": "map-00000", "attempt": 1, "worker": "w"},
+        {"type": "replanned", "job": "j", "task": "map-00000"},
+        {"type": "assigned", "job": "j", "task": "map-00000.0", "attempt": 1, "worker": "w"},
+        {"type": "assigned", "job": "j", "task": "map-00000.1", "attempt": 1, "worker": "w"},
+        {"type": "published", "job": "j", "task": "map-00000.0", "attempt": 1, "result": {}},
+    ]
+    (work / "coordinator.journal").write_bytes(encode(header()) + b"".join(map(encode, records)))
+    coordinator = Coordinator(
+        "tcp://127.0.0.1:*", work_dir=str(work), journal=LocalJournal(str(work))
+    )
+    try:
+        state = coordinator.scheduler.jobs["j"]
+        assert [t.id for t in state.map_tasks] == ["map-00000.0", "map-00000.1", "map-00000.2"]
+        assert state.task("map-00000").state is TaskState.REPLANNED
+        assert state.map_tasks[0].state is TaskState.SUCCEEDED
+        out = coordinator.scheduler.worker_ready("w2", 4, time.monotonic())
+        assigned = [(a.task.id, a.attempt, a.task.split["segments"]) for a in of(Assign, out)]
+        assert assigned == [
+            ("map-00000.1", 2, [[str(tmp_path / "in1.txt"), 0, 10]]),
+            ("map-00000.2", 1, [[str(tmp_path / "in2.txt"), 0, 10]]),
+        ]
+    finally:
+        coordinator.close(cancel_running=False)
