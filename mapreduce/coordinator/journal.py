@@ -1,10 +1,11 @@
 """The coordinator's journal: every state change it accepts, so a restart loses nothing.
 
-The coordinator appends a record when it accepts a job, assigns an attempt, re-plans a map task, publishes a task's
-output, starts a job's commit and ends a job (and when a job's files are cleaned up). On start it
-replays them (`fold`): running jobs continue where they were, published map outputs are reused,
-and finished jobs are history for `status`. Then it rewrites the journal compacted (`rewrite`):
-running jobs as they stand, the last finished jobs as one summary record each.
+The coordinator appends a record when it accepts a job, assigns an attempt, re-plans a map task,
+publishes a task's output, starts a job's commit and ends a job (and when a job's files are
+cleaned up). On start it replays them (`fold`): running jobs continue where they were, published
+map outputs are reused, and finished jobs are history for `status`. Then it rewrites the journal
+compacted (`rewrite`): running jobs as they stand, the last finished jobs as one summary record
+each.
 
 Format (version 1): UTF-8 lines `<crc32 of the JSON, 8 hex digits> <JSON object>`, the first a
 header `{"type": "journal", "version": 1}`. A crash can cut the last line short, and a disk can
