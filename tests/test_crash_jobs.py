@@ -4,9 +4,10 @@ run without crashes, byte for byte.
 tests/jobs/crashes.py is the MIT 6.5840 lab's crash test: its mapper and reducer end their process
 on about a third of calls and stall on another third. Small files are grouped into splits of
 several files, which a lost attempt re-plans into one task per file; a map-only job's part files
-must not show it. Each test runs the job 20 times, rotating through a reduce job and map-only
-jobs in three output formats, and compares every output to the same job run without crashes
-(CRASH=0) and to a plain sequential computation."""
+must not show it. The two slow tests run the job 20 times each (`run`, and `submit` to a cluster),
+rotating through a reduce job and map-only jobs in three output formats, and compare every
+output to the same job run without crashes (CRASH=0) and to a plain sequential computation. The
+last test: a job that always dies still fails, naming the piece that ran out of attempts."""
 
 from __future__ import annotations
 
@@ -20,8 +21,6 @@ import pyarrow.parquet as pq
 import pytest
 
 from helpers import FAST, JOBS, Cluster, kill_group, run_cli, small_splits
-
-pytestmark = pytest.mark.slow
 
 RUNS = 20
 JOB = JOBS / "crashes.py"
@@ -135,6 +134,7 @@ def crash_setup(tmp_path_factory):
     return root, paths, reference
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_crashing_job_finishes_with_the_same_output_every_time_in_run(crash_setup, tmp_path):
     root, paths, reference = crash_setup
@@ -163,6 +163,7 @@ def test_crashing_job_finishes_with_the_same_output_every_time_in_run(crash_setu
     assert replanned >= RUNS // 2  # the crashes did happen, and re-planned grouped splits
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_crashing_job_finishes_every_time_on_a_cluster_whose_workers_restart(crash_setup, tmp_path):
     root, paths, reference = crash_setup
@@ -199,3 +200,25 @@ def test_crashing_job_finishes_every_time_on_a_cluster_whose_workers_restart(cra
         restarter.join(10)
         cluster.close()
     assert "re-planned into" in cluster.logs[0].read_text()
+
+
+def test_a_file_whose_every_call_kills_the_process_fails_the_job_naming_its_piece(tmp_path):
+    """Re-planning cannot save a job whose code always dies: the grouped split is cut into one
+    task per file, the first of those loses its 10 attempts, and the message says which piece,
+    how the process ended and what to do."""
+    books = tmp_path / "books"
+    paths = _corpus(books)
+    out = tmp_path / "out"
+    result = run_cli("run", JOBS / "exits_hard.py", books, "-o", out, "-w", 2, *SPLITS, *FAST)
+    assert result.returncode == 1
+    # Several pieces die at once on the two workers: whichever loses its 10th attempt first.
+    piece = re.search(
+        rf"map task (\d+), piece \d+ \({books}/(book\d\d\.txt)\) failed: ", result.stderr
+    )
+    assert piece, result.stderr  # a piece: its grouped task was cut into one task per file
+    assert books / piece.group(2) in paths
+    assert "the process running it died 10 times (the last time it exited with status 3)" in (
+        result.stderr
+    )
+    assert "mapreduce run --inline" in result.stderr
+    assert not out.exists() and not result.leftover
