@@ -40,6 +40,8 @@ REQUEST_RESEND_S = 1.0  # a request unanswered this long is sent again (within t
 FOLLOW_BACKOFF_MIN_S = 0.5  # a followed job's coordinator silent: WATCH again after this...
 FOLLOW_BACKOFF_MAX_S = 10.0  # ...doubling up to this...
 FOLLOW_PATIENCE_S = 900.0  # ...until it has been silent this long
+WORKERS_POLL_S = 0.1  # while submit waits for the workers of a cluster that has none yet
+WORKERS_SETTLE_S = 0.5  # ...and for their number to stay the same this long
 
 
 class CoordinatorUnreachable(MapReduceError):
@@ -281,7 +283,7 @@ def submit_job(
         ) as client:
             # Like `run`, spread the input over the task slots there are (at least two), and
             # default to one reducer per slot.
-            slots = max(2, sum(w.get("capacity", 1) for w in client.status()["workers"]))
+            slots = task_slots(client)
 
             def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
                 submission = prepare_submission(
@@ -347,6 +349,30 @@ def watch_patiently(
                 )
             time.sleep(backoff)
             backoff = min(backoff * 2, FOLLOW_BACKOFF_MAX_S)
+
+
+def task_slots(client: CoordinatorClient, wait: float = defaults.SUBMIT_WAIT_FOR_WORKERS_S) -> int:
+    """The task slots of the workers registered with the coordinator, at least two: what `submit`
+    plans splits for, as `run` does for its workers. Workers started together with the submit
+    are often still starting: while none has registered, wait up to `wait` seconds for some, and
+    for their number to stop growing, so 3 fresh workers do not get the 2 tasks of an empty
+    cluster. A cluster with workers is answered at once."""
+
+    def registered() -> int:
+        return sum(w.get("capacity", 1) for w in client.status()["workers"])
+
+    slots = registered()
+    if slots:
+        return max(2, slots)
+    deadline = steady_since = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(WORKERS_POLL_S)
+        now_slots = registered()
+        if now_slots != slots:
+            slots, steady_since = now_slots, time.monotonic()
+        elif slots and time.monotonic() - steady_since >= WORKERS_SETTLE_S:
+            break
+    return max(2, slots)
 
 
 def follow(

@@ -32,8 +32,10 @@ import shutil
 
 from . import leftovers, storage
 from .errors import MapReduceError, OutputError
+from .output import join_parts, part_name
 
 ATTEMPTS_DIR = "_attempts"
+PIECES_DIR = "_pieces"  # a map-only job's re-planned tasks: their pieces' parts, until commit
 LOGS_DIR = "_logs"  # what task attempts printed; kept in the output, like Hadoop's _logs
 SUCCESS = "_SUCCESS"
 # Names the job whose commit is under way; in the output only until the commit's last step, so
@@ -196,6 +198,37 @@ def publish_attempt(staging: str, task_id: str, attempt: int) -> None:
     for location, name, _ in storage.list_files(source):
         storage.move(location, storage.join(staging, name))
     storage.delete_tree(source)
+
+
+def piece_dir(staging: str, task_id: str) -> str:
+    return storage.join(staging, PIECES_DIR, task_id)
+
+
+def publish_piece(staging: str, task_id: str, attempt: int) -> None:
+    """publish_attempt for a piece of a re-planned map-only task: its part is not the output's
+    yet, so it goes into the piece's own directory, where join_pieces finds it."""
+    source = attempt_dir(staging, task_id, attempt)
+    target = piece_dir(staging, task_id)
+    storage.make_dirs(target)
+    for location, name, _ in storage.list_files(source):
+        storage.move(location, storage.join(target, name))
+    storage.delete_tree(source)
+
+
+def join_pieces(staging: str, parts: dict, output_format: str) -> None:
+    """Before the job commits: each part that re-planned pieces wrote (part number -> the
+    pieces' task ids, in input order) becomes the one part file its task would have written, so
+    the output does not depend on whether a task was re-planned. Then the pieces are gone."""
+    if not parts:
+        return
+    joined = {name for _, name, _ in storage.list_files(staging) if name.startswith("part-")}
+    for index, task_ids in sorted(parts.items()):
+        # A part already there was joined whole (atomic_write) by a commit cut short by a
+        # restart: its pieces may be partly gone since.
+        if not any(name.split(".")[0].startswith(part_name(index)) for name in joined):
+            sources = [piece_dir(staging, task) for task in task_ids]
+            join_parts(sources, staging, index, output_format)
+    storage.delete_tree(storage.join(staging, PIECES_DIR))
 
 
 class OutputTaken(OutputError):

@@ -14,6 +14,14 @@ MIN_SPLIT_SIZE_BYTES = 64 * KiB  # a smaller --split-size is refused (--min-spli
 MIN_AUTO_SPLIT_BYTES = 1 * MiB  # never cut below this when spreading small input over workers
 MAX_ATTEMPTS = 4  # user-error attempts per task (Hadoop: mapreduce.map.maxattempts)
 MAX_LOST_ATTEMPTS = 10  # attempts lost to a dying worker before the task fails the job
+# A lost attempt re-plans a map task into smaller ones (one per file or segment, then halves of a
+# line range of at least MIN_SPLIT_SIZE_BYTES) once it has lost this many: the limit above then
+# applies to the pieces that cannot be cut any further.
+REPLAN_AFTER_LOST_ATTEMPTS = 1
+
+# `submit` to a coordinator without workers waits up to this long for some to register (workers
+# started with it are still starting), so its splits are planned for the workers that come.
+SUBMIT_WAIT_FOR_WORKERS_S = 3.0
 
 HEARTBEAT_INTERVAL_S = 1.0  # both directions; any message counts as a heartbeat
 HEARTBEAT_LIVENESS = 3  # intervals of silence before a peer is declared dead

@@ -45,7 +45,11 @@ class RecordError(Exception):
 
 
 class TaskFailedError(MapReduceError):
-    """A task failed all its attempts (or lost too many to dying workers); the job fails with it."""
+    """A task failed all its attempts (or lost too many to dying workers); the job fails with it.
+
+    For lost attempts, `deaths` of the `attempts` lost were the process running them dying (the
+    rest: the connection to the worker), and `last_exit` says how it ended the last time
+    ({"status": 3} or {"signal": "SIGKILL"})."""
 
     def __init__(
         self,
@@ -57,6 +61,10 @@ class TaskFailedError(MapReduceError):
         user_traceback: str = "",
         lost: bool = False,
         log_tail: str = "",
+        *,
+        deaths: int | None = None,
+        last_exit: dict | None = None,
+        piece: str = "",
     ):
         self.kind, self.index, self.where = kind, index, where
         self.attempts, self.cause, self.user_traceback, self.lost = (
@@ -66,16 +74,16 @@ class TaskFailedError(MapReduceError):
             lost,
         )
         self.log_tail = log_tail
+        self.deaths = attempts if deaths is None else deaths
+        self.last_exit = last_exit
+        self.piece = piece  # "2.0" for a piece of a re-planned map task, else ""
         super().__init__(self.paragraph())
 
     def paragraph(self) -> str:
-        task = f"{self.kind} task {self.index} ({self.where})"
+        task = f"{self.kind} task {self.index}" + (f", piece {self.piece}" if self.piece else "")
+        task += f" ({self.where})"
         if self.lost:
-            head = (
-                f"{task} failed: its worker process died {self.attempts} times while running it, "
-                f"so the job was stopped. The job's code probably exits or crashes the process "
-                f"(os._exit, a segfault, running out of memory) for this input. Last: {self.cause}"
-            )
+            head = f"{task} failed: {self._losses()}, so the job was stopped. {self._advice()}"
         else:
             head = (
                 f"{task} failed {self.attempts} time(s), the last attempt with: {self.cause}. "
@@ -86,6 +94,54 @@ class TaskFailedError(MapReduceError):
         if self.user_traceback:
             return head + "\n\n" + self.user_traceback.rstrip()
         return head
+
+    def _losses(self) -> str:
+        died = self._last_death()
+        connections = self.attempts - self.deaths
+        if connections <= 0:
+            return f"the process running it died {self.attempts} times (the last time it {died})"
+        if self.deaths <= 0:
+            return (
+                f"{self.attempts} of its attempts were lost with the connection to their "
+                f"worker (the last: {self.cause})"
+            )
+        return (
+            f"{self.attempts} of its attempts were lost: the process running it died "
+            f"{self.deaths} time(s) (the last time it {died}), and the connection to its "
+            f"worker was lost {connections} time(s) (the last: {self.cause})"
+        )
+
+    def _last_death(self) -> str:
+        exit = self.last_exit or {}
+        if exit.get("signal"):
+            return f"was killed by signal {exit['signal']}"
+        if "status" in exit:
+            return f"exited with status {exit['status']}"
+        return self.cause
+
+    def _advice(self) -> str:
+        if self.deaths * 2 >= self.attempts:
+            oom = (
+                " (SIGKILL is also what the kernel's out-of-memory killer sends)"
+                if (self.last_exit or {}).get("signal") == "SIGKILL"
+                else ""
+            )
+            piece = (
+                " The task was already cut into pieces as small as its input allows."
+                if self.piece
+                else ""
+            )
+            return (
+                f"The job's code probably ends or crashes the process for this input: "
+                f"os._exit, a signal it sends itself, a segfault in a C extension, or "
+                f"running out of memory{oom}.{piece} Run the job on that input with "
+                f"`mapreduce run --inline` to see where it stops (a traceback or pdb)."
+            )
+        return (
+            "This is not the job's code: check that the workers stay up and can reach the "
+            "coordinator (their logs, the network, a firewall between them), and raise "
+            "--heartbeat-interval or --liveness if they are only slow to answer."
+        )
 
 
 class JobCancelledError(MapReduceError):

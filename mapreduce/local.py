@@ -20,7 +20,14 @@ from . import defaults, interrupts, leftovers, storage
 from .commit import check_job_paths, check_output_dir
 from .coordinator import Coordinator, JobSubmission, check_work_dir
 from .errors import InputError, JobCancelledError, JobLoadError, MapReduceError
-from .inputs import TEXT_FORMATS, check_split_size, expand_inputs, looks_binary, plan_splits
+from .inputs import (
+    TEXT_FORMATS,
+    check_split_size,
+    expand_inputs,
+    looks_binary,
+    plan_splits,
+    reader_for,
+)
 from .interrupts import Terminated, raise_terminated
 from .jobspec import Job, dumps_job
 from .progress import ProgressReporter
@@ -118,6 +125,7 @@ def prepare_submission(
         output_format=output_format,
         skip_bad_records=skip_bad_records,
         inputs=[storage.absolute(item) for item in inputs],
+        split_by=reader_for(job.input_format).split_by,
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from typing import Any
@@ -551,3 +552,79 @@ class ArrowPartWriter(_BufferedRows):
             storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow"), keys, values
         )
         self._files += 1
+
+
+# ---- the pieces of a re-planned map-only task, joined into its one part ---------------------------
+
+_SUFFIXES = {"text": "", "jsonl": ".jsonl", "parquet": ".parquet", "arrow": ".arrow"}
+
+
+def join_parts(sources: list, directory: str, index: int, output_format: str) -> None:
+    """Write part `index` of `directory` from the parts of that number in each of `sources` (the
+    directories of a re-planned map-only task's pieces, in input order), as the one task would
+    have written it: text and jsonl parts are concatenated (each record is a line of its own, so
+    the bytes are the same); Parquet rows are read back and written again through one
+    ParquetPartWriter (the same row groups and column types as one writer's, for values that
+    come back from Parquet as they went in: tuples come back as lists, which Arrow stores alike);
+    an "arrow" part (between the steps of a multi-step job) keeps its pieces' files, renamed in
+    order, without decoding them (the coordinator never unpickles): the next step reads the same
+    pairs in the same order, in files cut at other places."""
+    name = part_name(index) + _SUFFIXES[output_format]
+    target = storage.join(directory, name)
+    if output_format in ("text", "jsonl"):
+        with storage.atomic_write(target) as out:
+            for source in sources:
+                with storage.open_input_stream(storage.join(source, name)) as part:
+                    shutil.copyfileobj(part, out, 1024 * 1024)
+    elif output_format == "parquet":
+        _join_parquet([storage.join(source, name) for source in sources], directory, index)
+    elif output_format == "arrow":
+        _join_arrow(sources, directory, index)
+    else:
+        raise ValueError(f"unknown output format {output_format!r}")
+
+
+def _join_parquet(parts: list, directory: str, index: int) -> None:
+    import pyarrow.parquet as pq
+
+    writer = ParquetPartWriter(directory, index)
+    try:
+        for part in parts:
+            with storage.arrow_source(part) as source:
+                file = pq.ParquetFile(source)
+                as_json = [field.metadata == _JSON_METADATA for field in file.schema_arrow]
+                for batch in file.iter_batches():
+                    columns = [
+                        [json.loads(text) for text in column.to_pylist()]
+                        if is_json
+                        else column.to_pylist()
+                        for column, is_json in zip(batch.columns, as_json)
+                    ]
+                    for key, value in zip(*columns):
+                        writer.write(key, value)
+    except BaseException as exc:
+        writer.close(exc)
+        raise
+    writer.close()
+
+
+def _join_arrow(sources: list, directory: str, index: int) -> None:
+    from .shuffle import count_records
+
+    prefix = part_name(index)
+    files = [
+        location
+        for source in sources
+        for location in sorted(
+            (
+                location
+                for location, relative, _ in storage.list_files(source)
+                if relative.startswith(prefix) and relative.endswith(".arrow")
+            ),
+            key=len,  # part-N.arrow, then part-N-00001.arrow, ...: the order they were written
+        )
+    ]
+    kept = [location for location in files if count_records([location])] or files[:1]
+    for number, location in enumerate(kept):
+        suffix = f"-{number:05d}" if number else ""
+        storage.move(location, storage.join(directory, f"{prefix}{suffix}.arrow"))

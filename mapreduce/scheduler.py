@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import defaults
 from .tasks import (
@@ -58,6 +59,19 @@ class PublishTask:
 
 
 @dataclass(frozen=True)
+class ReplanTask:
+    """A map task whose attempts keep losing their process was cut into smaller tasks, which take
+    its place in the job's map order (reducers read map outputs in that order, and a map-only
+    job's pieces make the replaced task's one part). Nothing to send: the coordinator records it
+    (a journal replays it with `Scheduler.replan_task`; the cut is a pure function of the task's
+    split, so the replay gives the same pieces) and from then on hands out the pieces' splits."""
+
+    job: str
+    task: Task  # now REPLANNED
+    pieces: tuple  # the Tasks that replace it, in order, each with its own split
+
+
+@dataclass(frozen=True)
 class CommitJob:
     job: str
 
@@ -78,6 +92,8 @@ class SchedulerSettings:
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
     backup_slowdown: float = defaults.BACKUP_SLOWDOWN_FACTOR
     task_resends: int = defaults.TASK_RESENDS
+    # A map task that can be cut into smaller tasks is, once it has lost this many attempts.
+    replan_after_losses: int = defaults.REPLAN_AFTER_LOST_ATTEMPTS
 
     @property
     def expiry(self) -> float:
@@ -108,6 +124,13 @@ class JobState:
     max_attempts: int
     max_losses: int
     phase: JobPhase = JobPhase.MAP  # changed only by move_to, within this module
+    # The pure function that cuts a map task's split into smaller splits, [(split, where)], or
+    # [] when it cannot be cut (inputs.cut_split behind the coordinator); None: never re-plan.
+    cut: Callable[[dict], list] | None = None
+    by_id: dict = field(default_factory=dict)  # task id -> Task, including replaced ones
+
+    def __post_init__(self) -> None:
+        self.by_id = {task.id: task for task in self.all_tasks()}
 
     def move_to(self, new: JobPhase) -> None:
         if new not in JOB_TRANSITIONS[self.phase]:
@@ -136,12 +159,18 @@ class JobState:
         )
 
     def task(self, task_id: str) -> Task | None:
-        kind, _, index = task_id.partition("-")
-        tasks = self.map_tasks if kind == "map" else self.reduce_tasks if kind == "reduce" else []
-        try:
-            return tasks[int(index)]
-        except (ValueError, IndexError):
-            return None
+        return self.by_id.get(task_id)
+
+    def pieces_by_part(self) -> dict[int, list]:
+        """A map-only job's re-planned tasks: part number -> the ids of the pieces that make that
+        part, in order (their outputs are joined into it at commit)."""
+        parts: dict[int, list] = {}
+        if not self.map_only:
+            return parts  # a job with reducers: they read the pieces' map outputs themselves
+        for task in self.map_tasks:
+            if task.piece:
+                parts.setdefault(task.index, []).append(task.id)
+        return parts
 
     def all_tasks(self) -> list:
         return self.map_tasks + self.reduce_tasks
@@ -166,10 +195,18 @@ class Scheduler:
         max_attempts: int,
         max_losses: int = defaults.MAX_LOST_ATTEMPTS,
         now: float = 0.0,
+        map_splits: list | None = None,
+        cut: Callable[[dict], list] | None = None,
     ) -> list:
-        maps = [Task("map", i, where) for i, where in enumerate(map_wheres)]
+        """A job's tasks: one map task per split (`map_wheres` describe them, `map_splits` are
+        what their attempts are sent), `num_reducers` reduce tasks. With `cut`, a map task that
+        loses attempts to dying processes is re-planned into the pieces `cut(its split)` gives."""
+        splits = map_splits if map_splits is not None else [None] * len(map_wheres)
+        maps = [
+            Task("map", i, where, split) for i, (where, split) in enumerate(zip(map_wheres, splits))
+        ]
         reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
-        self.jobs[job_id] = JobState(job_id, maps, reduces, max_attempts, max_losses)
+        self.jobs[job_id] = JobState(job_id, maps, reduces, max_attempts, max_losses, cut=cut)
         if not maps:
             return self._finish_phase(self.jobs[job_id], now)
         return self._dispatch(now)
@@ -184,13 +221,25 @@ class Scheduler:
         attempts: dict[str, int],
         published: dict[str, dict],
         now: float,
+        map_splits: list | None = None,
+        cut: Callable[[dict], list] | None = None,
+        replanned: list | tuple = (),
     ) -> list:
         """A job replayed from the coordinator's journal: `attempts` started per task id before
         the restart (none of them runs now), `published` the result of each task whose output
-        was in place. It continues from there: published tasks never run again."""
-        maps = [Task("map", i, where) for i, where in enumerate(map_wheres)]
+        was in place. It continues from there: published tasks never run again. `replanned`:
+        the map tasks re-planned before the restart, in the order they were; `cut` (as for
+        add_job) cuts them again into the same pieces, which the other records may be about."""
+        splits = map_splits if map_splits is not None else [None] * len(map_wheres)
+        maps = [
+            Task("map", i, where, split) for i, (where, split) in enumerate(zip(map_wheres, splits))
+        ]
         reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
-        job = JobState(job_id, maps, reduces, max_attempts, max_losses)
+        job = JobState(job_id, maps, reduces, max_attempts, max_losses, cut=cut)
+        for task_id in replanned:
+            task = job.task(task_id)
+            if task is not None:
+                self._replan(job, task)  # already journalled: its ReplanTask is not repeated
         for task in job.all_tasks():
             task.restore(attempts.get(task.id, 0), now, published.get(task.id))
         self.jobs[job_id] = job
@@ -373,6 +422,17 @@ class Scheduler:
         job.move_to(JobPhase.FAILED)
         return out
 
+    def replan_task(self, job_id: str, task_id: str, now: float) -> list:
+        """Cut a map task into the pieces its job's `cut` gives and put them in its place (what
+        a lost attempt does once the task has lost `replan_after_losses`; a coordinator replaying
+        its journal calls it directly). Its running attempts are abandoned: the pieces redo
+        their work. [] when the task is not running or pending, or cannot be cut."""
+        found = self._live_task(job_id, task_id)
+        if found is None:
+            return []
+        out = self._replan(*found)
+        return out + self._dispatch(now) if out else []
+
     def job_committed(self, job_id: str) -> None:
         self.jobs[job_id].move_to(JobPhase.DONE)
 
@@ -445,6 +505,13 @@ class Scheduler:
         task.last_error = error
         if state is AttemptState.LOST:
             task.losses += 1
+            if isinstance(error.get("exit"), dict):  # its process died (an exit status or signal)
+                task.deaths += 1
+                task.last_exit = error["exit"]
+            if task.losses >= self.settings.replan_after_losses:
+                replanned = self._replan(job, task)
+                if replanned:
+                    return replanned
         else:
             task.failures += 1
         if task.failures >= job.max_attempts or task.losses >= job.max_losses:
@@ -452,6 +519,35 @@ class Scheduler:
         if not task.running():
             task.move_to(TaskState.PENDING)
         return []
+
+    def _replan(self, job: JobState, task: Task) -> list:
+        """Replace a map task by its pieces, in its place (see ReplanTask); [] when it has none.
+        The lost-attempt limit then applies to each piece afresh, and in the end to pieces that
+        cannot be cut any further."""
+        if (
+            job.cut is None
+            or task.kind != "map"
+            or task.split is None
+            or task.state not in (TaskState.PENDING, TaskState.RUNNING)
+        ):
+            return []
+        cuts = job.cut(task.split)
+        if len(cuts) < 2:
+            return []
+        out: list = []
+        for other in task.running():  # a backup: its work is the pieces' now
+            other.move_to(AttemptState.KILLED)
+            out.append(Abandon(other.worker, job.id, task.id, other.number))
+            self._free_slot(other.worker, job.id, task.id, other.number)
+        task.move_to(TaskState.REPLANNED)
+        pieces = tuple(
+            Task("map", task.index, where, split, task.piece + (number,))
+            for number, (split, where) in enumerate(cuts)
+        )
+        position = next(i for i, other in enumerate(job.map_tasks) if other is task)
+        job.map_tasks[position : position + 1] = pieces
+        job.by_id.update((piece.id, piece) for piece in pieces)
+        return out + [ReplanTask(job.id, task, pieces)]
 
     def _fail_job(self, job: JobState, task: Task) -> list:
         out = self._stop_tasks(job, failed_task=task)

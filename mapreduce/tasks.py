@@ -17,6 +17,8 @@ class TaskState(str, Enum):
     SUCCEEDED = "succeeded"  # exactly one attempt committed its output, and it is in place
     FAILED = "failed"  # out of attempts: the job fails
     CANCELLED = "cancelled"  # the job ended (failed or cancelled) before this task finished
+    # Cut into smaller tasks (its pieces), which took its place: it kept losing its process.
+    REPLANNED = "replanned"
 
 
 class AttemptState(str, Enum):
@@ -28,12 +30,13 @@ class AttemptState(str, Enum):
 
 
 TASK_TRANSITIONS = {
-    TaskState.PENDING: {TaskState.RUNNING, TaskState.CANCELLED},
+    TaskState.PENDING: {TaskState.RUNNING, TaskState.CANCELLED, TaskState.REPLANNED},
     TaskState.RUNNING: {
         TaskState.PUBLISHING,
         TaskState.PENDING,
         TaskState.FAILED,
         TaskState.CANCELLED,
+        TaskState.REPLANNED,
     },
     # Publishing can fail (a full disk, an S3 copy): the task runs again, or the job fails.
     TaskState.PUBLISHING: {
@@ -46,6 +49,7 @@ TASK_TRANSITIONS = {
     TaskState.SUCCEEDED: {TaskState.PENDING},
     TaskState.FAILED: set(),
     TaskState.CANCELLED: set(),
+    TaskState.REPLANNED: set(),  # its pieces carry on; it never runs again
 }
 
 ATTEMPT_TRANSITIONS = {
@@ -106,19 +110,26 @@ class Attempt:
 @dataclass
 class Task:
     kind: str  # "map" or "reduce"
-    index: int
+    index: int  # a map task's piece keeps the index of the task it was cut from (its part)
     where: str  # for messages: the split's description, or "partition N"
+    # A map task's input as the coordinator sends it (Split.to_wire()); None: the submission's.
+    split: dict | None = None
+    # Where a re-planned map task's piece lies: (2,) is the third piece of the task `index`,
+    # (2, 0) the first piece of that one. () for a task as planned.
+    piece: tuple = ()
     state: TaskState = TaskState.PENDING
     attempts: list = field(default_factory=list)
     failures: int = 0  # attempts whose user code failed
     losses: int = 0  # attempts lost with their worker
+    deaths: int = 0  # ...of which the process running the attempt died (not a lost connection)
+    last_exit: dict | None = None  # how it ended the last time: {"status": 3}, {"signal": ...}
     last_error: dict | None = None
     result: dict | None = None  # the committed attempt's report (output files, counters)
     duration: float | None = None
 
     @property
     def id(self) -> str:
-        return f"{self.kind}-{self.index:05d}"
+        return f"{self.kind}-{self.index:05d}" + "".join(f".{number}" for number in self.piece)
 
     def move_to(self, new: TaskState) -> None:
         if new not in TASK_TRANSITIONS[self.state]:

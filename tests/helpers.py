@@ -197,11 +197,13 @@ class Cluster:
         self.workers: list[subprocess.Popen] = []
         self.logs: list[Path] = []
 
-    def _spawn(self, name: str, args, module: str = "mapreduce.cli") -> subprocess.Popen:
+    def _spawn(
+        self, name: str, args, module: str = "mapreduce.cli", env: dict | None = None
+    ) -> subprocess.Popen:
         log = self.tmp / f"{name}-{len(self.logs)}.log"
         self.logs.append(log)
         handle = open(log, "w")
-        env = dict(os.environ)
+        env = {**os.environ, **(env or {})}
         if module != "mapreduce.cli":  # a launcher under tests/ that installs a test hook
             env["PYTHONPATH"] = os.pathsep.join(
                 filter(None, [str(ROOT / "tests"), env.get("PYTHONPATH")])
@@ -219,13 +221,14 @@ class Cluster:
             handle.close()
 
     def start_coordinator(
-        self, port: int | None = None, *extra, module: str = "mapreduce.cli"
+        self, port: int | None = None, *extra, module: str = "mapreduce.cli", env=None
     ) -> str:
         bind = f"tcp://127.0.0.1:{port or '*'}"
         self.coordinator = self._spawn(
             "coordinator",
             ["coordinator", "--bind", bind, "--work-dir", self.work_dir, *FAST, *extra],
             module,
+            env,
         )
         log = self.logs[-1]
         deadline = time.monotonic() + 20

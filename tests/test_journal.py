@@ -283,7 +283,7 @@ def test_a_coordinator_killed_at_random_points_resumes_every_job(tmp_path):
     rng = random.Random(20261201)
     journal_path = cluster.work_dir / "coordinator.journal"
     try:
-        cluster.start_coordinator(port, module="slow_commit_cli")
+        cluster.start_coordinator(port, module="slow_commit_cli", env=env)
         cluster.start_worker(1)
         cluster.start_worker(1)
         cluster.wait_for_workers(2)
@@ -306,7 +306,7 @@ def test_a_coordinator_killed_at_random_points_resumes_every_job(tmp_path):
                     time.sleep(rng.uniform(0.3, 2.5))
                 cluster.stop_coordinator()  # SIGKILL
                 before = fold(read_records(journal_path))
-                cluster.start_coordinator(port, module="slow_commit_cli")
+                cluster.start_coordinator(port, module="slow_commit_cli", env=env)
                 result = finish_cli(submit, timeout=90)
             finally:
                 kill_group(submit.pid)
@@ -324,7 +324,7 @@ def test_a_coordinator_killed_at_random_points_resumes_every_job(tmp_path):
                 }
                 assert not (published & rerun), (run, published & rerun)
         cluster.stop_coordinator()
-        cluster.start_coordinator(port, module="slow_commit_cli")
+        cluster.start_coordinator(port, module="slow_commit_cli", env=env)
         jobs = cluster.status()["jobs"]
         assert len(jobs) == 20 and {job["status"] for job in jobs} == {"succeeded"}
         assert all(job["counters"]["map_input_records"] == 450 for job in jobs), jobs[0]["counters"]

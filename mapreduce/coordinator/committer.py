@@ -85,9 +85,11 @@ class Committer:
         """Put the accepted attempt's output in place; `Published` or `PublishFailed` follows."""
         self._submit(lambda: self._publish(record, task, attempt))
 
-    def commit(self, record: JobRecord) -> None:
-        """Finish the parts and commit the job's output; `Committed` or `CommitFailed` follows."""
-        self._submit(lambda: self._commit(record))
+    def commit(self, record: JobRecord, pieces: dict | None = None) -> None:
+        """Finish the parts and commit the job's output; `Committed` or `CommitFailed` follows.
+        `pieces`: a map-only job's re-planned tasks, part -> its pieces' task ids in order
+        (Scheduler's pieces_by_part), joined into their parts first."""
+        self._submit(lambda: self._commit(record, pieces or {}))
 
     def clean_up(self, record: JobRecord, keep_output: bool) -> None:
         """Remove the job's shuffle files, and its staging unless its output was committed;
@@ -156,7 +158,10 @@ class Committer:
         try:
             for hook in self.before_publish:
                 hook(record, task)
-            if not (task.kind == "map" and record.submission.num_reducers):
+            if task.kind == "map" and task.piece and not record.submission.num_reducers:
+                # A piece of a re-planned map-only task: joined into its task's part at commit.
+                commit.publish_piece(record.staging, task.id, attempt)
+            elif not (task.kind == "map" and record.submission.num_reducers):
                 # Map output feeding reducers stays in its attempt's directory: reducers are
                 # told its paths. Reduce output and map-only output move into staging.
                 commit.publish_attempt(record.staging, task.id, attempt)
@@ -176,10 +181,11 @@ class Committer:
             return PublishFailed(record.id, task.id, attempt, error)
         return Published(record.id, task.id, attempt)
 
-    def _commit(self, record: JobRecord):
-        """Finish the parts for their format (Parquet parts get one schema), then the commit:
-        it ends with the new output whole in place, or the old one as it was. After a restart
-        in the middle of a commit, what the last one did is looked at first."""
+    def _commit(self, record: JobRecord, pieces: dict):
+        """Join re-planned tasks' pieces into their parts, finish the parts for their format
+        (Parquet parts get one schema), then the commit: it ends with the new output whole in
+        place, or the old one as it was. After a restart in the middle of a commit, what the
+        last one did is looked at first."""
         submission = record.submission
         output = submission.output_dir
         try:
@@ -198,6 +204,7 @@ class Committer:
                         f"output was committed. Nothing was committed; submit the job again."
                     ),
                 )
+            commit.join_pieces(record.staging, pieces, submission.output_format)
             finish_parts(record.staging, submission.output_format)
             commit.commit_job(record.staging, output, submission.overwrite, record.id)
         except Exception as exc:

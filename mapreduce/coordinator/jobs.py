@@ -196,6 +196,9 @@ def task_failure(record: JobRecord, task: Task) -> TaskFailedError:
         error.get("traceback", ""),
         lost=lost,
         log_tail=str(error.get("log_tail") or ""),
+        deaths=task.deaths,
+        last_exit=task.last_exit,
+        piece=".".join(map(str, task.piece)),
     )
 
 
@@ -288,10 +291,17 @@ def workers_state(scheduler: Scheduler, now: float) -> list:
 
 
 def task_header(
-    record: JobRecord, kind: str, index: int, task_id: str, attempt: int, map_results: list
+    record: JobRecord,
+    kind: str,
+    index: int,
+    task_id: str,
+    attempt: int,
+    map_results: list,
+    split: dict | None = None,
 ) -> dict:
-    """What an attempt is told: its input (a split, or every committed map's files for its
-    partition) and its private output directory."""
+    """What an attempt is told: its input (a split: `split`, else the submission's split
+    `index`; or every committed map's files for its partition, `map_results` in map order) and
+    its private output directory."""
     submission = record.submission
     header = {
         "job": record.id,
@@ -302,7 +312,7 @@ def task_header(
         "log": commit.log_path(record.staging, task_id, attempt),
     }
     if kind == "map":
-        header["split"] = submission.splits[index]
+        header["split"] = split if split is not None else submission.splits[index]
         header["skip_bad_records"] = submission.skip_bad_records
         if submission.num_reducers == 0:
             header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)

@@ -1,10 +1,11 @@
 """The coordinator's journal: every state change it accepts, so a restart loses nothing.
 
-The coordinator appends a record when it accepts a job, assigns an attempt, publishes a task's
-output, starts a job's commit and ends a job (and when a job's files are cleaned up). On start it
-replays them (`fold`): running jobs continue where they were, published map outputs are reused,
-and finished jobs are history for `status`. Then it rewrites the journal compacted (`rewrite`):
-running jobs as they stand, the last finished jobs as one summary record each.
+The coordinator appends a record when it accepts a job, assigns an attempt, re-plans a map task,
+publishes a task's output, starts a job's commit and ends a job (and when a job's files are
+cleaned up). On start it replays them (`fold`): running jobs continue where they were, published
+map outputs are reused, and finished jobs are history for `status`. Then it rewrites the journal
+compacted (`rewrite`): running jobs as they stand, the last finished jobs as one summary record
+each.
 
 Format (version 1): UTF-8 lines `<crc32 of the JSON, 8 hex digits> <JSON object>`, the first a
 header `{"type": "journal", "version": 1}`. A crash can cut the last line short, and a disk can
@@ -263,6 +264,7 @@ class JobHistory:
     submitted: dict | None = None  # the "submitted" record (None: only its summary was kept)
     attempts: dict = field(default_factory=dict)  # task id -> attempts started
     published: dict = field(default_factory=dict)  # task id -> (attempt, result)
+    replanned: list = field(default_factory=list)  # map task ids re-planned, in order
     committing: bool = False
     ended: dict | None = None  # the "ended" record
     cleaned: bool = False
@@ -290,6 +292,9 @@ def fold(records: list[dict]) -> dict[str, JobHistory]:
             job.attempts[task] = max(job.attempts.get(task, 0), record["attempt"])
         elif kind == "published":
             job.published[record["task"]] = (record["attempt"], record.get("result") or {})
+        elif kind == "replanned":
+            if record["task"] not in job.replanned:
+                job.replanned.append(record["task"])
         elif kind == "map_lost":
             job.published.pop(record["task"], None)
         elif kind == "committing":
@@ -315,6 +320,8 @@ def compacted(jobs: dict[str, JobHistory], finished_kept: int) -> list[dict]:
         if job.submitted is None:
             continue
         out.append(job.submitted)
+        for task in job.replanned:  # first: the other records may be about their pieces
+            out.append({"type": "replanned", "job": job.id, "task": task})
         for task, count in sorted(job.attempts.items()):
             out.append({"type": "attempts", "job": job.id, "task": task, "count": count})
         for task, (attempt, result) in sorted(job.published.items()):

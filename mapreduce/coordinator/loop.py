@@ -31,6 +31,7 @@ from ..scheduler import (
     CommitJob,
     FailJob,
     PublishTask,
+    ReplanTask,
     Scheduler,
     SchedulerSettings,
 )
@@ -140,6 +141,8 @@ class Coordinator:
                 submission.max_attempts,
                 submission.max_losses,
                 now,
+                map_splits=submission.splits,
+                cut=submission.cut,
             )
         )
         return job_id
@@ -559,6 +562,9 @@ class Coordinator:
                 history.attempts,
                 {task: result for task, (_, result) in history.published.items()},
                 now,
+                map_splits=submission.splits,
+                cut=submission.cut,
+                replanned=history.replanned,
             )
             if vanished and not history.committing:
                 lost.append(record)
@@ -637,10 +643,26 @@ class Coordinator:
             self._journal({"type": "committing", "job": record.id})
             if self.journal is not None:
                 self.journal.sync()
-            self.committer.commit(record)
+            self.committer.commit(record, self.scheduler.jobs[record.id].pieces_by_part())
             return []
         if isinstance(instruction, FailJob):
             self._fail(self.jobs[instruction.job], instruction.task)
+            return []
+        if isinstance(instruction, ReplanTask):
+            # Before the pieces' TASKs go out (their Assigns follow): a restart cuts the task
+            # again into the same pieces (Scheduler.restore_job), which later records are about.
+            self._journal(
+                {"type": "replanned", "job": instruction.job, "task": instruction.task.id}
+            )
+            log.info(
+                "%s %s lost %d attempt(s) (the last: %s); re-planned into %d smaller tasks: %s",
+                instruction.job,
+                instruction.task.id,
+                instruction.task.losses,
+                (instruction.task.last_error or {}).get("message"),
+                len(instruction.pieces),
+                ", ".join(f"{piece.id} ({piece.where})" for piece in instruction.pieces),
+            )
             return []
         raise TypeError(f"unknown instruction {instruction!r}")
 
@@ -651,7 +673,9 @@ class Coordinator:
         record = self.jobs[assign.job]
         map_results = [m.result for m in self.scheduler.jobs[record.id].map_tasks]
         task = assign.task
-        header = task_header(record, task.kind, task.index, task.id, assign.attempt, map_results)
+        header = task_header(
+            record, task.kind, task.index, task.id, assign.attempt, map_results, split=task.split
+        )
         header["seq"] = assign.seq
         self.tasks_sent[assign.worker] = max(self.tasks_sent.get(assign.worker, 0), assign.seq)
         key = (record.id, task.id, assign.attempt)

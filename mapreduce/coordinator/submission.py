@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import defaults
 from ..errors import ProtocolError
+from ..inputs import Split, cut_split
 from ..output import OUTPUT_FORMATS
 
 
@@ -26,6 +27,9 @@ class JobSubmission:
     output_format: str = "text"
     skip_bad_records: bool = False
     inputs: list = field(default_factory=list)  # the inputs as given (absolute): for path checks
+    # How the input format's files may be cut (inputs.readers: "line" at any byte, "file" never,
+    # "row group"): a task that keeps losing its process is re-planned within these limits.
+    split_by: str = "file"
 
     def to_wire(self) -> tuple[dict, bytes]:
         header = asdict(self)
@@ -46,6 +50,7 @@ class JobSubmission:
             "output_format": str,
             "skip_bad_records": bool,
             "inputs": list,
+            "split_by": str,
         }
         values: dict[str, Any] = {}
         for item in fields(cls):
@@ -59,6 +64,7 @@ class JobSubmission:
                     "output_format",
                     "skip_bad_records",
                     "inputs",
+                    "split_by",
                 ):
                     continue
                 raise ProtocolError(f"job submission lacks '{item.name}'")
@@ -77,6 +83,15 @@ class JobSubmission:
         if not all(isinstance(item, str) for item in values.get("inputs", [])):
             raise ProtocolError("job submission field 'inputs' must list paths")
         return cls(job_code=job_code, **values)
+
+    def cut(self, wire: dict) -> list:
+        """The scheduler's `cut` for this job: a split (wire form) -> its pieces [(split, where)],
+        as inputs.cut_split gives them ([] when it cannot be cut, or does not parse)."""
+        try:
+            pieces = cut_split(Split.from_wire(wire), self.split_by)
+        except (ProtocolError, ValueError, TypeError):  # a malformed split: run it as it is
+            return []
+        return [(piece.to_wire(), piece.describe()) for piece in pieces]
 
     def input_paths(self) -> list:
         """The inputs as given, or (from an older client) every file the splits read."""

@@ -12,8 +12,22 @@ and how a split's records are read in each INPUT_FORMAT.
 
 from .badrecords import BadRecord
 from .discover import InputFile, expand_inputs, is_pattern, looks_binary
-from .plan import Segment, Split, automatic_split_size, check_split_size, plan_splits
-from .readers import BATCH_FORMATS, INPUT_FORMATS, TEXT_FORMATS, read_blocks, read_records
+from .plan import (
+    Segment,
+    Split,
+    automatic_split_size,
+    check_split_size,
+    cut_split,
+    plan_splits,
+)
+from .readers import (
+    BATCH_FORMATS,
+    INPUT_FORMATS,
+    TEXT_FORMATS,
+    read_blocks,
+    read_records,
+    reader_for,
+)
 
 __all__ = [
     "BadRecord",
@@ -25,10 +39,12 @@ __all__ = [
     "Split",
     "automatic_split_size",
     "check_split_size",
+    "cut_split",
     "plan_splits",
     "BATCH_FORMATS",
     "INPUT_FORMATS",
     "TEXT_FORMATS",
     "read_blocks",
     "read_records",
+    "reader_for",
 ]

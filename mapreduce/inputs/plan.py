@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from .. import storage
@@ -182,6 +182,43 @@ def plan_splits(
         pieces = [Segment(path, 0, size, file_size=size) for path, size in sizes]
     groups = _group_segments(pieces, split_size)
     return [Split(index, tuple(group)) for index, group in enumerate(groups)]
+
+
+def cut_split(
+    split: Split, split_by: str, min_piece_bytes: int = MIN_SPLIT_SIZE_BYTES
+) -> list[Split]:
+    """The smaller splits a map task's split is re-planned into when its attempts keep losing
+    their process (os._exit, a crash, the OOM killer), in order, together reading exactly what
+    the split reads; [] when it cannot be cut any further. A pure function of its arguments, so
+    the same split is always cut the same way (a coordinator replaying its journal gets the
+    same pieces).
+
+    A split of several segments (small files grouped, or the pieces of a file) gives one split per
+    segment. A single segment is cut in two halves: a Parquet segment by row group; a byte range
+    only where the format's reader moves a cut to a line start by itself (`split_by` is BY_LINE:
+    lines, jsonl) and the file is not compressed, and only while each half keeps at least
+    `min_piece_bytes` (tiny tasks cost more than they read). Whole-file formats (files, csv,
+    pairs) are never cut inside a file. Each piece keeps the split's index: its map task's part.
+    """
+    if len(split.segments) > 1:
+        return [Split(split.index, (segment,)) for segment in split.segments]
+    if not split.segments:
+        return []
+    (segment,) = split.segments
+    if segment.unit == "bytes":
+        if (
+            split_by != BY_LINE
+            or compression_of(segment.path)
+            or segment.size < 2 * max(1, min_piece_bytes)
+        ):
+            return []
+    elif segment.size < 2:  # one row group
+        return []
+    middle = segment.start + segment.size // 2
+    return [
+        Split(split.index, (replace(segment, end=middle),)),
+        Split(split.index, (replace(segment, start=middle),)),
+    ]
 
 
 def check_split_size(split_size: int | None, minimum: int = MIN_SPLIT_SIZE_BYTES) -> None:

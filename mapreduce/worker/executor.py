@@ -104,9 +104,21 @@ class ExecutorSlot:
     def fileno(self) -> int:
         return self.conn.fileno()
 
-    def exit_description(self) -> str:
+    def exit_status(self) -> dict:
+        """How the process ended, for a lost attempt's report: {"signal": "SIGKILL"} or
+        {"status": 3} ({"status": None} when it could not be told)."""
         self.process.join(1)
         code = self.process.exitcode
         if code is not None and code < 0:
-            return f"killed by signal {signal.Signals(-code).name}"
-        return f"exited with status {code}"
+            try:
+                return {"signal": signal.Signals(-code).name}
+            except ValueError:
+                return {"signal": f"signal {-code}"}
+        return {"status": code}
+
+
+def describe_exit(exit: dict) -> str:
+    """ "exited with status 3", "killed by signal SIGKILL": an exit_status() in words."""
+    if exit.get("signal"):
+        return f"killed by signal {exit['signal']}"
+    return f"exited with status {exit.get('status')}"

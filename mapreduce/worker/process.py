@@ -36,7 +36,7 @@ from zmq.utils.monitor import recv_monitor_message
 
 from mapreduce import defaults, protocol, security
 from mapreduce.protocol import Message
-from mapreduce.worker.executor import ExecutorSlot
+from mapreduce.worker.executor import ExecutorSlot, describe_exit
 
 log = logging.getLogger("mapreduce.worker")
 
@@ -306,7 +306,7 @@ class Worker:
         try:
             status, report = slot.conn.recv()
         except (EOFError, OSError):
-            description = slot.exit_description()
+            exit = slot.exit_status()
             self._replace_executor(poller, slot)
             self._result(
                 sock,
@@ -317,7 +317,9 @@ class Worker:
                     "error": {
                         "type": "ExecutorDied",
                         "traceback": "",
-                        "message": f"the process running it {description} (worker {self.id})",
+                        "message": f"the process running it {describe_exit(exit)} "
+                        f"(worker {self.id})",
+                        "exit": exit,
                     },
                 },
             )
