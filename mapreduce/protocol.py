@@ -55,7 +55,7 @@ import cloudpickle
 
 from .errors import ProtocolError
 
-PROTOCOL = b"MRP/1"
+PROTOCOL = b"MRP/2"  # 2: results are acknowledged (ACK), workers report what they run
 
 # Commands. Worker -> coordinator:
 READY = b"R"  # register / ask for work: {worker, host, pid, python, cloudpickle, capacity, session}

@@ -456,6 +456,13 @@ class Scheduler:
         if job is not None and job.ended:
             del self.jobs[job_id]
 
+    def paused(self, seconds: float) -> None:
+        """The coordinator itself was stopped for `seconds` (SIGSTOP, a suspended machine): nobody
+        was heard because nobody listened. Workers' silence is counted from now, so they are not
+        declared dead before what they sent meanwhile has been read."""
+        for worker in self.workers.values():
+            worker.last_seen += seconds
+
     def tick(self, now: float) -> list:
         """Time passed: expire silent workers, start backups for stragglers."""
         out = []

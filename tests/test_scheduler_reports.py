@@ -120,3 +120,14 @@ def test_numbers_keep_growing_when_a_worker_registers_again():
     assert again.seq > a.seq
     # A report about the earlier registration's number says nothing about the new TASK.
     assert s.worker_report("w1", [], [], a.seq, 1.1) == []
+
+
+def test_a_paused_coordinator_gives_workers_their_silence_back():
+    from mapreduce.scheduler import Scheduler, SchedulerSettings
+
+    scheduler = Scheduler(SchedulerSettings(heartbeat_interval=1.0, liveness=3))
+    scheduler.worker_ready("w", 1, now=0.0)
+    scheduler.paused(60.0)  # the coordinator was stopped from t=1 to t=61
+    assert scheduler.tick(61.0) == [] and "w" in scheduler.workers
+    scheduler.tick(64.5)  # silent for 3.5 s after the pause: dead now
+    assert "w" not in scheduler.workers

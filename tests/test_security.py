@@ -11,6 +11,7 @@ import pytest
 import zmq
 
 from helpers import ROOT, read_counts, run_cli, small_splits, wordcount_reference
+from mapreduce import protocol
 from mapreduce.security import is_local_address
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
@@ -158,10 +159,10 @@ def test_garbage_and_oversized_frames_leave_the_coordinator_serving(cluster, cor
         raw.connect(cluster.address)
         for frames in (
             [b"garbage"],
-            [b"MRP/1", b"D", b"", b"{not json"],
-            [b"MRP/1", b"R", b"", b"[1,2]"],
-            [b"MRP/1", b"D", b"", b'{"job": "x", "task": "map-00000", "attempt": 1}'],
-            [b"MRP/1", b"S", b"", b'{"submission": {"name": 3}}', b"\x80junk"],
+            [protocol.PROTOCOL, b"D", b"", b"{not json"],
+            [protocol.PROTOCOL, b"R", b"", b"[1,2]"],
+            [protocol.PROTOCOL, b"D", b"", b'{"job": "x", "task": "map-00000", "attempt": 1}'],
+            [protocol.PROTOCOL, b"S", b"", b'{"submission": {"name": 3}}', b"\x80junk"],
             [b"MRP/9", b"R", b"", b"{}"],
             [b"x" * (300 * 1024 * 1024)],
         ):

@@ -72,6 +72,7 @@ class Coordinator:
         self.last_sent: dict[str, float] = {}
         self.unreachable: set = set()  # routing ids a send failed to (logged once)
         self._started: dict = {}  # (job, task, attempt) -> when it was assigned
+        self._listened_at = time.monotonic()  # when poll last read the socket
         self.tasks_sent: dict[str, int] = {}  # worker id -> the highest TASK number sent to it
         self.sessions: dict[str, object] = {}  # worker id -> the session its READY named
         self.refused_submits: dict[str, Message] = {}  # request id -> REJECTED, oldest first
@@ -185,7 +186,19 @@ class Coordinator:
         then send due heartbeats and let the scheduler act on elapsed time (expire silent
         workers, start backup attempts)."""
         timeout = min(timeout, self.settings.heartbeat_interval / 2)
+        before_poll = time.monotonic()
         events = dict(self.poller.poll(int(timeout * 1000)))
+        # Time this loop did not listen: between the last poll and this one, and a poll that
+        # overslept (the process was stopped: SIGSTOP, a suspended VM). Workers were not silent
+        # then, nobody read them; what they sent may still be on its way in.
+        deaf = (before_poll - self._listened_at) + max(
+            0.0, time.monotonic() - before_poll - timeout
+        )
+        if deaf > self.settings.heartbeat_interval:
+            log.warning(
+                "the coordinator did not listen for %.1f s; workers get that time back", deaf
+            )
+            self.scheduler.paused(deaf)
         if self.socket in events:
             while True:
                 try:
@@ -194,7 +207,7 @@ class Coordinator:
                     break
                 self._receive(frames)
         self._take_outcomes()
-        now = time.monotonic()
+        now = self._listened_at = time.monotonic()
         before = set(self.scheduler.workers)
         self._carry_out(self.scheduler.tick(now))
         for worker in before - set(self.scheduler.workers):
