@@ -347,26 +347,28 @@ def submit_command(
     insecure,
 ):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
-    from .client import submit_job
+    from .client import SubmitOptions, submit_job
 
     submit_job(
         job,
         list(inputs),
         output_dir,
         coordinator,
-        reducers=reducers,
-        split_size=split_size,
-        min_split_size=min_split_size,
-        overwrite=overwrite,
-        max_attempts=max_attempts,
-        quiet=quiet,
-        timeout=timeout,
-        keys_dir=keys_dir,
-        insecure=insecure,
-        params=params,
-        output_format=output_format,
-        skip_bad_records=skip_bad_records,
-        skip_binary=skip_binary,
+        SubmitOptions(
+            reducers=reducers,
+            split_size=split_size,
+            min_split_size=min_split_size,
+            overwrite=overwrite,
+            max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
+            quiet=quiet,
+            timeout=timeout,
+            keys_dir=keys_dir,
+            insecure=insecure,
+            params=params,
+            output_format=output_format,
+            skip_bad_records=skip_bad_records,
+            skip_binary=skip_binary,
+        ),
     )
 
 

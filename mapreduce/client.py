@@ -21,14 +21,15 @@ import secrets
 import signal
 import socket as pysocket
 import time
+from dataclasses import dataclass, replace
 
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import defaults, interrupts, protocol, security, storage
-from .errors import MapReduceError
+from .errors import MapReduceError, interrupted
 from .inputs import check_split_size
-from .local import interrupted_error, prepare_submission
+from .prepare import JobOptions, prepare_submission
 from .progress import ProgressReporter
 from .protocol import Message
 
@@ -244,61 +245,59 @@ class CoordinatorClient:
         return self.request(protocol.STATUS, {}).header
 
 
+@dataclass
+class SubmitOptions(JobOptions):
+    """How `mapreduce submit` ships a job: the options every runner has (JobOptions) and its
+    own, with the defaults of `defaults.py`."""
+
+    timeout: float = DEFAULT_TIMEOUT_S  # seconds to wait for the coordinator to answer
+    keys_dir: str | None = None
+    insecure: bool = False
+
+
 def submit_job(
     job_ref: str,
     inputs: list[str],
     output_dir: str,
     coordinator: str,
-    *,
-    reducers: int | None = None,
-    split_size: int | None = None,
-    min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES,
-    overwrite: bool = False,
-    max_attempts: int | None = None,
-    quiet: bool = True,
-    timeout: float = DEFAULT_TIMEOUT_S,
-    keys_dir: str | None = None,
-    insecure: bool = False,
-    params: dict | None = None,
-    output_format: str = "text",
-    skip_bad_records: bool = False,
-    skip_binary: bool = False,
+    options: SubmitOptions | None = None,
+    **settings,
 ) -> dict:
     """Ship a job (each step of a multi-step job in turn) to a coordinator and block until it
-    ends; returns the final state or raises.
+    ends; returns the final state or raises. Settings are SubmitOptions' fields, given as an
+    object or by name (`submit_job(job, inputs, out, address, reducers=2)`).
 
     Paths are made absolute here, against this process's working directory, before they are sent:
     the coordinator and workers resolve nothing relative to their own."""
     from .steps import load_steps, run_steps
 
-    check_split_size(split_size, min_split_size)
+    try:
+        options = replace(options or SubmitOptions(), **settings)
+    except TypeError as exc:
+        raise TypeError(f"submit_job: {exc}; the settings are SubmitOptions' fields") from None
+    check_split_size(options.split_size, options.min_split_size)
     started = time.monotonic()
     absolute_inputs = [storage.absolute(i) for i in inputs]  # URIs stay as they are
-    progress = ProgressReporter(quiet=quiet)
-    steps = load_steps(job_ref, params)
+    progress = ProgressReporter(quiet=options.quiet)
+    steps = load_steps(job_ref, options.params)
     previous_term = signal.signal(signal.SIGTERM, interrupts.raise_terminated)
     try:
         with CoordinatorClient(
-            coordinator, timeout, keys_dir=keys_dir, insecure=insecure
+            coordinator, options.timeout, keys_dir=options.keys_dir, insecure=options.insecure
         ) as client:
             # Like `run`, spread the input over the task slots there are (at least two), and
             # default to one reducer per slot.
             slots = task_slots(client)
 
             def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
-                submission = prepare_submission(
-                    job,
-                    step_inputs,
-                    step_output,
-                    workers=slots,
-                    reducers=slots if reducers is None else reducers,
-                    split_size=split_size,
-                    overwrite=step_overwrite,
-                    max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
+                step_options = replace(
+                    options,
                     output_format=step_format,
-                    skip_bad_records=skip_bad_records,
-                    skip_binary=skip_binary,
-                    warn=progress.warn,
+                    overwrite=step_overwrite,
+                    reducers=slots if options.reducers is None else options.reducers,
+                )
+                submission = prepare_submission(
+                    job, step_inputs, step_output, step_options, workers=slots, warn=progress.warn
                 )
                 return follow(
                     client, lambda: client.submit(submission), progress, started, step_output
@@ -309,8 +308,8 @@ def submit_job(
                 absolute_inputs,
                 storage.absolute(output_dir),
                 submit_one,
-                overwrite=overwrite,
-                output_format=output_format,
+                overwrite=options.overwrite,
+                output_format=options.output_format,
             )
     finally:
         signal.signal(signal.SIGTERM, previous_term)
@@ -397,7 +396,7 @@ def follow(
         committed = False
         if job_id is not None:
             committed = client.cancel(job_id).get("status") == "succeeded"
-        raise interrupted_error(
+        raise interrupted(
             "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)",
             output_dir,
             committed,

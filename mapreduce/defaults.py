@@ -17,7 +17,9 @@ MAX_LOST_ATTEMPTS = 10  # attempts lost to a dying worker before the task fails 
 # A lost attempt re-plans a map task into smaller ones (one per file or segment, then halves of a
 # line range of at least MIN_SPLIT_SIZE_BYTES) once it has lost this many: the limit above then
 # applies to the pieces that cannot be cut any further.
-REPLAN_AFTER_LOST_ATTEMPTS = 1
+REPLAN_AFTER_LOST_ATTEMPTS = (
+    1  # a map task whose process died this often is cut smaller (lost connections do not count)
+)
 
 # `submit` to a coordinator without workers waits up to this long for some to register (workers
 # started with it are still starting), so its splits are planned for the workers that come.

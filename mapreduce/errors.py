@@ -148,3 +148,21 @@ class JobCancelledError(MapReduceError):
     """The job was cancelled (Ctrl-C, SIGTERM, or a client's cancel request)."""
 
     exit_code = 130
+
+
+def interrupted(signal_name: str, output_dir: str, committed: bool) -> JobCancelledError:
+    """What `run` or `submit` says when SIGINT or SIGTERM stopped it: whether the output was
+    committed (the signal came during the final commit, which finishes first) or not."""
+    if committed:
+        error = JobCancelledError(
+            f"{signal_name} arrived as the job was committing; the commit "
+            f"finished first: '{output_dir}' holds the job's complete output "
+            f"(with _SUCCESS)."
+        )
+    else:
+        error = JobCancelledError(
+            f"{signal_name}: the job was cancelled and no output was "
+            f"committed; '{output_dir}' is as it was before the job."
+        )
+    error.exit_code = 143 if signal_name == "terminated (SIGTERM)" else 130
+    return error

@@ -14,22 +14,14 @@ import shutil
 import signal
 import time
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from . import defaults, interrupts, leftovers, storage
-from .commit import check_job_paths, check_output_dir
-from .coordinator import Coordinator, JobSubmission, check_work_dir
-from .errors import InputError, JobCancelledError, JobLoadError, MapReduceError
-from .inputs import (
-    TEXT_FORMATS,
-    check_split_size,
-    expand_inputs,
-    looks_binary,
-    plan_splits,
-    reader_for,
-)
+from .coordinator import Coordinator, check_work_dir
+from .errors import MapReduceError, interrupted
+from .inputs import check_split_size
 from .interrupts import Terminated, raise_terminated
-from .jobspec import Job, dumps_job
+from .jobspec import Job
+from .prepare import JobOptions, prepare_submission
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
 from .worker.pool import LocalPool
@@ -42,143 +34,17 @@ class RunResult:
     progress: dict
 
 
-def interrupted_error(signal_name: str, output_dir: str, committed: bool) -> JobCancelledError:
-    """What `run` or `submit` says when SIGINT or SIGTERM stopped it: whether the output was
-    committed (the signal came during the final commit, which finishes first) or not."""
-    if committed:
-        error = JobCancelledError(
-            f"{signal_name} arrived as the job was committing; the commit "
-            f"finished first: '{output_dir}' holds the job's complete output "
-            f"(with _SUCCESS)."
-        )
-    else:
-        error = JobCancelledError(
-            f"{signal_name}: the job was cancelled and no output was "
-            f"committed; '{output_dir}' is as it was before the job."
-        )
-    error.exit_code = 143 if signal_name == "terminated (SIGTERM)" else 130
-    return error
-
-
-def prepare_submission(
-    job: Job,
-    inputs: list[str],
-    output_dir: str,
-    *,
-    workers: int,
-    reducers: int | None,
-    split_size: int | None,
-    overwrite: bool,
-    max_attempts: int,
-    output_format: str = "text",
-    skip_bad_records: bool = False,
-    skip_binary: bool = False,
-    warn: Callable[[str], None] | None = None,
-    work_dir: str | None = None,
-) -> JobSubmission:
-    """Check everything a user can get wrong before any process starts or any file is written.
-    Once all is well, `warn` is told about each input that looks binary."""
-    files = expand_inputs(list(inputs))
-    check_job_paths(inputs, output_dir, work_dir)
-    check_output_dir(output_dir, overwrite)
-    binary = (
-        [file for file in files if looks_binary(file.path)]
-        if job.input_format in TEXT_FORMATS
-        else []
-    )
-    if skip_binary and binary:
-        skipped = set(binary)
-        files = [file for file in files if file not in skipped]
-        if not files:
-            raise InputError(
-                f"every input file looks binary (a NUL byte in its first "
-                f"{defaults.BINARY_CHECK_BYTES // 1024} KiB), and --skip-binary "
-                f"skips such files, so there is nothing to read. Pass the text files "
-                f"to read, or leave out --skip-binary to read these as text anyway."
-            )
-    splits = plan_splits(files, job.input_format, split_size, min_splits=workers)
-    # --reducers 0 runs any job map-only, as Hadoop's zero reducers do.
-    num_reducers = 0 if job.map_only or reducers == 0 else (reducers or workers)
-    if job.setup is not None:
-        _run_setup(job, [file.path for file in files], num_reducers)
-    try:
-        code = dumps_job(job)
-    except Exception as exc:
-        raise JobLoadError(
-            f"job '{job.name}' cannot be shipped to workers: pickling it failed "
-            f"with {type(exc).__name__}: {exc}. Module-level values the job's "
-            f"functions use must be picklable (open files, sockets and locks are "
-            f"not)."
-        ) from None
-    if warn is not None:
-        for file in binary:
-            warn(_binary_warning(file.path, skip_binary))
-    return JobSubmission(
-        job.name,
-        code,
-        [s.to_wire() for s in splits],
-        [s.describe() for s in splits],
-        num_reducers,
-        output_dir,
-        overwrite,
-        max_attempts,
-        output_format=output_format,
-        skip_bad_records=skip_bad_records,
-        inputs=[storage.absolute(item) for item in inputs],
-        split_by=reader_for(job.input_format).split_by,
-    )
-
-
-def _binary_warning(path: str, skipped: bool) -> str:
-    looks = f"looks binary (a NUL byte in its first {defaults.BINARY_CHECK_BYTES // 1024} KiB)"
-    if skipped:
-        return f"skipped input file {path} (--skip-binary): it {looks}"
-    return (
-        f"input file {path} {looks} but is read as text, line by line; pass --skip-binary "
-        f"to skip such files"
-    )
-
-
-def _run_setup(job: Job, files: list[str], num_reducers: int) -> None:
-    """The job's `setup(inputs, num_reducers)` hook, run here on the submitting side before the job
-    is shipped (e.g. to sample keys for a range partitioner); what it stores in module-level
-    values travels with the job."""
-    assert job.setup is not None
-    try:
-        job.setup(list(files), num_reducers)
-    except Exception as exc:
-        import traceback
-
-        detail = "".join(
-            traceback.format_exception(type(exc), exc, exc.__traceback__)[-4:]
-        ).rstrip()
-        raise JobLoadError(
-            f"job '{job.name}': setup(inputs, num_reducers) raised "
-            f"{type(exc).__name__}: {exc}\n\n{detail}"
-        ) from None
-
-
 @dataclass
-class RunOptions:
-    """How `mapreduce run` runs a job, besides the job, its inputs and its output: the command's
-    options, with the defaults of `defaults.py`."""
+class RunOptions(JobOptions):
+    """How `mapreduce run` runs a job: the options every runner has (JobOptions) and its own,
+    with the defaults of `defaults.py`."""
 
     workers: int | None = None  # default: the number of cores
-    reducers: int | None = None  # default: the number of workers; 0: map-only
-    split_size: int | None = None
-    min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES
-    overwrite: bool = False
-    max_attempts: int = defaults.MAX_ATTEMPTS
-    output_format: str = "text"
-    skip_bad_records: bool = False
-    skip_binary: bool = False
     work_dir: str | None = None  # default: a private temporary directory
     inline: bool = False
-    quiet: bool = True
     heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
     liveness: int = defaults.HEARTBEAT_LIVENESS
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
-    params: dict | None = None  # --param NAME=VALUE, for the job's PARAMS
 
 
 def run_job(
@@ -244,14 +110,8 @@ def _run_step(
         job,
         inputs,
         output_dir,
+        replace(options, output_format=output_format, overwrite=overwrite),
         workers=workers,
-        reducers=options.reducers,
-        split_size=options.split_size,
-        overwrite=overwrite,
-        max_attempts=options.max_attempts,
-        output_format=output_format,
-        skip_bad_records=options.skip_bad_records,
-        skip_binary=options.skip_binary,
         warn=progress.warn,
         work_dir=work_dir,
     )
@@ -306,7 +166,7 @@ def _run_step(
                 progress.clear()
         if stopped_by is not None:
             committed = job_id is not None and coordinator.job(job_id).status == "succeeded"
-            raise interrupted_error(stopped_by, output_dir, committed)
+            raise interrupted(stopped_by, output_dir, committed)
         assert job_id is not None  # not stopped: the job was submitted
         record = coordinator.job(job_id)
         if record.error is not None:

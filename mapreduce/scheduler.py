@@ -92,7 +92,8 @@ class SchedulerSettings:
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
     backup_slowdown: float = defaults.BACKUP_SLOWDOWN_FACTOR
     task_resends: int = defaults.TASK_RESENDS
-    # A map task that can be cut into smaller tasks is, once it has lost this many attempts.
+    # A map task that can be cut into smaller tasks is, once this many attempts died with their
+    # process (a lost connection does not count).
     replan_after_losses: int = defaults.REPLAN_AFTER_LOST_ATTEMPTS
 
     @property
@@ -515,7 +516,10 @@ class Scheduler:
             if isinstance(error.get("exit"), dict):  # its process died (an exit status or signal)
                 task.deaths += 1
                 task.last_exit = error["exit"]
-            if task.losses >= self.settings.replan_after_losses:
+            # Only the job's code killing its process is a reason to cut the task smaller: a
+            # lost connection or a worker too busy to heartbeat says nothing about the input.
+            died = isinstance(error.get("exit"), dict)
+            if died and task.deaths >= self.settings.replan_after_losses:
                 replanned = self._replan(job, task)
                 if replanned:
                     return replanned

@@ -64,6 +64,9 @@ FORBIDDEN = [
     ),
     ("mapreduce.protocol", ["mapreduce.coordinator", "mapreduce.worker", "mapreduce.client"]),
     ("mapreduce.storage", ["mapreduce.commit", "mapreduce.coordinator", "mapreduce.worker"]),
+    # The runners are peers: `submit` (client) and `run` (local) share `prepare`, not each other.
+    ("mapreduce.client", ["mapreduce.local", "mapreduce.inline"]),
+    ("mapreduce.local", ["mapreduce.client"]),
     ("mapreduce", ["workers"]),  # the top-level workers/ folder is deployment files only
 ]
 

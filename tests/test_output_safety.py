@@ -473,7 +473,7 @@ def read_counts_with_success(out: Path) -> dict:
 def test_commit_error_in_one_job_leaves_the_coordinator_serving_the_next(
     corpus, tmp_path, monkeypatch
 ):
-    from mapreduce.local import prepare_submission
+    from mapreduce.prepare import JobOptions, prepare_submission
     from mapreduce.steps import load_steps
     from mapreduce.worker.pool import LocalPool
 
@@ -499,11 +499,8 @@ def test_commit_error_in_one_job_leaves_the_coordinator_serving_the_next(
                     job,
                     [str(p) for p in corpus],
                     str(tmp_path / f"out-{name}"),
+                    JobOptions(reducers=2),
                     workers=2,
-                    reducers=2,
-                    split_size=None,
-                    overwrite=False,
-                    max_attempts=4,
                 )
             )
             for name in ("a", "b")

@@ -195,10 +195,10 @@ class Coordinator:
             0.0, time.monotonic() - before_poll - timeout
         )
         if deaf > self.settings.heartbeat_interval:
-            log.warning(
+            self.scheduler.paused(deaf)
+            (log.warning if deaf > self.settings.expiry / 2 else log.debug)(
                 "the coordinator did not listen for %.1f s; workers get that time back", deaf
             )
-            self.scheduler.paused(deaf)
         if self.socket in events:
             while True:
                 try:

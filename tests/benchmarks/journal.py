@@ -24,7 +24,7 @@ from run import generate  # noqa: E402
 from mapreduce.coordinator import Coordinator, JobSubmission  # noqa: E402
 from mapreduce.coordinator import journal as journal_module  # noqa: E402
 from mapreduce.coordinator.journal import LocalJournal, encode  # noqa: E402
-from mapreduce.local import prepare_submission  # noqa: E402
+from mapreduce.prepare import JobOptions, prepare_submission  # noqa: E402
 from mapreduce.scheduler import SchedulerSettings  # noqa: E402
 from mapreduce.steps import load_steps  # noqa: E402
 from mapreduce.worker.pool import LocalPool  # noqa: E402
@@ -107,11 +107,8 @@ def wordcount(corpus: Path, tmp: Path, journaled: bool, run: int) -> float:
             job,
             [str(corpus)],
             str(tmp / f"out-{run}"),
+            JobOptions(reducers=2),
             workers=2,
-            reducers=2,
-            split_size=None,
-            overwrite=False,
-            max_attempts=4,
         )
         started = time.perf_counter()
         job_id = coordinator.submit(submission)
