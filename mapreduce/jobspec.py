@@ -9,11 +9,14 @@ the submitting side saw.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
+import types
 from dataclasses import dataclass
 from typing import Callable
 
@@ -21,6 +24,33 @@ import cloudpickle
 
 from .errors import JobLoadError
 from .inputs import BATCH_FORMATS, INPUT_FORMATS  # noqa: E402
+
+TASK_HOOKS = (
+    "mapper_init",
+    "mapper_final",
+    "combiner_init",
+    "combiner_final",
+    "reducer_init",
+    "reducer_final",
+)
+# Every function name a job module may define that the framework calls.
+JOB_FUNCTIONS = (
+    "mapper",
+    "map_batches",
+    "reducer",
+    "combiner",
+    "partitioner",
+    "partition_batches",
+    "setup",
+    *TASK_HOOKS,
+)
+# Names users coming from elsewhere write for a hook (Hadoop's map/reduce, a plural, a short form).
+_SHORT_FORMS = {
+    "map": "mapper",
+    "reduce": "reducer",
+    "combine": "combiner",
+    "partition": "partitioner",
+}
 
 
 @dataclass
@@ -39,6 +69,14 @@ class Job:
     aggregation: str | None = None  # REDUCE = "count" | "sum" | "min" | "max" | "identity"
     partition_batches: Callable | None = None  # vectorised partitioner: (keys, n) -> int array
     setup: Callable | None = None  # setup(inputs, num_reducers), run before shipping
+    # Per-task hooks (mrjob's names): called once per task attempt, before and after its records;
+    # a *_final may return or yield pairs, which go where the records' output goes.
+    mapper_init: Callable | None = None
+    mapper_final: Callable | None = None
+    combiner_init: Callable | None = None
+    combiner_final: Callable | None = None
+    reducer_init: Callable | None = None
+    reducer_final: Callable | None = None
 
     @property
     def map_only(self) -> bool:
@@ -104,7 +142,56 @@ def _convert_param(ref: str, name: str, text: str, default):
     return text
 
 
+def check_hook_names(names, ref: str, defined) -> None:
+    """Refuse a job whose functions include a near miss of a hook name (`reduce` or `reducers`
+    for `reducer`, `mapper_int` for `mapper_init`) while the hook itself is not defined: the
+    framework would silently not call it (a `def reduce` job would run map-only and exit 0).
+    `names` are the job's function names, `defined(name)` says whether the hook is there."""
+    for name in names:
+        if name.startswith("_") or name in JOB_FUNCTIONS:
+            continue
+        hook = close_hook_name(name)
+        if hook is not None and not defined(hook):
+            raise JobLoadError(
+                f"job '{ref}' defines `{name}` but no `{hook}`: did you mean `{hook}`? The "
+                f"framework calls only {', '.join(f'`{n}`' for n in JOB_FUNCTIONS)}, so "
+                f"`{name}` would never run. Rename it to `{hook}` (or, for a helper, to a "
+                f"name that is not so close to a hook's, e.g. starting with an underscore)."
+            )
+
+
+def close_hook_name(name: str) -> str | None:
+    """The hook `name` is probably a misspelling of, or None."""
+    lowered = name.lower()
+    if lowered in JOB_FUNCTIONS:
+        return lowered  # Mapper, REDUCER
+    head, _, tail = lowered.partition("_")
+    candidates = {lowered, lowered.rstrip("s")}
+    if head.rstrip("s") in _SHORT_FORMS:
+        base = _SHORT_FORMS[head.rstrip("s")]
+        candidates |= {base + ("_" + tail if tail else "")}
+    for candidate in candidates:
+        if candidate in JOB_FUNCTIONS:
+            return candidate
+    close = difflib.get_close_matches(lowered, JOB_FUNCTIONS, n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+def _module_functions(module) -> list[str]:
+    """The names of the functions defined in the job module itself (not imported ones)."""
+    own = getattr(module, "__name__", None)
+    return [
+        name
+        for name, value in vars(module).items()
+        if inspect.isfunction(value) and getattr(value, "__module__", None) == own
+    ]
+
+
 def job_from_module(module, ref: str) -> Job:
+    if not isinstance(module, types.SimpleNamespace):  # a step's dict is checked by steps.py
+        check_hook_names(
+            _module_functions(module), ref, lambda hook: callable(getattr(module, hook, None))
+        )
     mapper = getattr(module, "mapper", None)
     map_batches = getattr(module, "map_batches", None)
     if not callable(mapper) and not callable(map_batches):
@@ -117,7 +204,7 @@ def job_from_module(module, ref: str) -> Job:
         raise JobLoadError(f"job '{ref}' defines both mapper and map_batches; keep one.")
     aggregation = _aggregation(module, ref, callable(map_batches))
     hooks = {}
-    for name in ("reducer", "combiner", "partitioner", "partition_batches", "setup"):
+    for name in ("reducer", "combiner", "partitioner", "partition_batches", "setup", *TASK_HOOKS):
         hook = getattr(module, name, None)
         if hook is not None and not callable(hook):
             raise JobLoadError(f"job '{ref}': `{name}` is defined but is not a function.")
@@ -150,6 +237,7 @@ def job_from_module(module, ref: str) -> Job:
             f"job '{ref}' sets REDUCE = {aggregation!r} and also defines a "
             f"reducer or combiner; REDUCE replaces both, so keep one way."
         )
+    _check_task_hooks(ref, hooks, callable(map_batches))
     return Job(
         _job_name(ref),
         mapper,
@@ -160,6 +248,27 @@ def job_from_module(module, ref: str) -> Job:
         aggregation=aggregation,
         **hooks,
     )
+
+
+def _check_task_hooks(ref: str, hooks: dict, vectorised: bool) -> None:
+    """A hook goes with the function it surrounds: mapper_* with a per-record mapper, combiner_*
+    with a combiner, reducer_* with a reducer."""
+    needs = {"mapper": "mapper", "combiner": "combiner", "reducer": "reducer"}
+    for name in TASK_HOOKS:
+        if hooks[name] is None:
+            continue
+        owner = needs[name.split("_")[0]]
+        if owner == "mapper" and vectorised:
+            raise JobLoadError(
+                f"job '{ref}' defines {name} and map_batches; the per-task hooks go with "
+                f"a per-record mapper(key, value). A map_batches job keeps its state in "
+                f"module-level values."
+            )
+        if owner != "mapper" and hooks[owner] is None:
+            raise JobLoadError(
+                f"job '{ref}' defines {name} but no {owner}; {name} runs around the "
+                f"{owner}'s records, so define {owner} too (or remove {name})."
+            )
 
 
 def _aggregation(module, ref: str, vectorised: bool) -> str | None:

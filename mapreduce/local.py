@@ -182,7 +182,7 @@ class RunOptions:
 
 
 def run_job(
-    job_ref: str | Job,
+    job_ref: str | Job | list[Job],
     inputs: list[str],
     output_dir: str,
     options: RunOptions | None = None,
@@ -208,7 +208,10 @@ def run_job(
         raise MapReduceError("--reducers must be 0 (map-only) or more.")
     check_split_size(options.split_size, options.min_split_size)
     output_dir = storage.normalize(output_dir)
-    steps = load_steps(job_ref, options.params) if isinstance(job_ref, str) else [job_ref]
+    if isinstance(job_ref, str):
+        steps = load_steps(job_ref, options.params)
+    else:  # a Job, or a multi-step job's list of them (mapreduce.testing)
+        steps = list(job_ref) if isinstance(job_ref, (list, tuple)) else [job_ref]
     progress = progress or ProgressReporter(quiet=options.quiet)
 
     def run_step(job, step_inputs, step_output, step_format, step_overwrite):

@@ -455,6 +455,10 @@ class Scheduler:
                     return replanned
         else:
             task.failures += 1
+            if error.get("permanent") is True:
+                # An error that repeats whatever the attempt (a mapper yielding a non-pair):
+                # another attempt would only fail the same way.
+                return self._fail_job(job, task)
         if task.failures >= job.max_attempts or task.losses >= job.max_losses:
             return self._fail_job(job, task)
         if not task.running():

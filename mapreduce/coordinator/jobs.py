@@ -199,6 +199,7 @@ def task_failure(record: JobRecord, task: Task) -> TaskFailedError:
         deaths=task.deaths,
         last_exit=task.last_exit,
         piece=".".join(map(str, task.piece)),
+        permanent=error.get("permanent") is True and not lost,
     )
 
 

@@ -34,10 +34,13 @@ def failure_report(exc: Exception, job: Job, location: str = "") -> dict:
         return {"type": "ShuffleReadError", "message": str(exc), "traceback": "", "input": exc.path}
     if isinstance(exc, RecordError):
         # The framework noticed the mistake: show where in the user's code, if anywhere.
+        # Permanent: the same records give the same output in any attempt, so the task fails
+        # at once instead of after --max-attempts (the scheduler reads "permanent").
         return {
             "type": "RecordError",
             "message": f"{exc}{where}",
             "traceback": user_traceback(exc, job, user_frames_only=True),
+            "permanent": True,
         }
     report = describe_exception(exc, job)
     report["message"] += where

@@ -16,8 +16,10 @@ from mapreduce import shuffle, vectorized
 from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
 from mapreduce.jobspec import Job
 from mapreduce.output import part_writer
+from mapreduce.pairs import not_iterable_output
 from mapreduce.worker.access import check_readable, make_output_dir
 from mapreduce.worker.failures import TaskError, failure_report
+from mapreduce.worker.hooks import call_hook, hook_output
 
 
 def run_map(job: Job, task: dict) -> dict:
@@ -51,8 +53,14 @@ def run_map(job: Job, task: dict) -> dict:
             }
         }
     writer = shuffle.MapOutputWriter(
-        task["out_dir"], task["partitions"], partitioner=job.partitioner, combiner=job.combiner
+        task["out_dir"],
+        task["partitions"],
+        partitioner=job.partitioner,
+        combiner=job.combiner,
+        combiner_final=job.combiner_final,
     )
+    if job.combiner is not None:
+        call_hook(job.combiner_init, "combiner_init", job)
     records_in = _map_split(job, split, writer.add_pairs, bad_records, writer.flush)
     result = writer.close()
     return {
@@ -146,22 +154,35 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
 
 
 def _map_split(job: Job, split: Split, emit, bad_records: list | None = None, finish=None) -> int:
-    """Feed every record of the split to the mapper and each record's output to `emit` (then call
-    `finish`, which may still find a bad pair); returns the record count. A failure is annotated with
-    the file and line being mapped, or with the record's that `records_ago` on the error points at."""
+    """Feed every record of the split to the mapper and each record's output to `emit` (then
+    mapper_final's, then call `finish`, which may still find a bad pair); returns the record
+    count. A failure is annotated with the file and line being mapped, or with the record's that
+    `records_ago` on the error points at (mapper_final's output counts as one more record)."""
     mapper = job.mapper
     assert mapper is not None, "a per-record map task of a job without a mapper"
     records = 0
     path, path_start = None, 0
+    final_emitted = False
+    call_hook(job.mapper_init, "mapper_init", job)
     try:
         for key, value in read_records(split, job.input_format, bad_records):
             if key is not path:
                 path, path_start = key, records
             records += 1
             output = mapper(key, value)
-            emit(output if output is not None else ())  # one call per record: see records_ago
+            try:
+                emit(output if output is not None else ())  # one call per record: records_ago
+            except TypeError:
+                if not hasattr(output, "__iter__"):  # `return 1` rather than `yield word, 1`
+                    raise not_iterable_output("mapper", output) from None
+                raise
+        if job.mapper_final is not None:
+            final_emitted = True
+            emit(hook_output(job.mapper_final, "mapper_final", job))
         if finish is not None:
             finish()
+    except TaskError:
+        raise
     except BadRecord as exc:
         raise TaskError(
             {
@@ -171,9 +192,12 @@ def _map_split(job: Job, split: Split, emit, bad_records: list | None = None, fi
             }
         ) from None
     except Exception as exc:
+        records_ago = getattr(exc, "records_ago", 0) - final_emitted
+        if final_emitted and records_ago < 0:
+            raise TaskError(failure_report(exc, job, "in mapper_final")) from None
         if path is None:
             raise
-        number = records - path_start - getattr(exc, "records_ago", 0)
+        number = records - path_start - records_ago
         location = (
             _record_location(split, job.input_format, path, number)
             if number > 0

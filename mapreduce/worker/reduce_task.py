@@ -6,7 +6,9 @@ from __future__ import annotations
 from mapreduce import shuffle, vectorized
 from mapreduce.jobspec import Job
 from mapreduce.output import PartWriter, part_writer
+from mapreduce.pairs import checked_output
 from mapreduce.worker.access import make_output_dir
+from mapreduce.worker.hooks import call_hook, hook_output
 
 
 def run_reduce(job: Job, task: dict) -> dict:
@@ -18,11 +20,15 @@ def run_reduce(job: Job, task: dict) -> dict:
     reducer = job.reducer
     assert reducer is not None, "a reduce task of a job without a reducer"
     try:
+        call_hook(job.reducer_init, "reducer_init", job)
         for key, values in shuffle.iter_partition_groups(task["inputs"]):
             groups += 1
             output = reducer(key, values)
             if output is not None:
-                writer.write_pairs(output, "reducer")
+                writer.write_pairs(checked_output(output, "reducer"), "reducer")
+        if job.reducer_final is not None:
+            output = hook_output(job.reducer_final, "reducer_final", job)
+            writer.write_pairs(checked_output(output, "reducer_final"), "reducer_final")
     except BaseException as exc:
         writer.close(exc)
         raise
