@@ -130,7 +130,16 @@ def job_options(command):
             click.option(
                 "--skip-bad-records",
                 is_flag=True,
-                help="Count and skip malformed JSON lines and CSV rows instead of failing.",
+                help="Count and skip malformed JSON lines and CSV rows instead of failing, and "
+                "records (reduce keys) the job's code raised on in two attempts; they are "
+                "listed in OUTPUT/_logs/skipped.",
+            ),
+            click.option(
+                "--max-skipped",
+                type=click.IntRange(min=0),
+                default=defaults.MAX_SKIPPED_RECORDS,
+                show_default=True,
+                help="With --skip-bad-records: fail the job rather than skip more records.",
             ),
             click.option(
                 "--skip-binary",
@@ -232,6 +241,7 @@ def run_command(
     quiet,
     output_format,
     skip_bad_records,
+    max_skipped,
     skip_binary,
     params,
     inline,
@@ -268,6 +278,7 @@ def run_command(
             inline=inline,
             output_format=output_format,
             skip_bad_records=skip_bad_records,
+            max_skipped=max_skipped,
             skip_binary=skip_binary,
             work_dir=work_dir,
         ),
@@ -340,6 +351,7 @@ def submit_command(
     quiet,
     output_format,
     skip_bad_records,
+    max_skipped,
     skip_binary,
     params,
     timeout,
@@ -366,6 +378,7 @@ def submit_command(
         params=params,
         output_format=output_format,
         skip_bad_records=skip_bad_records,
+        max_skipped=max_skipped,
         skip_binary=skip_binary,
     )
 

@@ -227,6 +227,7 @@ def submit_job(
     params: dict | None = None,
     output_format: str = "text",
     skip_bad_records: bool = False,
+    max_skipped: int = defaults.MAX_SKIPPED_RECORDS,
     skip_binary: bool = False,
 ) -> dict:
     """Ship a job (each step of a multi-step job in turn) to a coordinator and block until it
@@ -262,6 +263,7 @@ def submit_job(
                     max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
                     output_format=step_format,
                     skip_bad_records=skip_bad_records,
+                    max_skipped=max_skipped,
                     skip_binary=skip_binary,
                     warn=progress.warn,
                 )

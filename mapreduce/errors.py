@@ -151,6 +151,15 @@ class TaskFailedError(MapReduceError):
         )
 
 
+class TooManySkippedError(TaskFailedError):
+    """--skip-bad-records would skip more records than --max-skipped allows; `cause` says how
+    many and which was the last."""
+
+    def paragraph(self) -> str:
+        task = f"{self.kind} task {self.index}" + (f", piece {self.piece}" if self.piece else "")
+        return f"the job was stopped at {task} ({self.where}): {self.cause}. No output was written."
+
+
 class JobCancelledError(MapReduceError):
     """The job was cancelled (Ctrl-C, SIGTERM, or a client's cancel request)."""
 

@@ -72,6 +72,7 @@ def prepare_submission(
     max_attempts: int,
     output_format: str = "text",
     skip_bad_records: bool = False,
+    max_skipped: int = defaults.MAX_SKIPPED_RECORDS,
     skip_binary: bool = False,
     warn: Callable[[str], None] | None = None,
     work_dir: str | None = None,
@@ -124,6 +125,7 @@ def prepare_submission(
         max_attempts,
         output_format=output_format,
         skip_bad_records=skip_bad_records,
+        max_skipped=max_skipped,
         inputs=[storage.absolute(item) for item in inputs],
         split_by=reader_for(job.input_format).split_by,
     )
@@ -171,6 +173,7 @@ class RunOptions:
     max_attempts: int = defaults.MAX_ATTEMPTS
     output_format: str = "text"
     skip_bad_records: bool = False
+    max_skipped: int = defaults.MAX_SKIPPED_RECORDS
     skip_binary: bool = False
     work_dir: str | None = None  # default: a private temporary directory
     inline: bool = False
@@ -254,6 +257,7 @@ def _run_step(
         max_attempts=options.max_attempts,
         output_format=output_format,
         skip_bad_records=options.skip_bad_records,
+        max_skipped=options.max_skipped,
         skip_binary=options.skip_binary,
         warn=progress.warn,
         work_dir=work_dir,

@@ -129,6 +129,7 @@ class Coordinator:
                 now,
                 map_splits=submission.splits,
                 cut=submission.cut,
+                **submission.skipping(),
             )
         )
         return job_id
@@ -494,6 +495,7 @@ class Coordinator:
                 map_splits=submission.splits,
                 cut=submission.cut,
                 replanned=history.replanned,
+                **submission.skipping(),
             )
             if vanished and not history.committing:
                 lost.append(record)
@@ -600,7 +602,14 @@ class Coordinator:
         map_results = [m.result for m in self.scheduler.jobs[record.id].map_tasks]
         task = assign.task
         header = task_header(
-            record, task.kind, task.index, task.id, assign.attempt, map_results, split=task.split
+            record,
+            task.kind,
+            task.index,
+            task.id,
+            assign.attempt,
+            map_results,
+            split=task.split,
+            skip=task.skip,
         )
         # Before the TASK goes out: after a restart, no attempt number is handed out twice.
         self._journal(
