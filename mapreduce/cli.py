@@ -148,6 +148,26 @@ def job_options(command):
                 "instead of reading them as text (with a warning).",
             ),
             click.option(
+                "--mapper-cmd",
+                default=None,
+                metavar="CMD",
+                help="Hadoop Streaming: a shell command as the mapper (input lines on stdin, "
+                "key<TAB>value lines on stdout); JOB is then the first INPUT.",
+            ),
+            click.option(
+                "--combiner-cmd",
+                default=None,
+                metavar="CMD",
+                help="With --mapper-cmd: a shell command as the combiner.",
+            ),
+            click.option(
+                "--reducer-cmd",
+                default=None,
+                metavar="CMD",
+                help="With --mapper-cmd: a shell command as the reducer (sorted key<TAB>value "
+                "lines of its partition on stdin).",
+            ),
+            click.option(
                 "-p",
                 "--param",
                 "params",
@@ -194,10 +214,27 @@ def main(verbose, log_file):
     configure_logging(verbose, log_file)
 
 
+def _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd):
+    """The job to run and its inputs: JOB and INPUTs, or, with --mapper-cmd, a streaming job
+    whose inputs are all the arguments (JOB included)."""
+    if mapper_cmd is None:
+        if reducer_cmd is not None or combiner_cmd is not None:
+            raise click.UsageError(
+                "--reducer-cmd and --combiner-cmd go with --mapper-cmd (a job module sets "
+                "REDUCER_CMD or COMBINER_CMD instead)."
+            )
+        if not inputs:
+            raise click.UsageError("Missing argument 'INPUTS...'.")
+        return job, list(inputs)
+    from .jobspec import streaming_job
+
+    return streaming_job(mapper_cmd, reducer_cmd, combiner_cmd), [job, *inputs]
+
+
 @main.command("run")
 @verbose_option
 @click.argument("job")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option(
     "-w",
     "--workers",
@@ -243,6 +280,9 @@ def run_command(
     skip_bad_records,
     max_skipped,
     skip_binary,
+    mapper_cmd,
+    combiner_cmd,
+    reducer_cmd,
     params,
     inline,
     work_dir,
@@ -259,9 +299,10 @@ def run_command(
     """
     from .local import RunOptions, run_job
 
+    job, inputs = _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd)
     run_job(
         job,
-        list(inputs),
+        inputs,
         output_dir,
         RunOptions(
             workers=workers,
@@ -324,7 +365,7 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
 @main.command("submit")
 @verbose_option
 @click.argument("job")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option(
     "-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555."
 )
@@ -353,6 +394,9 @@ def submit_command(
     skip_bad_records,
     max_skipped,
     skip_binary,
+    mapper_cmd,
+    combiner_cmd,
+    reducer_cmd,
     params,
     timeout,
     keys_dir,
@@ -361,9 +405,10 @@ def submit_command(
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import submit_job
 
+    job, inputs = _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd)
     submit_job(
         job,
-        list(inputs),
+        inputs,
         output_dir,
         coordinator,
         reducers=reducers,

@@ -20,6 +20,7 @@ from zmq.utils.monitor import recv_monitor_message
 from . import defaults, interrupts, protocol, security, storage
 from .errors import MapReduceError
 from .inputs import check_split_size
+from .jobspec import Job
 from .local import interrupted_error, prepare_submission
 from .progress import ProgressReporter
 from .protocol import Message
@@ -210,7 +211,7 @@ class CoordinatorClient:
 
 
 def submit_job(
-    job_ref: str,
+    job_ref: str | Job,
     inputs: list[str],
     output_dir: str,
     coordinator: str,
@@ -241,7 +242,7 @@ def submit_job(
     started = time.monotonic()
     absolute_inputs = [storage.absolute(i) for i in inputs]  # URIs stay as they are
     progress = ProgressReporter(quiet=quiet)
-    steps = load_steps(job_ref, params)
+    steps = load_steps(job_ref, params) if isinstance(job_ref, str) else [job_ref]
     previous_term = signal.signal(signal.SIGTERM, interrupts.raise_terminated)
     try:
         with CoordinatorClient(

@@ -192,6 +192,7 @@ def job_from_module(module, ref: str) -> Job:
         check_hook_names(
             _module_functions(module), ref, lambda hook: callable(getattr(module, hook, None))
         )
+    module = _with_streaming_commands(module, ref)
     mapper = getattr(module, "mapper", None)
     map_batches = getattr(module, "map_batches", None)
     if not callable(mapper) and not callable(map_batches):
@@ -248,6 +249,55 @@ def job_from_module(module, ref: str) -> Job:
         aggregation=aggregation,
         **hooks,
     )
+
+
+def streaming_job(
+    mapper_cmd: str, reducer_cmd: str | None = None, combiner_cmd: str | None = None
+) -> Job:
+    """The job `mapreduce run --mapper-cmd CMD [--reducer-cmd CMD] [--combiner-cmd CMD]` runs."""
+    namespace = types.SimpleNamespace(
+        MAPPER_CMD=mapper_cmd, REDUCER_CMD=reducer_cmd, COMBINER_CMD=combiner_cmd
+    )
+    return job_from_module(namespace, "streaming")
+
+
+def _with_streaming_commands(module, ref: str):
+    """The module, or, when it sets MAPPER_CMD, COMBINER_CMD or REDUCER_CMD (Hadoop Streaming
+    commands, see mapreduce.streaming), a namespace with its values plus the functions and hooks
+    that run those commands."""
+    from .streaming import MODULE_SETTINGS, job_functions
+
+    commands = {role: getattr(module, name, None) for role, name in MODULE_SETTINGS.items()}
+    if not any(command is not None for command in commands.values()):
+        return module
+    for role, command in commands.items():
+        name = MODULE_SETTINGS[role]
+        if command is None:
+            continue
+        if not isinstance(command, str) or not command.strip():
+            raise JobLoadError(
+                f"job '{ref}': {name} must be a shell command (a non-empty str), not {command!r}."
+            )
+        clashes = [h for h in (role, f"{role}_init", f"{role}_final") if getattr(module, h, None)]
+        if clashes or (role == "mapper" and getattr(module, "map_batches", None)):
+            raise JobLoadError(
+                f"job '{ref}' sets {name} and also defines "
+                f"{', '.join(clashes) or 'map_batches'}; the command is the {role}, so keep "
+                f"one way."
+            )
+    if commands["mapper"] is None and not callable(getattr(module, "mapper", None)):
+        raise JobLoadError(
+            f"job '{ref}' sets {' and '.join(MODULE_SETTINGS[r] for r, c in commands.items() if c)}"
+            f" but has no mapper: set MAPPER_CMD too (`cat` passes lines on as keys), or "
+            f"define mapper(key, value)."
+        )
+    if getattr(module, "INPUT_FORMAT", "lines") != "lines" and commands["mapper"]:
+        raise JobLoadError(
+            f"job '{ref}': MAPPER_CMD reads text lines, so INPUT_FORMAT must be 'lines'."
+        )
+    values = {name: value for name, value in vars(module).items() if not name.startswith("__")}
+    values["__file__"] = getattr(module, "__file__", None)
+    return types.SimpleNamespace(**values, **job_functions(commands))
 
 
 def _check_task_hooks(ref: str, hooks: dict, vectorised: bool) -> None:
