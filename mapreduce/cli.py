@@ -148,6 +148,29 @@ def job_options(command):
                 "instead of reading them as text (with a warning).",
             ),
             click.option(
+                "--file",
+                "files",
+                multiple=True,
+                metavar="PATH|URI",
+                help="A file every task finds in its working directory under its base name "
+                "(repeatable).",
+            ),
+            click.option(
+                "--archive",
+                "archives",
+                multiple=True,
+                metavar="PATH|URI",
+                help="A .zip or .tar.gz unpacked into a directory of its base name in every "
+                "task's working directory (repeatable).",
+            ),
+            click.option(
+                "--py-files",
+                "py_files",
+                multiple=True,
+                metavar="PATH|URI",
+                help="A .py module or a .zip of packages the job imports (repeatable).",
+            ),
+            click.option(
                 "--mapper-cmd",
                 default=None,
                 metavar="CMD",
@@ -280,6 +303,9 @@ def run_command(
     skip_bad_records,
     max_skipped,
     skip_binary,
+    files,
+    archives,
+    py_files,
     mapper_cmd,
     combiner_cmd,
     reducer_cmd,
@@ -322,6 +348,9 @@ def run_command(
             max_skipped=max_skipped,
             skip_binary=skip_binary,
             work_dir=work_dir,
+            files=list(files),
+            archives=list(archives),
+            py_files=list(py_files),
         ),
     )
 
@@ -394,6 +423,9 @@ def submit_command(
     skip_bad_records,
     max_skipped,
     skip_binary,
+    files,
+    archives,
+    py_files,
     mapper_cmd,
     combiner_cmd,
     reducer_cmd,
@@ -425,6 +457,9 @@ def submit_command(
         skip_bad_records=skip_bad_records,
         max_skipped=max_skipped,
         skip_binary=skip_binary,
+        files=list(files),
+        archives=list(archives),
+        py_files=list(py_files),
     )
 
 

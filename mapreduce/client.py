@@ -17,7 +17,7 @@ import time
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from . import defaults, interrupts, protocol, security, storage
+from . import defaults, interrupts, protocol, security, sidefiles, storage
 from .errors import MapReduceError
 from .inputs import check_split_size
 from .jobspec import Job
@@ -230,6 +230,9 @@ def submit_job(
     skip_bad_records: bool = False,
     max_skipped: int = defaults.MAX_SKIPPED_RECORDS,
     skip_binary: bool = False,
+    files: list | None = None,
+    archives: list | None = None,
+    py_files: list | None = None,
 ) -> dict:
     """Ship a job (each step of a multi-step job in turn) to a coordinator and block until it
     ends; returns the final state or raises.
@@ -242,7 +245,9 @@ def submit_job(
     started = time.monotonic()
     absolute_inputs = [storage.absolute(i) for i in inputs]  # URIs stay as they are
     progress = ProgressReporter(quiet=quiet)
+    sidefiles.use_py_files_here(py_files)  # the job module may import them
     steps = load_steps(job_ref, params) if isinstance(job_ref, str) else [job_ref]
+    sidefiles.attach(steps, files, archives, py_files)
     previous_term = signal.signal(signal.SIGTERM, interrupts.raise_terminated)
     try:
         with CoordinatorClient(

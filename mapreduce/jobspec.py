@@ -17,8 +17,8 @@ import os
 import sys
 import traceback
 import types
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import cloudpickle
 
@@ -77,6 +77,10 @@ class Job:
     combiner_final: Callable | None = None
     reducer_init: Callable | None = None
     reducer_final: Callable | None = None
+    # --file, --archive, --py-files (mapreduce.sidefiles.collect), and, on a worker, the job's
+    # working directory that holds them (sidefiles.prepare), where its task attempts run.
+    side_files: list = field(default_factory=list)
+    workdir: str | None = None
 
     @property
     def map_only(self) -> bool:
@@ -204,7 +208,7 @@ def job_from_module(module, ref: str) -> Job:
     if callable(mapper) and callable(map_batches):
         raise JobLoadError(f"job '{ref}' defines both mapper and map_batches; keep one.")
     aggregation = _aggregation(module, ref, callable(map_batches))
-    hooks = {}
+    hooks: dict[str, Any] = {}
     for name in ("reducer", "combiner", "partitioner", "partition_batches", "setup", *TASK_HOOKS):
         hook = getattr(module, name, None)
         if hook is not None and not callable(hook):
@@ -340,12 +344,34 @@ def _aggregation(module, ref: str, vectorised: bool) -> str | None:
     return aggregation
 
 
+_WITH_SIDE_FILES = "mapreduce job with side files"
+
+
 def dumps_job(job: Job) -> bytes:
-    return cloudpickle.dumps(job)
+    """The job's code as it travels. A job with side files is pickled in two layers: the side
+    files' list (plain data) around the job, so a worker can fetch them, --py-files first, before
+    it unpickles code that imports those modules."""
+    if not job.side_files:
+        return cloudpickle.dumps(job)
+    return cloudpickle.dumps((_WITH_SIDE_FILES, list(job.side_files), cloudpickle.dumps(job)))
 
 
 def loads_job(blob: bytes) -> Job:
-    return cloudpickle.loads(blob)
+    """A job from dumps_job's bytes; its side files are fetched (once per job, into the worker's
+    cache) and job.workdir names the directory its task attempts run in."""
+    loaded = cloudpickle.loads(blob)
+    if not (isinstance(loaded, tuple) and loaded and loaded[0] == _WITH_SIDE_FILES):
+        return loaded
+    from . import sidefiles
+
+    _, side_files, inner = loaded
+    workdir = sidefiles.prepare(side_files)
+    for path in reversed(sidefiles.import_paths(side_files, workdir)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    job = cloudpickle.loads(inner)
+    job.workdir = workdir
+    return job
 
 
 def _job_name(ref: str) -> str:

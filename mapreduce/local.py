@@ -13,10 +13,10 @@ import secrets
 import shutil
 import signal
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from . import defaults, interrupts, leftovers, storage
+from . import defaults, interrupts, leftovers, sidefiles, storage
 from .commit import check_job_paths, check_output_dir
 from .coordinator import Coordinator, JobSubmission, check_work_dir
 from .errors import InputError, JobCancelledError, JobLoadError, MapReduceError
@@ -182,6 +182,9 @@ class RunOptions:
     liveness: int = defaults.HEARTBEAT_LIVENESS
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
     params: dict | None = None  # --param NAME=VALUE, for the job's PARAMS
+    files: list = field(default_factory=list)  # --file: in every task's working directory
+    archives: list = field(default_factory=list)  # --archive: unpacked there
+    py_files: list = field(default_factory=list)  # --py-files: importable by the job
 
 
 def run_job(
@@ -211,10 +214,12 @@ def run_job(
         raise MapReduceError("--reducers must be 0 (map-only) or more.")
     check_split_size(options.split_size, options.min_split_size)
     output_dir = storage.normalize(output_dir)
+    sidefiles.use_py_files_here(options.py_files)  # the job module may import them
     if isinstance(job_ref, str):
         steps = load_steps(job_ref, options.params)
     else:  # a Job, or a multi-step job's list of them (mapreduce.testing)
         steps = list(job_ref) if isinstance(job_ref, (list, tuple)) else [job_ref]
+    sidefiles.attach(steps, options.files, options.archives, options.py_files)
     progress = progress or ProgressReporter(quiet=options.quiet)
 
     def run_step(job, step_inputs, step_output, step_format, step_overwrite):
