@@ -33,6 +33,9 @@ def run_job(
     *,
     params: dict | None = None,
     maps: int = _SPLITS,
+    files: Iterable[str] = (),
+    archives: Iterable[str] = (),
+    py_files: Iterable[str] = (),
 ) -> list[tuple]:
     """Run `job` (an imported job module, its file's path or its module name) on `records` and
     return its output as a list of (key, value) tuples: partition by partition, keys in order
@@ -42,8 +45,9 @@ def run_job(
     mapper's key is then the path of a temporary input file), JSON-able values for "jsonl",
     dicts for "csv" and "parquet", whole texts for "files". They are spread over `maps` input
     files (so over at least as many map tasks); `reducers` as `--reducers`; `params` as `--param`
-    (values as on the command line, converted to the types of the job's PARAMS). Raises the
-    same MapReduceError as `mapreduce run` when the job fails."""
+    (values as on the command line, converted to the types of the job's PARAMS); `files`,
+    `archives`, `py_files` as `--file`, `--archive`, `--py-files`. Raises the same
+    MapReduceError as `mapreduce run` when the job fails."""
     from . import local
     from .shuffle import RunReader
     from .steps import load_steps, steps_of_module
@@ -77,6 +81,9 @@ def run_job(
             split_size=max(1, biggest),
             min_split_size=1,
             inline=True,
+            files=list(files),
+            archives=list(archives),
+            py_files=list(py_files),
             output_format="arrow",
             quiet=True,
         )

@@ -297,3 +297,36 @@ def test_the_readme_example_test_passes(monkeypatch):
     exec(compile(block, "README example", "exec"), namespace)
     monkeypatch.chdir(ROOT)
     namespace["test_wordcount_counts_words_case_insensitively"]()
+
+
+def test_run_job_takes_side_files(tmp_path):
+    (tmp_path / "stopwords.txt").write_text("the\n")
+    from helpers import ROOT
+
+    job = str(ROOT / "jobs/wordcount_stopwords.py")
+    out = run_job(job, ["The cat", "the hat"], files=[str(tmp_path / "stopwords.txt")])
+    assert sorted(out) == [("cat", 1), ("hat", 1)]
+
+
+def test_combiner_final_runs_once_after_the_last_combine_even_with_spills(tmp_path):
+    from helpers import all_groups, write
+
+    calls = []
+
+    def combiner(key, values):
+        calls.append("combine")
+        yield key, sum(values)
+
+    def combiner_final():
+        calls.append("final")
+        yield "~final", 1
+
+    pairs = [(f"k{i // 2 % 500}", 1) for i in range(2000)]  # twice in a row: combined
+    output = write(
+        tmp_path, pairs, 1, combiner=combiner, combiner_final=combiner_final, spill_records=100
+    )
+    groups = dict((key, sum(values)) for key, values in all_groups(output)[0])
+    assert calls.count("final") == 1 and calls[-1] == "final"  # after every combine
+    assert groups.pop("~final") == 1
+    assert groups == {f"k{i}": 4 for i in range(500)}
+    assert len(output.files[0]) > 1  # it did spill before the end

@@ -300,17 +300,18 @@ class MapOutputWriter:
         """Combine and write what is buffered; return the files written. Calling it again returns the same."""
         if self._output is None:
             self.flush()
-            self._combine_and_spill()
+            self._combine_and_spill(last=True)
             runs = self._runs
             files = {partition: list(paths) for partition, paths in sorted(runs.files.items())}
             self._output = MapOutput(files, self._records_in, runs.records, runs.bytes_written)
         return self._output
 
-    def _combine_and_spill(self) -> None:
-        """Combine everything buffered and write it out as sorted runs."""
+    def _combine_and_spill(self, last: bool = False) -> None:
+        """Combine everything buffered and write it out as sorted runs; the `last` time (at
+        close), with what combiner_final gives, after the last combine."""
         if self._combiner is not None:
             self._combine(final=True)
-            if self._combiner_final is not None:
+            if last and self._combiner_final is not None:
                 final, self._combiner_final = self._combiner_final, None  # once per attempt
                 self._add_uncombined(final(), "combiner_final")
         self._spill()
