@@ -165,3 +165,14 @@ def test_inline_failure_names_the_command(tmp_path):
     job.write_text("MAPPER_CMD = 'false'\n")
     with pytest.raises(TaskFailedError, match="the mapper command `false` exited with status 1"):
         run_job(str(job), ["a"], reducers=0)
+
+
+def test_a_script_shipped_with_file_runs_from_the_task_directory(tmp_path):
+    job = tmp_path / "job.py"
+    job.write_text(
+        f"MAPPER_CMD = {sys.executable + ' streaming_mapper.py'!r}\n"
+        f"REDUCER_CMD = {sys.executable + ' streaming_reducer.py'!r}\n"
+    )
+    scripts = [str(JOBS / "streaming_mapper.py"), str(JOBS / "streaming_reducer.py")]
+    out = run_job(str(job), ["a b", "B c", "a"], files=scripts)
+    assert sorted(out) == [("a", "2"), ("b", "2"), ("c", "1")]
