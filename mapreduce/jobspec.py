@@ -181,6 +181,12 @@ def close_hook_name(name: str) -> str | None:
     return close[0] if close else None
 
 
+def _defines(module, hook: str) -> bool:
+    """Whether the module defines the hook (map_batches stands for mapper)."""
+    names = ("mapper", "map_batches") if hook == "mapper" else (hook,)
+    return any(callable(getattr(module, name, None)) for name in names)
+
+
 def _module_functions(module) -> list[str]:
     """The names of the functions defined in the job module itself (not imported ones)."""
     own = getattr(module, "__name__", None)
@@ -193,9 +199,7 @@ def _module_functions(module) -> list[str]:
 
 def job_from_module(module, ref: str) -> Job:
     if not isinstance(module, types.SimpleNamespace):  # a step's dict is checked by steps.py
-        check_hook_names(
-            _module_functions(module), ref, lambda hook: callable(getattr(module, hook, None))
-        )
+        check_hook_names(_module_functions(module), ref, lambda hook: _defines(module, hook))
     module = _with_streaming_commands(module, ref)
     mapper = getattr(module, "mapper", None)
     map_batches = getattr(module, "map_batches", None)
