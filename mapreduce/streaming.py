@@ -19,6 +19,7 @@ and hands back the rest. The framework calls them like any job's hooks.
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import subprocess
 import sys
@@ -44,11 +45,16 @@ class Stage:
         self._reset()
 
     def _reset(self) -> None:
+        self._input_file: str | None = None
         self._process: subprocess.Popen | None = None
         self._lines: queue.SimpleQueue = queue.SimpleQueue()
         self._threads: list = []
         self._stderr_tail: collections.deque = collections.deque()
         self._stdin_closed = False
+
+    def reset(self) -> None:
+        """The mapper's *_init: nothing runs until the first record says which file it is in."""
+        self._reset()
 
     def __getstate__(self):  # shipped to workers before it starts: only what it is
         return {"role": self.role, "command": self.command}
@@ -59,8 +65,13 @@ class Stage:
 
     # -- the hooks ---------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, input_file: str | None = None) -> None:
         self._reset()  # a fresh attempt in a process that ran one before
+        env = None
+        if input_file is not None:  # what Hadoop Streaming tells a mapper about its input
+            env = {**os.environ, "mapreduce_map_input_file": input_file}
+            env["map_input_file"] = input_file
+        self._input_file = input_file
         try:
             self._process = subprocess.Popen(
                 self.command,
@@ -68,6 +79,7 @@ class Stage:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                env=env,
             )
         except OSError as exc:
             raise StreamingCommandError(
@@ -82,9 +94,19 @@ class Stage:
             self._threads.append(thread)
 
     def feed_record(self, key, value) -> Iterator[tuple]:
-        """The mapper: one input line (the value) to the command."""
+        """The mapper: one input line (the value) to the command. As in Hadoop Streaming, the
+        command sees its input file's path in $mapreduce_map_input_file (and the older
+        $map_input_file); a task whose split holds several files runs it once per file."""
+        if key != self._input_file:
+            return self._next_file(key, value)
         self._write(_line(value))
         return self._ready()
+
+    def _next_file(self, key, value) -> Iterator[tuple]:
+        done = list(self.finish()) if self._process is not None else []
+        self.start(str(key))
+        self._write(_line(value))
+        return iter(done + list(self._ready()))
 
     def feed_group(self, key, values) -> Iterator[tuple]:
         """The combiner or reducer: a key's values as key<TAB>value lines."""
@@ -95,9 +117,12 @@ class Stage:
     def finish(self) -> Iterator[tuple]:
         """Close stdin, wait for the command and hand back the rest of its output; a non-zero
         exit raises StreamingCommandError with the end of its stderr."""
+        if self._process is None:
+            if self.role != "mapper":
+                return iter(())
+            self.start()  # a map task without records still runs its mapper, as Hadoop's
         process = self._process
-        if process is None:
-            return iter(())
+        assert process is not None
         self._close_stdin()
         status = process.wait()
         for thread in self._threads:
@@ -179,6 +204,7 @@ def job_functions(commands: dict) -> dict:
             continue
         stage = Stage(role, command)
         functions[role] = stage.feed_record if role == "mapper" else stage.feed_group
-        functions[f"{role}_init"] = stage.start
+        # The mapper's process starts with its first record (it is told the record's file).
+        functions[f"{role}_init"] = stage.reset if role == "mapper" else stage.start
         functions[f"{role}_final"] = stage.finish
     return functions

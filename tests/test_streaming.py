@@ -176,3 +176,33 @@ def test_a_script_shipped_with_file_runs_from_the_task_directory(tmp_path):
     scripts = [str(JOBS / "streaming_mapper.py"), str(JOBS / "streaming_reducer.py")]
     out = run_job(str(job), ["a b", "B c", "a"], files=scripts)
     assert sorted(out) == [("a", "2"), ("b", "2"), ("c", "1")]
+
+
+def test_the_mapper_is_told_its_input_file_as_in_hadoop_streaming(tmp_path):
+    # A reduce-side join's mapper tags lines by the file they come from, read from the
+    # environment: one process per file, even when one map task reads several files.
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "left.txt").write_text("1 a\n2 b\n")
+    (data / "right.txt").write_text("1 x\n")
+    out = tmp_path / "out"
+    result = run_cli(
+        "run",
+        "--mapper-cmd",
+        'awk -v f="$(basename "$mapreduce_map_input_file")" \'{print $1 "\\t" f ":" $2}\'',
+        data,
+        "-o",
+        out,
+        "-w",
+        1,
+        "-r",
+        1,
+        "-q",
+        *FAST,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(read_pairs(out, raw=True)) == [
+        ("1", "left.txt:a"),
+        ("1", "right.txt:x"),
+        ("2", "left.txt:b"),
+    ]
