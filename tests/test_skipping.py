@@ -179,3 +179,27 @@ def test_more_than_max_skipped_fails_the_job_and_writes_nothing(tmp_path):
             max_skipped=2,
         )
     assert not (tmp_path / "out").exists()
+
+
+def test_malformed_records_are_listed_and_count_toward_max_skipped(tmp_path):
+    data = tmp_path / "in"
+    data.mkdir()
+    lines = ['{"w": "a"}', "{not json", '{"w": "b"}', "[1,", '{"w": "a"}', "}"]
+    (data / "records.jsonl").write_text("\n".join(lines) + "\n")
+    job = tmp_path / "job.py"
+    job.write_text(
+        "INPUT_FORMAT = 'jsonl'\n\ndef mapper(path, record):\n    yield record['w'], 1\n\n"
+        "def reducer(word, counts):\n    yield word, sum(counts)\n"
+    )
+    out = tmp_path / "out"
+    result = run_job(str(job), [str(data)], str(out), workers=1, reducers=1, skip_bad_records=True)
+    assert read_output(out) == {"a": 2, "b": 1}
+    assert result.counters["bad_records_skipped"] == 3
+    listed = (out / "_logs" / "skipped").read_text().splitlines()
+    assert len(listed) == 3 and all("records.jsonl: malformed: not JSON" in x for x in listed)
+    with pytest.raises(TooManySkippedError, match="would skip 3 records, more than --max-skipped 2"):
+        run_job(
+            str(job), [str(data)], str(tmp_path / "out2"), workers=1, reducers=1,
+            skip_bad_records=True, max_skipped=2,
+        )
+    assert not (tmp_path / "out2").exists()
