@@ -81,6 +81,9 @@ class Job:
     # working directory that holds them (sidefiles.prepare), where its task attempts run.
     side_files: list = field(default_factory=list)
     workdir: str | None = None
+    # The last step of a multi-step job: what the earlier steps skipped (--skip-bad-records),
+    # set by steps.run_steps, committed with the output in _logs/skipped.
+    skipped_earlier: list = field(default_factory=list)
 
     @property
     def map_only(self) -> bool:

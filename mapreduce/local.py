@@ -126,6 +126,7 @@ def prepare_submission(
         output_format=output_format,
         skip_bad_records=skip_bad_records,
         max_skipped=max_skipped,
+        skipped_earlier=list(job.skipped_earlier),
         inputs=[storage.absolute(item) for item in inputs],
         split_by=reader_for(job.input_format).split_by,
     )

@@ -29,15 +29,16 @@ def record_task(staging: str, task_id: str, skipped) -> None:
         handle.write("".join(f"{task_id}\t{line}\n" for line in lines))
 
 
-def gather(staging: str) -> int:
-    """Join the tasks' lists into `_logs/skipped` (map tasks first, each in task order); returns
-    how many records were skipped. Nothing skipped: no file."""
+def gather(staging: str, earlier: list | tuple = ()) -> int:
+    """Join the tasks' lists into `_logs/skipped` (map tasks first, each in task order), after
+    `earlier` lines (a multi-step job's earlier steps'); returns how many records were skipped.
+    Nothing skipped: no file."""
     directory = storage.join(staging, TASK_LISTS)
     lists = storage.list_files(directory) if storage.exists(directory) else []
-    if not lists:
+    if not lists and not earlier:
         storage.delete_tree_quietly(directory)  # a task run again may have emptied it
         return 0
-    text = ""
+    text = "".join(f"{line}\n" for line in earlier)
     for location, _, _ in sorted(lists, key=lambda item: _task_order(item[1])):
         with storage.open_input_stream(location) as stream:
             text += stream.read().decode("utf-8")
@@ -46,8 +47,17 @@ def gather(staging: str) -> int:
         storage.join(staging, LOGS_DIR, SKIPPED), "w", encoding="utf-8"
     ) as out:
         out.write(text)
-    storage.delete_tree(directory)
+    storage.delete_tree_quietly(directory)
     return text.count("\n")
+
+
+def read(output_dir: str) -> list[str]:
+    """The lines of a committed output's `_logs/skipped` ([] when nothing was skipped)."""
+    location = storage.join(output_dir, LOGS_DIR, SKIPPED)
+    if not storage.exists(location):
+        return []
+    with storage.open_input_stream(location) as stream:
+        return stream.read().decode("utf-8").splitlines()
 
 
 def _task_order(task_id: str) -> tuple:

@@ -20,7 +20,7 @@ import secrets
 import types
 from typing import Callable
 
-from . import leftovers, storage
+from . import leftovers, skiplog, storage
 from .commit import check_job_paths, check_output_dir
 from .errors import JobLoadError
 from .jobspec import (
@@ -118,12 +118,17 @@ def run_steps(
         leftovers.mark_owned(scratch)
     try:
         current = list(inputs)
+        skipped: list = []  # what earlier steps skipped, for the output's _logs/skipped
         for number, job in enumerate(steps, 1):
             last = number == len(steps)
             target = output_dir if last else storage.join(scratch, f"step-{number}")
+            if last:
+                job.skipped_earlier = skipped
             result = run_one(
                 job, current, target, output_format if last else ARROW, overwrite if last else False
             )
+            if not last:
+                skipped += [f"step {number}\t{line}" for line in skiplog.read(target)]
             current = [target]
         return result
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import re
+import textwrap
 
 import pytest
 
@@ -197,9 +198,56 @@ def test_malformed_records_are_listed_and_count_toward_max_skipped(tmp_path):
     assert result.counters["bad_records_skipped"] == 3
     listed = (out / "_logs" / "skipped").read_text().splitlines()
     assert len(listed) == 3 and all("records.jsonl: malformed: not JSON" in x for x in listed)
-    with pytest.raises(TooManySkippedError, match="would skip 3 records, more than --max-skipped 2"):
+    with pytest.raises(
+        TooManySkippedError, match="would skip 3 records, more than --max-skipped 2"
+    ):
         run_job(
-            str(job), [str(data)], str(tmp_path / "out2"), workers=1, reducers=1,
-            skip_bad_records=True, max_skipped=2,
+            str(job),
+            [str(data)],
+            str(tmp_path / "out2"),
+            workers=1,
+            reducers=1,
+            skip_bad_records=True,
+            max_skipped=2,
         )
     assert not (tmp_path / "out2").exists()
+
+
+def test_a_multi_step_job_lists_what_every_step_skipped(tmp_path):
+    path, lines = write_input(tmp_path / "in", bad_lines=(7,))
+    job = tmp_path / "job.py"
+    job.write_text(
+        textwrap.dedent(
+            """
+            def words(path, line):
+                if "BOOM" in line:
+                    raise ValueError("this line blows up")
+                for word in line.split():
+                    yield word, 1
+
+            def total(word, counts):
+                yield word, sum(counts)
+
+            def by_count(word, count):
+                yield count, word
+
+            def names(count, words):
+                if count == 2:
+                    raise RuntimeError("two is unlucky")
+                yield count, sorted(words)
+
+            STEPS = [
+                {"mapper": words, "reducer": total},
+                {"mapper": by_count, "reducer": names},
+            ]
+            """
+        )
+    )
+    out = tmp_path / "out"
+    run_job(
+        str(job), [str(tmp_path / "in")], str(out), workers=2, reducers=2, skip_bad_records=True
+    )
+    listed = (out / "_logs" / "skipped").read_text().splitlines()
+    assert len(listed) == 2
+    assert listed[0].startswith("step 1\tmap-") and f"{path}, line 7: " in listed[0]
+    assert listed[1].startswith("reduce-") and "key 2: RuntimeError: two is unlucky" in listed[1]

@@ -205,7 +205,8 @@ class Committer:
                         f"output was committed. Nothing was committed; submit the job again."
                     ),
                 )
-            skiplog.gather(record.staging)  # --skip-bad-records: _logs/skipped
+            # --skip-bad-records: _logs/skipped, earlier steps' lines first.
+            skiplog.gather(record.staging, submission.skipped_earlier)
             commit.join_pieces(record.staging, pieces, submission.output_format)
             finish_parts(record.staging, submission.output_format)
             commit.commit_job(record.staging, output, submission.overwrite, record.id)

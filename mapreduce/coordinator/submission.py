@@ -27,6 +27,8 @@ class JobSubmission:
     output_format: str = "text"
     skip_bad_records: bool = False
     max_skipped: int = defaults.MAX_SKIPPED_RECORDS  # with skip_bad_records: fail beyond it
+    # A multi-step job's last step: what the earlier steps skipped, for OUTPUT/_logs/skipped.
+    skipped_earlier: list = field(default_factory=list)
     inputs: list = field(default_factory=list)  # the inputs as given (absolute): for path checks
     # How the input format's files may be cut (inputs.readers: "line" at any byte, "file" never,
     # "row group"): a task that keeps losing its process is re-planned within these limits.
@@ -51,6 +53,7 @@ class JobSubmission:
             "output_format": str,
             "skip_bad_records": bool,
             "max_skipped": int,
+            "skipped_earlier": list,
             "inputs": list,
             "split_by": str,
         }
@@ -66,6 +69,7 @@ class JobSubmission:
                     "output_format",
                     "skip_bad_records",
                     "max_skipped",
+                    "skipped_earlier",
                     "inputs",
                     "split_by",
                 ):
@@ -85,6 +89,8 @@ class JobSubmission:
             raise ProtocolError("job submission has a negative reducer count or no attempts")
         if values.get("output_format", "text") not in (*OUTPUT_FORMATS, "arrow"):
             raise ProtocolError(f"unknown output format {values['output_format']!r}")
+        if not all(isinstance(item, str) for item in values.get("skipped_earlier", [])):
+            raise ProtocolError("job submission field 'skipped_earlier' must list lines")
         if not all(isinstance(item, str) for item in values.get("inputs", [])):
             raise ProtocolError("job submission field 'inputs' must list paths")
         return cls(job_code=job_code, **values)
