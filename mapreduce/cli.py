@@ -321,7 +321,8 @@ def run_command(
     INPUT, --output and --work-dir may also be URIs (s3://bucket/prefix, hdfs://...).
 
     JOB is a Python file (jobs/wordcount.py) or module name (jobs.wordcount) defining
-    mapper(key, value) and usually reducer(key, values).
+    mapper(key, value) and usually reducer(key, values). With --mapper-cmd (Hadoop Streaming)
+    there is no JOB: every argument is an INPUT.
     """
     from .local import RunOptions, run_job
 
