@@ -206,3 +206,14 @@ def test_the_mapper_is_told_its_input_file_as_in_hadoop_streaming(tmp_path):
         ("1", "right.txt:x"),
         ("2", "left.txt:b"),
     ]
+
+
+def test_a_failing_reducer_command_is_named_without_hook_names(tmp_path):
+    job = tmp_path / "job.py"
+    job.write_text("MAPPER_CMD = 'cat'\nREDUCER_CMD = 'echo broken >&2; exit 4'\n")
+    with pytest.raises(TaskFailedError) as caught:
+        run_job(str(job), ["a"], reducers=1)
+    message = str(caught.value)
+    assert "the reducer command `echo broken >&2; exit 4` exited with status 4" in message
+    assert "broken" in message and "reducer_final" not in message
+    assert "Traceback" not in message

@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 
 from mapreduce.jobspec import Job
 from mapreduce.pairs import not_iterable_output
+from mapreduce.streaming import StreamingCommandError
 from mapreduce.worker.failures import TaskError, failure_report
 
 
@@ -21,6 +22,8 @@ def call_hook(hook: Callable | None, name: str, job: Job) -> None:
         return
     try:
         hook()
+    except StreamingCommandError as exc:
+        raise TaskError(failure_report(exc, job)) from None
     except Exception as exc:
         raise TaskError(failure_report(exc, job, f"in {name}")) from None
 
@@ -30,6 +33,8 @@ def hook_output(hook: Callable, name: str, job: Job) -> Iterable:
     whoever takes them); a generator's own exceptions come out as it is read."""
     try:
         output = hook()
+    except StreamingCommandError as exc:  # the hook is the framework's: the message says all
+        raise TaskError(failure_report(exc, job)) from None
     except Exception as exc:
         raise TaskError(failure_report(exc, job, f"in {name}")) from None
     if output is None:
