@@ -217,3 +217,27 @@ def test_a_failing_reducer_command_is_named_without_hook_names(tmp_path):
     assert "the reducer command `echo broken >&2; exit 4` exited with status 4" in message
     assert "broken" in message and "reducer_final" not in message
     assert "Traceback" not in message
+
+
+@pytest.mark.slow
+def test_submit_runs_streaming_commands_on_a_cluster(tmp_path, corpus_dir, cluster):
+    inputs, paths = corpus_dir
+    cluster.start_coordinator()
+    cluster.start_worker(processes=2)
+    cluster.wait_for_workers(1)
+    out = tmp_path / "out"
+    result = run_cli(
+        "submit",
+        "--mapper-cmd",
+        AWK_WORDS,
+        "--reducer-cmd",
+        AWK_SUM,
+        inputs,
+        "--coordinator",
+        cluster.address,
+        "-o",
+        out,
+        "-q",
+    )
+    assert result.returncode == 0, result.stderr
+    assert {k: int(v) for k, v in read_pairs(out, raw=True)} == split_counts(paths)
