@@ -97,8 +97,16 @@ def attach(jobs, files=(), archives=(), py_files=()) -> None:
 
 
 def cache_root() -> str:
+    """The cache directory, private to this user: one that another user could write into (made
+    by them under the same name in a shared $TMPDIR) is refused, as its files could be planted."""
     root = os.path.join(tempfile.gettempdir(), f"mapreduce-side-files-{os.getuid()}")
     os.makedirs(root, mode=0o700, exist_ok=True)
+    status = os.lstat(root)
+    if status.st_uid != os.getuid() or status.st_mode & 0o077 or os.path.islink(root):
+        raise OSError(
+            f"the side-file cache {root} is not a directory private to this user (owner "
+            f"{status.st_uid}, mode {status.st_mode & 0o777:o}); remove it, or set TMPDIR"
+        )
     return root
 
 

@@ -225,3 +225,14 @@ def test_submit_ships_side_files_to_a_cluster(tmp_path, side, cluster):
     result = cluster.submit(job, [tmp_path / "corpus"], out, "-q", *flags)
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == expected
+
+
+def test_a_cache_directory_others_can_write_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(sidefiles.tempfile, "gettempdir", lambda: str(tmp_path))
+    root = tmp_path / f"mapreduce-side-files-{os.getuid()}"
+    root.mkdir(mode=0o777)
+    root.chmod(0o777)
+    with pytest.raises(OSError, match="not a directory private to this user"):
+        sidefiles.cache_root()
+    root.chmod(0o700)
+    assert sidefiles.cache_root() == str(root)
