@@ -1,7 +1,16 @@
 #!/usr/bin/env python3
-"""Generate a large, deterministic, English-like text corpus for benchmarks and tests.
+"""Generate a large, deterministic, English-like text corpus for benchmarks and tests, and the
+inputs of the join and TeraSort examples.
 
     python datasets/generate.py --size 100MB --output corpus/ [--files N] [--seed S] [--vocabulary V]
+    python datasets/generate.py --kind join --output out/data/join [--size 200KB] [--seed S]
+    python datasets/generate.py --kind terasort --output out/data/terasort [--size 10MB] [--seed S]
+
+`--kind join` writes customers.csv (`id,name`) and orders.csv (`customer_id,item,amount`, about
+SIZE bytes; one order in twenty names a customer id that does not exist) for jobs/join.py.
+`--kind terasort` writes records-00000.txt, ...: TeraGen-like 100-byte lines, a 10-character key
+of printable ASCII (33-126) then the row number and filler, for jobs/terasort.py and
+jobs/terasort_arrow.py. Both write only their own files, so running them again is harmless.
 
 Writes N files named corpus-00000.txt, corpus-00001.txt, ... into the output directory, together
 about SIZE bytes (each file is cut at a line boundary, so a little under its share). SIZE takes
@@ -197,6 +206,54 @@ def generate_file(path, target_bytes, rng, vocab, cum_weights):
     return written
 
 
+KINDS = ("text", "join", "terasort")
+DEFAULT_SIZES = {"join": 200 * 1024, "terasort": 10 * MiB}
+TERASORT_KEY_CHARS = "".join(map(chr, range(33, 127)))  # the range jobs/terasort.py partitions
+TERASORT_LINE_BYTES = 100  # key (10) + 2 spaces + row (32 hex) + 2 spaces + filler (53) + \n
+ITEMS = ["apples", "bread", "candles", "dates", "eggs", "flour", "grapes", "honey", "ink"]
+
+
+def generate_join(directory, target_bytes, seed):
+    """customers.csv and orders.csv for the reduce-side join; returns the bytes written."""
+    rng = random.Random(seed)
+    orders = max(1, target_bytes // 24)  # an order line is about 24 bytes
+    customers = max(1, orders // 10)
+    names = build_vocabulary(customers)[-customers:]
+    written = 0
+    with open(os.path.join(directory, "customers.csv"), "w", encoding="ascii") as f:
+        text = "id,name\n" + "".join(
+            f"{i},{names[i - 1].capitalize()}\n" for i in range(1, customers + 1)
+        )
+        written += f.write(text)
+    with open(os.path.join(directory, "orders.csv"), "w", encoding="ascii") as f:
+        lines = ["customer_id,item,amount\n"]
+        for _ in range(orders):
+            # One in twenty orders names a customer that does not exist (an inner join drops it).
+            customer = rng.randint(1, customers + max(1, customers // 19))
+            lines.append(f"{customer},{rng.choice(ITEMS)},{rng.randint(1, 99)}\n")
+        written += f.write("".join(lines))
+    return written
+
+
+def generate_terasort(path, target_bytes, rng, first_row):
+    """TeraGen-like records: 10 random printable characters as the key, then the row number and
+    filler; returns the number of records written."""
+    rows = max(1, target_bytes // TERASORT_LINE_BYTES)
+    filler = "".join(rng.choices("ABCDEFGHIJKLMNOPQRSTUVWXYZ", k=53))
+    with open(path, "w", encoding="ascii") as f:
+        for start in range(0, rows, BATCH_LINES):
+            count = min(BATCH_LINES, rows - start)
+            keys = rng.choices(TERASORT_KEY_CHARS, k=10 * count)
+            f.write(
+                "".join(
+                    f"{''.join(keys[10 * i : 10 * i + 10])}  {first_row + start + i:032X}  "
+                    f"{filler}\n"
+                    for i in range(count)
+                )
+            )
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="generate.py",
@@ -205,10 +262,18 @@ def main(argv=None):
         epilog="Example: python datasets/generate.py --size 256MB --output /tmp/corpus --seed 1",
     )
     parser.add_argument(
+        "--kind",
+        choices=KINDS,
+        default="text",
+        help="text: an English-like corpus (the default); join: customers.csv and orders.csv "
+        "for jobs/join.py; terasort: 100-byte records for jobs/terasort.py",
+    )
+    parser.add_argument(
         "--size",
-        required=True,
         type=parse_size,
-        help="total size, 1024-based: 500000, 140KB, 100MB, 1GB",
+        default=None,
+        help="total size, 1024-based: 500000, 140KB, 100MB, 1GB (required for text; join: "
+        "200KB, terasort: 10MB by default)",
     )
     parser.add_argument(
         "--output",
@@ -233,6 +298,10 @@ def main(argv=None):
         "--force", action="store_true", help="write even if the output directory is not empty"
     )
     args = parser.parse_args(argv)
+    if args.kind != "text":
+        return _generate_example_input(args)
+    if args.size is None:
+        parser.error("--size is required for a text corpus")
 
     files = (
         args.files if args.files is not None else max(1, math.ceil(args.size / DEFAULT_FILE_BYTES))
@@ -263,6 +332,25 @@ def main(argv=None):
         f"wrote {files} file(s), {total:,} bytes ({total / MiB:.1f} MiB) in {elapsed:.1f} s "
         f"(seed {args.seed}, vocabulary {len(vocab):,} words)"
     )
+    return 0
+
+
+def _generate_example_input(args):
+    """--kind join or terasort: only their own files are written (again, when run again)."""
+    size = args.size if args.size is not None else DEFAULT_SIZES[args.kind]
+    os.makedirs(args.output, exist_ok=True)
+    if args.kind == "join":
+        written = generate_join(args.output, size, args.seed)
+        print(f"wrote customers.csv and orders.csv into {args.output} ({written:,} bytes)")
+        return 0
+    files = args.files if args.files is not None else max(1, math.ceil(size / DEFAULT_FILE_BYTES))
+    base, extra = divmod(size, files)
+    rows = 0
+    for index in range(files):
+        path = os.path.join(args.output, f"records-{index:05d}.txt")
+        rng = random.Random(args.seed * 1_000_003 + index)
+        rows += generate_terasort(path, base + (1 if index < extra else 0), rng, rows)
+    print(f"wrote {rows:,} records in {files} file(s) into {args.output}")
     return 0
 
 

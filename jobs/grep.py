@@ -14,7 +14,7 @@ job to the workers, so the workers' own environment does not matter).
 Run it with:
 
     mapreduce run jobs/grep.py datasets/sample --output out/grep --param pattern='light(house)?'
-    GREP_PATTERN='light(house)?' mapreduce run jobs/grep.py datasets/sample --output out/grep
+    GREP_PATTERN='light(house)?' mapreduce run jobs/grep.py datasets/sample --output out/grep-env
 
 With neither, the parameter has no value (None), so `mapreduce run` and `submit` refuse the job
 before anything runs, saying to give --param pattern=...

@@ -4,7 +4,10 @@ customers.csv has `id,name`, orders.csv has `customer_id,item,amount`; the mappe
 with where it came from, the reducer meets a customer's row and orders under the same key and emits
 one joined record per order (an inner join; orders of unknown customers are counted, not emitted).
 
-    mapreduce run jobs/join.py customers.csv orders.csv --output out/joined
+Make the two files with datasets/generate.py (in out/, which git ignores), then join them:
+
+    python datasets/generate.py --kind join --output out/data/join
+    mapreduce run jobs/join.py out/data/join/customers.csv out/data/join/orders.csv --output out/joined
 """
 
 import os

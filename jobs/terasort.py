@@ -4,7 +4,10 @@ The partitioner cuts the key space into ranges by the key's first character (pri
 33-126), so part-00000 < part-00001 < ... and the concatenated part files are globally sorted.
 Output lines are `key<TAB>rest of the record`.
 
-    mapreduce run jobs/terasort.py records.txt --output out/sorted --reducers 4
+Make TeraGen-like records with datasets/generate.py (in out/, which git ignores), then sort them:
+
+    python datasets/generate.py --kind terasort --size 2MB --output out/data/terasort
+    mapreduce run jobs/terasort.py out/data/terasort --output out/sorted --reducers 4
 """
 
 FIRST, LAST = 33, 126  # the printable ASCII range the keys are drawn from

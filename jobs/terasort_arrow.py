@@ -2,7 +2,8 @@
 value by Arrow, each partition sorted by Arrow, and `REDUCE = "identity"` writing every record in
 key order without Python code per record.
 
-    mapreduce run jobs/terasort_arrow.py records.txt --output out/sorted --reducers 4
+    python datasets/generate.py --kind terasort --size 2MB --output out/data/terasort
+    mapreduce run jobs/terasort_arrow.py out/data/terasort --output out/sorted-arrow --reducers 4
 """
 
 import pyarrow as pa

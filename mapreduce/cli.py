@@ -130,13 +130,65 @@ def job_options(command):
             click.option(
                 "--skip-bad-records",
                 is_flag=True,
-                help="Count and skip malformed JSON lines and CSV rows instead of failing.",
+                help="Count and skip malformed JSON lines and CSV rows instead of failing, and "
+                "records (reduce keys) the job's code raised on in two attempts; they are "
+                "listed in OUTPUT/_logs/skipped.",
+            ),
+            click.option(
+                "--max-skipped",
+                type=click.IntRange(min=0),
+                default=defaults.MAX_SKIPPED_RECORDS,
+                show_default=True,
+                help="With --skip-bad-records: fail the job rather than skip more records.",
             ),
             click.option(
                 "--skip-binary",
                 is_flag=True,
                 help="Skip input files that look binary (a NUL byte in the first 8 KiB) "
                 "instead of reading them as text (with a warning).",
+            ),
+            click.option(
+                "--file",
+                "files",
+                multiple=True,
+                metavar="PATH|URI",
+                help="A file every task finds in its working directory under its base name "
+                "(repeatable).",
+            ),
+            click.option(
+                "--archive",
+                "archives",
+                multiple=True,
+                metavar="PATH|URI",
+                help="A .zip or .tar.gz unpacked into a directory of its base name in every "
+                "task's working directory (repeatable).",
+            ),
+            click.option(
+                "--py-files",
+                "py_files",
+                multiple=True,
+                metavar="PATH|URI",
+                help="A .py module or a .zip of packages the job imports (repeatable).",
+            ),
+            click.option(
+                "--mapper-cmd",
+                default=None,
+                metavar="CMD",
+                help="Hadoop Streaming: a shell command as the mapper (input lines on stdin, "
+                "key<TAB>value lines on stdout); JOB is then the first INPUT.",
+            ),
+            click.option(
+                "--combiner-cmd",
+                default=None,
+                metavar="CMD",
+                help="With --mapper-cmd: a shell command as the combiner.",
+            ),
+            click.option(
+                "--reducer-cmd",
+                default=None,
+                metavar="CMD",
+                help="With --mapper-cmd: a shell command as the reducer (sorted key<TAB>value "
+                "lines of its partition on stdin).",
             ),
             click.option(
                 "-p",
@@ -185,10 +237,27 @@ def main(verbose, log_file):
     configure_logging(verbose, log_file)
 
 
+def _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd):
+    """The job to run and its inputs: JOB and INPUTs, or, with --mapper-cmd, a streaming job
+    whose inputs are all the arguments (JOB included)."""
+    if mapper_cmd is None:
+        if reducer_cmd is not None or combiner_cmd is not None:
+            raise click.UsageError(
+                "--reducer-cmd and --combiner-cmd go with --mapper-cmd (a job module sets "
+                "REDUCER_CMD or COMBINER_CMD instead)."
+            )
+        if not inputs:
+            raise click.UsageError("Missing argument 'INPUTS...'.")
+        return job, list(inputs)
+    from .jobspec import streaming_job
+
+    return streaming_job(mapper_cmd, reducer_cmd, combiner_cmd), [job, *inputs]
+
+
 @main.command("run")
 @verbose_option
 @click.argument("job")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option(
     "-w",
     "--workers",
@@ -232,7 +301,14 @@ def run_command(
     quiet,
     output_format,
     skip_bad_records,
+    max_skipped,
     skip_binary,
+    files,
+    archives,
+    py_files,
+    mapper_cmd,
+    combiner_cmd,
+    reducer_cmd,
     params,
     inline,
     work_dir,
@@ -245,13 +321,15 @@ def run_command(
     INPUT, --output and --work-dir may also be URIs (s3://bucket/prefix, hdfs://...).
 
     JOB is a Python file (jobs/wordcount.py) or module name (jobs.wordcount) defining
-    mapper(key, value) and usually reducer(key, values).
+    mapper(key, value) and usually reducer(key, values). With --mapper-cmd (Hadoop Streaming)
+    there is no JOB: every argument is an INPUT.
     """
     from .local import RunOptions, run_job
 
+    job, inputs = _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd)
     run_job(
         job,
-        list(inputs),
+        inputs,
         output_dir,
         RunOptions(
             workers=workers,
@@ -268,8 +346,12 @@ def run_command(
             inline=inline,
             output_format=output_format,
             skip_bad_records=skip_bad_records,
+            max_skipped=max_skipped,
             skip_binary=skip_binary,
             work_dir=work_dir,
+            files=list(files),
+            archives=list(archives),
+            py_files=list(py_files),
         ),
     )
 
@@ -313,7 +395,7 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
 @main.command("submit")
 @verbose_option
 @click.argument("job")
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option(
     "-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555."
 )
@@ -340,7 +422,14 @@ def submit_command(
     quiet,
     output_format,
     skip_bad_records,
+    max_skipped,
     skip_binary,
+    files,
+    archives,
+    py_files,
+    mapper_cmd,
+    combiner_cmd,
+    reducer_cmd,
     params,
     timeout,
     keys_dir,
@@ -349,9 +438,10 @@ def submit_command(
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import SubmitOptions, submit_job
 
+    job, inputs = _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd)
     submit_job(
         job,
-        list(inputs),
+        inputs,
         output_dir,
         coordinator,
         SubmitOptions(
@@ -367,7 +457,11 @@ def submit_command(
             params=params,
             output_format=output_format,
             skip_bad_records=skip_bad_records,
+            max_skipped=max_skipped,
             skip_binary=skip_binary,
+            files=list(files),
+            archives=list(archives),
+            py_files=list(py_files),
         ),
     )
 

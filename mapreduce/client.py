@@ -26,9 +26,10 @@ from dataclasses import dataclass, replace
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from . import defaults, interrupts, protocol, security, storage
+from . import defaults, interrupts, protocol, security, sidefiles, storage
 from .errors import MapReduceError, interrupted
 from .inputs import check_split_size
+from .jobspec import Job
 from .prepare import JobOptions, prepare_submission
 from .progress import ProgressReporter
 from .protocol import Message
@@ -256,7 +257,7 @@ class SubmitOptions(JobOptions):
 
 
 def submit_job(
-    job_ref: str,
+    job_ref: str | Job,
     inputs: list[str],
     output_dir: str,
     coordinator: str,
@@ -279,7 +280,12 @@ def submit_job(
     started = time.monotonic()
     absolute_inputs = [storage.absolute(i) for i in inputs]  # URIs stay as they are
     progress = ProgressReporter(quiet=options.quiet)
-    steps = load_steps(job_ref, options.params)
+    sidefiles.use_py_files_here(options.py_files)  # the job module may import them
+    if isinstance(job_ref, str):
+        steps = load_steps(job_ref, options.params)
+    else:
+        steps = [job_ref]
+    sidefiles.attach(steps, options.files, options.archives, options.py_files)
     previous_term = signal.signal(signal.SIGTERM, interrupts.raise_terminated)
     try:
         with CoordinatorClient(

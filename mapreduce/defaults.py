@@ -13,6 +13,8 @@ SPLIT_SIZE_BYTES = 64 * MiB  # a large text file is cut into splits of about thi
 MIN_SPLIT_SIZE_BYTES = 64 * KiB  # a smaller --split-size is refused (--min-split-size lowers it)
 MIN_AUTO_SPLIT_BYTES = 1 * MiB  # never cut below this when spreading small input over workers
 MAX_ATTEMPTS = 4  # user-error attempts per task (Hadoop: mapreduce.map.maxattempts)
+MAX_SKIPPED_RECORDS = 100  # --skip-bad-records: a job that would skip more records fails
+SKIP_AFTER_FAILURES = 2  # ...a record is skipped once this many attempts failed on it
 MAX_LOST_ATTEMPTS = 10  # attempts lost to a dying worker before the task fails the job
 # A lost attempt re-plans a map task into smaller ones (one per file or segment, then halves of a
 # line range of at least MIN_SPLIT_SIZE_BYTES) once it has lost this many: the limit above then

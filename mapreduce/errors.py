@@ -65,6 +65,7 @@ class TaskFailedError(MapReduceError):
         deaths: int | None = None,
         last_exit: dict | None = None,
         piece: str = "",
+        permanent: bool = False,
     ):
         self.kind, self.index, self.where = kind, index, where
         self.attempts, self.cause, self.user_traceback, self.lost = (
@@ -77,6 +78,7 @@ class TaskFailedError(MapReduceError):
         self.deaths = attempts if deaths is None else deaths
         self.last_exit = last_exit
         self.piece = piece  # "2.0" for a piece of a re-planned map task, else ""
+        self.permanent = permanent  # failed with a mistake that repeats: not retried
         super().__init__(self.paragraph())
 
     def paragraph(self) -> str:
@@ -87,7 +89,12 @@ class TaskFailedError(MapReduceError):
         else:
             head = (
                 f"{task} failed {self.attempts} time(s), the last attempt with: {self.cause}. "
-                f"No output was written."
+                f"No output was written"
+                + (
+                    " (the task was not retried: this mistake repeats in every attempt)."
+                    if self.permanent
+                    else "."
+                )
             )
         if self.log_tail.strip():
             head += "\n\nWhat the last attempt printed (end of its log):\n" + self.log_tail.rstrip()
@@ -142,6 +149,15 @@ class TaskFailedError(MapReduceError):
             "coordinator (their logs, the network, a firewall between them), and raise "
             "--heartbeat-interval or --liveness if they are only slow to answer."
         )
+
+
+class TooManySkippedError(TaskFailedError):
+    """--skip-bad-records would skip more records than --max-skipped allows; `cause` says how
+    many and which was the last."""
+
+    def paragraph(self) -> str:
+        task = f"{self.kind} task {self.index}" + (f", piece {self.piece}" if self.piece else "")
+        return f"the job was stopped at {task} ({self.where}): {self.cause}. No output was written."
 
 
 class JobCancelledError(MapReduceError):

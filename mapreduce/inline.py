@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from . import counters, leftovers, storage
+from . import counters, defaults, leftovers, storage
 from .coordinator.committer import CommitFailed, Committed, Committer, Published, PublishFailed
 from .coordinator.jobs import (
     JobRecord,
@@ -84,9 +84,11 @@ def _drive(job: Job, record: JobRecord, committer: Committer) -> dict:
         record.id,
         submission.split_descriptions,
         submission.num_reducers,
-        max_attempts=1,
+        # No retries, except that --skip-bad-records retries a record once to see it fail again.
+        max_attempts=defaults.SKIP_AFTER_FAILURES if submission.skip_bad_records else 1,
         max_losses=1,
         now=time.monotonic(),
+        **submission.skipping(),
     )
     pending += scheduler.worker_ready(WORKER, 1, time.monotonic())
     while pending:
@@ -126,7 +128,9 @@ def _run_attempt(job: Job, record: JobRecord, scheduler: Scheduler, assign: Assi
     task = assign.task
     state = scheduler.jobs[record.id]
     map_results = [m.result for m in state.map_tasks]
-    header = task_header(record, task.kind, task.index, task.id, assign.attempt, map_results)
+    header = task_header(
+        record, task.kind, task.index, task.id, assign.attempt, map_results, skip=task.skip
+    )
     try:
         report = run_task(job, header)
     except TaskError as failure:

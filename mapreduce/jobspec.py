@@ -9,18 +9,48 @@ the submitting side saw.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import traceback
-from dataclasses import dataclass
-from typing import Callable
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import cloudpickle
 
 from .errors import JobLoadError
 from .inputs import BATCH_FORMATS, INPUT_FORMATS  # noqa: E402
+
+TASK_HOOKS = (
+    "mapper_init",
+    "mapper_final",
+    "combiner_init",
+    "combiner_final",
+    "reducer_init",
+    "reducer_final",
+)
+# Every function name a job module may define that the framework calls.
+JOB_FUNCTIONS = (
+    "mapper",
+    "map_batches",
+    "reducer",
+    "combiner",
+    "partitioner",
+    "partition_batches",
+    "setup",
+    *TASK_HOOKS,
+)
+# Names users coming from elsewhere write for a hook (Hadoop's map/reduce, a plural, a short form).
+_SHORT_FORMS = {
+    "map": "mapper",
+    "reduce": "reducer",
+    "combine": "combiner",
+    "partition": "partitioner",
+}
 
 
 @dataclass
@@ -39,6 +69,21 @@ class Job:
     aggregation: str | None = None  # REDUCE = "count" | "sum" | "min" | "max" | "identity"
     partition_batches: Callable | None = None  # vectorised partitioner: (keys, n) -> int array
     setup: Callable | None = None  # setup(inputs, num_reducers), run before shipping
+    # Per-task hooks (mrjob's names): called once per task attempt, before and after its records;
+    # a *_final may return or yield pairs, which go where the records' output goes.
+    mapper_init: Callable | None = None
+    mapper_final: Callable | None = None
+    combiner_init: Callable | None = None
+    combiner_final: Callable | None = None
+    reducer_init: Callable | None = None
+    reducer_final: Callable | None = None
+    # --file, --archive, --py-files (mapreduce.sidefiles.collect), and, on a worker, the job's
+    # working directory that holds them (sidefiles.prepare), where its task attempts run.
+    side_files: list = field(default_factory=list)
+    workdir: str | None = None
+    # The last step of a multi-step job: what the earlier steps skipped (--skip-bad-records),
+    # set by steps.run_steps, committed with the output in _logs/skipped.
+    skipped_earlier: list = field(default_factory=list)
 
     @property
     def map_only(self) -> bool:
@@ -104,7 +149,61 @@ def _convert_param(ref: str, name: str, text: str, default):
     return text
 
 
+def check_hook_names(names, ref: str, defined) -> None:
+    """Refuse a job whose functions include a near miss of a hook name (`reduce` or `reducers`
+    for `reducer`, `mapper_int` for `mapper_init`) while the hook itself is not defined: the
+    framework would silently not call it (a `def reduce` job would run map-only and exit 0).
+    `names` are the job's function names, `defined(name)` says whether the hook is there."""
+    for name in names:
+        if name.startswith("_") or name in JOB_FUNCTIONS:
+            continue
+        hook = close_hook_name(name)
+        if hook is not None and not defined(hook):
+            raise JobLoadError(
+                f"job '{ref}' defines `{name}` but no `{hook}`: did you mean `{hook}`? The "
+                f"framework calls only {', '.join(f'`{n}`' for n in JOB_FUNCTIONS)}, so "
+                f"`{name}` would never run. Rename it to `{hook}` (or, for a helper, to a "
+                f"name that is not so close to a hook's, e.g. starting with an underscore)."
+            )
+
+
+def close_hook_name(name: str) -> str | None:
+    """The hook `name` is probably a misspelling of, or None."""
+    lowered = name.lower()
+    if lowered in JOB_FUNCTIONS:
+        return lowered  # Mapper, REDUCER
+    head, _, tail = lowered.partition("_")
+    candidates = {lowered, lowered.rstrip("s")}
+    if head.rstrip("s") in _SHORT_FORMS:
+        base = _SHORT_FORMS[head.rstrip("s")]
+        candidates |= {base + ("_" + tail if tail else "")}
+    for candidate in candidates:
+        if candidate in JOB_FUNCTIONS:
+            return candidate
+    close = difflib.get_close_matches(lowered, JOB_FUNCTIONS, n=1, cutoff=0.85)
+    return close[0] if close else None
+
+
+def _defines(module, hook: str) -> bool:
+    """Whether the module defines the hook (map_batches stands for mapper)."""
+    names = ("mapper", "map_batches") if hook == "mapper" else (hook,)
+    return any(callable(getattr(module, name, None)) for name in names)
+
+
+def _module_functions(module) -> list[str]:
+    """The names of the functions defined in the job module itself (not imported ones)."""
+    own = getattr(module, "__name__", None)
+    return [
+        name
+        for name, value in vars(module).items()
+        if inspect.isfunction(value) and getattr(value, "__module__", None) == own
+    ]
+
+
 def job_from_module(module, ref: str) -> Job:
+    if not isinstance(module, types.SimpleNamespace):  # a step's dict is checked by steps.py
+        check_hook_names(_module_functions(module), ref, lambda hook: _defines(module, hook))
+    module = _with_streaming_commands(module, ref)
     mapper = getattr(module, "mapper", None)
     map_batches = getattr(module, "map_batches", None)
     if not callable(mapper) and not callable(map_batches):
@@ -116,8 +215,8 @@ def job_from_module(module, ref: str) -> Job:
     if callable(mapper) and callable(map_batches):
         raise JobLoadError(f"job '{ref}' defines both mapper and map_batches; keep one.")
     aggregation = _aggregation(module, ref, callable(map_batches))
-    hooks = {}
-    for name in ("reducer", "combiner", "partitioner", "partition_batches", "setup"):
+    hooks: dict[str, Any] = {}
+    for name in ("reducer", "combiner", "partitioner", "partition_batches", "setup", *TASK_HOOKS):
         hook = getattr(module, name, None)
         if hook is not None and not callable(hook):
             raise JobLoadError(f"job '{ref}': `{name}` is defined but is not a function.")
@@ -150,6 +249,7 @@ def job_from_module(module, ref: str) -> Job:
             f"job '{ref}' sets REDUCE = {aggregation!r} and also defines a "
             f"reducer or combiner; REDUCE replaces both, so keep one way."
         )
+    _check_task_hooks(ref, hooks, callable(map_batches))
     return Job(
         _job_name(ref),
         mapper,
@@ -160,6 +260,76 @@ def job_from_module(module, ref: str) -> Job:
         aggregation=aggregation,
         **hooks,
     )
+
+
+def streaming_job(
+    mapper_cmd: str, reducer_cmd: str | None = None, combiner_cmd: str | None = None
+) -> Job:
+    """The job `mapreduce run --mapper-cmd CMD [--reducer-cmd CMD] [--combiner-cmd CMD]` runs."""
+    namespace = types.SimpleNamespace(
+        MAPPER_CMD=mapper_cmd, REDUCER_CMD=reducer_cmd, COMBINER_CMD=combiner_cmd
+    )
+    return job_from_module(namespace, "streaming")
+
+
+def _with_streaming_commands(module, ref: str):
+    """The module, or, when it sets MAPPER_CMD, COMBINER_CMD or REDUCER_CMD (Hadoop Streaming
+    commands, see mapreduce.streaming), a namespace with its values plus the functions and hooks
+    that run those commands."""
+    from .streaming import MODULE_SETTINGS, job_functions
+
+    commands = {role: getattr(module, name, None) for role, name in MODULE_SETTINGS.items()}
+    if not any(command is not None for command in commands.values()):
+        return module
+    for role, command in commands.items():
+        name = MODULE_SETTINGS[role]
+        if command is None:
+            continue
+        if not isinstance(command, str) or not command.strip():
+            raise JobLoadError(
+                f"job '{ref}': {name} must be a shell command (a non-empty str), not {command!r}."
+            )
+        clashes = [h for h in (role, f"{role}_init", f"{role}_final") if getattr(module, h, None)]
+        if clashes or (role == "mapper" and getattr(module, "map_batches", None)):
+            raise JobLoadError(
+                f"job '{ref}' sets {name} and also defines "
+                f"{', '.join(clashes) or 'map_batches'}; the command is the {role}, so keep "
+                f"one way."
+            )
+    if commands["mapper"] is None and not callable(getattr(module, "mapper", None)):
+        raise JobLoadError(
+            f"job '{ref}' sets {' and '.join(MODULE_SETTINGS[r] for r, c in commands.items() if c)}"
+            f" but has no mapper: set MAPPER_CMD too (`cat` passes lines on as keys), or "
+            f"define mapper(key, value)."
+        )
+    if getattr(module, "INPUT_FORMAT", "lines") != "lines" and commands["mapper"]:
+        raise JobLoadError(
+            f"job '{ref}': MAPPER_CMD reads text lines, so INPUT_FORMAT must be 'lines'."
+        )
+    values = {name: value for name, value in vars(module).items() if not name.startswith("__")}
+    values["__file__"] = getattr(module, "__file__", None)
+    return types.SimpleNamespace(**values, **job_functions(commands))
+
+
+def _check_task_hooks(ref: str, hooks: dict, vectorised: bool) -> None:
+    """A hook goes with the function it surrounds: mapper_* with a per-record mapper, combiner_*
+    with a combiner, reducer_* with a reducer."""
+    needs = {"mapper": "mapper", "combiner": "combiner", "reducer": "reducer"}
+    for name in TASK_HOOKS:
+        if hooks[name] is None:
+            continue
+        owner = needs[name.split("_")[0]]
+        if owner == "mapper" and vectorised:
+            raise JobLoadError(
+                f"job '{ref}' defines {name} and map_batches; the per-task hooks go with "
+                f"a per-record mapper(key, value). A map_batches job keeps its state in "
+                f"module-level values."
+            )
+        if owner != "mapper" and hooks[owner] is None:
+            raise JobLoadError(
+                f"job '{ref}' defines {name} but no {owner}; {name} runs around the "
+                f"{owner}'s records, so define {owner} too (or remove {name})."
+            )
 
 
 def _aggregation(module, ref: str, vectorised: bool) -> str | None:
@@ -181,12 +351,34 @@ def _aggregation(module, ref: str, vectorised: bool) -> str | None:
     return aggregation
 
 
+_WITH_SIDE_FILES = "mapreduce job with side files"
+
+
 def dumps_job(job: Job) -> bytes:
-    return cloudpickle.dumps(job)
+    """The job's code as it travels. A job with side files is pickled in two layers: the side
+    files' list (plain data) around the job, so a worker can fetch them, --py-files first, before
+    it unpickles code that imports those modules."""
+    if not job.side_files:
+        return cloudpickle.dumps(job)
+    return cloudpickle.dumps((_WITH_SIDE_FILES, list(job.side_files), cloudpickle.dumps(job)))
 
 
 def loads_job(blob: bytes) -> Job:
-    return cloudpickle.loads(blob)
+    """A job from dumps_job's bytes; its side files are fetched (once per job, into the worker's
+    cache) and job.workdir names the directory its task attempts run in."""
+    loaded = cloudpickle.loads(blob)
+    if not (isinstance(loaded, tuple) and loaded and loaded[0] == _WITH_SIDE_FILES):
+        return loaded
+    from . import sidefiles
+
+    _, side_files, inner = loaded
+    workdir = sidefiles.prepare(side_files)
+    for path in reversed(sidefiles.import_paths(side_files, workdir)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    job = cloudpickle.loads(inner)
+    job.workdir = workdir
+    return job
 
 
 def _job_name(ref: str) -> str:

@@ -15,7 +15,7 @@ import signal
 import time
 from dataclasses import dataclass, replace
 
-from . import defaults, interrupts, leftovers, storage
+from . import defaults, interrupts, leftovers, sidefiles, storage
 from .coordinator import Coordinator, check_work_dir
 from .errors import MapReduceError, interrupted
 from .inputs import check_split_size
@@ -48,7 +48,7 @@ class RunOptions(JobOptions):
 
 
 def run_job(
-    job_ref: str | Job,
+    job_ref: str | Job | list[Job],
     inputs: list[str],
     output_dir: str,
     options: RunOptions | None = None,
@@ -74,7 +74,12 @@ def run_job(
         raise MapReduceError("--reducers must be 0 (map-only) or more.")
     check_split_size(options.split_size, options.min_split_size)
     output_dir = storage.normalize(output_dir)
-    steps = load_steps(job_ref, options.params) if isinstance(job_ref, str) else [job_ref]
+    sidefiles.use_py_files_here(options.py_files)  # the job module may import them
+    if isinstance(job_ref, str):
+        steps = load_steps(job_ref, options.params)
+    else:  # a Job, or a multi-step job's list of them (mapreduce.testing)
+        steps = list(job_ref) if isinstance(job_ref, (list, tuple)) else [job_ref]
+    sidefiles.attach(steps, options.files, options.archives, options.py_files)
     progress = progress or ProgressReporter(quiet=options.quiet)
 
     def run_step(job, step_inputs, step_output, step_format, step_overwrite):

@@ -37,7 +37,17 @@ def as_pair(item, producer: str) -> tuple:
         return tuple(item)
     raise RecordError(
         f"the {producer} yielded {short_repr(item)} of type {type(item).__name__}; "
-        f"it must yield (key, value) pairs"
+        f"it must yield (key, value) pairs: write `yield key, value` for each pair "
+        f"(`return key, value` hands over the key and the value as two items)"
+    )
+
+
+def not_iterable_output(producer: str, output) -> RecordError:
+    """The error for a mapper, reducer or hook that returned something other than an iterable of
+    pairs (a number, a string is iterable but handled by as_pair)."""
+    return RecordError(
+        f"the {producer} returned {short_repr(output)} of type {type(output).__name__}, not "
+        f"(key, value) pairs; {producer} must yield (key, value) pairs: use yield, not return"
     )
 
 
@@ -46,3 +56,11 @@ def as_pairs(items: Iterable, producer: str) -> Iterator[tuple]:
     common case costs no call: output loops of millions of records use this)."""
     for item in items:
         yield item if type(item) is tuple and len(item) == 2 else as_pair(item, producer)
+
+
+def checked_output(output, producer: str):
+    """`output` (what a mapper, reducer or hook returned) when it is iterable, else the
+    RecordError saying to use yield."""
+    if not hasattr(output, "__iter__"):
+        raise not_iterable_output(producer, output)
+    return output

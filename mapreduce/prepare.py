@@ -4,7 +4,7 @@ planned, the job's `setup` run, its code pickled."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from . import defaults, storage
@@ -27,9 +27,13 @@ class JobOptions:
     max_attempts: int = defaults.MAX_ATTEMPTS
     output_format: str = "text"
     skip_bad_records: bool = False
+    max_skipped: int = defaults.MAX_SKIPPED_RECORDS
     skip_binary: bool = False
     params: dict | None = None  # --param NAME=VALUE, for the job's PARAMS
     quiet: bool = True
+    files: list = field(default_factory=list)  # --file: in every task's working directory
+    archives: list = field(default_factory=list)  # --archive: unpacked there
+    py_files: list = field(default_factory=list)  # --py-files: importable by the job
 
 
 def prepare_submission(
@@ -94,6 +98,8 @@ def prepare_submission(
         options.max_attempts,
         output_format=options.output_format,
         skip_bad_records=options.skip_bad_records,
+        max_skipped=options.max_skipped,
+        skipped_earlier=list(job.skipped_earlier),
         inputs=[storage.absolute(item) for item in inputs],
         split_by=reader_for(job.input_format).split_by,
     )

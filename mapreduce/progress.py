@@ -88,6 +88,16 @@ def counter_lines(counters: dict) -> list:
             if counters.get("bad_records_skipped")
             else ""
         )
+        + (
+            f", {counters['records_skipped']} skipped after crashing the job's code"
+            if counters.get("records_skipped")
+            else ""
+        )
+        + (
+            " (listed in _logs/skipped)"
+            if counters.get("records_skipped") or counters.get("bad_records_skipped")
+            else ""
+        )
     ]
     for group, names in sorted((counters.get("user") or {}).items()):
         lines.append(

@@ -129,6 +129,10 @@ class JobState:
     # [] when it cannot be cut (inputs.cut_split behind the coordinator); None: never re-plan.
     cut: Callable[[dict], list] | None = None
     by_id: dict = field(default_factory=dict)  # task id -> Task, including replaced ones
+    # --skip-bad-records: a record the job's code raised on twice is skipped by later attempts;
+    # the job fails when it would skip more than max_skipped records (malformed ones included).
+    skip_bad_records: bool = False
+    max_skipped: int = defaults.MAX_SKIPPED_RECORDS
 
     def __post_init__(self) -> None:
         self.by_id = {task.id: task for task in self.all_tasks()}
@@ -176,6 +180,15 @@ class JobState:
     def all_tasks(self) -> list:
         return self.map_tasks + self.reduce_tasks
 
+    def skipped(self) -> int:
+        """Records skipped so far: those the tasks were told to skip, and the malformed records
+        their accepted attempts skipped."""
+        return sum(
+            len(task.skip)
+            + int(((task.result or {}).get("counters") or {}).get("bad_records_skipped", 0) or 0)
+            for task in self.all_tasks()
+        )
+
 
 class Scheduler:
     def __init__(self, settings: SchedulerSettings | None = None):
@@ -198,6 +211,8 @@ class Scheduler:
         now: float = 0.0,
         map_splits: list | None = None,
         cut: Callable[[dict], list] | None = None,
+        skip_bad_records: bool = False,
+        max_skipped: int = defaults.MAX_SKIPPED_RECORDS,
     ) -> list:
         """A job's tasks: one map task per split (`map_wheres` describe them, `map_splits` are
         what their attempts are sent), `num_reducers` reduce tasks. With `cut`, a map task that
@@ -207,7 +222,16 @@ class Scheduler:
             Task("map", i, where, split) for i, (where, split) in enumerate(zip(map_wheres, splits))
         ]
         reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
-        self.jobs[job_id] = JobState(job_id, maps, reduces, max_attempts, max_losses, cut=cut)
+        self.jobs[job_id] = JobState(
+            job_id,
+            maps,
+            reduces,
+            max_attempts,
+            max_losses,
+            cut=cut,
+            skip_bad_records=skip_bad_records,
+            max_skipped=max_skipped,
+        )
         if not maps:
             return self._finish_phase(self.jobs[job_id], now)
         return self._dispatch(now)
@@ -225,6 +249,8 @@ class Scheduler:
         map_splits: list | None = None,
         cut: Callable[[dict], list] | None = None,
         replanned: list | tuple = (),
+        skip_bad_records: bool = False,
+        max_skipped: int = defaults.MAX_SKIPPED_RECORDS,
     ) -> list:
         """A job replayed from the coordinator's journal: `attempts` started per task id before
         the restart (none of them runs now), `published` the result of each task whose output
@@ -236,7 +262,16 @@ class Scheduler:
             Task("map", i, where, split) for i, (where, split) in enumerate(zip(map_wheres, splits))
         ]
         reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
-        job = JobState(job_id, maps, reduces, max_attempts, max_losses, cut=cut)
+        job = JobState(
+            job_id,
+            maps,
+            reduces,
+            max_attempts,
+            max_losses,
+            cut=cut,
+            skip_bad_records=skip_bad_records,
+            max_skipped=max_skipped,
+        )
         for task_id in replanned:
             task = job.task(task_id)
             if task is not None:
@@ -336,11 +371,14 @@ class Scheduler:
             or found[1].state is not TaskState.RUNNING
         ):
             return self._dispatch(now)
-        task = found[1]
+        job, task = found
         attempt.move_to(AttemptState.SUCCEEDED)
         task.move_to(TaskState.PUBLISHING)
         task.result = result
         task.duration = now - attempt.started
+        if job.skip_bad_records and job.skipped() > job.max_skipped:
+            task.last_error = self._too_many_skipped(job, "malformed records")
+            return self._fail_job(job, task) + self._dispatch(now)
         out: list = [PublishTask(job_id, task, number)]
         for other in task.running():
             other.move_to(AttemptState.KILLED)
@@ -525,11 +563,55 @@ class Scheduler:
                     return replanned
         else:
             task.failures += 1
+            if job.skip_bad_records and self._skip_record(task, error):
+                # Its failures were the record's, not the task's: they do not count (so a task
+                # with several bad records gets to skip each), but --max-skipped does.
+                task.failures = max(0, task.failures - defaults.SKIP_AFTER_FAILURES)
+                if job.skipped() > job.max_skipped:
+                    task.last_error = self._too_many_skipped(job, error.get("message", ""))
+                    return self._fail_job(job, task)
+            if error.get("permanent") is True:
+                # An error that repeats whatever the attempt (a mapper yielding a non-pair):
+                # another attempt would only fail the same way.
+                return self._fail_job(job, task)
         if task.failures >= job.max_attempts or task.losses >= job.max_losses:
             return self._fail_job(job, task)
         if not task.running():
             task.move_to(TaskState.PENDING)
         return []
+
+    @staticmethod
+    def _skip_record(task: Task, error: dict) -> bool:
+        """Count a failure against the record it names; True when that makes the record one
+        to skip (it has now failed SKIP_AFTER_FAILURES attempts)."""
+        record = error.get("record")
+        if not isinstance(record, dict) or error.get("permanent") is True:
+            return False
+        identity, where = record.get("id"), record.get("where")
+        if not isinstance(identity, (int, str)) or isinstance(identity, bool):
+            return False
+        if identity in task.skip:
+            return False
+        failures = task.record_failures.get(identity, 0) + 1
+        task.record_failures[identity] = failures
+        if failures < defaults.SKIP_AFTER_FAILURES:
+            return False
+        cause = str(record.get("cause") or error.get("type") or "")
+        task.skip[identity] = f"{where}: {cause}" if cause else str(where)
+        return True
+
+    @staticmethod
+    def _too_many_skipped(job: JobState, last: str) -> dict:
+        return {
+            "type": "TooManySkipped",
+            "message": (
+                f"--skip-bad-records would skip {job.skipped()} records, more than "
+                f"--max-skipped {job.max_skipped} allows (the last: {last}); fix the job or "
+                f"its input, or raise --max-skipped"
+            ),
+            "traceback": "",
+            "permanent": True,
+        }
 
     def _replan(self, job: JobState, task: Task) -> list:
         """Replace a map task by its pieces, in its place (see ReplanTask); [] when it has none.

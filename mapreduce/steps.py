@@ -20,10 +20,18 @@ import secrets
 import types
 from typing import Callable
 
-from . import leftovers, storage
+from . import leftovers, skiplog, storage
 from .commit import check_job_paths, check_output_dir
 from .errors import JobLoadError
-from .jobspec import Job, apply_params, check_required_params, import_job_module, job_from_module
+from .jobspec import (
+    TASK_HOOKS,
+    Job,
+    apply_params,
+    check_required_params,
+    close_hook_name,
+    import_job_module,
+    job_from_module,
+)
 
 PAIRS = "pairs"  # the input format of every step after the first
 ARROW = "arrow"  # the output format of every step but the last
@@ -35,6 +43,7 @@ STEP_HOOKS = (
     "partitioner",
     "partition_batches",
     "REDUCE",
+    *TASK_HOOKS,
 )
 
 
@@ -44,6 +53,11 @@ def load_steps(ref: str, params: dict | None = None) -> list[Job]:
     if params:
         apply_params(module, ref, params)
     check_required_params(module, ref)
+    return steps_of_module(module, ref)
+
+
+def steps_of_module(module, ref: str) -> list[Job]:
+    """The steps of an imported job module (see load_steps)."""
     steps = getattr(module, "STEPS", None)
     if steps is None:
         return [job_from_module(module, ref)]
@@ -54,7 +68,15 @@ def load_steps(ref: str, params: dict | None = None) -> list[Job]:
         )
     jobs = []
     for number, step in enumerate(steps, 1):
-        if not isinstance(step, dict) or set(step) - set(STEP_HOOKS):
+        unknown = sorted(map(str, set(step) - set(STEP_HOOKS))) if isinstance(step, dict) else []
+        close = [(name, close_hook_name(name)) for name in unknown]
+        for name, hook in close:
+            if hook is not None and hook in STEP_HOOKS and hook not in step:
+                raise JobLoadError(
+                    f"job '{ref}': step {number} of STEPS has `{name}` but no `{hook}`: did "
+                    f"you mean `{hook}`? A step may have {', '.join(STEP_HOOKS)}."
+                )
+        if not isinstance(step, dict) or unknown:
             raise JobLoadError(
                 f"job '{ref}': step {number} of STEPS must be a dict of {', '.join(STEP_HOOKS)}."
             )
@@ -96,12 +118,17 @@ def run_steps(
         leftovers.mark_owned(scratch)
     try:
         current = list(inputs)
+        skipped: list = []  # what earlier steps skipped, for the output's _logs/skipped
         for number, job in enumerate(steps, 1):
             last = number == len(steps)
             target = output_dir if last else storage.join(scratch, f"step-{number}")
+            if last:
+                job.skipped_earlier = skipped
             result = run_one(
                 job, current, target, output_format if last else ARROW, overwrite if last else False
             )
+            if not last:
+                skipped += [f"step {number}\t{line}" for line in skiplog.read(target)]
             current = [target]
         return result
     finally:

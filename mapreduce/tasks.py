@@ -125,6 +125,10 @@ class Task:
     last_exit: dict | None = None  # how it ended the last time: {"status": 3}, {"signal": ...}
     last_error: dict | None = None
     result: dict | None = None  # the committed attempt's report (output files, counters)
+    # --skip-bad-records: failed attempts per record their code raised on (a map record's
+    # ordinal in the split, a reduce key's bytes in hex), and the records to skip: id -> where.
+    record_failures: dict = field(default_factory=dict)
+    skip: dict = field(default_factory=dict)
     duration: float | None = None
 
     @property

@@ -253,3 +253,27 @@ def test_a_publish_that_keeps_failing_fails_the_job():
     [failed] = of(FailJob, out)
     assert failed.task.state is TaskState.FAILED and failed.task.last_error == error
     assert s.jobs["j"].phase == "failed"
+
+
+def test_a_permanent_failure_fails_the_job_at_once_without_retries():
+    s, out = make(maps=2, reduces=1, max_attempts=4)
+    first, second = of(Assign, out)
+    error = {"type": "RecordError", "message": "the mapper yielded 3", "permanent": True}
+    out = s.attempt_failed(first.worker, "j", first.task.id, first.attempt, error, False, 1.0)
+    (failed,) = of(FailJob, out)
+    assert failed.task.id == first.task.id and failed.task.failures == 1
+    assert failed.task.state is TaskState.FAILED
+    assert [a.attempt for a in of(Abandon, out)] == [second.attempt]  # the other map is stopped
+    assert not of(Assign, out) and s.job_finished("j")
+
+
+def test_an_ordinary_failure_is_still_retried_and_a_lost_permanent_one_too():
+    s, out = make(maps=1, reduces=1, workers=("w1",), max_attempts=4)
+    (a,) = of(Assign, out)
+    out = s.attempt_failed("w1", "j", a.task.id, a.attempt, {"message": "boom"}, False, 1.0)
+    (a,) = of(Assign, out)
+    assert a.attempt == 2 and not of(FailJob, out)
+    # "permanent" means something only for a failure of the job's code, not a lost attempt.
+    lost = {"message": "worker lost", "permanent": True}
+    out = s.attempt_failed("w1", "j", a.task.id, a.attempt, lost, True, 2.0)
+    assert not of(FailJob, out) and of(Assign, out)[0].attempt == 3

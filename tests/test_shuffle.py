@@ -622,7 +622,9 @@ def test_add_pairs_rejects_what_is_not_a_pair(tmp_path, item, shown):
     writer.add_pairs([("ok", 2)])
     with pytest.raises(RecordError) as caught:  # pairs are checked a chunk at a time
         writer.close()
-    assert str(caught.value) == f"the mapper yielded {shown}; it must yield (key, value) pairs"
+    assert str(caught.value).startswith(
+        f"the mapper yielded {shown}; it must yield (key, value) pairs: write `yield key, value`"
+    )
     assert caught.value.records_ago == 1  # so the error can name the record that yielded it
 
 

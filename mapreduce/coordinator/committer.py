@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, ClassVar
 
-from .. import commit, storage
+from .. import commit, skiplog, storage
 from ..errors import MapReduceError, OutputError
 from ..output import finish_parts
 from ..tasks import Task
@@ -165,6 +165,7 @@ class Committer:
                 # Map output feeding reducers stays in its attempt's directory: reducers are
                 # told its paths. Reduce output and map-only output move into staging.
                 commit.publish_attempt(record.staging, task.id, attempt)
+            skiplog.record_task(record.staging, task.id, (task.result or {}).get("skipped"))
         except Exception as exc:  # OSError, pyarrow's ArrowInvalid (a ValueError), ...
             log.warning(
                 "%s %s attempt %s: could not publish its output: %s",
@@ -204,6 +205,8 @@ class Committer:
                         f"output was committed. Nothing was committed; submit the job again."
                     ),
                 )
+            # --skip-bad-records: _logs/skipped, earlier steps' lines first.
+            skiplog.gather(record.staging, submission.skipped_earlier)
             commit.join_pieces(record.staging, pieces, submission.output_format)
             finish_parts(record.staging, submission.output_format)
             commit.commit_job(record.staging, output, submission.overwrite, record.id)

@@ -13,7 +13,13 @@ from enum import Enum
 from typing import Protocol
 
 from .. import commit, counters, leftovers, protocol, storage
-from ..errors import MapReduceError, OutputError, ProtocolError, TaskFailedError
+from ..errors import (
+    MapReduceError,
+    OutputError,
+    ProtocolError,
+    TaskFailedError,
+    TooManySkippedError,
+)
 from ..protocol import Message
 from ..scheduler import Scheduler
 from ..tasks import AttemptState, Task, TaskState
@@ -187,7 +193,8 @@ def task_failure(record: JobRecord, task: Task) -> TaskFailedError:
     """The job's error when `task` ran out of attempts: one paragraph with the last cause."""
     error = task.last_error or {}
     lost = task.losses >= record.submission.max_losses
-    return TaskFailedError(
+    kind = TooManySkippedError if error.get("type") == "TooManySkipped" else TaskFailedError
+    return kind(
         task.kind,
         task.index,
         task.where,
@@ -199,6 +206,7 @@ def task_failure(record: JobRecord, task: Task) -> TaskFailedError:
         deaths=task.deaths,
         last_exit=task.last_exit,
         piece=".".join(map(str, task.piece)),
+        permanent=error.get("permanent") is True and not lost,
     )
 
 
@@ -298,10 +306,11 @@ def task_header(
     attempt: int,
     map_results: list,
     split: dict | None = None,
+    skip: dict | None = None,
 ) -> dict:
     """What an attempt is told: its input (a split: `split`, else the submission's split
-    `index`; or every committed map's files for its partition, `map_results` in map order) and
-    its private output directory."""
+    `index`; or every committed map's files for its partition, `map_results` in map order), its
+    private output directory, and (--skip-bad-records) the records to skip, id -> where."""
     submission = record.submission
     header = {
         "job": record.id,
@@ -311,6 +320,8 @@ def task_header(
         "output_format": submission.output_format,
         "log": commit.log_path(record.staging, task_id, attempt),
     }
+    if skip:
+        header["skip"] = [[identity, where] for identity, where in skip.items()]
     if kind == "map":
         header["split"] = split if split is not None else submission.splits[index]
         header["skip_bad_records"] = submission.skip_bad_records

@@ -144,6 +144,7 @@ class Coordinator:
                 now,
                 map_splits=submission.splits,
                 cut=submission.cut,
+                **submission.skipping(),
             )
         )
         return job_id
@@ -578,6 +579,7 @@ class Coordinator:
                 map_splits=submission.splits,
                 cut=submission.cut,
                 replanned=history.replanned,
+                **submission.skipping(),
             )
             if vanished and not history.committing:
                 lost.append(record)
@@ -687,7 +689,14 @@ class Coordinator:
         map_results = [m.result for m in self.scheduler.jobs[record.id].map_tasks]
         task = assign.task
         header = task_header(
-            record, task.kind, task.index, task.id, assign.attempt, map_results, split=task.split
+            record,
+            task.kind,
+            task.index,
+            task.id,
+            assign.attempt,
+            map_results,
+            split=task.split,
+            skip=task.skip,
         )
         header["seq"] = assign.seq
         self.tasks_sent[assign.worker] = max(self.tasks_sent.get(assign.worker, 0), assign.seq)

@@ -26,6 +26,9 @@ class JobSubmission:
     max_losses: int = defaults.MAX_LOST_ATTEMPTS
     output_format: str = "text"
     skip_bad_records: bool = False
+    max_skipped: int = defaults.MAX_SKIPPED_RECORDS  # with skip_bad_records: fail beyond it
+    # A multi-step job's last step: what the earlier steps skipped, for OUTPUT/_logs/skipped.
+    skipped_earlier: list = field(default_factory=list)
     inputs: list = field(default_factory=list)  # the inputs as given (absolute): for path checks
     # How the input format's files may be cut (inputs.readers: "line" at any byte, "file" never,
     # "row group"): a task that keeps losing its process is re-planned within these limits.
@@ -49,6 +52,8 @@ class JobSubmission:
             "max_losses": int,
             "output_format": str,
             "skip_bad_records": bool,
+            "max_skipped": int,
+            "skipped_earlier": list,
             "inputs": list,
             "split_by": str,
         }
@@ -63,6 +68,8 @@ class JobSubmission:
                     "max_losses",
                     "output_format",
                     "skip_bad_records",
+                    "max_skipped",
+                    "skipped_earlier",
                     "inputs",
                     "split_by",
                 ):
@@ -76,13 +83,21 @@ class JobSubmission:
             values[item.name] = value
         if len(values["splits"]) != len(values["split_descriptions"]):
             raise ProtocolError("job submission has as many splits as split descriptions")
+        if values.get("max_skipped", 0) < 0:
+            raise ProtocolError("job submission has a negative max_skipped")
         if values["num_reducers"] < 0 or values.get("max_attempts", 1) < 1:
             raise ProtocolError("job submission has a negative reducer count or no attempts")
         if values.get("output_format", "text") not in (*OUTPUT_FORMATS, "arrow"):
             raise ProtocolError(f"unknown output format {values['output_format']!r}")
+        if not all(isinstance(item, str) for item in values.get("skipped_earlier", [])):
+            raise ProtocolError("job submission field 'skipped_earlier' must list lines")
         if not all(isinstance(item, str) for item in values.get("inputs", [])):
             raise ProtocolError("job submission field 'inputs' must list paths")
         return cls(job_code=job_code, **values)
+
+    def skipping(self) -> dict:
+        """The scheduler's settings for --skip-bad-records (Scheduler.add_job's keywords)."""
+        return {"skip_bad_records": self.skip_bad_records, "max_skipped": self.max_skipped}
 
     def cut(self, wire: dict) -> list:
         """The scheduler's `cut` for this job: a split (wire form) -> its pieces [(split, where)],

@@ -21,7 +21,7 @@ from typing import Iterable, Iterator, Optional
 from mapreduce import storage
 from mapreduce.defaults import COMBINE_EVERY_RECORDS, SORT_BUFFER_BYTES, SPILL_RECORDS
 from mapreduce.errors import RecordError
-from mapreduce.pairs import as_pair, as_pairs, is_pair, short_repr
+from mapreduce.pairs import as_pair, as_pairs, is_pair, not_iterable_output, short_repr
 
 from .partition import partitions_of
 from .runfile import RunWriter
@@ -165,13 +165,17 @@ class MapOutputWriter:
         spill_records: int = SPILL_RECORDS,
         combine_every: int = COMBINE_EVERY_RECORDS,
         sort_buffer_bytes: int = SORT_BUFFER_BYTES,
+        combiner_final=None,
     ):
+        """`combiner_final()` (the job's hook), when given, is called once at close, after the
+        last combine: the pairs it returns or yields are written as they are, not combined."""
         if num_partitions < 1:
             raise ValueError(f"num_partitions must be at least 1, not {num_partitions}")
         self._runs = RunWriter(storage.absolute(directory))
         self._num_partitions = num_partitions
         self._partitioner = partitioner
         self._combiner = combiner
+        self._combiner_final = combiner_final
         self._spill_records = max(1, spill_records)
         self._combine_every = max(1, combine_every)
         self._pending: list = []  # the current chunk: items as the mapper yielded them, unchecked
@@ -296,17 +300,32 @@ class MapOutputWriter:
         """Combine and write what is buffered; return the files written. Calling it again returns the same."""
         if self._output is None:
             self.flush()
-            self._combine_and_spill()
+            self._combine_and_spill(last=True)
             runs = self._runs
             files = {partition: list(paths) for partition, paths in sorted(runs.files.items())}
             self._output = MapOutput(files, self._records_in, runs.records, runs.bytes_written)
         return self._output
 
-    def _combine_and_spill(self) -> None:
-        """Combine everything buffered and write it out as sorted runs."""
+    def _combine_and_spill(self, last: bool = False) -> None:
+        """Combine everything buffered and write it out as sorted runs; the `last` time (at
+        close), with what combiner_final gives, after the last combine."""
         if self._combiner is not None:
             self._combine(final=True)
+            if last and self._combiner_final is not None:
+                final, self._combiner_final = self._combiner_final, None  # once per attempt
+                self._add_uncombined(final(), "combiner_final")
         self._spill()
+
+    def _add_uncombined(self, output, producer: str) -> None:
+        """Put pairs into the buffered groups as they are (the combiner has had its last run)."""
+        if output is None:
+            return
+        if not hasattr(output, "__iter__"):
+            raise not_iterable_output(producer, output)
+        groups = self._groups
+        for out_key, value in as_pairs(output, producer):
+            out_group = out_key if type(out_key) is str else _hashable_group_key(out_key)
+            groups.setdefault(out_group, []).append(value)
 
     # -- combining ---------------------------------------------------------------------------------
 
@@ -350,6 +369,8 @@ class MapOutputWriter:
                 f"the combiner returned None for key {short_repr(key)}; it must return or yield "
                 f"(key, value) pairs"
             )
+        if not hasattr(output, "__iter__"):
+            raise not_iterable_output("combiner", output)
         combined, others = [], []
         for pair in as_pairs(output, "combiner"):
             out_key = pair[0]

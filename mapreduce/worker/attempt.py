@@ -8,7 +8,7 @@ the attempt commits. So re-executing an attempt, or running two at once, is alwa
 
 from __future__ import annotations
 
-from mapreduce import counters
+from mapreduce import counters, sidefiles, storage
 from mapreduce.jobspec import Job
 from mapreduce.worker.failures import TaskError, failure_report
 from mapreduce.worker.map_task import run_map
@@ -19,10 +19,39 @@ def run_task(job: Job, task: dict) -> dict:
     """Run one attempt and return its report; raises TaskError with the user-facing cause."""
     counters.reset()
     try:
-        report = run_map(job, task) if task["kind"] == "map" else run_reduce(job, task)
+        if job.side_files:
+            report = _in_working_directory(job, task)
+        else:
+            report = run_map(job, task) if task["kind"] == "map" else run_reduce(job, task)
     except TaskError:
         raise
     except Exception as exc:
         raise TaskError(failure_report(exc, job)) from None
     report["user_counters"] = counters.take()
     return report
+
+
+def _in_working_directory(job: Job, task: dict) -> dict:
+    """The attempt run in the job's working directory, where its side files are (fetched now if
+    the job was not loaded from its shipped bytes, as with --inline). The task's paths are made
+    absolute first: they may be relative to the directory the job was run from."""
+    workdir = job.workdir or sidefiles.prepare(job.side_files)
+    task = absolute_paths(task)
+    with sidefiles.working_directory(job.side_files, workdir):
+        return run_map(job, task) if task["kind"] == "map" else run_reduce(job, task)
+
+
+def absolute_paths(task: dict) -> dict:
+    """The task header with its local paths (split, inputs, output directory) made absolute."""
+    task = dict(task)
+    if "split" in task:
+        split = dict(task["split"])
+        split["segments"] = [
+            [storage.absolute(segment[0]), *segment[1:]] for segment in split["segments"]
+        ]
+        task["split"] = split
+    if "inputs" in task:
+        task["inputs"] = [storage.absolute(path) for path in task["inputs"]]
+    if "out_dir" in task:
+        task["out_dir"] = storage.absolute(task["out_dir"])
+    return task

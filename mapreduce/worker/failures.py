@@ -15,6 +15,7 @@ import mapreduce
 from mapreduce import shuffle
 from mapreduce.errors import RecordError
 from mapreduce.jobspec import Job
+from mapreduce.streaming import StreamingCommandError
 
 _FRAMEWORK_DIR = os.path.dirname(os.path.abspath(mapreduce.__file__)) + os.sep
 
@@ -32,12 +33,18 @@ def failure_report(exc: Exception, job: Job, location: str = "") -> dict:
     where = f" ({location})" if location else ""
     if isinstance(exc, shuffle.ShuffleReadError):
         return {"type": "ShuffleReadError", "message": str(exc), "traceback": "", "input": exc.path}
+    if isinstance(exc, StreamingCommandError):
+        # A command's failure: its stderr's tail is in the message; no Python traceback helps.
+        return {"type": "StreamingCommandError", "message": f"{exc}{where}", "traceback": ""}
     if isinstance(exc, RecordError):
         # The framework noticed the mistake: show where in the user's code, if anywhere.
+        # Permanent: the same records give the same output in any attempt, so the task fails
+        # at once instead of after --max-attempts (the scheduler reads "permanent").
         return {
             "type": "RecordError",
             "message": f"{exc}{where}",
             "traceback": user_traceback(exc, job, user_frames_only=True),
+            "permanent": True,
         }
     report = describe_exception(exc, job)
     report["message"] += where

@@ -16,13 +16,18 @@ from mapreduce import shuffle, vectorized
 from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
 from mapreduce.jobspec import Job
 from mapreduce.output import part_writer
+from mapreduce.pairs import not_iterable_output
+from mapreduce.worker import skipping
 from mapreduce.worker.access import check_readable, make_output_dir
 from mapreduce.worker.failures import TaskError, failure_report
+from mapreduce.worker.hooks import call_hook, hook_output
 
 
 def run_map(job: Job, task: dict) -> dict:
     split = Split.from_wire(task["split"])
     bad_records: list | None = [] if task.get("skip_bad_records") else None
+    skip = {int(ordinal): where for ordinal, where in skipping.skip_list(task).items()}
+    skipped: list = []
     for segment in split.segments:
         check_readable(segment.path)
     make_output_dir(task["out_dir"])
@@ -37,6 +42,8 @@ def run_map(job: Job, task: dict) -> dict:
                 split,
                 lambda pairs: writer.write_pairs(shuffle.checked_as_shuffled(pairs), "mapper"),
                 bad_records,
+                skip=skip,
+                skipped=skipped,
             )
         except BaseException as exc:
             writer.close(exc)
@@ -48,12 +55,22 @@ def run_map(job: Job, task: dict) -> dict:
                 "map_output_records": writer.records,
                 "output_records": writer.records,
                 "bad_records_skipped": len(bad_records or ()),
-            }
+                "records_skipped": len(skipped),
+            },
+            "skipped": skipped + _malformed(bad_records),
         }
     writer = shuffle.MapOutputWriter(
-        task["out_dir"], task["partitions"], partitioner=job.partitioner, combiner=job.combiner
+        task["out_dir"],
+        task["partitions"],
+        partitioner=job.partitioner,
+        combiner=job.combiner,
+        combiner_final=job.combiner_final,
     )
-    records_in = _map_split(job, split, writer.add_pairs, bad_records, writer.flush)
+    if job.combiner is not None:
+        call_hook(job.combiner_init, "combiner_init", job)
+    records_in = _map_split(
+        job, split, writer.add_pairs, bad_records, writer.flush, skip=skip, skipped=skipped
+    )
     result = writer.close()
     return {
         "files": {str(p): paths for p, paths in result.files.items()},
@@ -63,8 +80,15 @@ def run_map(job: Job, task: dict) -> dict:
             "shuffle_records": result.records_out,
             "shuffle_bytes": result.bytes_written,
             "bad_records_skipped": len(bad_records or ()),
+            "records_skipped": len(skipped),
         },
+        "skipped": skipped + _malformed(bad_records),
     }
+
+
+def _malformed(bad_records: list | None) -> list:
+    """The malformed records --skip-bad-records skipped, as OUTPUT/_logs/skipped lists them."""
+    return [f"{record.path}: malformed: {record.cause}" for record in bad_records or ()]
 
 
 def _map_only(task: dict) -> bool:
@@ -145,23 +169,52 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
     }
 
 
-def _map_split(job: Job, split: Split, emit, bad_records: list | None = None, finish=None) -> int:
-    """Feed every record of the split to the mapper and each record's output to `emit` (then call
-    `finish`, which may still find a bad pair); returns the record count. A failure is annotated with
-    the file and line being mapped, or with the record's that `records_ago` on the error points at."""
+def _map_split(
+    job: Job,
+    split: Split,
+    emit,
+    bad_records: list | None = None,
+    finish=None,
+    skip: dict | None = None,
+    skipped: list | None = None,
+) -> int:
+    """Feed every record of the split to the mapper and each record's output to `emit` (then
+    mapper_final's, then call `finish`, which may still find a bad pair); returns the record
+    count. A failure is annotated with the file and line being mapped, or with the record's that
+    `records_ago` on the error points at (mapper_final's output counts as one more record).
+    Records whose ordinal is in `skip` (--skip-bad-records: they crashed the mapper twice) are
+    not mapped but appended, as where they are, to `skipped`."""
     mapper = job.mapper
     assert mapper is not None, "a per-record map task of a job without a mapper"
     records = 0
     path, path_start = None, 0
+    final_emitted = mapping = False  # mapping: the mapper is at work on a record
+    call_hook(job.mapper_init, "mapper_init", job)
     try:
         for key, value in read_records(split, job.input_format, bad_records):
             if key is not path:
                 path, path_start = key, records
             records += 1
+            if skip and records in skip:
+                if skipped is not None:
+                    skipped.append(skip[records])
+                continue
+            mapping = True
             output = mapper(key, value)
-            emit(output if output is not None else ())  # one call per record: see records_ago
+            try:
+                emit(output if output is not None else ())  # one call per record: records_ago
+            except TypeError:
+                if not hasattr(output, "__iter__"):  # `return 1` rather than `yield word, 1`
+                    raise not_iterable_output("mapper", output) from None
+                raise
+            mapping = False
+        if job.mapper_final is not None:
+            final_emitted = True
+            emit(hook_output(job.mapper_final, "mapper_final", job))
         if finish is not None:
             finish()
+    except TaskError:
+        raise
     except BadRecord as exc:
         raise TaskError(
             {
@@ -171,15 +224,25 @@ def _map_split(job: Job, split: Split, emit, bad_records: list | None = None, fi
             }
         ) from None
     except Exception as exc:
+        records_ago = getattr(exc, "records_ago", 0) - final_emitted
+        if final_emitted and records_ago < 0:
+            raise TaskError(failure_report(exc, job, "in mapper_final")) from None
         if path is None:
             raise
-        number = records - path_start - getattr(exc, "records_ago", 0)
+        number = records - path_start - records_ago
         location = (
             _record_location(split, job.input_format, path, number)
             if number > 0
             else f"while mapping split {split.describe()}"
         )
-        raise TaskError(failure_report(exc, job, location)) from None
+        report = failure_report(exc, job, location)
+        if mapping and not report.get("permanent"):
+            # What --skip-bad-records needs to skip this record if it fails again.
+            report["record"] = {
+                **skipping.map_record(split, job.input_format, path, records, number, value),
+                "cause": f"{type(exc).__name__}: {exc}",
+            }
+        raise TaskError(report) from None
     return records
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 from mapreduce import shuffle, vectorized
 from mapreduce.jobspec import Job
 from mapreduce.output import PartWriter, part_writer
+from mapreduce.pairs import checked_output
+from mapreduce.worker import skipping
 from mapreduce.worker.access import make_output_dir
+from mapreduce.worker.hooks import call_hook, hook_output
 
 
 def run_reduce(job: Job, task: dict) -> dict:
@@ -17,17 +20,36 @@ def run_reduce(job: Job, task: dict) -> dict:
     groups = 0
     reducer = job.reducer
     assert reducer is not None, "a reduce task of a job without a reducer"
+    skipped: list = []  # keys skipped (--skip-bad-records): their reducer raised twice
+    key = reducing = None
     try:
-        for key, values in shuffle.iter_partition_groups(task["inputs"]):
+        call_hook(job.reducer_init, "reducer_init", job)
+        for key, values in skipping.groups_to_reduce(
+            shuffle.iter_partition_groups(task["inputs"]), skipping.skip_list(task), skipped
+        ):
             groups += 1
+            reducing = True
             output = reducer(key, values)
             if output is not None:
-                writer.write_pairs(output, "reducer")
+                writer.write_pairs(checked_output(output, "reducer"), "reducer")
+            reducing = False
+        if job.reducer_final is not None:
+            output = hook_output(job.reducer_final, "reducer_final", job)
+            writer.write_pairs(checked_output(output, "reducer_final"), "reducer_final")
     except BaseException as exc:
         writer.close(exc)
+        if reducing and isinstance(exc, Exception):
+            raise skipping.reduce_failure(exc, job, key) from None
         raise
     writer.close()
-    return {"counters": {"reduce_input_groups": groups, "output_records": writer.records}}
+    return {
+        "counters": {
+            "reduce_input_groups": groups,
+            "output_records": writer.records,
+            "records_skipped": len(skipped),
+        },
+        "skipped": skipped,
+    }
 
 
 def _reduce_aggregated(job: Job, task: dict, writer: PartWriter) -> dict:
