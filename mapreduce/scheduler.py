@@ -190,6 +190,35 @@ class JobState:
         )
 
 
+def _new_job(
+    job_id: str,
+    map_wheres: list[str],
+    num_reducers: int,
+    max_attempts: int,
+    max_losses: int,
+    map_splits: list | None,
+    cut: Callable[[dict], list] | None,
+    skip_bad_records: bool,
+    max_skipped: int,
+) -> JobState:
+    """A job's task table: one map task per split, `num_reducers` reduce tasks, all pending."""
+    splits = map_splits if map_splits is not None else [None] * len(map_wheres)
+    maps = [
+        Task("map", i, where, split) for i, (where, split) in enumerate(zip(map_wheres, splits))
+    ]
+    reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
+    return JobState(
+        job_id,
+        maps,
+        reduces,
+        max_attempts,
+        max_losses,
+        cut=cut,
+        skip_bad_records=skip_bad_records,
+        max_skipped=max_skipped,
+    )
+
+
 class Scheduler:
     def __init__(self, settings: SchedulerSettings | None = None):
         self.settings = settings or SchedulerSettings()
@@ -217,22 +246,18 @@ class Scheduler:
         """A job's tasks: one map task per split (`map_wheres` describe them, `map_splits` are
         what their attempts are sent), `num_reducers` reduce tasks. With `cut`, a map task that
         loses attempts to dying processes is re-planned into the pieces `cut(its split)` gives."""
-        splits = map_splits if map_splits is not None else [None] * len(map_wheres)
-        maps = [
-            Task("map", i, where, split) for i, (where, split) in enumerate(zip(map_wheres, splits))
-        ]
-        reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
-        self.jobs[job_id] = JobState(
+        self.jobs[job_id] = _new_job(
             job_id,
-            maps,
-            reduces,
+            map_wheres,
+            num_reducers,
             max_attempts,
             max_losses,
-            cut=cut,
-            skip_bad_records=skip_bad_records,
-            max_skipped=max_skipped,
+            map_splits,
+            cut,
+            skip_bad_records,
+            max_skipped,
         )
-        if not maps:
+        if not self.jobs[job_id].map_tasks:
             return self._finish_phase(self.jobs[job_id], now)
         return self._dispatch(now)
 
@@ -257,20 +282,16 @@ class Scheduler:
         was in place. It continues from there: published tasks never run again. `replanned`:
         the map tasks re-planned before the restart, in the order they were; `cut` (as for
         add_job) cuts them again into the same pieces, which the other records may be about."""
-        splits = map_splits if map_splits is not None else [None] * len(map_wheres)
-        maps = [
-            Task("map", i, where, split) for i, (where, split) in enumerate(zip(map_wheres, splits))
-        ]
-        reduces = [Task("reduce", r, f"partition {r}") for r in range(num_reducers)]
-        job = JobState(
+        job = _new_job(
             job_id,
-            maps,
-            reduces,
+            map_wheres,
+            num_reducers,
             max_attempts,
             max_losses,
-            cut=cut,
-            skip_bad_records=skip_bad_records,
-            max_skipped=max_skipped,
+            map_splits,
+            cut,
+            skip_bad_records,
+            max_skipped,
         )
         for task_id in replanned:
             task = job.task(task_id)
