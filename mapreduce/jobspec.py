@@ -39,6 +39,7 @@ class Job:
     aggregation: str | None = None  # REDUCE = "count" | "sum" | "min" | "max" | "identity"
     partition_batches: Callable | None = None  # vectorised partitioner: (keys, n) -> int array
     setup: Callable | None = None  # setup(inputs, num_reducers), run before shipping
+    sort_values: bool = False  # SORT_VALUES = True: each key's values reach the reducer sorted
 
     @property
     def map_only(self) -> bool:
@@ -150,9 +151,11 @@ def job_from_module(module, ref: str) -> Job:
             f"job '{ref}' sets REDUCE = {aggregation!r} and also defines a "
             f"reducer or combiner; REDUCE replaces both, so keep one way."
         )
+    sort_values = _sort_values(module, ref, hooks["reducer"])
     return Job(
         _job_name(ref),
         mapper,
+        sort_values=sort_values,
         input_format=input_format,
         source_path=source_path,
         source=source,
@@ -160,6 +163,21 @@ def job_from_module(module, ref: str) -> Job:
         aggregation=aggregation,
         **hooks,
     )
+
+
+def _sort_values(module, ref: str, reducer: Callable | None) -> bool:
+    """SORT_VALUES = True (mrjob's SORT_VALUES, Hadoop's secondary sort): the shuffle sorts each
+    key's values, so the reducer receives them in order."""
+    sort_values = getattr(module, "SORT_VALUES", False)
+    if not isinstance(sort_values, bool):
+        raise JobLoadError(f"job '{ref}': SORT_VALUES is {sort_values!r}; set it to True or False.")
+    if sort_values and reducer is None:
+        raise JobLoadError(
+            f"job '{ref}' sets SORT_VALUES = True but defines no reducer(key, values); "
+            f"SORT_VALUES sorts the values each reducer call receives, so define a reducer "
+            f"or remove SORT_VALUES."
+        )
+    return sort_values
 
 
 def _aggregation(module, ref: str, vectorised: bool) -> str | None:

@@ -165,21 +165,30 @@ def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:
 
 
 def write_partitioned_runs(
-    table: pa.Table, directory: str, num_partitions: int, partitioner=None, partition_batches=None
-) -> tuple[dict, int]:
-    """Split by partition, sort each part by key, write one shuffle run file per non-empty part in
-    the shuffle's format. Returns ({partition: [path]}, bytes written)."""
+    table: pa.Table,
+    directory: str,
+    num_partitions: int,
+    partitioner=None,
+    partition_batches=None,
+    sort_values: bool = False,
+) -> tuple[dict, int, dict]:
+    """Split by partition, sort each part by key (and value, with `sort_values`), write one
+    shuffle run file per non-empty part in the shuffle's format. Returns ({partition: [path]},
+    bytes written, the runs' stats: records and bytes per partition, heaviest keys)."""
     from .shuffle import RunWriter
 
     ids = partition_ids(table.column("key"), num_partitions, partitioner, partition_batches)
     key_type_name = python_type_name(table.schema.field("key").type)
     runs = RunWriter(directory)
+    order = [("key", "ascending")] + ([("value", "ascending")] if sort_values else [])
     for partition in range(num_partitions):
         part = table.filter(pc.equal(ids, partition))
         if part.num_rows == 0:
             continue
-        runs.write_table(partition, part.take(pc.sort_indices(part.column("key"))), key_type_name)
-    return runs.files, runs.bytes_written
+        runs.write_table(
+            partition, part.take(pc.sort_indices(part, sort_keys=order)), key_type_name
+        )
+    return runs.files, runs.bytes_written, runs.stats()
 
 
 def read_runs(paths: list) -> pa.Table | None:

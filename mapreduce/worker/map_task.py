@@ -51,12 +51,17 @@ def run_map(job: Job, task: dict) -> dict:
             }
         }
     writer = shuffle.MapOutputWriter(
-        task["out_dir"], task["partitions"], partitioner=job.partitioner, combiner=job.combiner
+        task["out_dir"],
+        task["partitions"],
+        partitioner=job.partitioner,
+        combiner=job.combiner,
+        sort_values=job.sort_values,
     )
     records_in = _map_split(job, split, writer.add_pairs, bad_records, writer.flush)
     result = writer.close()
     return {
         "files": {str(p): paths for p, paths in result.files.items()},
+        "shuffle_stats": result.stats,
         "counters": {
             "map_input_records": records_in,
             "map_output_records": result.records_in,
@@ -128,15 +133,21 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
         if aggregator is not None
         else (pa.concat_tables(tables) if tables else None)
     )
-    files, written = (
-        ({}, 0)
+    files, written, stats = (
+        ({}, 0, {})
         if table is None
         else vectorized.write_partitioned_runs(
-            table, task["out_dir"], task["partitions"], job.partitioner, job.partition_batches
+            table,
+            task["out_dir"],
+            task["partitions"],
+            job.partitioner,
+            job.partition_batches,
+            job.sort_values,
         )
     )
     return {
         "files": {str(p): paths for p, paths in files.items()},
+        "shuffle_stats": stats,
         "counters": {
             **counters,
             "shuffle_records": 0 if table is None else table.num_rows,

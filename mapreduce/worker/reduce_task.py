@@ -18,7 +18,9 @@ def run_reduce(job: Job, task: dict) -> dict:
     reducer = job.reducer
     assert reducer is not None, "a reduce task of a job without a reducer"
     try:
-        for key, values in shuffle.iter_partition_groups(task["inputs"]):
+        for key, values in shuffle.iter_partition_groups(
+            task["inputs"], sort_values=job.sort_values
+        ):
             groups += 1
             output = reducer(key, values)
             if output is not None:
