@@ -85,6 +85,9 @@ class SchedulerSettings:
     liveness: int = defaults.HEARTBEAT_LIVENESS
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
     backup_slowdown: float = defaults.BACKUP_SLOWDOWN_FACTOR
+    # A reduce's input counts as at least this many bytes when its expected runtime is scaled by
+    # its input (start-up dominates a small task).
+    backup_input_floor: int = defaults.BACKUP_INPUT_FLOOR_BYTES
     # A map task that can be cut into smaller tasks is, once it has lost this many attempts.
     replan_after_losses: int = defaults.REPLAN_AFTER_LOST_ATTEMPTS
 
@@ -165,6 +168,21 @@ class JobState:
 
     def all_tasks(self) -> list:
         return self.map_tasks + self.reduce_tasks
+
+
+def _reduce_input_bytes(job: JobState) -> dict:
+    """Reduce task index -> the bytes of map output it reads, from the committed map results
+    (their shuffle_stats); {} when the maps did not report them."""
+    sizes: dict = {}
+    for task in job.map_tasks:
+        if task.state is not TaskState.SUCCEEDED or not task.result:
+            continue
+        stats = task.result.get("shuffle_stats") or {}
+        for partition, size in (stats.get("bytes") or {}).items():
+            sizes[int(partition)] = sizes.get(int(partition), 0) + int(size)
+    if not sizes:
+        return {}
+    return {task.index: sizes.get(task.index, 0) for task in job.reduce_tasks}
 
 
 class Scheduler:
@@ -544,11 +562,21 @@ class Scheduler:
 
     def _straggler(self, job: JobState, worker: WorkerState, now: float) -> Task | None:
         """Near the end of a phase (nothing pending), the longest-running attempt that has run far
-        longer than its finished peers gets one backup attempt on an idle worker (MapReduce paper 3.6)."""
+        longer than expected gets one backup attempt on an idle worker (MapReduce paper 3.6).
+
+        Expected is the median of the finished peers' durations, scaled up for a reduce task by
+        how much more input it has than they had (the map results give each partition's bytes):
+        backups are for slow machines, and a reduce holding a giant key is slow because of its
+        input, so a second attempt of it would only double its cost."""
         tasks = job.phase_tasks()
         durations = [t.duration for t in tasks if t.duration is not None]
         typical = statistics.median(durations) if durations else self.settings.backup_min_runtime
-        threshold = max(self.settings.backup_min_runtime, self.settings.backup_slowdown * typical)
+        sizes = _reduce_input_bytes(job) if job.phase is JobPhase.REDUCE else {}
+        floor = self.settings.backup_input_floor
+        finished = [
+            max(floor, sizes[t.index]) for t in tasks if t.duration is not None and t.index in sizes
+        ]
+        typical_size = statistics.median(finished) if finished else None
         candidates = []
         for task in tasks:
             running = task.running()
@@ -557,6 +585,12 @@ class Scheduler:
                 and len(running) == 1
                 and running[0].worker != worker.id
             ):
+                expected = typical
+                if typical_size is not None and task.index in sizes:
+                    expected *= max(1.0, max(floor, sizes[task.index]) / typical_size)
+                threshold = max(
+                    self.settings.backup_min_runtime, self.settings.backup_slowdown * expected
+                )
                 age = now - running[0].started
                 if age > threshold:
                     candidates.append((age, task))

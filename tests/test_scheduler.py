@@ -253,3 +253,38 @@ def test_a_publish_that_keeps_failing_fails_the_job():
     [failed] = of(FailJob, out)
     assert failed.task.state is TaskState.FAILED and failed.task.last_error == error
     assert s.jobs["j"].phase == "failed"
+
+
+def test_a_reduce_with_much_more_input_than_its_peers_gets_no_backup_for_running_longer():
+    MiB = 1024 * 1024
+    s, out = make(maps=2, reduces=3, workers=("w1", "w2", "w3", "w4"))
+    sizes = {"0": 2 * MiB, "1": 2 * MiB, "2": 200 * MiB}  # each map's share: half of these
+    result = {"files": {}, "shuffle_stats": {"bytes": {p: n // 2 for p, n in sizes.items()}}}
+    maps = of(Assign, out)
+    out = finish(s, maps[0], 1.0, result) + finish(s, maps[1], 1.0, result)
+    reduces = {a.task.index: a for a in of(Assign, out)}
+    assert sorted(reduces) == [0, 1, 2]
+    out = finish(s, reduces[0], 2.0) + finish(s, reduces[1], 2.0)  # peers: 1 s for 2 MiB
+    for now in (20.0, 250.0):  # 100 x the input: expected ~100 s, so 3 x that before a backup
+        for w in ("w1", "w2", "w3", "w4"):
+            s.heard_from(w, now)
+        assert not of(Assign, s.tick(now)), now
+    for w in ("w1", "w2", "w3", "w4"):
+        s.heard_from(w, 400.0)
+    (backup,) = of(Assign, s.tick(400.0))  # a slow machine is still caught, later
+    assert backup.task.index == 2 and backup.attempt == 2
+
+
+def test_a_reduce_with_as_much_input_as_its_peers_gets_a_backup_when_slow():
+    MiB = 1024 * 1024
+    s, out = make(maps=2, reduces=3, workers=("w1", "w2", "w3", "w4"))
+    sizes = {"0": 2 * MiB, "1": 2 * MiB, "2": 2 * MiB}
+    result = {"files": {}, "shuffle_stats": {"bytes": {p: n // 2 for p, n in sizes.items()}}}
+    maps = of(Assign, out)
+    out = finish(s, maps[0], 1.0, result) + finish(s, maps[1], 1.0, result)
+    reduces = {a.task.index: a for a in of(Assign, out)}
+    out = finish(s, reduces[0], 2.0) + finish(s, reduces[1], 2.0)
+    for w in ("w1", "w2", "w3", "w4"):
+        s.heard_from(w, 10.0)
+    (backup,) = of(Assign, s.tick(10.0))  # 9 s against a 1 s median: a slow machine
+    assert backup.task.index == 2 and backup.worker != reduces[2].worker
