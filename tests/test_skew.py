@@ -63,6 +63,27 @@ def test_a_giant_key_reduces_as_a_lazy_stream_and_the_summary_reports_the_skew(t
     assert "hint: a combiner" in result.stderr and "salt a heavy key" in result.stderr
 
 
+def test_status_reports_the_skew_of_a_finished_job(cluster, tmp_path):
+    paths = write_text(tmp_path / "text")
+    cluster.start_coordinator()
+    cluster.start_worker(processes=2)
+    cluster.wait_for_workers(1)
+    result = cluster.submit(
+        JOBS / "skewed_lengths.py", [tmp_path / "text"], tmp_path / "out", "--reducers", 2
+    )
+    assert result.returncode == 0, result.stderr
+    words = len(words_of(paths))
+    assert "skew: key 'all' holds about 100%" in result.stderr  # submit's summary
+    [job] = cluster.status()["jobs"]
+    skew = job["progress"]["skew"]
+    assert skew["partition_records"] == skew["total_records"] == words
+    assert skew["heavy_keys"][0][0] == "'all'"
+    text = run_cli("status", "--coordinator", cluster.address, timeout=30)
+    assert text.returncode == 0, text.stderr
+    assert f"holds {words} of {words} shuffled records (100%)" in text.stdout
+    assert "skew: key 'all' holds about 100%" in text.stdout and "hint: " in text.stdout
+
+
 def test_a_job_without_skew_gets_no_skew_report(tmp_path):
     paths = write_text(tmp_path / "text")
     out = tmp_path / "out"
