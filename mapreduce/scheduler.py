@@ -170,15 +170,26 @@ class JobState:
         return self.map_tasks + self.reduce_tasks
 
 
+def _median_rate(pairs: list, floor: int) -> float | None:
+    """The median of duration / bytes over (duration, bytes) pairs with more than `floor` bytes."""
+    rates = [duration / size for duration, size in pairs if size > floor]
+    return statistics.median(rates) if rates else None
+
+
+def _shuffle_bytes(map_task: Task) -> dict:
+    """A committed map task's bytes of output per partition (str keys), from its result."""
+    stats = (map_task.result or {}).get("shuffle_stats") or {}
+    return stats.get("bytes") or {}
+
+
 def _reduce_input_bytes(job: JobState) -> dict:
     """Reduce task index -> the bytes of map output it reads, from the committed map results
     (their shuffle_stats); {} when the maps did not report them."""
     sizes: dict = {}
     for task in job.map_tasks:
-        if task.state is not TaskState.SUCCEEDED or not task.result:
+        if task.state is not TaskState.SUCCEEDED:
             continue
-        stats = task.result.get("shuffle_stats") or {}
-        for partition, size in (stats.get("bytes") or {}).items():
+        for partition, size in _shuffle_bytes(task).items():
             sizes[int(partition)] = sizes.get(int(partition), 0) + int(size)
     if not sizes:
         return {}
@@ -190,6 +201,21 @@ class Scheduler:
         self.settings = settings or SchedulerSettings()
         self.jobs: dict[str, JobState] = {}  # insertion order is submission order (FIFO)
         self.workers: dict[str, WorkerState] = {}
+
+    def _seconds_per_byte(self, job: JobState, reduces: list, sizes: dict) -> float:
+        """How long a reduce is expected to take per input byte: as its finished peers took, or
+        as the maps took per byte of map output when no finished peer read enough to tell."""
+        floor = self.settings.backup_input_floor
+        finished = [(t.duration, sizes.get(t.index, 0)) for t in reduces if t.duration is not None]
+        rate = _median_rate(finished, floor)
+        if rate is None:
+            maps = [
+                (t.duration, sum(int(n) for n in _shuffle_bytes(t).values()))
+                for t in job.map_tasks
+                if t.state is TaskState.SUCCEEDED and t.duration is not None
+            ]
+            rate = _median_rate(maps, floor)
+        return rate or 0.0
 
     # ---- events ---------------------------------------------------------------------------------
 
@@ -564,19 +590,17 @@ class Scheduler:
         """Near the end of a phase (nothing pending), the longest-running attempt that has run far
         longer than expected gets one backup attempt on an idle worker (MapReduce paper 3.6).
 
-        Expected is the median of the finished peers' durations, scaled up for a reduce task by
-        how much more input it has than they had (the map results give each partition's bytes):
-        backups are for slow machines, and a reduce holding a giant key is slow because of its
-        input, so a second attempt of it would only double its cost."""
+        Expected is the median of the finished peers' durations; for a reduce task, at least its
+        input bytes (the map results give each partition's) at the seconds per byte its finished
+        peers took, or, when their inputs were too small to tell (an empty partition ends at
+        once), at the seconds per byte of map output the map tasks took. Backups are for slow
+        machines: a reduce holding a giant key is slow because of its input, and a second
+        attempt of it would only double its cost."""
         tasks = job.phase_tasks()
         durations = [t.duration for t in tasks if t.duration is not None]
         typical = statistics.median(durations) if durations else self.settings.backup_min_runtime
         sizes = _reduce_input_bytes(job) if job.phase is JobPhase.REDUCE else {}
-        floor = self.settings.backup_input_floor
-        finished = [
-            max(floor, sizes[t.index]) for t in tasks if t.duration is not None and t.index in sizes
-        ]
-        typical_size = statistics.median(finished) if finished else None
+        per_byte = self._seconds_per_byte(job, tasks, sizes) if sizes else 0.0
         candidates = []
         for task in tasks:
             running = task.running()
@@ -585,9 +609,7 @@ class Scheduler:
                 and len(running) == 1
                 and running[0].worker != worker.id
             ):
-                expected = typical
-                if typical_size is not None and task.index in sizes:
-                    expected *= max(1.0, max(floor, sizes[task.index]) / typical_size)
+                expected = max(typical, per_byte * sizes.get(task.index, 0))
                 threshold = max(
                     self.settings.backup_min_runtime, self.settings.backup_slowdown * expected
                 )

@@ -139,7 +139,16 @@ def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches
 
     if partition_batches is not None:
         return _checked_ids(partition_batches(keys, num_partitions), len(keys), num_partitions)
-    return pa.array(partitions_of(keys.to_pylist(), num_partitions, partitioner), pa.int32())
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    distinct = pc.unique(keys)
+    if len(distinct) * 2 > len(keys):  # mostly distinct keys: one Python key per row anyway
+        return pa.array(partitions_of(keys.to_pylist(), num_partitions, partitioner), pa.int32())
+    # Repeated keys (a skewed key above all): Python sees each distinct key once, not every row.
+    of_distinct = pa.array(
+        partitions_of(distinct.to_pylist(), num_partitions, partitioner), pa.int32()
+    )
+    return of_distinct.take(pc.index_in(keys, value_set=distinct))
 
 
 def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:

@@ -288,3 +288,23 @@ def test_a_reduce_with_as_much_input_as_its_peers_gets_a_backup_when_slow():
         s.heard_from(w, 10.0)
     (backup,) = of(Assign, s.tick(10.0))  # 9 s against a 1 s median: a slow machine
     assert backup.task.index == 2 and backup.worker != reduces[2].worker
+
+
+def test_a_reduce_whose_peers_read_nothing_is_expected_to_take_as_long_as_the_maps_per_byte():
+    """Issue 21's job: every record under one key, so the other partition is empty and its reduce
+    ends at once; the giant reduce is then judged by the maps' seconds per byte of output."""
+    MiB = 1024 * 1024
+    s, out = make(maps=2, reduces=2, workers=("w1", "w2", "w3"))
+    result = {"files": {}, "shuffle_stats": {"bytes": {"1": 100 * MiB}}}  # each map: 100 MiB
+    maps = of(Assign, out)
+    out = finish(s, maps[0], 40.0, result) + finish(s, maps[1], 40.0, result)  # 40 s each
+    reduces = {a.task.index: a for a in of(Assign, out)}
+    out = finish(s, reduces[0], 40.0)  # the empty partition: done in no time
+    for now in (60.0, 250.0):  # 200 MiB at 0.4 s per MiB: ~80 s, so 3 x that before a backup
+        for w in ("w1", "w2", "w3"):
+            s.heard_from(w, now)
+        assert not of(Assign, s.tick(now)), now
+    for w in ("w1", "w2", "w3"):
+        s.heard_from(w, 300.0)
+    (backup,) = of(Assign, s.tick(300.0))
+    assert backup.task.index == 1

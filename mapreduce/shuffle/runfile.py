@@ -165,6 +165,7 @@ def _sorted_run_table(keys: list, values: list, sort_values: bool = False) -> pa
 # Writing
 
 
+_DECODED_ROWS = 8192  # rows of a run turned into Python objects at a time by RunReader.records
 _SAMPLED_KEYS = 1024  # keys sampled (evenly spaced) from each run for the heavy-key report
 _HEAVY_KEYS_KEPT = 16  # the heaviest sampled keys a map task keeps (and reports)
 
@@ -372,8 +373,14 @@ class RunReader:
             raise ShuffleReadError(self.path, cause) from cause
 
     def records(self) -> Iterator[tuple]:
-        """All (key, value) pairs, decoding one batch at a time."""
-        return chain.from_iterable(map(self.decoded, self.batches()))
+        """All (key, value) pairs, decoding a slice of a batch at a time (a merge of many runs
+        holds one decoded slice of each, so slices keep its Python objects few)."""
+        return chain.from_iterable(map(self.decoded, self._slices()))
+
+    def _slices(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.batches():
+            for start in range(0, batch.num_rows, _DECODED_ROWS):
+                yield batch.slice(start, _DECODED_ROWS)
 
     def count_records(self) -> int:
         """The number of records, from the batch headers (no data is decoded)."""
