@@ -4,8 +4,14 @@ into key order.
 `iter_partition_groups` gives the keys in increasing order, each with a lazy iterator over its
 values (what a Python reducer reads); `iter_partition_slices` gives the merged rows as Arrow slices
 (the vectorised API's identity reduce). Runs whose keys Arrow can order (native keys of one type)
-are merged by Arrow a batch at a time; any others by heapq.merge in Python order. Equal keys of
-different types (1 and True) never share a group.
+are merged by Arrow a window at a time; any others, and runs sorted by key and value for
+SORT_VALUES, by heapq.merge in Python order. Equal keys of different types (1 and True) never
+share a group.
+
+Memory is bounded whatever the size of a key's values or the number of runs: a run is read one
+record batch at a time, a merge round takes a bounded window of rows from each run, and more than
+MERGE_FACTOR runs are first merged in consecutive groups into intermediate runs in a private
+scratch directory, removed when the merge ends.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ class _ArrowCursor:
         self._batches = run.batches()
         self._rest: pa.RecordBatch = pa.record_batch([], names=[])
 
-    def _next_window(self) -> bool:
+    def next_window(self) -> bool:
         """Move the window to the next rows of the run; False when the run is exhausted."""
         while not self._rest.num_rows:
             batch = next(self._batches, None)
@@ -75,10 +81,8 @@ class _ArrowCursor:
         self.last_key = self.batch.column(0)[-1].as_py()
         return True
 
-    next_batch = _next_window
-
     def has_more(self) -> bool:
-        return self.batch.num_rows > 0 or self._next_window()
+        return self.batch.num_rows > 0 or self.next_window()
 
     def take_through(self, bound: pa.Scalar, whole: bool) -> pa.RecordBatch:
         count = self.batch.num_rows if whole else _count_through(self.batch.column(0), bound)
@@ -140,7 +144,7 @@ def _arrow_merged_slices(runs: list) -> Iterator[tuple]:
     takes; memory stays at one (memory-mapped) batch per run plus one merged batch."""
     window = max(_MIN_WINDOW_ROWS, _ROUND_ROWS // max(1, len(runs)))
     cursors = [
-        cursor for cursor in (_ArrowCursor(run, window) for run in runs) if cursor.next_batch()
+        cursor for cursor in (_ArrowCursor(run, window) for run in runs) if cursor.next_window()
     ]
     while len(cursors) > 1:
         yield from _sorted_piece_slices(_next_pieces(cursors))
