@@ -15,6 +15,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .defaults import SPILL_RECORDS
 from .errors import RecordError
 
 IDENTITY = "identity"  # no aggregation: every row, sorted by key (Hadoop's IdentityReducer)
@@ -181,22 +182,26 @@ def write_partitioned_runs(
     partition_batches=None,
     sort_values: bool = False,
 ) -> tuple[dict, int, dict]:
-    """Split by partition, sort each part by key (and value, with `sort_values`), write one
-    shuffle run file per non-empty part in the shuffle's format. Returns ({partition: [path]},
-    bytes written, the runs' stats: records and bytes per partition, heaviest keys)."""
+    """Split by partition, sort each part by key (and value, with `sort_values`), write shuffle
+    run files in the shuffle's format: a run per non-empty part of every SPILL_RECORDS rows, so
+    the sort's copies stay bounded however many rows the map task made (the reduce merges the
+    runs). Returns ({partition: [path]}, bytes written, the runs' stats: records and bytes per
+    partition, heaviest keys)."""
     from .shuffle import RunWriter
 
-    ids = partition_ids(table.column("key"), num_partitions, partitioner, partition_batches)
     key_type_name = python_type_name(table.schema.field("key").type)
     runs = RunWriter(directory)
     order = [("key", "ascending")] + ([("value", "ascending")] if sort_values else [])
-    for partition in range(num_partitions):
-        part = table.filter(pc.equal(ids, partition))
-        if part.num_rows == 0:
-            continue
-        runs.write_table(
-            partition, part.take(pc.sort_indices(part, sort_keys=order)), key_type_name
-        )
+    for start in range(0, table.num_rows, SPILL_RECORDS):
+        chunk = table.slice(start, SPILL_RECORDS)
+        ids = partition_ids(chunk.column("key"), num_partitions, partitioner, partition_batches)
+        for partition in range(num_partitions):
+            part = chunk.filter(pc.equal(ids, partition))
+            if part.num_rows == 0:
+                continue
+            runs.write_table(
+                partition, part.take(pc.sort_indices(part, sort_keys=order)), key_type_name
+            )
     return runs.files, runs.bytes_written, runs.stats()
 
 
