@@ -190,6 +190,9 @@ def test_more_runs_than_the_merge_factor_merge_through_intermediate_runs(
     got = [(key, list(values)) for key, values in iter_partition_groups(paths, sort_values)]
     assert got == want  # map order of equal keys kept (or values sorted), across the passes
     assert len(written) >= len(paths) // 4  # through intermediate runs, 4 at a time
+    # ...kept beside the map outputs (in a job's shuffle directory), and removed when done.
+    assert all(path.startswith(str(tmp_path / ".merge-")) for path in written)
+    assert not list(tmp_path.glob(".merge-*"))
     if keys == "native" and not sort_values:
         merged = [
             key for key_slice, _ in iter_partition_slices(paths) for key in key_slice.to_pylist()

@@ -170,7 +170,7 @@ def iter_partition_slices(paths: list) -> Iterator[tuple]:
     value type), which is what the vectorised map writes; raises ValueError otherwise."""
     if not paths:
         return
-    with _Scratch() as scratch:
+    with _Scratch(paths) as scratch:
         type_names = _key_type_names(paths)
         order = sort_key_for_names(type_names)
         runs = [RunReader(path) for path in scratch.fewer_runs(paths, order, type_names)]
@@ -227,11 +227,16 @@ def _key_type_names(paths: list) -> set:
 
 
 class _Scratch:
-    """A reduce's private scratch directory for intermediate runs, removed when done."""
+    """A reduce's private scratch directory for intermediate runs, removed when done: beside the
+    map outputs it merges when they are local (in the job's shuffle directory, so one left by a
+    killed process goes with the job's), else in the system's temporary directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, paths: list) -> None:
         self.directory: Optional[str] = None
         self.made = 0
+        first = paths[0] if paths else ""
+        local = first and os.path.isabs(first) and os.path.isdir(os.path.dirname(first))
+        self.parent = os.path.dirname(os.path.dirname(first)) if local else None
 
     def __enter__(self) -> "_Scratch":
         return self
@@ -265,7 +270,10 @@ class _Scratch:
         self, group: list, order: Optional[Callable], type_names: set, sort_values: bool
     ) -> str:
         if self.directory is None:
-            self.directory = tempfile.mkdtemp(prefix="mapreduce-merge-")
+            try:
+                self.directory = tempfile.mkdtemp(prefix=".merge-", dir=self.parent)
+            except OSError:  # a read-only map output directory: the system's temporary one
+                self.directory = tempfile.mkdtemp(prefix="mapreduce-merge-")
         path = os.path.join(self.directory, f"merged-{self.made:05d}.arrow")
         self.made += 1
         runs = [RunReader(run) for run in group]
@@ -292,7 +300,7 @@ def iter_partition_groups(paths: list, sort_values: bool = False) -> Iterator[tu
     run raises ShuffleReadError naming it."""
     if not paths:
         return
-    with _Scratch() as scratch:
+    with _Scratch(paths) as scratch:
         type_names = _key_type_names(paths)
         order = sort_key_for_names(type_names)
         fewer = scratch.fewer_runs(paths, order, type_names, sort_values)
