@@ -481,6 +481,7 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
 
     from .client import CoordinatorClient
     from .progress import counter_lines
+    from .skew import skew_lines
 
     with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
         status = client.status()
@@ -498,7 +499,7 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
             f"  {job['job']}  {job['status']:<9}  {job['name']}  {tasks}  "
             f"failed {p['failed']} lost {p['lost']}  {p['elapsed']:.1f}s  -> {job['output']}"
         )
-        for line in counter_lines(job.get("counters") or {}):
+        for line in counter_lines(job.get("counters") or {}) + skew_lines(p.get("skew")):
             click.echo(f"      {line}")
     click.echo(f"workers ({len(status['workers'])}):")
     for w in status["workers"]:

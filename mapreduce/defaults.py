@@ -35,6 +35,16 @@ RECONNECT_BACKOFF_MAX_S = 32.0  # ...doubling up to this
 
 BACKUP_MIN_RUNTIME_S = 5.0  # an attempt younger than this never gets a backup
 BACKUP_SLOWDOWN_FACTOR = 3.0  # ...nor one that has run less than this times the median task
+# ...scaled, for a reduce, by its input bytes over its finished peers' median (each counted as at
+# least this much): a reduce with a giant key is slow because of its input, not its machine.
+BACKUP_INPUT_FLOOR_BYTES = 1 * MiB
+
+# The skew report (mapreduce/skew.py): a partition with this many times the median of the others'
+# records, or a key with at least this share of all records (and of a fair partition's), is
+# reported, in jobs that shuffle at least SKEW_MIN_RECORDS records.
+SKEW_PARTITION_RATIO = 4.0
+HEAVY_KEY_SHARE = 0.05
+SKEW_MIN_RECORDS = 10_000
 
 MAX_MESSAGE_BYTES = 256 * MiB  # a larger frame from a peer is refused by ZeroMQ itself
 REFUSAL_LOG_INTERVAL_S = (

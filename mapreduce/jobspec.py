@@ -84,6 +84,7 @@ class Job:
     # The last step of a multi-step job: what the earlier steps skipped (--skip-bad-records),
     # set by steps.run_steps, committed with the output in _logs/skipped.
     skipped_earlier: list = field(default_factory=list)
+    sort_values: bool = False  # SORT_VALUES = True: each key's values reach the reducer sorted
 
     @property
     def map_only(self) -> bool:
@@ -250,9 +251,11 @@ def job_from_module(module, ref: str) -> Job:
             f"reducer or combiner; REDUCE replaces both, so keep one way."
         )
     _check_task_hooks(ref, hooks, callable(map_batches))
+    sort_values = _sort_values(module, ref, hooks["reducer"])
     return Job(
         _job_name(ref),
         mapper,
+        sort_values=sort_values,
         input_format=input_format,
         source_path=source_path,
         source=source,
@@ -330,6 +333,21 @@ def _check_task_hooks(ref: str, hooks: dict, vectorised: bool) -> None:
                 f"job '{ref}' defines {name} but no {owner}; {name} runs around the "
                 f"{owner}'s records, so define {owner} too (or remove {name})."
             )
+
+
+def _sort_values(module, ref: str, reducer: Callable | None) -> bool:
+    """SORT_VALUES = True (mrjob's SORT_VALUES, Hadoop's secondary sort): the shuffle sorts each
+    key's values, so the reducer receives them in order."""
+    sort_values = getattr(module, "SORT_VALUES", False)
+    if not isinstance(sort_values, bool):
+        raise JobLoadError(f"job '{ref}': SORT_VALUES is {sort_values!r}; set it to True or False.")
+    if sort_values and reducer is None:
+        raise JobLoadError(
+            f"job '{ref}' sets SORT_VALUES = True but defines no reducer(key, values); "
+            f"SORT_VALUES sorts the values each reducer call receives, so define a reducer "
+            f"or remove SORT_VALUES."
+        )
+    return sort_values
 
 
 def _aggregation(module, ref: str, vectorised: bool) -> str | None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from .skew import skew_lines
+
 REFRESH_S = 0.25
 
 
@@ -72,6 +74,7 @@ class ProgressReporter:
             counted[0],
             f"output: {output_dir}",
             *counted[1:],
+            *skew_lines(snapshot.get("skew")),
         ]
         self.stream.write("".join(line + "\n" for line in lines))
         self.stream.flush()

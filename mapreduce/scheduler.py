@@ -91,6 +91,9 @@ class SchedulerSettings:
     liveness: int = defaults.HEARTBEAT_LIVENESS
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
     backup_slowdown: float = defaults.BACKUP_SLOWDOWN_FACTOR
+    # A reduce's input counts as at least this many bytes when its expected runtime is scaled by
+    # its input (start-up dominates a small task).
+    backup_input_floor: int = defaults.BACKUP_INPUT_FLOOR_BYTES
     task_resends: int = defaults.TASK_RESENDS
     # A map task that can be cut into smaller tasks is, once this many attempts died with their
     # process (a lost connection does not count).
@@ -219,6 +222,32 @@ def _new_job(
     )
 
 
+def _median_rate(pairs: list, floor: int) -> float | None:
+    """The median of duration / bytes over (duration, bytes) pairs with more than `floor` bytes."""
+    rates = [duration / size for duration, size in pairs if size > floor]
+    return statistics.median(rates) if rates else None
+
+
+def _shuffle_bytes(map_task: Task) -> dict:
+    """A committed map task's bytes of output per partition (str keys), from its result."""
+    stats = (map_task.result or {}).get("shuffle_stats") or {}
+    return stats.get("bytes") or {}
+
+
+def _reduce_input_bytes(job: JobState) -> dict:
+    """Reduce task index -> the bytes of map output it reads, from the committed map results
+    (their shuffle_stats); {} when the maps did not report them."""
+    sizes: dict = {}
+    for task in job.map_tasks:
+        if task.state is not TaskState.SUCCEEDED:
+            continue
+        for partition, size in _shuffle_bytes(task).items():
+            sizes[int(partition)] = sizes.get(int(partition), 0) + int(size)
+    if not sizes:
+        return {}
+    return {task.index: sizes.get(task.index, 0) for task in job.reduce_tasks}
+
+
 class Scheduler:
     def __init__(self, settings: SchedulerSettings | None = None):
         self.settings = settings or SchedulerSettings()
@@ -227,6 +256,21 @@ class Scheduler:
         # TASKs numbered per worker id, kept across its registrations: a message of an earlier
         # registration still on its way never carries a number a new TASK has.
         self.task_seqs: dict[str, int] = {}
+
+    def _seconds_per_byte(self, job: JobState, reduces: list, sizes: dict) -> float:
+        """How long a reduce is expected to take per input byte: as its finished peers took, or
+        as the maps took per byte of map output when no finished peer read enough to tell."""
+        floor = self.settings.backup_input_floor
+        finished = [(t.duration, sizes.get(t.index, 0)) for t in reduces if t.duration is not None]
+        rate = _median_rate(finished, floor)
+        if rate is None:
+            maps = [
+                (t.duration, sum(int(n) for n in _shuffle_bytes(t).values()))
+                for t in job.map_tasks
+                if t.state is TaskState.SUCCEEDED and t.duration is not None
+            ]
+            rate = _median_rate(maps, floor)
+        return rate or 0.0
 
     # ---- events ---------------------------------------------------------------------------------
 
@@ -719,11 +763,19 @@ class Scheduler:
 
     def _straggler(self, job: JobState, worker: WorkerState, now: float) -> Task | None:
         """Near the end of a phase (nothing pending), the longest-running attempt that has run far
-        longer than its finished peers gets one backup attempt on an idle worker (MapReduce paper 3.6)."""
+        longer than expected gets one backup attempt on an idle worker (MapReduce paper 3.6).
+
+        Expected is the median of the finished peers' durations; for a reduce task, at least its
+        input bytes (the map results give each partition's) at the seconds per byte its finished
+        peers took, or, when their inputs were too small to tell (an empty partition ends at
+        once), at the seconds per byte of map output the map tasks took. Backups are for slow
+        machines: a reduce holding a giant key is slow because of its input, and a second
+        attempt of it would only double its cost."""
         tasks = job.phase_tasks()
         durations = [t.duration for t in tasks if t.duration is not None]
         typical = statistics.median(durations) if durations else self.settings.backup_min_runtime
-        threshold = max(self.settings.backup_min_runtime, self.settings.backup_slowdown * typical)
+        sizes = _reduce_input_bytes(job) if job.phase is JobPhase.REDUCE else {}
+        per_byte = self._seconds_per_byte(job, tasks, sizes) if sizes else 0.0
         candidates = []
         for task in tasks:
             running = task.running()
@@ -732,6 +784,10 @@ class Scheduler:
                 and len(running) == 1
                 and running[0].worker != worker.id
             ):
+                expected = max(typical, per_byte * sizes.get(task.index, 0))
+                threshold = max(
+                    self.settings.backup_min_runtime, self.settings.backup_slowdown * expected
+                )
                 age = now - running[0].started
                 if age > threshold:
                     candidates.append((age, task))

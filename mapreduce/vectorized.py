@@ -15,6 +15,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .defaults import SPILL_RECORDS
 from .errors import RecordError
 
 IDENTITY = "identity"  # no aggregation: every row, sorted by key (Hadoop's IdentityReducer)
@@ -139,7 +140,16 @@ def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches
 
     if partition_batches is not None:
         return _checked_ids(partition_batches(keys, num_partitions), len(keys), num_partitions)
-    return pa.array(partitions_of(keys.to_pylist(), num_partitions, partitioner), pa.int32())
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks()
+    distinct = pc.unique(keys)
+    if len(distinct) * 2 > len(keys):  # mostly distinct keys: one Python key per row anyway
+        return pa.array(partitions_of(keys.to_pylist(), num_partitions, partitioner), pa.int32())
+    # Repeated keys (a skewed key above all): Python sees each distinct key once, not every row.
+    of_distinct = pa.array(
+        partitions_of(distinct.to_pylist(), num_partitions, partitioner), pa.int32()
+    )
+    return of_distinct.take(pc.index_in(keys, value_set=distinct))
 
 
 def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:
@@ -164,22 +174,61 @@ def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:
     return ids.cast(pa.int32())
 
 
-def write_partitioned_runs(
-    table: pa.Table, directory: str, num_partitions: int, partitioner=None, partition_batches=None
-) -> tuple[dict, int]:
-    """Split by partition, sort each part by key, write one shuffle run file per non-empty part in
-    the shuffle's format. Returns ({partition: [path]}, bytes written)."""
-    from .shuffle import RunWriter
+class RunSpiller:
+    """A vectorised map task's shuffle output: its tables gathered and written, partitioned and
+    sorted by key (and value, with `sort_values`), as shuffle run files every SPILL_RECORDS
+    rows, so its memory is bounded by that rather than by the split (the reduce merges the runs).
+    `close()` returns ({partition: [path]}, bytes written, the runs' stats, rows written)."""
 
-    ids = partition_ids(table.column("key"), num_partitions, partitioner, partition_batches)
-    key_type_name = python_type_name(table.schema.field("key").type)
-    runs = RunWriter(directory)
-    for partition in range(num_partitions):
-        part = table.filter(pc.equal(ids, partition))
-        if part.num_rows == 0:
-            continue
-        runs.write_table(partition, part.take(pc.sort_indices(part.column("key"))), key_type_name)
-    return runs.files, runs.bytes_written
+    def __init__(
+        self,
+        directory: str,
+        num_partitions: int,
+        partitioner=None,
+        partition_batches=None,
+        sort_values: bool = False,
+    ):
+        from .shuffle import RunWriter
+
+        self.runs = RunWriter(directory)
+        self._partitioning = (num_partitions, partitioner, partition_batches)
+        self._order = [("key", "ascending")] + ([("value", "ascending")] if sort_values else [])
+        self._pending: list = []
+        self._pending_rows = 0
+        self._empty: pa.Table | None = None  # the first table's schema, with no rows
+        self.rows_written = 0
+
+    def add(self, table: pa.Table) -> None:
+        if self._empty is None:
+            self._empty = table.slice(0, 0)
+        elif not table.schema.equals(self._empty.schema):
+            pa.concat_tables([self._empty, table])  # raises as one concatenation of all would
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        if self._pending_rows >= SPILL_RECORDS:
+            self._spill()
+
+    def _spill(self) -> None:
+        if not self._pending:
+            return
+        table = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
+        num_partitions, partitioner, partition_batches = self._partitioning
+        key_type_name = python_type_name(table.schema.field("key").type)
+        for start in range(0, table.num_rows, SPILL_RECORDS):
+            chunk = table.slice(start, SPILL_RECORDS)
+            ids = partition_ids(chunk.column("key"), num_partitions, partitioner, partition_batches)
+            for partition in range(num_partitions):
+                part = chunk.filter(pc.equal(ids, partition))
+                if part.num_rows:
+                    part = part.take(pc.sort_indices(part, sort_keys=self._order))
+                    self.runs.write_table(partition, part, key_type_name)
+        self.rows_written += table.num_rows
+
+    def close(self) -> tuple[dict, int, dict, int]:
+        self._spill()
+        runs = self.runs
+        return runs.files, runs.bytes_written, runs.stats(), self.rows_written
 
 
 def read_runs(paths: list) -> pa.Table | None:

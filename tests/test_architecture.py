@@ -14,7 +14,13 @@ PACKAGE = ROOT / "mapreduce"
 
 # Modules that decide without I/O: they import only each other, the defaults and the standard
 # library's pure parts.
-PURE = {"mapreduce.scheduler", "mapreduce.tasks", "mapreduce.defaults", "mapreduce.errors"}
+PURE = {
+    "mapreduce.scheduler",
+    "mapreduce.tasks",
+    "mapreduce.defaults",
+    "mapreduce.errors",
+    "mapreduce.skew",
+}
 PURE_STDLIB = {
     "__future__",
     "dataclasses",

@@ -277,3 +277,58 @@ def test_an_ordinary_failure_is_still_retried_and_a_lost_permanent_one_too():
     lost = {"message": "worker lost", "permanent": True}
     out = s.attempt_failed("w1", "j", a.task.id, a.attempt, lost, True, 2.0)
     assert not of(FailJob, out) and of(Assign, out)[0].attempt == 3
+
+
+def test_a_reduce_with_much_more_input_than_its_peers_gets_no_backup_for_running_longer():
+    MiB = 1024 * 1024
+    s, out = make(maps=2, reduces=3, workers=("w1", "w2", "w3", "w4"))
+    sizes = {"0": 2 * MiB, "1": 2 * MiB, "2": 200 * MiB}  # each map's share: half of these
+    result = {"files": {}, "shuffle_stats": {"bytes": {p: n // 2 for p, n in sizes.items()}}}
+    maps = of(Assign, out)
+    out = finish(s, maps[0], 1.0, result) + finish(s, maps[1], 1.0, result)
+    reduces = {a.task.index: a for a in of(Assign, out)}
+    assert sorted(reduces) == [0, 1, 2]
+    out = finish(s, reduces[0], 2.0) + finish(s, reduces[1], 2.0)  # peers: 1 s for 2 MiB
+    for now in (20.0, 250.0):  # 100 x the input: expected ~100 s, so 3 x that before a backup
+        for w in ("w1", "w2", "w3", "w4"):
+            s.heard_from(w, now)
+        assert not of(Assign, s.tick(now)), now
+    for w in ("w1", "w2", "w3", "w4"):
+        s.heard_from(w, 400.0)
+    (backup,) = of(Assign, s.tick(400.0))  # a slow machine is still caught, later
+    assert backup.task.index == 2 and backup.attempt == 2
+
+
+def test_a_reduce_with_as_much_input_as_its_peers_gets_a_backup_when_slow():
+    MiB = 1024 * 1024
+    s, out = make(maps=2, reduces=3, workers=("w1", "w2", "w3", "w4"))
+    sizes = {"0": 2 * MiB, "1": 2 * MiB, "2": 2 * MiB}
+    result = {"files": {}, "shuffle_stats": {"bytes": {p: n // 2 for p, n in sizes.items()}}}
+    maps = of(Assign, out)
+    out = finish(s, maps[0], 1.0, result) + finish(s, maps[1], 1.0, result)
+    reduces = {a.task.index: a for a in of(Assign, out)}
+    out = finish(s, reduces[0], 2.0) + finish(s, reduces[1], 2.0)
+    for w in ("w1", "w2", "w3", "w4"):
+        s.heard_from(w, 10.0)
+    (backup,) = of(Assign, s.tick(10.0))  # 9 s against a 1 s median: a slow machine
+    assert backup.task.index == 2 and backup.worker != reduces[2].worker
+
+
+def test_a_reduce_whose_peers_read_nothing_is_expected_to_take_as_long_as_the_maps_per_byte():
+    """Issue 21's job: every record under one key, so the other partition is empty and its reduce
+    ends at once; the giant reduce is then judged by the maps' seconds per byte of output."""
+    MiB = 1024 * 1024
+    s, out = make(maps=2, reduces=2, workers=("w1", "w2", "w3"))
+    result = {"files": {}, "shuffle_stats": {"bytes": {"1": 100 * MiB}}}  # each map: 100 MiB
+    maps = of(Assign, out)
+    out = finish(s, maps[0], 40.0, result) + finish(s, maps[1], 40.0, result)  # 40 s each
+    reduces = {a.task.index: a for a in of(Assign, out)}
+    out = finish(s, reduces[0], 40.0)  # the empty partition: done in no time
+    for now in (60.0, 250.0):  # 200 MiB at 0.4 s per MiB: ~80 s, so 3 x that before a backup
+        for w in ("w1", "w2", "w3"):
+            s.heard_from(w, now)
+        assert not of(Assign, s.tick(now)), now
+    for w in ("w1", "w2", "w3"):
+        s.heard_from(w, 300.0)
+    (backup,) = of(Assign, s.tick(300.0))
+    assert backup.task.index == 1

@@ -295,7 +295,10 @@ def test_merge_with_keys_spanning_batches(tmp_path, monkeypatch):
 def test_empty_partition_list_and_empty_writer(tmp_path):
     assert list(iter_partition_groups([])) == []
     output = MapOutputWriter(str(tmp_path), 4).close()
-    assert output == MapOutput(files={}, records_in=0, records_out=0, bytes_written=0)
+    nothing = {"records": {}, "bytes": {}, "heavy_keys": []}
+    assert output == MapOutput(
+        files={}, records_in=0, records_out=0, bytes_written=0, stats=nothing
+    )
 
 
 # --- combiner ----------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from ..errors import (
 )
 from ..protocol import Message
 from ..scheduler import Scheduler
+from ..skew import skew_report
 from ..tasks import AttemptState, Task, TaskState
 from .journal import decode_code
 from .submission import JobSubmission
@@ -163,6 +164,12 @@ def progress(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
         "backups": sum(a.backup for a in attempts),
         "workers": len(scheduler.workers),
         "elapsed": (record.finished or now) - record.submitted,
+        # A partition or key holding a disproportionate share of the shuffle (None: no skew),
+        # from the committed maps' shuffle_stats; frozen with the rest when the job ends.
+        "skew": skew_report(
+            (t.result for t in state.map_tasks if t.state is TaskState.SUCCEEDED),
+            len(state.reduce_tasks),
+        ),
     }
 
 

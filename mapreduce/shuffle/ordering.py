@@ -134,6 +134,23 @@ def pair_sort_key(order: Optional[Callable]) -> Callable:
     return lambda pair: order(pair[0])
 
 
+def pair_and_value_sort_key(order: Optional[Callable]) -> Callable:
+    """The sort key of a (key, value) pair that orders by key, then by value (SORT_VALUES)."""
+    if order is None:
+        return lambda pair: pair
+    return lambda pair: (order(pair[0]), pair[1])
+
+
+def unorderable_values(cause: Exception) -> RecordError:
+    """The RecordError for values that SORT_VALUES = True cannot put in order."""
+    return RecordError(
+        f"the job sets SORT_VALUES = True, so each key's values are sorted, but two of its values "
+        f"cannot be compared: {cause}. Values of one key must be orderable with each other (str, "
+        f"int, float, bytes, bool, or tuples of those, not a mix such as int and str); emit "
+        f"values of one type, or remove SORT_VALUES and sort in the reducer"
+    )
+
+
 def unorderable(type_names: Iterable[str], cause: Exception) -> RecordError:
     """The RecordError for keys of these types that failed to compare with `cause`."""
     names = ", ".join(sorted(set(type_names)))
@@ -143,10 +160,16 @@ def unorderable(type_names: Iterable[str], cause: Exception) -> RecordError:
     )
 
 
-def sort_pairs_by_key(pairs: list) -> None:
-    """Sort (key, x) pairs in place by key, stably so equal keys keep their values' order."""
+def sort_pairs_by_key(pairs: list, sort_values: bool = False) -> None:
+    """Sort (key, x) pairs in place by key, stably so equal keys keep their values' order (or,
+    with `sort_values`, by key and then by value)."""
     key_types = set(map(type, map(itemgetter(0), pairs)))
     try:
         pairs.sort(key=pair_sort_key(sort_key_for(key_types)))
     except TypeError as cause:
         raise unorderable((key_type.__name__ for key_type in key_types), cause) from cause
+    if sort_values:
+        try:
+            pairs.sort(key=pair_and_value_sort_key(sort_key_for(key_types)))
+        except TypeError as cause:
+            raise unorderable_values(cause) from cause

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import pickle
 from functools import partial
-from itertools import chain
+from itertools import chain, islice
 from operator import itemgetter
 from typing import Callable, Iterable, Iterator
 
@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 from mapreduce import storage
 from mapreduce.defaults import ARROW_BATCH_ROWS
 from mapreduce.errors import RecordError
-from mapreduce.pairs import as_pairs
+from mapreduce.pairs import as_pairs, short_repr
 
 from .ordering import sort_pairs_by_key
 
@@ -139,17 +139,25 @@ def _run_table(keys: list, values: list) -> pa.Table:
 _ARROW_SORTED_KEY_TYPES = {str, int, bytes, bool}
 
 
-def _sorted_run_table(keys: list, values: list) -> pa.Table:
-    """A run's table sorted by key, stably (a key's values keep their order): by Arrow when all
-    keys have one of the types above and were stored natively, else by sorting the pairs in
-    Python before they are encoded (tuples, mixed types, floats, ints beyond int64)."""
+def _sorted_run_table(keys: list, values: list, sort_values: bool = False) -> pa.Table:
+    """A run's table sorted by key, stably (a key's values keep their order), or with
+    `sort_values` by key then value: by Arrow when all keys have one of the types above and were
+    stored natively (and so were the values, when they are sorted too), else by sorting the pairs
+    in Python before they are encoded (tuples, mixed types, floats, ints beyond int64)."""
     key_types = set(map(type, keys))
     if len(key_types) == 1 and key_types <= _ARROW_SORTED_KEY_TYPES:
         table = _run_table(keys, values)
         if table.schema.field("key").metadata is None:
-            return table.take(pc.sort_indices(table.column("key")))
+            if not sort_values:
+                return table.take(pc.sort_indices(table.column("key")))
+            value_types = set(map(type, values))
+            if table.schema.field("value").metadata is None and value_types <= (
+                _ARROW_SORTED_KEY_TYPES
+            ):
+                order = [("key", "ascending"), ("value", "ascending")]
+                return table.take(pc.sort_indices(table, sort_keys=order))
     pairs = list(zip(keys, values))
-    sort_pairs_by_key(pairs)
+    sort_pairs_by_key(pairs, sort_values)
     return _run_table(list(map(itemgetter(0), pairs)), list(map(itemgetter(1), pairs)))
 
 
@@ -157,19 +165,31 @@ def _sorted_run_table(keys: list, values: list) -> pa.Table:
 # Writing
 
 
+_DECODED_ROWS = 8192  # rows of a run turned into Python objects at a time by RunReader.records
+_SAMPLED_KEYS = 1024  # keys sampled (evenly spaced) from each run for the heavy-key report
+_HEAVY_KEYS_KEPT = 16  # the heaviest sampled keys a map task keeps (and reports)
+
+
 class RunWriter:
     """Writes one map task's runs into `directory`, numbering each partition's runs in the order
-    written, and keeps account: `files` (partition -> its run paths), `records`, `bytes_written`."""
+    written, and keeps account: `files` (partition -> its run paths), `records`, `bytes_written`,
+    and per partition its records and bytes; `stats()` reports those with the heaviest keys
+    (estimated from a small evenly spaced sample of every run's sorted keys)."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, sort_values: bool = False):
         self.directory = directory
+        self.sort_values = sort_values
         self.files: dict = {}
         self.records = 0
         self.bytes_written = 0
+        self.partition_records: dict = {}
+        self.partition_bytes: dict = {}
+        self.heavy_keys: dict = {}  # key as shown (short repr) -> estimated records
 
     def write_pairs(self, partition: int, keys: list, values: list) -> None:
-        """Write a run of Python keys and values of any types, sorted by key (stably)."""
-        self._write(partition, _sorted_run_table(keys, values))
+        """Write a run of Python keys and values of any types, sorted by key (stably; with
+        sort_values, by key then value)."""
+        self._write(partition, _sorted_run_table(keys, values, self.sort_values))
 
     def write_table(self, partition: int, table: pa.Table, key_type_name: str) -> None:
         """Write a run from an Arrow table of native `key` and `value` columns, already sorted by
@@ -180,9 +200,44 @@ class RunWriter:
     def _write(self, partition: int, table: pa.Table) -> None:
         runs = self.files.setdefault(partition, [])
         path = storage.join(self.directory, f"part-{partition:05d}-run-{len(runs):03d}.arrow")
-        self.bytes_written += _write_table(table, path)
+        written = _write_table(table, path)
         runs.append(path)
+        self.bytes_written += written
         self.records += table.num_rows
+        self.partition_bytes[partition] = self.partition_bytes.get(partition, 0) + written
+        self.partition_records[partition] = (
+            self.partition_records.get(partition, 0) + table.num_rows
+        )
+        self._sample_keys(table)
+
+    def _sample_keys(self, table: pa.Table) -> None:
+        """Add this run's heaviest keys, estimated from evenly spaced keys (a sorted run puts a
+        key holding a share s of its rows in about s of the samples), keeping the top few."""
+        rows = table.num_rows
+        if not rows:
+            return
+        stride = max(1, rows // _SAMPLED_KEYS)
+        keys = table.column("key")
+        sample = keys.take(pa.array(range(0, rows, stride), pa.int64())).combine_chunks()
+        counts = pc.value_counts(sample)
+        decode = _column_decoder(table.schema.field("key"))
+        shown = decode(counts.field("values"))
+        heavy = self.heavy_keys
+        for key, count in zip(shown, counts.field("counts").to_pylist()):
+            name = short_repr(key)
+            heavy[name] = heavy.get(name, 0) + count * rows // len(sample)
+        if len(heavy) > _HEAVY_KEYS_KEPT:
+            kept = sorted(heavy.items(), key=itemgetter(1), reverse=True)[:_HEAVY_KEYS_KEPT]
+            self.heavy_keys = dict(kept)
+
+    def stats(self) -> dict:
+        """What the map result reports for the skew report and the scheduler (plain JSON):
+        records and bytes per partition, and the heaviest keys as [shown key, estimated records]."""
+        return {
+            "records": {str(p): n for p, n in sorted(self.partition_records.items())},
+            "bytes": {str(p): n for p, n in sorted(self.partition_bytes.items())},
+            "heavy_keys": sorted(map(list, self.heavy_keys.items()), key=itemgetter(1))[::-1],
+        }
 
 
 def write_run_file(path: str, keys: list, values: list) -> int:
@@ -200,13 +255,49 @@ def _write_table(table: pa.Table, path: str) -> int:
         return sink.tell()
 
 
+def write_merged_run(path: str, like: "RunReader", type_names: set, slices: Iterable) -> None:
+    """Write a merge's (keys, values) Arrow slices, in order, as one run at local `path` with the
+    columns of the run `like` (a reduce's intermediate run: private scratch, not a final path)."""
+    schema = pa.schema(
+        [like.key_field, like.value_field],
+        metadata={_KEY_TYPES_METADATA: json.dumps(sorted(type_names)).encode()},
+    )
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        for keys, values in slices:
+            writer.write_batch(pa.record_batch([keys, values], schema=schema))
+
+
+def write_pickled_run(path: str, type_names: set, pairs: Iterable) -> None:
+    """Write Python (key, value) pairs, in order, as one run at local `path` whose keys and values
+    are all pickled (a reduce's intermediate run of keys or values Arrow cannot merge)."""
+    binary = pa.large_binary()
+    schema = pa.schema(
+        [
+            pa.field("key", binary, metadata=_PICKLE_METADATA),
+            pa.field("value", binary, metadata=_PICKLE_METADATA),
+        ],
+        metadata={_KEY_TYPES_METADATA: json.dumps(sorted(type_names)).encode()},
+    )
+    pairs = iter(pairs)
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+        while chunk := list(islice(pairs, ARROW_BATCH_ROWS)):
+            keys = pa.array([_dumps(key) for key, _ in chunk], binary)
+            values = pa.array([_dumps(value) for _, value in chunk], binary)
+            writer.write_batch(pa.record_batch([keys, values], schema=schema))
+
+
 # ---------------------------------------------------------------------------------------------------
 # Reading
 
 
 def _open_for_reading(path: str):
-    """A run file for reading: memory-mapped when local, ranged reads from a URI."""
-    return storage.open_input_file(path, memory_map=True)
+    """A run file for reading: read a batch at a time into memory that is freed with the batch
+    (locally by Arrow's own file reader; ranged reads from a URI). Not memory-mapped: a merge
+    touches every page of every run it reads, and mapped pages stay in the process's resident
+    set until the file is closed, so the memory of a reduce grew with its whole input."""
+    if storage.is_uri(path):
+        return storage.open_input_file(path)
+    return pa.OSFile(path, "rb")
 
 
 def read_run_table(path: str) -> pa.Table:
@@ -259,6 +350,9 @@ class RunReader:
         self._decode_key = _column_decoder(self.key_field)
         self.decode_value = _column_decoder(self.value_field)
 
+    def close(self) -> None:
+        self._source.close()
+
     def batches(self) -> Iterator[pa.RecordBatch]:
         """The run's record batches, checked; the file is closed after the last one."""
         with self._source:
@@ -279,8 +373,14 @@ class RunReader:
             raise ShuffleReadError(self.path, cause) from cause
 
     def records(self) -> Iterator[tuple]:
-        """All (key, value) pairs, decoding one batch at a time."""
-        return chain.from_iterable(map(self.decoded, self.batches()))
+        """All (key, value) pairs, decoding a slice of a batch at a time (a merge of many runs
+        holds one decoded slice of each, so slices keep its Python objects few)."""
+        return chain.from_iterable(map(self.decoded, self._slices()))
+
+    def _slices(self) -> Iterator[pa.RecordBatch]:
+        for batch in self.batches():
+            for start in range(0, batch.num_rows, _DECODED_ROWS):
+                yield batch.slice(start, _DECODED_ROWS)
 
     def count_records(self) -> int:
         """The number of records, from the batch headers (no data is decoded)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import sys
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain, compress, islice, repeat
 from operator import add, itemgetter
 from typing import Iterable, Iterator, Optional
@@ -47,6 +47,8 @@ class MapOutput:
     records_in: int
     records_out: int
     bytes_written: int
+    # Records and bytes per partition and the heaviest keys (RunWriter.stats), for the map result.
+    stats: dict = field(default_factory=dict)
 
 
 def _hashable_group_key(key):
@@ -166,12 +168,14 @@ class MapOutputWriter:
         combine_every: int = COMBINE_EVERY_RECORDS,
         sort_buffer_bytes: int = SORT_BUFFER_BYTES,
         combiner_final=None,
+        sort_values: bool = False,
     ):
         """`combiner_final()` (the job's hook), when given, is called once at close, after the
         last combine: the pairs it returns or yields are written as they are, not combined."""
         if num_partitions < 1:
             raise ValueError(f"num_partitions must be at least 1, not {num_partitions}")
-        self._runs = RunWriter(storage.absolute(directory))
+        # sort_values: runs sorted by key then value (the job's SORT_VALUES), for the reduce's merge.
+        self._runs = RunWriter(storage.absolute(directory), sort_values)
         self._num_partitions = num_partitions
         self._partitioner = partitioner
         self._combiner = combiner
@@ -303,7 +307,9 @@ class MapOutputWriter:
             self._combine_and_spill(last=True)
             runs = self._runs
             files = {partition: list(paths) for partition, paths in sorted(runs.files.items())}
-            self._output = MapOutput(files, self._records_in, runs.records, runs.bytes_written)
+            self._output = MapOutput(
+                files, self._records_in, runs.records, runs.bytes_written, runs.stats()
+            )
         return self._output
 
     def _combine_and_spill(self, last: bool = False) -> None:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from itertools import repeat
 
-import pyarrow as pa
-
 from mapreduce import shuffle, vectorized
 from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
 from mapreduce.jobspec import Job
@@ -65,6 +63,7 @@ def run_map(job: Job, task: dict) -> dict:
         partitioner=job.partitioner,
         combiner=job.combiner,
         combiner_final=job.combiner_final,
+        sort_values=job.sort_values,
     )
     if job.combiner is not None:
         call_hook(job.combiner_init, "combiner_init", job)
@@ -74,6 +73,7 @@ def run_map(job: Job, task: dict) -> dict:
     result = writer.close()
     return {
         "files": {str(p): paths for p, paths in result.files.items()},
+        "shuffle_stats": result.stats,
         "counters": {
             "map_input_records": records_in,
             "map_output_records": result.records_in,
@@ -101,7 +101,6 @@ def _map_only(task: dict) -> bool:
 def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
     """The vectorised map: Arrow batches through map_batches, Arrow aggregation, Arrow runs."""
     records_in = rows_out = 0
-    tables = []
     map_batches, aggregation = job.map_batches, job.aggregation
     assert map_batches is not None, "a vectorised map task of a job without map_batches"
     aggregator = (
@@ -113,6 +112,17 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
         part_writer(task["out_dir"], task["part"], task.get("output_format", "text"))
         if _map_only(task)
         else None
+    )
+    spiller = (  # shuffle runs written every SPILL_RECORDS rows, not the split's output at once
+        None
+        if writer is not None
+        else vectorized.RunSpiller(
+            task["out_dir"],
+            task["partitions"],
+            job.partitioner,
+            job.partition_batches,
+            job.sort_values,
+        )
     )
     try:
         for path, values in read_blocks(split, job.input_format):
@@ -137,8 +147,8 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
                     writer.write(key, value)
             elif aggregator is not None:
                 aggregator.add(output)
-            else:
-                tables.append(output)
+            elif spiller is not None:
+                spiller.add(output)
     except BaseException as exc:
         if writer is not None:
             writer.close(exc)
@@ -147,23 +157,17 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
     if writer is not None:
         writer.close()
         return {"counters": {**counters, "output_records": writer.records}}
-    table = (
-        aggregator.result()
-        if aggregator is not None
-        else (pa.concat_tables(tables) if tables else None)
-    )
-    files, written = (
-        ({}, 0)
-        if table is None
-        else vectorized.write_partitioned_runs(
-            table, task["out_dir"], task["partitions"], job.partitioner, job.partition_batches
-        )
-    )
+    assert spiller is not None, "a vectorised map task with neither part files nor runs"
+    partials = aggregator.result() if aggregator is not None else None
+    if partials is not None:
+        spiller.add(partials)
+    files, written, stats, shuffled = spiller.close()
     return {
         "files": {str(p): paths for p, paths in files.items()},
+        "shuffle_stats": stats,
         "counters": {
             **counters,
-            "shuffle_records": 0 if table is None else table.num_rows,
+            "shuffle_records": shuffled,
             "shuffle_bytes": written,
         },
     }

@@ -25,7 +25,9 @@ def run_reduce(job: Job, task: dict) -> dict:
     try:
         call_hook(job.reducer_init, "reducer_init", job)
         for key, values in skipping.groups_to_reduce(
-            shuffle.iter_partition_groups(task["inputs"]), skipping.skip_list(task), skipped
+            shuffle.iter_partition_groups(task["inputs"], sort_values=job.sort_values),
+            skipping.skip_list(task),
+            skipped,
         ):
             groups += 1
             reducing = True

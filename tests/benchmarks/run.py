@@ -1,11 +1,16 @@
 """The performance suite: our wall time and peak memory against baselines run in the same invocation.
 
     python tests/benchmarks/run.py [--data-dir DIR] [--workers 2] [--cases wordcount,vectorised,tiny,sort,scaling]
-                                   [--corpus-size 256MB]
+                                   [--corpus-size 256MB] [--skew-sizes 64MB,256MB]
 
 --corpus-size sets the corpus of the word-count cases (1 and 2; the published figures use the
 default), so a quick before/after comparison can run on a small one, e.g. `--cases wordcount
 --corpus-size 32MB`.
+
+`--cases skew` (not in the default set) runs issue 21's giant key: every word's length under the
+one key "all", no combiner, summed by a reducer that iterates its values; also with SORT_VALUES and
+through the vectorised identity reduce. For each of --skew-sizes it prints the peak resident
+memory of every process (a reduce's should not grow with the input) and the ratio of the peaks.
 
 Data comes from datasets/generate.py (cached in --data-dir). Every measured command runs as its own
 process tree, and its peak memory is the largest resident set of any single process in that tree,
@@ -69,6 +74,106 @@ def measure(command: list, env=None, cwd=ROOT) -> tuple[float, float]:
     if process.returncode != 0:
         raise SystemExit(f"benchmark command failed: {' '.join(map(str, command))}\n{process.stderr.read()}")
     return elapsed, peak / 1024
+
+
+def measure_each(command: list, env=None, cwd=ROOT) -> tuple[float, list]:
+    """(seconds, [peak MB of each process of the tree, largest first]) for one command."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    peaks: dict = {}
+    try:
+        while process.poll() is None:
+            for pid, kb in tree_rss_each_kb(process.pid).items():
+                peaks[pid] = max(peaks.get(pid, 0), kb)
+            time.sleep(0.05)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    elapsed = time.perf_counter() - started
+    if process.returncode != 0:
+        raise SystemExit(f"benchmark command failed: {' '.join(map(str, command))}\n{process.stderr.read()}")
+    return elapsed, sorted((kb / 1024 for kb in peaks.values()), reverse=True)
+
+
+def tree_rss_each_kb(root: int) -> dict:
+    """VmRSS (kB) of `root` and each of its descendants right now."""
+    children: dict = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                children.setdefault(int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]),
+                                    []).append(int(entry.name))
+            except OSError:
+                continue
+    rss, stack = {}, [root]
+    while stack:
+        pid = stack.pop()
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    rss[pid] = int(line.split()[1])
+        except OSError:
+            pass
+        stack.extend(children.get(pid, []))
+    return rss
+
+
+# Issue 21's giant key: no combiner, a reducer that iterates; the variants sort the values or
+# go through the vectorised identity reduce (Arrow slices, no Python reducer).
+SKEWED = r'''
+import re
+WORD = re.compile(r"[A-Za-z]+")
+SORT_VALUES = {sort_values}
+
+def mapper(key, value):
+    for w in WORD.findall(value):
+        yield "all", len(w)
+
+def reducer(key, values):
+    total = 0
+    for v in values:
+        total += v
+    yield key, total
+'''
+
+SKEWED_ARROW = r'''
+import pyarrow as pa, pyarrow.compute as pc
+REDUCE = "identity"
+
+def map_batches(batch):
+    words = pc.list_flatten(pc.split_pattern_regex(batch.column("value"), r"[^A-Za-z]+"))
+    lengths = pc.utf8_length(words).cast(pa.int64())
+    lengths = lengths.filter(pc.greater(lengths, 0))
+    return pa.table({"key": pa.repeat("all", len(lengths)).cast(pa.large_string()), "value": lengths})
+'''
+
+
+def skew_case(data_dir: Path, tmp: Path, sizes: list, n: int) -> None:
+    jobs = {
+        "reducer": script(tmp, "skewed.py", SKEWED.format(sort_values=False)),
+        "SORT_VALUES": script(tmp, "skewed_sorted.py", SKEWED.format(sort_values=True)),
+        "vectorised identity": script(tmp, "skewed_arrow.py", SKEWED_ARROW),
+    }
+    largest: dict = {}
+    for size in sizes:
+        corpus = generate(data_dir, f"corpus-{size}", size)
+        for label, job in jobs.items():
+            if label != "reducer" and len(sizes) > 1 and size == sizes[-1] \
+                    and not os.environ.get("SKEW_ALL_VARIANTS"):
+                continue  # the largest size only for the issue's job (SKEW_ALL_VARIANTS=1: all)
+            out = tmp / f"skew-{label.replace(' ', '-')}-{size}"
+            seconds, peaks = measure_each(ours(job, [corpus], out, n))
+            largest[(label, size)] = peaks[0]
+            shown = ", ".join(f"{peak:.0f}" for peak in peaks)
+            print(f"6. giant key, {label:<19} {size:>6}: {seconds:7.2f}s  peak MB per process: {shown}",
+                  flush=True)
+    for label in jobs:
+        measured = [size for size in sizes if (label, size) in largest]
+        if len(measured) > 1:
+            first, last = largest[(label, measured[0])], largest[(label, measured[-1])]
+            print(f"   {label}: largest process {first:.0f} MB at {measured[0]}, {last:.0f} MB at "
+                  f"{measured[-1]} ({100 * (last - first) / first:+.1f}%)")
 
 
 def generate(data_dir: Path, name: str, size: str) -> Path:
@@ -192,6 +297,8 @@ def main() -> None:
     parser.add_argument("--cases", default="wordcount,vectorised,tiny,sort,scaling")
     parser.add_argument("--corpus-size", default="256MB",
                         help="corpus of the word-count cases, as datasets/generate.py --size takes it")
+    parser.add_argument("--skew-sizes", default="64MB,256MB",
+                        help="corpora of the giant-key case (--cases skew), comma-separated")
     args = parser.parse_args()
     cases = set(args.cases.split(","))
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -232,6 +339,8 @@ def main() -> None:
                 seconds, peak = measure(ours(job, [records], out, n, "--reducers", "4"))
                 check_sorted(out, tmp / "gnu-sorted")
                 row(rows, f"4. sort 2M x 100 B, {label}", seconds, peak, [("GNU sort", gnu)])
+        if "skew" in cases:
+            skew_case(args.data_dir, tmp, args.skew_sizes.split(","), n)
         if "scaling" in cases:
             times = {}
             for size in ("64MB", "128MB", "256MB"):
