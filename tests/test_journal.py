@@ -292,7 +292,9 @@ def test_a_coordinator_killed_at_random_points_resumes_every_job(tmp_path):
             commit_log = markers / "commit-started"
             commit_log.unlink(missing_ok=True)
             submit = start_cli(
-                ["submit", SLOW_WORDS, *corpus, "-c", cluster.address, "-o", out, *job_options],
+                # --timeout: a request the kill cut off waits for the restarted coordinator.
+                ["submit", SLOW_WORDS, *corpus, "-c", cluster.address, "-o", out, *job_options]
+                + ["--timeout", 30],
                 env=os.environ | env | {"COMMIT_MARKER_DIR": str(markers)},
             )
             try:
