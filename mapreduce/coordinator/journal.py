@@ -13,8 +13,11 @@ damage any: replay stops at the first line that is incomplete or fails its check
 came before, and says in one log line what it ignored. A journal of a newer version is refused.
 
 Where it lives: under the coordinator's work directory. On a local filesystem it is one file,
-appended to (write-ahead: `sync` is an fsync) and locked against a second coordinator. On an
-object store, which cannot append, it is a sequence of numbered objects, one per `sync`, each
+appended to and locked against a second coordinator; every record is written through at once
+(it survives the process's crash), and `sync` (an fsync, so it survives a power cut too) is
+called where someone outside is told something: before a client learns its job id, before a
+commit starts and when a job ends. A lost assignment or publish record costs a task re-run. On an
+object store, which cannot append, it is a sequence of numbered objects, one per `flush`, each
 holding a batch of lines; a compacted journal is a new object that starts with a snapshot header,
 after which the older objects are deleted.
 """
@@ -141,6 +144,9 @@ class LocalJournal:
         self._dirty = True
         self._appended += 1
 
+    def flush(self) -> None:
+        """Every append is written through already."""
+
     def sync(self) -> None:
         """Make what was appended durable (it survives a power cut too)."""
         if self._dirty:
@@ -218,7 +224,8 @@ class ObjectJournal:
     def append(self, record: dict) -> None:
         self._pending.append(encode(record))
 
-    def sync(self) -> None:
+    def flush(self) -> None:
+        """Write what was appended since the last flush, as one object."""
         if not self._pending:
             return
         data = b"".join(self._pending)
@@ -226,6 +233,10 @@ class ObjectJournal:
             data = encode(header()) + data
         self._write(data)
         self._pending = []
+
+    def sync(self) -> None:
+        """An object, once written, is durable."""
+        self.flush()
 
     def rewrite(self, records: list[dict]) -> None:
         older = self._objects()

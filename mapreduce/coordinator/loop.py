@@ -218,7 +218,7 @@ class Coordinator:
             self._forget(worker)
         self._send_heartbeats(now)
         if self.journal is not None:
-            self.journal.sync()
+            self.journal.flush()
             if self.journal.needs_compaction():
                 self._compact(self.journal)
 
@@ -531,7 +531,7 @@ class Coordinator:
                     "result": task.result,
                 }
             )
-            self.journal.sync()
+            # Not synced: lost with a power cut, the task runs again (tasks are idempotent).
 
     def _compact(self, journal: Journal) -> None:
         """Rewrite the journal as the running jobs stand and the last finished ones, so that it
