@@ -41,6 +41,9 @@ SUCCESS = "_SUCCESS"
 # Names the job whose commit is under way; in the output only until the commit's last step, so
 # a coordinator restarted in the middle can tell its own commit (done or half done) from others'.
 JOB_MARKER = ".mapreduce-job"
+# Object stores: written once a commit has removed what it replaces and starts moving its parts
+# in, so that a commit done again after a crash keeps the parts already moved.
+MOVING_MARKER = ".mapreduce-moving"
 
 
 def check_job_paths(
@@ -296,6 +299,9 @@ def _marker_of(output_dir: str) -> str | None:
 
 
 def _remove_marker(output_dir: str) -> None:
+    if storage.is_uri(output_dir):
+        with contextlib.suppress(FileNotFoundError):
+            storage.delete_file(storage.join(output_dir, MOVING_MARKER))
     with contextlib.suppress(FileNotFoundError):
         storage.delete_file(storage.join(output_dir, JOB_MARKER))
 
@@ -407,15 +413,21 @@ def _commit_object_by_object(
     ours = job_id is not None and _marker_of(output) == job_id
     if existing and not overwrite and not ours:
         raise OutputTaken(output)
+    # Our own commit, cut short while moving parts in: those in the output are the job's own.
+    moving = ours and any(relative == MOVING_MARKER for _, relative, _ in existing)
     if job_id is not None:
         with storage.atomic_write(storage.join(output, JOB_MARKER), "w") as handle:
             handle.write(job_id)
-    old_success = storage.join(output, SUCCESS)
-    if any(relative == SUCCESS for _, relative, _ in existing):
-        storage.delete_file(old_success)
-    for location, relative, _ in existing:  # --overwrite (or our own half-done commit)
-        if relative not in (SUCCESS, JOB_MARKER):
-            storage.delete_file(location)
+    if not moving:
+        old_success = storage.join(output, SUCCESS)
+        if any(relative == SUCCESS for _, relative, _ in existing):
+            storage.delete_file(old_success)
+        for location, relative, _ in existing:  # --overwrite (or our own half-done commit)
+            if relative not in (SUCCESS, JOB_MARKER):
+                storage.delete_file(location)
+        if job_id is not None:
+            with storage.atomic_write(storage.join(output, MOVING_MARKER), "w") as handle:
+                handle.write(job_id)
     for location, relative, _ in storage.list_files(staging):
         storage.move(location, storage.join(output, relative))
     with storage.atomic_write(storage.join(output, SUCCESS)):
