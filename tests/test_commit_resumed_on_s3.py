@@ -42,3 +42,29 @@ def test_a_commit_cut_short_while_moving_parts_is_finished_whole(s3, monkeypatch
     for name, data in parts.items():
         with s3.fs.open_input_stream(f"{bucket}/out/{name}") as stream:
             assert stream.read() == data
+
+
+def test_a_fenced_commit_stops_before_the_next_object_and_is_finished_by_the_next_leader(
+    s3,  # noqa: F811
+    monkeypatch,
+):
+    for name, value in s3.env.items():
+        monkeypatch.setenv(name, value)
+    bucket = s3.bucket("fenced")
+    staging, output = f"s3://{bucket}/.out.staging", f"s3://{bucket}/out"
+    parts = {f"part-0000{n}": f"part {n}\n".encode() for n in range(3)}
+    for name, data in parts.items():
+        s3.put(f"{bucket}/.out.staging/{name}", data)
+    asked = []
+
+    def leader_for_two_objects() -> bool:
+        asked.append(True)
+        return len(asked) <= 2
+
+    with pytest.raises(commit.CommitFenced):
+        commit.commit_job(staging, output, False, "job-1", still_allowed=leader_for_two_objects)
+    found = {key.rsplit("/", 1)[-1] for key in s3.keys(f"{bucket}/out")}
+    assert "_SUCCESS" not in found and len(found & set(parts)) == 2
+    commit.commit_job(staging, output, False, "job-1", still_allowed=lambda: True)
+    found = {key.rsplit("/", 1)[-1] for key in s3.keys(f"{bucket}/out")}
+    assert found == {*parts, "_SUCCESS"}

@@ -220,7 +220,12 @@ class Committer:
                     "%s: not the leader any more: its commit is left to the leader", record.id
                 )
                 return None
-            commit.commit_job(record.staging, output, submission.overwrite, record.id)
+            commit.commit_job(
+                record.staging, output, submission.overwrite, record.id, still_allowed=self.fence
+            )
+        except commit.CommitFenced:
+            log.warning("%s: not the leader any more: its commit stopped half way", record.id)
+            return None
         except Exception as exc:
             if not isinstance(exc, MapReduceError):
                 log.exception("%s: commit failed", record.id)
