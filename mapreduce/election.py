@@ -123,14 +123,13 @@ class Election:
         warned = False
         while not stop():
             try:
+                # The lease runs from before the request: the deadline errs on the safe side.
+                granted = time.monotonic()
                 if lease is None:
                     lease = self.client.lease(self.ttl)
-                    granted = time.monotonic()
                 elif lease.refresh() <= 0:
                     lease = None
                     continue
-                else:
-                    granted = time.monotonic()
                 term = self._create(address, lease.id)
                 if term is not None:
                     return Leadership(self, lease, term, address, granted)
