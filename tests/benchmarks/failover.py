@@ -54,6 +54,17 @@ def tasks_done(client: CoordinatorClient, output: Path) -> int | None:
     return None
 
 
+def phase_of(client: CoordinatorClient, output: Path) -> str:
+    try:
+        jobs = client.status()["jobs"]
+    except CoordinatorUnreachable:
+        return "not submitted yet"
+    for job in jobs:
+        if job["output"] == str(output):
+            return "mid-job" if job["status"] in ("queued", "running") else "after its end"
+    return "not submitted yet"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--failovers", type=int, default=10)
@@ -139,14 +150,16 @@ def main() -> int:
 
         problems = []
         kinds = {"kill": 0, "freeze": 0}
+        phases = {"not submitted yet": 0, "mid-job": 0, "after its end": 0}
         for n in range(args.rounds):
             output = tmp / f"round-{n}"
             kind = rng.choice(["kill", "freeze"])
             kinds[kind] += 1
             job = submit(output)
             try:
-                time.sleep(rng.uniform(0.3, 3.0))
+                time.sleep(rng.uniform(0.5, 4.0))
                 leader = cluster.leader()
+                phases[phase_of(client, output)] += 1
                 process, _ = cluster.coordinators[leader]
                 if kind == "kill":
                     os.killpg(process.pid, signal.SIGKILL)
@@ -178,6 +191,7 @@ def main() -> int:
             f"rounds: {args.rounds} ({kinds['kill']} kills, {kinds['freeze']} freezes): "
             f"{len(problems)} problems; outputs committed twice: {len(twice)}"
         )
+        print("  the fault hit the job: " + ", ".join(f"{n} {k}" for k, n in phases.items()))
         for problem in problems:
             print("  ", problem)
         return 1 if problems or twice else 0
