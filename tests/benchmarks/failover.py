@@ -9,7 +9,7 @@ two workers and `submit` following the leader through etcd, all on 127.0.0.1.
 - Failover time: a job runs; the leader is SIGKILLed; the time from the kill until the job's
   progress (tasks done, asked through the election) grows again. Median over --failovers kills;
   the killed coordinator is started again as the standby.
-- Rounds: each round submits a job and, at a random moment of it, SIGKILLs the leader or freezes
+- Rounds: each round submits a job and, at a random moment after it was accepted, SIGKILLs the leader or freezes
   it (SIGSTOP) until the standby leads, then resumes it (SIGCONT). Every job must succeed, its
   output equal an uninterrupted run's, and have been committed exactly once (the coordinators
   run the counting launcher tests/counting_commit_cli.py).
@@ -157,7 +157,11 @@ def main() -> int:
             kinds[kind] += 1
             job = submit(output)
             try:
-                time.sleep(rng.uniform(0.5, 4.0))
+                deadline = time.monotonic() + 60
+                while phase_of(client, output) == "not submitted yet":
+                    assert time.monotonic() < deadline and job.poll() is None, "not submitted"
+                    time.sleep(0.05)
+                time.sleep(rng.uniform(0.0, 3.0))
                 leader = cluster.leader()
                 phases[phase_of(client, output)] += 1
                 process, _ = cluster.coordinators[leader]
