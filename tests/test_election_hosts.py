@@ -177,7 +177,7 @@ def test_a_cluster_of_five_hosts_survives_losing_its_leading_coordinator(tmp_pat
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": f"http://{endpoint}",
             "MARKER_DIR": str(tmp_path / "markers"),
-            "REDUCE_SLEEP": "0.02",
+            "REDUCE_SLEEP": "0.05",
         }
         (tmp_path / "markers").mkdir()
         tool = tmp_path / "s3tool.py"
@@ -320,7 +320,11 @@ def test_a_cluster_of_five_hosts_survives_losing_its_leading_coordinator(tmp_pat
             second_log.read_text(),
             [log.read_text()[-3000:] for _, log in coordinators.values()],
         )
-        assert "leader of term" in coordinators[standby][1].read_text()
+        taken_over = coordinators[standby][1].read_text()
+        assert "leader of term" in taken_over
+        assert "resumed 1 running job(s)" in taken_over  # the fault hit the job mid-way
+        if fault == "unplug":  # cut off from etcd, the old leader stepped down by itself
+            assert "lost the leadership" in coordinators[leader][1].read_text()
 
         for name in ("first", "second"):
             got = hosts.run(
