@@ -373,10 +373,35 @@ def run_command(
     "resumes its jobs [default: $XDG_STATE_HOME/mapreduce/coordinator-ADDRESS, i.e. under "
     "~/.local/state].",
 )
+@click.option(
+    "--elect",
+    default=None,
+    metavar="etcd://HOST:PORT[/NAME]",
+    help="Stand by for the others started with the same NAME (default 'mapreduce') and the "
+    "same --work-dir; lead when elected (the leader holds an etcd lease; needs `pip install "
+    "'mapreduce[ha]'`). Not listening while standing by.",
+)
+@click.option(
+    "--advertise",
+    default=None,
+    metavar="ADDR",
+    help="With --elect: the address workers and clients are told to connect to [default: the "
+    "--bind address, a wildcard host replaced by this machine's name].",
+)
+@click.option(
+    "--lease-ttl",
+    type=click.IntRange(min=2),
+    default=defaults.ELECTION_TTL_S,
+    show_default=True,
+    help="With --elect: seconds of the leader's lease; a standby takes over about this long "
+    "after the leader died.",
+)
 @heartbeat_options
 @security_options
 @reports_errors
-def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, insecure):
+def coordinator_command(
+    bind, work_dir, elect, advertise, lease_ttl, heartbeat_interval, liveness, keys_dir, insecure
+):
     """Run a coordinator that accepts jobs from `mapreduce submit` and hands tasks to workers."""
     from .coordinator import serve
     from .scheduler import SchedulerSettings
@@ -388,6 +413,9 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
             SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness),
             keys_dir,
             insecure,
+            elect=elect,
+            advertise=advertise,
+            lease_ttl=lease_ttl,
         )
     )
 
@@ -397,7 +425,18 @@ def coordinator_command(bind, work_dir, heartbeat_interval, liveness, keys_dir, 
 @click.argument("job")
 @click.argument("inputs", nargs=-1)
 @click.option(
-    "-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555."
+    "-c",
+    "--coordinator",
+    default=None,
+    help="Coordinator address, e.g. tcp://host:5555; or several, comma-separated (standbys "
+    "do not answer: the leader does).",
+)
+@click.option(
+    "--elect",
+    default=None,
+    metavar="etcd://HOST:PORT[/NAME]",
+    help="Find the coordinator elected leader under NAME (default 'mapreduce') in this etcd, "
+    "and follow it when another takes over (needs `pip install 'mapreduce[ha]'`).",
 )
 @job_options
 @click.option(
@@ -434,10 +473,12 @@ def submit_command(
     timeout,
     keys_dir,
     insecure,
+    elect,
 ):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import SubmitOptions, submit_job
 
+    need_coordinator(coordinator, elect)
     job, inputs = _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd)
     submit_job(
         job,
@@ -445,6 +486,7 @@ def submit_command(
         output_dir,
         coordinator,
         SubmitOptions(
+            elect=elect,
             reducers=reducers,
             split_size=split_size,
             min_split_size=min_split_size,
@@ -469,13 +511,24 @@ def submit_command(
 @main.command("status")
 @verbose_option
 @click.option(
-    "-c", "--coordinator", required=True, help="Coordinator address, e.g. tcp://host:5555."
+    "-c",
+    "--coordinator",
+    default=None,
+    help="Coordinator address, e.g. tcp://host:5555; or several, comma-separated (standbys "
+    "do not answer: the leader does).",
+)
+@click.option(
+    "--elect",
+    default=None,
+    metavar="etcd://HOST:PORT[/NAME]",
+    help="Find the coordinator elected leader under NAME (default 'mapreduce') in this etcd, "
+    "and follow it when another takes over (needs `pip install 'mapreduce[ha]'`).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
 @security_options
 @reports_errors
-def status_command(coordinator, as_json, timeout, keys_dir, insecure):
+def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
     """Show a coordinator's jobs (with their counters) and workers."""
     import json
 
@@ -483,7 +536,10 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
     from .progress import counter_lines
     from .skew import skew_lines
 
-    with CoordinatorClient(coordinator, timeout, keys_dir=keys_dir, insecure=insecure) as client:
+    need_coordinator(coordinator, elect)
+    with CoordinatorClient(
+        coordinator, timeout, keys_dir=keys_dir, insecure=insecure, elect=elect
+    ) as client:
         status = client.status()
     status.pop("request", None)
     if as_json:
@@ -512,7 +568,19 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
 
 @main.command("worker")
 @verbose_option
-@click.option("--connect", required=True, help="Coordinator address, e.g. tcp://host:5555.")
+@click.option(
+    "--connect",
+    default=None,
+    help="Coordinator address, e.g. tcp://host:5555; or several, comma-separated, tried in "
+    "turn until one answers (standbys do not listen).",
+)
+@click.option(
+    "--elect",
+    default=None,
+    metavar="etcd://HOST:PORT[/NAME]",
+    help="Find the coordinator elected leader under NAME (default 'mapreduce') in this etcd, "
+    "and follow it when another takes over (needs `pip install 'mapreduce[ha]'`).",
+)
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
@@ -531,11 +599,12 @@ def status_command(coordinator, as_json, timeout, keys_dir, insecure):
 @security_options
 @reports_errors
 def worker_command(
-    connect, processes, parent_pid, heartbeat_interval, liveness, keys_dir, insecure
+    connect, elect, processes, parent_pid, heartbeat_interval, liveness, keys_dir, insecure
 ):
     """Serve a coordinator: run the map and reduce tasks it hands out."""
     from .worker.main import run_worker
 
+    need_coordinator(connect, elect, "--connect")
     if not logging.getLogger().handlers:
         configure_logging()  # started as `python -m mapreduce.worker`: --log-file's file, if any
     sys.exit(
@@ -547,8 +616,17 @@ def worker_command(
             liveness=liveness,
             keys_dir=keys_dir,
             insecure=insecure,
+            elect=elect,
         )
     )
+
+
+def need_coordinator(address: str | None, elect: str | None, option: str = "--coordinator"):
+    if not address and not elect:
+        raise click.UsageError(
+            f"say where the coordinator is: {option} tcp://HOST:PORT (or several, "
+            f"comma-separated), or --elect etcd://HOST:PORT[/NAME] to follow the elected leader."
+        )
 
 
 @main.group("keys")

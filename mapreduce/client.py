@@ -27,6 +27,7 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from . import defaults, interrupts, protocol, security, sidefiles, storage
+from .election import Addresses
 from .errors import MapReduceError, interrupted
 from .inputs import check_split_size
 from .jobspec import Job
@@ -72,15 +73,21 @@ class JobFailed(MapReduceError):
 class CoordinatorClient:
     def __init__(
         self,
-        address: str,
+        address: str | None,
         timeout: float = DEFAULT_TIMEOUT_S,
         secret: bytes | None = None,
         keys_dir: str | None = None,
         insecure: bool = False,
+        elect: str | None = None,
     ):
-        security.require_keys_for(address, keys_dir, insecure, "client")
+        # One address, a comma-separated list (tried in turn until one answers: standbys do
+        # not listen), or the leader of an election, looked up again after every silence.
+        self.addresses = Addresses(address, elect)
+        for one in self.addresses.all_static():
+            security.require_keys_for(one, keys_dir, insecure, "client")
+        self.insecure = insecure
         self.keys_dir = keys_dir
-        self.address = address
+        self.address = self.addresses.describe()
         self.timeout = timeout
         self.secret = secret
         self.context = zmq.Context()
@@ -99,13 +106,18 @@ class CoordinatorClient:
         if self.keys_dir:
             security.secure_client(socket, self.keys_dir, "client")
         self._sockets = socket, socket.get_monitor_socket(_HANDSHAKE_EVENTS)
+        address = self.addresses.current(wait=REQUEST_RESEND_S)
+        if address is None:  # no leader elected yet: this request goes nowhere, and is retried
+            address = "inproc://no-leader-yet"
+        elif self.addresses.election is not None:
+            security.require_keys_for(address, self.keys_dir, self.insecure, "client")
+            self.address = address
         try:
-            socket.connect(self.address)
+            socket.connect(address)
         except zmq.ZMQError as exc:
             self._close_sockets()
             raise CoordinatorUnreachable(
-                f"'{self.address}' is not a coordinator address ({exc}); "
-                f"use the form tcp://HOST:PORT."
+                f"'{address}' is not a coordinator address ({exc}); use the form tcp://HOST:PORT."
             ) from None
         return self._sockets
 
@@ -145,6 +157,7 @@ class CoordinatorClient:
             if reply is not None:
                 return reply
             self._close_sockets()
+            self.addresses.failed()  # the next time: the next address, or the leader now
             if time.monotonic() >= deadline:
                 raise CoordinatorUnreachable(self._no_answer(broken_off))
 
@@ -252,6 +265,7 @@ class SubmitOptions(JobOptions):
     own, with the defaults of `defaults.py`."""
 
     timeout: float = DEFAULT_TIMEOUT_S  # seconds to wait for the coordinator to answer
+    elect: str | None = None  # etcd://HOST:PORT[/NAME]: follow the elected coordinator
     keys_dir: str | None = None
     insecure: bool = False
 
@@ -260,7 +274,7 @@ def submit_job(
     job_ref: str | Job,
     inputs: list[str],
     output_dir: str,
-    coordinator: str,
+    coordinator: str | None,
     options: SubmitOptions | None = None,
     **settings,
 ) -> dict:
@@ -289,7 +303,11 @@ def submit_job(
     previous_term = signal.signal(signal.SIGTERM, interrupts.raise_terminated)
     try:
         with CoordinatorClient(
-            coordinator, options.timeout, keys_dir=options.keys_dir, insecure=options.insecure
+            coordinator,
+            options.timeout,
+            keys_dir=options.keys_dir,
+            insecure=options.insecure,
+            elect=options.elect,
         ) as client:
             # Like `run`, spread the input over the task slots there are (at least two), and
             # default to one reducer per slot.

@@ -29,6 +29,7 @@ import fnmatch
 import glob
 import os
 import shutil
+from typing import Callable
 
 from . import leftovers, storage
 from .errors import MapReduceError, OutputError
@@ -41,6 +42,9 @@ SUCCESS = "_SUCCESS"
 # Names the job whose commit is under way; in the output only until the commit's last step, so
 # a coordinator restarted in the middle can tell its own commit (done or half done) from others'.
 JOB_MARKER = ".mapreduce-job"
+# Object stores: written once a commit has removed what it replaces and starts moving its parts
+# in, so that a commit done again after a crash keeps the parts already moved.
+MOVING_MARKER = ".mapreduce-moving"
 
 
 def check_job_paths(
@@ -245,14 +249,20 @@ class OutputTaken(OutputError):
 
 
 def commit_job(
-    staging: str, output_dir: str, overwrite: bool = False, job_id: str | None = None
+    staging: str,
+    output_dir: str,
+    overwrite: bool = False,
+    job_id: str | None = None,
+    still_allowed: Callable[[], bool] | None = None,
 ) -> None:
     """Write `_SUCCESS` last, then put staging in place as the output directory: without
     `overwrite` only where there is nothing (or an empty directory) at that moment, else
     OutputTaken; with it by one atomic exchange, so readers see the old output or the new one.
-    With `job_id`, the output carries the job's marker until the last step (`committed_by`)."""
+    With `job_id`, the output carries the job's marker until the last step (`committed_by`).
+    `still_allowed` (an elected coordinator's fence) is asked before each object of an
+    object-by-object commit; when it says no, the commit stops there (CommitFenced)."""
     if not storage.supports_atomic_rename(staging):
-        _commit_object_by_object(staging, output_dir, overwrite, job_id)
+        _commit_object_by_object(staging, output_dir, overwrite, job_id, still_allowed)
         return
     # From here on the local steps: renames of whole directories, renameat2.
     storage.delete_tree_quietly(os.path.join(staging, ATTEMPTS_DIR))
@@ -296,6 +306,9 @@ def _marker_of(output_dir: str) -> str | None:
 
 
 def _remove_marker(output_dir: str) -> None:
+    if storage.is_uri(output_dir):
+        with contextlib.suppress(FileNotFoundError):
+            storage.delete_file(storage.join(output_dir, MOVING_MARKER))
     with contextlib.suppress(FileNotFoundError):
         storage.delete_file(storage.join(output_dir, JOB_MARKER))
 
@@ -394,29 +407,51 @@ def _renameat2(first: str, second: str, flags: int) -> bool:
     )
 
 
+class CommitFenced(Exception):
+    """The coordinator carrying out a commit is no longer allowed to (it lost its leadership)."""
+
+
 def _commit_object_by_object(
-    staging: str, output: str, overwrite: bool, job_id: str | None = None
+    staging: str,
+    output: str,
+    overwrite: bool,
+    job_id: str | None = None,
+    still_allowed: Callable[[], bool] | None = None,
 ) -> None:
     """Object by object, in the order that keeps `_SUCCESS` truthful: it is deleted first when
     replacing an old result, and written only once every new part is in place. Without
     `overwrite`, the output is looked at again just before: objects that appeared there since
     the job started (another writer) make it OutputTaken. With `job_id`, the job's marker goes
     in first and out last: a commit cut short is recognised as this job's and done again."""
+
+    def allowed() -> None:
+        if still_allowed is not None and not still_allowed():
+            raise CommitFenced(f"the commit to '{output}' was stopped: not allowed any more")
+
     storage.delete_tree_quietly(storage.join(staging, ATTEMPTS_DIR))
     existing = storage.list_files(output)
     ours = job_id is not None and _marker_of(output) == job_id
     if existing and not overwrite and not ours:
         raise OutputTaken(output)
+    # Our own commit, cut short while moving parts in: those in the output are the job's own.
+    moving = ours and any(relative == MOVING_MARKER for _, relative, _ in existing)
     if job_id is not None:
         with storage.atomic_write(storage.join(output, JOB_MARKER), "w") as handle:
             handle.write(job_id)
-    old_success = storage.join(output, SUCCESS)
-    if any(relative == SUCCESS for _, relative, _ in existing):
-        storage.delete_file(old_success)
-    for location, relative, _ in existing:  # --overwrite (or our own half-done commit)
-        if relative not in (SUCCESS, JOB_MARKER):
-            storage.delete_file(location)
+    if not moving:
+        old_success = storage.join(output, SUCCESS)
+        if any(relative == SUCCESS for _, relative, _ in existing):
+            allowed()
+            storage.delete_file(old_success)
+        for location, relative, _ in existing:  # --overwrite (or our own half-done commit)
+            if relative not in (SUCCESS, JOB_MARKER):
+                allowed()
+                storage.delete_file(location)
+        if job_id is not None:
+            with storage.atomic_write(storage.join(output, MOVING_MARKER), "w") as handle:
+                handle.write(job_id)
     for location, relative, _ in storage.list_files(staging):
+        allowed()
         storage.move(location, storage.join(output, relative))
     with storage.atomic_write(storage.join(output, SUCCESS)):
         pass

@@ -66,3 +66,4 @@ EXECUTOR_GC_THRESHOLDS = (
 FINISHED_JOBS_KEPT = 100  # finished jobs a coordinator remembers for `status`
 JOURNAL_COMPACT_RECORDS = 200_000  # a coordinator's journal is compacted after this many appends
 JOURNAL_COMPACT_OBJECTS = 500  # ...or, on an object store, after this many batch objects
+ELECTION_TTL_S = 3  # a leading coordinator's etcd lease; a standby takes over this long after

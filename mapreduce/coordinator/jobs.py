@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Protocol
 
 from .. import commit, counters, leftovers, protocol, storage
+from ..election import LeadershipLost
 from ..errors import (
     MapReduceError,
     OutputError,
@@ -379,6 +380,8 @@ def answer_client(service: JobService, message: Message) -> Message:
             submission = JobSubmission.from_wire(header.get("submission") or {}, message.blobs[0])
             request = header.get("request")
             job_id = service.submit(submission, request if isinstance(request, str) else None)
+        except LeadershipLost:
+            raise  # not the leader any more: no answer (the client asks the new one)
         except MapReduceError as exc:
             return Message(protocol.REJECTED, {**reply, "error": exc.paragraph()})
         except Exception as exc:  # a bug or an odd filesystem must not stop the service

@@ -20,6 +20,14 @@ commit starts and when a job ends. A lost assignment or publish record costs a t
 object store, which cannot append, it is a sequence of numbered objects, one per `flush`, each
 holding a batch of lines; a compacted journal is a new object that starts with a snapshot header,
 after which the older objects are deleted.
+
+Terms (standby coordinators, `--elect`): a coordinator that won an election writes a journal of
+its own term (the election's revision, larger for every later leader): the file
+`coordinator.journal.<term>` or the objects `<term>-<n>.jrnl`. It replays the newest journal of an
+older term, then rewrites it compacted into its own, and deletes the older ones. A former leader
+that was only paused therefore writes, at worst, into a journal nobody reads any more; and
+`fence` (the leadership's check, called before every write) stops it at once anyway. Without an
+election the term is 0: the file `coordinator.journal` and objects `<n>.jrnl`, as before.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import logging
 import os
 import zlib
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .. import defaults, storage
 from ..errors import MapReduceError
@@ -107,38 +116,63 @@ def check_header(record: dict, where: str) -> None:
 
 
 class LocalJournal:
-    """One file, appended to; an exclusive lock keeps a second coordinator out."""
+    """One file, appended to; an exclusive lock keeps a second coordinator out. With a term (an
+    elected leader) the election keeps the others out, and the file is the term's own."""
 
-    def __init__(self, work_dir: str):
-        self.path = os.path.join(work_dir, LOCAL_NAME)
+    def __init__(self, work_dir: str, term: int = 0, fence: Callable[[], None] | None = None):
+        self.work_dir = work_dir
+        self.term = term
+        self.fence = fence or (lambda: None)
+        self.path = local_path(work_dir, term)
         self._file = open(self.path, "ab+")
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.close()
-            raise JournalError(
-                f"another coordinator is using the work directory '{work_dir}' (its journal "
-                f"'{self.path}' is locked). Stop that one first, or give this one another "
-                f"--work-dir."
-            ) from None
+        if term == 0:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._file.close()
+                raise JournalError(
+                    f"another coordinator is using the work directory '{work_dir}' (its journal "
+                    f"'{self.path}' is locked). Stop that one first, or give this one another "
+                    f"--work-dir."
+                ) from None
         self._dirty = False
         self._appended = 0
 
     def needs_compaction(self) -> bool:
         return self._appended >= defaults.JOURNAL_COMPACT_RECORDS
 
+    def _sources(self) -> list[tuple[int, str]]:
+        """The journal files of terms up to ours, oldest term first."""
+        found = []
+        for name in os.listdir(self.work_dir):
+            if name == LOCAL_NAME:
+                found.append((0, os.path.join(self.work_dir, name)))
+            elif name.startswith(LOCAL_NAME + ".") and name[len(LOCAL_NAME) + 1 :].isdigit():
+                term = int(name[len(LOCAL_NAME) + 1 :])
+                if term <= self.term:
+                    found.append((term, os.path.join(self.work_dir, name)))
+        return sorted(found)
+
     def read(self) -> tuple[list[dict], str | None]:
+        """Our own file if it has anything, else the newest one of an older term."""
         self._file.seek(0)
-        data = self._file.read()
-        records, damage = decode_lines(data, self.path)
+        data, path = self._file.read(), self.path
+        if not data:
+            for _, older in reversed(self._sources()):
+                if older != self.path and os.path.getsize(older):
+                    with open(older, "rb") as handle:
+                        data, path = handle.read(), older
+                    break
+        records, damage = decode_lines(data, path)
         if records:
-            check_header(records[0], self.path)
+            check_header(records[0], path)
         elif data and damage is None:
-            damage = f"{self.path}: no journal header"
+            damage = f"{path}: no journal header"
         return records, damage
 
     def append(self, record: dict) -> None:
         """Written through to the operating system at once: it survives the process's crash."""
+        self.fence()
         self._file.write(encode(record))
         self._file.flush()
         self._dirty = True
@@ -150,34 +184,56 @@ class LocalJournal:
     def sync(self) -> None:
         """Make what was appended durable (it survives a power cut too)."""
         if self._dirty:
+            self.fence()
             os.fsync(self._file.fileno())
             self._dirty = False
 
     def rewrite(self, records: list[dict]) -> None:
-        """Replace the whole journal by `records` (after a header), atomically."""
+        """Replace the whole journal by `records` (after a header), atomically; the journals of
+        older terms go."""
+        self.fence()
+        older = [path for _, path in self._sources() if path != self.path]
         with storage.atomic_write(self.path) as handle:
             handle.write(encode(header(snapshot=True)))
             for record in records:
                 handle.write(encode(record))
         # The lock stays with the old inode; take it on the new file before appending there.
         replacement = open(self.path, "ab+")
-        fcntl.flock(replacement, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if self.term == 0:
+            fcntl.flock(replacement, fcntl.LOCK_EX | fcntl.LOCK_NB)
         self._file.close()
         self._file = replacement
         self._dirty = False
         self._appended = 0
+        if self.term:
+            for path in older:
+                try:
+                    os.unlink(path)
+                except FileNotFoundError:
+                    pass
 
     def close(self) -> None:
         self.sync()
         self._file.close()
 
+    def abandon(self) -> None:
+        """Let go without writing anything more (the leadership was lost)."""
+        self._file.close()
+
+
+def local_path(work_dir: str, term: int) -> str:
+    return os.path.join(work_dir, LOCAL_NAME if term == 0 else f"{LOCAL_NAME}.{term}")
+
 
 class ObjectJournal:
     """Numbered objects under `<work dir>/journal/`, one per sync (an object store cannot
-    append): `00000000000000000001.jrnl`, ... Replay starts at the newest snapshot."""
+    append): `00000000000000000001.jrnl`, ... (with a term: `<term>-<n>.jrnl`). Replay starts at
+    the newest snapshot of the newest term up to ours."""
 
-    def __init__(self, work_dir: str):
+    def __init__(self, work_dir: str, term: int = 0, fence: Callable[[], None] | None = None):
         self.location = storage.join(work_dir, OBJECTS_DIR)
+        self.term = term
+        self.fence = fence or (lambda: None)
         self._pending: list[bytes] = []
         self._next = 1
         self._written = 0  # objects written since the last snapshot
@@ -185,7 +241,8 @@ class ObjectJournal:
     def needs_compaction(self) -> bool:
         return self._written >= defaults.JOURNAL_COMPACT_OBJECTS
 
-    def _objects(self) -> list[tuple[int, str]]:
+    def _objects(self) -> list[tuple[int, int, str]]:
+        """(term, number, location) of the journal objects of terms up to ours, in order."""
         try:
             listed = storage.list_files(self.location)
         except FileNotFoundError:
@@ -193,15 +250,23 @@ class ObjectJournal:
         found = []
         for location, name, _ in listed:
             stem = name.rsplit("/", 1)[-1]
-            if stem.endswith(".jrnl") and stem[:-5].isdigit():
-                found.append((int(stem[:-5]), location))
+            if not stem.endswith(".jrnl"):
+                continue
+            term, _, number = stem[:-5].rpartition("-")
+            if number.isdigit() and (term.isdigit() or not term):
+                if int(term or 0) <= self.term:
+                    found.append((int(term or 0), int(number), location))
         return sorted(found)
 
     def read(self) -> tuple[list[dict], str | None]:
         objects = self._objects()
-        self._next = objects[-1][0] + 1 if objects else 1
+        ours = [number for term, number, _ in objects if term == self.term]
+        self._next = ours[-1] + 1 if ours else 1
+        if objects:
+            newest = objects[-1][0]
+            objects = [entry for entry in objects if entry[0] == newest]
         batches = []
-        for _, location in objects:
+        for _, _, location in objects:
             with storage.open_input_stream(location) as stream:
                 batches.append((location, stream.read()))
         start = 0
@@ -222,12 +287,14 @@ class ObjectJournal:
         return records, None
 
     def append(self, record: dict) -> None:
+        self.fence()
         self._pending.append(encode(record))
 
     def flush(self) -> None:
         """Write what was appended since the last flush, as one object."""
         if not self._pending:
             return
+        self.fence()
         data = b"".join(self._pending)
         if self._next == 1:
             data = encode(header()) + data
@@ -239,15 +306,19 @@ class ObjectJournal:
         self.flush()
 
     def rewrite(self, records: list[dict]) -> None:
+        self.fence()
         older = self._objects()
         self._pending = []
         self._write(encode(header(snapshot=True)) + b"".join(encode(r) for r in records))
-        for _, location in older:
+        for _, _, location in older:
             storage.delete_file(location)
         self._written = 0
 
     def _write(self, data: bytes) -> None:
-        location = storage.join(self.location, f"{self._next:020d}.jrnl")
+        name = (
+            f"{self._next:020d}.jrnl" if self.term == 0 else f"{self.term}-{self._next:020d}.jrnl"
+        )
+        location = storage.join(self.location, name)
         with storage.atomic_write(location) as handle:
             handle.write(data)
         self._next += 1
@@ -256,12 +327,19 @@ class ObjectJournal:
     def close(self) -> None:
         self.sync()
 
+    def abandon(self) -> None:
+        """Let go without writing anything more (the leadership was lost)."""
+        self._pending = []
+
 
 Journal = LocalJournal | ObjectJournal
 
 
-def open_journal(work_dir: str) -> Journal:
-    return ObjectJournal(work_dir) if storage.is_uri(work_dir) else LocalJournal(work_dir)
+def open_journal(work_dir: str, term: int = 0, fence: Callable[[], None] | None = None) -> Journal:
+    """The coordinator's journal under `work_dir`; with a term (an elected leader) the term's
+    own, guarded by `fence` (raises once the leadership is lost)."""
+    backend = ObjectJournal if storage.is_uri(work_dir) else LocalJournal
+    return backend(work_dir, term, fence)
 
 
 # ---- what the records add up to -----------------------------------------------------------------

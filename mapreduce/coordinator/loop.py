@@ -12,6 +12,10 @@ and late ones included; TASKs carry their per-worker number and every other mess
 highest number sent so far, and each worker heartbeat's report goes to `Scheduler.worker_report`,
 which sends lost TASKs again and cancels attempts nobody wants. A worker reconnecting under its
 routing id takes its route over (ROUTER_HANDOVER).
+
+An elected leader (`leadership`, election.py) checks its term before every poll, every journal
+write (the journal's fence) and every commit step (the committer's): once it lost the election,
+`poll` raises LeadershipLost and the service lets go with `abandon()`, writing nothing more.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 import zmq
 
 from .. import commit, defaults, interrupts, protocol, security
+from ..election import LeadershipLost
 from ..errors import MapReduceError, ProtocolError
 from ..protocol import Message
 from ..scheduler import (
@@ -58,14 +63,16 @@ class Coordinator:
         keys_dir: str | None = None,
         finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
         journal: Journal | None = None,
+        leadership=None,
     ):
+        self.leadership = leadership  # election.Leadership of an elected leader, else None
         self.settings = settings or SchedulerSettings()
         self.scheduler = Scheduler(self.settings)
         self.secret = secret
         self.work_dir = work_dir
         self.finished_jobs_kept = finished_jobs_kept
         self.jobs: dict[str, JobRecord] = {}
-        self.committer = Committer()
+        self.committer = Committer(fence=leadership.confirm if leadership else None)
         self.journal = journal
         self.routes: dict[str, bytes] = {}  # worker id -> routing id
         self.peers: dict[bytes, str] = {}  # routing id -> worker id
@@ -187,8 +194,14 @@ class Coordinator:
         then send due heartbeats and let the scheduler act on elapsed time (expire silent
         workers, start backup attempts)."""
         timeout = min(timeout, self.settings.heartbeat_interval / 2)
+        if self.leadership is not None:
+            self.leadership.check()
         before_poll = time.monotonic()
         events = dict(self.poller.poll(int(timeout * 1000)))
+        if self.leadership is not None:
+            # The process may have been stopped while it waited: before acting on anything that
+            # came in (acknowledging a result another leader needs), is it still the leader?
+            self.leadership.check()
         # Time this loop did not listen: between the last poll and this one, and a poll that
         # overslept (the process was stopped: SIGSTOP, a suspended VM). Workers were not silent
         # then, nobody read them; what they sent may still be on its way in.
@@ -251,6 +264,19 @@ class Coordinator:
                     self.security.stop()
                 self.context.term()
         return sum(record.running for record in self.jobs.values())
+
+    def abandon(self) -> None:
+        """Let go at once, writing nothing more: the leadership was lost (a newer leader owns
+        the journal and the jobs now). Queued commit steps are skipped by the committer's fence."""
+        try:
+            self.committer.close()
+            if self.journal is not None:
+                self.journal.abandon()
+        finally:
+            self.socket.close(0)
+            if self.security:
+                self.security.stop()
+            self.context.term()
 
     def workers_exited(self, pids: list, now: float | None = None) -> None:
         """Local worker processes known to have exited (the local pool saw them go): their
@@ -618,6 +644,8 @@ class Coordinator:
             instruction = pending.pop(0)
             try:
                 pending.extend(self._carry_out_one(instruction))
+            except LeadershipLost:
+                raise
             except Exception as exc:
                 pending.extend(self._instruction_failed(instruction, exc))
 

@@ -12,7 +12,7 @@ from mapreduce.worker.process import serve
 
 
 def run_worker(
-    connect: str,
+    connect: str | None,
     processes: int = 1,
     *,
     parent_pid: int | None = None,
@@ -20,11 +20,16 @@ def run_worker(
     liveness: int = defaults.HEARTBEAT_LIVENESS,
     keys_dir: str | None = None,
     insecure: bool = False,
+    elect: str | None = None,
 ) -> int:
     """Serve the coordinator at `connect` with `processes` task slots until SIGTERM or SIGINT;
     returns the exit status. A non-loopback address without keys is refused (MapReduceError)
-    unless `insecure`. A local pool's worker gets its run's secret in SECRET_ENV."""
-    require_keys_for(connect, keys_dir, insecure, "worker")
+    unless `insecure`. A local pool's worker gets its run's secret in SECRET_ENV.
+    `connect` may list several addresses (comma-separated), tried in turn; `elect`
+    (etcd://HOST:PORT[/NAME]) follows the elected leader instead."""
+    for address in (connect or "").split(","):
+        if address.strip():
+            require_keys_for(address.strip(), keys_dir, insecure, "worker")
     secret = os.environ.get(SECRET_ENV)
     return serve(
         connect,
@@ -34,4 +39,6 @@ def run_worker(
         liveness=liveness,
         parent_pid=parent_pid,
         keys_dir=keys_dir,
+        insecure=insecure,
+        elect=elect,
     )

@@ -35,7 +35,9 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from mapreduce import defaults, protocol, security
+from mapreduce.election import Addresses
 from mapreduce.protocol import Message
+from mapreduce.security import require_keys_for
 from mapreduce.worker.executor import ExecutorSlot, describe_exit
 
 log = logging.getLogger("mapreduce.worker")
@@ -56,17 +58,23 @@ class Unacked:
 class Worker:
     def __init__(
         self,
-        connect: str,
+        connect: str | None,
         capacity: int = 1,
         *,
+        elect: str | None = None,
         secret: bytes | None = None,
         heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
         liveness: int = defaults.HEARTBEAT_LIVENESS,
         parent_pid: int | None = None,
         worker_id: str | None = None,
         keys_dir: str | None = None,
+        insecure: bool = False,
     ):
-        self.connect = connect
+        self.insecure = insecure
+        # One address, a comma-separated list (each tried in turn), or the elected leader.
+        self.addresses = Addresses(connect, elect)
+        self.connect = self.addresses.describe()
+        self.keys_required = not keys_dir
         self.capacity = max(1, capacity)
         self.secret = secret
         self.interval = heartbeat_interval
@@ -106,13 +114,17 @@ class Worker:
                 if outcome == "served":
                     backoff = defaults.RECONNECT_BACKOFF_MIN_S
                 if outcome in ("silent", "served") and not self.stopping:
+                    if not self.addresses.failed():
+                        continue  # another address (the next of a list, a new leader): at once
                     log.warning(
                         "worker %s: coordinator %s silent; reconnecting in %.0f s",
                         self.id,
                         self.connect,
                         backoff,
                     )
-                    self._sleep(backoff)
+                    # An election's new leader ends the wait as soon as it is published.
+                    self.addresses.wait(backoff, lambda: self.stopping or self._orphaned())
+                    self._sleep(0)
                     backoff = min(backoff * 2, defaults.RECONNECT_BACKOFF_MAX_S)
         finally:
             for slot in self.slots:
@@ -136,6 +148,11 @@ class Worker:
     def _session(self, context) -> str:
         """One connection's lifetime. Returns 'silent' (liveness ran out before we heard anything),
         'served' (the coordinator went silent after serving us), 'reconnect', 'refused' or 'stopped'."""
+        address = self.addresses.current()
+        if address is None:  # an election with no leader yet
+            return "silent"
+        if self.keys_required:
+            require_keys_for(address, None, self.insecure, "worker")
         sock = context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, defaults.MAX_MESSAGE_BYTES)
@@ -145,7 +162,7 @@ class Worker:
         # Handshakes of this socket: each one after the first is a reconnect, after which whatever
         # was in flight on the old connection may be gone.
         connections = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        sock.connect(self.connect)
+        sock.connect(address)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         poller.register(connections, zmq.POLLIN)
@@ -374,7 +391,7 @@ def _key(header: dict) -> AttemptKey:
     return (header.get("job"), header.get("task"), header.get("attempt"))
 
 
-def serve(connect: str, capacity: int = 1, **options) -> int:
+def serve(connect: str | None, capacity: int = 1, **options) -> int:
     """Run a worker in this process until SIGTERM/SIGINT; returns the exit status."""
     worker = Worker(connect, capacity, **options)
     signal.signal(signal.SIGTERM, worker.stop)
