@@ -203,7 +203,7 @@ class Committer:
             if commit.committed_by(output, record.id):
                 commit.finish_commit(record.staging, output)
                 return Committed(record.id)
-            if not storage.exists(record.staging):
+            if record.resumed and not _staged(record.staging):
                 # Only a commit removes staging before the job ends; it did, then restarted.
                 if storage.exists(storage.join(output, commit.SUCCESS)):
                     log.warning("%s: its commit had finished before the restart", record.id)
@@ -251,3 +251,11 @@ class Committer:
             commit.abort_job(record.staging)
         remove_work_dir(record.shuffle_dir)
         return CleanedUp(record.id)
+
+
+def _staged(staging: str) -> bool:
+    """Staging is there: a local directory, or objects under an object store's prefix (which
+    has no directory of its own)."""
+    if storage.is_uri(staging):
+        return storage.holds_anything(staging)
+    return storage.exists(staging)

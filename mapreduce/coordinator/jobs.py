@@ -54,6 +54,7 @@ class JobRecord:
     final_progress: dict | None = None  # frozen when the job ends; its task table is dropped
     request: str | None = None  # the client's request id: a re-sent SUBMIT finds this job
     settled: bool = False  # ended, and its staging and shuffle files are cleaned up
+    resumed: bool = False  # replayed from the journal by a restarted coordinator
 
     @property
     def running(self) -> bool:
@@ -275,20 +276,24 @@ def from_submitted(submitted: dict, now: float, wall: float) -> JobRecord:
         now - (wall - submitted["at"]),
         submitted_at=submitted["at"],
         request=submitted.get("request"),
+        resumed=True,
     )
 
 
 def reclaim_job_dirs(record: JobRecord) -> bool:
-    """After a restart: mark the job's staging and shuffle directories as this process's again
-    (so no other run removes them as abandoned). True when the staging directory is gone."""
-    if not storage.exists(record.staging):
+    """After a restart: mark the job's local staging and shuffle directories as this process's
+    again (so no other run removes them as abandoned). True when the staging directory is gone.
+    On an object store there is nothing to mark, and a staging prefix with no object yet (no
+    task has published) is not gone: it has no directory to lose."""
+    if storage.is_uri(record.staging):
+        return False
+    if not os.path.isdir(record.staging):
         return True
-    if not storage.is_uri(record.staging):
-        attempts = os.path.join(record.staging, commit.ATTEMPTS_DIR)
-        if os.path.isdir(attempts):
-            leftovers.mark_owned(attempts)
-        if os.path.isdir(record.shuffle_dir):
-            leftovers.mark_owned(record.shuffle_dir)
+    attempts = os.path.join(record.staging, commit.ATTEMPTS_DIR)
+    if os.path.isdir(attempts):
+        leftovers.mark_owned(attempts)
+    if os.path.isdir(record.shuffle_dir):
+        leftovers.mark_owned(record.shuffle_dir)
     return False
 
 
