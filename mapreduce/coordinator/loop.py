@@ -584,7 +584,8 @@ class Coordinator:
                 record = jobs.from_summary(history.ended, now, wall)
                 record.settled = history.cleaned
                 self.jobs[record.id] = record
-                if not history.cleaned:
+                if not history.cleaned and record.staging and record.shuffle_dir:
+                    # It ended just before the restart: its files may still be there.
                     self.committer.clean_up(record, record.status is JobStatus.SUCCEEDED)
                 continue
             if history.submitted is None:
