@@ -587,6 +587,8 @@ class Coordinator:
                 if not history.cleaned and record.staging and record.shuffle_dir:
                     # It ended just before the restart: its files may still be there.
                     self.committer.clean_up(record, record.status is JobStatus.SUCCEEDED)
+                else:
+                    record.settled = True
                 continue
             if history.submitted is None:
                 continue
