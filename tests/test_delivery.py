@@ -236,6 +236,9 @@ def test_submit_follows_its_job_across_a_coordinator_restart(cluster, tmp_path):
         deadline = time.monotonic() + 30
         while "assigned to" not in coordinator_log(cluster) and time.monotonic() < deadline:
             time.sleep(0.05)
+        # The ACCEPTED reply leaves right after the first assignments: let it reach submit, so
+        # what is tested is the following of a job, not a SUBMIT whose reply was cut off.
+        time.sleep(0.3)
         cluster.stop_coordinator()  # SIGKILL
         time.sleep(2.5)  # more than submit's --timeout: it finds nobody there for a while
         cluster.start_coordinator(port, *HEARTBEATS, "-v")  # the same command: its journal

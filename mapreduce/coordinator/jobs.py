@@ -399,6 +399,7 @@ def answer_client(service: JobService, message: Message) -> Message:
                     f"{type(exc).__name__}: {exc}",
                 },
             )
+        log.info("accepted job %s (%s)", job_id, submission.name)
         return Message(protocol.ACCEPTED, {**reply, "job": job_id})
     if command in (protocol.WATCH, protocol.CANCEL_JOB):
         job_id = str(header.get("job"))
