@@ -237,6 +237,21 @@ def main(verbose, log_file):
     configure_logging(verbose, log_file)
 
 
+def _job_option_values(values: dict) -> dict:
+    """The options `run` and `submit` share (`job_options`), as JobOptions' fields: click passes
+    them by the same names, repeatable ones as tuples."""
+    import dataclasses
+
+    from .prepare import JobOptions
+
+    names = {field.name for field in dataclasses.fields(JobOptions)}
+    unknown = set(values) - names
+    assert not unknown, f"options that are not JobOptions' fields: {sorted(unknown)}"
+    return {
+        name: list(value) if isinstance(value, tuple) else value for name, value in values.items()
+    }
+
+
 def _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd):
     """The job to run and its inputs: JOB and INPUTs, or, with --mapper-cmd, a streaming job
     whose inputs are all the arguments (JOB included)."""
@@ -293,28 +308,15 @@ def run_command(
     inputs,
     output_dir,
     workers,
-    reducers,
-    split_size,
-    min_split_size,
-    max_attempts,
-    overwrite,
-    quiet,
-    output_format,
-    skip_bad_records,
-    max_skipped,
-    skip_binary,
-    files,
-    archives,
-    py_files,
     mapper_cmd,
     combiner_cmd,
     reducer_cmd,
-    params,
     inline,
     work_dir,
     backup_after,
     heartbeat_interval,
     liveness,
+    **shared,
 ):
     """Run JOB over INPUT files, directories or globs on this machine.
 
@@ -333,25 +335,12 @@ def run_command(
         output_dir,
         RunOptions(
             workers=workers,
-            reducers=reducers,
-            split_size=split_size,
-            min_split_size=min_split_size,
-            overwrite=overwrite,
-            max_attempts=max_attempts,
-            quiet=quiet,
+            inline=inline,
+            work_dir=work_dir,
+            backup_min_runtime=backup_after,
             heartbeat_interval=heartbeat_interval,
             liveness=liveness,
-            backup_min_runtime=backup_after,
-            params=params,
-            inline=inline,
-            output_format=output_format,
-            skip_bad_records=skip_bad_records,
-            max_skipped=max_skipped,
-            skip_binary=skip_binary,
-            work_dir=work_dir,
-            files=list(files),
-            archives=list(archives),
-            py_files=list(py_files),
+            **_job_option_values(shared),
         ),
     )
 
@@ -453,27 +442,14 @@ def submit_command(
     inputs,
     coordinator,
     output_dir,
-    reducers,
-    split_size,
-    min_split_size,
-    max_attempts,
-    overwrite,
-    quiet,
-    output_format,
-    skip_bad_records,
-    max_skipped,
-    skip_binary,
-    files,
-    archives,
-    py_files,
     mapper_cmd,
     combiner_cmd,
     reducer_cmd,
-    params,
     timeout,
     keys_dir,
     insecure,
     elect,
+    **shared,
 ):
     """Ship JOB to a coordinator and wait for it to finish; Ctrl-C cancels it there."""
     from .client import SubmitOptions, submit_job
@@ -487,23 +463,10 @@ def submit_command(
         coordinator,
         SubmitOptions(
             elect=elect,
-            reducers=reducers,
-            split_size=split_size,
-            min_split_size=min_split_size,
-            overwrite=overwrite,
-            max_attempts=max_attempts or defaults.MAX_ATTEMPTS,
-            quiet=quiet,
             timeout=timeout,
             keys_dir=keys_dir,
             insecure=insecure,
-            params=params,
-            output_format=output_format,
-            skip_bad_records=skip_bad_records,
-            max_skipped=max_skipped,
-            skip_binary=skip_binary,
-            files=list(files),
-            archives=list(archives),
-            py_files=list(py_files),
+            **_job_option_values(shared),
         ),
     )
 
