@@ -63,6 +63,25 @@ def security_options(command):
     return command
 
 
+def coordinator_options(command):
+    """Where `submit` and `status` find the coordinator: an address (or a list), or etcd."""
+    command = click.option(
+        "--elect",
+        default=None,
+        metavar="etcd://HOST:PORT[/NAME]",
+        help="Find the coordinator elected leader under NAME (default 'mapreduce') in this "
+        "etcd, and follow it when another takes over (needs `pip install 'mapreduce[ha]'`).",
+    )(command)
+    command = click.option(
+        "-c",
+        "--coordinator",
+        default=None,
+        help="Coordinator address, e.g. tcp://host:5555; or several, comma-separated "
+        "(standbys do not answer: the leader does).",
+    )(command)
+    return command
+
+
 def _parse_params(ctx, param, values) -> dict:
     params = {}
     for item in values:
@@ -413,20 +432,7 @@ def coordinator_command(
 @verbose_option
 @click.argument("job")
 @click.argument("inputs", nargs=-1)
-@click.option(
-    "-c",
-    "--coordinator",
-    default=None,
-    help="Coordinator address, e.g. tcp://host:5555; or several, comma-separated (standbys "
-    "do not answer: the leader does).",
-)
-@click.option(
-    "--elect",
-    default=None,
-    metavar="etcd://HOST:PORT[/NAME]",
-    help="Find the coordinator elected leader under NAME (default 'mapreduce') in this etcd, "
-    "and follow it when another takes over (needs `pip install 'mapreduce[ha]'`).",
-)
+@coordinator_options
 @job_options
 @click.option(
     "--timeout",
@@ -473,20 +479,7 @@ def submit_command(
 
 @main.command("status")
 @verbose_option
-@click.option(
-    "-c",
-    "--coordinator",
-    default=None,
-    help="Coordinator address, e.g. tcp://host:5555; or several, comma-separated (standbys "
-    "do not answer: the leader does).",
-)
-@click.option(
-    "--elect",
-    default=None,
-    metavar="etcd://HOST:PORT[/NAME]",
-    help="Find the coordinator elected leader under NAME (default 'mapreduce') in this etcd, "
-    "and follow it when another takes over (needs `pip install 'mapreduce[ha]'`).",
-)
+@coordinator_options
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
 @security_options
