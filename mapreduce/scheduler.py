@@ -149,6 +149,7 @@ class JobState:
     queues: dict = field(default_factory=lambda: {"map": [], "reduce": []})
     started: dict = field(default_factory=lambda: {"map": [], "reduce": []})
     succeeded: dict = field(default_factory=lambda: {"map": 0, "reduce": 0})
+    finished: dict = field(default_factory=lambda: {"map": 0, "reduce": 0})  # durations set
     durations: dict = field(default_factory=dict)
     map_epoch: int = 0
     cached: dict = field(default_factory=dict)  # what depends only on map_epoch (see _sizes)
@@ -196,6 +197,7 @@ class JobState:
             self.durations[task.kind].discard()  # rebuilt from the tasks when next asked
         task.duration = duration
         self.durations[task.kind].add(duration)
+        self.finished[task.kind] += 1
 
     def typical(self, kind: str) -> float | None:
         """The median finished duration of the phase's tasks (None: none finished)."""
@@ -407,6 +409,14 @@ class Scheduler:
         self.task_seqs: dict[str, int] = {}
         self._free: dict[str, None] = {}  # the ids of workers with a free slot, as a set
 
+    def _per_byte(self, job: JobState, sizes: dict) -> float:
+        """_seconds_per_byte, worked out again only when another reduce finished."""
+        memo = _cached(job, "per_byte", dict)
+        if memo.get("finished") != job.finished["reduce"]:
+            memo["finished"] = job.finished["reduce"]
+            memo["rate"] = self._seconds_per_byte(job, job.reduce_tasks, sizes)
+        return memo["rate"]
+
     def _seconds_per_byte(self, job: JobState, reduces: list, sizes: dict) -> float:
         """How long a reduce is expected to take per input byte: as its finished peers took, or
         as the maps took per byte of map output when no finished peer read enough to tell."""
@@ -531,7 +541,8 @@ class Scheduler:
         running = {tuple(key) for key in running}
         listed = running | {tuple(key) for key in finished}
         out: list = []
-        for key in sorted(worker.running - listed):
+        missing = worker.running - listed
+        for key in sorted(missing) if missing else ():
             if worker.seqs.get(key, known + 1) > known:
                 continue  # its TASK may still be on its way
             job_id, task_id, number = key
@@ -550,7 +561,8 @@ class Scheduler:
             worker.resends[key] = lost
             worker.seqs[key] = self._next_seq(worker_id)
             out.append(Assign(worker_id, job_id, found[1], number, worker.seqs[key]))
-        for job_id, task_id, number in sorted(running - worker.running, key=str):
+        unwanted = running - worker.running
+        for job_id, task_id, number in sorted(unwanted, key=str) if unwanted else ():
             out.append(Abandon(worker_id, job_id, task_id, number))
         return out + self._dispatch(now)
 
@@ -908,8 +920,11 @@ class Scheduler:
         Costs nothing much when every slot is taken or nothing is left to hand out."""
         if not self._free:
             return []
+        # Computed once, when no task is pending any more (nothing else changes meanwhile).
+        backups = None if self._next_pending() is not None else self._backups(now)
+        if backups is not None and not backups:
+            return []
         out: list = []
-        backups: list | None = None  # computed once, when no task is pending any more
         workers = sorted(
             (self.workers[w] for w in self._free), key=lambda w: (len(w.running), w.id)
         )
@@ -997,7 +1012,7 @@ class Scheduler:
                     if kind == "reduce"
                     else {}
                 )
-                per_byte = self._seconds_per_byte(job, job.reduce_tasks, sizes) if sizes else 0.0
+                per_byte = self._per_byte(job, sizes) if sizes else 0.0
             expected = max(typical, per_byte * sizes.get(task.index, 0))
             threshold = max(settings.backup_min_runtime, settings.backup_slowdown * expected)
             if age > threshold:
