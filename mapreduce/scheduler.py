@@ -152,7 +152,9 @@ class JobState:
     finished: dict = field(default_factory=lambda: {"map": 0, "reduce": 0})  # durations set
     durations: dict = field(default_factory=dict)
     map_epoch: int = 0
-    cached: dict = field(default_factory=dict)  # what depends only on map_epoch (see _sizes)
+    cached: dict = field(default_factory=dict)  # what depends only on map_epoch (see memo)
+    # The attempts of the job's tasks (replaced ones' not), for progress reports.
+    attempt_counts: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.by_id = {task.id: task for task in self.all_tasks()}
@@ -164,8 +166,10 @@ class JobState:
         self.started = {"map": [], "reduce": []}
         self.succeeded = {"map": 0, "reduce": 0}
         self.durations = {"map": _Median(), "reduce": _Median()}
+        self.attempt_counts = {"attempts": 0, "failed": 0, "lost": 0, "backups": 0}
         self.map_epoch += 1
         for task in self.all_tasks():
+            self.count_attempts(task, 1)
             self.note(task, None)
             for attempt in task.running():
                 self.note_attempt(task, attempt)
@@ -183,6 +187,26 @@ class JobState:
             self.map_epoch += 1
         if new is TaskState.PENDING:
             heapq.heappush(self.queues[task.kind], (task.index, task.piece, next(_order), task))
+
+    def count_attempts(self, task: Task, sign: int) -> None:
+        """Add (sign 1) or take away (-1, a re-planned task) a task's attempts from the counts."""
+        counts = self.attempt_counts
+        counts["attempts"] += sign * len(task.attempts)
+        for attempt in task.attempts:
+            counts["backups"] += sign * attempt.backup
+            if attempt.state is AttemptState.FAILED:
+                counts["failed"] += sign
+            elif attempt.state is AttemptState.LOST:
+                counts["lost"] += sign
+
+    def memo(self, name: str, compute: Callable):
+        """What `compute` gives for the job's map outputs as they stand: worked out again only
+        once a map task's output changed (one succeeded, or has to run again)."""
+        if self.cached.get("map_epoch") != self.map_epoch:
+            self.cached = {"map_epoch": self.map_epoch}
+        if name not in self.cached:
+            self.cached[name] = compute()
+        return self.cached[name]
 
     def note_attempt(self, task: Task, attempt: Attempt) -> None:
         """`attempt` of `task` runs (it started, or the task's other attempt ended): a backup
@@ -366,15 +390,6 @@ def _shuffle_bytes(map_task: Task) -> dict:
     return stats.get("bytes") or {}
 
 
-def _cached(job: JobState, name: str, compute: Callable):
-    """What `compute` gives for the job's map outputs as they stand (kept until one changes)."""
-    if job.cached.get("map_epoch") != job.map_epoch:
-        job.cached = {"map_epoch": job.map_epoch}
-    if name not in job.cached:
-        job.cached[name] = compute()
-    return job.cached[name]
-
-
 def _map_rate(job: JobState, floor: int) -> float | None:
     """The maps' median seconds per byte of map output."""
     maps = [
@@ -411,7 +426,7 @@ class Scheduler:
 
     def _per_byte(self, job: JobState, sizes: dict) -> float:
         """_seconds_per_byte, worked out again only when another reduce finished."""
-        memo = _cached(job, "per_byte", dict)
+        memo = job.memo("per_byte", dict)
         if memo.get("finished") != job.finished["reduce"]:
             memo["finished"] = job.finished["reduce"]
             memo["rate"] = self._seconds_per_byte(job, job.reduce_tasks, sizes)
@@ -424,7 +439,7 @@ class Scheduler:
         finished = [(t.duration, sizes.get(t.index, 0)) for t in reduces if t.duration is not None]
         rate = _median_rate(finished, floor)
         if rate is None:
-            rate = _cached(job, "map_rate", lambda: _map_rate(job, floor))
+            rate = job.memo("map_rate", lambda: _map_rate(job, floor))
         return rate or 0.0
 
     # ---- events ---------------------------------------------------------------------------------
@@ -787,6 +802,7 @@ class Scheduler:
             return []  # late news about an attempt that no longer matters
         job, task = found
         attempt.move_to(state)
+        job.attempt_counts["lost" if state is AttemptState.LOST else "failed"] += 1
         task.last_error = error
         if state is AttemptState.LOST:
             task.losses += 1
@@ -875,6 +891,7 @@ class Scheduler:
             out.append(Abandon(other.worker, job.id, task.id, other.number))
             self._free_slot(other.worker, job.id, task.id, other.number)
         self._move(job, task, TaskState.REPLANNED)
+        job.count_attempts(task, -1)  # no longer one of the job's tasks
         if task.duration is not None:
             job.durations["map"].discard()  # no longer one of the phase's tasks
         pieces = tuple(
@@ -945,6 +962,8 @@ class Scheduler:
                 attempt = task.start_attempt(worker.id, now, backup)
                 job.note(task, old)
                 job.note_attempt(task, attempt)
+                job.attempt_counts["attempts"] += 1
+                job.attempt_counts["backups"] += backup
                 key = (job.id, task.id, attempt.number)
                 worker.running.add(key)
                 worker.seqs[key] = self._next_seq(worker.id)
@@ -1008,9 +1027,7 @@ class Scheduler:
             seen.add(id(attempt))
             if sizes is None:
                 sizes = (
-                    _cached(job, "sizes", lambda: _reduce_input_bytes(job))
-                    if kind == "reduce"
-                    else {}
+                    job.memo("sizes", lambda: _reduce_input_bytes(job)) if kind == "reduce" else {}
                 )
                 per_byte = self._per_byte(job, sizes) if sizes else 0.0
             expected = max(typical, per_byte * sizes.get(task.index, 0))

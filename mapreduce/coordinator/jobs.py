@@ -24,7 +24,7 @@ from ..errors import (
 from ..protocol import Message
 from ..scheduler import Scheduler
 from ..skew import skew_report
-from ..tasks import AttemptState, Task, TaskState
+from ..tasks import Task, TaskState
 from .journal import decode_code
 from .submission import JobSubmission
 
@@ -154,23 +154,27 @@ def progress(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
     if record.final_progress is not None:
         return dict(record.final_progress)
     state = scheduler.jobs[record.id]
-    attempts = [a for t in state.all_tasks() for a in t.attempts]
+    # The scheduler keeps the counts as tasks change: a WATCH does not look at every task.
+    attempts = state.attempt_counts
     return {
-        "maps_done": sum(t.state is TaskState.SUCCEEDED for t in state.map_tasks),
+        "maps_done": state.succeeded["map"],
         "maps": len(state.map_tasks),
-        "reduces_done": sum(t.state is TaskState.SUCCEEDED for t in state.reduce_tasks),
+        "reduces_done": state.succeeded["reduce"],
         "reduces": len(state.reduce_tasks),
-        "attempts": len(attempts),
-        "failed": sum(a.state is AttemptState.FAILED for a in attempts),
-        "lost": sum(a.state is AttemptState.LOST for a in attempts),
-        "backups": sum(a.backup for a in attempts),
+        "attempts": attempts["attempts"],
+        "failed": attempts["failed"],
+        "lost": attempts["lost"],
+        "backups": attempts["backups"],
         "workers": len(scheduler.workers),
         "elapsed": (record.finished or now) - record.submitted,
         # A partition or key holding a disproportionate share of the shuffle (None: no skew),
         # from the committed maps' shuffle_stats; frozen with the rest when the job ends.
-        "skew": skew_report(
-            (t.result for t in state.map_tasks if t.state is TaskState.SUCCEEDED),
-            len(state.reduce_tasks),
+        "skew": state.memo(
+            "skew",
+            lambda: skew_report(
+                (t.result for t in state.map_tasks if t.state is TaskState.SUCCEEDED),
+                len(state.reduce_tasks),
+            ),
         ),
     }
 

@@ -270,6 +270,7 @@ def main() -> None:
             coordinator = None
             stats = pstats.Stats(str(tmp / "coordinator.prof"))
             stats.sort_stats("tottime").print_stats(args.profile)
+            stats.sort_stats("cumulative").print_stats(args.profile)
     finally:
         stop.set()
         for process in processes:

@@ -217,6 +217,15 @@ class Simulation:
             assert not task.running(), task.id
             assert self.published.get(task.id) == 1, (task.id, self.published.get(task.id))
         assert len(self.published) == len(tasks)
+        # The counts kept as tasks changed (progress reports) are what the tasks say.
+        attempts = [a for t in tasks for a in t.attempts]
+        assert job.attempt_counts == {
+            "attempts": len(attempts),
+            "failed": sum(a.state is AttemptState.FAILED for a in attempts),
+            "lost": sum(a.state is AttemptState.LOST for a in attempts),
+            "backups": sum(a.backup for a in attempts),
+        }, job.attempt_counts
+        assert job.succeeded == {"map": self.args.maps, "reduce": self.args.reduces}
 
 
 def deep_size(root) -> int:
