@@ -155,6 +155,10 @@ class JobState:
     cached: dict = field(default_factory=dict)  # what depends only on map_epoch (see memo)
     # The attempts of the job's tasks (replaced ones' not), for progress reports.
     attempt_counts: dict = field(default_factory=dict)
+    # The tasks in the order they succeeded, and how many times one stopped being SUCCEEDED (its
+    # map output was lost) or the tasks were indexed afresh: what a running total reads.
+    succeeded_log: list = field(default_factory=list)
+    unsucceeded: int = 0
 
     def __post_init__(self) -> None:
         self.by_id = {task.id: task for task in self.all_tasks()}
@@ -167,6 +171,8 @@ class JobState:
         self.succeeded = {"map": 0, "reduce": 0}
         self.durations = {"map": _Median(), "reduce": _Median()}
         self.attempt_counts = {"attempts": 0, "failed": 0, "lost": 0, "backups": 0}
+        self.succeeded_log = []
+        self.unsucceeded += 1
         self.map_epoch += 1
         for task in self.all_tasks():
             self.count_attempts(task, 1)
@@ -181,8 +187,10 @@ class JobState:
         new = task.state
         if old is TaskState.SUCCEEDED:
             self.succeeded[task.kind] -= 1
+            self.unsucceeded += 1
         if new is TaskState.SUCCEEDED:
             self.succeeded[task.kind] += 1
+            self.succeeded_log.append(task)
         if task.kind == "map" and TaskState.SUCCEEDED in (old, new):
             self.map_epoch += 1
         if new is TaskState.PENDING:

@@ -55,6 +55,8 @@ class JobRecord:
     request: str | None = None  # the client's request id: a re-sent SUBMIT finds this job
     settled: bool = False  # ended, and its staging and shuffle files are cleaned up
     resumed: bool = False  # replayed from the journal by a restarted coordinator
+    # running_counters' totals so far: [unsucceeded, tasks of the log added, totals, user].
+    counted: list | None = field(default=None, repr=False, compare=False)
 
     @property
     def running(self) -> bool:
@@ -149,6 +151,26 @@ def job_counters(scheduler: Scheduler, record: JobRecord) -> dict:
     )
 
 
+def running_counters(scheduler: Scheduler, record: JobRecord) -> dict:
+    """job_counters of a running job, kept as its tasks succeed: each WATCH adds the results
+    committed since the last one, instead of summing every task's again (and starts over when
+    a committed map output was lost)."""
+    state = scheduler.jobs.get(record.id)
+    if state is None:
+        return dict(record.counters)
+    counted = record.counted
+    if counted is None or counted[0] != state.unsucceeded:
+        counted = record.counted = [state.unsucceeded, len(state.succeeded_log), {}, {}]
+        for task in state.all_tasks():
+            if task.state is TaskState.SUCCEEDED and task.result:
+                counters.add_report(counted[2], counted[3], task.result)
+    for task in state.succeeded_log[counted[1] :]:
+        if task.result:
+            counters.add_report(counted[2], counted[3], task.result)
+    counted[1] = len(state.succeeded_log)
+    return counters.with_user(counted[2], counted[3])
+
+
 def progress(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
     """Counts for progress displays: tasks done per phase and attempts that went wrong."""
     if record.final_progress is not None:
@@ -196,7 +218,7 @@ def job_state(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
         "submitted_at": record.submitted_at,
         "progress": counts,
         # A running job's counters so far: those of the attempts committed until now.
-        "counters": job_counters(scheduler, record) if record.running else record.counters,
+        "counters": running_counters(scheduler, record) if record.running else record.counters,
         "error": error.paragraph() if error else None,
         "exit_code": error.exit_code if error else 0,
     }
