@@ -169,6 +169,7 @@ def serve_workers(address: str, names: list, stop, results) -> None:
             "tasks": sum(w.tasks for w in workers),
             "acks": sum(w.acks for w in workers),
             "reconnects": sum(w.reconnects for w in workers),
+            "cpu": time.process_time(),
             "first_task": min((w.first_task for w in workers if w.first_task), default=None),
             "last_ack": max((w.last_ack for w in workers if w.last_ack), default=None),
         }
@@ -270,6 +271,10 @@ def main() -> None:
             f"{(tasks + acks) / (last - first):,.0f} per second (target >= 5,000); the "
             f"coordinator used {cpu:.1f} s of CPU (all threads) from submit to commit: "
             f"{(tasks + acks) / cpu:,.0f} per CPU second"
+        )
+        print(
+            f"  the {args.processes} processes of simulated workers used "
+            f"{sum(t['cpu'] for t in totals):.1f} s of CPU in all, on {os.cpu_count()} cores"
         )
         print(
             f"  heartbeats missed: {dead} workers declared dead, {reconnects} told to register "

@@ -169,7 +169,7 @@ class Simulation:
         self.at(interval / 2, "tick")
         # The doomed workers die while the maps run.
         expected_maps_end = args.maps / max(1, args.workers * args.slots) * MAP_SECONDS
-        for worker in self.doomed:
+        for worker in sorted(self.doomed):  # in a fixed order: the same run every time
             self.at(self.rng.uniform(0.2, 0.8) * expected_maps_end + 1.0, "die", worker)
         while self.events and not self.committed:
             when, _, kind, data, wanted = heapq.heappop(self.events)
