@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import statistics
-from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -906,9 +905,7 @@ class Scheduler:
             Task("map", task.index, where, split, task.piece + (number,))
             for number, (split, where) in enumerate(cuts)
         )
-        # The map tasks are in (index, piece) order: a piece takes its task's place.
-        position = bisect_left(job.map_tasks, (task.index, task.piece), key=_phase_order)
-        assert job.map_tasks[position] is task
+        position = next(i for i, other in enumerate(job.map_tasks) if other is task)  # rare
         job.map_tasks[position : position + 1] = pieces
         job.by_id.update((piece.id, piece) for piece in pieces)
         for piece in pieces:
@@ -1046,10 +1043,6 @@ class Scheduler:
             heapq.heappush(heap, entry)
         candidates.sort(key=lambda c: (-c[0], c[1].index, c[1].piece))
         return [task for _, task in candidates]
-
-
-def _phase_order(task: Task) -> tuple:
-    return task.index, task.piece
 
 
 def _take_backup(backups: list, worker_id: str) -> tuple[JobState, Task] | None:
