@@ -522,8 +522,8 @@ def _as_column(array, is_json: bool, wanted):
 class ArrowPartWriter(_BufferedRows):
     """Between the steps of a multi-step job: pairs in the shuffle's encoding (native columns,
     pickles for other types), read back by the next step as they were. A file is written every
-    ROW_GROUP_ROWS rows or so (part-NNNNN.arrow, part-NNNNN-00001.arrow, ...), so memory stays
-    bounded; the next step reads every file of the directory."""
+    ROW_GROUP_ROWS rows or so, so memory stays bounded; the next step reads every file of the
+    directory in name order, which `arrow_part_names` makes the order they were written in."""
 
     def __init__(self, directory: str, index: int):
         super().__init__()
@@ -547,11 +547,24 @@ class ArrowPartWriter(_BufferedRows):
         from .shuffle import write_run_file
 
         keys, values = self._take_rows()
-        suffix = f"-{self._files:05d}" if self._files else ""
-        write_run_file(
-            storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow"), keys, values
-        )
+        if self._files == 1:  # a second file: the first one takes its number too
+            first = arrow_part_names(self._index, 2)[0]
+            storage.move(
+                storage.join(self._directory, arrow_part_names(self._index, 1)[0]),
+                storage.join(self._directory, first),
+            )
+        names = arrow_part_names(self._index, max(self._files + 1, 1))
+        write_run_file(storage.join(self._directory, names[self._files]), keys, values)
         self._files += 1
+
+
+def arrow_part_names(index: int, count: int) -> list[str]:
+    """The names of a part written as `count` Arrow files, in the order they were written, which
+    is also their name order: `part-N.arrow` alone, else `part-N-00000.arrow`, `part-N-00001.arrow`,
+    ... (`part-N.arrow` would sort after `part-N-00001.arrow`, since "-" < ".")."""
+    if count == 1:
+        return [f"{part_name(index)}.arrow"]
+    return [f"{part_name(index)}-{number:05d}.arrow" for number in range(count)]
 
 
 # ---- the pieces of a re-planned map-only task, joined into its one part ---------------------------
@@ -621,10 +634,9 @@ def _join_arrow(sources: list, directory: str, index: int) -> None:
                 for location, relative, _ in storage.list_files(source)
                 if relative.startswith(prefix) and relative.endswith(".arrow")
             ),
-            key=len,  # part-N.arrow, then part-N-00001.arrow, ...: the order they were written
+            key=os.path.basename,  # arrow_part_names: name order is the order written
         )
     ]
     kept = [location for location in files if count_records([location])] or files[:1]
-    for number, location in enumerate(kept):
-        suffix = f"-{number:05d}" if number else ""
-        storage.move(location, storage.join(directory, f"{prefix}{suffix}.arrow"))
+    for name, location in zip(arrow_part_names(index, len(kept)), kept):
+        storage.move(location, storage.join(directory, name))

@@ -315,8 +315,8 @@ def test_arrow_pieces_keep_their_pairs_in_order_without_being_decoded(tmp_path):
     joined = tmp_path / "joined"
     joined.mkdir()
     join_parts(sources, str(joined), 2, "arrow")
-    names = sorted((p.name for p in joined.iterdir()), key=lambda name: (len(name), name))
-    assert names[0] == "part-00002.arrow"
+    names = sorted(p.name for p in joined.iterdir())  # name order, as the next step reads
+    assert names[0] == "part-00002-00000.arrow" and len(names) > 1
     read = [pair for name in names for pair in RunReader(str(joined / name)).records()]
     assert read == rows
 
