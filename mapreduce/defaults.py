@@ -63,6 +63,11 @@ EXECUTOR_GC_THRESHOLDS = (
     20,
     100,
 )  # gc.set_threshold in task processes (default 700, 10, 10)
+# A worker's side-file cache (mapreduce/sidefiles.py) forgets entries unused this long, and those
+# unused for the minimum while it holds more than the size (Hadoop's local.cache.size: 10 GB).
+SIDE_FILE_CACHE_IDLE_S = 7 * 24 * 3600.0
+SIDE_FILE_CACHE_BYTES = 10 * 1024 * MiB
+SIDE_FILE_CACHE_MIN_IDLE_S = 600.0
 FINISHED_JOBS_KEPT = 100  # finished jobs a coordinator remembers for `status`
 JOURNAL_COMPACT_RECORDS = 200_000  # a coordinator's journal is compacted after this many appends
 JOURNAL_COMPACT_OBJECTS = 500  # ...or, on an object store, after this many batch objects
