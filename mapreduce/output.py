@@ -572,7 +572,9 @@ def arrow_part_names(index: int, count: int) -> list[str]:
 _SUFFIXES = {"text": "", "jsonl": ".jsonl", "parquet": ".parquet", "arrow": ".arrow"}
 
 
-def join_parts(sources: list, directory: str, index: int, output_format: str) -> None:
+def join_parts(
+    sources: list, directory: str, index: int, output_format: str, plan: str | None = None
+) -> None:
     """Write part `index` of `directory` from the parts of that number in each of `sources` (the
     directories of a re-planned map-only task's pieces, in input order), as the one task would
     have written it: text and jsonl parts are concatenated (each record is a line of its own, so
@@ -581,7 +583,9 @@ def join_parts(sources: list, directory: str, index: int, output_format: str) ->
     come back from Parquet as they went in: tuples come back as lists, which Arrow stores alike);
     an "arrow" part (between the steps of a multi-step job) keeps its pieces' files, renamed in
     order, without decoding them (the coordinator never unpickles): the next step reads the same
-    pairs in the same order, in files cut at other places."""
+    pairs in the same order, in files cut at other places. That takes several moves, so they
+    are written down first at `plan` (given: a file that lives as long as the pieces), and a join
+    cut short by a restart finishes the moves written there."""
     name = part_name(index) + _SUFFIXES[output_format]
     target = storage.join(directory, name)
     if output_format in ("text", "jsonl"):
@@ -592,7 +596,7 @@ def join_parts(sources: list, directory: str, index: int, output_format: str) ->
     elif output_format == "parquet":
         _join_parquet([storage.join(source, name) for source in sources], directory, index)
     elif output_format == "arrow":
-        _join_arrow(sources, directory, index)
+        _join_arrow(sources, directory, index, plan)
     else:
         raise ValueError(f"unknown output format {output_format!r}")
 
@@ -621,7 +625,21 @@ def _join_parquet(parts: list, directory: str, index: int) -> None:
     writer.close()
 
 
-def _join_arrow(sources: list, directory: str, index: int) -> None:
+def _join_arrow(sources: list, directory: str, index: int, plan: str | None) -> None:
+    if plan is not None and storage.exists(plan):  # a join cut short: finish its moves
+        with storage.open_input_stream(plan) as stream:
+            moves = json.loads(stream.read().decode("utf-8"))
+    else:
+        moves = _arrow_join_moves(sources, directory, index)
+        if plan is not None:
+            with storage.atomic_write(plan, "w", encoding="utf-8") as out:
+                json.dump(moves, out)
+    for source, target in moves:
+        if storage.exists(source):
+            storage.move(source, target)
+
+
+def _arrow_join_moves(sources: list, directory: str, index: int) -> list:
     from .shuffle import count_records
 
     prefix = part_name(index)
@@ -638,5 +656,7 @@ def _join_arrow(sources: list, directory: str, index: int) -> None:
         )
     ]
     kept = [location for location in files if count_records([location])] or files[:1]
-    for name, location in zip(arrow_part_names(index, len(kept)), kept):
-        storage.move(location, storage.join(directory, name))
+    return [
+        [location, storage.join(directory, name)]
+        for name, location in zip(arrow_part_names(index, len(kept)), kept)
+    ]
