@@ -47,6 +47,22 @@ def heartbeat_options(command):
     return command
 
 
+def http_options(help_http: str):
+    """--http and --http-token: the live status page, its JSON API and /metrics."""
+
+    def decorate(command):
+        command = click.option(
+            "--http-token",
+            default=None,
+            metavar="TOKEN",
+            help="Require this token (?token=TOKEN or 'Authorization: Bearer TOKEN') for the "
+            "status data and /metrics; needed to serve them on a non-loopback address.",
+        )(command)
+        return click.option("--http", default=None, metavar="[HOST:]PORT", help=help_http)(command)
+
+    return decorate
+
+
 def security_options(command):
     command = click.option(
         "--insecure",
@@ -250,10 +266,18 @@ def verbose_option(command):
     default=None,
     help="Write the framework's log records (coordinator, workers) to this file.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or one JSON object per line (time, level, logger, job, task, "
+    "attempt, worker, message).",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="mapreduce")
-def main(verbose, log_file):
+def main(verbose, log_file, log_format):
     """MapReduce jobs written as plain Python modules, run on worker processes over ZeroMQ."""
-    configure_logging(verbose, log_file)
+    configure_logging(verbose, log_file, log_format)
 
 
 def _job_option_values(values: dict) -> dict:
@@ -321,6 +345,10 @@ def _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd):
     help="Seconds an attempt must run before a straggler gets a backup attempt.",
 )
 @heartbeat_options
+@http_options(
+    "Serve a live status page (jobs, tasks, workers), /api/status and /metrics on this port "
+    "(loopback) while the run lasts, e.g. --http 4040."
+)
 @reports_errors
 def run_command(
     job,
@@ -335,6 +363,8 @@ def run_command(
     backup_after,
     heartbeat_interval,
     liveness,
+    http,
+    http_token,
     **shared,
 ):
     """Run JOB over INPUT files, directories or globs on this machine.
@@ -359,6 +389,8 @@ def run_command(
             backup_min_runtime=backup_after,
             heartbeat_interval=heartbeat_interval,
             liveness=liveness,
+            http=http,
+            http_token=http_token,
             **_job_option_values(shared),
         ),
     )
@@ -406,16 +438,32 @@ def run_command(
 )
 @heartbeat_options
 @security_options
+@http_options(
+    "Serve a live status page (jobs, tasks, workers), /api/status, /api/jobs/ID and /metrics "
+    "on HOST:PORT, e.g. 127.0.0.1:8080; a non-loopback HOST needs --http-token."
+)
 @reports_errors
 def coordinator_command(
-    bind, work_dir, elect, advertise, lease_ttl, heartbeat_interval, liveness, keys_dir, insecure
+    bind,
+    work_dir,
+    elect,
+    advertise,
+    lease_ttl,
+    heartbeat_interval,
+    liveness,
+    keys_dir,
+    insecure,
+    http,
+    http_token,
 ):
     """Run a coordinator that accepts jobs from `mapreduce submit` and hands tasks to workers."""
     from .coordinator import serve
     from .scheduler import SchedulerSettings
+    from .web import serve_status
 
-    sys.exit(
-        serve(
+    status_page = serve_status(http, http_token, "coordinator")
+    try:
+        code = serve(
             bind,
             work_dir,
             SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness),
@@ -424,8 +472,12 @@ def coordinator_command(
             elect=elect,
             advertise=advertise,
             lease_ttl=lease_ttl,
+            status_page=status_page,
         )
-    )
+    finally:
+        if status_page is not None:
+            status_page.close()
+    sys.exit(code)
 
 
 @main.command("submit")

@@ -61,6 +61,7 @@ def serve(
     elect: str | None = None,
     advertise: str | None = None,
     lease_ttl: float = defaults.ELECTION_TTL_S,
+    status_page=None,
 ) -> int:
     """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM. Every accepted change is in
     the journal under the work directory: jobs still running when it stops (or crashes)
@@ -69,7 +70,9 @@ def serve(
     With `elect` (etcd://HOST:PORT[/NAME]): stand by, not bound, until this coordinator wins the
     election; then replay the journal and serve under the term it won. If it loses the
     leadership (its lease expired: it was paused, or cut off from etcd), it stops at once,
-    writing and committing nothing more, and stands by again."""
+    writing and committing nothing more, and stands by again.
+
+    `status_page` (a web.StatusServer) shows whichever coordinator this process runs."""
     security.require_keys_for(bind, keys_dir, insecure, "coordinator")
     stopping: list = []
     handler = lambda signum, frame: stopping.append(signum)  # noqa: E731
@@ -88,6 +91,7 @@ def serve(
     work_dir = check_work_dir(work_dir or default_work_dir(bind))
     if not elect:
         coordinator = start(bind, work_dir, settings, keys_dir, open_journal(work_dir))
+        coordinator.monitor = status_page and status_page.publisher
         announce(coordinator, keys_dir, work_dir)
         return run(coordinator, stopping)
     election = Election(elect, lease_ttl)
@@ -110,6 +114,7 @@ def serve(
         try:
             journal = open_journal(work_dir, leadership.term, leadership.check)
             coordinator = start(bind, work_dir, settings, keys_dir, journal, leadership)
+            coordinator.monitor = status_page and status_page.publisher
         except LeadershipLost as exc:
             log.warning("%s", exc)
             continue
