@@ -563,8 +563,11 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
             f"  {job['job']}  {job['status']:<9}  {job['name']}  {tasks}  "
             f"failed {p['failed']} lost {p['lost']}  {p['elapsed']:.1f}s  -> {job['output']}"
         )
+        click.echo(f"      {_times(job)}")
         for line in counter_lines(job.get("counters") or {}) + skew_lines(p.get("skew")):
             click.echo(f"      {line}")
+        for number, line in enumerate((job.get("error") or "").splitlines()):
+            click.echo(f"      {'error: ' if number == 0 else '  '}{line}")
     click.echo(f"workers ({len(status['workers'])}):")
     for w in status["workers"]:
         click.echo(
@@ -572,6 +575,17 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
             f"{w['capacity']}  tasks done {w['tasks_done']}  last heartbeat "
             f"{w['last_heartbeat_s']:.1f}s ago"
         )
+
+
+def _times(job: dict) -> str:
+    """When a job started and ended, in local time, for `status`."""
+    import time
+
+    def shown(when) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+    started = f"started {shown(job['submitted_at'])}" if job.get("submitted_at") else "started ?"
+    return started + (f", ended {shown(job['finished_at'])}" if job.get("finished_at") else "")
 
 
 @main.command("worker")

@@ -71,6 +71,12 @@ def run_job(
     except TypeError as exc:
         raise TypeError(f"run_job: {exc}; the settings are RunOptions' fields") from None
     options.workers = workers = options.workers or os.cpu_count() or 1
+    if options.inline and options.http:
+        raise MapReduceError(
+            "--http shows the tasks, attempts and workers of an embedded run; --inline runs "
+            "the job in this process without any, so there is no status page to serve. Drop "
+            "--inline to watch the run, or --http to debug it inline."
+        )
     if workers < 1:
         raise MapReduceError("--workers must be at least 1.")
     if options.reducers is not None and options.reducers < 0:
@@ -84,12 +90,6 @@ def run_job(
         steps = list(job_ref) if isinstance(job_ref, (list, tuple)) else [job_ref]
     sidefiles.attach(steps, options.files, options.archives, options.py_files)
     progress = progress or ProgressReporter(quiet=options.quiet)
-    if options.inline and options.http:
-        raise MapReduceError(
-            "--http shows the tasks, attempts and workers of an embedded run; --inline runs "
-            "the job in this process without any, so there is no status page to serve. Drop "
-            "--inline to watch the run, or --http to debug it inline."
-        )
     status_page = serve_status(options.http, options.http_token, "run")
 
     def run_step(job, step_inputs, step_output, step_format, step_overwrite):
