@@ -221,12 +221,16 @@ class Coordinator:
                 self._receive(frames)
         self._take_outcomes()
         now = self._listened_at = time.monotonic()
-        before = set(self.scheduler.workers)
+        before = dict(self.scheduler.workers)
         self._carry_out(self.scheduler.tick(now))
-        for worker in before - set(self.scheduler.workers):
+        for worker in before.keys() - self.scheduler.workers.keys():
             log.warning(
-                "worker %s declared dead: silent for more than %g s", worker, self.settings.expiry
+                "worker %s declared dead: silent for more than %g s",
+                worker,
+                self.settings.expiry,
+                extra=about(worker=worker),
             )
+            _log_lost_attempts(before[worker], "its worker was declared dead")
             self._forget(worker)
         self._send_heartbeats(now)
         if self.journal is not None:
@@ -286,7 +290,12 @@ class Coordinator:
         now = time.monotonic() if now is None else now
         for worker in list(self.scheduler.workers.values()):
             if worker.info.get("pid") in pids and worker.info.get("host") == here:
-                log.warning("worker %s exited; its attempts run again elsewhere", worker.id)
+                log.warning(
+                    "worker %s exited; its attempts run again elsewhere",
+                    worker.id,
+                    extra=about(worker=worker.id),
+                )
+                _log_lost_attempts(worker, "its worker's process exited")
                 self._forget(worker.id)
                 self._carry_out(self.scheduler.worker_gone(worker.id, now, "its process exited"))
 
@@ -868,6 +877,20 @@ class Coordinator:
             self.scheduler.forget_job(record.id)
         for record in finished[: max(0, len(finished) - self.finished_jobs_kept)]:
             del self.jobs[record.id]
+
+
+def _log_lost_attempts(worker, why: str) -> None:
+    """One line per attempt a lost worker was running, naming it (the scheduler runs it again)."""
+    for job, task, attempt in sorted(worker.running):
+        log.warning(
+            "%s %s attempt %s on %s lost: %s",
+            job,
+            task,
+            attempt,
+            worker.id,
+            why,
+            extra=about(job, task, attempt, worker.id),
+        )
 
 
 def _peer_name(route: bytes) -> str:
