@@ -73,8 +73,9 @@ class Publisher:
         self._next = 0.0  # no rebuild before this time.monotonic()
         self._ended: dict = {}  # (job, task, attempt) -> time.monotonic() it ended
         self._errors: dict = {}  # (job, task, attempt) -> (message, log tail)
-        self._counted: dict = {}  # job id -> {(task, attempt)} counted in the metrics
+        self._counted: dict = {}  # job id -> {id(task): attempts counted in the metrics}
         self._tasks: dict = {}  # job id -> its task table, kept once the job ended
+        self._rows: dict = {}  # job id -> settled tasks' rows, encoded (_task_table)
         self._earlier: list = []  # job states of an embedded run's earlier coordinators
         self._silence: dict = {}  # worker id -> (last_seen, missed heartbeats counted)
         self._totalled: set = set()  # ended jobs whose records are in _totals
@@ -114,6 +115,7 @@ class Publisher:
         for name, counter in _RECORD_COUNTERS.items():
             self._totals[name] += int(record.counters.get(counter) or 0)
         self._counted.pop(record.id, None)
+        self._rows.pop(record.id, None)
         for store in (self._ended, self._errors):
             for key in [key for key in store if key[0] == record.id]:
                 del store[key]
@@ -160,7 +162,9 @@ class Publisher:
                 table = self._tasks.get(job_id) or {"tasks": None, "partitions": None}
             if state is None or table["tasks"] is not None:  # nothing more to wait for
                 complete.add(job_id)
-            details[job_id] = json.dumps({**job, **table, "time": status["time"]}).encode()
+            head = json.dumps({**job, "partitions": table["partitions"], "time": status["time"]})
+            tasks = table["tasks"] or "null"  # the table comes encoded (see _task_table)
+            details[job_id] = f'{head[:-1]}, "tasks": {tasks}}}'.encode()
         known = set(details)
         for store in (self._tasks, self.wanted):
             for job_id in [job_id for job_id in list(store) if job_id not in known]:
@@ -183,10 +187,20 @@ class Publisher:
 
     # ---- what the snapshot holds ----------------------------------------------------------------
 
-    def _task_table(self, job_id: str, state, now: float) -> list:
+    def _task_table(self, job_id: str, state, now: float) -> str:
+        """The job's tasks and their attempts, as a JSON list. A settled task's row (nothing
+        running, no new attempt since) is encoded once and reused: a huge job's table costs
+        about what its running tasks cost."""
         wall = time.time() - now  # add to a time.monotonic() for the wall clock
+        rows = self._rows.setdefault(job_id, {})  # id(task) -> (its signature, its JSON)
         table = []
         for task in state.all_tasks():
+            settled = task.state in _SETTLED and not task.running()
+            signature = (task.state, len(task.attempts))
+            cached = rows.get(id(task)) if settled else None
+            if cached is not None and cached[0] == signature:
+                table.append(cached[1])
+                continue
             attempts = []
             for a in task.attempts:
                 key = attempt_key(job_id, task.id, a.number)
@@ -209,7 +223,7 @@ class Publisher:
                     }
                 )
             last_error = (task.last_error or {}).get("message")
-            table.append(
+            row = json.dumps(
                 {
                     "task": task.id,
                     "kind": task.kind,
@@ -219,25 +233,36 @@ class Publisher:
                     "attempts": attempts,
                 }
             )
-        return table
+            if settled:
+                rows[id(task)] = (signature, row)
+            table.append(row)
+        return "[" + ", ".join(table) + "]"
 
     def _count_attempts(self, job_id: str, state, now: float) -> None:
         """Count each attempt once in the metrics when it has ended (and a backup when it
-        started), with its duration."""
-        counted = self._counted.setdefault(job_id, set())
+        started), with its duration. A task whose attempts are all counted is passed over
+        without work (its id is not even formatted): a huge job costs little per refresh."""
+        counted = self._counted.setdefault(job_id, {})  # id(task) -> (backups, ended) counted
         for task in state.all_tasks():
-            for a in task.attempts:
-                if not a.worker:
-                    continue  # started before a restart: counted by the earlier process
-                if a.backup and (task.id, -a.number) not in counted:
-                    counted.add((task.id, -a.number))
-                    self.metrics.attempts.labels(task.kind, "backup").inc()
-                if a.state is AttemptState.RUNNING or (task.id, a.number) in counted:
+            attempts = task.attempts
+            if not attempts:
+                continue
+            backups, ended = counted.setdefault(id(task), (set(), set()))
+            if len(ended) == len(attempts):
+                continue
+            for a in attempts:
+                if not a.worker:  # started before a restart: counted by the earlier process
+                    ended.add(a.number)
                     continue
-                counted.add((task.id, a.number))
-                ended = self._ended.setdefault(attempt_key(job_id, task.id, a.number), now)
+                if a.backup and a.number not in backups:
+                    backups.add(a.number)
+                    self.metrics.attempts.labels(task.kind, "backup").inc()
+                if a.state is AttemptState.RUNNING or a.number in ended:
+                    continue
+                ended.add(a.number)
+                end = self._ended.setdefault(attempt_key(job_id, task.id, a.number), now)
                 self.metrics.attempts.labels(task.kind, _OUTCOMES[a.state]).inc()
-                self.metrics.duration.labels(task.kind).observe(max(0.0, ended - a.started))
+                self.metrics.duration.labels(task.kind).observe(max(0.0, end - a.started))
 
     def _count_silence(self, coordinator, now: float) -> None:
         """Missed heartbeats: the heartbeat intervals beyond the first that a worker was silent."""
@@ -271,6 +296,10 @@ class Publisher:
             **records,
         }
 
+
+_SETTLED = frozenset(
+    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.REPLANNED}
+)
 
 _OUTCOMES = {
     AttemptState.SUCCEEDED: "succeeded",
