@@ -24,7 +24,6 @@ from .jobspec import Job
 from .prepare import JobOptions, prepare_submission
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
-from .web import serve_status
 from .worker.pool import LocalPool
 
 
@@ -90,7 +89,11 @@ def run_job(
         steps = list(job_ref) if isinstance(job_ref, (list, tuple)) else [job_ref]
     sidefiles.attach(steps, options.files, options.archives, options.py_files)
     progress = progress or ProgressReporter(quiet=options.quiet)
-    status_page = serve_status(options.http, options.http_token, "run")
+    status_page = None
+    if options.http or options.http_token:
+        from .web import serve_status  # prometheus-client and http.server: only when asked for
+
+        status_page = serve_status(options.http, options.http_token, "run")
 
     def run_step(job, step_inputs, step_output, step_format, step_overwrite):
         return _run_step(

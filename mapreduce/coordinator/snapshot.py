@@ -28,7 +28,6 @@ from .. import defaults
 from ..skew import partition_records
 from ..tasks import AttemptState, TaskState
 from . import jobs as job_records
-from .metrics import Metrics
 
 
 def status_data(coordinator, now: float, earlier: tuple = ()) -> dict:
@@ -64,8 +63,10 @@ class Snapshot:
 class Publisher:
     """Builds snapshots on the loop's thread; `current` is read by the web server's thread."""
 
-    def __init__(self, metrics: Metrics | None = None):
-        self.metrics = metrics or Metrics()
+    def __init__(self) -> None:
+        from .metrics import Metrics  # prometheus-client: imported only when a page is served
+
+        self.metrics = Metrics()
         self.metrics.watch(self)
         self.current = Snapshot()
         self.wanted: dict = {}  # job id -> when a page last asked for it (set by the web thread)
