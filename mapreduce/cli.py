@@ -567,7 +567,7 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
         for line in counter_lines(job.get("counters") or {}) + skew_lines(p.get("skew")):
             click.echo(f"      {line}")
         for number, line in enumerate((job.get("error") or "").splitlines()):
-            click.echo(f"      {'error: ' if number == 0 else '  '}{line}")
+            click.echo(f"      {'error: ' if number == 0 else '  '}{line}".rstrip())
     click.echo(f"workers ({len(status['workers'])}):")
     for w in status["workers"]:
         click.echo(

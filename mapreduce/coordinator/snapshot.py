@@ -90,6 +90,8 @@ class Publisher:
 
     def attempt_reported(self, header: dict, now: float, failed: bool) -> None:
         """A DONE or FAIL arrived: the attempt ended now; a failure's message and log tail."""
+        if header["job"] in self._totalled:
+            return  # a late report about a job that ended: its table is kept as it ended
         key = attempt_key(header["job"], header["task"], header["attempt"])
         self._ended.setdefault(key, now)
         if failed:
