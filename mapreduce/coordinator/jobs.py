@@ -21,6 +21,7 @@ from ..errors import (
     TaskFailedError,
     TooManySkippedError,
 )
+from ..logformat import about
 from ..protocol import Message
 from ..scheduler import Scheduler
 from ..skew import skew_report
@@ -406,14 +407,14 @@ def answer_client(service: JobService, message: Message) -> Message:
                     f"{type(exc).__name__}: {exc}",
                 },
             )
-        log.info("accepted job %s (%s)", job_id, submission.name)
+        log.info("accepted job %s (%s)", job_id, submission.name, extra=about(job_id))
         return Message(protocol.ACCEPTED, {**reply, "job": job_id})
     if command in (protocol.WATCH, protocol.CANCEL_JOB):
         job_id = str(header.get("job"))
         if not service.knows(job_id):
             return Message(protocol.REJECTED, {**reply, "error": f"no job '{job_id}' here"})
         if command == protocol.CANCEL_JOB:
-            log.info("job %s cancelled by a client", job_id)
+            log.info("job %s cancelled by a client", job_id, extra=about(job_id))
             service.cancel(job_id)
         return Message(protocol.JOB_STATE, {**reply, **service.job_state(job_id)})
     return Message(protocol.STATUS_REPLY, {**reply, **service.status()})
