@@ -279,3 +279,42 @@ def test_the_page_shows_progress_live_and_a_jobs_tasks_in_a_browser(tmp_path, re
         assert read_counts(tmp_path / "out") == wordcount_reference(data)
     finally:
         kill_group(proc.pid)
+
+
+def test_the_snapshot_is_rebuilt_only_when_something_changed_and_at_most_every_interval():
+    """The loop calls publish after every poll; the web thread must not cost it a rebuild each
+    time (a real Scheduler and job records; only the socket loop around them is left out)."""
+    import types
+
+    from mapreduce import defaults
+    from mapreduce.coordinator.jobs import JobRecord
+    from mapreduce.coordinator.snapshot import Publisher
+    from mapreduce.coordinator.submission import JobSubmission
+    from mapreduce.scheduler import Scheduler
+
+    now = time.monotonic()
+    scheduler = Scheduler()
+    scheduler.add_job("job", ["a", "b", "c"], 1, 4, 4, now)
+    scheduler.worker_ready("w1", 2, now, {"host": "h", "pid": 1})
+    record = JobRecord("job", JobSubmission("three", b"", [], [], 1, "/out"), "/s", "/w", now)
+    coordinator = types.SimpleNamespace(
+        scheduler=scheduler, jobs={"job": record}, changes=1, settings=scheduler.settings
+    )
+    publisher = Publisher()
+    publisher.publish(coordinator)
+    first = publisher.current
+    assert json.loads(first.status)["jobs"][0]["progress"]["maps"] == 3
+    publisher.publish(coordinator)
+    assert publisher.current is first  # nothing changed
+    coordinator.changes += 1
+    publisher.publish(coordinator)
+    assert publisher.current is first  # changed, but refreshed a moment ago
+    time.sleep(defaults.STATUS_REFRESH_S)
+    publisher.publish(coordinator)
+    assert publisher.current is not first and publisher.current.built_at > first.built_at
+    assert json.loads(publisher.current.jobs["job"])["tasks"] is None  # no page asked for it
+    publisher.want("job")  # a page asks: built at the next poll, not after the interval
+    publisher.publish(coordinator)
+    tasks = json.loads(publisher.current.jobs["job"])["tasks"]
+    assert [t["task"] for t in tasks] == ["map-00000", "map-00001", "map-00002", "reduce-00000"]
+    assert sum(len(t["attempts"]) for t in tasks) == 2  # the worker's two slots
