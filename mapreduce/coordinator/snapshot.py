@@ -2,16 +2,17 @@
 
 `status_data` is what `status --json`, `/api/status` and the STATUS reply carry: the jobs (state,
 progress, counters, start and end, error) and the workers (host, pid, slots, the attempts they
-run, last heartbeat). `job_detail` adds a job's tasks and attempts and its partition sizes
-(`/api/jobs/<id>`).
+run, last heartbeat). `/api/jobs/<id>` adds a job's tasks with their attempts, and its partition
+sizes.
 
 The loop is single-threaded and its state (the scheduler, the job records) is mutable, so the
 web server's thread never reads it. The loop calls `Publisher.publish` after each poll; at most
-every STATUS_REFRESH_S seconds, only when something changed, and never spending more than
-STATUS_BUILD_SHARE of the loop's time on it, the publisher builds the data, encodes it to JSON
-and swaps a new immutable `Snapshot` in with one reference assignment. The web thread reads
-`Publisher.current` and serves its bytes; what it asks for (a job's page) it leaves as a note
-(`want`) that the loop reads on its next publish.
+every STATUS_REFRESH_S seconds, only when something changed (or ten intervals passed: elapsed
+times move), and never spending more than STATUS_BUILD_SHARE of the loop's time on it, the
+publisher builds the data, encodes it to JSON and swaps a new immutable `Snapshot` in with one
+reference assignment. The web thread reads `Publisher.current` and serves its bytes; what it
+asks for (a job's page) it leaves as a note (`want`) that the loop reads on its next publish. A
+job's task table is built only while a page asks for it, and settled tasks' rows are reused.
 
 The publisher also keeps what the scheduler does not: when each attempt ended, why an attempt
 failed (its message and log tail), and the task tables of ended jobs (the scheduler drops them).
@@ -145,7 +146,8 @@ class Publisher:
             if when >= wanted_since
         )
         if not force and not asked:
-            if now < self._next or coordinator.changes == self._seen_changes:
+            unchanged = coordinator.changes == self._seen_changes
+            if now < self._next or (unchanged and now - self.current.built_at < _STALE_S):
                 return
         self._seen_changes = coordinator.changes
         status = status_data(coordinator, now, tuple(self._earlier))
@@ -299,6 +301,9 @@ class Publisher:
             **records,
         }
 
+
+# Even with nothing received, elapsed times and heartbeat ages move: refreshed this often anyway.
+_STALE_S = 10 * defaults.STATUS_REFRESH_S
 
 _SETTLED = frozenset(
     {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.REPLANNED}
