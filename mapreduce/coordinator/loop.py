@@ -84,7 +84,7 @@ class Coordinator:
         self.tasks_sent: dict[str, int] = {}  # worker id -> the highest TASK number sent to it
         self.sessions: dict[str, object] = {}  # worker id -> the session its READY named
         self.refused_submits: dict[str, Message] = {}  # request id -> REJECTED, oldest first
-        self.monitor = None  # a snapshot.Publisher when a status page is served (web/)
+        self.monitor: snapshot.Publisher | None = None  # when a status page is served (web/)
         self.changes = 0  # messages, outcomes and instructions so far: has anything changed?
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
