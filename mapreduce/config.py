@@ -85,7 +85,7 @@ def find_file(explicit: str | None, environ: Mapping[str, str] | None = None) ->
                 f"configuration file '{explicit}' (from --config or ${CONFIG_ENV}) does not "
                 f"exist or is not a file. Nothing was run."
             )
-        return explicit
+        return os.path.abspath(explicit)
     home = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     for candidate in (LOCAL_FILE, os.path.join(home, USER_FILE)):
         if os.path.isfile(candidate):

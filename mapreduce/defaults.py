@@ -3,7 +3,14 @@
 Those a user can change are the defaults of command-line options and of the keyword arguments
 behind them (run_job, submit_job, SchedulerSettings, MapOutputWriter), and the CLI, the library
 API and the tests override them the same way: by passing a value, never by changing this module.
-The others (block and batch sizes, back-off, the executors' GC) are fixed tuning.
+Each such option is also a setting of the configuration file and a MAPREDUCE_<SETTING> variable
+(mapreduce/config.py), which the CLI passes on the same way. The settings are: SPLIT_SIZE_BYTES
+and MIN_SPLIT_SIZE_BYTES (--split-size, --min-split-size), MAX_ATTEMPTS, MAX_LOST_ATTEMPTS,
+MAX_SKIPPED_RECORDS, HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, REQUEST_TIMEOUT_S (--timeout),
+BACKUP_MIN_RUNTIME_S (--backup-after), BACKUP_SLOWDOWN_FACTOR, SORT_BUFFER_BYTES (--sort-buffer),
+SPILL_RECORDS, FINISHED_JOBS_KEPT and ELECTION_TTL_S (--lease-ttl).
+The others (block and batch sizes, back-off, the executors' GC, journal compaction) are fixed
+tuning.
 """
 
 KiB = 1024
