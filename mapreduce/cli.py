@@ -730,15 +730,21 @@ def config_group():
     """The settings from the configuration file and the environment."""
 
 
-@config_group.command("show")
+@config_group.command(
+    "show", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
 @click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+@click.argument("command_line", nargs=-1, type=click.UNPROCESSED, metavar="[COMMAND [ARGS]...]")
 @click.pass_context
-def config_show_command(ctx, as_json):
+@reports_errors
+def config_show_command(ctx, as_json, command_line):
     """Print every setting of every command as it would be used now, and where it came from:
-    the command line, an environment variable, the configuration file, or the default."""
+    the command line, an environment variable, the configuration file, or the default.
+
+    With COMMAND (and its ARGS): only its settings, as `mapreduce COMMAND ARGS` would use them."""
     root = ctx.find_root()
     loaded = root.meta.get(CONFIG_META) or config.Loaded()
-    settings = config.effective(root, loaded)
+    settings = config.effective(root, loaded, list(command_line))
     click.echo(
         config.show_json(settings, loaded) if as_json else config.show_text(settings, loaded)
     )

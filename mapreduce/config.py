@@ -285,14 +285,27 @@ class Setting:
         return {"value": value, "source": self.source, "where": self.where}
 
 
-def effective(root: click.Context, loaded: Loaded) -> list[Setting]:
+def effective(root: click.Context, loaded: Loaded, command_line: list) -> list[Setting]:
     """Every setting's value for each command as it would run now (with no options given to
-    it), and where it came from; the group's own options as given to this invocation."""
+    it), and where it came from; the group's own options as given to this invocation. With a
+    `command_line` (COMMAND ARGS...), that command's only, as it would run with those ARGS."""
     group = root.command
     assert isinstance(group, click.Group)
+    commands = sections(group)
+    if command_line:
+        name = command_line[0]
+        if name not in commands:
+            close = difflib.get_close_matches(name, list(commands), n=1)
+            raise ConfigError(
+                f"'{name}' is not a command with settings"
+                + (f"; did you mean '{close[0]}'?" if close else ".")
+                + f" The commands are: {', '.join(sorted(commands))}."
+            )
+        commands = {name: commands[name]}
     found = _settings_in(root, "", "mapreduce", group, loaded)
-    for name, command in sections(group).items():
-        context = command.make_context(name, [], parent=root, resilient_parsing=True)
+    for name, command in commands.items():
+        args = command_line[1:] if command_line else []
+        context = command.make_context(name, args, parent=root, resilient_parsing=True)
         found += _settings_in(context, name, name, command, loaded)
     return found
 
