@@ -156,15 +156,16 @@ def job_options(command):
                 "--split-size",
                 type=SizeType(),
                 default=None,
-                help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, "
-                "smaller to keep every worker busy].",
+                help="Cut input into splits of about this size, e.g. 64MB [default: "
+                f"{size_text(defaults.SPLIT_SIZE_BYTES)}, smaller to keep every worker busy].",
             ),
             click.option(
                 "--min-split-size",
                 type=SizeType(),
                 default=defaults.MIN_SPLIT_SIZE_BYTES,
-                help="The smallest --split-size accepted [default: 64KiB]; lower it only "
-                "to get many tasks out of a tiny input (tests).",
+                help="The smallest --split-size accepted "
+                f"[default: {size_text(defaults.MIN_SPLIT_SIZE_BYTES)}]; lower it only to get "
+                "many tasks out of a tiny input (tests).",
             ),
             click.option(
                 "--max-attempts",
@@ -552,6 +553,14 @@ def coordinator_command(
     show_default=True,
     help="Time to wait for the coordinator to answer a request (seconds, or e.g. 1m).",
 )
+@click.option(
+    "--wait-for-workers",
+    type=DurationType(),
+    default=defaults.SUBMIT_WAIT_FOR_WORKERS_S,
+    show_default=True,
+    help="With no worker registered yet: time to wait for some before cutting the input into "
+    "splits for them.",
+)
 @security_options
 @reports_errors
 def submit_command(
@@ -563,6 +572,7 @@ def submit_command(
     combiner_cmd,
     reducer_cmd,
     timeout,
+    wait_for_workers,
     keys_dir,
     insecure,
     elect,
@@ -581,6 +591,7 @@ def submit_command(
         SubmitOptions(
             elect=elect,
             timeout=timeout,
+            wait_for_workers=wait_for_workers,
             keys_dir=keys_dir,
             insecure=insecure,
             **_job_option_values(shared),

@@ -8,7 +8,8 @@ Each such option is also a setting of the configuration file and a MAPREDUCE_<SE
 and MIN_SPLIT_SIZE_BYTES (--split-size, --min-split-size), MAX_ATTEMPTS, MAX_LOST_ATTEMPTS,
 MAX_SKIPPED_RECORDS, HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, REQUEST_TIMEOUT_S (--timeout),
 BACKUP_MIN_RUNTIME_S (--backup-after), BACKUP_SLOWDOWN_FACTOR, SORT_BUFFER_BYTES (--sort-buffer),
-SPILL_RECORDS, FINISHED_JOBS_KEPT and ELECTION_TTL_S (--lease-ttl).
+SPILL_RECORDS, FINISHED_JOBS_KEPT, SUBMIT_WAIT_FOR_WORKERS_S (--wait-for-workers) and
+ELECTION_TTL_S (--lease-ttl).
 The others (block and batch sizes, back-off, the executors' GC, journal compaction) are fixed
 tuning.
 """
