@@ -172,10 +172,11 @@ def test_where_the_file_is_found(isolated, tmp_path, monkeypatch):
 
 def test_config_show_prints_each_setting_and_its_source(isolated):
     (isolated / "mapreduce.yaml").write_text("coordinator:\n  backup_slowdown: 4\n")
-    result = CliRunner().invoke(
-        main, ["--log-file", "x.log", "config", "show"], env={"MAPREDUCE_LIVENESS": "6"}
+    # A real process: --log-file configures this process's logging and environment.
+    result = run_cli(
+        "--log-file", "x.log", "config", "show", env={"MAPREDUCE_LIVENESS": "6"}, cwd=isolated
     )
-    assert result.exit_code == 0, result.output
+    assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"configuration file: {isolated / 'mapreduce.yaml'}"
     assert '  log_file = "x.log"  (command line)' in lines
