@@ -14,6 +14,9 @@ from click.testing import CliRunner
 from helpers import FAST, ROOT, part_files, read_counts, read_pairs, run_cli, wordcount_reference
 from mapreduce import defaults
 from mapreduce.cli import main
+from mapreduce.config import CONFIG_ENV
+from mapreduce.logconfig import LOG_FILE_ENV
+from mapreduce.worker.pool import SECRET_ENV
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
 
@@ -249,7 +252,7 @@ def test_a_real_command_with_a_bad_file_exits_2_and_writes_nothing(isolated, tmp
 def test_every_option_is_a_setting_with_its_variable():
     """Generic over the commands' options: each has MAPREDUCE_<ITS LONG NAME>, and no two options
     of one name have different variables."""
-    seen: dict = {}
+    seen = {"--log-file": next(p.envvar for p in main.params if p.name == "log_file")}
     for name, command in main.commands.items():
         if name in ("config", "keys"):
             continue
@@ -261,6 +264,9 @@ def test_every_option_is_a_setting_with_its_variable():
             long = max((o for o in param.opts if o.startswith("--")), key=len)
             assert param.envvar == "MAPREDUCE_" + long[2:].replace("-", "_").upper()
             assert seen.setdefault(long, param.envvar) == param.envvar
+    # The variables the framework itself passes to its processes: the same meaning, or none.
+    assert seen["--log-file"] == LOG_FILE_ENV
+    assert SECRET_ENV not in seen.values() and CONFIG_ENV not in seen.values()
 
 
 def test_the_local_pool_does_not_pass_setting_variables_to_its_workers(isolated, tmp_path):
