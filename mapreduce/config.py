@@ -24,6 +24,7 @@ from typing import Any, Mapping
 import click
 
 from .errors import MapReduceError
+from .sizes import size_text
 
 ENV_PREFIX = "MAPREDUCE_"
 CONFIG_ENV = "MAPREDUCE_CONFIG"  # the --config option's own variable
@@ -279,6 +280,7 @@ class Setting:
     value: Any
     source: str  # "command line", "environment", "file" or "default"
     where: str  # the variable's name, the file (and its section), or ""
+    kind: str = ""  # the option's type's name ("size": bytes, shown with their unit)
 
     def to_json(self) -> dict:
         value = list(self.value) if isinstance(self.value, tuple) else self.value
@@ -326,7 +328,7 @@ def _settings_in(
             origin = ("file", loaded.origins.get((section, param.name), str(loaded.path)))
         else:
             origin = ("default", "")
-        found.append(Setting(label, key, ctx.params.get(param.name), *origin))
+        found.append(Setting(label, key, ctx.params.get(param.name), *origin, param.type.name))
     return found
 
 
@@ -339,7 +341,10 @@ def show_text(settings: list[Setting], loaded: Loaded) -> str:
             lines.append(f"[{section}]")
         value = list(setting.value) if isinstance(setting.value, tuple) else setting.value
         source = f"{setting.source} {setting.where}".strip()
-        lines.append(f"  {setting.key} = {json.dumps(value, default=str)}  ({source})")
+        shown = json.dumps(value, default=str)
+        if setting.kind == "size" and isinstance(value, int):
+            shown += f" ({size_text(value)})"
+        lines.append(f"  {setting.key} = {shown}  ({source})")
     return "\n".join(lines)
 
 

@@ -186,6 +186,7 @@ def test_config_show_prints_each_setting_and_its_source(isolated):
     assert f"  backup_slowdown = 4.0  (file {isolated / 'mapreduce.yaml'} (coordinator:))" in lines
     assert "  liveness = 6  (environment MAPREDUCE_LIVENESS)" in lines
     assert f"  max_attempts = {defaults.MAX_ATTEMPTS}  (default)" in lines
+    assert f"  sort_buffer = {defaults.SORT_BUFFER_BYTES} (64 MiB)  (default)" in lines
     sections = [line for line in lines if line.startswith("[")]
     assert sections == ["[mapreduce]", "[run]", "[coordinator]", "[submit]", "[status]", "[worker]"]
 
@@ -237,6 +238,8 @@ def test_a_bad_environment_value_or_missing_file_is_a_usage_error(isolated, tmp_
     result = CliRunner().invoke(main, args, env={"MAPREDUCE_CONFIG": str(broken)})
     assert result.exit_code == 2 and "line 2: not valid JSON" in result.stderr
     assert not out.exists()
+    typo = CliRunner().invoke(main, ["config", "show", "rn"])
+    assert typo.exit_code == 2 and "did you mean 'run'?" in typo.stderr
 
 
 def test_a_real_command_with_a_bad_file_exits_2_and_writes_nothing(isolated, tmp_path):
