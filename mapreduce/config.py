@@ -165,7 +165,17 @@ def load(group: click.Group, path: str | None) -> Loaded:
             for name, item in value.items():
                 name = str(name)
                 if name not in accepted:
-                    raise _unknown(path, f"{key}.{name}", name, accepted, f"under '{key}:'")
+                    elsewhere = [n for n, c in commands.items() if name in settings_of(c)]
+                    raise _unknown(
+                        path,
+                        f"{key}.{name}",
+                        name,
+                        accepted,
+                        f"under '{key}:'",
+                        f" ('{name}' is a setting of {', '.join(elsewhere)}, not of {key})"
+                        if elsewhere
+                        else "",
+                    )
                 param = accepted[name]
                 section = loaded.default_map.setdefault(key, {})
                 section[param.name] = _checked(path, f"{key}.{name}", param, item, commands[key])
@@ -189,11 +199,13 @@ def load(group: click.Group, path: str | None) -> Loaded:
     return loaded
 
 
-def _unknown(path: str, where: str, key: str, accepted, scope: str) -> ConfigError:
+def _unknown(
+    path: str, where: str, key: str, accepted, scope: str, elsewhere: str = ""
+) -> ConfigError:
     close = difflib.get_close_matches(key, list(accepted), n=1)
     hint = f"; did you mean '{close[0]}'?" if close else "."
     return ConfigError(
-        f"configuration file '{path}': unknown key '{where}'{hint} The keys accepted {scope} "
+        f"configuration file '{path}': unknown key '{where}'{elsewhere}{hint} The keys accepted {scope} "
         f"are: {', '.join(sorted(accepted))}. Nothing was run."
     )
 

@@ -199,6 +199,12 @@ def test_config_show_prints_each_setting_and_its_source(isolated):
             ["unknown key 'run.wrokers'", "did you mean 'workers'?", "under 'run:'", "reducers"],
         ),
         ("reducer: 2\n", ["unknown key 'reducer'", "did you mean 'reducers'?", "coordinator"]),
+        (
+            "run:\n  finished_jobs_kept: 5\n",
+            [
+                "'run.finished_jobs_kept' ('finished_jobs_kept' is a setting of coordinator, not of run)"
+            ],
+        ),
         ("run:\n  workers: four\n", ["'run.workers'", "'four'", "--workers"]),
         ("run:\n  workers: 2.5\n", ["'run.workers'", "whole number"]),
         ("run:\n  overwrite: 1\n", ["'run.overwrite'", "true or false"]),
