@@ -455,7 +455,7 @@ def run_command(
 @verbose_option
 @click.option(
     "--bind",
-    default="tcp://127.0.0.1:5555",
+    default=defaults.COORDINATOR_BIND,
     show_default=True,
     help="Address to listen on for workers and clients.",
 )
@@ -668,7 +668,7 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
-    default=1,
+    default=defaults.WORKER_PROCESSES,
     show_default=True,
     help="Tasks this worker runs at once (one executor process each).",
 )

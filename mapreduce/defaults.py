@@ -34,6 +34,8 @@ REPLAN_AFTER_LOST_ATTEMPTS = (
 # `submit` to a coordinator without workers waits up to this long for some to register (workers
 # started with it are still starting), so its splits are planned for the workers that come.
 SUBMIT_WAIT_FOR_WORKERS_S = 3.0
+COORDINATOR_BIND = "tcp://127.0.0.1:5555"  # `mapreduce coordinator` listens here (loopback)
+WORKER_PROCESSES = 1  # task slots of a `mapreduce worker` (one executor process each)
 REQUEST_TIMEOUT_S = 5.0  # `submit` and `status` wait this long for the coordinator to answer
 
 HEARTBEAT_INTERVAL_S = 1.0  # both directions; any message counts as a heartbeat
