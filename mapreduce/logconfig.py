@@ -16,7 +16,6 @@ from .logformat import JsonFormatter
 
 LOG_FILE_ENV = "MAPREDUCE_LOG_FILE"
 LOG_FORMAT_ENV = "MAPREDUCE_LOG_FORMAT"
-LOG_FORMATS = ("text", "json")
 LOG_FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
 
 
@@ -26,10 +25,12 @@ def configure_logging(
     """Framework logs to stderr, or to --log-file (inherited by `run`'s worker processes)."""
     level = logging.WARNING - 10 * min(verbose, 2)
     log_file = log_file or os.environ.get(LOG_FILE_ENV)
-    if log_format in (None, "text") and os.environ.get(LOG_FORMAT_ENV) in LOG_FORMATS:
-        log_format = os.environ[LOG_FORMAT_ENV]  # a worker process of `run --log-format json`
+    # None: a worker process of `run`, which logs as its parent does.
+    log_format = log_format or os.environ.get(LOG_FORMAT_ENV) or "text"
     if log_format == "json":
         os.environ[LOG_FORMAT_ENV] = log_format
+    else:
+        os.environ.pop(LOG_FORMAT_ENV, None)
     if log_file:
         os.environ[LOG_FILE_ENV] = os.path.abspath(log_file)
         logging.basicConfig(level=level, format=LOG_FORMAT, filename=os.environ[LOG_FILE_ENV])

@@ -61,6 +61,7 @@ def serve(
     elect: str | None = None,
     advertise: str | None = None,
     lease_ttl: float = defaults.ELECTION_TTL_S,
+    finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
     status_page=None,
 ) -> int:
     """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM. Every accepted change is in
@@ -90,7 +91,9 @@ def serve(
         )
     work_dir = check_work_dir(work_dir or default_work_dir(bind))
     if not elect:
-        coordinator = start(bind, work_dir, settings, keys_dir, open_journal(work_dir))
+        coordinator = start(
+            bind, work_dir, settings, keys_dir, open_journal(work_dir), kept=finished_jobs_kept
+        )
         coordinator.monitor = status_page and status_page.publisher
         announce(coordinator, keys_dir, work_dir)
         return run(coordinator, stopping)
@@ -113,7 +116,9 @@ def serve(
             break
         try:
             journal = open_journal(work_dir, leadership.term, leadership.check)
-            coordinator = start(bind, work_dir, settings, keys_dir, journal, leadership)
+            coordinator = start(
+                bind, work_dir, settings, keys_dir, journal, leadership, kept=finished_jobs_kept
+            )
             coordinator.monitor = status_page and status_page.publisher
         except LeadershipLost as exc:
             log.warning("%s", exc)
@@ -145,7 +150,9 @@ def published_address(bind: str) -> str:
     return bind
 
 
-def start(bind, work_dir, settings, keys_dir, journal, leadership=None) -> Coordinator:
+def start(
+    bind, work_dir, settings, keys_dir, journal, leadership=None, kept=defaults.FINISHED_JOBS_KEPT
+) -> Coordinator:
     try:
         return Coordinator(
             bind,
@@ -154,6 +161,7 @@ def start(bind, work_dir, settings, keys_dir, journal, leadership=None) -> Coord
             keys_dir=keys_dir,
             journal=journal,
             leadership=leadership,
+            finished_jobs_kept=kept,
         )
     except zmq.ZMQError as exc:
         journal.abandon() if leadership is not None else journal.close()
