@@ -65,6 +65,22 @@ def heartbeat_options(command):
     return command
 
 
+def http_options(help_http: str):
+    """--http and --http-token: the live status page, its JSON API and /metrics."""
+
+    def decorate(command):
+        command = click.option(
+            "--http-token",
+            default=None,
+            metavar="TOKEN",
+            help="Require this token (?token=TOKEN or 'Authorization: Bearer TOKEN') for the "
+            "status data and /metrics; needed to serve them on a non-loopback address.",
+        )(command)
+        return click.option("--http", default=None, metavar="[HOST:]PORT", help=help_http)(command)
+
+    return decorate
+
+
 def scheduler_options(command):
     """The coordinator's tunables `run` (its embedded coordinator) and `coordinator` share."""
     command = click.option(
@@ -341,10 +357,18 @@ CONFIG_META = "mapreduce.config"  # the root context's Loaded configuration, for
     default=None,
     help="Write the framework's log records (coordinator, workers) to this file.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or one JSON object per line (time, level, logger, job, task, "
+    "attempt, worker, message).",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="mapreduce")
-def main(verbose, log_file):
+def main(verbose, log_file, log_format):
     """MapReduce jobs written as plain Python modules, run on worker processes over ZeroMQ."""
-    configure_logging(verbose, log_file)
+    configure_logging(verbose, log_file, log_format)
 
 
 def _job_option_values(values: dict) -> dict:
@@ -406,6 +430,10 @@ def _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd):
 )
 @scheduler_options
 @heartbeat_options
+@http_options(
+    "Serve a live status page (jobs, tasks, workers), /api/status and /metrics on this port "
+    "(loopback) while the run lasts, e.g. --http 4040."
+)
 @reports_errors
 def run_command(
     job,
@@ -421,6 +449,8 @@ def run_command(
     backup_slowdown,
     heartbeat_interval,
     liveness,
+    http,
+    http_token,
     **shared,
 ):
     """Run JOB over INPUT files, directories or globs on this machine.
@@ -446,6 +476,8 @@ def run_command(
             backup_slowdown=backup_slowdown,
             heartbeat_interval=heartbeat_interval,
             liveness=liveness,
+            http=http,
+            http_token=http_token,
             **_job_option_values(shared),
         ),
     )
@@ -501,6 +533,10 @@ def run_command(
 @scheduler_options
 @heartbeat_options
 @security_options
+@http_options(
+    "Serve a live status page (jobs, tasks, workers), /api/status, /api/jobs/ID and /metrics "
+    "on HOST:PORT, e.g. 127.0.0.1:8080; a non-loopback HOST needs --http-token."
+)
 @reports_errors
 def coordinator_command(
     bind,
@@ -515,13 +551,17 @@ def coordinator_command(
     liveness,
     keys_dir,
     insecure,
+    http,
+    http_token,
 ):
     """Run a coordinator that accepts jobs from `mapreduce submit` and hands tasks to workers."""
     from .coordinator import serve
     from .scheduler import SchedulerSettings
+    from .web import serve_status
 
-    sys.exit(
-        serve(
+    status_page = serve_status(http, http_token, "coordinator")
+    try:
+        code = serve(
             bind,
             work_dir,
             SchedulerSettings(
@@ -536,8 +576,12 @@ def coordinator_command(
             advertise=advertise,
             lease_ttl=lease_ttl,
             finished_jobs_kept=finished_jobs_kept,
+            status_page=status_page,
         )
-    )
+    finally:
+        if status_page is not None:
+            status_page.close()
+    sys.exit(code)
 
 
 @main.command("submit")
@@ -639,8 +683,11 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
             f"  {job['job']}  {job['status']:<9}  {job['name']}  {tasks}  "
             f"failed {p['failed']} lost {p['lost']}  {p['elapsed']:.1f}s  -> {job['output']}"
         )
+        click.echo(f"      {_times(job)}")
         for line in counter_lines(job.get("counters") or {}) + skew_lines(p.get("skew")):
             click.echo(f"      {line}")
+        for number, line in enumerate((job.get("error") or "").splitlines()):
+            click.echo(f"      {'error: ' if number == 0 else '  '}{line}".rstrip())
     click.echo(f"workers ({len(status['workers'])}):")
     for w in status["workers"]:
         click.echo(
@@ -648,6 +695,17 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
             f"{w['capacity']}  tasks done {w['tasks_done']}  last heartbeat "
             f"{w['last_heartbeat_s']:.1f}s ago"
         )
+
+
+def _times(job: dict) -> str:
+    """When a job started and ended, in local time, for `status`."""
+    import time
+
+    def shown(when) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+    started = f"started {shown(job['submitted_at'])}" if job.get("submitted_at") else "started ?"
+    return started + (f", ended {shown(job['finished_at'])}" if job.get("finished_at") else "")
 
 
 @main.command("worker")

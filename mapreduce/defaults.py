@@ -83,3 +83,11 @@ FINISHED_JOBS_KEPT = 100  # finished jobs a coordinator remembers for `status`
 JOURNAL_COMPACT_RECORDS = 200_000  # a coordinator's journal is compacted after this many appends
 JOURNAL_COMPACT_OBJECTS = 500  # ...or, on an object store, after this many batch objects
 ELECTION_TTL_S = 3  # a leading coordinator's etcd lease; a standby takes over this long after
+
+# The status page and /metrics (mapreduce/coordinator/snapshot.py, mapreduce/web): the loop
+# rebuilds what they serve at most this often (seconds), and only when something changed; never
+# spending more than STATUS_BUILD_SHARE of its time on it (a huge job is refreshed less often).
+STATUS_REFRESH_S = 0.5
+STATUS_BUILD_SHARE = 0.1
+STATUS_DETAIL_WANTED_S = 30.0  # a job's task table is kept fresh this long after a page asked
+STATUS_LOG_TAIL_CHARS = 2000  # of a failed attempt's log, shown on its job's page

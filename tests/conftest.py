@@ -18,6 +18,12 @@ def pytest_addoption(parser):
         help="Run as on a machine without a C compiler: mapreduce._speedups cannot "
         "be imported, so the shuffle uses its Python counting loop.",
     )
+    parser.addoption(
+        "--update-screenshot",
+        action="store_true",
+        help="The browser test also saves its screenshot of the status page as "
+        "docs/status-page.png (the README's).",
+    )
 
 
 def pytest_configure(config):

@@ -62,6 +62,7 @@ def serve(
     advertise: str | None = None,
     lease_ttl: float = defaults.ELECTION_TTL_S,
     finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
+    status_page=None,
 ) -> int:
     """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM. Every accepted change is in
     the journal under the work directory: jobs still running when it stops (or crashes)
@@ -70,7 +71,9 @@ def serve(
     With `elect` (etcd://HOST:PORT[/NAME]): stand by, not bound, until this coordinator wins the
     election; then replay the journal and serve under the term it won. If it loses the
     leadership (its lease expired: it was paused, or cut off from etcd), it stops at once,
-    writing and committing nothing more, and stands by again."""
+    writing and committing nothing more, and stands by again.
+
+    `status_page` (a web.StatusServer) shows whichever coordinator this process runs."""
     security.require_keys_for(bind, keys_dir, insecure, "coordinator")
     stopping: list = []
     handler = lambda signum, frame: stopping.append(signum)  # noqa: E731
@@ -91,6 +94,7 @@ def serve(
         coordinator = start(
             bind, work_dir, settings, keys_dir, open_journal(work_dir), kept=finished_jobs_kept
         )
+        coordinator.monitor = status_page and status_page.publisher
         announce(coordinator, keys_dir, work_dir)
         return run(coordinator, stopping)
     election = Election(elect, lease_ttl)
@@ -115,6 +119,7 @@ def serve(
             coordinator = start(
                 bind, work_dir, settings, keys_dir, journal, leadership, kept=finished_jobs_kept
             )
+            coordinator.monitor = status_page and status_page.publisher
         except LeadershipLost as exc:
             log.warning("%s", exc)
             continue

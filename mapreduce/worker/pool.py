@@ -3,7 +3,8 @@
 Each is an ordinary worker (`python -m mapreduce.worker`) connecting over ZeroMQ, exactly what a
 cluster runs; the pool only supervises processes. They inherit the environment and working
 directory, except the user's MAPREDUCE_<SETTING> variables (those set the parent command's
-options, which pass on what workers need as options), get the run's secret in SECRET_ENV, die with their parent (PR_SET_PDEATHSIG, plus a
+options, which pass on what workers need as options; the log file's and format's excepted: workers log
+where and as their parent does), get the run's secret in SECRET_ENV, die with their parent (PR_SET_PDEATHSIG, plus a
 parent-pid check), and are killed in `stop()`.
 """
 
@@ -16,7 +17,7 @@ import sys
 import time
 
 from mapreduce.errors import MapReduceError
-from mapreduce.logconfig import LOG_FILE_ENV
+from mapreduce.logconfig import LOG_FILE_ENV, LOG_FORMAT_ENV
 from mapreduce.worker.lifetime import die_with_parent
 
 SECRET_ENV = "MAPREDUCE_SECRET"  # the per-run secret (hex) a worker authenticates frames with
@@ -54,7 +55,7 @@ class LocalPool:
         env = {
             name: value
             for name, value in os.environ.items()
-            if not name.startswith("MAPREDUCE_") or name == LOG_FILE_ENV
+            if not name.startswith("MAPREDUCE_") or name in (LOG_FILE_ENV, LOG_FORMAT_ENV)
         }
         if self.secret:
             env[SECRET_ENV] = self.secret.hex()
