@@ -340,8 +340,19 @@ def _settings_in(
             origin = ("file", loaded.origins.get((section, param.name), str(loaded.path)))
         else:
             origin = ("default", "")
-        found.append(Setting(label, key, ctx.params.get(param.name), *origin, param.type.name))
+        value = ctx.params.get(param.name)
+        if is_secret(key) and value:  # shown to say it is set, never what it is
+            value = HIDDEN
+        found.append(Setting(label, key, value, *origin, param.type.name))
     return found
+
+
+HIDDEN = "(set, not shown)"
+
+
+def is_secret(key: str) -> bool:
+    """A setting whose value `config show` must not print (a token or password)."""
+    return key.endswith(("token", "secret", "password"))
 
 
 def show_text(settings: list[Setting], loaded: Loaded) -> str:

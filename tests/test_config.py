@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from helpers import FAST, ROOT, part_files, read_counts, run_cli, wordcount_reference
-from mapreduce import defaults
+from mapreduce import config, defaults
 from mapreduce.cli import main
 from mapreduce.config import CONFIG_ENV
 from mapreduce.logconfig import LOG_FILE_ENV
@@ -189,6 +189,15 @@ def test_config_show_prints_each_setting_and_its_source(isolated):
     assert f"  sort_buffer = {defaults.SORT_BUFFER_BYTES} (64 MiB)  (default)" in lines
     sections = [line for line in lines if line.startswith("[")]
     assert sections == ["[mapreduce]", "[run]", "[coordinator]", "[submit]", "[status]", "[worker]"]
+
+
+def test_config_show_says_a_token_is_set_without_printing_it(isolated):
+    (isolated / "mapreduce.yaml").write_text("coordinator:\n  http_token: s3cr3t-value\n")
+    result = run_cli("config", "show", "--json", cwd=isolated)
+    assert result.returncode == 0, result.stderr
+    assert "s3cr3t-value" not in result.stdout
+    shown = json.loads(result.stdout)["sections"]["coordinator"]["http_token"]
+    assert shown["value"] == config.HIDDEN and shown["source"] == "file"
 
 
 @pytest.mark.parametrize(
