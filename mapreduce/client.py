@@ -83,10 +83,10 @@ class CoordinatorClient:
         # One address, a comma-separated list (tried in turn until one answers: standbys do
         # not listen), or the leader of an election, looked up again after every silence.
         self.addresses = Addresses(address, elect)
-        for one in self.addresses.all_static():
-            security.require_keys_for(one, keys_dir, insecure, "client")
         self.insecure = insecure
-        self.keys_dir = keys_dir
+        self.given_keys = keys_dir  # an elected leader elsewhere needs keys given, not ours
+        # With no keys given: this user's own key set, or none at all with --insecure.
+        self.keys_dir = security.keys_for(keys_dir, insecure, self.addresses.all_static(), "client")
         self.address = self.addresses.describe()
         self.timeout = timeout
         self.secret = secret
@@ -110,7 +110,7 @@ class CoordinatorClient:
         if address is None:  # no leader elected yet: this request goes nowhere, and is retried
             address = "inproc://no-leader-yet"
         elif self.addresses.election is not None:
-            security.require_keys_for(address, self.keys_dir, self.insecure, "client")
+            security.require_keys_for(address, self.given_keys, self.insecure, "client")
             self.address = address
         try:
             socket.connect(address)
@@ -192,22 +192,26 @@ class CoordinatorClient:
         if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             return (
                 f"{head}: this client's key ({self.keys_dir}/client.key) is not among the keys "
-                f"it allows. Add that .key file to the coordinator's KEYS/authorized/ "
-                f"directory (it is read again at once), or pass --keys with a directory holding "
-                f"an allowed client key."
+                f"it allows (it was started by another user, or with another key set). Its "
+                f"operator can allow this key: `mapreduce keys authorize --role client "
+                f"{self.keys_dir}/client.key` (with --keys THEIR_KEYS if it uses --keys; it is "
+                f"read again at once); or pass --keys with a key set holding an allowed client "
+                f"key."
             )
         if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and not self.keys_dir:
             return (
-                f"{head}: it uses CURVE keys (it was started with --keys) and this client has "
-                f"none. A coordinator using keys silently drops clients without the right key; "
-                f"pass --keys KEYS, the directory from `mapreduce keys generate` that holds "
-                f"client.key, client.key_secret and the coordinator's coordinator.key."
+                f"{head}: it uses CURVE keys and this client has none (--insecure). A "
+                f"coordinator using keys silently drops clients without the right key; leave "
+                f"out --insecure to use your own key set (the one `mapreduce coordinator` uses "
+                f"when it is given no --keys), or pass --keys KEYS, the directory from "
+                f"`mapreduce keys generate` that holds client.key, client.key_secret and the "
+                f"coordinator's coordinator.key."
             )
         if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
             return (
-                f"{head}: this client uses CURVE keys (--keys) but the coordinator does not (it "
-                f"was started without --keys). Leave out --keys, or start the coordinator with "
-                f"--keys."
+                f"{head}: this client uses CURVE keys ({self.keys_dir}) but the coordinator "
+                f"does not (it was started with --insecure). Pass --insecure too, or start the "
+                f"coordinator without it."
             )
         return (
             f"{head} (ZeroMQ protocol error {value:#x}). Check that both sides use the same keys."
@@ -219,15 +223,18 @@ class CoordinatorClient:
             return (
                 f"{head} Every encrypted handshake with it broke off, which is what happens "
                 f"when {self.keys_dir}/coordinator.key is not the public key of the coordinator "
-                f"at that address: copy that coordinator's coordinator.key into {self.keys_dir}."
+                f"at that address (it was started by another user, or with another key set). "
+                f"To share a coordinator: copy its coordinator.key into a key set of yours and "
+                f"have its operator allow your client.key (`mapreduce keys authorize --role "
+                f"client FILE`), then pass --keys with that key set."
             )
         keys = (
-            "Does it accept this client's key (its KEYS/authorized/ must hold "
+            "Does it accept this client's key (its KEYS/authorized/clients/ must hold "
             f"{self.keys_dir}/client.key)?"
             if self.keys_dir
-            else "A coordinator that uses CURVE keys (--keys) silently drops a client without the "
-            "right key: if it does, pass --keys KEYS, the directory from `mapreduce keys "
-            "generate`."
+            else "A coordinator that uses keys (all do unless started with --insecure) "
+            "silently drops a client without the right key: leave out --insecure, or pass "
+            "--keys KEYS, the directory from `mapreduce keys generate`."
         )
         return (
             f"{head} Is `mapreduce coordinator --bind ...` running there, and is the address "
@@ -256,7 +263,10 @@ class CoordinatorClient:
         return reply.header
 
     def status(self) -> dict:
-        return self.request(protocol.STATUS, {}).header
+        reply = self.request(protocol.STATUS, {})
+        if reply.command == protocol.REJECTED:  # e.g. this key may not read status (its role)
+            raise MapReduceError(reply.header.get("error") or "the coordinator refused")
+        return reply.header
 
 
 @dataclass

@@ -45,7 +45,7 @@ from . import journal as journal_records
 from .committer import CleanedUp, CommitFailed, Committed, Committer, Published, PublishFailed
 from .jobs import JobRecord, JobStatus, answer_client, task_header
 from .journal import Journal
-from .submission import JobSubmission
+from .submission import JobSubmission, check_allowed_paths
 
 log = logging.getLogger("mapreduce.coordinator")
 
@@ -64,8 +64,12 @@ class Coordinator:
         finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
         journal: Journal | None = None,
         leadership=None,
+        allowed_paths: tuple = (),
     ):
-        self.leadership = leadership  # election.Leadership of an elected leader, else None
+        self.leadership = leadership
+        self.allowed_paths = list(
+            allowed_paths
+        )  # --allow-path: jobs' inputs and outputs only here  # election.Leadership of an elected leader, else None
         self.settings = settings or SchedulerSettings()
         self.scheduler = Scheduler(self.settings)
         self.secret = secret
@@ -113,6 +117,7 @@ class Coordinator:
             for record in self.jobs.values():
                 if record.request == request:
                     return record.id
+        check_allowed_paths(submission, self.allowed_paths)
         commit.check_job_paths(
             submission.input_paths(),
             submission.output_dir,
@@ -216,10 +221,12 @@ class Coordinator:
         if self.socket in events:
             while True:
                 try:
-                    frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                    frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
-                self._receive(frames)
+                # With keys, ZAP named the sender's roles: they decide what it may send.
+                roles = security.sender_role(frames[-1]) if self.security else None
+                self._receive([frame.bytes for frame in frames], roles)
         self._take_outcomes()
         now = self._listened_at = time.monotonic()
         before = set(self.scheduler.workers)
@@ -291,7 +298,7 @@ class Coordinator:
 
     # ---- messages in ----------------------------------------------------------------------------
 
-    def _receive(self, frames: list) -> None:
+    def _receive(self, frames: list, roles: str | None = None) -> None:
         if len(frames) < 2:
             return
         route, body = frames[0], frames[1:]
@@ -301,6 +308,9 @@ class Coordinator:
             log.warning("dropped a message from peer %s: %s", _peer_name(route), exc)
             return
         if message is None:
+            return
+        if not security.may_send(roles, message.command):
+            self._refuse_role(route, message, roles or "")
             return
         try:
             self._dispatch_message(route, message, time.monotonic())
@@ -312,6 +322,19 @@ class Coordinator:
                 _peer_name(route),
                 exc,
             )
+
+    def _refuse_role(self, route: bytes, message: Message, roles: str) -> None:
+        """A peer whose key's role does not allow what it sent: a client command is answered
+        REJECTED, a READY with REFUSE (the worker stops), anything else dropped."""
+        reason = security.role_refusal(roles, message.command)
+        log.warning(
+            "refused a %r message from peer %s: %s", message.command, _peer_name(route), reason
+        )
+        if message.command in protocol.CLIENT_COMMANDS:
+            request = message.header.get("request")
+            self._send(route, protocol.REJECTED, {"request": request, "error": reason})
+        elif message.command == protocol.READY:
+            self._send(route, protocol.REFUSE, {"reason": reason})
 
     def _dispatch_message(self, route: bytes, message: Message, now: float) -> None:
         if message.command in protocol.CLIENT_COMMANDS:

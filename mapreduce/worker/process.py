@@ -68,13 +68,16 @@ class Worker:
         parent_pid: int | None = None,
         worker_id: str | None = None,
         keys_dir: str | None = None,
+        keys_required: bool | None = None,
         insecure: bool = False,
     ):
         self.insecure = insecure
         # One address, a comma-separated list (each tried in turn), or the elected leader.
         self.addresses = Addresses(connect, elect)
         self.connect = self.addresses.describe()
-        self.keys_required = not keys_dir
+        # An address found later (an election's leader) that is not loopback needs keys given
+        # (this user's own key set, used when none are given, is one machine's).
+        self.keys_required = not keys_dir if keys_required is None else keys_required
         self.capacity = max(1, capacity)
         self.secret = secret
         self.interval = heartbeat_interval
