@@ -126,7 +126,7 @@ def ensure_keys(directory: str) -> str:
         _write_key_set(staging)
         try:
             os.rename(staging, directory)
-            log.warning(
+            log.info(
                 "created this user's key set in %s (used when --keys is not given)", directory
             )
         except OSError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,18 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     if config.getoption("--without-speedups"):
         sys.modules["mapreduce._speedups"] = None  # makes `import mapreduce._speedups` fail
+
+
+@pytest.fixture(autouse=True)
+def private_user_dirs(tmp_path_factory, monkeypatch):
+    """Every test, and every process it starts, has its own XDG config and state directories:
+    the per-user key set (made on first use when no --keys is given) and the coordinator's
+    default work directory live there, never in the real user's home. Processes of one test
+    share them, so its coordinator, workers and clients use one key set, as one user's would."""
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    if "XDG_STATE_HOME" not in os.environ:
+        monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import zmq
 
 from helpers import ROOT, read_counts, run_cli, small_splits, wordcount_reference
 from mapreduce import protocol
-from mapreduce.security import is_local_address
+from mapreduce.security import default_keys_dir, is_local_address, secure_client
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
 
@@ -40,7 +40,8 @@ def test_only_workers_with_allowed_keys_get_tasks(cluster, keys, corpus, tmp_pat
     good, other = keys
     cluster.start_coordinator(None, "--keys", good)
     authorised = cluster.start_worker(1, "--keys", good)
-    no_keys = cluster.start_worker(1)
+    no_keys = cluster.start_worker(1, "--insecure")
+    own_keys = cluster.start_worker(1)  # this user's own key set: another coordinator key
     unlisted = cluster.start_worker(
         1, "--keys", key_mix(tmp_path, "unlisted", pair_from=other, coordinator_from=good)
     )
@@ -57,7 +58,7 @@ def test_only_workers_with_allowed_keys_get_tasks(cluster, keys, corpus, tmp_pat
     assert read_counts(out) == wordcount_reference(corpus)
     workers = cluster.status("--keys", good)["workers"]
     assert [w["pid"] for w in workers] == [authorised.pid]
-    for intruder in (no_keys, unlisted, wrong_server):
+    for intruder in (no_keys, own_keys, unlisted, wrong_server):
         assert intruder.poll() is None  # still trying, never served
     coordinator_log = cluster.logs[0].read_text()
     assert "refused a connection from 127.0.0.1" in coordinator_log
@@ -71,11 +72,13 @@ def test_a_client_the_coordinator_refuses_is_told_why_and_the_coordinator_logs_i
     cluster.start_worker(1, "--keys", good)
     stranger = key_mix(tmp_path, "stranger", pair_from=other, coordinator_from=good)
     refusals = {
-        (): "refused this client's handshake: it uses CURVE keys (it was started with --keys) and "
-        "this client has none. A coordinator using keys silently drops clients without the "
-        "right key; pass --keys KEYS",
+        ("--insecure",): "refused this client's handshake: it uses CURVE keys and this client "
+        "has none (--insecure). A coordinator using keys silently drops clients without the "
+        "right key; leave out --insecure to use your own key set",
         ("--keys", stranger): f"refused this client's handshake: this client's key "
-        f"({stranger}/client.key) is not among the keys it allows",
+        f"({stranger}/client.key) is not among the keys it allows (it was started by another "
+        f"user, or with another key set). Its operator can allow this key: `mapreduce keys "
+        f"authorize --role client {stranger}/client.key`",
     }
     for args in (
         ["status", "--coordinator", cluster.address],
@@ -85,9 +88,8 @@ def test_a_client_the_coordinator_refuses_is_told_why_and_the_coordinator_logs_i
             started = time.monotonic()
             result = run_cli(*args, *extra, "--timeout", "30", timeout=60)
             assert result.returncode == 1
-            assert result.stderr.startswith(
-                f"mapreduce: error: the coordinator at {cluster.address} "
-            )
+            error = result.stderr[result.stderr.find("mapreduce: error: ") :]
+            assert error.startswith(f"mapreduce: error: the coordinator at {cluster.address} ")
             assert message in result.stderr, result.stderr
             assert time.monotonic() - started < 15  # told at once, not after the timeout
     assert not (tmp_path / "o").exists()
@@ -136,15 +138,25 @@ def test_no_answer_says_that_a_coordinator_with_keys_drops_clients_without_them(
     with socket.socket() as probe:  # a free port, with nothing listening on it
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = run_cli(
-        "status", "--coordinator", f"tcp://127.0.0.1:{port}", "--timeout", "0.5", timeout=30
+    address = f"tcp://127.0.0.1:{port}"
+    head = (
+        f"mapreduce: error: no answer from a coordinator at {address} within 0.5 s. Is "
+        f"`mapreduce coordinator --bind ...` running there, and is the address right? "
     )
+    result = run_cli("status", "--coordinator", address, "--timeout", "0.5", timeout=30)
     assert result.returncode == 1
     assert result.stderr == (
-        f"mapreduce: error: no answer from a coordinator at tcp://127.0.0.1:{port} within 0.5 s. Is "
-        f"`mapreduce coordinator --bind ...` running there, and is the address right? A coordinator "
-        f"that uses CURVE keys (--keys) silently drops a client without the right key: if it does, "
-        f"pass --keys KEYS, the directory from `mapreduce keys generate`.\n"
+        f"{head}Does it accept this client's key (its KEYS/authorized/clients/ must hold "
+        f"{default_keys_dir()}/client.key)?\n"
+    )
+    result = run_cli(
+        "status", "--coordinator", address, "--timeout", "0.5", "--insecure", timeout=30
+    )
+    assert result.returncode == 1
+    assert result.stderr.endswith(
+        f"{head}A coordinator that uses keys (all do unless started with --insecure) silently "
+        f"drops a client without the right key: leave out --insecure, or pass --keys KEYS, the "
+        f"directory from `mapreduce keys generate`.\n"
     )
 
 
@@ -155,6 +167,7 @@ def test_garbage_and_oversized_frames_leave_the_coordinator_serving(cluster, cor
     context = zmq.Context()
     raw = context.socket(zmq.DEALER)
     raw.setsockopt(zmq.LINGER, 0)
+    secure_client(raw, default_keys_dir(), "client")  # an allowed peer: its garbage gets in
     try:
         raw.connect(cluster.address)
         for frames in (
@@ -214,6 +227,7 @@ def test_malformed_reports_from_a_registered_worker_are_dropped(cluster, corpus,
     context = zmq.Context()
     fake = context.socket(zmq.DEALER)
     fake.setsockopt(zmq.LINGER, 0)
+    secure_client(fake, default_keys_dir(), "worker")
     try:
         fake.connect(cluster.address)
         fake.send_multipart(
@@ -267,15 +281,21 @@ def test_keys_added_to_or_removed_from_the_allow_list_apply_without_a_restart(
     worker = cluster.start_worker(1, "--keys", newcomer)
     time.sleep(1.0)
     assert cluster.status("--keys", good)["workers"] == []  # not allowed yet
-    shutil.copy(other / "worker.key", good / "authorized" / "newcomer-worker.key")
-    shutil.copy(other / "client.key", good / "authorized" / "newcomer-client.key")
+    shutil.copy(other / "worker.key", tmp_path / "newcomer-worker.key")
+    shutil.copy(other / "client.key", tmp_path / "newcomer-client.key")
+    for role in ("worker", "client"):
+        added = run_cli(
+            "keys", "authorize", "--keys", good, "--role", role, tmp_path / f"newcomer-{role}.key"
+        )
+        assert added.returncode == 0, added.stderr
+        assert added.stdout == f"{good}/authorized/{role}s/newcomer-{role}.key\n"
     status = cluster.wait_for_workers(1, 30, "--keys", good)  # it retries and is let in
     assert [w["pid"] for w in status["workers"]] == [worker.pid]
     allowed = run_cli(
         "status", "--coordinator", cluster.address, "--keys", newcomer, "--timeout", "3", timeout=30
     )
     assert allowed.returncode == 0, allowed.stderr
-    (good / "authorized" / "newcomer-client.key").unlink()  # revoked: refused from now on
+    (good / "authorized" / "clients" / "newcomer-client.key").unlink()  # revoked from now on
     refused = run_cli(
         "status",
         "--coordinator",
