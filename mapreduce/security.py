@@ -31,6 +31,7 @@ still accepted, in both roles (as they were), with a warning that says how to sp
 from __future__ import annotations
 
 import errno
+import hashlib
 import ipaddress
 import logging
 import os
@@ -126,9 +127,7 @@ def ensure_keys(directory: str) -> str:
         _write_key_set(staging)
         try:
             os.rename(staging, directory)
-            log.info(
-                "created this user's key set in %s (used when --keys is not given)", directory
-            )
+            log.info("created this user's key set in %s (used when --keys is not given)", directory)
         except OSError as exc:
             if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                 raise
@@ -153,19 +152,17 @@ def authorize_key(directory: str, role: str, public_key_file: str) -> str:
         )
     allowed = os.path.join(directory, AUTHORIZED, ROLE_DIRS[role])
     os.makedirs(allowed, mode=0o700, exist_ok=True)
-    name = os.path.basename(public_key_file)
-    if not name.endswith(".key"):
-        name += ".key"
-    target = os.path.join(allowed, name)
-    if os.path.exists(target):
+    stem = os.path.basename(public_key_file).removesuffix(".key")
+    # Under its own name; when that is taken by another key (every worker's is worker.key), under
+    # its name and a digest of the key, so that authorizing the same key again changes nothing.
+    for name in (stem, f"{stem}-{hashlib.sha256(public).hexdigest()[:12]}"):
+        target = os.path.join(allowed, f"{name}.key")
+        if not os.path.exists(target):
+            shutil.copy(public_key_file, target)
+            return target
         if _load(target, want_secret=False)[0] == public:
             return target
-        raise KeysError(
-            f"'{target}' already allows another key. Give the new key file another name (it "
-            f"is kept under its file name), or remove the old one first."
-        )
-    shutil.copy(public_key_file, target)
-    return target
+    raise KeysError(f"'{target}' already allows another key: remove it, or rename the new file.")
 
 
 def keys_for(keys_dir: str | None, insecure: bool, addresses: list[str], role: str) -> str | None:

@@ -2,17 +2,41 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import shutil
 import socket
+import stat
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import zmq
+import zmq.auth
+from zmq.utils import z85
 
-from helpers import ROOT, read_counts, run_cli, small_splits, wordcount_reference
+from helpers import (
+    ROOT,
+    read_counts,
+    run_cli,
+    small_splits,
+    wordcount_reference,
+    write_corpus,
+)
 from mapreduce import protocol
-from mapreduce.security import default_keys_dir, is_local_address, secure_client
+from mapreduce.coordinator.submission import JobSubmission, check_allowed_paths, outside_prefixes
+from mapreduce.errors import MapReduceError
+from mapreduce.security import (
+    AllowList,
+    ZapHandler,
+    default_keys_dir,
+    is_local_address,
+    may_send,
+    secure_client,
+)
 
 WORDCOUNT = ROOT / "jobs" / "wordcount.py"
 
@@ -308,3 +332,264 @@ def test_keys_added_to_or_removed_from_the_allow_list_apply_without_a_restart(
     )
     assert refused.returncode != 0 and "is not among the keys it allows" in refused.stderr
     assert "allowed keys in" in cluster.logs[0].read_text()
+
+
+# ---- secure by default: this user's own key set ---------------------------------------------
+
+
+def test_the_default_key_set_is_made_once_private_even_by_processes_starting_together(tmp_path):
+    config = tmp_path / "config"
+    script = (
+        "import sys; from mapreduce.security import default_keys_dir, ensure_keys; "
+        "d = ensure_keys(default_keys_dir()); print(open(d + '/coordinator.key').read())"
+    )
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config)}
+    racers = [
+        subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(6)
+    ]
+    outputs = [racer.communicate(timeout=60)[0] for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * 6
+    assert len(set(outputs)) == 1 and "public-key" in outputs[0]  # one set, seen by all
+    keys = config / "mapreduce" / "keys"
+    assert sorted(p.name for p in keys.parent.iterdir()) == ["keys"]  # no staging dir left
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o700
+    for role in ("coordinator", "worker", "client"):
+        assert stat.S_IMODE((keys / f"{role}.key_secret").stat().st_mode) == 0o600
+    assert sorted(p.name for p in (keys / "authorized" / "workers").iterdir()) == ["worker.key"]
+    assert sorted(p.name for p in (keys / "authorized" / "clients").iterdir()) == ["client.key"]
+
+
+def test_another_users_key_set_is_refused_until_its_key_is_authorized(cluster, corpus, tmp_path):
+    cluster.start_coordinator()  # no --keys: this user's own key set
+    cluster.start_worker()
+    cluster.wait_for_workers(1)
+    mine = Path(default_keys_dir())
+    other_user = {"XDG_CONFIG_HOME": str(tmp_path / "other-user")}
+    refused = run_cli(
+        "status", "--coordinator", cluster.address, "--timeout", "1.5", env=other_user, timeout=30
+    )
+    theirs = tmp_path / "other-user" / "mapreduce" / "keys"
+    assert refused.returncode == 1
+    assert (
+        f"{theirs}/coordinator.key is not the public key of the coordinator at that address (it "
+        f"was started by another user, or with another key set). To share a coordinator: copy "
+        f"its coordinator.key into a key set of yours and have its operator allow your "
+        f"client.key (`mapreduce keys authorize --role client FILE`)"
+    ) in refused.stderr, refused.stderr
+    # Sharing: the other user trusts this coordinator's public key, its operator allows theirs.
+    shutil.copy(mine / "coordinator.key", theirs / "coordinator.key")
+    allowed = run_cli("keys", "authorize", "--role", "client", theirs / "client.key")
+    assert allowed.returncode == 0, allowed.stderr
+    out = tmp_path / "out"
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-q", env=other_user)
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
+
+
+def test_insecure_is_the_open_mode_of_old_said_out_loud(cluster, corpus, tmp_path):
+    cluster.start_coordinator(None, "--insecure")
+    cluster.start_worker(1, "--insecure")
+    cluster.wait_for_workers(1, 30, "--insecure")
+    out = tmp_path / "out"
+    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-q", "--insecure")
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(corpus)
+    assert "client: WITHOUT keys (--insecure)" in result.stderr
+    log = cluster.logs[0].read_text()
+    assert "coordinator: WITHOUT keys (--insecure): every user of this machine can submit" in log
+    assert "NO KEYS (--insecure" in log
+    assert not (Path(os.environ["XDG_CONFIG_HOME"]) / "mapreduce").exists()  # no keys made
+
+
+# ---- roles ------------------------------------------------------------------------------------
+
+
+def role_swap(tmp_path, name, keys, *, use_as, pair_of):
+    """A key directory whose `use_as` pair (worker or client) is really `pair_of`'s pair."""
+    swapped = tmp_path / name
+    swapped.mkdir()
+    shutil.copy(keys / "coordinator.key", swapped / "coordinator.key")
+    for suffix in (".key", ".key_secret"):
+        shutil.copy(keys / f"{pair_of}{suffix}", swapped / f"{use_as}{suffix}")
+    return swapped
+
+
+def test_a_worker_key_cannot_submit_or_read_status_and_a_client_key_cannot_serve(
+    cluster, keys, corpus, tmp_path
+):
+    good, _ = keys
+    cluster.start_coordinator(None, "--keys", good)
+    worker_as_client = role_swap(tmp_path, "w-as-c", good, use_as="client", pair_of="worker")
+    client_as_worker = role_swap(tmp_path, "c-as-w", good, use_as="worker", pair_of="client")
+    posing = cluster.start_worker(1, "--keys", client_as_worker)
+    assert posing.wait(30) == 2  # refused for good: it does not retry
+    assert "refused by the coordinator: the coordinator allows this key only as a client, not " in (
+        cluster.logs[-1].read_text()
+    )
+    cluster.start_worker(1, "--keys", good)
+    cluster.wait_for_workers(1, 30, "--keys", good)
+    out = tmp_path / "out"
+    for args in (
+        ["status"],
+        ["submit", WORDCOUNT, tmp_path / "corpus", "-o", out, *small_splits("2KB")],
+    ):
+        result = run_cli(
+            *args, "--coordinator", cluster.address, "--keys", worker_as_client, timeout=60
+        )
+        assert result.returncode == 1
+        assert result.stderr == (
+            "mapreduce: error: the coordinator allows this key only as a worker, not as a "
+            "client: a worker's key cannot submit, cancel or read status, and a client's key "
+            "cannot serve as a worker. Use the client's key pair (client.key and "
+            "client.key_secret of the key set), or allow this key as a client on the "
+            "coordinator: `mapreduce keys authorize --role client PUBLIC_KEY_FILE`.\n"
+        )
+    assert not out.exists()
+    assert [w["pid"] for w in cluster.status("--keys", good)["workers"]] != [posing.pid]
+    log = cluster.logs[0].read_text()
+    assert "refused a b'R' message from peer" in log and "refused a b'?' message from peer" in log
+
+
+def test_a_key_directory_of_old_with_a_flat_allow_list_keeps_working_with_a_warning(keys, caplog):
+    good, _ = keys
+    authorized = good / "authorized"
+    for role in ("worker", "client"):  # the layout earlier versions generated
+        shutil.move(authorized / f"{role}s" / f"{role}.key", authorized / f"{role}.key")
+        (authorized / f"{role}s").rmdir()
+    allow_list = AllowList(str(good))
+    with caplog.at_level(logging.WARNING, logger="mapreduce.security"):
+        allow_list.reload_if_changed()
+    assert "are accepted in both roles, as in earlier versions: move worker keys to" in caplog.text
+    for role in ("worker", "client"):
+        public, _ = zmq.auth.load_certificate(str(good / f"{role}.key"))
+        assert allow_list.user_id(z85.decode(public)) == "client+worker"
+        assert may_send("client+worker", protocol.SUBMIT) and may_send("client+worker", b"R")
+
+
+def test_roles_allow_exactly_their_commands():
+    assert all(may_send("worker", c) for c in (b"R", b"D", b"F", b"B", b"H"))
+    assert not any(may_send("worker", c) for c in protocol.CLIENT_COMMANDS)
+    assert all(may_send("client", c) for c in protocol.CLIENT_COMMANDS)
+    assert not any(may_send("client", c) for c in (b"R", b"D", b"F", b"B", b"H"))
+    assert not any(may_send("", c) for c in protocol.COMMANDS)  # no role: nothing
+    assert not may_send("client", b"T") and not may_send("worker", b"A")  # ours to send
+    assert all(may_send(None, c) for c in protocol.COMMANDS)  # no keys: no roles to tell apart
+
+
+def test_the_zap_handler_answers_malformed_requests_with_a_refusal(keys):
+    good, _ = keys
+    allow_list = AllowList(str(good))
+    allow_list.reload_if_changed()
+    context = zmq.Context()
+    handler = ZapHandler(context, allow_list, _NoRefusalLog())
+    try:
+        worker_public, _ = zmq.auth.load_certificate(str(good / "worker.key"))
+        key = z85.decode(worker_public)
+        base = [b"1.0", b"7", b"mapreduce", b"127.0.0.1", b""]
+        assert handler.answer([*base, b"CURVE", key]) == [
+            b"1.0",
+            b"7",
+            b"200",
+            b"OK",
+            b"worker",
+            b"",
+        ]
+        for request in (
+            [],
+            [b"1.0"],
+            [b"2.0", b"7", b"", b"", b"", b"CURVE", key],
+            [*base, b"NULL"],
+            [*base, b"PLAIN", b"user", b"password"],
+            [*base, b"CURVE", key[:31]],
+            [*base, b"CURVE", bytes(32)],
+        ):
+            reply = handler.answer(request)
+            assert len(reply) == 6 and reply[2] == b"400" and reply[4] == b""
+    finally:
+        handler.stop()
+        context.term()
+
+
+class _NoRefusalLog:
+    def refused(self, host, address, reason):
+        pass
+
+
+# ---- --allow-path -----------------------------------------------------------------------------
+
+
+def test_allowed_prefixes_compare_whole_components_after_resolving_links(tmp_path):
+    data = tmp_path / "data"
+    (data / "in").mkdir(parents=True)
+    (tmp_path / "data2").mkdir()
+    (data / "escape").symlink_to(tmp_path / "data2")
+    prefixes = [str(data), "s3://bucket/jobs"]
+    assert not outside_prefixes(str(data), prefixes)
+    assert not outside_prefixes(str(data / "in" / "x.txt"), prefixes)
+    assert not outside_prefixes(f"file://{data}/in", prefixes)
+    assert outside_prefixes(str(tmp_path / "data2" / "x"), prefixes)  # /data2 is not /data
+    assert outside_prefixes(str(data / ".." / "data2"), prefixes)
+    assert outside_prefixes(str(data / "escape" / "x"), prefixes)  # a symlink out of it
+    assert not outside_prefixes("s3://bucket/jobs/out", prefixes)
+    assert outside_prefixes("s3://bucket/jobs2/out", prefixes)
+    assert outside_prefixes("s3://other/jobs/out", prefixes)
+    assert outside_prefixes("gs://bucket/jobs/out", prefixes)
+    assert outside_prefixes("s3://bucket/jobs/../secret", prefixes)
+
+
+def _submission(inputs, output, splits):
+    return JobSubmission(
+        name="t",
+        job_code=b"",
+        splits=splits,
+        split_descriptions=["d"] * len(splits),
+        num_reducers=1,
+        output_dir=output,
+        inputs=inputs,
+    )
+
+
+def test_a_submission_reading_or_writing_outside_the_allowed_paths_is_refused(tmp_path):
+    allowed = [str(tmp_path / "data")]
+    inside, outside = str(tmp_path / "data" / "in.txt"), str(tmp_path / "secret.txt")
+    check_allowed_paths(
+        _submission([inside], str(tmp_path / "data" / "out"), [{"segments": [[inside, 0, 9]]}]),
+        allowed,
+    )
+    check_allowed_paths(_submission([outside], "/anywhere", []), [])  # no prefixes: anywhere
+    for submission, named in (
+        (_submission([outside], str(tmp_path / "data" / "out"), []), f"input '{outside}'"),
+        (_submission([inside], str(tmp_path / "out"), []), f"output '{tmp_path / 'out'}'"),
+        (  # an allowed input, but splits that read another file
+            _submission([inside], str(tmp_path / "data" / "o"), [{"segments": [[outside, 0, 1]]}]),
+            f"input '{outside}'",
+        ),
+    ):
+        with pytest.raises(MapReduceError) as refused:
+            check_allowed_paths(submission, allowed)
+        assert f"the job's {named} is outside the paths this coordinator allows" in str(
+            refused.value
+        )
+
+
+def test_a_coordinator_with_allow_path_refuses_jobs_elsewhere_and_runs_the_others(
+    cluster, tmp_path
+):
+    data = tmp_path / "data"
+    inputs = write_corpus(data / "corpus", files=2, lines=50)
+    cluster.start_coordinator(None, "--allow-path", data)
+    cluster.start_worker()
+    cluster.wait_for_workers(1)
+    elsewhere = tmp_path / "elsewhere"
+    refused = cluster.submit(WORDCOUNT, [data / "corpus"], elsewhere, "-q")
+    assert refused.returncode == 1
+    assert (
+        f"the job's output '{elsewhere}' is outside the paths this coordinator allows jobs to "
+        f"use ({data}; `mapreduce coordinator --allow-path`)"
+    ) in refused.stderr
+    assert not elsewhere.exists()
+    out = data / "out"
+    result = cluster.submit(WORDCOUNT, [data / "corpus"], out, "-q")
+    assert result.returncode == 0, result.stderr
+    assert read_counts(out) == wordcount_reference(inputs)
