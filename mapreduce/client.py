@@ -188,46 +188,12 @@ class CoordinatorClient:
 
     def _refusal(self, event: int, value: int) -> str:
         """What to tell the user when the coordinator refused this client's handshake."""
-        head = f"the coordinator at {self.address} refused this client's handshake"
-        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            return (
-                f"{head}: this client's key ({self.keys_dir}/client.key) is not among the keys "
-                f"it allows (it was started by another user, or with another key set). Its "
-                f"operator can allow this key: `mapreduce keys authorize --role client "
-                f"{self.keys_dir}/client.key` (with --keys THEIR_KEYS if it uses --keys; it is "
-                f"read again at once); or pass --keys with a key set holding an allowed client "
-                f"key."
-            )
-        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and not self.keys_dir:
-            return (
-                f"{head}: it uses CURVE keys and this client has none (--insecure). A "
-                f"coordinator using keys silently drops clients without the right key; leave "
-                f"out --insecure to use your own key set (the one `mapreduce coordinator` uses "
-                f"when it is given no --keys), or pass --keys KEYS, the directory from "
-                f"`mapreduce keys generate` that holds client.key, client.key_secret and the "
-                f"coordinator's coordinator.key."
-            )
-        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-            return (
-                f"{head}: this client uses CURVE keys ({self.keys_dir}) but the coordinator "
-                f"does not (it was started with --insecure). Pass --insecure too, or start the "
-                f"coordinator without it."
-            )
-        return (
-            f"{head} (ZeroMQ protocol error {value:#x}). Check that both sides use the same keys."
-        )
+        return security.handshake_refusal(self.address, event, value, self.keys_dir, "client")
 
     def _no_answer(self, broken_off: bool) -> str:
         head = f"no answer from a coordinator at {self.address} within {self.timeout:g} s."
         if broken_off and self.keys_dir:
-            return (
-                f"{head} Every encrypted handshake with it broke off, which is what happens "
-                f"when {self.keys_dir}/coordinator.key is not the public key of the coordinator "
-                f"at that address (it was started by another user, or with another key set). "
-                f"To share a coordinator: copy its coordinator.key into a key set of yours and "
-                f"have its operator allow your client.key (`mapreduce keys authorize --role "
-                f"client FILE`), then pass --keys with that key set."
-            )
+            return f"{head} " + security.handshakes_broke_off(self.address, self.keys_dir, "client")
         keys = (
             "Does it accept this client's key (its KEYS/authorized/clients/ must hold "
             f"{self.keys_dir}/client.key)?"

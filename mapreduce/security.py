@@ -527,6 +527,53 @@ def secure_server(context: zmq.Context, socket: zmq.Socket, keys_dir: str) -> Se
     return ServerSecurity(zap, _HandshakeMonitor(socket, refusals))
 
 
+def handshake_refusal(address: str, event: int, value: int, keys_dir: str | None, role: str) -> str:
+    """One paragraph for a worker or client ("role") whose handshake the coordinator at `address`
+    refused (a ZeroMQ monitor's HANDSHAKE_FAILED_AUTH or _PROTOCOL event and its value)."""
+    head = f"the coordinator at {address} refused this {role}'s handshake"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return (
+            f"{head}: this {role}'s key ({keys_dir}/{role}.key) is not among the keys it allows "
+            f"(it was started by another user, or with another key set). Its operator can allow "
+            f"this key: `mapreduce keys authorize --role {role} {keys_dir}/{role}.key` (with "
+            f"--keys THEIR_KEYS if it uses --keys; it is read again at once); or pass --keys "
+            f"with a key set holding an allowed {role} key."
+        )
+    if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and not keys_dir:
+        return (
+            f"{head}: it uses CURVE keys and this {role} has none (--insecure). A coordinator "
+            f"using keys silently drops {role}s without the right key; leave out --insecure to "
+            f"use your own key set (the one `mapreduce coordinator` uses when it is given no "
+            f"--keys), or pass --keys KEYS, the directory from `mapreduce keys generate` that "
+            f"holds {role}.key, {role}.key_secret and the coordinator's coordinator.key."
+        )
+    if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        return (
+            f"{head}: this {role} uses CURVE keys ({keys_dir}) but the coordinator does not (it "
+            f"was started with --insecure). Pass --insecure too, or start the coordinator "
+            f"without it."
+        )
+    return f"{head} (ZeroMQ protocol error {value:#x}). Check that both sides use the same keys."
+
+
+def handshakes_broke_off(address: str, keys_dir: str | None, role: str) -> str:
+    """What a worker or client is told when every handshake broke off."""
+    if not keys_dir:
+        return (
+            f"Every handshake with the coordinator at {address} broke off, which is what happens "
+            f"when it uses keys (all do unless started with --insecure) and this {role} has none "
+            f"(--insecure): leave out --insecure to use your own key set, or pass --keys KEYS."
+        )
+    return (
+        f"Every encrypted handshake with the coordinator at {address} broke off, which is what "
+        f"happens when {keys_dir}/coordinator.key is not the public key of the coordinator at "
+        f"that address (it was started by another user, or with another key set). To share a "
+        f"coordinator: copy its coordinator.key into a key set of yours and have its operator "
+        f"allow your {role}.key (`mapreduce keys authorize --role {role} FILE`), then pass "
+        f"--keys with that key set."
+    )
+
+
 def sender_role(frame: zmq.Frame) -> str:
     """The roles ZAP gave the sender of a received frame (a socket with keys; copy=False)."""
     return str(frame.get("User-Id") or "")

@@ -86,6 +86,20 @@ def test_only_workers_with_allowed_keys_get_tasks(cluster, keys, corpus, tmp_pat
         assert intruder.poll() is None  # still trying, never served
     coordinator_log = cluster.logs[0].read_text()
     assert "refused a connection from 127.0.0.1" in coordinator_log
+    # A refused worker is told nothing by the coordinator: it logs why, and how to share keys.
+    told = {worker.pid: log.read_text() for worker, log in zip(cluster.workers, cluster.logs[1:])}
+    assert re.search(
+        r"refused this worker's handshake: it uses CURVE keys and this worker has none "
+        r"\(--insecure\)|broke off, which is what happens when it uses keys \(all do unless "
+        r"started with --insecure\) and this worker has none",
+        told[no_keys.pid],
+    )
+    assert (
+        "refused this worker's handshake: this worker's key (" in told[unlisted.pid]
+        and "`mapreduce keys authorize --role worker " in told[unlisted.pid]
+    )
+    for broken_off in (own_keys, wrong_server):
+        assert "coordinator.key is not the public key of the coordinator" in told[broken_off.pid]
 
 
 def test_a_client_the_coordinator_refuses_is_told_why_and_the_coordinator_logs_it(
@@ -148,7 +162,8 @@ def test_a_client_with_another_coordinators_key_times_out_with_the_likely_cause(
     assert result.returncode == 1
     assert (
         f"no answer from a coordinator at {cluster.address} within 1.5 s. Every encrypted "
-        f"handshake with it broke off, which is what happens when {wrong_server}/coordinator.key "
+        f"handshake with the coordinator at {cluster.address} broke off, which is what happens "
+        f"when {wrong_server}/coordinator.key "
         f"is not the public key of the coordinator at that address"
     ) in result.stderr, result.stderr
     assert re.search(
