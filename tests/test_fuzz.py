@@ -115,7 +115,7 @@ SUBMISSION_FIELDS = [
 ]  # fmt: skip
 
 
-@FUZZ
+@settings(FUZZ, max_examples=50)
 @given(st.dictionaries(st.sampled_from(SUBMISSION_FIELDS), JSON, max_size=15))
 def test_submissions_with_fields_of_any_type_parse_or_are_refused(header):
     try:

@@ -402,21 +402,6 @@ def test_another_users_key_set_is_refused_until_its_key_is_authorized(cluster, c
     assert read_counts(out) == wordcount_reference(corpus)
 
 
-def test_insecure_is_the_open_mode_of_old_said_out_loud(cluster, corpus, tmp_path):
-    cluster.start_coordinator(None, "--insecure")
-    cluster.start_worker(1, "--insecure")
-    cluster.wait_for_workers(1, 30, "--insecure")
-    out = tmp_path / "out"
-    result = cluster.submit(WORDCOUNT, [tmp_path / "corpus"], out, "-q", "--insecure")
-    assert result.returncode == 0, result.stderr
-    assert read_counts(out) == wordcount_reference(corpus)
-    assert "client: WITHOUT keys (--insecure)" in result.stderr
-    log = cluster.logs[0].read_text()
-    assert "coordinator: WITHOUT keys (--insecure): every user of this machine can submit" in log
-    assert "NO KEYS (--insecure" in log
-    assert not (Path(os.environ["XDG_CONFIG_HOME"]) / "mapreduce").exists()  # no keys made
-
-
 # ---- roles ------------------------------------------------------------------------------------
 
 
@@ -588,16 +573,16 @@ def test_a_submission_reading_or_writing_outside_the_allowed_paths_is_refused(tm
         )
 
 
-def test_a_coordinator_with_allow_path_refuses_jobs_elsewhere_and_runs_the_others(
+def test_insecure_is_the_open_mode_of_old_said_out_loud_and_allow_path_applies_to_it(
     cluster, tmp_path
 ):
     data = tmp_path / "data"
     inputs = write_corpus(data / "corpus", files=2, lines=50)
-    cluster.start_coordinator(None, "--allow-path", data)
-    cluster.start_worker()
-    cluster.wait_for_workers(1)
+    cluster.start_coordinator(None, "--insecure", "--allow-path", data)
+    cluster.start_worker(1, "--insecure")
+    cluster.wait_for_workers(1, 30, "--insecure")
     elsewhere = tmp_path / "elsewhere"
-    refused = cluster.submit(WORDCOUNT, [data / "corpus"], elsewhere, "-q")
+    refused = cluster.submit(WORDCOUNT, [data / "corpus"], elsewhere, "-q", "--insecure")
     assert refused.returncode == 1
     assert (
         f"the job's output '{elsewhere}' is outside the paths this coordinator allows jobs to "
@@ -605,6 +590,11 @@ def test_a_coordinator_with_allow_path_refuses_jobs_elsewhere_and_runs_the_other
     ) in refused.stderr
     assert not elsewhere.exists()
     out = data / "out"
-    result = cluster.submit(WORDCOUNT, [data / "corpus"], out, "-q")
+    result = cluster.submit(WORDCOUNT, [data / "corpus"], out, "-q", "--insecure")
     assert result.returncode == 0, result.stderr
     assert read_counts(out) == wordcount_reference(inputs)
+    assert "client: WITHOUT keys (--insecure)" in result.stderr
+    log = cluster.logs[0].read_text()
+    assert "coordinator: WITHOUT keys (--insecure): every user of this machine can submit" in log
+    assert "NO KEYS (--insecure" in log and f"jobs may use paths under {data} only" in log
+    assert not (Path(os.environ["XDG_CONFIG_HOME"]) / "mapreduce").exists()  # no keys made
