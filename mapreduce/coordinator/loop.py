@@ -66,10 +66,8 @@ class Coordinator:
         leadership=None,
         allowed_paths: tuple = (),
     ):
-        self.leadership = leadership
-        self.allowed_paths = list(
-            allowed_paths
-        )  # --allow-path: jobs' inputs and outputs only here  # election.Leadership of an elected leader, else None
+        self.leadership = leadership  # election.Leadership of an elected leader, else None
+        self.allowed_paths = list(allowed_paths)  # --allow-path: where jobs may read and write
         self.settings = settings or SchedulerSettings()
         self.scheduler = Scheduler(self.settings)
         self.secret = secret
