@@ -11,10 +11,10 @@ import sys
 
 import click
 
-from . import __version__, defaults
+from . import __version__, config, defaults
 from .exits import reports_errors
 from .logconfig import configure_logging
-from .sizes import parse_size
+from .sizes import parse_duration, parse_size, size_text
 
 
 class SizeType(click.ParamType):
@@ -29,13 +29,31 @@ class SizeType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class DurationType(click.ParamType):
+    """Seconds, written as 5s, 500ms, 2m or a plain number; at least `min`."""
+
+    name = "duration"
+
+    def __init__(self, min: float = 0.0):
+        self.min = min
+
+    def convert(self, value, param, ctx):
+        try:
+            seconds = value if isinstance(value, float) else parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds < self.min:
+            self.fail(f"{value!r} is less than the minimum of {self.min:g}s", param, ctx)
+        return seconds
+
+
 def heartbeat_options(command):
     command = click.option(
         "--heartbeat-interval",
-        type=click.FloatRange(min=0.01),
+        type=DurationType(min=0.01),
         default=defaults.HEARTBEAT_INTERVAL_S,
         show_default=True,
-        help="Seconds between heartbeats, both directions.",
+        help="Time between heartbeats, both directions (seconds, or e.g. 500ms).",
     )(command)
     command = click.option(
         "--liveness",
@@ -43,6 +61,26 @@ def heartbeat_options(command):
         default=defaults.HEARTBEAT_LIVENESS,
         show_default=True,
         help="Heartbeat intervals of silence before a peer is declared dead.",
+    )(command)
+    return command
+
+
+def scheduler_options(command):
+    """The coordinator's tunables `run` (its embedded coordinator) and `coordinator` share."""
+    command = click.option(
+        "--backup-slowdown",
+        type=click.FloatRange(min=1.0),
+        default=defaults.BACKUP_SLOWDOWN_FACTOR,
+        show_default=True,
+        help="...and has run this many times longer than the median finished task.",
+    )(command)
+    command = click.option(
+        "--backup-after",
+        type=DurationType(),
+        default=defaults.BACKUP_MIN_RUNTIME_S,
+        show_default=True,
+        help="Time an attempt must run before a straggler gets a backup attempt (seconds, "
+        "or e.g. 1m).",
     )(command)
     return command
 
@@ -121,15 +159,16 @@ def job_options(command):
                 "--split-size",
                 type=SizeType(),
                 default=None,
-                help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, "
-                "smaller to keep every worker busy].",
+                help="Cut input into splits of about this size, e.g. 64MB [default: "
+                f"{size_text(defaults.SPLIT_SIZE_BYTES)}, smaller to keep every worker busy].",
             ),
             click.option(
                 "--min-split-size",
                 type=SizeType(),
                 default=defaults.MIN_SPLIT_SIZE_BYTES,
-                help="The smallest --split-size accepted [default: 64KiB]; lower it only "
-                "to get many tasks out of a tiny input (tests).",
+                help="The smallest --split-size accepted "
+                f"[default: {size_text(defaults.MIN_SPLIT_SIZE_BYTES)}]; lower it only to get "
+                "many tasks out of a tiny input (tests).",
             ),
             click.option(
                 "--max-attempts",
@@ -137,6 +176,29 @@ def job_options(command):
                 default=defaults.MAX_ATTEMPTS,
                 show_default=True,
                 help="Attempts per task before the job fails.",
+            ),
+            click.option(
+                "--max-lost-attempts",
+                type=click.IntRange(min=1),
+                default=defaults.MAX_LOST_ATTEMPTS,
+                show_default=True,
+                help="Attempts of a task lost to dying workers (or processes) before the job "
+                "fails.",
+            ),
+            click.option(
+                "--sort-buffer",
+                type=SizeType(),
+                default=defaults.SORT_BUFFER_BYTES,
+                show_default=size_text(defaults.SORT_BUFFER_BYTES),
+                help="Map output a map task holds in memory (estimated) before it writes a "
+                "sorted spill, e.g. 256MiB.",
+            ),
+            click.option(
+                "--spill-records",
+                type=click.IntRange(min=1),
+                default=defaults.SPILL_RECORDS,
+                show_default=True,
+                help="...or this many map output records, whichever comes first.",
             ),
             click.option(
                 "--overwrite", is_flag=True, help="Replace OUTPUT, once the new result is complete."
@@ -245,7 +307,36 @@ def verbose_option(command):
     )(command)
 
 
+def _use_config(ctx, param, value) -> None:
+    """--config (eager, so before any other option): read and check the configuration file and
+    the MAPREDUCE_* variables, and make the file's settings the defaults of every command's
+    options (click's default map; the environment and the command line still win)."""
+    if ctx.resilient_parsing:
+        return
+    try:
+        loaded = config.load(ctx.command, config.find_file(value))
+        config.check_environment(ctx.command)
+    except config.ConfigError as exc:
+        click.echo(f"mapreduce: error: {exc.paragraph()}", err=True)
+        ctx.exit(exc.exit_code)
+    ctx.default_map = loaded.default_map
+    ctx.meta[CONFIG_META] = loaded
+
+
+CONFIG_META = "mapreduce.config"  # the root context's Loaded configuration, for `config show`
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    envvar=config.CONFIG_ENV,
+    is_eager=True,
+    expose_value=False,
+    callback=_use_config,
+    help=f"Configuration file (YAML, or .json) [default: ${config.CONFIG_ENV}, else "
+    f"./{config.LOCAL_FILE}, else $XDG_CONFIG_HOME/{config.USER_FILE}].",
+)
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
 @click.option(
     "--log-file",
@@ -316,13 +407,7 @@ def _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd):
     help="Where map output (shuffle files) goes: a directory or a URI such as "
     "s3://bucket/tmp [default: a private temporary directory].",
 )
-@click.option(
-    "--backup-after",
-    type=click.FloatRange(min=0),
-    default=defaults.BACKUP_MIN_RUNTIME_S,
-    show_default=True,
-    help="Seconds an attempt must run before a straggler gets a backup attempt.",
-)
+@scheduler_options
 @heartbeat_options
 @reports_errors
 def run_command(
@@ -336,6 +421,7 @@ def run_command(
     inline,
     work_dir,
     backup_after,
+    backup_slowdown,
     heartbeat_interval,
     liveness,
     **shared,
@@ -360,6 +446,7 @@ def run_command(
             inline=inline,
             work_dir=work_dir,
             backup_min_runtime=backup_after,
+            backup_slowdown=backup_slowdown,
             heartbeat_interval=heartbeat_interval,
             liveness=liveness,
             **_job_option_values(shared),
@@ -371,7 +458,7 @@ def run_command(
 @verbose_option
 @click.option(
     "--bind",
-    default="tcp://127.0.0.1:5555",
+    default=defaults.COORDINATOR_BIND,
     show_default=True,
     help="Address to listen on for workers and clients.",
 )
@@ -416,6 +503,14 @@ def run_command(
     "(s3://bucket/prefix); others are refused at submission (repeatable) [default: anywhere "
     "this coordinator's user can read and write].",
 )
+@click.option(
+    "--finished-jobs-kept",
+    type=click.IntRange(min=0),
+    default=defaults.FINISHED_JOBS_KEPT,
+    show_default=True,
+    help="Finished jobs the coordinator remembers for `status`.",
+)
+@scheduler_options
 @heartbeat_options
 @security_options
 @reports_errors
@@ -426,6 +521,9 @@ def coordinator_command(
     advertise,
     lease_ttl,
     allowed_paths,
+    finished_jobs_kept,
+    backup_after,
+    backup_slowdown,
     heartbeat_interval,
     liveness,
     keys_dir,
@@ -439,13 +537,19 @@ def coordinator_command(
         serve(
             bind,
             work_dir,
-            SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness),
+            SchedulerSettings(
+                heartbeat_interval=heartbeat_interval,
+                liveness=liveness,
+                backup_min_runtime=backup_after,
+                backup_slowdown=backup_slowdown,
+            ),
             keys_dir,
             insecure,
             elect=elect,
             advertise=advertise,
             lease_ttl=lease_ttl,
             allowed_paths=allowed_paths,
+            finished_jobs_kept=finished_jobs_kept,
         )
     )
 
@@ -458,10 +562,18 @@ def coordinator_command(
 @job_options
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=5.0,
+    type=DurationType(min=0.1),
+    default=defaults.REQUEST_TIMEOUT_S,
     show_default=True,
-    help="Seconds to wait for the coordinator to answer a request.",
+    help="Time to wait for the coordinator to answer a request (seconds, or e.g. 1m).",
+)
+@click.option(
+    "--wait-for-workers",
+    type=DurationType(),
+    default=defaults.SUBMIT_WAIT_FOR_WORKERS_S,
+    show_default=True,
+    help="With no worker registered yet: time to wait for some before cutting the input into "
+    "splits for them.",
 )
 @security_options
 @reports_errors
@@ -474,6 +586,7 @@ def submit_command(
     combiner_cmd,
     reducer_cmd,
     timeout,
+    wait_for_workers,
     keys_dir,
     insecure,
     elect,
@@ -492,6 +605,7 @@ def submit_command(
         SubmitOptions(
             elect=elect,
             timeout=timeout,
+            wait_for_workers=wait_for_workers,
             keys_dir=keys_dir,
             insecure=insecure,
             **_job_option_values(shared),
@@ -503,7 +617,13 @@ def submit_command(
 @verbose_option
 @coordinator_options
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
+@click.option(
+    "--timeout",
+    type=DurationType(min=0.1),
+    default=defaults.REQUEST_TIMEOUT_S,
+    show_default=True,
+    help="Time to wait for the coordinator to answer a request (seconds, or e.g. 1m).",
+)
 @security_options
 @reports_errors
 def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
@@ -562,7 +682,7 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
-    default=1,
+    default=defaults.WORKER_PROCESSES,
     show_default=True,
     help="Tasks this worker runs at once (one executor process each).",
 )
@@ -654,6 +774,35 @@ def keys_authorize_command(role, keys_dir, public_key_file):
     from .security import authorize_key, default_keys_dir, ensure_keys
 
     click.echo(authorize_key(keys_dir or ensure_keys(default_keys_dir()), role, public_key_file))
+
+
+@main.group("config")
+def config_group():
+    """The settings from the configuration file and the environment."""
+
+
+@config_group.command(
+    "show", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+@click.argument("command_line", nargs=-1, type=click.UNPROCESSED, metavar="[COMMAND [ARGS]...]")
+@click.pass_context
+@reports_errors
+def config_show_command(ctx, as_json, command_line):
+    """Print every setting of every command as it would be used now, and where it came from:
+    the command line, an environment variable, the configuration file, or the default.
+
+    With COMMAND (and its ARGS): only its settings, as `mapreduce COMMAND ARGS` would use them."""
+    root = ctx.find_root()
+    loaded = root.meta.get(CONFIG_META) or config.Loaded()
+    settings = config.effective(root, loaded, list(command_line))
+    click.echo(
+        config.show_json(settings, loaded) if as_json else config.show_text(settings, loaded)
+    )
+
+
+# Every option of the commands (whoever adds it) is a setting with its MAPREDUCE_<SETTING> variable.
+config.name_environment_variables(main)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from .protocol import Message
 
 log = logging.getLogger("mapreduce.client")
 
-DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_TIMEOUT_S = defaults.REQUEST_TIMEOUT_S
 WATCH_INTERVAL_S = 0.2
 REQUEST_RESEND_S = 1.0  # a request unanswered this long is sent again (within the timeout)
 FOLLOW_BACKOFF_MIN_S = 0.5  # a followed job's coordinator silent: WATCH again after this...
@@ -244,6 +244,8 @@ class SubmitOptions(JobOptions):
     elect: str | None = None  # etcd://HOST:PORT[/NAME]: follow the elected coordinator
     keys_dir: str | None = None
     insecure: bool = False
+    # With no worker registered yet, wait this long for some before planning the splits.
+    wait_for_workers: float = defaults.SUBMIT_WAIT_FOR_WORKERS_S
 
 
 def submit_job(
@@ -287,7 +289,7 @@ def submit_job(
         ) as client:
             # Like `run`, spread the input over the task slots there are (at least two), and
             # default to one reducer per slot.
-            slots = task_slots(client)
+            slots = task_slots(client, options.wait_for_workers)
 
             def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
                 step_options = replace(

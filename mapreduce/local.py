@@ -45,6 +45,7 @@ class RunOptions(JobOptions):
     heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
     liveness: int = defaults.HEARTBEAT_LIVENESS
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
+    backup_slowdown: float = defaults.BACKUP_SLOWDOWN_FACTOR
 
 
 def run_job(
@@ -131,6 +132,7 @@ def _run_step(
         heartbeat_interval=options.heartbeat_interval,
         liveness=options.liveness,
         backup_min_runtime=options.backup_min_runtime,
+        backup_slowdown=options.backup_slowdown,
     )
     private = leftovers.owned_temp_dir("mapreduce-run-")
     try:

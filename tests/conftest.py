@@ -25,6 +25,20 @@ def pytest_configure(config):
         sys.modules["mapreduce._speedups"] = None  # makes `import mapreduce._speedups` fail
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_user_configuration(tmp_path_factory):
+    """The suite ignores the configuration of whoever runs it (./mapreduce.yaml,
+    ~/.config/mapreduce/config.yaml, MAPREDUCE_<SETTING> variables): every command it starts
+    reads an empty file of its own, named in $MAPREDUCE_CONFIG."""
+    empty = tmp_path_factory.mktemp("config") / "empty.json"
+    empty.write_text("{}")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in [name for name in os.environ if name.startswith("MAPREDUCE_")]:
+            patch.delenv(name)
+        patch.setenv("MAPREDUCE_CONFIG", str(empty))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def private_user_dirs(tmp_path_factory, monkeypatch):
     """Every test, and every process it starts, has its own XDG config and state directories:

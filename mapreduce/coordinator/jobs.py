@@ -338,6 +338,8 @@ def task_header(
     if kind == "map":
         header["split"] = split if split is not None else submission.splits[index]
         header["skip_bad_records"] = submission.skip_bad_records
+        header["sort_buffer"] = submission.sort_buffer
+        header["spill_records"] = submission.spill_records
         if submission.num_reducers == 0:
             header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
             header["part"] = index

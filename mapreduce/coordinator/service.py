@@ -61,6 +61,7 @@ def serve(
     elect: str | None = None,
     advertise: str | None = None,
     lease_ttl: float = defaults.ELECTION_TTL_S,
+    finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
     allowed_paths: tuple = (),
 ) -> int:
     """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM. Every accepted change is in
@@ -93,7 +94,13 @@ def serve(
     allowed_paths = tuple(storage.absolute(prefix) for prefix in allowed_paths)
     if not elect:
         coordinator = start(
-            bind, work_dir, settings, keys_dir, open_journal(work_dir), None, allowed_paths
+            bind,
+            work_dir,
+            settings,
+            keys_dir,
+            open_journal(work_dir),
+            kept=finished_jobs_kept,
+            allowed_paths=allowed_paths,
         )
         announce(coordinator, keys_dir, work_dir)
         return run(coordinator, stopping)
@@ -117,7 +124,14 @@ def serve(
         try:
             journal = open_journal(work_dir, leadership.term, leadership.check)
             coordinator = start(
-                bind, work_dir, settings, keys_dir, journal, leadership, allowed_paths
+                bind,
+                work_dir,
+                settings,
+                keys_dir,
+                journal,
+                leadership,
+                kept=finished_jobs_kept,
+                allowed_paths=allowed_paths,
             )
         except LeadershipLost as exc:
             log.warning("%s", exc)
@@ -150,7 +164,14 @@ def published_address(bind: str) -> str:
 
 
 def start(
-    bind, work_dir, settings, keys_dir, journal, leadership=None, allowed_paths=()
+    bind,
+    work_dir,
+    settings,
+    keys_dir,
+    journal,
+    leadership=None,
+    kept=defaults.FINISHED_JOBS_KEPT,
+    allowed_paths=(),
 ) -> Coordinator:
     try:
         return Coordinator(
@@ -160,6 +181,7 @@ def start(
             keys_dir=keys_dir,
             journal=journal,
             leadership=leadership,
+            finished_jobs_kept=kept,
             allowed_paths=allowed_paths,
         )
     except zmq.ZMQError as exc:

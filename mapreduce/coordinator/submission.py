@@ -33,6 +33,9 @@ class JobSubmission:
     # How the input format's files may be cut (inputs.readers: "line" at any byte, "file" never,
     # "row group"): a task that keeps losing its process is re-planned within these limits.
     split_by: str = "file"
+    # The map side's buffer: a sorted spill every this many bytes (estimated) or records.
+    sort_buffer: int = defaults.SORT_BUFFER_BYTES
+    spill_records: int = defaults.SPILL_RECORDS
 
     def to_wire(self) -> tuple[dict, bytes]:
         header = asdict(self)
@@ -56,6 +59,8 @@ class JobSubmission:
             "skipped_earlier": list,
             "inputs": list,
             "split_by": str,
+            "sort_buffer": int,
+            "spill_records": int,
         }
         values: dict[str, Any] = {}
         for item in fields(cls):
@@ -72,6 +77,8 @@ class JobSubmission:
                     "skipped_earlier",
                     "inputs",
                     "split_by",
+                    "sort_buffer",
+                    "spill_records",
                 ):
                     continue
                 raise ProtocolError(f"job submission lacks '{item.name}'")
@@ -85,6 +92,8 @@ class JobSubmission:
             raise ProtocolError("job submission has as many splits as split descriptions")
         if values.get("max_skipped", 0) < 0:
             raise ProtocolError("job submission has a negative max_skipped")
+        if min(values.get("sort_buffer", 1), values.get("spill_records", 1)) < 1:
+            raise ProtocolError("job submission has a map buffer of less than 1 byte or record")
         if values["num_reducers"] < 0 or values.get("max_attempts", 1) < 1:
             raise ProtocolError("job submission has a negative reducer count or no attempts")
         if values.get("output_format", "text") not in (*OUTPUT_FORMATS, "arrow"):

@@ -2,7 +2,8 @@
 
 Each is an ordinary worker (`python -m mapreduce.worker`) connecting over ZeroMQ, exactly what a
 cluster runs; the pool only supervises processes. They inherit the environment and working
-directory, get the run's secret in SECRET_ENV, die with their parent (PR_SET_PDEATHSIG, plus a
+directory, except the user's MAPREDUCE_<SETTING> variables (those set the parent command's
+options, which pass on what workers need as options), get the run's secret in SECRET_ENV, die with their parent (PR_SET_PDEATHSIG, plus a
 parent-pid check), and are killed in `stop()`.
 """
 
@@ -15,6 +16,7 @@ import sys
 import time
 
 from mapreduce.errors import MapReduceError
+from mapreduce.logconfig import LOG_FILE_ENV
 from mapreduce.worker.lifetime import die_with_parent
 
 SECRET_ENV = "MAPREDUCE_SECRET"  # the per-run secret (hex) a worker authenticates frames with
@@ -49,7 +51,11 @@ class LocalPool:
             self._spawn()
 
     def _spawn(self) -> None:
-        env = dict(os.environ)
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("MAPREDUCE_") or name == LOG_FILE_ENV
+        }
         if self.secret:
             env[SECRET_ENV] = self.secret.hex()
         command = [
