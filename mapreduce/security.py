@@ -242,7 +242,7 @@ def _load(path: str, want_secret: bool):
     return public, secret
 
 
-class _RefusalLog:
+class RefusalLog:
     """Warnings about refused handshakes: at most one per host and reason every `interval` seconds
     (a peer that keeps retrying, or a scanner, must not flood the log); the next one says how many
     were left out. Called from the authenticator's and the monitor's threads."""
@@ -291,7 +291,7 @@ class _HandshakeMonitor:
         | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
     )
 
-    def __init__(self, socket: zmq.Socket, refusals: _RefusalLog):
+    def __init__(self, socket: zmq.Socket, refusals: RefusalLog):
         self._events = socket.get_monitor_socket(self._EVENTS)
         self._refusals = refusals
         self._stopping = threading.Event()
@@ -443,7 +443,7 @@ class ZapHandler:
     a CURVE peer whose public key is allowed gets its roles as its user id; anything else is
     refused and logged (rate-limited). Only the public pyzmq socket API is used."""
 
-    def __init__(self, context: zmq.Context, allow_list: AllowList, refusals: _RefusalLog):
+    def __init__(self, context: zmq.Context, allow_list: AllowList, refusals: RefusalLog):
         self.allow_list = allow_list
         self._refusals = refusals
         self._socket = context.socket(zmq.REP)
@@ -518,7 +518,7 @@ def secure_server(context: zmq.Context, socket: zmq.Socket, keys_dir: str) -> Se
             f"its workers/ and the clients' in its clients/ (`mapreduce keys authorize --role "
             f"worker|client KEYFILE`; `mapreduce keys generate` allows its own)."
         )
-    refusals = _RefusalLog()
+    refusals = RefusalLog()
     zap = ZapHandler(context, allow_list, refusals)
     socket.curve_secretkey = secret
     socket.curve_publickey = public

@@ -30,7 +30,9 @@ from mapreduce import protocol
 from mapreduce.coordinator.submission import JobSubmission, check_allowed_paths, outside_prefixes
 from mapreduce.errors import MapReduceError
 from mapreduce.security import (
+    ZAP_ENDPOINT,
     AllowList,
+    RefusalLog,
     ZapHandler,
     default_keys_dir,
     is_local_address,
@@ -477,43 +479,46 @@ def test_roles_allow_exactly_their_commands():
     assert all(may_send(None, c) for c in protocol.COMMANDS)  # no keys: no roles to tell apart
 
 
-def test_the_zap_handler_answers_malformed_requests_with_a_refusal(keys):
+def test_the_zap_handler_answers_malformed_requests_with_a_logged_refusal(keys, caplog):
+    """Asked over the real ZAP endpoint (RFC 27), as ZeroMQ asks it."""
     good, _ = keys
     allow_list = AllowList(str(good))
     allow_list.reload_if_changed()
     context = zmq.Context()
-    handler = ZapHandler(context, allow_list, _NoRefusalLog())
+    handler = ZapHandler(context, allow_list, RefusalLog(interval=0))
+    asker = context.socket(zmq.REQ)
+    asker.setsockopt(zmq.LINGER, 0)
+    asker.connect(ZAP_ENDPOINT)
+
+    def ask(request):
+        asker.send_multipart(request)
+        assert asker.poll(5000), "no ZAP reply"
+        return asker.recv_multipart()
+
     try:
         worker_public, _ = zmq.auth.load_certificate(str(good / "worker.key"))
         key = z85.decode(worker_public)
         base = [b"1.0", b"7", b"mapreduce", b"127.0.0.1", b""]
-        assert handler.answer([*base, b"CURVE", key]) == [
-            b"1.0",
-            b"7",
-            b"200",
-            b"OK",
-            b"worker",
-            b"",
-        ]
-        for request in (
-            [],
-            [b"1.0"],
-            [b"2.0", b"7", b"", b"", b"", b"CURVE", key],
-            [*base, b"NULL"],
-            [*base, b"PLAIN", b"user", b"password"],
-            [*base, b"CURVE", key[:31]],
-            [*base, b"CURVE", bytes(32)],
-        ):
-            reply = handler.answer(request)
-            assert len(reply) == 6 and reply[2] == b"400" and reply[4] == b""
+        assert ask([*base, b"CURVE", key]) == [b"1.0", b"7", b"200", b"OK", b"worker", b""]
+        with caplog.at_level(logging.WARNING, logger="mapreduce.security"):
+            for request in (
+                [b"garbage"],
+                [b"1.0", b"8"],
+                [b"2.0", b"7", b"", b"", b"", b"CURVE", key],
+                [*base, b"NULL"],
+                [*base, b"PLAIN", b"user", b"password"],
+                [*base, b"CURVE", key[:31]],
+                [*base, b"CURVE", bytes(32)],
+            ):
+                reply = ask(request)
+                assert len(reply) == 6 and reply[2] == b"400" and reply[4] == b""
+        assert "refused a connection from 127.0.0.1: it uses the PLAIN mechanism" in caplog.text
+        assert "refused a connection from 127.0.0.1: its public key is not in" in caplog.text
+        assert ask([*base, b"CURVE", key])[2] == b"200"  # still serving
     finally:
+        asker.close(0)
         handler.stop()
         context.term()
-
-
-class _NoRefusalLog:
-    def refused(self, host, address, reason):
-        pass
 
 
 # ---- --allow-path -----------------------------------------------------------------------------
