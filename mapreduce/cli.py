@@ -105,14 +105,17 @@ def security_options(command):
     command = click.option(
         "--insecure",
         is_flag=True,
-        help="Allow a non-loopback address without keys (trusted networks only).",
+        help="No keys at all (with a warning): anyone who can connect can run code on the "
+        "workers; also allows a non-loopback address without --keys (trusted networks only).",
     )(command)
     command = click.option(
         "--keys",
         "keys_dir",
         type=click.Path(file_okay=False),
         default=None,
-        help="Key directory from `mapreduce keys generate` (CURVE auth and encryption).",
+        help="Key directory from `mapreduce keys generate` (CURVE auth and encryption) "
+        "[default: this user's own key set, made on first use in "
+        "$XDG_CONFIG_HOME/mapreduce/keys, i.e. ~/.config/mapreduce/keys; loopback only].",
     )(command)
     return command
 
@@ -524,6 +527,15 @@ def run_command(
     "after the leader died.",
 )
 @click.option(
+    "--allow-path",
+    "allowed_paths",
+    multiple=True,
+    metavar="PREFIX",
+    help="Jobs may read inputs and write outputs only under this directory or URI prefix "
+    "(s3://bucket/prefix); others are refused at submission (repeatable) [default: anywhere "
+    "this coordinator's user can read and write].",
+)
+@click.option(
     "--finished-jobs-kept",
     type=click.IntRange(min=0),
     default=defaults.FINISHED_JOBS_KEPT,
@@ -544,6 +556,7 @@ def coordinator_command(
     elect,
     advertise,
     lease_ttl,
+    allowed_paths,
     finished_jobs_kept,
     backup_after,
     backup_slowdown,
@@ -575,6 +588,7 @@ def coordinator_command(
             elect=elect,
             advertise=advertise,
             lease_ttl=lease_ttl,
+            allowed_paths=allowed_paths,
             finished_jobs_kept=finished_jobs_kept,
             status_page=status_page,
         )
@@ -773,7 +787,7 @@ def need_coordinator(address: str | None, elect: str | None, option: str = "--co
 
 @main.group("keys")
 def keys_group():
-    """CURVE key pairs for the coordinator, workers and clients."""
+    """CURVE key pairs for the coordinator, workers and clients, and which keys it allows."""
 
 
 @keys_group.command("generate")
@@ -781,7 +795,7 @@ def keys_group():
 @reports_errors
 def keys_generate_command(directory):
     """Create DIRECTORY with key pairs for the coordinator, workers and clients, and the
-    coordinator's allow-list (DIRECTORY/authorized/)."""
+    coordinator's allow-lists (DIRECTORY/authorized/workers/ and authorized/clients/)."""
     from .security import generate_keys
 
     for path in generate_keys(directory):
@@ -789,9 +803,35 @@ def keys_generate_command(directory):
     click.echo(
         f"Copy {directory} to every machine (workers need worker.key*, clients client.key*, "
         f"both coordinator.key; only the coordinator needs coordinator.key_secret) and pass "
-        f"--keys {directory} to coordinator, worker, submit and status.",
+        f"--keys {directory} to coordinator, worker, submit and status. Allow more keys with "
+        f"`mapreduce keys authorize --keys {directory} --role worker|client FILE.key`.",
         err=True,
     )
+
+
+@keys_group.command("authorize")
+@click.option(
+    "--role",
+    type=click.Choice(["worker", "client"]),
+    required=True,
+    help="worker: may serve tasks (never submit or read status); client: may submit, cancel "
+    "and read status (never serve as a worker).",
+)
+@click.option(
+    "--keys",
+    "keys_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The coordinator's key directory [default: this user's own key set].",
+)
+@click.argument("public_key_file", type=click.Path(dir_okay=False, exists=True))
+@reports_errors
+def keys_authorize_command(role, keys_dir, public_key_file):
+    """Allow the public key in PUBLIC_KEY_FILE (another machine's or user's worker.key or
+    client.key) to connect in ROLE; a running coordinator reads it at the next handshake."""
+    from .security import authorize_key, default_keys_dir, ensure_keys
+
+    click.echo(authorize_key(keys_dir or ensure_keys(default_keys_dir()), role, public_key_file))
 
 
 @main.group("config")

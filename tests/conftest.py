@@ -45,6 +45,18 @@ def no_user_configuration(tmp_path_factory):
         yield
 
 
+@pytest.fixture(autouse=True)
+def private_user_dirs(tmp_path_factory, monkeypatch):
+    """Every test, and every process it starts, has its own XDG config and state directories:
+    the per-user key set (made on first use when no --keys is given) and the coordinator's
+    default work directory live there, never in the real user's home. Processes of one test
+    share them, so its coordinator, workers and clients use one key set, as one user's would."""
+    home = tmp_path_factory.mktemp("xdg")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    if "XDG_STATE_HOME" not in os.environ:
+        monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+
+
 @pytest.fixture
 def corpus(tmp_path) -> list[Path]:
     return write_corpus(tmp_path / "corpus")

@@ -46,7 +46,7 @@ from . import journal as journal_records
 from .committer import CleanedUp, CommitFailed, Committed, Committer, Published, PublishFailed
 from .jobs import JobRecord, JobStatus, answer_client, task_header
 from .journal import Journal
-from .submission import JobSubmission
+from .submission import JobSubmission, check_allowed_paths
 
 log = logging.getLogger("mapreduce.coordinator")
 
@@ -65,8 +65,10 @@ class Coordinator:
         finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
         journal: Journal | None = None,
         leadership=None,
+        allowed_paths: tuple = (),
     ):
         self.leadership = leadership  # election.Leadership of an elected leader, else None
+        self.allowed_paths = list(allowed_paths)  # --allow-path: where jobs may read and write
         self.settings = settings or SchedulerSettings()
         self.scheduler = Scheduler(self.settings)
         self.secret = secret
@@ -116,6 +118,7 @@ class Coordinator:
             for record in self.jobs.values():
                 if record.request == request:
                     return record.id
+        check_allowed_paths(submission, self.allowed_paths)
         commit.check_job_paths(
             submission.input_paths(),
             submission.output_dir,
@@ -215,10 +218,12 @@ class Coordinator:
         if self.socket in events:
             while True:
                 try:
-                    frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                    frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
-                self._receive(frames)
+                # With keys, ZAP named the sender's roles: they decide what it may send.
+                roles = security.sender_role(frames[-1]) if self.security else None
+                self._receive([frame.bytes for frame in frames], roles)
         self._take_outcomes()
         now = self._listened_at = time.monotonic()
         before = dict(self.scheduler.workers)
@@ -301,7 +306,7 @@ class Coordinator:
 
     # ---- messages in ----------------------------------------------------------------------------
 
-    def _receive(self, frames: list) -> None:
+    def _receive(self, frames: list, roles: str | None = None) -> None:
         if len(frames) < 2:
             return
         route, body = frames[0], frames[1:]
@@ -313,6 +318,9 @@ class Coordinator:
             return
         if message is None:
             return
+        if not security.may_send(roles, message.command):
+            self._refuse_role(route, message, roles or "")
+            return
         try:
             self._dispatch_message(route, message, time.monotonic())
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -323,6 +331,19 @@ class Coordinator:
                 _peer_name(route),
                 exc,
             )
+
+    def _refuse_role(self, route: bytes, message: Message, roles: str) -> None:
+        """A peer whose key's role does not allow what it sent: a client command is answered
+        REJECTED, a READY with REFUSE (the worker stops), anything else dropped."""
+        reason = security.role_refusal(roles, message.command)
+        log.warning(
+            "refused a %r message from peer %s: %s", message.command, _peer_name(route), reason
+        )
+        if message.command in protocol.CLIENT_COMMANDS:
+            request = message.header.get("request")
+            self._send(route, protocol.REJECTED, {"request": request, "error": reason})
+        elif message.command == protocol.READY:
+            self._send(route, protocol.REFUSE, {"reason": reason})
 
     def _dispatch_message(self, route: bytes, message: Message, now: float) -> None:
         if message.command in protocol.CLIENT_COMMANDS:
