@@ -48,9 +48,30 @@ def env_name(key: str) -> str:
     return ENV_PREFIX + key.upper()
 
 
+# Options a file or a variable must not give: --insecure turns the coordinator's keys off, which
+# a mapreduce.yaml in whatever directory a command is run from (or an inherited variable) must not
+# do behind the user's back. They are given on the command line each time, as Hadoop's
+# `-D` overrides are.
+COMMAND_LINE_ONLY = {"insecure"}
+
+
 def is_setting(param: click.Parameter) -> bool:
-    """Options a user sets (not --help, --version, --config, nor hidden internal ones)."""
-    return isinstance(param, click.Option) and not param.hidden and not param.is_eager
+    """Options a user sets (not --help, --version, --config, nor hidden internal ones), other
+    than those given on the command line only."""
+    return (
+        isinstance(param, click.Option)
+        and not param.hidden
+        and not param.is_eager
+        and setting_key(param) not in COMMAND_LINE_ONLY
+    )
+
+
+def _refuse_command_line_only(path: str, where: str) -> None:
+    raise ConfigError(
+        f"configuration file '{path}': '{where}' cannot be set in a file or a variable: it turns "
+        f"the coordinator's keys off, so give --{where.rsplit('.', 1)[-1]} on the command line "
+        f"each time it is meant. Nothing was run."
+    )
 
 
 def sections(group: click.Group) -> dict[str, click.Command]:
@@ -152,6 +173,8 @@ def load(group: click.Group, path: str | None) -> Loaded:
     top_keys = sorted(set(commands) | set(top_level) | anywhere)
     for key, value in data.items():
         key = str(key)
+        if key in COMMAND_LINE_ONLY:
+            _refuse_command_line_only(path, key)
         if key in commands:
             if value is None:
                 continue
@@ -164,6 +187,8 @@ def load(group: click.Group, path: str | None) -> Loaded:
             accepted = settings_of(commands[key])
             for name, item in value.items():
                 name = str(name)
+                if name in COMMAND_LINE_ONLY:
+                    _refuse_command_line_only(path, f"{key}.{name}")
                 if name not in accepted:
                     elsewhere = [n for n, c in commands.items() if name in settings_of(c)]
                     raise _unknown(
@@ -265,6 +290,13 @@ def _option_text(param: Any) -> str:
 def check_environment(group: click.Group, environ: Mapping[str, str] | None = None) -> None:
     """Every MAPREDUCE_<SETTING> variable that is set must convert for each option it sets."""
     environ = os.environ if environ is None else environ
+    for key in sorted(COMMAND_LINE_ONLY):
+        if env_name(key) in environ:
+            raise ConfigError(
+                f"environment variable {env_name(key)} is set, but --{key.replace('_', '-')} "
+                f"turns the coordinator's keys off and is taken from the command line only. "
+                f"Unset it and give --{key.replace('_', '-')} where it is meant. Nothing was run."
+            )
     for command in [group, *sections(group).values()]:
         for param in settings_of(command).values():
             name = param.envvar

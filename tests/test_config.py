@@ -221,6 +221,8 @@ def test_config_show_says_a_token_is_set_without_printing_it(isolated):
         ("heartbeat_interval: soon\n", ["'heartbeat_interval'", "invalid duration 'soon'"]),
         ("run:\n  workers: [2\n  reducers: 3\n", ["line 3", "not valid YAML"]),
         ("run: 4\n", ["'run' is the section of `mapreduce run`"]),
+        ("insecure: true\n", ["'insecure' cannot be set in a file", "--insecure"]),
+        ("submit:\n  insecure: true\n", ["'submit.insecure' cannot be set in a file"]),
     ],
 )
 def test_a_mistake_in_the_file_stops_the_command_before_it_runs(isolated, tmp_path, content, words):
@@ -253,6 +255,9 @@ def test_a_bad_environment_value_or_missing_file_is_a_usage_error(isolated, tmp_
     result = CliRunner().invoke(main, args, env={"MAPREDUCE_CONFIG": str(broken)})
     assert result.exit_code == 2 and "line 2: not valid JSON" in result.stderr
     assert not out.exists()
+    # --insecure turns keys off: a variable may not do it behind the user's back.
+    open_mode = CliRunner().invoke(main, args, env={"MAPREDUCE_INSECURE": "1"})
+    assert open_mode.exit_code == 2 and "MAPREDUCE_INSECURE is set" in open_mode.stderr
     typo = CliRunner().invoke(main, ["config", "show", "rn"])
     assert typo.exit_code == 2 and "did you mean 'run'?" in typo.stderr
 
@@ -278,6 +283,9 @@ def test_every_option_is_a_setting_with_its_variable():
             if getattr(param, "hidden", False) or not param.opts[0].startswith("-"):
                 continue
             if param.name == "help":
+                continue
+            if param.name == "insecure":  # command line only (test below)
+                assert param.envvar is None
                 continue
             long = max((o for o in param.opts if o.startswith("--")), key=len)
             assert param.envvar == "MAPREDUCE_" + long[2:].replace("-", "_").upper()
