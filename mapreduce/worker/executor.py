@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import multiprocessing
+import os
 import signal
 import socket as pysocket
 
@@ -28,6 +29,9 @@ _fork = multiprocessing.get_context("fork")
 
 def executor_main(conn) -> None:
     die_with_parent()
+    # Its own process group: stopping the slot kills what the attempt started too (a streaming
+    # command that ignores the end of its input would otherwise outlive a cancelled attempt).
+    os.setpgrp()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     # A map task allocates millions of small objects that mostly live until the next spill; the
@@ -99,6 +103,7 @@ class ExecutorSlot:
         if self.process.is_alive():
             self.process.kill()
         self.process.join(5)
+        kill_process_group(self.process.pid)
         self.conn.close()
 
     def fileno(self) -> int:
@@ -115,6 +120,14 @@ class ExecutorSlot:
             except ValueError:
                 return {"signal": f"signal {-code}"}
         return {"status": code}
+
+
+def kill_process_group(leader: int) -> None:
+    """SIGKILL what is left of an executor's process group (the commands its attempt started)."""
+    try:
+        os.killpg(leader, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # nothing left
 
 
 def describe_exit(exit: dict) -> str:

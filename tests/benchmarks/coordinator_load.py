@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 import zmq  # noqa: E402
 
-from mapreduce import defaults, protocol  # noqa: E402
+from mapreduce import defaults, protocol, security  # noqa: E402
 from mapreduce.protocol import Message  # noqa: E402
 
 INTERVAL = defaults.HEARTBEAT_INTERVAL_S
@@ -52,11 +52,13 @@ INTERVAL = defaults.HEARTBEAT_INTERVAL_S
 class SimulatedWorker:
     """One worker's side of the protocol (mapreduce/worker/process.py), with no executors."""
 
-    def __init__(self, context, address: str, name: str):
+    def __init__(self, context, address: str, name: str, keys_dir: str | None):
         self.id = name
         self.sock = context.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.setsockopt(zmq.ROUTING_ID, f"w:{name}".encode())
+        if keys_dir:  # as a worker does: CURVE with the worker's key of the key set
+            security.secure_client(self.sock, keys_dir, "worker")
         self.sock.connect(address)
         self.session = secrets.token_hex(4)
         self.known = 0
@@ -148,7 +150,9 @@ def serve_workers(address: str, names: list, stop, results) -> None:
     """One process's simulated workers, served by one poller until `stop` is set."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     context = zmq.Context()
-    workers = [SimulatedWorker(context, address, name) for name in names]
+    # The key set a worker started with no --keys uses (this user's own), as the coordinator.
+    keys_dir = security.keys_for(None, False, [address], "worker")
+    workers = [SimulatedWorker(context, address, name, keys_dir) for name in names]
     poller = zmq.Poller()
     by_socket = {}
     for worker in workers:
