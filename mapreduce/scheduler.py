@@ -158,6 +158,7 @@ class JobState:
     # map output was lost) or the tasks were indexed afresh: what a running total reads.
     succeeded_log: list = field(default_factory=list)
     unsucceeded: int = 0
+    skip_count: int = 0  # --skip-bad-records: what skipped() says, kept as tasks change
 
     def __post_init__(self) -> None:
         self.by_id = {task.id: task for task in self.all_tasks()}
@@ -170,11 +171,13 @@ class JobState:
         self.succeeded = {"map": 0, "reduce": 0}
         self.durations = {"map": _Median(), "reduce": _Median()}
         self.attempt_counts = {"attempts": 0, "failed": 0, "lost": 0, "backups": 0}
+        self.skip_count = 0
         self.succeeded_log = []
         self.unsucceeded += 1
         self.map_epoch += 1
         for task in self.all_tasks():
             self.count_attempts(task, 1)
+            self.count_skips(task, 1)
             self.note(task, None)
             for attempt in task.running():
                 self.note_attempt(task, attempt)
@@ -205,6 +208,17 @@ class JobState:
                 counts["failed"] += sign
             elif attempt.state is AttemptState.LOST:
                 counts["lost"] += sign
+
+    def count_skips(self, task: Task, sign: int) -> None:
+        """Add (1) or take away (-1, a re-planned task) what a task skips from skip_count."""
+        if self.skip_bad_records:
+            self.skip_count += sign * (len(task.skip) + _malformed(task.result))
+
+    def set_result(self, task: Task, result: dict | None) -> None:
+        """The task's accepted attempt's report (None: it has none any more)."""
+        if self.skip_bad_records:
+            self.skip_count += _malformed(result) - _malformed(task.result)
+        task.result = result
 
     def memo(self, name: str, compute: Callable):
         """What `compute` gives for the job's map outputs as they stand: worked out again only
@@ -301,11 +315,12 @@ class JobState:
     def skipped(self) -> int:
         """Records skipped so far: those the tasks were told to skip, and the malformed records
         their accepted attempts skipped."""
-        return sum(
-            len(task.skip)
-            + int(((task.result or {}).get("counters") or {}).get("bad_records_skipped", 0) or 0)
-            for task in self.all_tasks()
-        )
+        return self.skip_count
+
+
+def _malformed(result: dict | None) -> int:
+    """The malformed records an accepted attempt skipped, from its report."""
+    return int(((result or {}).get("counters") or {}).get("bad_records_skipped", 0) or 0)
 
 
 _order = itertools.count()  # ties in the index heaps: never compare two tasks
@@ -621,7 +636,7 @@ class Scheduler:
         job, task = found
         attempt.move_to(AttemptState.SUCCEEDED)
         self._move(job, task, TaskState.PUBLISHING)
-        task.result = result
+        job.set_result(task, result)
         job.note_duration(task, now - attempt.started)
         if job.skip_bad_records and job.skipped() > job.max_skipped:
             task.last_error = self._too_many_skipped(job, "malformed records")
@@ -679,7 +694,8 @@ class Scheduler:
         source = job.task(map_task_id) if job else None
         if job and job.active and source and source.state is TaskState.SUCCEEDED:
             self._move(job, source, TaskState.PENDING)
-            source.result, source.last_error = None, error
+            job.set_result(source, None)
+            source.last_error = error
             if job.phase is JobPhase.REDUCE:
                 job.move_to(JobPhase.MAP)
         return out + self._dispatch(now)
@@ -691,7 +707,8 @@ class Scheduler:
         if found is None or found[1].state is not TaskState.PUBLISHING:
             return self._dispatch(now)
         job, task = found
-        task.result, task.last_error = None, error
+        job.set_result(task, None)
+        task.last_error = error
         task.failures += 1
         if task.failures >= job.max_attempts:
             return self._fail_job(job, task) + self._dispatch(now)
@@ -826,6 +843,7 @@ class Scheduler:
         else:
             task.failures += 1
             if job.skip_bad_records and self._skip_record(task, error):
+                job.skip_count += 1  # the record it names is skipped from now on
                 # Its failures were the record's, not the task's: they do not count (so a task
                 # with several bad records gets to skip each), but --max-skipped does.
                 task.failures = max(0, task.failures - defaults.SKIP_AFTER_FAILURES)
@@ -899,6 +917,7 @@ class Scheduler:
             self._free_slot(other.worker, job.id, task.id, other.number)
         self._move(job, task, TaskState.REPLANNED)
         job.count_attempts(task, -1)  # no longer one of the job's tasks
+        job.count_skips(task, -1)
         if task.duration is not None:
             job.durations["map"].discard()  # no longer one of the phase's tasks
         pieces = tuple(
