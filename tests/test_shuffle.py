@@ -108,10 +108,20 @@ def test_native_columns_are_stored_natively_and_others_pickled(tmp_path):
     assert not schema.field("value").metadata
 
     (tmp_path / "pickled").mkdir()
-    output = write(tmp_path / "pickled", [(("t", 1), None)])
+    output = write(tmp_path / "pickled", [(("t", [1]), None)])
     schema = pa.ipc.open_file(output.files[0][0]).schema
     assert schema.field("key").type == pa.large_binary()
     assert schema.field("key").metadata == {b"encoding": b"pickle"}
+
+    # Tuples of plain items are stored as order-preserving bytes, so Arrow sorts and merges them.
+    (tmp_path / "tuples").mkdir()
+    output = write(tmp_path / "tuples", [(("t", 1), None), (("s", 2), None)])
+    schema = pa.ipc.open_file(output.files[0][0]).schema
+    assert schema.field("key").type == pa.large_binary()
+    assert schema.field("key").metadata == {
+        b"encoding": b"tuple-order",
+        b"signature": b"0:str;1:number",
+    }
 
 
 PICKLED_SAMPLES = [

@@ -16,7 +16,8 @@ from typing import Callable, Iterator, Optional
 from mapreduce.errors import RecordError
 from mapreduce.pairs import short_repr
 
-from .ordering import INT_PREFIX, STR_ENCODING, key_bytes
+from .keys import encode_keys, plain_str_tuples
+from .ordering import INT_PREFIX, STR_ENCODING, TUPLE_PREFIX, key_bytes
 
 
 def stable_partition(key, num_partitions: int) -> int:
@@ -30,7 +31,7 @@ def stable_partitions(keys: list, num_partitions: int) -> list:
 
 
 def _keys_bytes(keys: list) -> Iterator[bytes]:
-    """key_bytes of every key: for all-str or all-int keys by C-level map chains that compute
+    """key_bytes of every key: for all-str, all-int or all-str-tuple keys by C-level map chains that compute
     exactly what key_bytes does for one key, with no Python call per key."""
     key_types = set(map(type, keys))
     if key_types == {str}:
@@ -38,6 +39,8 @@ def _keys_bytes(keys: list) -> Iterator[bytes]:
         return map(str.encode, keys, repeat(encoding), repeat(errors))
     if key_types == {int}:
         return map(INT_PREFIX.__add__, map(b"%d".__mod__, keys))
+    if key_types == {tuple} and plain_str_tuples(keys):  # their encoding has no number types
+        return map(TUPLE_PREFIX.__add__, encode_keys(keys))
     return map(key_bytes, keys)
 
 
