@@ -12,9 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import write
-from mapreduce.shuffle import iter_partition_groups, stable_partition
+from mapreduce.shuffle import iter_partition_groups, partitions_of, stable_partition
 from mapreduce.shuffle.keys import (
     decode_key,
+    decode_key_array,
     decode_keys,
     encode_key,
     encode_keys,
@@ -83,10 +84,18 @@ def test_byte_order_is_python_order(a, b):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.text(), st.text()), min_size=1, max_size=20))
+@given(
+    st.lists(
+        st.tuples(st.text(), st.text()) | st.tuples(st.text(alphabet="a\x00\udc80\x20é")),
+        min_size=1,
+        max_size=20,
+    )
+)
 def test_the_str_tuple_fast_paths_equal_the_general_ones(keys):
     assert encode_keys(keys) == [encode_key(key) for key in keys]
     assert decode_keys(encode_keys(keys)) == keys
+    assert decode_key_array(pa.array(encode_keys(keys), pa.large_binary())) == keys
+    assert partitions_of(keys, 5) == [stable_partition(key, 5) for key in keys]
     assert [stable_partition(key, 5) for key in keys] == [
         zlib.crc32(b"builtins.tuple\0T" + identity_bytes(key)) % 5 for key in keys
     ]

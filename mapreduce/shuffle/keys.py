@@ -33,8 +33,10 @@ from __future__ import annotations
 import math
 import struct
 from itertools import chain, repeat
-from operator import itemgetter
 from typing import Optional
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 STR_ENCODING = ("utf-8", "surrogatepass")
 
@@ -171,26 +173,63 @@ def identity_bytes(key: tuple) -> bytes:
     return bytes(out)
 
 
-def plain_str_tuples(keys: list) -> bool:
-    """Whether every key is an exact tuple of exact strs (at least one) with no NUL: the common
-    case (bigrams), encoded and decoded by C-level passes."""
-    return (
-        set(map(type, keys)) == {tuple}
-        and 0 not in set(map(len, keys))
-        and set(map(type, chain.from_iterable(keys))) == {str}
-        and "\x00" not in "".join(chain.from_iterable(keys))
-    )
+def str_tuples_joined(keys: list) -> Optional[list]:
+    """When every key is an exact tuple of exact strs (at least one; no NUL, no lone surrogate),
+    the common case such as bigrams: the UTF-8 of each key's strs joined by 00 STR, which is its
+    encoding less the leading STR and the final 00 00 (see str_tuple_encodings); else None."""
+    if (
+        not keys
+        or set(map(type, keys)) != {tuple}
+        or min(map(len, keys)) == 0
+        or set(map(type, chain.from_iterable(keys))) != {str}
+    ):
+        return None
+    try:
+        joined = list(map(str.encode, map("\x00\x20".join, keys)))
+    except UnicodeEncodeError:  # a lone surrogate: the general path keeps it
+        return None
+    # The separators hold one NUL each; any more is a NUL inside a str, to be escaped.
+    if b"".join(joined).count(b"\x00") != sum(map(len, keys)) - len(keys):
+        return None
+    return joined
+
+
+STR_TUPLE_HEAD, STR_TUPLE_TAIL = b"\x20", b"\x00\x00"
+
+
+def str_tuple_encodings(keys: list) -> Optional[list]:
+    """encode_key of every key by C-level passes for the keys str_tuples_joined takes, else None."""
+    joined = str_tuples_joined(keys)
+    if joined is None:
+        return None
+    return list(map(STR_TUPLE_HEAD.__add__, map(bytes.__add__, joined, repeat(STR_TUPLE_TAIL))))
 
 
 def encode_keys(keys: list) -> list:
     """encode_key of every key, by C-level passes for tuples of strs; NotEncodable if any fails."""
-    if plain_str_tuples(keys):
-        # STR s1 00 STR s2 00 ... END: the strs joined by 00 STR, with no escapes and no trailer.
-        joined = map("\x00\x20".join, keys)
-        framed = map("\x20".__add__, map(str.__add__, joined, repeat("\x00\x00")))
-        encoding, errors = STR_ENCODING
-        return list(map(str.encode, framed, repeat(encoding), repeat(errors)))
-    return list(map(encode_key, keys))
+    encoded = str_tuple_encodings(keys)
+    return encoded if encoded is not None else list(map(encode_key, keys))
+
+
+def encoded_with_signature(keys: list) -> Optional[tuple]:
+    """(encode_keys(keys) as a list or an Arrow large_binary array, uniform_signature(keys)) for
+    tuple keys, or None when the signature is None; NotEncodable when a key holds another type."""
+    joined = str_tuples_joined(keys)
+    if joined is not None:  # framed by Arrow: STR + joined + 00 00
+        strs = pa.array(joined, pa.large_binary())
+        head, tail, none = (
+            pa.scalar(b, pa.large_binary()) for b in (STR_TUPLE_HEAD, STR_TUPLE_TAIL, b"")
+        )
+        encoded = pc.binary_join_element_wise(head, strs, tail, none)
+        return encoded, _str_signature(max(map(len, keys)))
+    signature = uniform_signature(keys)
+    if signature is None:
+        return None
+    return list(map(encode_key, keys)), signature
+
+
+def _str_signature(length: int) -> str:
+    return ";".join(f"{index}:str" for index in range(length))
 
 
 def uniform_signature(keys: list) -> Optional[str]:
@@ -198,8 +237,6 @@ def uniform_signature(keys: list) -> Optional[str]:
     of positions into nested tuples) when it is one class everywhere, else None. Two runs with
     the same signature hold keys Python can always compare (they first differ at items of one
     class); the writer encodes only such runs, so encoded order never hides a TypeError."""
-    if plain_str_tuples(keys):
-        return ";".join(f"{index}:str" for index in range(max(map(len, keys))))
     classes: dict = {}
     for key in keys:
         _classes_of(key, (), classes)
@@ -227,17 +264,28 @@ def _classes_of(key: tuple, prefix: tuple, classes: dict) -> None:
 
 def decode_keys(encoded: list) -> list:
     """The tuple keys back from their encodings (each exactly the tuple encoded)."""
-    if (
-        encoded
-        and set(map(itemgetter(0), encoded)) == {STR}
-        and set(map(itemgetter(slice(-2, None)), encoded)) == {b"\x00\x00"}
-    ):
-        parts = list(map(bytes.split, map(itemgetter(slice(1, -2)), encoded), repeat(b"\x00\x20")))
-        if b"\x00" not in b"".join(chain.from_iterable(parts)):  # no escapes, numbers or nesting
-            encoding, errors = STR_ENCODING
-            decode = bytes.decode
-            return [tuple(decode(part, encoding, errors) for part in key) for key in parts]
     return list(map(decode_key, encoded))
+
+
+def decode_key_array(array: pa.Array) -> list:
+    """decode_keys of an Arrow binary array: when every key is a tuple of strs with no NUL (STR
+    s1 00 STR s2 00 ... 00), by Arrow kernels (checked as UTF-8) and one str.split per key,
+    else one key at a time."""
+    if len(array) and array.null_count == 0:
+        try:
+            if (
+                pc.all(pc.starts_with(array, pattern="\x20")).as_py()
+                and pc.all(pc.ends_with(array, pattern="\x00\x00")).as_py()
+            ):
+                inner = pc.binary_slice(array, 1, -2)
+                # Only the separators (00 STR) may hold a NUL: else an escape, a number, a nesting.
+                others = pc.replace_substring(inner, pattern="\x00\x20", replacement="")
+                if not pc.any(pc.match_substring(others, pattern="\x00")).as_py():
+                    texts = inner.cast(pa.large_string()).to_pylist()  # checks the UTF-8
+                    return list(map(tuple, map(str.split, texts, repeat("\x00\x20"))))
+        except pa.ArrowInvalid:
+            pass  # a lone surrogate (kept by surrogatepass): decoded by Python below
+    return decode_keys(array.to_pylist())
 
 
 def decode_key(data: bytes) -> tuple:

@@ -16,7 +16,7 @@ from typing import Callable, Iterator, Optional
 from mapreduce.errors import RecordError
 from mapreduce.pairs import short_repr
 
-from .keys import encode_keys, plain_str_tuples
+from .keys import STR_TUPLE_HEAD, STR_TUPLE_TAIL, str_tuples_joined
 from .ordering import INT_PREFIX, STR_ENCODING, TUPLE_PREFIX, key_bytes
 
 
@@ -27,11 +27,22 @@ def stable_partition(key, num_partitions: int) -> int:
 
 def stable_partitions(keys: list, num_partitions: int) -> list:
     """[stable_partition(key, num_partitions) for key in keys], computed in bulk."""
-    return list(map(num_partitions.__rmod__, map(zlib.crc32, _keys_bytes(keys))))
+    return list(map(num_partitions.__rmod__, _crc32s(keys)))
+
+
+def _crc32s(keys: list) -> Iterator[int]:
+    if type(keys[0]) is tuple if keys else False:
+        joined = str_tuples_joined(keys)
+        if joined is not None:
+            # Tuples of strs: crc32 of TUPLE_PREFIX + STR + joined + 00 00 (key_bytes, as the
+            # encoding of such a tuple has no number types), continued from the constant head.
+            head = zlib.crc32(TUPLE_PREFIX + STR_TUPLE_HEAD)
+            return map(zlib.crc32, repeat(STR_TUPLE_TAIL), map(zlib.crc32, joined, repeat(head)))
+    return map(zlib.crc32, _keys_bytes(keys))
 
 
 def _keys_bytes(keys: list) -> Iterator[bytes]:
-    """key_bytes of every key: for all-str, all-int or all-str-tuple keys by C-level map chains that compute
+    """key_bytes of every key: for all-str or all-int keys by C-level map chains that compute
     exactly what key_bytes does for one key, with no Python call per key."""
     key_types = set(map(type, keys))
     if key_types == {str}:
@@ -39,8 +50,6 @@ def _keys_bytes(keys: list) -> Iterator[bytes]:
         return map(str.encode, keys, repeat(encoding), repeat(errors))
     if key_types == {int}:
         return map(INT_PREFIX.__add__, map(b"%d".__mod__, keys))
-    if key_types == {tuple} and plain_str_tuples(keys):  # their encoding has no number types
-        return map(TUPLE_PREFIX.__add__, encode_keys(keys))
     return map(key_bytes, keys)
 
 

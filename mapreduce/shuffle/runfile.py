@@ -36,7 +36,7 @@ from mapreduce.defaults import ARROW_BATCH_ROWS
 from mapreduce.errors import RecordError
 from mapreduce.pairs import as_pairs, short_repr
 
-from .keys import NotEncodable, decode_keys, encode_keys, uniform_signature
+from .keys import NotEncodable, decode_key_array, encoded_with_signature
 from .ordering import sort_pairs_by_key
 
 
@@ -130,12 +130,12 @@ def _tuple_key_column(keys: list):
     hold other types or Python could not always compare them (then they are pickled, and sorted
     in Python, which names the keys it cannot compare)."""
     try:
-        signature = uniform_signature(keys)
-        if signature is None:
-            return None
-        encoded = encode_keys(keys)
+        encoded_signed = encoded_with_signature(keys)
     except NotEncodable:
         return None
+    if encoded_signed is None:
+        return None
+    encoded, signature = encoded_signed
     metadata = {b"encoding": _TUPLE_ORDER, b"signature": signature.encode("utf-8")}
     return pa.array(encoded, type=pa.large_binary()), metadata
 
@@ -347,7 +347,7 @@ def _unpickled(array: pa.Array) -> list:
 
 
 def _tuple_keys(array: pa.Array) -> list:
-    return decode_keys(array.to_pylist())
+    return decode_key_array(array)
 
 
 def _column_decoder(field: pa.Field) -> Callable:
