@@ -187,10 +187,11 @@ class RunSpiller:
         partitioner=None,
         partition_batches=None,
         sort_values: bool = False,
+        compression: str | None = None,
     ):
         from .shuffle import RunWriter
 
-        self.runs = RunWriter(directory)
+        self.runs = RunWriter(directory, compression=compression)
         self._partitioning = (num_partitions, partitioner, partition_batches)
         self._order = [("key", "ascending")] + ([("value", "ascending")] if sort_values else [])
         self._pending: list = []

@@ -9,6 +9,8 @@ Run file format (one Arrow IPC file; a map task's runs are named `part-{partitio
     always compare holds their order-preserving encoding (keys.py) in large_binary, with field
     metadata {b"encoding": b"tuple-order", b"signature": the classes of their items}: Arrow
     sorts and merges it in Python's order;
+  * buffers may be compressed (LZ4 frame or ZSTD: RunWriter's `compression`), which Arrow's
+    reader undoes by itself;
   * the schema metadata b"key_types" lists the names of the key types (JSON), so a reader knows which
     ordering the runs of a partition share without reading their data.
 
@@ -26,7 +28,7 @@ import pickle
 from functools import partial
 from itertools import chain, islice
 from operator import itemgetter
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -209,9 +211,12 @@ class RunWriter:
     and per partition its records and bytes; `stats()` reports those with the heaviest keys
     (estimated from a small evenly spaced sample of every run's sorted keys)."""
 
-    def __init__(self, directory: str, sort_values: bool = False):
+    def __init__(
+        self, directory: str, sort_values: bool = False, compression: Optional[str] = None
+    ):
         self.directory = directory
         self.sort_values = sort_values
+        self.compression = compression  # the codec of the runs' Arrow buffers, or None
         self.files: dict = {}
         self.records = 0
         self.bytes_written = 0
@@ -233,7 +238,7 @@ class RunWriter:
     def _write(self, partition: int, table: pa.Table) -> None:
         runs = self.files.setdefault(partition, [])
         path = storage.join(self.directory, f"part-{partition:05d}-run-{len(runs):03d}.arrow")
-        written = _write_table(table, path)
+        written = _write_table(table, path, self.compression)
         runs.append(path)
         self.bytes_written += written
         self.records += table.num_rows
@@ -279,11 +284,13 @@ def write_run_file(path: str, keys: list, values: list) -> int:
     return _write_table(_run_table(keys, values), path)
 
 
-def _write_table(table: pa.Table, path: str) -> int:
-    """Write through storage.atomic_write, so a crash never leaves a partial file under `path`;
+def _write_table(table: pa.Table, path: str, compression: Optional[str] = None) -> int:
+    """Write through storage.atomic_write, so a crash never leaves a partial file under `path`,
+    with buffers compressed by `compression` ("lz4", "zstd" or None: readers need no telling);
     returns the bytes written."""
+    options = pa.ipc.IpcWriteOptions(compression=compression)
     with storage.atomic_write(path) as sink:
-        with pa.ipc.new_file(sink, table.schema) as writer:
+        with pa.ipc.new_file(sink, table.schema, options=options) as writer:
             writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
         return sink.tell()
 

@@ -19,7 +19,12 @@ from operator import add, itemgetter
 from typing import Iterable, Iterator, Optional
 
 from mapreduce import storage
-from mapreduce.defaults import COMBINE_EVERY_RECORDS, SORT_BUFFER_BYTES, SPILL_RECORDS
+from mapreduce.defaults import (
+    COMBINE_EVERY_RECORDS,
+    SHUFFLE_COMPRESSION,
+    SORT_BUFFER_BYTES,
+    SPILL_RECORDS,
+)
 from mapreduce.errors import RecordError
 from mapreduce.pairs import as_pair, as_pairs, is_pair, not_iterable_output, short_repr
 
@@ -169,13 +174,15 @@ class MapOutputWriter:
         sort_buffer_bytes: int = SORT_BUFFER_BYTES,
         combiner_final=None,
         sort_values: bool = False,
+        compression: Optional[str] = SHUFFLE_COMPRESSION,
     ):
         """`combiner_final()` (the job's hook), when given, is called once at close, after the
-        last combine: the pairs it returns or yields are written as they are, not combined."""
+        last combine: the pairs it returns or yields are written as they are, not combined.
+        `compression` is the codec of the run files' buffers ("lz4", "zstd" or None)."""
         if num_partitions < 1:
             raise ValueError(f"num_partitions must be at least 1, not {num_partitions}")
         # sort_values: runs sorted by key then value (the job's SORT_VALUES), for the reduce's merge.
-        self._runs = RunWriter(storage.absolute(directory), sort_values)
+        self._runs = RunWriter(storage.absolute(directory), sort_values, compression)
         self._num_partitions = num_partitions
         self._partitioner = partitioner
         self._combiner = combiner

@@ -64,6 +64,7 @@ def run_map(job: Job, task: dict) -> dict:
         combiner=job.combiner,
         combiner_final=job.combiner_final,
         sort_values=job.sort_values,
+        compression=job.shuffle_compression,
     )
     if job.combiner is not None:
         call_hook(job.combiner_init, "combiner_init", job)
@@ -122,6 +123,7 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
             job.partitioner,
             job.partition_batches,
             job.sort_values,
+            job.shuffle_compression,
         )
     )
     try:

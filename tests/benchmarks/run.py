@@ -352,6 +352,99 @@ counts.sort("w").write_csv(sys.argv[2], separator="\t", include_header=False)
 '''
 
 
+# Bytes a map task shuffles with each codec: the job's mapper and combiner over one corpus file,
+# through the real MapOutputWriter (4 partitions), in one process.
+SHUFFLE_BYTES = r'''
+import runpy, sys, tempfile, time
+from mapreduce.shuffle import MapOutputWriter
+job = runpy.run_path(sys.argv[1])
+with open(sys.argv[2], encoding="utf-8") as f:
+    lines = f.read().splitlines()
+for codec in (None, "lz4", "zstd"):
+    with tempfile.TemporaryDirectory() as out:
+        started = time.process_time()
+        writer = MapOutputWriter(out, 4, combiner=job.get("combiner"), compression=codec)
+        for line in lines:
+            writer.add_pairs(job["mapper"](sys.argv[2], line))
+        written = writer.close().bytes_written
+        print(f"{codec}\t{written}\t{time.process_time() - started:.2f}")
+'''
+
+
+def with_compression(tmp: Path, job: str, codec) -> Path:
+    """A copy of jobs/<job> that sets SHUFFLE_COMPRESSION = codec."""
+    text = (ROOT / "jobs" / job).read_text() + f"\nSHUFFLE_COMPRESSION = {codec!r}\n"
+    return script(tmp, f"{Path(job).stem}_{codec}.py", text)
+
+
+class MotoServer:
+    """moto's S3 server on 127.0.0.1 (the test extra's), for a work dir at s3://; killed on exit."""
+
+    def __enter__(self):
+        import socket
+        server = Path(PY).parent / "moto_server"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.process = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+        from pyarrow import fs
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                s3 = fs.S3FileSystem(access_key="testing", secret_key="testing", region="us-east-1",
+                                     endpoint_override=f"127.0.0.1:{port}", scheme="http",
+                                     allow_bucket_creation=True)
+                s3.create_dir("bench-work")
+                return self
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.2)
+
+    def __exit__(self, *exc):
+        self.process.kill()
+        self.process.wait()
+
+
+def compression_case(data_dir: Path, tmp: Path, size: str, n: int) -> None:
+    """Case 8: bytes shuffled and time with each codec of the shuffle run files (issue 16 (f))."""
+    corpus = generate(data_dir, f"corpus-{size}-tail50", size, long_tail=50)
+    records = sort_records(data_dir, 500_000)
+    first_file = sorted(corpus.glob("corpus-*.txt"))[0]
+    probe = script(tmp, "bench_shuffle_bytes.py", SHUFFLE_BYTES)
+    for job, data in (("wordcount.py", first_file), ("terasort.py", records)):
+        out = subprocess.run([PY, probe, ROOT / "jobs" / job, data], check=True, capture_output=True,
+                             text=True, cwd=ROOT).stdout.split("\n")
+        sizes = dict(line.split("\t", 1) for line in out if line)
+        plain = int(sizes["None"].split("\t")[0])
+        for codec, figures in sizes.items():
+            written, cpu = figures.split("\t")
+            print(f"8. shuffle bytes, {job:<13} one map task of {data.name}, {codec:>4}: {int(written):>11,} B "
+                  f"({int(written) / plain:.2f} of uncompressed), writer CPU {cpu}s", flush=True)
+    try:
+        moto = MotoServer().__enter__()
+    except (OSError, FileNotFoundError) as error:
+        print(f"   (no moto_server: {error}; the S3 work dir is skipped)")
+        moto = None
+    try:
+        for job, data, extra in (("wordcount.py", corpus, ()), ("terasort.py", records, ("--reducers", "4"))):
+            for where in ("local", "s3") if moto else ("local",):
+                env = moto.env if where == "s3" else None
+                work = ["--work-dir", f"s3://bench-work/{job}-{time.monotonic_ns()}"] if where == "s3" else []
+                timings = []
+                for codec in (None, "lz4", "zstd"):
+                    measured = measure(ours(with_compression(tmp, job, codec), [data], tmp / f"c-{job}", n,
+                                            *extra, *work), env=env)
+                    timings.append(f"{codec}: {measured[0]:.2f}s wall {measured.cpu:.2f}s CPU")
+                print(f"8. {job:<13} {where:<5} work dir: " + ";  ".join(timings), flush=True)
+    finally:
+        if moto:
+            moto.__exit__()
+
+
 def ours(job, inputs, out: Path, workers: int, *extra) -> list:
     return [PY, "-m", "mapreduce.cli", "run", ROOT / "jobs" / job, *inputs, "-o", out, "-w",
             str(workers), "-q", "--overwrite", *extra]
@@ -413,6 +506,8 @@ def main() -> None:
     parser.add_argument("--corpus-size", default="256MB",
                         help="corpus of the word-count cases, as datasets/generate.py --size takes it")
     parser.add_argument("--bigram-size", default="32MB", help="corpus of the bigram case")
+    parser.add_argument("--compression-size", default="64MB",
+                        help="long-tail corpus of the compression case (--cases compression)")
     parser.add_argument("--sort-records", type=int, default=2_000_000, help="records of the sort case")
     parser.add_argument("--skew-sizes", default="64MB,256MB",
                         help="corpora of the giant-key case (--cases skew), comma-separated")
@@ -452,6 +547,8 @@ def main() -> None:
                 check_sorted(out, tmp / "gnu-sorted")
                 row(rows, f"4. sort {args.sort_records / 1e6:g}M x 100 B, {label}", measured,
                     [("GNU sort", gnu[0])], [("GNU sort", gnu.cpu)])
+        if "compression" in cases:
+            compression_case(args.data_dir, tmp, args.compression_size, n)
         if "skew" in cases:
             skew_case(args.data_dir, tmp, args.skew_sizes.split(","), n)
         if "scaling" in cases:
