@@ -384,8 +384,16 @@ class MapOutputWriter:
             )
         if not hasattr(output, "__iter__"):
             raise not_iterable_output("combiner", output)
+        produced = list(output)  # drained by C: a combiner mostly yields one pair
+        if len(produced) == 1:
+            pair = produced[0]
+            if type(pair) is tuple and len(pair) == 2:
+                out_key = pair[0]
+                if out_key is key or (type(out_key) is type(key) and out_key == key):
+                    groups[group_key] = [pair[1]]  # the common case: (key, combined value)
+                    return
         combined, others = [], []
-        for pair in as_pairs(output, "combiner"):
+        for pair in as_pairs(produced, "combiner"):
             out_key = pair[0]
             if out_key is key or (type(out_key) is type(key) and out_key == key):
                 combined.append(pair[1])
