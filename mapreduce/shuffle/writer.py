@@ -41,7 +41,11 @@ _TUPLE_OVERHEAD = 56 + 8  # a 2-tuple plus its slot in the buffer list
 
 
 def _pair_size(pair: tuple) -> int:
-    return _TUPLE_OVERHEAD + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+    key = pair[0]
+    size = sys.getsizeof(key)
+    if type(key) is tuple:  # a tuple key holds its items too (a bigram's two strs)
+        size += sum(map(sys.getsizeof, key))
+    return _TUPLE_OVERHEAD + size + sys.getsizeof(pair[1])
 
 
 @dataclass
