@@ -11,10 +11,10 @@ import sys
 
 import click
 
-from . import __version__, defaults
+from . import __version__, config, defaults
 from .exits import reports_errors
 from .logconfig import configure_logging
-from .sizes import parse_size
+from .sizes import parse_duration, parse_size, size_text
 
 
 class SizeType(click.ParamType):
@@ -29,13 +29,31 @@ class SizeType(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+class DurationType(click.ParamType):
+    """Seconds, written as 5s, 500ms, 2m or a plain number; at least `min`."""
+
+    name = "duration"
+
+    def __init__(self, min: float = 0.0):
+        self.min = min
+
+    def convert(self, value, param, ctx):
+        try:
+            seconds = value if isinstance(value, float) else parse_duration(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if seconds < self.min:
+            self.fail(f"{value!r} is less than the minimum of {self.min:g}s", param, ctx)
+        return seconds
+
+
 def heartbeat_options(command):
     command = click.option(
         "--heartbeat-interval",
-        type=click.FloatRange(min=0.01),
+        type=DurationType(min=0.01),
         default=defaults.HEARTBEAT_INTERVAL_S,
         show_default=True,
-        help="Seconds between heartbeats, both directions.",
+        help="Time between heartbeats, both directions (seconds, or e.g. 500ms).",
     )(command)
     command = click.option(
         "--liveness",
@@ -47,18 +65,57 @@ def heartbeat_options(command):
     return command
 
 
+def http_options(help_http: str):
+    """--http and --http-token: the live status page, its JSON API and /metrics."""
+
+    def decorate(command):
+        command = click.option(
+            "--http-token",
+            default=None,
+            metavar="TOKEN",
+            help="Require this token (?token=TOKEN or 'Authorization: Bearer TOKEN') for the "
+            "status data and /metrics; needed to serve them on a non-loopback address.",
+        )(command)
+        return click.option("--http", default=None, metavar="[HOST:]PORT", help=help_http)(command)
+
+    return decorate
+
+
+def scheduler_options(command):
+    """The coordinator's tunables `run` (its embedded coordinator) and `coordinator` share."""
+    command = click.option(
+        "--backup-slowdown",
+        type=click.FloatRange(min=1.0),
+        default=defaults.BACKUP_SLOWDOWN_FACTOR,
+        show_default=True,
+        help="...and has run this many times longer than the median finished task.",
+    )(command)
+    command = click.option(
+        "--backup-after",
+        type=DurationType(),
+        default=defaults.BACKUP_MIN_RUNTIME_S,
+        show_default=True,
+        help="Time an attempt must run before a straggler gets a backup attempt (seconds, "
+        "or e.g. 1m).",
+    )(command)
+    return command
+
+
 def security_options(command):
     command = click.option(
         "--insecure",
         is_flag=True,
-        help="Allow a non-loopback address without keys (trusted networks only).",
+        help="No keys at all (with a warning): anyone who can connect can run code on the "
+        "workers; also allows a non-loopback address without --keys (trusted networks only).",
     )(command)
     command = click.option(
         "--keys",
         "keys_dir",
         type=click.Path(file_okay=False),
         default=None,
-        help="Key directory from `mapreduce keys generate` (CURVE auth and encryption).",
+        help="Key directory from `mapreduce keys generate` (CURVE auth and encryption) "
+        "[default: this user's own key set, made on first use in "
+        "$XDG_CONFIG_HOME/mapreduce/keys, i.e. ~/.config/mapreduce/keys; loopback only].",
     )(command)
     return command
 
@@ -118,15 +175,16 @@ def job_options(command):
                 "--split-size",
                 type=SizeType(),
                 default=None,
-                help="Cut input into splits of about this size, e.g. 64MB [default: 64MiB, "
-                "smaller to keep every worker busy].",
+                help="Cut input into splits of about this size, e.g. 64MB [default: "
+                f"{size_text(defaults.SPLIT_SIZE_BYTES)}, smaller to keep every worker busy].",
             ),
             click.option(
                 "--min-split-size",
                 type=SizeType(),
                 default=defaults.MIN_SPLIT_SIZE_BYTES,
-                help="The smallest --split-size accepted [default: 64KiB]; lower it only "
-                "to get many tasks out of a tiny input (tests).",
+                help="The smallest --split-size accepted "
+                f"[default: {size_text(defaults.MIN_SPLIT_SIZE_BYTES)}]; lower it only to get "
+                "many tasks out of a tiny input (tests).",
             ),
             click.option(
                 "--max-attempts",
@@ -134,6 +192,29 @@ def job_options(command):
                 default=defaults.MAX_ATTEMPTS,
                 show_default=True,
                 help="Attempts per task before the job fails.",
+            ),
+            click.option(
+                "--max-lost-attempts",
+                type=click.IntRange(min=1),
+                default=defaults.MAX_LOST_ATTEMPTS,
+                show_default=True,
+                help="Attempts of a task lost to dying workers (or processes) before the job "
+                "fails.",
+            ),
+            click.option(
+                "--sort-buffer",
+                type=SizeType(),
+                default=defaults.SORT_BUFFER_BYTES,
+                show_default=size_text(defaults.SORT_BUFFER_BYTES),
+                help="Map output a map task holds in memory (estimated) before it writes a "
+                "sorted spill, e.g. 256MiB.",
+            ),
+            click.option(
+                "--spill-records",
+                type=click.IntRange(min=1),
+                default=defaults.SPILL_RECORDS,
+                show_default=True,
+                help="...or this many map output records, whichever comes first.",
             ),
             click.option(
                 "--overwrite", is_flag=True, help="Replace OUTPUT, once the new result is complete."
@@ -242,7 +323,36 @@ def verbose_option(command):
     )(command)
 
 
+def _use_config(ctx, param, value) -> None:
+    """--config (eager, so before any other option): read and check the configuration file and
+    the MAPREDUCE_* variables, and make the file's settings the defaults of every command's
+    options (click's default map; the environment and the command line still win)."""
+    if ctx.resilient_parsing:
+        return
+    try:
+        loaded = config.load(ctx.command, config.find_file(value))
+        config.check_environment(ctx.command)
+    except config.ConfigError as exc:
+        click.echo(f"mapreduce: error: {exc.paragraph()}", err=True)
+        ctx.exit(exc.exit_code)
+    ctx.default_map = loaded.default_map
+    ctx.meta[CONFIG_META] = loaded
+
+
+CONFIG_META = "mapreduce.config"  # the root context's Loaded configuration, for `config show`
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    envvar=config.CONFIG_ENV,
+    is_eager=True,
+    expose_value=False,
+    callback=_use_config,
+    help=f"Configuration file (YAML, or .json) [default: ${config.CONFIG_ENV}, else "
+    f"./{config.LOCAL_FILE}, else $XDG_CONFIG_HOME/{config.USER_FILE}].",
+)
 @click.option("-v", "--verbose", count=True, help="Log more (-v: info, -vv: debug).")
 @click.option(
     "--log-file",
@@ -250,10 +360,18 @@ def verbose_option(command):
     default=None,
     help="Write the framework's log records (coordinator, workers) to this file.",
 )
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or one JSON object per line (time, level, logger, job, task, "
+    "attempt, worker, message).",
+)
 @click.version_option(__version__, "-V", "--version", prog_name="mapreduce")
-def main(verbose, log_file):
+def main(verbose, log_file, log_format):
     """MapReduce jobs written as plain Python modules, run on worker processes over ZeroMQ."""
-    configure_logging(verbose, log_file)
+    configure_logging(verbose, log_file, log_format)
 
 
 def _job_option_values(values: dict) -> dict:
@@ -313,14 +431,12 @@ def _job_and_inputs(job, inputs, mapper_cmd, combiner_cmd, reducer_cmd):
     help="Where map output (shuffle files) goes: a directory or a URI such as "
     "s3://bucket/tmp [default: a private temporary directory].",
 )
-@click.option(
-    "--backup-after",
-    type=click.FloatRange(min=0),
-    default=defaults.BACKUP_MIN_RUNTIME_S,
-    show_default=True,
-    help="Seconds an attempt must run before a straggler gets a backup attempt.",
-)
+@scheduler_options
 @heartbeat_options
+@http_options(
+    "Serve a live status page (jobs, tasks, workers), /api/status and /metrics on this port "
+    "(loopback) while the run lasts, e.g. --http 4040."
+)
 @reports_errors
 def run_command(
     job,
@@ -333,8 +449,11 @@ def run_command(
     inline,
     work_dir,
     backup_after,
+    backup_slowdown,
     heartbeat_interval,
     liveness,
+    http,
+    http_token,
     **shared,
 ):
     """Run JOB over INPUT files, directories or globs on this machine.
@@ -357,8 +476,11 @@ def run_command(
             inline=inline,
             work_dir=work_dir,
             backup_min_runtime=backup_after,
+            backup_slowdown=backup_slowdown,
             heartbeat_interval=heartbeat_interval,
             liveness=liveness,
+            http=http,
+            http_token=http_token,
             **_job_option_values(shared),
         ),
     )
@@ -368,7 +490,7 @@ def run_command(
 @verbose_option
 @click.option(
     "--bind",
-    default="tcp://127.0.0.1:5555",
+    default=defaults.COORDINATOR_BIND,
     show_default=True,
     help="Address to listen on for workers and clients.",
 )
@@ -404,28 +526,76 @@ def run_command(
     help="With --elect: seconds of the leader's lease; a standby takes over about this long "
     "after the leader died.",
 )
+@click.option(
+    "--allow-path",
+    "allowed_paths",
+    multiple=True,
+    metavar="PREFIX",
+    help="Jobs may read inputs and write outputs only under this directory or URI prefix "
+    "(s3://bucket/prefix); others are refused at submission (repeatable) [default: anywhere "
+    "this coordinator's user can read and write].",
+)
+@click.option(
+    "--finished-jobs-kept",
+    type=click.IntRange(min=0),
+    default=defaults.FINISHED_JOBS_KEPT,
+    show_default=True,
+    help="Finished jobs the coordinator remembers for `status`.",
+)
+@scheduler_options
 @heartbeat_options
 @security_options
+@http_options(
+    "Serve a live status page (jobs, tasks, workers), /api/status, /api/jobs/ID and /metrics "
+    "on HOST:PORT, e.g. 127.0.0.1:8080; a non-loopback HOST needs --http-token."
+)
 @reports_errors
 def coordinator_command(
-    bind, work_dir, elect, advertise, lease_ttl, heartbeat_interval, liveness, keys_dir, insecure
+    bind,
+    work_dir,
+    elect,
+    advertise,
+    lease_ttl,
+    allowed_paths,
+    finished_jobs_kept,
+    backup_after,
+    backup_slowdown,
+    heartbeat_interval,
+    liveness,
+    keys_dir,
+    insecure,
+    http,
+    http_token,
 ):
     """Run a coordinator that accepts jobs from `mapreduce submit` and hands tasks to workers."""
     from .coordinator import serve
     from .scheduler import SchedulerSettings
+    from .web import serve_status
 
-    sys.exit(
-        serve(
+    status_page = serve_status(http, http_token, "coordinator")
+    try:
+        code = serve(
             bind,
             work_dir,
-            SchedulerSettings(heartbeat_interval=heartbeat_interval, liveness=liveness),
+            SchedulerSettings(
+                heartbeat_interval=heartbeat_interval,
+                liveness=liveness,
+                backup_min_runtime=backup_after,
+                backup_slowdown=backup_slowdown,
+            ),
             keys_dir,
             insecure,
             elect=elect,
             advertise=advertise,
             lease_ttl=lease_ttl,
+            allowed_paths=allowed_paths,
+            finished_jobs_kept=finished_jobs_kept,
+            status_page=status_page,
         )
-    )
+    finally:
+        if status_page is not None:
+            status_page.close()
+    sys.exit(code)
 
 
 @main.command("submit")
@@ -436,10 +606,18 @@ def coordinator_command(
 @job_options
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
-    default=5.0,
+    type=DurationType(min=0.1),
+    default=defaults.REQUEST_TIMEOUT_S,
     show_default=True,
-    help="Seconds to wait for the coordinator to answer a request.",
+    help="Time to wait for the coordinator to answer a request (seconds, or e.g. 1m).",
+)
+@click.option(
+    "--wait-for-workers",
+    type=DurationType(),
+    default=defaults.SUBMIT_WAIT_FOR_WORKERS_S,
+    show_default=True,
+    help="With no worker registered yet: time to wait for some before cutting the input into "
+    "splits for them.",
 )
 @security_options
 @reports_errors
@@ -452,6 +630,7 @@ def submit_command(
     combiner_cmd,
     reducer_cmd,
     timeout,
+    wait_for_workers,
     keys_dir,
     insecure,
     elect,
@@ -470,6 +649,7 @@ def submit_command(
         SubmitOptions(
             elect=elect,
             timeout=timeout,
+            wait_for_workers=wait_for_workers,
             keys_dir=keys_dir,
             insecure=insecure,
             **_job_option_values(shared),
@@ -481,7 +661,13 @@ def submit_command(
 @verbose_option
 @coordinator_options
 @click.option("--json", "as_json", is_flag=True, help="Print the raw status as JSON.")
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
+@click.option(
+    "--timeout",
+    type=DurationType(min=0.1),
+    default=defaults.REQUEST_TIMEOUT_S,
+    show_default=True,
+    help="Time to wait for the coordinator to answer a request (seconds, or e.g. 1m).",
+)
 @security_options
 @reports_errors
 def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
@@ -511,8 +697,11 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
             f"  {job['job']}  {job['status']:<9}  {job['name']}  {tasks}  "
             f"failed {p['failed']} lost {p['lost']}  {p['elapsed']:.1f}s  -> {job['output']}"
         )
+        click.echo(f"      {_times(job)}")
         for line in counter_lines(job.get("counters") or {}) + skew_lines(p.get("skew")):
             click.echo(f"      {line}")
+        for number, line in enumerate((job.get("error") or "").splitlines()):
+            click.echo(f"      {'error: ' if number == 0 else '  '}{line}".rstrip())
     click.echo(f"workers ({len(status['workers'])}):")
     for w in status["workers"]:
         click.echo(
@@ -520,6 +709,17 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
             f"{w['capacity']}  tasks done {w['tasks_done']}  last heartbeat "
             f"{w['last_heartbeat_s']:.1f}s ago"
         )
+
+
+def _times(job: dict) -> str:
+    """When a job started and ended, in local time, for `status`."""
+    import time
+
+    def shown(when) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+    started = f"started {shown(job['submitted_at'])}" if job.get("submitted_at") else "started ?"
+    return started + (f", ended {shown(job['finished_at'])}" if job.get("finished_at") else "")
 
 
 @main.command("worker")
@@ -540,7 +740,7 @@ def status_command(coordinator, elect, as_json, timeout, keys_dir, insecure):
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
-    default=1,
+    default=defaults.WORKER_PROCESSES,
     show_default=True,
     help="Tasks this worker runs at once (one executor process each).",
 )
@@ -587,7 +787,7 @@ def need_coordinator(address: str | None, elect: str | None, option: str = "--co
 
 @main.group("keys")
 def keys_group():
-    """CURVE key pairs for the coordinator, workers and clients."""
+    """CURVE key pairs for the coordinator, workers and clients, and which keys it allows."""
 
 
 @keys_group.command("generate")
@@ -595,7 +795,7 @@ def keys_group():
 @reports_errors
 def keys_generate_command(directory):
     """Create DIRECTORY with key pairs for the coordinator, workers and clients, and the
-    coordinator's allow-list (DIRECTORY/authorized/)."""
+    coordinator's allow-lists (DIRECTORY/authorized/workers/ and authorized/clients/)."""
     from .security import generate_keys
 
     for path in generate_keys(directory):
@@ -603,9 +803,64 @@ def keys_generate_command(directory):
     click.echo(
         f"Copy {directory} to every machine (workers need worker.key*, clients client.key*, "
         f"both coordinator.key; only the coordinator needs coordinator.key_secret) and pass "
-        f"--keys {directory} to coordinator, worker, submit and status.",
+        f"--keys {directory} to coordinator, worker, submit and status. Allow more keys with "
+        f"`mapreduce keys authorize --keys {directory} --role worker|client FILE.key`.",
         err=True,
     )
+
+
+@keys_group.command("authorize")
+@click.option(
+    "--role",
+    type=click.Choice(["worker", "client"]),
+    required=True,
+    help="worker: may serve tasks (never submit or read status); client: may submit, cancel "
+    "and read status (never serve as a worker).",
+)
+@click.option(
+    "--keys",
+    "keys_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The coordinator's key directory [default: this user's own key set].",
+)
+@click.argument("public_key_file", type=click.Path(dir_okay=False, exists=True))
+@reports_errors
+def keys_authorize_command(role, keys_dir, public_key_file):
+    """Allow the public key in PUBLIC_KEY_FILE (another machine's or user's worker.key or
+    client.key) to connect in ROLE; a running coordinator reads it at the next handshake."""
+    from .security import authorize_key, default_keys_dir, ensure_keys
+
+    click.echo(authorize_key(keys_dir or ensure_keys(default_keys_dir()), role, public_key_file))
+
+
+@main.group("config")
+def config_group():
+    """The settings from the configuration file and the environment."""
+
+
+@config_group.command(
+    "show", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+@click.argument("command_line", nargs=-1, type=click.UNPROCESSED, metavar="[COMMAND [ARGS]...]")
+@click.pass_context
+@reports_errors
+def config_show_command(ctx, as_json, command_line):
+    """Print every setting of every command as it would be used now, and where it came from:
+    the command line, an environment variable, the configuration file, or the default.
+
+    With COMMAND (and its ARGS): only its settings, as `mapreduce COMMAND ARGS` would use them."""
+    root = ctx.find_root()
+    loaded = root.meta.get(CONFIG_META) or config.Loaded()
+    settings = config.effective(root, loaded, list(command_line))
+    click.echo(
+        config.show_json(settings, loaded) if as_json else config.show_text(settings, loaded)
+    )
+
+
+# Every option of the commands (whoever adds it) is a setting with its MAPREDUCE_<SETTING> variable.
+config.name_environment_variables(main)
 
 
 if __name__ == "__main__":

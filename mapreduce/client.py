@@ -37,7 +37,7 @@ from .protocol import Message
 
 log = logging.getLogger("mapreduce.client")
 
-DEFAULT_TIMEOUT_S = 5.0
+DEFAULT_TIMEOUT_S = defaults.REQUEST_TIMEOUT_S
 WATCH_INTERVAL_S = 0.2
 REQUEST_RESEND_S = 1.0  # a request unanswered this long is sent again (within the timeout)
 FOLLOW_BACKOFF_MIN_S = 0.5  # a followed job's coordinator silent: WATCH again after this...
@@ -83,10 +83,10 @@ class CoordinatorClient:
         # One address, a comma-separated list (tried in turn until one answers: standbys do
         # not listen), or the leader of an election, looked up again after every silence.
         self.addresses = Addresses(address, elect)
-        for one in self.addresses.all_static():
-            security.require_keys_for(one, keys_dir, insecure, "client")
         self.insecure = insecure
-        self.keys_dir = keys_dir
+        self.given_keys = keys_dir  # an elected leader elsewhere needs keys given, not ours
+        # With no keys given: this user's own key set, or none at all with --insecure.
+        self.keys_dir = security.keys_for(keys_dir, insecure, self.addresses.all_static(), "client")
         self.address = self.addresses.describe()
         self.timeout = timeout
         self.secret = secret
@@ -110,7 +110,7 @@ class CoordinatorClient:
         if address is None:  # no leader elected yet: this request goes nowhere, and is retried
             address = "inproc://no-leader-yet"
         elif self.addresses.election is not None:
-            security.require_keys_for(address, self.keys_dir, self.insecure, "client")
+            security.require_keys_for(address, self.given_keys, self.insecure, "client")
             self.address = address
         try:
             socket.connect(address)
@@ -188,46 +188,19 @@ class CoordinatorClient:
 
     def _refusal(self, event: int, value: int) -> str:
         """What to tell the user when the coordinator refused this client's handshake."""
-        head = f"the coordinator at {self.address} refused this client's handshake"
-        if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
-            return (
-                f"{head}: this client's key ({self.keys_dir}/client.key) is not among the keys "
-                f"it allows. Add that .key file to the coordinator's KEYS/authorized/ "
-                f"directory (it is read again at once), or pass --keys with a directory holding "
-                f"an allowed client key."
-            )
-        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH and not self.keys_dir:
-            return (
-                f"{head}: it uses CURVE keys (it was started with --keys) and this client has "
-                f"none. A coordinator using keys silently drops clients without the right key; "
-                f"pass --keys KEYS, the directory from `mapreduce keys generate` that holds "
-                f"client.key, client.key_secret and the coordinator's coordinator.key."
-            )
-        if value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
-            return (
-                f"{head}: this client uses CURVE keys (--keys) but the coordinator does not (it "
-                f"was started without --keys). Leave out --keys, or start the coordinator with "
-                f"--keys."
-            )
-        return (
-            f"{head} (ZeroMQ protocol error {value:#x}). Check that both sides use the same keys."
-        )
+        return security.handshake_refusal(self.address, event, value, self.keys_dir, "client")
 
     def _no_answer(self, broken_off: bool) -> str:
         head = f"no answer from a coordinator at {self.address} within {self.timeout:g} s."
         if broken_off and self.keys_dir:
-            return (
-                f"{head} Every encrypted handshake with it broke off, which is what happens "
-                f"when {self.keys_dir}/coordinator.key is not the public key of the coordinator "
-                f"at that address: copy that coordinator's coordinator.key into {self.keys_dir}."
-            )
+            return f"{head} " + security.handshakes_broke_off(self.address, self.keys_dir, "client")
         keys = (
-            "Does it accept this client's key (its KEYS/authorized/ must hold "
+            "Does it accept this client's key (its KEYS/authorized/clients/ must hold "
             f"{self.keys_dir}/client.key)?"
             if self.keys_dir
-            else "A coordinator that uses CURVE keys (--keys) silently drops a client without the "
-            "right key: if it does, pass --keys KEYS, the directory from `mapreduce keys "
-            "generate`."
+            else "A coordinator that uses keys (all do unless started with --insecure) "
+            "silently drops a client without the right key: leave out --insecure, or pass "
+            "--keys KEYS, the directory from `mapreduce keys generate`."
         )
         return (
             f"{head} Is `mapreduce coordinator --bind ...` running there, and is the address "
@@ -256,7 +229,10 @@ class CoordinatorClient:
         return reply.header
 
     def status(self) -> dict:
-        return self.request(protocol.STATUS, {}).header
+        reply = self.request(protocol.STATUS, {})
+        if reply.command == protocol.REJECTED:  # e.g. this key may not read status (its role)
+            raise MapReduceError(reply.header.get("error") or "the coordinator refused")
+        return reply.header
 
 
 @dataclass
@@ -268,6 +244,8 @@ class SubmitOptions(JobOptions):
     elect: str | None = None  # etcd://HOST:PORT[/NAME]: follow the elected coordinator
     keys_dir: str | None = None
     insecure: bool = False
+    # With no worker registered yet, wait this long for some before planning the splits.
+    wait_for_workers: float = defaults.SUBMIT_WAIT_FOR_WORKERS_S
 
 
 def submit_job(
@@ -311,7 +289,7 @@ def submit_job(
         ) as client:
             # Like `run`, spread the input over the task slots there are (at least two), and
             # default to one reducer per slot.
-            slots = task_slots(client)
+            slots = task_slots(client, options.wait_for_workers)
 
             def submit_one(job, step_inputs, step_output, step_format, step_overwrite):
                 step_options = replace(

@@ -227,11 +227,14 @@ def join_pieces(staging: str, parts: dict, output_format: str) -> None:
         return
     joined = {name for _, name, _ in storage.list_files(staging) if name.startswith("part-")}
     for index, task_ids in sorted(parts.items()):
-        # A part already there was joined whole (atomic_write) by a commit cut short by a
-        # restart: its pieces may be partly gone since.
-        if not any(name.split(".")[0].startswith(part_name(index)) for name in joined):
+        # A part already there was joined by a commit cut short by a restart (whole, by
+        # atomic_write; or, for Arrow files moved one by one, along a plan that then still
+        # exists): its pieces may be partly gone since.
+        plan = storage.join(staging, PIECES_DIR, f"join-{part_name(index)}.json")
+        there = any(name.split(".")[0].startswith(part_name(index)) for name in joined)
+        if not there or storage.exists(plan):
             sources = [piece_dir(staging, task) for task in task_ids]
-            join_parts(sources, staging, index, output_format)
+            join_parts(sources, staging, index, output_format, plan)
     storage.delete_tree(storage.join(staging, PIECES_DIR))
 
 

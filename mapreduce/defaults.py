@@ -3,7 +3,15 @@
 Those a user can change are the defaults of command-line options and of the keyword arguments
 behind them (run_job, submit_job, SchedulerSettings, MapOutputWriter), and the CLI, the library
 API and the tests override them the same way: by passing a value, never by changing this module.
-The others (block and batch sizes, back-off, the executors' GC) are fixed tuning.
+Each such option is also a setting of the configuration file and a MAPREDUCE_<SETTING> variable
+(mapreduce/config.py), which the CLI passes on the same way. The settings are: SPLIT_SIZE_BYTES
+and MIN_SPLIT_SIZE_BYTES (--split-size, --min-split-size), MAX_ATTEMPTS, MAX_LOST_ATTEMPTS,
+MAX_SKIPPED_RECORDS, HEARTBEAT_INTERVAL_S, HEARTBEAT_LIVENESS, REQUEST_TIMEOUT_S (--timeout),
+BACKUP_MIN_RUNTIME_S (--backup-after), BACKUP_SLOWDOWN_FACTOR, SORT_BUFFER_BYTES (--sort-buffer),
+SPILL_RECORDS, FINISHED_JOBS_KEPT, SUBMIT_WAIT_FOR_WORKERS_S (--wait-for-workers) and
+ELECTION_TTL_S (--lease-ttl).
+The others (block and batch sizes, back-off, the executors' GC, journal compaction) are fixed
+tuning.
 """
 
 KiB = 1024
@@ -26,6 +34,9 @@ REPLAN_AFTER_LOST_ATTEMPTS = (
 # `submit` to a coordinator without workers waits up to this long for some to register (workers
 # started with it are still starting), so its splits are planned for the workers that come.
 SUBMIT_WAIT_FOR_WORKERS_S = 3.0
+COORDINATOR_BIND = "tcp://127.0.0.1:5555"  # `mapreduce coordinator` listens here (loopback)
+WORKER_PROCESSES = 1  # task slots of a `mapreduce worker` (one executor process each)
+REQUEST_TIMEOUT_S = 5.0  # `submit` and `status` wait this long for the coordinator to answer
 
 HEARTBEAT_INTERVAL_S = 1.0  # both directions; any message counts as a heartbeat
 HEARTBEAT_LIVENESS = 3  # intervals of silence before a peer is declared dead
@@ -66,7 +77,20 @@ EXECUTOR_GC_THRESHOLDS = (
     20,
     100,
 )  # gc.set_threshold in task processes (default 700, 10, 10)
+# A worker's side-file cache (mapreduce/sidefiles.py) forgets entries unused this long, and those
+# unused for the minimum while it holds more than the size (Hadoop's local.cache.size: 10 GB).
+SIDE_FILE_CACHE_IDLE_S = 7 * 24 * 3600.0
+SIDE_FILE_CACHE_BYTES = 10 * 1024 * MiB
+SIDE_FILE_CACHE_MIN_IDLE_S = 600.0
 FINISHED_JOBS_KEPT = 100  # finished jobs a coordinator remembers for `status`
 JOURNAL_COMPACT_RECORDS = 200_000  # a coordinator's journal is compacted after this many appends
 JOURNAL_COMPACT_OBJECTS = 500  # ...or, on an object store, after this many batch objects
 ELECTION_TTL_S = 3  # a leading coordinator's etcd lease; a standby takes over this long after
+
+# The status page and /metrics (mapreduce/coordinator/snapshot.py, mapreduce/web): the loop
+# rebuilds what they serve at most this often (seconds), and only when something changed; never
+# spending more than STATUS_BUILD_SHARE of its time on it (a huge job is refreshed less often).
+STATUS_REFRESH_S = 0.5
+STATUS_BUILD_SHARE = 0.1
+STATUS_DETAIL_WANTED_S = 30.0  # a job's task table is kept fresh this long after a page asked
+STATUS_LOG_TAIL_CHARS = 2000  # of a failed attempt's log, shown on its job's page

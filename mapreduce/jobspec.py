@@ -256,7 +256,7 @@ def job_from_module(module, ref: str) -> Job:
     _check_task_hooks(ref, hooks, callable(map_batches))
     sort_values = _sort_values(module, ref, hooks["reducer"])
     return Job(
-        _job_name(ref),
+        job_name(ref),
         mapper,
         sort_values=sort_values,
         shuffle_compression=_shuffle_compression(module, ref),
@@ -416,7 +416,8 @@ def loads_job(blob: bytes) -> Job:
     return job
 
 
-def _job_name(ref: str) -> str:
+def job_name(ref: str) -> str:
+    """A job's name from its reference: a file's base name without .py, or the module name."""
     base = os.path.basename(ref.rstrip("/"))
     return base[:-3] if base.endswith(".py") else ref
 

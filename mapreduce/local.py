@@ -45,6 +45,9 @@ class RunOptions(JobOptions):
     heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S
     liveness: int = defaults.HEARTBEAT_LIVENESS
     backup_min_runtime: float = defaults.BACKUP_MIN_RUNTIME_S
+    backup_slowdown: float = defaults.BACKUP_SLOWDOWN_FACTOR
+    http: str | None = None  # serve the status page on this [HOST:]PORT while the run lasts
+    http_token: str | None = None
 
 
 def run_job(
@@ -68,6 +71,12 @@ def run_job(
     except TypeError as exc:
         raise TypeError(f"run_job: {exc}; the settings are RunOptions' fields") from None
     options.workers = workers = options.workers or os.cpu_count() or 1
+    if options.inline and options.http:
+        raise MapReduceError(
+            "--http shows the tasks, attempts and workers of an embedded run; --inline runs "
+            "the job in this process without any, so there is no status page to serve. Drop "
+            "--inline to watch the run, or --http to debug it inline."
+        )
     if workers < 1:
         raise MapReduceError("--workers must be at least 1.")
     if options.reducers is not None and options.reducers < 0:
@@ -81,21 +90,38 @@ def run_job(
         steps = list(job_ref) if isinstance(job_ref, (list, tuple)) else [job_ref]
     sidefiles.attach(steps, options.files, options.archives, options.py_files)
     progress = progress or ProgressReporter(quiet=options.quiet)
+    status_page = None
+    if options.http or options.http_token:
+        from .web import serve_status  # prometheus-client and http.server: only when asked for
+
+        status_page = serve_status(options.http, options.http_token, "run")
 
     def run_step(job, step_inputs, step_output, step_format, step_overwrite):
         return _run_step(
-            job, step_inputs, step_output, step_format, step_overwrite, options, progress, started
+            job,
+            step_inputs,
+            step_output,
+            step_format,
+            step_overwrite,
+            options,
+            progress,
+            started,
+            status_page,
         )
 
-    return run_steps(
-        steps,
-        inputs,
-        output_dir,
-        run_step,
-        overwrite=options.overwrite,
-        output_format=options.output_format,
-        work_dir=options.work_dir,
-    )
+    try:
+        return run_steps(
+            steps,
+            inputs,
+            output_dir,
+            run_step,
+            overwrite=options.overwrite,
+            output_format=options.output_format,
+            work_dir=options.work_dir,
+        )
+    finally:
+        if status_page is not None:
+            status_page.close()
 
 
 def _run_step(
@@ -107,6 +133,7 @@ def _run_step(
     options: RunOptions,
     progress: ProgressReporter,
     started: float,
+    status_page=None,
 ) -> RunResult:
     """One job (one step) on the embedded coordinator and a local pool, or inline."""
     work_dir, workers = options.work_dir, options.workers
@@ -131,6 +158,7 @@ def _run_step(
         heartbeat_interval=options.heartbeat_interval,
         liveness=options.liveness,
         backup_min_runtime=options.backup_min_runtime,
+        backup_slowdown=options.backup_slowdown,
     )
     private = leftovers.owned_temp_dir("mapreduce-run-")
     try:
@@ -140,6 +168,7 @@ def _run_step(
             secret=secrets.token_bytes(32),
             settings=settings,
         )
+        coordinator.monitor = status_page and status_page.publisher
         pool = LocalPool(
             coordinator.address,
             workers,
@@ -168,6 +197,8 @@ def _run_step(
             with interrupts.held(deliver=stopped_by is None):
                 pool.stop()
                 coordinator.close()
+                if status_page is not None:
+                    status_page.publisher.detach(coordinator)
                 progress.clear()
         if stopped_by is not None:
             committed = job_id is not None and coordinator.job(job_id).status == "succeeded"

@@ -522,8 +522,8 @@ def _as_column(array, is_json: bool, wanted):
 class ArrowPartWriter(_BufferedRows):
     """Between the steps of a multi-step job: pairs in the shuffle's encoding (native columns,
     pickles for other types), read back by the next step as they were. A file is written every
-    ROW_GROUP_ROWS rows or so (part-NNNNN.arrow, part-NNNNN-00001.arrow, ...), so memory stays
-    bounded; the next step reads every file of the directory."""
+    ROW_GROUP_ROWS rows or so, so memory stays bounded; the next step reads every file of the
+    directory in name order, which `arrow_part_names` makes the order they were written in."""
 
     def __init__(self, directory: str, index: int):
         super().__init__()
@@ -547,11 +547,24 @@ class ArrowPartWriter(_BufferedRows):
         from .shuffle import write_run_file
 
         keys, values = self._take_rows()
-        suffix = f"-{self._files:05d}" if self._files else ""
-        write_run_file(
-            storage.join(self._directory, f"{part_name(self._index)}{suffix}.arrow"), keys, values
-        )
+        if self._files == 1:  # a second file: the first one takes its number too
+            first = arrow_part_names(self._index, 2)[0]
+            storage.move(
+                storage.join(self._directory, arrow_part_names(self._index, 1)[0]),
+                storage.join(self._directory, first),
+            )
+        names = arrow_part_names(self._index, max(self._files + 1, 1))
+        write_run_file(storage.join(self._directory, names[self._files]), keys, values)
         self._files += 1
+
+
+def arrow_part_names(index: int, count: int) -> list[str]:
+    """The names of a part written as `count` Arrow files, in the order they were written, which
+    is also their name order: `part-N.arrow` alone, else `part-N-00000.arrow`, `part-N-00001.arrow`,
+    ... (`part-N.arrow` would sort after `part-N-00001.arrow`, since "-" < ".")."""
+    if count == 1:
+        return [f"{part_name(index)}.arrow"]
+    return [f"{part_name(index)}-{number:05d}.arrow" for number in range(count)]
 
 
 # ---- the pieces of a re-planned map-only task, joined into its one part ---------------------------
@@ -559,7 +572,9 @@ class ArrowPartWriter(_BufferedRows):
 _SUFFIXES = {"text": "", "jsonl": ".jsonl", "parquet": ".parquet", "arrow": ".arrow"}
 
 
-def join_parts(sources: list, directory: str, index: int, output_format: str) -> None:
+def join_parts(
+    sources: list, directory: str, index: int, output_format: str, plan: str | None = None
+) -> None:
     """Write part `index` of `directory` from the parts of that number in each of `sources` (the
     directories of a re-planned map-only task's pieces, in input order), as the one task would
     have written it: text and jsonl parts are concatenated (each record is a line of its own, so
@@ -568,7 +583,9 @@ def join_parts(sources: list, directory: str, index: int, output_format: str) ->
     come back from Parquet as they went in: tuples come back as lists, which Arrow stores alike);
     an "arrow" part (between the steps of a multi-step job) keeps its pieces' files, renamed in
     order, without decoding them (the coordinator never unpickles): the next step reads the same
-    pairs in the same order, in files cut at other places."""
+    pairs in the same order, in files cut at other places. That takes several moves, so they
+    are written down first at `plan` (given: a file that lives as long as the pieces), and a join
+    cut short by a restart finishes the moves written there."""
     name = part_name(index) + _SUFFIXES[output_format]
     target = storage.join(directory, name)
     if output_format in ("text", "jsonl"):
@@ -579,7 +596,7 @@ def join_parts(sources: list, directory: str, index: int, output_format: str) ->
     elif output_format == "parquet":
         _join_parquet([storage.join(source, name) for source in sources], directory, index)
     elif output_format == "arrow":
-        _join_arrow(sources, directory, index)
+        _join_arrow(sources, directory, index, plan)
     else:
         raise ValueError(f"unknown output format {output_format!r}")
 
@@ -608,7 +625,21 @@ def _join_parquet(parts: list, directory: str, index: int) -> None:
     writer.close()
 
 
-def _join_arrow(sources: list, directory: str, index: int) -> None:
+def _join_arrow(sources: list, directory: str, index: int, plan: str | None) -> None:
+    if plan is not None and storage.exists(plan):  # a join cut short: finish its moves
+        with storage.open_input_stream(plan) as stream:
+            moves = json.loads(stream.read().decode("utf-8"))
+    else:
+        moves = _arrow_join_moves(sources, directory, index)
+        if plan is not None:
+            with storage.atomic_write(plan, "w", encoding="utf-8") as out:
+                json.dump(moves, out)
+    for source, target in moves:
+        if storage.exists(source):
+            storage.move(source, target)
+
+
+def _arrow_join_moves(sources: list, directory: str, index: int) -> list:
     from .shuffle import count_records
 
     prefix = part_name(index)
@@ -621,10 +652,11 @@ def _join_arrow(sources: list, directory: str, index: int) -> None:
                 for location, relative, _ in storage.list_files(source)
                 if relative.startswith(prefix) and relative.endswith(".arrow")
             ),
-            key=len,  # part-N.arrow, then part-N-00001.arrow, ...: the order they were written
+            key=os.path.basename,  # arrow_part_names: name order is the order written
         )
     ]
     kept = [location for location in files if count_records([location])] or files[:1]
-    for number, location in enumerate(kept):
-        suffix = f"-{number:05d}" if number else ""
-        storage.move(location, storage.join(directory, f"{prefix}{suffix}.arrow"))
+    return [
+        [location, storage.join(directory, name)]
+        for name, location in zip(arrow_part_names(index, len(kept)), kept)
+    ]

@@ -25,6 +25,9 @@ class JobOptions:
     min_split_size: int = defaults.MIN_SPLIT_SIZE_BYTES
     overwrite: bool = False
     max_attempts: int = defaults.MAX_ATTEMPTS
+    max_lost_attempts: int = defaults.MAX_LOST_ATTEMPTS
+    sort_buffer: int = defaults.SORT_BUFFER_BYTES  # bytes a map task buffers before a spill
+    spill_records: int = defaults.SPILL_RECORDS  # ...or records
     output_format: str = "text"
     skip_bad_records: bool = False
     max_skipped: int = defaults.MAX_SKIPPED_RECORDS
@@ -96,12 +99,15 @@ def prepare_submission(
         output_dir,
         overwrite,
         options.max_attempts,
+        max_losses=options.max_lost_attempts,
         output_format=options.output_format,
         skip_bad_records=options.skip_bad_records,
         max_skipped=options.max_skipped,
         skipped_earlier=list(job.skipped_earlier),
         inputs=[storage.absolute(item) for item in inputs],
         split_by=reader_for(job.input_format).split_by,
+        sort_buffer=options.sort_buffer,
+        spill_records=options.spill_records,
     )
 
 

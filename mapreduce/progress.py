@@ -6,6 +6,7 @@ import sys
 import time
 
 from .skew import skew_lines
+from .steps import shown_output
 
 REFRESH_S = 0.25
 
@@ -72,7 +73,7 @@ class ProgressReporter:
         lines = [
             f"done in {snapshot['elapsed']:.2f}s: {tasks}, {attempts}",
             counted[0],
-            f"output: {output_dir}",
+            f"output: {shown_output(output_dir)}",  # a step's scratch directory: named as such
             *counted[1:],
             *skew_lines(snapshot.get("skew")),
         ]

@@ -140,8 +140,10 @@ def decode(frames: list[bytes], secret: bytes | None = None) -> Message:
         raise ProtocolError("message authentication failed (wrong or missing run secret)")
     try:
         parsed = json.loads(header)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ProtocolError(f"header is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # ValueError: not JSON, not UTF-8, or an integer of more digits than Python converts;
+        # RecursionError: nested deeper than the parser goes. Either is the peer's mistake.
+        raise ProtocolError(f"header is not JSON this side reads: {exc!s:.200}") from None
     if not isinstance(parsed, dict):
         raise ProtocolError("header is not a JSON object")
     return Message(command, parsed, list(blobs))

@@ -9,7 +9,12 @@ under its base name (an archive: the directory it was unpacked into, named after
 a .py of --py-files: the module file). Task attempts run in that directory, with it and each zip
 of --py-files on sys.path, so a mapper opens "stopwords.txt" and a job imports its helper modules.
 The cache lives in $TMPDIR/mapreduce-side-files-UID (0700); entries are written under temporary
-names and renamed into place, so processes sharing it never see half a file.
+names and renamed into place, so processes sharing it never see half a file. Every use stamps an
+entry (its modification time), and `prune`, run whenever something new is cached, removes the
+least recently used ones (as YARN's cache cleaner does): those idle for
+SIDE_FILE_CACHE_IDLE_S, then, while the cache holds more than SIDE_FILE_CACHE_BYTES, those idle
+for at least SIDE_FILE_CACHE_MIN_IDLE_S. A job's directory is stamped with its files, so it never
+outlives a file it links to; one found with a missing file is made again.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ import shutil
 import sys
 import tarfile
 import tempfile
+import time
 import zipfile
 from typing import Iterator
 
-from . import storage
+from . import defaults, storage
 from .errors import InputError
 
 KINDS = ("file", "archive", "py")
@@ -119,14 +125,81 @@ def prepare(side_files: list[dict]) -> str:
     ).hexdigest()[:32]
     workdir = os.path.join(root, "jobs", job_key)
     if os.path.isdir(workdir):
-        return workdir
+        if _stamp([workdir] + [os.path.join(root, f["sha256"]) for f in side_files]):
+            return workdir
+        _remove(workdir)  # a file it links to was pruned: make it again
     links = {f["name"]: _cached(root, f) for f in side_files}
     os.makedirs(os.path.join(root, "jobs"), exist_ok=True)
     building = tempfile.mkdtemp(dir=os.path.join(root, "jobs"), prefix=".building-")
     for name, target in links.items():
         os.symlink(target, os.path.join(building, name))
     _rename_into_place(building, workdir)
+    prune(root)
     return workdir
+
+
+def _stamp(paths: list[str]) -> bool:
+    """Mark these cache entries as used now; False if one of them is gone."""
+    try:
+        for path in paths:
+            os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def prune(
+    root: str,
+    now: float | None = None,
+    idle_s: float = defaults.SIDE_FILE_CACHE_IDLE_S,
+    max_bytes: int = defaults.SIDE_FILE_CACHE_BYTES,
+    min_idle_s: float = defaults.SIDE_FILE_CACHE_MIN_IDLE_S,
+) -> list[str]:
+    """Remove the cache's least recently used entries (see the module's docstring); returns the
+    paths removed. Job directories go before the files they link to, which are stamped no
+    earlier, so a job directory never points at a removed file."""
+    now = time.time() if now is None else now
+    entries = []  # (last used, is a file entry, path, bytes)
+    for parent, is_file in ((os.path.join(root, "jobs"), False), (root, True)):
+        with contextlib.suppress(FileNotFoundError):
+            for name in os.listdir(parent):
+                path = os.path.join(parent, name)
+                if name == "jobs" or not os.path.isdir(path):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    entries.append((os.stat(path).st_mtime, is_file, path, _size(path)))
+    entries.sort()
+    total = sum(entry[3] for entry in entries)
+    removed = []
+    for used, _, path, size in entries:
+        idle = now - used
+        # What a crashed process left half made (.building-, .removing-) goes by age only.
+        evictable = not os.path.basename(path).startswith(".") and idle >= min_idle_s
+        if idle >= idle_s or (total > max_bytes and evictable):
+            _remove(path)
+            removed.append(path)
+            total -= size
+    return removed
+
+
+def _size(path: str) -> int:
+    total = 0
+    for directory, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(directory, name)).st_size
+    return total
+
+
+def _remove(path: str) -> None:
+    """Out of sight at once (renamed), then deleted: a process looking for it fetches it again."""
+    parent = os.path.dirname(path)
+    try:
+        doomed = tempfile.mkdtemp(dir=parent, prefix=".removing-")
+        os.rename(path, os.path.join(doomed, "entry"))
+    except OSError:
+        return  # another process removed or replaced it
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 def _cached(root: str, side_file: dict) -> str:
@@ -160,12 +233,14 @@ def _cached(root: str, side_file: dict) -> str:
         if not os.path.lexists(named):
             with contextlib.suppress(FileExistsError):
                 os.symlink(content, named)
+        _stamp([entry])
         return named
     unpacked = os.path.join(entry, "unpacked")
     if not os.path.isdir(unpacked):
         building = tempfile.mkdtemp(dir=entry, prefix=".unpacking-")
         _unpack(content, side_file["name"], building)
         _rename_into_place(building, unpacked)
+    _stamp([entry])
     return unpacked
 
 

@@ -1,4 +1,5 @@
-"""Sizes in bytes as users write and read them: "64MiB" on the command line, "64 KiB" in messages.
+"""Sizes in bytes as users write and read them: "64MiB" on the command line, "64 KiB" in messages;
+and durations in seconds as they write them: "5s", "500ms", "2m" or a plain number of seconds.
 
 K, M, G and T are 1024-based throughout, as the framework's own defaults are counted.
 """
@@ -39,3 +40,18 @@ def size_text(size: int) -> str:
         if size >= unit and size % unit == 0:
             return f"{size // unit} {name}"
     return f"{size} byte" + ("" if size == 1 else "s")
+
+
+_DURATION_PATTERN = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as "5s", "500ms", "2m", "1h", "1.5" or "0.1s" (no unit: seconds)."""
+    match = _DURATION_PATTERN.fullmatch(str(text))
+    if not match:
+        raise ValueError(
+            f"invalid duration {text!r}: use a number of seconds, or a number followed by "
+            f"ms, s, m or h, e.g. 5s, 500ms or 2m"
+        )
+    return float(match.group(1)) * _DURATION_UNITS[(match.group(2) or "s").lower()]

@@ -18,6 +18,17 @@ from .defaults import HEAVY_KEY_SHARE, SKEW_MIN_RECORDS, SKEW_PARTITION_RATIO
 HEAVY_KEYS_SHOWN = 3
 
 
+def partition_records(map_results: Iterable[dict], num_reducers: int) -> list:
+    """Shuffled records per partition (0 .. num_reducers - 1), from the maps' shuffle_stats."""
+    sizes = [0] * max(num_reducers, 0)
+    for result in map_results:
+        stats = (result or {}).get("shuffle_stats") or {}
+        for partition, count in (stats.get("records") or {}).items():
+            if 0 <= int(partition) < len(sizes):
+                sizes[int(partition)] += int(count)
+    return sizes
+
+
 def skew_report(map_results: Iterable[dict], num_reducers: int) -> dict | None:
     """{"partition", "partition_records", "others_median", "total_records", "heavy_keys":
     [[key as shown, estimated records], ...]} when the shuffle is skewed, else None."""

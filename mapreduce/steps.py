@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import secrets
 import types
 from typing import Callable
@@ -31,6 +32,7 @@ from .jobspec import (
     close_hook_name,
     import_job_module,
     job_from_module,
+    job_name,
 )
 
 PAIRS = "pairs"  # the input format of every step after the first
@@ -45,6 +47,21 @@ STEP_HOOKS = (
     "REDUCE",
     *TASK_HOOKS,
 )
+
+
+_SCRATCH = re.compile(r"^(?P<parent>.*?)\.(?P<name>[^/]+)\.steps-[0-9a-f]+/step-(?P<step>\d+)$")
+
+
+def shown_output(path: str) -> str:
+    """A job's output as `status` and the status page show it: an earlier step's output lives in
+    a hidden scratch directory beside the final output (removed at the end), shown as such."""
+    match = _SCRATCH.match(path)
+    if match is None:
+        return path
+    final = match.group("parent") + match.group("name")
+    return (
+        f"{final} (step {match.group('step')}: intermediate output beside it, removed at the end)"
+    )
 
 
 def load_steps(ref: str, params: dict | None = None) -> list[Job]:
@@ -86,7 +103,8 @@ def steps_of_module(module, ref: str) -> list[Job]:
             INPUT_FORMAT=getattr(module, "INPUT_FORMAT", "lines") if number == 1 else PAIRS,
         )
         job = job_from_module(namespace, f"{ref} step {number}")
-        job.name = f"{job.name.split(' step ')[0]} step {number}/{len(steps)}"
+        # Named as the single-step job of the same module is, with the step: "wordcount step 1/2".
+        job.name = f"{job_name(ref)} step {number}/{len(steps)}"
         jobs.append(job)
     return jobs
 

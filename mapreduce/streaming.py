@@ -27,6 +27,7 @@ import threading
 from typing import Iterator
 
 from .output import format_field
+from .worker.lifetime import die_with_parent
 
 STDERR_TAIL_BYTES = 4096  # of a failed command's stderr, shown in the error
 ROLES = ("mapper", "combiner", "reducer")
@@ -80,6 +81,8 @@ class Stage:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
+                # Killed with the task's process if that is killed (its worker died, say).
+                preexec_fn=die_with_parent,
             )
         except OSError as exc:
             raise StreamingCommandError(

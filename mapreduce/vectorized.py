@@ -176,7 +176,7 @@ def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:
 
 class RunSpiller:
     """A vectorised map task's shuffle output: its tables gathered and written, partitioned and
-    sorted by key (and value, with `sort_values`), as shuffle run files every SPILL_RECORDS
+    sorted by key (and value, with `sort_values`), as shuffle run files every `spill_records`
     rows, so its memory is bounded by that rather than by the split (the reduce merges the runs).
     `close()` returns ({partition: [path]}, bytes written, the runs' stats, rows written)."""
 
@@ -187,10 +187,12 @@ class RunSpiller:
         partitioner=None,
         partition_batches=None,
         sort_values: bool = False,
+        spill_records: int = SPILL_RECORDS,
         compression: str | None = None,
     ):
         from .shuffle import RunWriter
 
+        self._spill_records = max(1, spill_records)
         self.runs = RunWriter(directory, compression=compression)
         self._partitioning = (num_partitions, partitioner, partition_batches)
         self._order = [("key", "ascending")] + ([("value", "ascending")] if sort_values else [])
@@ -206,7 +208,7 @@ class RunSpiller:
             pa.concat_tables([self._empty, table])  # raises as one concatenation of all would
         self._pending.append(table)
         self._pending_rows += table.num_rows
-        if self._pending_rows >= SPILL_RECORDS:
+        if self._pending_rows >= self._spill_records:
             self._spill()
 
     def _spill(self) -> None:
@@ -216,8 +218,8 @@ class RunSpiller:
         self._pending, self._pending_rows = [], 0
         num_partitions, partitioner, partition_batches = self._partitioning
         key_type_name = python_type_name(table.schema.field("key").type)
-        for start in range(0, table.num_rows, SPILL_RECORDS):
-            chunk = table.slice(start, SPILL_RECORDS)
+        for start in range(0, table.num_rows, self._spill_records):
+            chunk = table.slice(start, self._spill_records)
             ids = partition_ids(chunk.column("key"), num_partitions, partitioner, partition_batches)
             for partition in range(num_partitions):
                 part = chunk.filter(pc.equal(ids, partition))

@@ -354,3 +354,46 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+# --- the status page (mapreduce/web) -------------------------------------------------------------
+
+
+def status_page_url(log: Path, process: subprocess.Popen | None = None, timeout: float = 20) -> str:
+    """The status page's address a coordinator or run announced in its log ("status page on
+    URL"), without the trailing slash."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(r"status page on (http://\S+?)/?$", log.read_text(), re.M)
+        if match:
+            return match.group(1)
+        assert process is None or process.poll() is None, log.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"no status page announced in {log}")
+
+
+def http_get(url: str, token: str | None = None, timeout: float = 10) -> tuple[int, bytes]:
+    """(status code, body) of a GET; an HTTP error status is returned, not raised."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def metric_samples(text: str) -> dict:
+    """A /metrics page parsed by prometheus-client's parser: {(sample name, ((label, value),
+    ...)): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

@@ -73,6 +73,8 @@ FORBIDDEN = [
     # The runners are peers: `submit` (client) and `run` (local) share `prepare`, not each other.
     ("mapreduce.client", ["mapreduce.local", "mapreduce.inline"]),
     ("mapreduce.local", ["mapreduce.client"]),
+    # The loop publishes snapshots; the web server (its own thread) reads only those.
+    ("mapreduce.coordinator", ["mapreduce.web"]),
     ("mapreduce", ["workers"]),  # the top-level workers/ folder is deployment files only
 ]
 

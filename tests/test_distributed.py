@@ -320,6 +320,7 @@ def test_version_skew_is_refused_naming_both_versions(cluster):
     import zmq
 
     from mapreduce import protocol
+    from mapreduce.security import default_keys_dir, secure_client
 
     cluster.start_coordinator()
     context = zmq.Context()
@@ -338,6 +339,8 @@ def test_version_skew_is_refused_naming_both_versions(cluster):
         ]:
             peer = context.socket(zmq.DEALER)
             peer.setsockopt(zmq.LINGER, 0)
+            role = "worker" if command == protocol.READY else "client"
+            secure_client(peer, default_keys_dir(), role)  # the key set the coordinator uses
             peer.connect(cluster.address)
             peer.send_multipart(protocol.encode(protocol.Message(command, header, [b"x"])))
             assert peer.poll(10_000), "no answer"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from helpers import FAST, JOBS, ROOT, run_cli, write_corpus
@@ -97,3 +98,49 @@ def test_verbose_log_names_each_attempt_its_worker_and_runtime(tmp_path):
         assert re.search(rf"{task} attempt 1 assigned to \S+", text), text
         assert re.search(rf"{task} attempt 1 on \S+ done in \d+\.\d\d s", text), text
     assert re.search(r"succeeded in \d+\.\d\d s", text), text
+
+
+def test_log_format_json_writes_one_object_per_line_naming_each_attempt(tmp_path):
+    data = write_corpus(tmp_path / "data", files=1, lines=5)  # one map task
+    log = tmp_path / "mapreduce.log"
+    markers = tmp_path / "m"
+    markers.mkdir()
+    result = run_cli(
+        "--log-file",
+        log,
+        "--log-format",
+        "json",
+        "-v",
+        "run",
+        JOBS / "always_raises.py",
+        *data,
+        "-o",
+        tmp_path / "out",
+        "-w",
+        2,
+        "--max-attempts",
+        2,
+        *FAST,
+        env={"MARKER_DIR": str(markers)},
+    )
+    assert result.returncode == 1
+    entries = [json.loads(line) for line in log.read_text().splitlines()]  # every line parses
+    keys = ["time", "level", "logger", "job", "task", "attempt", "worker", "message"]
+    assert entries and all(list(entry) == keys for entry in entries)
+    about_attempts = [
+        e
+        for e in entries
+        if e["logger"] == "mapreduce.coordinator" and re.search(r" attempt \d", e["message"])
+    ]
+    failed = [e for e in about_attempts if "failed" in e["message"]]
+    assigned = [e for e in about_attempts if "assigned to" in e["message"]]
+    assert len(failed) == 2 and len(assigned) == 2, about_attempts
+    workers = {e["worker"] for e in assigned}
+    for entry in about_attempts:
+        assert entry["job"] and entry["task"] == "map-00000" and entry["attempt"] in (1, 2)
+        assert entry["worker"] in workers, entry
+        assert f"{entry['job']} map-00000 attempt {entry['attempt']}" in entry["message"]
+    assert all("marked message 7f3a" in e["message"] for e in failed)
+    ended = [e for e in entries if e["message"].endswith("s") and " failed in " in e["message"]]
+    assert ended and ended[0]["job"] == failed[0]["job"] and ended[0]["task"] is None
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", e["time"]) for e in entries)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
 from helpers import FAST, JOBS, ROOT, reference_lines, run_cli, small_splits, wordcount_reference
+from mapreduce.inputs.discover import expand_inputs
 
 
 def jsonl_records(out):
@@ -169,16 +171,25 @@ def test_arrow_parts_between_steps_are_written_in_bounded_files_and_read_back_ex
     writer.close()
     files = sorted(p.name for p in tmp_path.iterdir())
     assert files == [
+        "part-00000-00000.arrow",
         "part-00000-00001.arrow",
         "part-00000-00002.arrow",
         "part-00000-00003.arrow",
-        "part-00000.arrow",
     ]
+    # The next step reads the files in name order (input discovery sorts), which must be the
+    # order they were written in: an order-sensitive reducer sees its values as written.
     read = [pair for name in files for pair in RunReader(str(tmp_path / name)).records()]
-    assert sorted(read, key=lambda pair: int(pair[0][1:])) == pairs
-    assert [type(v) for _, v in sorted(read, key=lambda pair: int(pair[0][1:]))] == [
-        type(v) for _, v in pairs
-    ]
+    assert read == pairs
+    assert [type(v) for _, v in read] == [type(v) for _, v in pairs]
+    assert [os.path.basename(f.path) for f in expand_inputs([str(tmp_path)])] == files
+
+
+def test_a_part_small_enough_for_one_arrow_file_keeps_its_plain_name(tmp_path):
+    writer = output.part_writer(str(tmp_path), 7, "arrow")
+    writer.write("k", 1)
+    writer.close()
+    assert [p.name for p in tmp_path.iterdir()] == ["part-00007.arrow"]
+    assert list(RunReader(str(tmp_path / "part-00007.arrow")).records()) == [("k", 1)]
 
 
 # --- a job's Parquet parts read back as one dataset, whatever each part inferred ----------------------

@@ -487,10 +487,13 @@ def test_commit_error_in_one_job_leaves_the_coordinator_serving_the_next(
     monkeypatch.setattr(commit, "commit_job", broken_for_a)
     [job] = load_steps(str(WORDCOUNT))
     settings = SchedulerSettings(heartbeat_interval=0.1, liveness=50)
+    # A run's secret, as `mapreduce run` uses: the pool's workers use no keys then.
     coordinator = Coordinator(
-        "tcp://127.0.0.1:*", work_dir=str(tmp_path / "work"), settings=settings
+        "tcp://127.0.0.1:*", work_dir=str(tmp_path / "work"), settings=settings, secret=b"s" * 32
     )
-    pool = LocalPool(coordinator.address, 2, heartbeat_interval=0.1, liveness=50)
+    pool = LocalPool(
+        coordinator.address, 2, secret=coordinator.secret, heartbeat_interval=0.1, liveness=50
+    )
     try:
         pool.start()
         ids = [

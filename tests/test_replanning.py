@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from mapreduce import commit
+from mapreduce import commit, output
 from mapreduce.coordinator import JobSubmission
 from mapreduce.errors import TaskFailedError
 from mapreduce.inputs import Segment, Split, cut_split, read_records
@@ -315,8 +315,8 @@ def test_arrow_pieces_keep_their_pairs_in_order_without_being_decoded(tmp_path):
     joined = tmp_path / "joined"
     joined.mkdir()
     join_parts(sources, str(joined), 2, "arrow")
-    names = sorted((p.name for p in joined.iterdir()), key=lambda name: (len(name), name))
-    assert names[0] == "part-00002.arrow"
+    names = sorted(p.name for p in joined.iterdir())  # name order, as the next step reads
+    assert names[0] == "part-00002-00000.arrow" and len(names) > 1
     read = [pair for name in names for pair in RunReader(str(joined / name)).records()]
     assert read == rows
 
@@ -329,6 +329,39 @@ def test_join_pieces_puts_each_part_in_staging_and_removes_the_pieces(tmp_path):
         commit.publish_piece(str(staging), task, 3)
     commit.join_pieces(str(staging), {1: ["map-00001.0", "map-00001.1"]}, "text")
     assert (staging / "part-00001").read_text() == "a\t1\nb\t2\n"
+    assert not (staging / commit.PIECES_DIR).exists()
+
+
+def test_an_arrow_join_cut_short_by_a_restart_is_finished_by_the_next_commit(tmp_path, monkeypatch):
+    from mapreduce import storage
+    from mapreduce.shuffle import RunReader
+
+    monkeypatch.setattr(output, "_SIZE_SAMPLE", 3)
+    monkeypatch.setattr(output, "ROW_GROUP_ROWS", 3)
+    staging = tmp_path / "staging"
+    (staging / commit.ATTEMPTS_DIR).mkdir(parents=True)
+    rows = [(f"k{n}", n) for n in range(20)]
+    tasks = {"map-00004.0": rows[:8], "map-00004.1": rows[8:]}
+    for task, pairs in tasks.items():
+        _write_part(commit.attempt_dir(str(staging), task, 1), 4, "arrow", pairs)
+        commit.publish_piece(str(staging), task, 1)
+    real_move, moved = storage.move, []
+
+    def move_then_die(source, target):  # the coordinator is killed after the third move
+        if len(moved) == 3:
+            raise KeyboardInterrupt("killed")
+        real_move(source, target)
+        moved.append(target)
+
+    monkeypatch.setattr(storage, "move", move_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        commit.join_pieces(str(staging), {4: list(tasks)}, "arrow")
+    monkeypatch.setattr(storage, "move", real_move)
+    # Resumed: the part files already there do not mean the part was joined whole.
+    commit.join_pieces(str(staging), {4: list(tasks)}, "arrow")
+    names = sorted(p.name for p in staging.iterdir() if p.name.startswith("part-"))
+    assert len(names) > 3
+    assert [pair for name in names for pair in RunReader(str(staging / name)).records()] == rows
     assert not (staging / commit.PIECES_DIR).exists()
 
 

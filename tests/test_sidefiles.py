@@ -8,8 +8,10 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import tarfile
 import textwrap
+import time
 import zipfile
 
 import pytest
@@ -236,3 +238,63 @@ def test_a_cache_directory_others_can_write_is_refused(tmp_path, monkeypatch):
         sidefiles.cache_root()
     root.chmod(0o700)
     assert sidefiles.cache_root() == str(root)
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """A cache of this test's own, so pruning sees only what the test put there."""
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(sidefiles.tempfile, "gettempdir", lambda: str(tmp_path / "tmp"))
+
+
+def _side_file(directory, name, text):
+    path = directory / name
+    path.write_text(text)
+    return sidefiles.collect(files=[str(path)])
+
+
+def _age(paths, seconds):
+    for path in paths:
+        then = time.time() - seconds
+        os.utime(path, (then, then))
+
+
+def test_the_cache_forgets_what_was_not_used_for_a_week(tmp_path, own_cache):
+    root = sidefiles.cache_root()
+    old = _side_file(tmp_path, "old.txt", "old\n")
+    old_dir = sidefiles.prepare(old)
+    old_entry = os.path.join(root, old[0]["sha256"])
+    _age([old_dir, old_entry], 8 * 24 * 3600)
+    used = _side_file(tmp_path, "used.txt", "used\n")
+    used_dir = sidefiles.prepare(used)  # something new is cached: the cache is pruned
+    assert not os.path.exists(old_dir) and not os.path.exists(old_entry)
+    assert open(os.path.join(used_dir, "used.txt")).read() == "used\n"
+    # Needed again, it is fetched again (its source is still there).
+    again = sidefiles.prepare(old)
+    assert open(os.path.join(again, "old.txt")).read() == "old\n"
+
+
+def test_over_its_size_the_cache_drops_the_least_recently_used_idle_entries(tmp_path, own_cache):
+    root = sidefiles.cache_root()
+    made = []
+    for n in range(3):
+        files = _side_file(tmp_path, f"f{n}.txt", f"{n}\n" * 1000)
+        workdir = sidefiles.prepare(files)
+        entry = os.path.join(root, files[0]["sha256"])
+        _age([workdir, entry], 3600 * (3 - n))  # f0 least recently used, f2 most
+        made.append((workdir, entry))
+    removed = sidefiles.prune(root, max_bytes=5000, min_idle_s=600)
+    # Each entry holds 2,000 bytes: dropping f0 brings the cache under 5,000 bytes.
+    assert set(removed) == set(made[0])
+    assert all(os.path.exists(path) for pair in made[1:] for path in pair)
+    # Used within the minimum idle time: kept, even over the size.
+    assert sidefiles.prune(root, max_bytes=0, min_idle_s=5 * 3600) == []
+
+
+def test_a_job_directory_whose_file_was_pruned_is_made_again(tmp_path, own_cache):
+    files = _side_file(tmp_path, "list.txt", "one\n")
+    workdir = sidefiles.prepare(files)
+    entry = os.path.join(sidefiles.cache_root(), files[0]["sha256"])
+    shutil.rmtree(entry)  # another worker process pruned it
+    assert sidefiles.prepare(files) == workdir
+    assert open(os.path.join(workdir, "list.txt")).read() == "one\n"

@@ -4,12 +4,25 @@ Streaming as mapper, combiner and reducer, in worker processes, against a plain 
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
+import signal
 import sys
 import textwrap
+import time
 
 import pytest
 
-from helpers import FAST, JOBS, read_pairs, run_cli, small_splits, write_corpus
+from helpers import (
+    FAST,
+    JOBS,
+    finish_cli,
+    read_pairs,
+    run_cli,
+    small_splits,
+    start_cli,
+    write_corpus,
+)
 from mapreduce.errors import JobLoadError, TaskFailedError
 from mapreduce.steps import load_steps
 from mapreduce.testing import run_job
@@ -241,3 +254,60 @@ def test_submit_runs_streaming_commands_on_a_cluster(tmp_path, corpus_dir, clust
     )
     assert result.returncode == 0, result.stderr
     assert {k: int(v) for k, v in read_pairs(out, raw=True)} == split_counts(paths)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie waiting for its parent is gone as far as work goes
+        return open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_command_that_ignores_its_input_dies_with_its_cancelled_attempt(tmp_path, cluster):
+    """Ctrl-C on submit cancels the job; the workers kill the attempts' executors, and with them
+    the streaming commands they started, even one that never reads its input or exits."""
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text("one line\n")
+    pids = tmp_path / "pids"
+    cluster.start_coordinator()
+    cluster.start_worker(processes=1)
+    cluster.wait_for_workers(1)
+    proc = start_cli(
+        [
+            "submit",
+            "--mapper-cmd",
+            f"echo $$ >> {pids}; exec sleep 600",
+            tmp_path / "in",
+            "-c",
+            cluster.address,
+            "-o",
+            tmp_path / "out",
+        ]
+    )
+    started = []
+    try:
+        deadline = time.monotonic() + 30
+        while not started and time.monotonic() < deadline:
+            time.sleep(0.05)
+            if pids.exists():
+                started = [int(line) for line in pids.read_text().split()]
+        assert started, "the streaming command never started"
+        assert _alive(started[0])
+        os.kill(proc.pid, signal.SIGINT)
+    finally:
+        result = finish_cli(proc, timeout=30)
+        try:
+            deadline = time.monotonic() + 10
+            while any(map(_alive, started)) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert not any(map(_alive, started)), "the command outlived its cancelled attempt"
+        finally:
+            for pid in started:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    assert result.returncode == 130, result.stderr
+    assert not (tmp_path / "out").exists()

@@ -27,6 +27,7 @@ from typing import Callable, ClassVar
 
 from .. import commit, skiplog, storage
 from ..errors import MapReduceError, OutputError
+from ..logformat import about
 from ..output import finish_parts
 from ..tasks import Task
 from .jobs import JobRecord, remove_work_dir
@@ -177,12 +178,16 @@ class Committer:
                 commit.publish_attempt(record.staging, task.id, attempt)
             skiplog.record_task(record.staging, task.id, (task.result or {}).get("skipped"))
         except Exception as exc:  # OSError, pyarrow's ArrowInvalid (a ValueError), ...
+            ran = task.attempt(attempt)
+            worker = ran.worker if ran is not None else None
             log.warning(
-                "%s %s attempt %s: could not publish its output: %s",
+                "%s %s attempt %s (on %s): could not publish its output: %s",
                 record.id,
                 task.id,
                 attempt,
+                worker,
                 exc,
+                extra=about(record.id, task.id, attempt, worker),
             )
             error = {
                 "type": "PublishError",

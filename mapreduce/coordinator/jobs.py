@@ -21,9 +21,11 @@ from ..errors import (
     TaskFailedError,
     TooManySkippedError,
 )
+from ..logformat import about
 from ..protocol import Message
 from ..scheduler import Scheduler
 from ..skew import skew_report
+from ..steps import shown_output
 from ..tasks import AttemptState, Task, TaskState
 from .journal import decode_code
 from .submission import JobSubmission
@@ -188,8 +190,9 @@ def job_state(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
         "job": record.id,
         "name": record.submission.name,
         "status": status,
-        "output": record.submission.output_dir,
+        "output": shown_output(record.submission.output_dir),
         "submitted_at": record.submitted_at,
+        "finished_at": record.finished_at if record.over else None,
         "progress": counts,
         # A running job's counters so far: those of the attempts committed until now.
         "counters": job_counters(scheduler, record) if record.running else record.counters,
@@ -298,14 +301,19 @@ def reclaim_job_dirs(record: JobRecord) -> bool:
 
 
 def workers_state(scheduler: Scheduler, now: float) -> list:
+    """The registered workers: who they are, their slots, what they run, when last heard from."""
+    wall = time.time()
     return [
         {
             "id": w.id,
             **w.info,
             "capacity": w.capacity,
             "running": len(w.running),
+            "free_slots": w.capacity - len(w.running),
+            "attempts": [list(key) for key in sorted(w.running)],
             "tasks_done": w.tasks_done,
             "last_heartbeat_s": round(now - w.last_seen, 2),
+            "last_heartbeat_at": wall - (now - w.last_seen),
         }
         for w in scheduler.workers.values()
     ]
@@ -338,6 +346,8 @@ def task_header(
     if kind == "map":
         header["split"] = split if split is not None else submission.splits[index]
         header["skip_bad_records"] = submission.skip_bad_records
+        header["sort_buffer"] = submission.sort_buffer
+        header["spill_records"] = submission.spill_records
         if submission.num_reducers == 0:
             header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
             header["part"] = index
@@ -399,14 +409,14 @@ def answer_client(service: JobService, message: Message) -> Message:
                     f"{type(exc).__name__}: {exc}",
                 },
             )
-        log.info("accepted job %s (%s)", job_id, submission.name)
+        log.info("accepted job %s (%s)", job_id, submission.name, extra=about(job_id))
         return Message(protocol.ACCEPTED, {**reply, "job": job_id})
     if command in (protocol.WATCH, protocol.CANCEL_JOB):
         job_id = str(header.get("job"))
         if not service.knows(job_id):
             return Message(protocol.REJECTED, {**reply, "error": f"no job '{job_id}' here"})
         if command == protocol.CANCEL_JOB:
-            log.info("job %s cancelled by a client", job_id)
+            log.info("job %s cancelled by a client", job_id, extra=about(job_id))
             service.cancel(job_id)
         return Message(protocol.JOB_STATE, {**reply, **service.job_state(job_id)})
     return Message(protocol.STATUS_REPLY, {**reply, **service.status()})

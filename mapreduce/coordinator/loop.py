@@ -29,6 +29,7 @@ import zmq
 from .. import commit, defaults, interrupts, protocol, security
 from ..election import LeadershipLost
 from ..errors import MapReduceError, ProtocolError
+from ..logformat import about
 from ..protocol import Message
 from ..scheduler import (
     Abandon,
@@ -40,12 +41,12 @@ from ..scheduler import (
     Scheduler,
     SchedulerSettings,
 )
-from . import jobs
+from . import jobs, snapshot
 from . import journal as journal_records
 from .committer import CleanedUp, CommitFailed, Committed, Committer, Published, PublishFailed
 from .jobs import JobRecord, JobStatus, answer_client, task_header
 from .journal import Journal
-from .submission import JobSubmission
+from .submission import JobSubmission, check_allowed_paths
 
 log = logging.getLogger("mapreduce.coordinator")
 
@@ -64,8 +65,10 @@ class Coordinator:
         finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
         journal: Journal | None = None,
         leadership=None,
+        allowed_paths: tuple = (),
     ):
         self.leadership = leadership  # election.Leadership of an elected leader, else None
+        self.allowed_paths = list(allowed_paths)  # --allow-path: where jobs may read and write
         self.settings = settings or SchedulerSettings()
         self.scheduler = Scheduler(self.settings)
         self.secret = secret
@@ -83,6 +86,8 @@ class Coordinator:
         self.tasks_sent: dict[str, int] = {}  # worker id -> the highest TASK number sent to it
         self.sessions: dict[str, object] = {}  # worker id -> the session its READY named
         self.refused_submits: dict[str, Message] = {}  # request id -> REJECTED, oldest first
+        self.monitor: snapshot.Publisher | None = None  # when a status page is served (web/)
+        self.changes = 0  # messages, outcomes and instructions so far: has anything changed?
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
         self.socket.setsockopt(zmq.LINGER, 0)
@@ -113,6 +118,7 @@ class Coordinator:
             for record in self.jobs.values():
                 if record.request == request:
                     return record.id
+        check_allowed_paths(submission, self.allowed_paths)
         commit.check_job_paths(
             submission.input_paths(),
             submission.output_dir,
@@ -181,11 +187,7 @@ class Coordinator:
         return jobs.job_state(self.scheduler, self.jobs[job_id], time.monotonic())
 
     def status(self) -> dict:
-        now = time.monotonic()
-        return {
-            "jobs": [jobs.job_state(self.scheduler, r, now) for r in self.jobs.values()],
-            "workers": jobs.workers_state(self.scheduler, now),
-        }
+        return snapshot.status_data(self, time.monotonic())
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -216,24 +218,32 @@ class Coordinator:
         if self.socket in events:
             while True:
                 try:
-                    frames = self.socket.recv_multipart(zmq.NOBLOCK)
+                    frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
-                self._receive(frames)
+                # With keys, ZAP named the sender's roles: they decide what it may send.
+                roles = security.sender_role(frames[-1]) if self.security else None
+                self._receive([frame.bytes for frame in frames], roles)
         self._take_outcomes()
         now = self._listened_at = time.monotonic()
-        before = set(self.scheduler.workers)
+        before = dict(self.scheduler.workers)
         self._carry_out(self.scheduler.tick(now))
-        for worker in before - set(self.scheduler.workers):
+        for worker in before.keys() - self.scheduler.workers.keys():
             log.warning(
-                "worker %s declared dead: silent for more than %g s", worker, self.settings.expiry
+                "worker %s declared dead: silent for more than %g s",
+                worker,
+                self.settings.expiry,
+                extra=about(worker=worker),
             )
+            _log_lost_attempts(before[worker], "its worker was declared dead")
             self._forget(worker)
         self._send_heartbeats(now)
         if self.journal is not None:
             self.journal.flush()
             if self.journal.needs_compaction():
                 self._compact(self.journal)
+        if self.monitor is not None:
+            self.monitor.publish(self)
 
     def close(self, cancel_running: bool = True) -> int:
         """Stop: cancel the jobs still running (their staging is removed), or, with
@@ -285,22 +295,31 @@ class Coordinator:
         now = time.monotonic() if now is None else now
         for worker in list(self.scheduler.workers.values()):
             if worker.info.get("pid") in pids and worker.info.get("host") == here:
-                log.warning("worker %s exited; its attempts run again elsewhere", worker.id)
+                log.warning(
+                    "worker %s exited; its attempts run again elsewhere",
+                    worker.id,
+                    extra=about(worker=worker.id),
+                )
+                _log_lost_attempts(worker, "its worker's process exited")
                 self._forget(worker.id)
                 self._carry_out(self.scheduler.worker_gone(worker.id, now, "its process exited"))
 
     # ---- messages in ----------------------------------------------------------------------------
 
-    def _receive(self, frames: list) -> None:
+    def _receive(self, frames: list, roles: str | None = None) -> None:
         if len(frames) < 2:
             return
         route, body = frames[0], frames[1:]
+        self.changes += 1
         try:
             message = protocol.receive(body, self.secret)
         except ProtocolError as exc:
             log.warning("dropped a message from peer %s: %s", _peer_name(route), exc)
             return
         if message is None:
+            return
+        if not security.may_send(roles, message.command):
+            self._refuse_role(route, message, roles or "")
             return
         try:
             self._dispatch_message(route, message, time.monotonic())
@@ -312,6 +331,19 @@ class Coordinator:
                 _peer_name(route),
                 exc,
             )
+
+    def _refuse_role(self, route: bytes, message: Message, roles: str) -> None:
+        """A peer whose key's role does not allow what it sent: a client command is answered
+        REJECTED, a READY with REFUSE (the worker stops), anything else dropped."""
+        reason = security.role_refusal(roles, message.command)
+        log.warning(
+            "refused a %r message from peer %s: %s", message.command, _peer_name(route), reason
+        )
+        if message.command in protocol.CLIENT_COMMANDS:
+            request = message.header.get("request")
+            self._send(route, protocol.REJECTED, {"request": request, "error": reason})
+        elif message.command == protocol.READY:
+            self._send(route, protocol.REFUSE, {"reason": reason})
 
     def _dispatch_message(self, route: bytes, message: Message, now: float) -> None:
         if message.command in protocol.CLIENT_COMMANDS:
@@ -333,6 +365,8 @@ class Coordinator:
         if message.command in (protocol.DONE, protocol.FAIL):
             _check_attempt_report(header)
             self._acknowledge(worker, header)
+            if self.monitor is not None:
+                self.monitor.attempt_reported(header, now, message.command == protocol.FAIL)
         if message.command == protocol.DONE:
             log.info(
                 "%s %s attempt %s on %s done in %.2f s",
@@ -341,6 +375,7 @@ class Coordinator:
                 header["attempt"],
                 worker,
                 self._attempt_runtime(header, now),
+                extra=about(header["job"], header["task"], header["attempt"], worker),
             )
             self._carry_out(
                 self.scheduler.attempt_succeeded(
@@ -376,6 +411,9 @@ class Coordinator:
                 header.get("task"),
                 header.get("attempt"),
                 _peer_name(route),
+                extra=about(
+                    header.get("job"), header.get("task"), header.get("attempt"), _peer_name(route)
+                ),
             )
             self._send(route, protocol.ACK, protocol.attempt_key(header))
             return
@@ -419,6 +457,7 @@ class Coordinator:
             worker,
             " (lost)" if header.get("lost") else "",
             error.get("message"),
+            extra=about(header["job"], header["task"], header["attempt"], worker),
         )
         lost_map = self._map_owning(header["job"], error.get("input"))
         if lost_map is not None:
@@ -541,6 +580,8 @@ class Coordinator:
     def _journal(self, record: dict) -> None:
         if self.journal is not None:
             self.journal.append(record)
+            if self.monitor is not None:
+                self.monitor.journal_written()
 
     def _journal_published(self, outcome: Published) -> None:
         if self.journal is None:
@@ -643,6 +684,7 @@ class Coordinator:
         """Carry out the scheduler's instructions in order. One that raises (a bug, an odd
         filesystem) fails its own job with a paragraph; the others are still carried out."""
         pending = list(instructions)
+        self.changes += bool(pending)
         while pending:
             instruction = pending.pop(0)
             try:
@@ -653,7 +695,19 @@ class Coordinator:
                 pending.extend(self._instruction_failed(instruction, exc))
 
     def _instruction_failed(self, instruction, exc: Exception) -> list:
-        log.exception("could not carry out %s", type(instruction).__name__)
+        task = getattr(instruction, "task", None)
+        fields = about(
+            getattr(instruction, "job", None),
+            getattr(task, "id", task),
+            getattr(instruction, "attempt", None),
+            getattr(instruction, "worker", None),
+        )
+        log.exception(
+            "could not carry out %s (job %s, task %s, attempt %s, worker %s)",
+            type(instruction).__name__,
+            *fields.values(),
+            extra=fields,
+        )
         record = self.jobs.get(str(getattr(instruction, "job", "")))
         if record is None or not record.running:
             return []
@@ -700,14 +754,21 @@ class Coordinator:
             self._journal(
                 {"type": "replanned", "job": instruction.job, "task": instruction.task.id}
             )
+            last = instruction.task.attempts[-1] if instruction.task.attempts else None
             log.info(
-                "%s %s lost %d attempt(s) (the last: %s); re-planned into %d smaller tasks: %s",
+                "%s %s lost %d attempt(s) (the last: attempt %s on %s: %s); re-planned into %d "
+                "smaller tasks: %s",
                 instruction.job,
                 instruction.task.id,
                 instruction.task.losses,
+                last and last.number,
+                last and last.worker,
                 (instruction.task.last_error or {}).get("message"),
                 len(instruction.pieces),
                 ", ".join(f"{piece.id} ({piece.where})" for piece in instruction.pieces),
+                extra=about(
+                    instruction.job, instruction.task.id, last and last.number, last and last.worker
+                ),
             )
             return []
         raise TypeError(f"unknown instruction {instruction!r}")
@@ -747,6 +808,7 @@ class Coordinator:
         sent = self._send_to_worker(
             assign.worker, protocol.TASK, header, (record.submission.job_code,)
         )
+        fields = about(record.id, task.id, assign.attempt, assign.worker)
         if again:
             log.warning(
                 "%s %s attempt %s sent again to %s (its TASK was lost on the way)",
@@ -754,13 +816,26 @@ class Coordinator:
                 task.id,
                 assign.attempt,
                 assign.worker,
+                extra=fields,
             )
         else:
             log.info(
-                "%s %s attempt %s assigned to %s", record.id, task.id, assign.attempt, assign.worker
+                "%s %s attempt %s assigned to %s",
+                record.id,
+                task.id,
+                assign.attempt,
+                assign.worker,
+                extra=fields,
             )
         if not sent:
-            log.info("%s: the TASK could not leave yet; it is sent again later", assign.worker)
+            log.info(
+                "%s %s attempt %s: the TASK could not leave for %s yet; it is sent again later",
+                record.id,
+                task.id,
+                assign.attempt,
+                assign.worker,
+                extra=fields,
+            )
         self._started.setdefault(key, time.monotonic())
         return []
 
@@ -769,6 +844,7 @@ class Coordinator:
     def _take_outcomes(self) -> None:
         for outcome in self.committer.outcomes():
             now = time.monotonic()
+            self.changes += 1
             if isinstance(outcome, Published):
                 self._journal_published(outcome)
                 self._carry_out(self.scheduler.task_published(outcome.job, outcome.task, now))
@@ -805,7 +881,15 @@ class Coordinator:
             self.journal.sync()  # ended before its files go: a restart does not resume it
         self.committer.clean_up(record, keep_output=status is JobStatus.SUCCEEDED)
         self._started = {key: when for key, when in self._started.items() if key[0] != record.id}
-        log.info("%s %s in %.2f s", record.id, status.value, now - record.submitted)
+        if self.monitor is not None:
+            self.monitor.job_ended(self, record)
+        log.info(
+            "%s %s in %.2f s",
+            record.id,
+            status.value,
+            now - record.submitted,
+            extra=about(record.id),
+        )
 
     def _forget_old_jobs(self) -> None:
         """A long-lived coordinator keeps the summaries of the last finished jobs, not their tasks."""
@@ -814,6 +898,20 @@ class Coordinator:
             self.scheduler.forget_job(record.id)
         for record in finished[: max(0, len(finished) - self.finished_jobs_kept)]:
             del self.jobs[record.id]
+
+
+def _log_lost_attempts(worker, why: str) -> None:
+    """One line per attempt a lost worker was running, naming it (the scheduler runs it again)."""
+    for job, task, attempt in sorted(worker.running):
+        log.warning(
+            "%s %s attempt %s on %s lost: %s",
+            job,
+            task,
+            attempt,
+            worker.id,
+            why,
+            extra=about(job, task, attempt, worker.id),
+        )
 
 
 def _peer_name(route: bytes) -> str:

@@ -61,6 +61,9 @@ def serve(
     elect: str | None = None,
     advertise: str | None = None,
     lease_ttl: float = defaults.ELECTION_TTL_S,
+    finished_jobs_kept: int = defaults.FINISHED_JOBS_KEPT,
+    status_page=None,
+    allowed_paths: tuple = (),
 ) -> int:
     """`mapreduce coordinator`: serve jobs until SIGINT or SIGTERM. Every accepted change is in
     the journal under the work directory: jobs still running when it stops (or crashes)
@@ -69,8 +72,12 @@ def serve(
     With `elect` (etcd://HOST:PORT[/NAME]): stand by, not bound, until this coordinator wins the
     election; then replay the journal and serve under the term it won. If it loses the
     leadership (its lease expired: it was paused, or cut off from etcd), it stops at once,
-    writing and committing nothing more, and stands by again."""
-    security.require_keys_for(bind, keys_dir, insecure, "coordinator")
+    writing and committing nothing more, and stands by again.
+
+    `status_page` (a web.StatusServer) shows whichever coordinator this process runs. With
+    `allowed_paths` (--allow-path), jobs may read and write only under those prefixes."""
+    # With no keys given: this user's own key set, or none at all with --insecure.
+    keys_dir = security.keys_for(keys_dir, insecure, [bind], "coordinator")
     stopping: list = []
     handler = lambda signum, frame: stopping.append(signum)  # noqa: E731
     signal.signal(signal.SIGINT, handler)
@@ -86,8 +93,18 @@ def serve(
             "one work directory (a shared filesystem or an S3 URI), where the journal lives."
         )
     work_dir = check_work_dir(work_dir or default_work_dir(bind))
+    allowed_paths = tuple(storage.absolute(prefix) for prefix in allowed_paths)
     if not elect:
-        coordinator = start(bind, work_dir, settings, keys_dir, open_journal(work_dir))
+        coordinator = start(
+            bind,
+            work_dir,
+            settings,
+            keys_dir,
+            open_journal(work_dir),
+            kept=finished_jobs_kept,
+            allowed_paths=allowed_paths,
+        )
+        coordinator.monitor = status_page and status_page.publisher
         announce(coordinator, keys_dir, work_dir)
         return run(coordinator, stopping)
     election = Election(elect, lease_ttl)
@@ -109,7 +126,17 @@ def serve(
             break
         try:
             journal = open_journal(work_dir, leadership.term, leadership.check)
-            coordinator = start(bind, work_dir, settings, keys_dir, journal, leadership)
+            coordinator = start(
+                bind,
+                work_dir,
+                settings,
+                keys_dir,
+                journal,
+                leadership,
+                kept=finished_jobs_kept,
+                allowed_paths=allowed_paths,
+            )
+            coordinator.monitor = status_page and status_page.publisher
         except LeadershipLost as exc:
             log.warning("%s", exc)
             continue
@@ -140,7 +167,16 @@ def published_address(bind: str) -> str:
     return bind
 
 
-def start(bind, work_dir, settings, keys_dir, journal, leadership=None) -> Coordinator:
+def start(
+    bind,
+    work_dir,
+    settings,
+    keys_dir,
+    journal,
+    leadership=None,
+    kept=defaults.FINISHED_JOBS_KEPT,
+    allowed_paths=(),
+) -> Coordinator:
     try:
         return Coordinator(
             bind,
@@ -149,6 +185,8 @@ def start(bind, work_dir, settings, keys_dir, journal, leadership=None) -> Coord
             keys_dir=keys_dir,
             journal=journal,
             leadership=leadership,
+            finished_jobs_kept=kept,
+            allowed_paths=allowed_paths,
         )
     except zmq.ZMQError as exc:
         journal.abandon() if leadership is not None else journal.close()
@@ -162,7 +200,13 @@ def start(bind, work_dir, settings, keys_dir, journal, leadership=None) -> Coord
 
 
 def announce(coordinator: Coordinator, keys_dir, work_dir: str, role: str = "") -> None:
-    guarded = "CURVE keys from " + keys_dir if keys_dir else "no keys"
+    guarded = (
+        f"CURVE keys from {keys_dir}"
+        if keys_dir
+        else "NO KEYS (--insecure: anyone who can connect can run code on the workers)"
+    )
+    if coordinator.allowed_paths:
+        guarded += f"; jobs may use paths under {', '.join(coordinator.allowed_paths)} only"
     print(
         f"mapreduce coordinator: {role + '; ' if role else ''}listening on "
         f"{coordinator.address}; {guarded}; work "

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .. import defaults
-from ..errors import ProtocolError
+from .. import defaults, storage
+from ..errors import MapReduceError, ProtocolError
 from ..inputs import Split, cut_split
 from ..output import OUTPUT_FORMATS
 
@@ -33,6 +33,9 @@ class JobSubmission:
     # How the input format's files may be cut (inputs.readers: "line" at any byte, "file" never,
     # "row group"): a task that keeps losing its process is re-planned within these limits.
     split_by: str = "file"
+    # The map side's buffer: a sorted spill every this many bytes (estimated) or records.
+    sort_buffer: int = defaults.SORT_BUFFER_BYTES
+    spill_records: int = defaults.SPILL_RECORDS
 
     def to_wire(self) -> tuple[dict, bytes]:
         header = asdict(self)
@@ -56,6 +59,8 @@ class JobSubmission:
             "skipped_earlier": list,
             "inputs": list,
             "split_by": str,
+            "sort_buffer": int,
+            "spill_records": int,
         }
         values: dict[str, Any] = {}
         for item in fields(cls):
@@ -72,6 +77,8 @@ class JobSubmission:
                     "skipped_earlier",
                     "inputs",
                     "split_by",
+                    "sort_buffer",
+                    "spill_records",
                 ):
                     continue
                 raise ProtocolError(f"job submission lacks '{item.name}'")
@@ -85,6 +92,8 @@ class JobSubmission:
             raise ProtocolError("job submission has as many splits as split descriptions")
         if values.get("max_skipped", 0) < 0:
             raise ProtocolError("job submission has a negative max_skipped")
+        if min(values.get("sort_buffer", 1), values.get("spill_records", 1)) < 1:
+            raise ProtocolError("job submission has a map buffer of less than 1 byte or record")
         if values["num_reducers"] < 0 or values.get("max_attempts", 1) < 1:
             raise ProtocolError("job submission has a negative reducer count or no attempts")
         if values.get("output_format", "text") not in (*OUTPUT_FORMATS, "arrow"):
@@ -108,8 +117,50 @@ class JobSubmission:
             return []
         return [(piece.to_wire(), piece.describe()) for piece in pieces]
 
+    def read_paths(self) -> list:
+        """Every location the job reads: the inputs as given and every file the splits read
+        (a client could name one input and splits of another)."""
+        segments = {
+            segment[0]
+            for split in self.splits
+            if isinstance(split, dict)
+            for segment in split.get("segments") or ()
+            if isinstance(segment, (list, tuple)) and segment and isinstance(segment[0], str)
+        }
+        return sorted(set(self.inputs) | segments)
+
     def input_paths(self) -> list:
         """The inputs as given, or (from an older client) every file the splits read."""
         return self.inputs or sorted(
             {segment[0] for split in self.splits for segment in split.get("segments", [])}
         )
+
+
+def outside_prefixes(location: str, prefixes: list) -> bool:
+    """True unless `location` is one of `prefixes` or lies below one: local paths compared where
+    they really are (`..` and symlinks resolved), URIs by scheme, bucket and path, always on whole
+    path components (/data2 is not under /data)."""
+    location = storage.normalize(location)
+    return not any(storage.is_within(location, prefix) for prefix in prefixes)
+
+
+def check_allowed_paths(submission: JobSubmission, prefixes: list) -> None:
+    """Refuse a job that would read or write outside the coordinator's --allow-path prefixes
+    (none given: anywhere), naming the first such path."""
+    if not prefixes:
+        return
+    wanted = [("input", path) for path in submission.read_paths()]
+    wanted.append(("output", submission.output_dir))
+    for what, location in wanted:
+        try:
+            outside = outside_prefixes(location, prefixes)
+        except (ValueError, OSError) as exc:
+            raise MapReduceError(
+                f"the job's {what} '{location}' is not a usable path: {exc}"
+            ) from None
+        if outside:
+            raise MapReduceError(
+                f"the job's {what} '{location}' is outside the paths this coordinator allows "
+                f"jobs to use ({', '.join(prefixes)}; `mapreduce coordinator --allow-path`). "
+                f"Nothing was run or changed: use inputs and an output under one of them."
+            )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 from mapreduce import defaults
-from mapreduce.security import require_keys_for
+from mapreduce.security import keys_for, require_keys_for
 from mapreduce.worker.pool import SECRET_ENV
 from mapreduce.worker.process import serve
 
@@ -23,14 +23,19 @@ def run_worker(
     elect: str | None = None,
 ) -> int:
     """Serve the coordinator at `connect` with `processes` task slots until SIGTERM or SIGINT;
-    returns the exit status. A non-loopback address without keys is refused (MapReduceError)
-    unless `insecure`. A local pool's worker gets its run's secret in SECRET_ENV.
+    returns the exit status. With no `keys_dir`, this user's own key set is used (none with
+    `insecure`, which warns); a non-loopback address without keys is refused (MapReduceError)
+    unless `insecure`. A local pool's worker gets its run's secret in SECRET_ENV instead.
     `connect` may list several addresses (comma-separated), tried in turn; `elect`
     (etcd://HOST:PORT[/NAME]) follows the elected leader instead."""
-    for address in (connect or "").split(","):
-        if address.strip():
-            require_keys_for(address.strip(), keys_dir, insecure, "worker")
+    addresses = [address.strip() for address in (connect or "").split(",") if address.strip()]
     secret = os.environ.get(SECRET_ENV)
+    given_keys = keys_dir
+    if secret:  # a local pool's worker: the run's secret guards it, on loopback
+        for address in addresses:
+            require_keys_for(address, keys_dir, insecure, "worker")
+    else:  # with no keys given: this user's own key set, or none at all with --insecure
+        keys_dir = keys_for(keys_dir, insecure, addresses, "worker")
     return serve(
         connect,
         processes,
@@ -39,6 +44,7 @@ def run_worker(
         liveness=liveness,
         parent_pid=parent_pid,
         keys_dir=keys_dir,
+        keys_required=not given_keys,
         insecure=insecure,
         elect=elect,
     )

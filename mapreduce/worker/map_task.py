@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from itertools import repeat
 
-from mapreduce import shuffle, vectorized
+from mapreduce import defaults, shuffle, vectorized
 from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
 from mapreduce.jobspec import Job
 from mapreduce.output import part_writer
@@ -65,6 +65,7 @@ def run_map(job: Job, task: dict) -> dict:
         combiner_final=job.combiner_final,
         sort_values=job.sort_values,
         compression=job.shuffle_compression,
+        **_buffer(task),
     )
     if job.combiner is not None:
         call_hook(job.combiner_init, "combiner_init", job)
@@ -84,6 +85,15 @@ def run_map(job: Job, task: dict) -> dict:
             "records_skipped": len(skipped),
         },
         "skipped": skipped + _malformed(bad_records),
+    }
+
+
+def _buffer(task: dict) -> dict:
+    """The job's map-side buffer (--sort-buffer, --spill-records), as MapOutputWriter's keywords;
+    the defaults when the task does not say (a coordinator from before they were settings)."""
+    return {
+        "spill_records": task.get("spill_records", defaults.SPILL_RECORDS),
+        "sort_buffer_bytes": task.get("sort_buffer", defaults.SORT_BUFFER_BYTES),
     }
 
 
@@ -123,7 +133,8 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
             job.partitioner,
             job.partition_batches,
             job.sort_values,
-            job.shuffle_compression,
+            spill_records=_buffer(task)["spill_records"],
+            compression=job.shuffle_compression,
         )
     )
     try:

@@ -2,7 +2,9 @@
 
 Each is an ordinary worker (`python -m mapreduce.worker`) connecting over ZeroMQ, exactly what a
 cluster runs; the pool only supervises processes. They inherit the environment and working
-directory, get the run's secret in SECRET_ENV, die with their parent (PR_SET_PDEATHSIG, plus a
+directory, except the user's MAPREDUCE_<SETTING> variables (those set the parent command's
+options, which pass on what workers need as options; the log file's and format's excepted: workers log
+where and as their parent does), get the run's secret in SECRET_ENV, die with their parent (PR_SET_PDEATHSIG, plus a
 parent-pid check), and are killed in `stop()`.
 """
 
@@ -15,6 +17,7 @@ import sys
 import time
 
 from mapreduce.errors import MapReduceError
+from mapreduce.logconfig import LOG_FILE_ENV, LOG_FORMAT_ENV
 from mapreduce.worker.lifetime import die_with_parent
 
 SECRET_ENV = "MAPREDUCE_SECRET"  # the per-run secret (hex) a worker authenticates frames with
@@ -49,7 +52,11 @@ class LocalPool:
             self._spawn()
 
     def _spawn(self) -> None:
-        env = dict(os.environ)
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith("MAPREDUCE_") or name in (LOG_FILE_ENV, LOG_FORMAT_ENV)
+        }
         if self.secret:
             env[SECRET_ENV] = self.secret.hex()
         command = [

@@ -45,6 +45,16 @@ log = logging.getLogger("mapreduce.worker")
 AttemptKey = tuple  # (job, task, attempt)
 
 
+# Handshakes of the worker's socket: each success after the first is a reconnect; a failure is
+# a refusal (or, NO_DETAIL, a handshake broken off), logged once per session.
+_HANDSHAKE_EVENTS = (
+    zmq.EVENT_HANDSHAKE_SUCCEEDED
+    | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
+
+
 @dataclass
 class Unacked:
     """A DONE or FAIL the coordinator has not acknowledged yet."""
@@ -68,13 +78,16 @@ class Worker:
         parent_pid: int | None = None,
         worker_id: str | None = None,
         keys_dir: str | None = None,
+        keys_required: bool | None = None,
         insecure: bool = False,
     ):
         self.insecure = insecure
         # One address, a comma-separated list (each tried in turn), or the elected leader.
         self.addresses = Addresses(connect, elect)
         self.connect = self.addresses.describe()
-        self.keys_required = not keys_dir
+        # An address found later (an election's leader) that is not loopback needs keys given
+        # (this user's own key set, used when none are given, is one machine's).
+        self.keys_required = not keys_dir if keys_required is None else keys_required
         self.capacity = max(1, capacity)
         self.secret = secret
         self.interval = heartbeat_interval
@@ -88,6 +101,7 @@ class Worker:
         self.unacked: dict[AttemptKey, Unacked] = {}
         self.known = 0  # the highest TASK number heard of in this session (protocol.py)
         self.session = ""  # this connection's: READY and reports name it, RECONNECT answers it
+        self._refusal_told = ""  # the session whose refused handshake was logged
         self.stopping = False
         self.slots: list[ExecutorSlot] = []
         # Signals write a byte here (signal.set_wakeup_fd), which wakes the poll at once.
@@ -161,7 +175,7 @@ class Worker:
             security.secure_client(sock, self.keys_dir, "worker")
         # Handshakes of this socket: each one after the first is a reconnect, after which whatever
         # was in flight on the old connection may be gone.
-        connections = sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        connections = sock.get_monitor_socket(_HANDSHAKE_EVENTS)
         sock.connect(address)
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
@@ -195,7 +209,7 @@ class Worker:
                 if self.wakeup_fd in events:
                     os.read(self.wakeup_fd, 512)  # a signal arrived; its handler has run
                 if connections in events:
-                    reconnected = self._handshakes(connections) and connected
+                    reconnected = self._handshakes(connections, address) and connected
                     connected = True
                     if reconnected:
                         log.info("worker %s: connection re-established; resending", self.id)
@@ -228,16 +242,31 @@ class Worker:
             connections.close(0)
             sock.close()
 
-    @staticmethod
-    def _handshakes(connections) -> bool:
-        """Read the monitor's pending events; True when a handshake succeeded among them."""
+    def _handshakes(self, connections, address: str) -> bool:
+        """Read the monitor's pending events; True when a handshake succeeded among them. A
+        refused handshake is logged, once per session (ZeroMQ retries it many times a second):
+        a coordinator that does not allow this worker's key tells it nothing else."""
         succeeded = False
         while True:
             try:
                 event = recv_monitor_message(connections, zmq.NOBLOCK)
             except zmq.Again:
                 return succeeded
-            succeeded = succeeded or event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+            kind = event["event"]
+            if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                succeeded = True
+            elif self._refusal_told == self.session:
+                continue
+            elif kind != zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                self._refusal_told = self.session
+                refusal = security.handshake_refusal(
+                    address, kind, event["value"], self.keys_dir, "worker"
+                )
+                log.warning("worker %s: %s", self.id, refusal)
+            else:  # broken off: likely a key mismatch; ZeroMQ keeps trying
+                self._refusal_told = self.session
+                broke_off = security.handshakes_broke_off(address, self.keys_dir, "worker")
+                log.warning("worker %s: %s", self.id, broke_off)
 
     def _report(self) -> dict:
         """A worker heartbeat: what runs here, what waits for an ACK, the highest TASK heard of."""

@@ -9,6 +9,7 @@ Not collected by pytest (no test_ prefix); speed is never asserted in tests.
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import sys
 import tempfile
@@ -125,10 +126,15 @@ def wordcount(corpus: Path, tmp: Path, journaled: bool, run: int) -> float:
     work.mkdir()
     settings = SchedulerSettings()
     journal = TimedJournal(str(work)) if journaled else None
+    # A run's secret, as `mapreduce run` uses: the pool's workers use no keys then.
     coordinator = Coordinator(
-        "tcp://127.0.0.1:*", work_dir=str(work), settings=settings, journal=journal
+        "tcp://127.0.0.1:*",
+        work_dir=str(work),
+        settings=settings,
+        journal=journal,
+        secret=secrets.token_bytes(32),
     )
-    pool = LocalPool(coordinator.address, 2)
+    pool = LocalPool(coordinator.address, 2, secret=coordinator.secret)
     try:
         pool.start()
         submission = prepare_submission(
