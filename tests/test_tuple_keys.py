@@ -161,3 +161,17 @@ def test_keys_of_several_shapes_across_runs_merge_in_python_order(tmp_path):
     output = write(tmp_path, pairs, num_partitions=1, spill_records=1)
     groups = [(key, list(values)) for key, values in iter_partition_groups(output.files[0])]
     assert [key for key, _ in groups] == sorted(key for key, _ in pairs)
+
+
+def test_tuple_keys_with_sorted_values_merge_in_python_order(tmp_path):
+    pairs = [((f"w{i % 17}", i % 5), (i * 7919) % 1000) for i in range(6000)]
+    output = write(tmp_path, pairs, num_partitions=2, spill_records=700, sort_values=True)
+    expected: dict = collections.defaultdict(list)
+    for key, value in pairs:
+        expected[key].append(value)
+    got = {}
+    for paths in output.files.values():
+        groups = [(key, list(values)) for key, values in iter_partition_groups(paths, True)]
+        assert [key for key, _ in groups] == sorted(key for key, _ in groups)
+        got.update(groups)
+    assert got == {key: sorted(values) for key, values in expected.items()}
