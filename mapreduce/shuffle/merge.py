@@ -192,10 +192,10 @@ def _arrow_merged_slices(runs: list, by_value: bool = False) -> Iterator[tuple]:
 
 
 def _arrow_merged_records(runs: list, by_value: bool = False) -> Iterator[Iterator[tuple]]:
-    decode_value = runs[0].decode_value
+    decode_key, decode_value = runs[0].decode_key, runs[0].decode_value
     for pieces, key_slice, value_slice in _arrow_merged_slices(runs, by_value):
         yield zip(
-            _decoded_or_blamed(pa.Array.to_pylist, key_slice, pieces, 0),
+            _decoded_or_blamed(decode_key, key_slice, pieces, 0),
             _decoded_or_blamed(decode_value, value_slice, pieces, 1),
         )
 
@@ -210,7 +210,7 @@ def iter_partition_slices(paths: list) -> Iterator[tuple]:
         type_names = _key_type_names(paths)
         order = sort_key_for_names(type_names)
         runs = [RunReader(path) for path in scratch.fewer_runs(paths, order, type_names)]
-        if not _arrow_mergeable(runs, order):
+        if not _arrow_mergeable(runs, order) or not runs[0].keys_native:
             raise ValueError("these runs cannot be merged by Arrow")
         for _, key_slice, value_slice in _arrow_merged_slices(runs):
             yield key_slice, value_slice
@@ -221,7 +221,8 @@ _ARROW_SORTED_VALUE_TYPES = (pa.large_string(), pa.int64(), pa.large_binary(), p
 
 
 def _arrow_mergeable(runs: list, order: Optional[Callable], sort_values: bool = False) -> bool:
-    """Whether Arrow can merge these runs: one native key type, and value columns that concatenate
+    """Whether Arrow can merge these runs: one native key type (or tuple keys encoded alike), and
+    value columns that concatenate
     (and, to merge by key and value, native values Arrow orders as Python does)."""
     if order is not None:
         return False
@@ -233,7 +234,7 @@ def _arrow_mergeable(runs: list, order: Optional[Callable], sort_values: bool = 
         return False
     return all(
         not run.keys_pickled
-        and run.key_field.type == first.key_field.type
+        and run.key_field.equals(first.key_field, check_metadata=True)
         and run.value_field.equals(first.value_field, check_metadata=True)
         for run in runs
     )
