@@ -155,13 +155,29 @@ def zipf_cum_weights(n, exponent=ZIPF_EXPONENT):
     return list(itertools.accumulate(1.0 / r**exponent for r in range(1, n + 1)))
 
 
-def generate_file(path, target_bytes, rng, vocab, cum_weights):
-    """Write about `target_bytes` (never more, cut at a line end) of text; return bytes written."""
+def tail_word(file_index, number):
+    """The `number`th new word of the long tail of file `file_index`: letters only (so a word
+    count finds it whole), and different from every other file's and from the vocabulary's."""
+    letters = []
+    number = number * 1000 + file_index  # up to 1000 files each get their own words
+    while True:
+        number, digit = divmod(number, 26)
+        letters.append(chr(ord("a") + digit))
+        if not number:
+            break
+    return "zq" + "".join(letters)  # no made-up vocabulary word starts with "zq"
+
+
+def generate_file(path, target_bytes, rng, vocab, cum_weights, long_tail=0, file_index=0):
+    """Write about `target_bytes` (never more, cut at a line end) of text; return bytes written.
+    With `long_tail` N, 1 line in N gets one word never seen before (a long tail of distinct
+    words, as in real text such as Gutenberg's)."""
     choices = rng.choices
     getrandbits = rng.getrandbits
     lengths_population = range(MIN_WORDS, MAX_WORDS + 1)
     written = 0
     sentence_start = True
+    lines_written = 0
     with open(path, "wb") as f:
         while written < target_bytes:
             remaining = target_bytes - written
@@ -173,6 +189,9 @@ def generate_file(path, target_bytes, rng, vocab, cum_weights):
             for n in lengths:
                 line = words[i : i + n]
                 i += n
+                lines_written += 1
+                if long_tail and lines_written % long_tail == 0:
+                    line[-1] = tail_word(file_index, lines_written // long_tail)
                 if sentence_start:
                     line[0] = line[0].capitalize()
                 x = getrandbits(32)
@@ -295,6 +314,14 @@ def main(argv=None):
         f"English ones (default: {DEFAULT_VOCABULARY})",
     )
     parser.add_argument(
+        "--long-tail",
+        type=int,
+        default=0,
+        metavar="N",
+        help="give 1 line in N a word never seen before (a long tail of distinct words; "
+        "default 0: none)",
+    )
+    parser.add_argument(
         "--force", action="store_true", help="write even if the output directory is not empty"
     )
     args = parser.parse_args(argv)
@@ -308,6 +335,8 @@ def main(argv=None):
     )
     if files < 1:
         parser.error("--files must be at least 1")
+    if args.long_tail < 0:
+        parser.error("--long-tail must be 0 or more")
     if args.vocabulary < 0:
         parser.error("--vocabulary must be 0 or more")
     if os.path.isdir(args.output) and os.listdir(args.output) and not args.force:
@@ -324,7 +353,7 @@ def main(argv=None):
         path = os.path.join(args.output, f"corpus-{index:05d}.txt")
         rng = random.Random(args.seed * 1_000_003 + index)
         target = base + (1 if index < extra else 0)
-        n = generate_file(path, target, rng, vocab, cum_weights)
+        n = generate_file(path, target, rng, vocab, cum_weights, args.long_tail, index)
         total += n
         print(f"wrote {path} ({n:,} bytes)", flush=True)
     elapsed = time.perf_counter() - started

@@ -69,6 +69,9 @@ COMBINE_EVERY_RECORDS = (
 READ_BLOCK_BYTES = 4 * MiB  # input is read in blocks cut at line boundaries
 BINARY_CHECK_BYTES = 8 * KiB  # a text input with a NUL byte in this first block looks binary
 ARROW_BATCH_ROWS = 64 * 1024  # rows per Arrow record batch in shuffle files
+# How shuffle run files compress their Arrow buffers: "lz4", "zstd" or None. A job may choose
+# with SHUFFLE_COMPRESSION = ...; the default was chosen by measurement (README, "Performance").
+SHUFFLE_COMPRESSION: str | None = "lz4"
 EXECUTOR_GC_THRESHOLDS = (
     50_000,
     20,

@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import cloudpickle
 
+from .defaults import SHUFFLE_COMPRESSION
 from .errors import JobLoadError
 from .inputs import BATCH_FORMATS, INPUT_FORMATS  # noqa: E402
 
@@ -85,6 +86,8 @@ class Job:
     # set by steps.run_steps, committed with the output in _logs/skipped.
     skipped_earlier: list = field(default_factory=list)
     sort_values: bool = False  # SORT_VALUES = True: each key's values reach the reducer sorted
+    # SHUFFLE_COMPRESSION = "lz4" | "zstd" | None: how its shuffle run files are compressed.
+    shuffle_compression: str | None = SHUFFLE_COMPRESSION
 
     @property
     def map_only(self) -> bool:
@@ -256,6 +259,7 @@ def job_from_module(module, ref: str) -> Job:
         job_name(ref),
         mapper,
         sort_values=sort_values,
+        shuffle_compression=_shuffle_compression(module, ref),
         input_format=input_format,
         source_path=source_path,
         source=source,
@@ -333,6 +337,19 @@ def _check_task_hooks(ref: str, hooks: dict, vectorised: bool) -> None:
                 f"job '{ref}' defines {name} but no {owner}; {name} runs around the "
                 f"{owner}'s records, so define {owner} too (or remove {name})."
             )
+
+
+SHUFFLE_CODECS = ("lz4", "zstd")
+
+
+def _shuffle_compression(module, ref: str) -> str | None:
+    """SHUFFLE_COMPRESSION: the codec of the job's shuffle run files ("lz4", "zstd"), or None."""
+    codec = getattr(module, "SHUFFLE_COMPRESSION", SHUFFLE_COMPRESSION)
+    if codec is not None and codec not in SHUFFLE_CODECS:
+        raise JobLoadError(
+            f'job \'{ref}\': SHUFFLE_COMPRESSION is {codec!r}; set it to "lz4", "zstd" or None.'
+        )
+    return codec
 
 
 def _sort_values(module, ref: str, reducer: Callable | None) -> bool:

@@ -188,11 +188,12 @@ class RunSpiller:
         partition_batches=None,
         sort_values: bool = False,
         spill_records: int = SPILL_RECORDS,
+        compression: str | None = None,
     ):
         from .shuffle import RunWriter
 
         self._spill_records = max(1, spill_records)
-        self.runs = RunWriter(directory)
+        self.runs = RunWriter(directory, compression=compression)
         self._partitioning = (num_partitions, partitioner, partition_batches)
         self._order = [("key", "ascending")] + ([("value", "ascending")] if sort_values else [])
         self._pending: list = []

@@ -206,7 +206,9 @@ def test_a_standby_takes_over_a_running_job_and_it_commits_once(elected, tmp_pat
     Mid-job the leader is SIGKILLed, or frozen (SIGSTOP) until the standby has taken over and
     then resumed: the standby finishes the job, the output is that of an uninterrupted run and
     was committed once, by the new leader; a resumed leader steps down and stands by again."""
-    corpus = write_corpus(tmp_path / "corpus", files=4, lines=200)
+    # 16 map tasks of about 0.3 s on 2 workers: the fault lands seconds before the job could end
+    # even on a loaded machine (with 8, the job once finished and committed before the freeze).
+    corpus = write_corpus(tmp_path / "corpus", files=4, lines=400)
     markers = tmp_path / "markers"
     markers.mkdir()
     commit_log = tmp_path / "commits.log"

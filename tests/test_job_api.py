@@ -330,3 +330,29 @@ def test_combiner_final_runs_once_after_the_last_combine_even_with_spills(tmp_pa
     assert groups.pop("~final") == 1
     assert groups == {f"k{i}": 4 for i in range(500)}
     assert len(output.files[0]) > 1  # it did spill before the end
+
+
+@pytest.mark.parametrize("codec", [None, "lz4", "zstd"])
+def test_every_shuffle_compression_counts_as_a_plain_count(tmp_path, codec):
+    lines = [f"w{i % 13} w{i % 7} x" for i in range(3000)]
+    job = write_job(
+        tmp_path,
+        f"""
+        SHUFFLE_COMPRESSION = {codec!r}
+
+        def mapper(key, line):
+            for word in line.split():
+                yield word, 1
+
+        def reducer(key, values):
+            yield key, sum(values)
+        """,
+    )
+    expected = collections.Counter(word for line in lines for word in line.split())
+    assert dict(run_job(job, lines, reducers=3)) == expected
+
+
+def test_an_unknown_shuffle_compression_is_refused(tmp_path):
+    job = write_job(tmp_path, 'SHUFFLE_COMPRESSION = "gzip"\n\ndef mapper(k, v):\n    yield v, 1\n')
+    with pytest.raises(JobLoadError, match='SHUFFLE_COMPRESSION is .gzip.; set it to "lz4"'):
+        load_steps(job)

@@ -215,6 +215,7 @@ def test_hostile_text_reads_like_the_reference(tmp_path):
     (data / "bad-utf8.txt").write_bytes(b"caf\xc3\xa9 \xff\xfe broken \xc3\n\x80tail\n")
     (data / "empty.txt").write_bytes(b"")
     (data / "lone-cr.txt").write_bytes(b"a\rb\n")
+    # A line of 3 MB: the splits inside it (all but the first) find no line of their own.
     (data / "long.txt").write_bytes(b"w" * 3_000_000 + b"\nshort\n")
     (data / ".hidden").write_bytes(b"never read\n")
     (data / "_logs").mkdir()
@@ -228,7 +229,9 @@ def test_hostile_text_reads_like_the_reference(tmp_path):
         out,
         "-w",
         2,
-        *small_splits("1KB"),
+        # 16 KB: about 190 map tasks, each starting inside the long line (1 KB made 3,000 of
+        # them, 18 s of per-task overhead for the same cases); the other files are smaller.
+        *small_splits("16KB"),
         "-q",
         *FAST,
     )

@@ -200,6 +200,52 @@ def test_more_runs_than_the_merge_factor_merge_through_intermediate_runs(
         assert merged == [key for key, values in want for _ in values]
 
 
+@pytest.mark.parametrize(
+    "make_value, by_arrow",
+    [
+        (lambda n: n % 997, True),
+        (lambda n: f"v{n % 997}", True),
+        (lambda n: b"%d" % (n % 997), True),
+        (lambda n: n % 3 == 0, True),
+        (lambda n: (n % 997) / 7, False),  # floats: Python's order (NaN has no place in Arrow's)
+    ],
+    ids=["int", "str", "bytes", "bool", "float"],
+)
+def test_sorted_values_of_native_types_are_merged_by_arrow(
+    tmp_path, monkeypatch, make_value, by_arrow
+):
+    """SORT_VALUES merges runs sorted by (key, value) with Arrow, a window at a time, when the
+    values are native ints, strs, bytes or bools: the same groups, in the same order, as Python's
+    sort of every pair, with a giant key whose values are spread over every run."""
+    rng = random.Random(11)
+    pairs = [
+        (
+            "all" if rng.random() < 0.7 else f"k{rng.randint(0, 40)}",
+            make_value(rng.randint(0, 10**6)),
+        )
+        for _ in range(40_000)
+    ]
+    paths = []
+    for n, start in enumerate(range(0, len(pairs), 5000)):
+        output = write(
+            tmp_path / f"m{n}", pairs[start : start + 5000], spill_records=1700, sort_values=True
+        )
+        paths += output.files[0]
+    assert len(paths) > 16  # through an intermediate pass too
+    heap_merges = []
+    heap = merge._heap_merged_records
+    monkeypatch.setattr(
+        merge, "_heap_merged_records", lambda *args: heap_merges.append(1) or heap(*args)
+    )
+    expected = defaultdict(list)
+    for key, value in pairs:
+        expected[key].append(value)
+    want = [(key, sorted(values)) for key, values in sorted(expected.items())]
+    got = [(key, list(values)) for key, values in iter_partition_groups(paths, sort_values=True)]
+    assert got == want
+    assert (not heap_merges) is by_arrow
+
+
 def test_values_of_one_key_that_cannot_be_ordered_are_refused_with_sort_values(tmp_path):
     ints = write(tmp_path / "ints", [("k", 1), ("k", 2)], sort_values=True)
     strs = write(tmp_path / "strs", [("k", "a")], sort_values=True)

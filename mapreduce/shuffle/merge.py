@@ -4,8 +4,8 @@ into key order.
 `iter_partition_groups` gives the keys in increasing order, each with a lazy iterator over its
 values (what a Python reducer reads); `iter_partition_slices` gives the merged rows as Arrow slices
 (the vectorised API's identity reduce). Runs whose keys Arrow can order (native keys of one type)
-are merged by Arrow a window at a time; any others, and runs sorted by key and value for
-SORT_VALUES, by heapq.merge in Python order. Equal keys of different types (1 and True) never
+are merged by Arrow a window at a time, also by key and value for SORT_VALUES when the values are
+native ints, strs, bytes or bools; any others by heapq.merge in Python order. Equal keys of different types (1 and True) never
 share a group.
 
 Memory is bounded whatever the size of a key's values or the number of runs: a run is read one
@@ -58,16 +58,33 @@ def _count_through(sorted_keys: pa.Array, bound: pa.Scalar) -> int:
     return pc.sum(pc.less_equal(sorted_keys, bound)).as_py() or 0
 
 
+def _count_through_pair(batch: pa.RecordBatch, key: pa.Scalar, value: pa.Scalar) -> int:
+    """How many rows of a batch sorted by (key, value) are <= (key, value): those with a smaller
+    key, and of those with this key (a contiguous slice sorted by value), the values <= value."""
+    keys = batch.column(0)
+    if _search_sorted is not None:
+        start = _search_sorted(keys, key, side="left").as_py()
+        end = _search_sorted(keys, key, side="right").as_py()
+    else:
+        start = pc.sum(pc.less(keys, key)).as_py() or 0
+        end = start + (pc.sum(pc.equal(keys, key)).as_py() or 0)
+    if start == end:
+        return start
+    return start + _count_through(batch.column(1).slice(start, end - start), value)
+
+
 class _ArrowCursor:
     """The merge's position in one run: a window of at most `window` rows at the front of the not
     yet merged rest of its current batch (so a round of the merge takes at most `window` rows
-    from each run, however many rows share a key)."""
+    from each run, however many rows share a key). `last` is the window's last key, or with
+    `by_value` its last (key, value): the runs are then sorted by key and value (SORT_VALUES)."""
 
-    __slots__ = ("run", "_batches", "_rest", "batch", "last_key", "window")
+    __slots__ = ("run", "_batches", "_rest", "batch", "last", "window", "by_value")
 
-    def __init__(self, run: RunReader, window: int):
+    def __init__(self, run: RunReader, window: int, by_value: bool = False):
         self.run = run
         self.window = window
+        self.by_value = by_value
         self._batches = run.batches()
         self._rest: pa.RecordBatch = pa.record_batch([], names=[])
 
@@ -79,14 +96,22 @@ class _ArrowCursor:
                 return False
             self._rest = batch
         self.batch, self._rest = self._rest.slice(0, self.window), self._rest.slice(self.window)
-        self.last_key = self.batch.column(0)[-1].as_py()
+        last_key = self.batch.column(0)[-1].as_py()
+        self.last = (last_key, self.batch.column(1)[-1].as_py()) if self.by_value else last_key
         return True
 
     def has_more(self) -> bool:
         return self.batch.num_rows > 0 or self.next_window()
 
-    def take_through(self, bound: pa.Scalar, whole: bool) -> pa.RecordBatch:
-        count = self.batch.num_rows if whole else _count_through(self.batch.column(0), bound)
+    def take_through(self, bound: tuple, whole: bool) -> pa.RecordBatch:
+        """The rows up to `bound`, the (key, value) scalars of the bounding run's last row
+        (with by_value: else its key alone bounds), or the whole window."""
+        if whole:
+            count = self.batch.num_rows
+        elif self.by_value:
+            count = _count_through_pair(self.batch, *bound)
+        else:
+            count = _count_through(self.batch.column(0), bound[0])
         taken, self.batch = self.batch.slice(0, count), self.batch.slice(count)
         return taken
 
@@ -101,8 +126,8 @@ def _next_pieces(cursors: list) -> list:
     """From every run's current batch, the records up to the smallest of the batches' last keys:
     nothing later in any run sorts before those, so once sorted together they can be emitted.
     Returns (run, batch slice) pieces."""
-    bounding = min(cursors, key=attrgetter("last_key"))
-    bound = bounding.batch.column(0)[-1]
+    bounding = min(cursors, key=attrgetter("last"))
+    bound = (bounding.batch.column(0)[-1], bounding.batch.column(1)[-1])
     # The bounding run gives its whole batch, so the merge progresses even if keys compare oddly (NaN).
     return [
         (cursor.run, cursor.take_through(bound, whole=cursor is bounding)) for cursor in cursors
@@ -123,43 +148,54 @@ def _decoded_or_blamed(decode: Callable, array: pa.Array, pieces: list, column: 
         raise ShuffleReadError(", ".join(run.path for run, _ in pieces), cause) from cause
 
 
-def _sorted_piece_slices(pieces: list) -> Iterator[tuple]:
+_BY_KEY_AND_VALUE = [("key", "ascending"), ("value", "ascending")]
+
+
+def _sorted_piece_slices(pieces: list, by_value: bool = False) -> Iterator[tuple]:
     """The pieces merged into key order by Arrow (a stable sort, so equal keys keep their run
-    order), as (pieces, key slice, value slice) of at most ARROW_BATCH_ROWS rows."""
+    order; with `by_value`, into (key, value) order), as (pieces, key slice, value slice) of at
+    most ARROW_BATCH_ROWS rows."""
     pieces = [(run, batch) for run, batch in pieces if batch.num_rows]
     if len(pieces) == 1:
         keys, values = pieces[0][1].column(0), pieces[0][1].column(1)
     else:
         keys = pa.concat_arrays([batch.column(0) for _, batch in pieces])
         values = pa.concat_arrays([batch.column(1) for _, batch in pieces])
-        order = pc.sort_indices(keys)
+        if by_value:
+            table = pa.record_batch([keys, values], names=["key", "value"])
+            order = pc.sort_indices(table, sort_keys=_BY_KEY_AND_VALUE)
+        else:
+            order = pc.sort_indices(keys)
         keys, values = keys.take(order), values.take(order)
     for start in range(0, len(keys), ARROW_BATCH_ROWS):
         yield pieces, keys.slice(start, ARROW_BATCH_ROWS), values.slice(start, ARROW_BATCH_ROWS)
 
 
-def _arrow_merged_slices(runs: list) -> Iterator[tuple]:
+def _arrow_merged_slices(runs: list, by_value: bool = False) -> Iterator[tuple]:
     """The k-way merge done by Arrow, for runs whose keys are all stored natively with one Arrow type
-    (whose sort order is Python's: UTF-8 byte order is code point order). Every round merges what is
-    certainly next from all runs with one C++ sort, instead of a Python step per record as heapq.merge
-    takes; memory stays at one (memory-mapped) batch per run plus one merged batch."""
+    (whose sort order is Python's: UTF-8 byte order is code point order), and with `by_value`
+    (runs sorted by key and value, SORT_VALUES) values too. Every round merges what is certainly
+    next from all runs with one C++ sort, instead of a Python step per record as heapq.merge
+    takes; memory stays at one batch per run plus one merged batch."""
     window = max(_MIN_WINDOW_ROWS, _ROUND_ROWS // max(1, len(runs)))
     cursors = [
-        cursor for cursor in (_ArrowCursor(run, window) for run in runs) if cursor.next_window()
+        cursor
+        for cursor in (_ArrowCursor(run, window, by_value) for run in runs)
+        if cursor.next_window()
     ]
     while len(cursors) > 1:
-        yield from _sorted_piece_slices(_next_pieces(cursors))
+        yield from _sorted_piece_slices(_next_pieces(cursors), by_value)
         cursors = [cursor for cursor in cursors if cursor.has_more()]
     for cursor in cursors:
         for batch in cursor.rest():
             yield from _sorted_piece_slices([(cursor.run, batch)])
 
 
-def _arrow_merged_records(runs: list) -> Iterator[Iterator[tuple]]:
-    decode_value = runs[0].decode_value
-    for pieces, key_slice, value_slice in _arrow_merged_slices(runs):
+def _arrow_merged_records(runs: list, by_value: bool = False) -> Iterator[Iterator[tuple]]:
+    decode_key, decode_value = runs[0].decode_key, runs[0].decode_value
+    for pieces, key_slice, value_slice in _arrow_merged_slices(runs, by_value):
         yield zip(
-            _decoded_or_blamed(pa.Array.to_pylist, key_slice, pieces, 0),
+            _decoded_or_blamed(decode_key, key_slice, pieces, 0),
             _decoded_or_blamed(decode_value, value_slice, pieces, 1),
         )
 
@@ -174,20 +210,31 @@ def iter_partition_slices(paths: list) -> Iterator[tuple]:
         type_names = _key_type_names(paths)
         order = sort_key_for_names(type_names)
         runs = [RunReader(path) for path in scratch.fewer_runs(paths, order, type_names)]
-        if not _arrow_mergeable(runs, order):
+        if not _arrow_mergeable(runs, order) or not runs[0].keys_native:
             raise ValueError("these runs cannot be merged by Arrow")
         for _, key_slice, value_slice in _arrow_merged_slices(runs):
             yield key_slice, value_slice
 
 
-def _arrow_mergeable(runs: list, order: Optional[Callable]) -> bool:
-    """Whether Arrow can merge these runs: one native key type, and value columns that concatenate."""
+# Value types Arrow orders as Python does (floats are left to Python: NaN has no place in its order).
+_ARROW_SORTED_VALUE_TYPES = (pa.large_string(), pa.int64(), pa.large_binary(), pa.bool_())
+
+
+def _arrow_mergeable(runs: list, order: Optional[Callable], sort_values: bool = False) -> bool:
+    """Whether Arrow can merge these runs: one native key type (or tuple keys encoded alike), and
+    value columns that concatenate
+    (and, to merge by key and value, native values Arrow orders as Python does)."""
     if order is not None:
         return False
     first = runs[0]
+    if sort_values and (
+        first.value_field.metadata is not None
+        or first.value_field.type not in _ARROW_SORTED_VALUE_TYPES
+    ):
+        return False
     return all(
         not run.keys_pickled
-        and run.key_field.type == first.key_field.type
+        and run.key_field.equals(first.key_field, check_metadata=True)
         and run.value_field.equals(first.value_field, check_metadata=True)
         for run in runs
     )
@@ -211,8 +258,8 @@ def _heap_merged_records(
 def _merged_records(
     runs: list, order: Optional[Callable], type_names: set, sort_values: bool = False
 ) -> Iterator[tuple]:
-    if not sort_values and _arrow_mergeable(runs, order):
-        return chain.from_iterable(_arrow_merged_records(runs))
+    if _arrow_mergeable(runs, order, sort_values):
+        return chain.from_iterable(_arrow_merged_records(runs, sort_values))
     return _heap_merged_records(runs, order, type_names, sort_values)
 
 
@@ -277,8 +324,8 @@ class _Scratch:
         path = os.path.join(self.directory, f"merged-{self.made:05d}.arrow")
         self.made += 1
         runs = [RunReader(run) for run in group]
-        if not sort_values and _arrow_mergeable(runs, order):
-            slices = ((keys, values) for _, keys, values in _arrow_merged_slices(runs))
+        if _arrow_mergeable(runs, order, sort_values):
+            slices = ((keys, values) for _, keys, values in _arrow_merged_slices(runs, sort_values))
             write_merged_run(path, runs[0], type_names, slices)
         else:
             write_pickled_run(

@@ -17,6 +17,8 @@ from typing import Callable, Iterable, Optional
 
 from mapreduce.errors import RecordError
 
+from .keys import NotEncodable, identity_bytes
+
 # ---------------------------------------------------------------------------------------------------
 # Canonical bytes
 
@@ -35,12 +37,16 @@ def _type_tag(key_type: type) -> bytes:
 
 
 INT_PREFIX = _type_tag(int) + b"n"  # key_bytes(n) for an int n is INT_PREFIX + b"%d" % n
+# key_bytes(t) for a tuple t of str, int, float, bytes, bool, None and such tuples (items may be
+# subclasses) is TUPLE_PREFIX + keys.identity_bytes(t): its order-preserving encoding, less the
+# number types, so (1,), (1.0,) and (True,), one key, get the same bytes.
+TUPLE_PREFIX = _type_tag(tuple) + b"T"
 _LENGTH = struct.Struct(">I")
 
 
 def key_bytes(key) -> bytes:
     """The bytes that stand for a key in every process and run: a str's UTF-8 (lone surrogates
-    kept), a bytes key itself, otherwise the key's type followed by a canonical encoding of its
+    kept), a bytes key itself, a tuple's order-preserving encoding (see TUPLE_PREFIX), otherwise the key's type followed by a canonical encoding of its
     value (the type is included because keys of different types are different keys even when ==,
     like 1 and True)."""
     key_type = type(key)
@@ -50,6 +56,11 @@ def key_bytes(key) -> bytes:
         return key
     if key_type is int:
         return INT_PREFIX + b"%d" % key
+    if key_type is tuple:
+        try:
+            return TUPLE_PREFIX + identity_bytes(key)
+        except NotEncodable:
+            pass  # an item of another type (a list, a set): the general encoding below
     return _type_tag(key_type) + _canonical(key)
 
 

@@ -16,7 +16,8 @@ from typing import Callable, Iterator, Optional
 from mapreduce.errors import RecordError
 from mapreduce.pairs import short_repr
 
-from .ordering import INT_PREFIX, STR_ENCODING, key_bytes
+from .keys import STR_TUPLE_HEAD, STR_TUPLE_TAIL, str_tuples_joined
+from .ordering import INT_PREFIX, STR_ENCODING, TUPLE_PREFIX, key_bytes
 
 
 def stable_partition(key, num_partitions: int) -> int:
@@ -26,7 +27,18 @@ def stable_partition(key, num_partitions: int) -> int:
 
 def stable_partitions(keys: list, num_partitions: int) -> list:
     """[stable_partition(key, num_partitions) for key in keys], computed in bulk."""
-    return list(map(num_partitions.__rmod__, map(zlib.crc32, _keys_bytes(keys))))
+    return list(map(num_partitions.__rmod__, _crc32s(keys)))
+
+
+def _crc32s(keys: list) -> Iterator[int]:
+    if type(keys[0]) is tuple if keys else False:
+        joined = str_tuples_joined(keys)
+        if joined is not None:
+            # Tuples of strs: crc32 of TUPLE_PREFIX + STR + joined + 00 00 (key_bytes, as the
+            # encoding of such a tuple has no number types), continued from the constant head.
+            head = zlib.crc32(TUPLE_PREFIX + STR_TUPLE_HEAD)
+            return map(zlib.crc32, repeat(STR_TUPLE_TAIL), map(zlib.crc32, joined, repeat(head)))
+    return map(zlib.crc32, _keys_bytes(keys))
 
 
 def _keys_bytes(keys: list) -> Iterator[bytes]:

@@ -5,6 +5,12 @@ Run file format (one Arrow IPC file; a map task's runs are named `part-{partitio
   * a column whose elements all have exactly one native type is stored natively (str -> large_string,
     int -> int64, float -> float64, bytes -> large_binary, bool -> bool_); any other column holds
     `pickle.dumps(x, protocol=5)` per element in large_binary, with field metadata {b"encoding": b"pickle"};
+  * a key column of tuples (of str, int, float, bytes, bool, None and such tuples) that Python can
+    always compare holds their order-preserving encoding (keys.py) in large_binary, with field
+    metadata {b"encoding": b"tuple-order", b"signature": the classes of their items}: Arrow
+    sorts and merges it in Python's order;
+  * buffers may be compressed (LZ4 frame or ZSTD: RunWriter's `compression`), which Arrow's
+    reader undoes by itself;
   * the schema metadata b"key_types" lists the names of the key types (JSON), so a reader knows which
     ordering the runs of a partition share without reading their data.
 
@@ -22,7 +28,7 @@ import pickle
 from functools import partial
 from itertools import chain, islice
 from operator import itemgetter
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Optional
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,6 +38,7 @@ from mapreduce.defaults import ARROW_BATCH_ROWS
 from mapreduce.errors import RecordError
 from mapreduce.pairs import as_pairs, short_repr
 
+from .keys import NotEncodable, decode_key_array, encoded_with_signature
 from .ordering import sort_pairs_by_key
 
 
@@ -58,6 +65,7 @@ class ShuffleReadError(Exception):
 
 _KEY_TYPES_METADATA = b"key_types"
 _PICKLE_METADATA = {b"encoding": b"pickle"}
+_TUPLE_ORDER = b"tuple-order"
 _NATIVE_ARROW_TYPES = {
     str: pa.large_string(),
     int: pa.int64(),
@@ -119,8 +127,29 @@ def _encoded_column(column: list, role: str):
     return pa.array(_pickled(column, role), type=pa.large_binary()), _PICKLE_METADATA, types
 
 
-def _run_table(keys: list, values: list) -> pa.Table:
-    key_array, key_metadata, key_types = _encoded_column(keys, "key")
+def _tuple_key_column(keys: list):
+    """(Arrow array, field metadata) of tuple keys as order-preserving bytes, or None when they
+    hold other types or Python could not always compare them (then they are pickled, and sorted
+    in Python, which names the keys it cannot compare)."""
+    try:
+        encoded_signed = encoded_with_signature(keys)
+    except NotEncodable:
+        return None
+    if encoded_signed is None:
+        return None
+    encoded, signature = encoded_signed
+    metadata = {b"encoding": _TUPLE_ORDER, b"signature": signature.encode("utf-8")}
+    return pa.array(encoded, type=pa.large_binary()), metadata
+
+
+def _run_table(keys: list, values: list, tuple_keys=None) -> pa.Table:
+    """The run's table; `tuple_keys`, when given, is _tuple_key_column(keys)."""
+    if tuple_keys is None and keys and type(keys[0]) is tuple and set(map(type, keys)) == {tuple}:
+        tuple_keys = _tuple_key_column(keys)
+    if tuple_keys is not None:
+        (key_array, key_metadata), key_types = tuple_keys, {tuple}
+    else:
+        key_array, key_metadata, key_types = _encoded_column(keys, "key")
     value_array, value_metadata, _ = _encoded_column(values, "value")
     key_type_names = json.dumps(sorted({key_type.__name__ for key_type in key_types}))
     schema = pa.schema(
@@ -142,9 +171,15 @@ _ARROW_SORTED_KEY_TYPES = {str, int, bytes, bool}
 def _sorted_run_table(keys: list, values: list, sort_values: bool = False) -> pa.Table:
     """A run's table sorted by key, stably (a key's values keep their order), or with
     `sort_values` by key then value: by Arrow when all keys have one of the types above and were
-    stored natively (and so were the values, when they are sorted too), else by sorting the pairs
-    in Python before they are encoded (tuples, mixed types, floats, ints beyond int64)."""
+    stored natively (and so were the values, when they are sorted too), or are tuples stored as
+    order-preserving bytes, else by sorting the pairs in Python before they are encoded (other
+    tuples, mixed types, floats, ints beyond int64)."""
     key_types = set(map(type, keys))
+    if key_types == {tuple} and not sort_values:
+        tuple_keys = _tuple_key_column(keys)
+        if tuple_keys is not None:  # sorted by Arrow as bytes, in Python's order
+            table = _run_table(keys, values, tuple_keys)
+            return table.take(pc.sort_indices(table.column("key")))
     if len(key_types) == 1 and key_types <= _ARROW_SORTED_KEY_TYPES:
         table = _run_table(keys, values)
         if table.schema.field("key").metadata is None:
@@ -176,9 +211,12 @@ class RunWriter:
     and per partition its records and bytes; `stats()` reports those with the heaviest keys
     (estimated from a small evenly spaced sample of every run's sorted keys)."""
 
-    def __init__(self, directory: str, sort_values: bool = False):
+    def __init__(
+        self, directory: str, sort_values: bool = False, compression: Optional[str] = None
+    ):
         self.directory = directory
         self.sort_values = sort_values
+        self.compression = compression  # the codec of the runs' Arrow buffers, or None
         self.files: dict = {}
         self.records = 0
         self.bytes_written = 0
@@ -200,7 +238,7 @@ class RunWriter:
     def _write(self, partition: int, table: pa.Table) -> None:
         runs = self.files.setdefault(partition, [])
         path = storage.join(self.directory, f"part-{partition:05d}-run-{len(runs):03d}.arrow")
-        written = _write_table(table, path)
+        written = _write_table(table, path, self.compression)
         runs.append(path)
         self.bytes_written += written
         self.records += table.num_rows
@@ -246,11 +284,13 @@ def write_run_file(path: str, keys: list, values: list) -> int:
     return _write_table(_run_table(keys, values), path)
 
 
-def _write_table(table: pa.Table, path: str) -> int:
-    """Write through storage.atomic_write, so a crash never leaves a partial file under `path`;
+def _write_table(table: pa.Table, path: str, compression: Optional[str] = None) -> int:
+    """Write through storage.atomic_write, so a crash never leaves a partial file under `path`,
+    with buffers compressed by `compression` ("lz4", "zstd" or None: readers need no telling);
     returns the bytes written."""
+    options = pa.ipc.IpcWriteOptions(compression=compression)
     with storage.atomic_write(path) as sink:
-        with pa.ipc.new_file(sink, table.schema) as writer:
+        with pa.ipc.new_file(sink, table.schema, options=options) as writer:
             writer.write_table(table, max_chunksize=ARROW_BATCH_ROWS)
         return sink.tell()
 
@@ -313,9 +353,16 @@ def _unpickled(array: pa.Array) -> list:
     return list(map(pickle.loads, array.to_pylist()))
 
 
+def _tuple_keys(array: pa.Array) -> list:
+    return decode_key_array(array)
+
+
 def _column_decoder(field: pa.Field) -> Callable:
-    if field.metadata and field.metadata.get(b"encoding") == b"pickle":
+    encoding = field.metadata.get(b"encoding") if field.metadata else None
+    if encoding == b"pickle":
         return _unpickled
+    if encoding == _TUPLE_ORDER:
+        return _tuple_keys
     return pa.Array.to_pylist
 
 
@@ -323,7 +370,8 @@ class RunReader:
     """One run file opened for reading: its schema is read now, its batches on demand.
 
     `key_type_names` (the names of its keys' types), `key_field` and `value_field` (the Arrow
-    fields), `keys_pickled`, and `decode_value` (Arrow value column -> Python values) describe it;
+    fields), `keys_pickled`, `keys_native` (stored as the Arrow values they are, not encoded),
+    `decode_key` and `decode_value` (Arrow column -> Python keys or values) describe it;
     `batches()` gives its record batches and `records()` its pairs as Python objects."""
 
     def __init__(self, path: str):
@@ -346,8 +394,9 @@ class RunReader:
             self._source.close()
             raise ShuffleReadError(path, cause) from cause
         self.key_field, self.value_field = schema.field(0), schema.field(1)
-        self.keys_pickled = _column_decoder(self.key_field) is _unpickled
-        self._decode_key = _column_decoder(self.key_field)
+        self.decode_key = _column_decoder(self.key_field)
+        self.keys_pickled = self.decode_key is _unpickled
+        self.keys_native = self.decode_key is pa.Array.to_pylist
         self.decode_value = _column_decoder(self.value_field)
 
     def close(self) -> None:
@@ -368,7 +417,7 @@ class RunReader:
     def decoded(self, batch: pa.RecordBatch) -> Iterator[tuple]:
         """The (key, value) pairs of one of this run's batches as Python objects."""
         try:
-            return zip(self._decode_key(batch.column(0)), self.decode_value(batch.column(1)))
+            return zip(self.decode_key(batch.column(0)), self.decode_value(batch.column(1)))
         except Exception as cause:
             raise ShuffleReadError(self.path, cause) from cause
 

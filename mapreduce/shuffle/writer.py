@@ -19,7 +19,12 @@ from operator import add, itemgetter
 from typing import Iterable, Iterator, Optional
 
 from mapreduce import storage
-from mapreduce.defaults import COMBINE_EVERY_RECORDS, SORT_BUFFER_BYTES, SPILL_RECORDS
+from mapreduce.defaults import (
+    COMBINE_EVERY_RECORDS,
+    SHUFFLE_COMPRESSION,
+    SORT_BUFFER_BYTES,
+    SPILL_RECORDS,
+)
 from mapreduce.errors import RecordError
 from mapreduce.pairs import as_pair, as_pairs, is_pair, not_iterable_output, short_repr
 
@@ -36,7 +41,11 @@ _TUPLE_OVERHEAD = 56 + 8  # a 2-tuple plus its slot in the buffer list
 
 
 def _pair_size(pair: tuple) -> int:
-    return _TUPLE_OVERHEAD + sys.getsizeof(pair[0]) + sys.getsizeof(pair[1])
+    key = pair[0]
+    size = sys.getsizeof(key)
+    if type(key) is tuple:  # a tuple key holds its items too (a bigram's two strs)
+        size += sum(map(sys.getsizeof, key))
+    return _TUPLE_OVERHEAD + size + sys.getsizeof(pair[1])
 
 
 @dataclass
@@ -169,13 +178,15 @@ class MapOutputWriter:
         sort_buffer_bytes: int = SORT_BUFFER_BYTES,
         combiner_final=None,
         sort_values: bool = False,
+        compression: Optional[str] = SHUFFLE_COMPRESSION,
     ):
         """`combiner_final()` (the job's hook), when given, is called once at close, after the
-        last combine: the pairs it returns or yields are written as they are, not combined."""
+        last combine: the pairs it returns or yields are written as they are, not combined.
+        `compression` is the codec of the run files' buffers ("lz4", "zstd" or None)."""
         if num_partitions < 1:
             raise ValueError(f"num_partitions must be at least 1, not {num_partitions}")
         # sort_values: runs sorted by key then value (the job's SORT_VALUES), for the reduce's merge.
-        self._runs = RunWriter(storage.absolute(directory), sort_values)
+        self._runs = RunWriter(storage.absolute(directory), sort_values, compression)
         self._num_partitions = num_partitions
         self._partitioner = partitioner
         self._combiner = combiner
@@ -377,8 +388,16 @@ class MapOutputWriter:
             )
         if not hasattr(output, "__iter__"):
             raise not_iterable_output("combiner", output)
+        produced = list(output)  # drained by C: a combiner mostly yields one pair
+        if len(produced) == 1:
+            pair = produced[0]
+            if type(pair) is tuple and len(pair) == 2:
+                out_key = pair[0]
+                if out_key is key or (type(out_key) is type(key) and out_key == key):
+                    groups[group_key] = [pair[1]]  # the common case: (key, combined value)
+                    return
         combined, others = [], []
-        for pair in as_pairs(output, "combiner"):
+        for pair in as_pairs(produced, "combiner"):
             out_key = pair[0]
             if out_key is key or (type(out_key) is type(key) and out_key == key):
                 combined.append(pair[1])

@@ -11,11 +11,14 @@ before it forks its executors, and each executor starts with it loaded.
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import multiprocessing
 import os
 import signal
 import socket as pysocket
+
+import pyarrow as pa
 
 from mapreduce import defaults
 from mapreduce.jobspec import loads_job
@@ -62,6 +65,31 @@ def executor_main(conn) -> None:
             conn.send(("fail", {**exc.report, "log_tail": log_tail(log)}))
         except Exception as exc:
             conn.send(("fail", {**describe_exception(exc), "log_tail": log_tail(log)}))
+        release_freed_memory()
+
+
+def _libc_malloc_trim():
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; other C libraries have none
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _libc_malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Give back to the system what the last attempt freed: glibc's heap (malloc_trim) and Arrow's
+    memory pool keep freed memory, fragmented, for reuse, so every attempt an executor ran
+    raised the memory the next one started from, and the largest process of a job grew with its
+    number of tasks, not with any one task's size (measured on the giant-key job, 2 workers:
+    153 MB at 64 MB of input, 178 MB at 256 MB, the peak in a reduce run after two map tasks;
+    a map task's 64 MB split peaked at 136 MB in a fresh process and at 144 MB after another).
+    A few milliseconds per attempt."""
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    if _malloc_trim is not None:
+        _malloc_trim(0)
 
 
 def _job_load_failure(exc: BaseException) -> dict:

@@ -64,6 +64,7 @@ def run_map(job: Job, task: dict) -> dict:
         combiner=job.combiner,
         combiner_final=job.combiner_final,
         sort_values=job.sort_values,
+        compression=job.shuffle_compression,
         **_buffer(task),
     )
     if job.combiner is not None:
@@ -133,6 +134,7 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
             job.partition_batches,
             job.sort_values,
             spill_records=_buffer(task)["spill_records"],
+            compression=job.shuffle_compression,
         )
     )
     try:
