@@ -47,10 +47,19 @@ def job_totals(reports) -> dict:
     totals: dict = {}
     user: dict = {}
     for report in reports:
-        for name, value in (report.get("counters") or {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                totals[name] = totals.get(name, 0) + value
-        add_into(user, report.get("user_counters") or {})
-    if user:
-        totals["user"] = user
-    return totals
+        add_report(totals, user, report)
+    return with_user(totals, user)
+
+
+def add_report(totals: dict, user: dict, report: dict) -> None:
+    """Add one committed attempt's report into running totals: framework counters by name into
+    `totals`, user counters into `user` (job_totals, one report at a time)."""
+    for name, value in (report.get("counters") or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            totals[name] = totals.get(name, 0) + value
+    add_into(user, report.get("user_counters") or {})
+
+
+def with_user(totals: dict, user: dict) -> dict:
+    """The job's counters as job_totals gives them, from the two running totals."""
+    return {**totals, "user": user} if user else dict(totals)

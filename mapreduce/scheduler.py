@@ -8,6 +8,8 @@ timeout decision can be tested in microseconds without sockets or sleeps.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import statistics
 from dataclasses import dataclass, field
 from typing import Callable
@@ -16,6 +18,7 @@ from . import defaults
 from .tasks import (
     ENDED_PHASES,
     JOB_TRANSITIONS,
+    Attempt,
     AttemptState,
     IllegalTransition,
     JobPhase,
@@ -104,7 +107,7 @@ class SchedulerSettings:
         return self.heartbeat_interval * self.liveness
 
 
-@dataclass
+@dataclass(slots=True)
 class WorkerState:
     id: str
     capacity: int
@@ -137,8 +140,134 @@ class JobState:
     skip_bad_records: bool = False
     max_skipped: int = defaults.MAX_SKIPPED_RECORDS
 
+    # Indexes kept in step with every task's state (`note`), so that no event scans the tasks:
+    # per kind, the PENDING tasks in phase order (a heap of (index, piece, order, task), stale
+    # entries dropped when they reach the top), the RUNNING ones' attempts oldest first (a heap
+    # of (started, order, task, attempt), for backups), the number SUCCEEDED, the finished
+    # durations' median; `map_epoch` counts map tasks entering or leaving SUCCEEDED.
+    queues: dict = field(default_factory=lambda: {"map": [], "reduce": []})
+    started: dict = field(default_factory=lambda: {"map": [], "reduce": []})
+    succeeded: dict = field(default_factory=lambda: {"map": 0, "reduce": 0})
+    finished: dict = field(default_factory=lambda: {"map": 0, "reduce": 0})  # durations set
+    durations: dict = field(default_factory=dict)
+    map_epoch: int = 0
+    cached: dict = field(default_factory=dict)  # what depends only on map_epoch (see memo)
+    # The attempts of the job's tasks (replaced ones' not), for progress reports.
+    attempt_counts: dict = field(default_factory=dict)
+    # The tasks in the order they succeeded, and how many times one stopped being SUCCEEDED (its
+    # map output was lost) or the tasks were indexed afresh: what a running total reads.
+    succeeded_log: list = field(default_factory=list)
+    unsucceeded: int = 0
+    skip_count: int = 0  # --skip-bad-records: what skipped() says, kept as tasks change
+
     def __post_init__(self) -> None:
         self.by_id = {task.id: task for task in self.all_tasks()}
+        self.reindex()
+
+    def reindex(self) -> None:
+        """Build the indexes from the tasks as they stand (a new or restored job)."""
+        self.queues = {"map": [], "reduce": []}
+        self.started = {"map": [], "reduce": []}
+        self.succeeded = {"map": 0, "reduce": 0}
+        self.durations = {"map": _Median(), "reduce": _Median()}
+        self.attempt_counts = {"attempts": 0, "failed": 0, "lost": 0, "backups": 0}
+        self.skip_count = 0
+        self.succeeded_log = []
+        self.unsucceeded += 1
+        self.map_epoch += 1
+        for task in self.all_tasks():
+            self.count_attempts(task, 1)
+            self.count_skips(task, 1)
+            self.note(task, None)
+            for attempt in task.running():
+                self.note_attempt(task, attempt)
+            if task.duration is not None:
+                self.durations[task.kind].add(task.duration)
+
+    def note(self, task: Task, old: TaskState | None) -> None:
+        """`task` moved from state `old` (None: it is new) to its state now."""
+        new = task.state
+        if old is TaskState.SUCCEEDED:
+            self.succeeded[task.kind] -= 1
+            self.unsucceeded += 1
+        if new is TaskState.SUCCEEDED:
+            self.succeeded[task.kind] += 1
+            self.succeeded_log.append(task)
+        if task.kind == "map" and TaskState.SUCCEEDED in (old, new):
+            self.map_epoch += 1
+        if new is TaskState.PENDING:
+            heapq.heappush(self.queues[task.kind], (task.index, task.piece, next(_order), task))
+
+    def count_attempts(self, task: Task, sign: int) -> None:
+        """Add (sign 1) or take away (-1, a re-planned task) a task's attempts from the counts."""
+        counts = self.attempt_counts
+        counts["attempts"] += sign * len(task.attempts)
+        for attempt in task.attempts:
+            counts["backups"] += sign * attempt.backup
+            if attempt.state is AttemptState.FAILED:
+                counts["failed"] += sign
+            elif attempt.state is AttemptState.LOST:
+                counts["lost"] += sign
+
+    def count_skips(self, task: Task, sign: int) -> None:
+        """Add (1) or take away (-1, a re-planned task) what a task skips from skip_count."""
+        if self.skip_bad_records:
+            self.skip_count += sign * (len(task.skip) + _malformed(task.result))
+
+    def set_result(self, task: Task, result: dict | None) -> None:
+        """The task's accepted attempt's report (None: it has none any more)."""
+        if self.skip_bad_records:
+            self.skip_count += _malformed(result) - _malformed(task.result)
+        task.result = result
+
+    def memo(self, name: str, compute: Callable):
+        """What `compute` gives for the job's map outputs as they stand: worked out again only
+        once a map task's output changed (one succeeded, or has to run again)."""
+        if self.cached.get("map_epoch") != self.map_epoch:
+            self.cached = {"map_epoch": self.map_epoch}
+        if name not in self.cached:
+            self.cached[name] = compute()
+        return self.cached[name]
+
+    def note_attempt(self, task: Task, attempt: Attempt) -> None:
+        """`attempt` of `task` runs (it started, or the task's other attempt ended): a backup
+        candidate once it runs alone for long."""
+        heap = self.started[task.kind]
+        while heap and not _runs_alone(heap[0][2], heap[0][3]):
+            heapq.heappop(heap)
+        heapq.heappush(heap, (attempt.started, next(_order), task, attempt))
+
+    def note_duration(self, task: Task, duration: float) -> None:
+        if task.duration is not None:
+            self.durations[task.kind].discard()  # rebuilt from the tasks when next asked
+        task.duration = duration
+        self.durations[task.kind].add(duration)
+        self.finished[task.kind] += 1
+
+    def typical(self, kind: str) -> float | None:
+        """The median finished duration of the phase's tasks (None: none finished)."""
+        median = self.durations[kind]
+        if median.stale:
+            tasks = self.map_tasks if kind == "map" else self.reduce_tasks
+            median.rebuild(t.duration for t in tasks if t.duration is not None)
+        return median.value()
+
+    def next_pending(self) -> Task | None:
+        """The first PENDING task of the phase, in phase order (None: none)."""
+        kind = "map" if self.phase is JobPhase.MAP else "reduce"
+        queue = self.queues[kind]
+        while queue:
+            task = queue[0][3]
+            if task.state is TaskState.PENDING:
+                return task
+            heapq.heappop(queue)  # it started, was re-planned or cancelled since
+        return None
+
+    def phase_done(self) -> bool:
+        kind, tasks = (
+            ("map", self.map_tasks) if self.phase is JobPhase.MAP else ("reduce", self.reduce_tasks)
+        )
+        return self.succeeded[kind] == len(tasks)
 
     def move_to(self, new: JobPhase) -> None:
         if new not in JOB_TRANSITIONS[self.phase]:
@@ -186,11 +315,60 @@ class JobState:
     def skipped(self) -> int:
         """Records skipped so far: those the tasks were told to skip, and the malformed records
         their accepted attempts skipped."""
-        return sum(
-            len(task.skip)
-            + int(((task.result or {}).get("counters") or {}).get("bad_records_skipped", 0) or 0)
-            for task in self.all_tasks()
-        )
+        return self.skip_count
+
+
+def _malformed(result: dict | None) -> int:
+    """The malformed records an accepted attempt skipped, from its report."""
+    return int(((result or {}).get("counters") or {}).get("bad_records_skipped", 0) or 0)
+
+
+_order = itertools.count()  # ties in the index heaps: never compare two tasks
+
+
+def _runs_alone(task: Task, attempt: Attempt) -> bool:
+    """The attempt is its task's only running one (a backup candidate)."""
+    if attempt.state is not AttemptState.RUNNING or task.state is not TaskState.RUNNING:
+        return False
+    return sum(a.state is AttemptState.RUNNING for a in task.attempts) == 1
+
+
+class _Median:
+    """The median of durations as they are added, O(log n) each (two heaps): what
+    statistics.median gives for the same values. A removal (a task's duration replaced, rare)
+    marks it stale: it is then rebuilt from the tasks."""
+
+    __slots__ = ("low", "high", "stale")
+
+    def __init__(self) -> None:
+        self.low: list = []  # the smaller half, negated (a max-heap); one more when odd
+        self.high: list = []
+        self.stale = False
+
+    def add(self, value: float) -> None:
+        if self.low and value > -self.low[0]:
+            heapq.heappush(self.high, value)
+        else:
+            heapq.heappush(self.low, -value)
+        if len(self.low) > len(self.high) + 1:
+            heapq.heappush(self.high, -heapq.heappop(self.low))
+        elif len(self.high) > len(self.low):
+            heapq.heappush(self.low, -heapq.heappop(self.high))
+
+    def discard(self) -> None:
+        self.stale = True
+
+    def rebuild(self, values) -> None:
+        self.low, self.high, self.stale = [], [], False
+        for value in values:
+            self.add(value)
+
+    def value(self) -> float | None:
+        if not self.low:
+            return None
+        if len(self.low) > len(self.high):
+            return -self.low[0]
+        return (-self.low[0] + self.high[0]) / 2
 
 
 def _new_job(
@@ -234,6 +412,16 @@ def _shuffle_bytes(map_task: Task) -> dict:
     return stats.get("bytes") or {}
 
 
+def _map_rate(job: JobState, floor: int) -> float | None:
+    """The maps' median seconds per byte of map output."""
+    maps = [
+        (t.duration, sum(int(n) for n in _shuffle_bytes(t).values()))
+        for t in job.map_tasks
+        if t.state is TaskState.SUCCEEDED and t.duration is not None
+    ]
+    return _median_rate(maps, floor)
+
+
 def _reduce_input_bytes(job: JobState) -> dict:
     """Reduce task index -> the bytes of map output it reads, from the committed map results
     (their shuffle_stats); {} when the maps did not report them."""
@@ -256,6 +444,15 @@ class Scheduler:
         # TASKs numbered per worker id, kept across its registrations: a message of an earlier
         # registration still on its way never carries a number a new TASK has.
         self.task_seqs: dict[str, int] = {}
+        self._free: dict[str, None] = {}  # the ids of workers with a free slot, as a set
+
+    def _per_byte(self, job: JobState, sizes: dict) -> float:
+        """_seconds_per_byte, worked out again only when another reduce finished."""
+        memo = job.memo("per_byte", dict)
+        if memo.get("finished") != job.finished["reduce"]:
+            memo["finished"] = job.finished["reduce"]
+            memo["rate"] = self._seconds_per_byte(job, job.reduce_tasks, sizes)
+        return memo["rate"]
 
     def _seconds_per_byte(self, job: JobState, reduces: list, sizes: dict) -> float:
         """How long a reduce is expected to take per input byte: as its finished peers took, or
@@ -264,12 +461,7 @@ class Scheduler:
         finished = [(t.duration, sizes.get(t.index, 0)) for t in reduces if t.duration is not None]
         rate = _median_rate(finished, floor)
         if rate is None:
-            maps = [
-                (t.duration, sum(int(n) for n in _shuffle_bytes(t).values()))
-                for t in job.map_tasks
-                if t.state is TaskState.SUCCEEDED and t.duration is not None
-            ]
-            rate = _median_rate(maps, floor)
+            rate = job.memo("map_rate", lambda: _map_rate(job, floor))
         return rate or 0.0
 
     # ---- events ---------------------------------------------------------------------------------
@@ -343,9 +535,10 @@ class Scheduler:
                 self._replan(job, task)  # already journalled: its ReplanTask is not repeated
         for task in job.all_tasks():
             task.restore(attempts.get(task.id, 0), now, published.get(task.id))
+        job.reindex()
         self.jobs[job_id] = job
         out: list = []
-        while job.active and all(t.state is TaskState.SUCCEEDED for t in job.phase_tasks()):
+        while job.active and job.phase_done():
             out += self._finish_phase(job, now)
         return out + self._dispatch(now)
 
@@ -359,6 +552,7 @@ class Scheduler:
             else []
         )
         self.workers[worker_id] = WorkerState(worker_id, max(1, capacity), now, info or {})
+        self._slots_changed(self.workers[worker_id])
         return out + self._dispatch(now)
 
     def heard_from(self, worker_id: str, now: float) -> None:
@@ -384,7 +578,8 @@ class Scheduler:
         running = {tuple(key) for key in running}
         listed = running | {tuple(key) for key in finished}
         out: list = []
-        for key in sorted(worker.running - listed):
+        missing = worker.running - listed
+        for key in sorted(missing) if missing else ():
             if worker.seqs.get(key, known + 1) > known:
                 continue  # its TASK may still be on its way
             job_id, task_id, number = key
@@ -403,7 +598,8 @@ class Scheduler:
             worker.resends[key] = lost
             worker.seqs[key] = self._next_seq(worker_id)
             out.append(Assign(worker_id, job_id, found[1], number, worker.seqs[key]))
-        for job_id, task_id, number in sorted(running - worker.running, key=str):
+        unwanted = running - worker.running
+        for job_id, task_id, number in sorted(unwanted, key=str) if unwanted else ():
             out.append(Abandon(worker_id, job_id, task_id, number))
         return out + self._dispatch(now)
 
@@ -411,6 +607,7 @@ class Scheduler:
         worker = self.workers.pop(worker_id, None)
         if worker is None:
             return []
+        self._free.pop(worker_id, None)
         out = []
         for job_id, task_id, number in sorted(worker.running):
             error = {
@@ -438,9 +635,9 @@ class Scheduler:
             return self._dispatch(now)
         job, task = found
         attempt.move_to(AttemptState.SUCCEEDED)
-        task.move_to(TaskState.PUBLISHING)
-        task.result = result
-        task.duration = now - attempt.started
+        self._move(job, task, TaskState.PUBLISHING)
+        job.set_result(task, result)
+        job.note_duration(task, now - attempt.started)
         if job.skip_bad_records and job.skipped() > job.max_skipped:
             task.last_error = self._too_many_skipped(job, "malformed records")
             return self._fail_job(job, task) + self._dispatch(now)
@@ -459,9 +656,9 @@ class Scheduler:
         if found is None or found[1].state is not TaskState.PUBLISHING:
             return self._dispatch(now)
         job, task = found
-        task.move_to(TaskState.SUCCEEDED)
+        self._move(job, task, TaskState.SUCCEEDED)
         out = []
-        if all(t.state is TaskState.SUCCEEDED for t in job.phase_tasks()):
+        if job.phase_done():
             out = self._finish_phase(job, now)
         return out + self._dispatch(now)
 
@@ -496,8 +693,9 @@ class Scheduler:
         job = self.jobs.get(job_id)
         source = job.task(map_task_id) if job else None
         if job and job.active and source and source.state is TaskState.SUCCEEDED:
-            source.move_to(TaskState.PENDING)
-            source.result, source.last_error = None, error
+            self._move(job, source, TaskState.PENDING)
+            job.set_result(source, None)
+            source.last_error = error
             if job.phase is JobPhase.REDUCE:
                 job.move_to(JobPhase.MAP)
         return out + self._dispatch(now)
@@ -509,11 +707,12 @@ class Scheduler:
         if found is None or found[1].state is not TaskState.PUBLISHING:
             return self._dispatch(now)
         job, task = found
-        task.result, task.last_error = None, error
+        job.set_result(task, None)
+        task.last_error = error
         task.failures += 1
         if task.failures >= job.max_attempts:
             return self._fail_job(job, task) + self._dispatch(now)
-        task.move_to(TaskState.PENDING)
+        self._move(job, task, TaskState.PENDING)
         return self._dispatch(now)
 
     def fail_job(self, job_id: str) -> list:
@@ -592,6 +791,20 @@ class Scheduler:
             worker.seqs.pop((job_id, task_id, number), None)
             worker.resends.pop((job_id, task_id, number), None)
             worker.tasks_done += done
+            self._slots_changed(worker)
+
+    def _slots_changed(self, worker: WorkerState) -> None:
+        if worker.capacity > len(worker.running):
+            self._free[worker.id] = None
+        else:
+            self._free.pop(worker.id, None)
+
+    @staticmethod
+    def _move(job: JobState, task: Task, new: TaskState) -> None:
+        """Every task state change the scheduler makes: checked by the table, then indexed."""
+        old = task.state
+        task.move_to(new)
+        job.note(task, old)
 
     def _next_seq(self, worker_id: str) -> int:
         self.task_seqs[worker_id] = self.task_seqs.get(worker_id, 0) + 1
@@ -613,6 +826,7 @@ class Scheduler:
             return []  # late news about an attempt that no longer matters
         job, task = found
         attempt.move_to(state)
+        job.attempt_counts["lost" if state is AttemptState.LOST else "failed"] += 1
         task.last_error = error
         if state is AttemptState.LOST:
             task.losses += 1
@@ -629,6 +843,7 @@ class Scheduler:
         else:
             task.failures += 1
             if job.skip_bad_records and self._skip_record(task, error):
+                job.skip_count += 1  # the record it names is skipped from now on
                 # Its failures were the record's, not the task's: they do not count (so a task
                 # with several bad records gets to skip each), but --max-skipped does.
                 task.failures = max(0, task.failures - defaults.SKIP_AFTER_FAILURES)
@@ -641,8 +856,11 @@ class Scheduler:
                 return self._fail_job(job, task)
         if task.failures >= job.max_attempts or task.losses >= job.max_losses:
             return self._fail_job(job, task)
-        if not task.running():
-            task.move_to(TaskState.PENDING)
+        running = task.running()
+        if not running:
+            self._move(job, task, TaskState.PENDING)
+        elif len(running) == 1:
+            job.note_attempt(task, running[0])  # a backup ended: the other runs alone again
         return []
 
     @staticmethod
@@ -697,14 +915,20 @@ class Scheduler:
             other.move_to(AttemptState.KILLED)
             out.append(Abandon(other.worker, job.id, task.id, other.number))
             self._free_slot(other.worker, job.id, task.id, other.number)
-        task.move_to(TaskState.REPLANNED)
+        self._move(job, task, TaskState.REPLANNED)
+        job.count_attempts(task, -1)  # no longer one of the job's tasks
+        job.count_skips(task, -1)
+        if task.duration is not None:
+            job.durations["map"].discard()  # no longer one of the phase's tasks
         pieces = tuple(
             Task("map", task.index, where, split, task.piece + (number,))
             for number, (split, where) in enumerate(cuts)
         )
-        position = next(i for i, other in enumerate(job.map_tasks) if other is task)
+        position = next(i for i, other in enumerate(job.map_tasks) if other is task)  # rare
         job.map_tasks[position : position + 1] = pieces
         job.by_id.update((piece.id, piece) for piece in pieces)
+        for piece in pieces:
+            job.note(piece, None)
         return out + [ReplanTask(job.id, task, pieces)]
 
     def _fail_job(self, job: JobState, task: Task) -> list:
@@ -720,9 +944,9 @@ class Scheduler:
                 out.append(Abandon(attempt.worker, job.id, task.id, attempt.number))
                 self._free_slot(attempt.worker, job.id, task.id, attempt.number)
             if failed_task is not None and task is failed_task:
-                failed_task.move_to(TaskState.FAILED)
+                self._move(job, failed_task, TaskState.FAILED)
             elif task.state in (TaskState.PENDING, TaskState.RUNNING, TaskState.PUBLISHING):
-                task.move_to(TaskState.CANCELLED)
+                self._move(job, task, TaskState.CANCELLED)
         return out
 
     def _finish_phase(self, job: JobState, now: float) -> list:
@@ -733,62 +957,117 @@ class Scheduler:
         return [CommitJob(job.id)]
 
     def _dispatch(self, now: float) -> list:
-        """Fill free worker slots: pending tasks first (jobs in submission order), then backups."""
-        out = []
-        for worker in sorted(self.workers.values(), key=lambda w: (len(w.running), w.id)):
+        """Fill free worker slots: pending tasks first (jobs in submission order), then backups.
+        Costs nothing much when every slot is taken or nothing is left to hand out."""
+        if not self._free:
+            return []
+        # Computed once, when no task is pending any more (nothing else changes meanwhile).
+        backups = None if self._next_pending() is not None else self._backups(now)
+        if backups is not None and not backups:
+            return []
+        out: list = []
+        workers = sorted(
+            (self.workers[w] for w in self._free), key=lambda w: (len(w.running), w.id)
+        )
+        for worker in workers:
             while worker.free_slots > 0:
-                choice = self._next_task(worker, now)
-                if choice is None:
-                    break
-                job, task, backup = choice
+                found = self._next_pending()
+                backup = found is None
+                if found is None:
+                    if backups is None:
+                        backups = self._backups(now)
+                    if not backups:
+                        return out  # nothing left for any worker
+                    found = _take_backup(backups, worker.id)
+                    if found is None:
+                        break  # the candidates run on this worker
+                job, task = found
+                old = task.state
                 attempt = task.start_attempt(worker.id, now, backup)
+                job.note(task, old)
+                job.note_attempt(task, attempt)
+                job.attempt_counts["attempts"] += 1
+                job.attempt_counts["backups"] += backup
                 key = (job.id, task.id, attempt.number)
                 worker.running.add(key)
                 worker.seqs[key] = self._next_seq(worker.id)
                 out.append(Assign(worker.id, job.id, task, attempt.number, worker.seqs[key]))
+                self._slots_changed(worker)
         return out
 
-    def _next_task(self, worker: WorkerState, now: float):
+    def _next_pending(self) -> tuple[JobState, Task] | None:
         for job in self.jobs.values():
             if job.active:
-                for task in job.phase_tasks():
-                    if task.state is TaskState.PENDING:
-                        return job, task, False
-        for job in self.jobs.values():
-            if job.active:
-                task = self._straggler(job, worker, now)
+                task = job.next_pending()
                 if task is not None:
-                    return job, task, True
+                    return job, task
         return None
 
-    def _straggler(self, job: JobState, worker: WorkerState, now: float) -> Task | None:
-        """Near the end of a phase (nothing pending), the longest-running attempt that has run far
-        longer than expected gets one backup attempt on an idle worker (MapReduce paper 3.6).
+    def _backups(self, now: float) -> list:
+        """[(job, task)] for every straggler, jobs in submission order, each job's longest
+        running first: the order in which idle workers take them."""
+        return [
+            (job, task)
+            for job in self.jobs.values()
+            if job.active
+            for task in self._stragglers(job, now)
+        ]
+
+    def _stragglers(self, job: JobState, now: float) -> list:
+        """Near the end of a phase (nothing pending), an attempt that has run far longer than
+        expected gets one backup attempt on an idle worker (MapReduce paper 3.6); the longest
+        running first (ties in phase order).
 
         Expected is the median of the finished peers' durations; for a reduce task, at least its
         input bytes (the map results give each partition's) at the seconds per byte its finished
         peers took, or, when their inputs were too small to tell (an empty partition ends at
         once), at the seconds per byte of map output the map tasks took. Backups are for slow
         machines: a reduce holding a giant key is slow because of its input, and a second
-        attempt of it would only double its cost."""
-        tasks = job.phase_tasks()
-        durations = [t.duration for t in tasks if t.duration is not None]
-        typical = statistics.median(durations) if durations else self.settings.backup_min_runtime
-        sizes = _reduce_input_bytes(job) if job.phase is JobPhase.REDUCE else {}
-        per_byte = self._seconds_per_byte(job, tasks, sizes) if sizes else 0.0
+        attempt of it would only double its cost.
+
+        Only the attempts older than the least threshold (the median's) are looked at: the
+        running attempts are kept oldest first."""
+        settings = self.settings
+        kind = "map" if job.phase is JobPhase.MAP else "reduce"
+        typical = job.typical(kind)
+        if typical is None:
+            typical = settings.backup_min_runtime
+        least = max(settings.backup_min_runtime, settings.backup_slowdown * typical)
+        heap = job.started[kind]
+        sizes: dict | None = None
+        per_byte = 0.0
+        looked: list = []
+        seen: set = set()
         candidates = []
-        for task in tasks:
-            running = task.running()
-            if (
-                task.state is TaskState.RUNNING
-                and len(running) == 1
-                and running[0].worker != worker.id
-            ):
-                expected = max(typical, per_byte * sizes.get(task.index, 0))
-                threshold = max(
-                    self.settings.backup_min_runtime, self.settings.backup_slowdown * expected
+        while heap:
+            started, _, task, attempt = heap[0]
+            if id(attempt) in seen or not _runs_alone(task, attempt):
+                heapq.heappop(heap)  # it ended, or a backup runs beside it
+                continue
+            age = now - started
+            if age <= least:
+                break
+            looked.append(heapq.heappop(heap))
+            seen.add(id(attempt))
+            if sizes is None:
+                sizes = (
+                    job.memo("sizes", lambda: _reduce_input_bytes(job)) if kind == "reduce" else {}
                 )
-                age = now - running[0].started
-                if age > threshold:
-                    candidates.append((age, task))
-        return max(candidates, key=lambda c: c[0])[1] if candidates else None
+                per_byte = self._per_byte(job, sizes) if sizes else 0.0
+            expected = max(typical, per_byte * sizes.get(task.index, 0))
+            threshold = max(settings.backup_min_runtime, settings.backup_slowdown * expected)
+            if age > threshold:
+                candidates.append((age, task))
+        for entry in looked:
+            heapq.heappush(heap, entry)
+        candidates.sort(key=lambda c: (-c[0], c[1].index, c[1].piece))
+        return [task for _, task in candidates]
+
+
+def _take_backup(backups: list, worker_id: str) -> tuple[JobState, Task] | None:
+    """The first straggler whose attempt runs on another worker, taken off the list."""
+    for i, (job, task) in enumerate(backups):
+        if task.running()[0].worker != worker_id:
+            del backups[i]
+            return job, task
+    return None

@@ -93,7 +93,7 @@ class IllegalTransition(RuntimeError):
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class Attempt:
     number: int
     worker: str
@@ -107,7 +107,7 @@ class Attempt:
         self.state = new
 
 
-@dataclass
+@dataclass(slots=True)
 class Task:
     kind: str  # "map" or "reduce"
     index: int  # a map task's piece keeps the index of the task it was cut from (its part)
@@ -130,10 +130,11 @@ class Task:
     record_failures: dict = field(default_factory=dict)
     skip: dict = field(default_factory=dict)
     duration: float | None = None
+    # "map-00007", "map-00007.2.0" for a piece: made once (the scheduler looks tasks up by it).
+    id: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def id(self) -> str:
-        return f"{self.kind}-{self.index:05d}" + "".join(f".{number}" for number in self.piece)
+    def __post_init__(self) -> None:
+        self.id = f"{self.kind}-{self.index:05d}" + "".join(f".{n}" for n in self.piece)
 
     def move_to(self, new: TaskState) -> None:
         if new not in TASK_TRANSITIONS[self.state]:

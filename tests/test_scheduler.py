@@ -332,3 +332,55 @@ def test_a_reduce_whose_peers_read_nothing_is_expected_to_take_as_long_as_the_ma
         s.heard_from(w, 300.0)
     (backup,) = of(Assign, s.tick(300.0))
     assert backup.task.index == 1
+
+
+def test_counts_kept_for_progress_reports_match_the_tasks_after_every_event():
+    """The scheduler keeps done and attempt counts, and the coordinator running counter totals,
+    as tasks change (a WATCH reads them); after each event they equal a count over the tasks."""
+    from mapreduce.coordinator import jobs
+    from mapreduce.coordinator.submission import JobSubmission
+
+    s, out = make(maps=3, reduces=2, workers=("w1", "w2", "w3"))
+    record = jobs.JobRecord("j", JobSubmission("j", b"", [], [], 2, "/nowhere"), "", "", 0.0)
+
+    def check():
+        state = s.jobs["j"]
+        attempts = [a for t in state.all_tasks() for a in t.attempts]
+        counts = jobs.progress(s, record, 50.0)
+        assert counts["maps_done"] == sum(t.state is TaskState.SUCCEEDED for t in state.map_tasks)
+        assert counts["reduces_done"] == sum(
+            t.state is TaskState.SUCCEEDED for t in state.reduce_tasks
+        )
+        assert (counts["attempts"], counts["failed"], counts["lost"], counts["backups"]) == (
+            len(attempts),
+            sum(a.state is AttemptState.FAILED for a in attempts),
+            sum(a.state is AttemptState.LOST for a in attempts),
+            sum(a.backup for a in attempts),
+        )
+        assert jobs.running_counters(s, record) == jobs.job_counters(s, record)
+
+    def result(n):
+        return {"files": {"0": [f"m{n}"]}, "counters": {"map_output_records": n}}
+
+    a, b, c = of(Assign, out)
+    out = s.attempt_failed("w1", "j", a.task.id, a.attempt, {"message": "boom"}, False, 1.0)
+    check()
+    (a,) = of(Assign, out)
+    out = finish(s, a, 2.0, result(1)) + finish(s, b, 2.0, result(2))
+    check()
+    for w in ("w1", "w2", "w3"):
+        s.heard_from(w, 12.0)
+    (backup,) = of(Assign, s.tick(12.0))  # c has run 12 s against a median of 2 s
+    check()
+    out = s.attempt_failed(backup.worker, "j", c.task.id, backup.attempt, {}, True, 12.5)
+    check()
+    out = finish(s, c, 13.0, result(4))
+    check()
+    r1, r2 = of(Assign, out)
+    # A reducer cannot read a map output: the map runs again, its counters leave the totals.
+    out = s.map_output_lost(r1.worker, "j", r1.task.id, r1.attempt, a.task.id, {}, 14.0)
+    check()
+    again = [x for x in of(Assign, out) if x.task.id == a.task.id]
+    out = finish(s, again[0], 15.0, result(8))
+    check()
+    assert jobs.running_counters(s, record)["map_output_records"] == 14

@@ -251,3 +251,43 @@ def test_a_multi_step_job_lists_what_every_step_skipped(tmp_path):
     assert len(listed) == 2
     assert listed[0].startswith("step 1\tmap-") and f"{path}, line 7: " in listed[0]
     assert listed[1].startswith("reduce-") and "key 2: RuntimeError: two is unlucky" in listed[1]
+
+
+def test_the_kept_count_of_skipped_records_is_what_the_tasks_say_after_every_event():
+    """skipped() is kept as tasks change (not summed over every task per result): records the
+    tasks are told to skip, plus the malformed ones accepted attempts skipped."""
+    s = Scheduler(SchedulerSettings())
+    out = s.worker_ready("w1", 1, 0.0) + s.worker_ready("w2", 1, 0.0)
+    out += s.add_job("j", ["split 0", "split 1"], 1, 9, 10, 0.0, skip_bad_records=True)
+    job = s.jobs["j"]
+
+    def check():
+        assert job.skipped() == sum(
+            len(t.skip)
+            + int(((t.result or {}).get("counters") or {}).get("bad_records_skipped", 0))
+            for t in job.all_tasks()
+        )
+
+    def malformed(n):
+        return {"files": {}, "counters": {"bad_records_skipped": n}}
+
+    a, b = of(Assign, out)
+    for n, record in enumerate((7, 7, 8, 8)):  # two records, each failing two attempts
+        out = s.attempt_failed(a.worker, "j", a.task.id, a.attempt, crash(record), False, 1.0 + n)
+        check()
+        (a,) = of(Assign, out)
+    assert job.skipped() == 2
+    out = s.attempt_succeeded(a.worker, "j", a.task.id, a.attempt, malformed(3), 6.0)
+    check()
+    out = s.publish_failed("j", a.task.id, {"message": "disk full"}, 6.5)  # its report is gone
+    check()
+    (a,) = [x for x in of(Assign, out) if x.task.id == a.task.id]
+    s.attempt_succeeded(a.worker, "j", a.task.id, a.attempt, malformed(1), 7.0)
+    s.task_published("j", a.task.id, 7.0)
+    out = s.attempt_succeeded(b.worker, "j", b.task.id, b.attempt, malformed(2), 7.0)
+    out += s.task_published("j", b.task.id, 7.0)
+    check()
+    (r,) = of(Assign, out)
+    s.map_output_lost(r.worker, "j", r.task.id, r.attempt, b.task.id, {}, 8.0)  # b runs again
+    check()
+    assert job.skipped() == 3

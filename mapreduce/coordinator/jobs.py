@@ -26,7 +26,7 @@ from ..protocol import Message
 from ..scheduler import Scheduler
 from ..skew import skew_report
 from ..steps import shown_output
-from ..tasks import AttemptState, Task, TaskState
+from ..tasks import Task, TaskState
 from .journal import decode_code
 from .submission import JobSubmission
 
@@ -57,6 +57,8 @@ class JobRecord:
     request: str | None = None  # the client's request id: a re-sent SUBMIT finds this job
     settled: bool = False  # ended, and its staging and shuffle files are cleaned up
     resumed: bool = False  # replayed from the journal by a restarted coordinator
+    # running_counters' totals so far: [unsucceeded, tasks of the log added, totals, user].
+    counted: list | None = field(default=None, repr=False, compare=False)
 
     @property
     def running(self) -> bool:
@@ -151,28 +153,52 @@ def job_counters(scheduler: Scheduler, record: JobRecord) -> dict:
     )
 
 
+def running_counters(scheduler: Scheduler, record: JobRecord) -> dict:
+    """job_counters of a running job, kept as its tasks succeed: each WATCH adds the results
+    committed since the last one, instead of summing every task's again (and starts over when
+    a committed map output was lost)."""
+    state = scheduler.jobs.get(record.id)
+    if state is None:
+        return dict(record.counters)
+    counted = record.counted
+    if counted is None or counted[0] != state.unsucceeded:
+        counted = record.counted = [state.unsucceeded, len(state.succeeded_log), {}, {}]
+        for task in state.all_tasks():
+            if task.state is TaskState.SUCCEEDED and task.result:
+                counters.add_report(counted[2], counted[3], task.result)
+    for task in state.succeeded_log[counted[1] :]:
+        if task.result:
+            counters.add_report(counted[2], counted[3], task.result)
+    counted[1] = len(state.succeeded_log)
+    return counters.with_user(counted[2], counted[3])
+
+
 def progress(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
     """Counts for progress displays: tasks done per phase and attempts that went wrong."""
     if record.final_progress is not None:
         return dict(record.final_progress)
     state = scheduler.jobs[record.id]
-    attempts = [a for t in state.all_tasks() for a in t.attempts]
+    # The scheduler keeps the counts as tasks change: a WATCH does not look at every task.
+    attempts = state.attempt_counts
     return {
-        "maps_done": sum(t.state is TaskState.SUCCEEDED for t in state.map_tasks),
+        "maps_done": state.succeeded["map"],
         "maps": len(state.map_tasks),
-        "reduces_done": sum(t.state is TaskState.SUCCEEDED for t in state.reduce_tasks),
+        "reduces_done": state.succeeded["reduce"],
         "reduces": len(state.reduce_tasks),
-        "attempts": len(attempts),
-        "failed": sum(a.state is AttemptState.FAILED for a in attempts),
-        "lost": sum(a.state is AttemptState.LOST for a in attempts),
-        "backups": sum(a.backup for a in attempts),
+        "attempts": attempts["attempts"],
+        "failed": attempts["failed"],
+        "lost": attempts["lost"],
+        "backups": attempts["backups"],
         "workers": len(scheduler.workers),
         "elapsed": (record.finished or now) - record.submitted,
         # A partition or key holding a disproportionate share of the shuffle (None: no skew),
         # from the committed maps' shuffle_stats; frozen with the rest when the job ends.
-        "skew": skew_report(
-            (t.result for t in state.map_tasks if t.state is TaskState.SUCCEEDED),
-            len(state.reduce_tasks),
+        "skew": state.memo(
+            "skew",
+            lambda: skew_report(
+                (t.result for t in state.map_tasks if t.state is TaskState.SUCCEEDED),
+                len(state.reduce_tasks),
+            ),
         ),
     }
 
@@ -195,7 +221,7 @@ def job_state(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
         "finished_at": record.finished_at if record.over else None,
         "progress": counts,
         # A running job's counters so far: those of the attempts committed until now.
-        "counters": job_counters(scheduler, record) if record.running else record.counters,
+        "counters": running_counters(scheduler, record) if record.running else record.counters,
         "error": error.paragraph() if error else None,
         "exit_code": error.exit_code if error else 0,
     }

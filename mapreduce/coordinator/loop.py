@@ -778,8 +778,13 @@ class Coordinator:
         as good as lost on the way: the worker's next reports show it missing and it is sent
         again; a worker that stays away is declared dead when its liveness runs out."""
         record = self.jobs[assign.job]
-        map_results = [m.result for m in self.scheduler.jobs[record.id].map_tasks]
         task = assign.task
+        # Only a reduce reads the map outputs: a map's TASK does not look at every map task.
+        map_results = (
+            [m.result for m in self.scheduler.jobs[record.id].map_tasks]
+            if task.kind == "reduce"
+            else []
+        )
         header = task_header(
             record,
             task.kind,

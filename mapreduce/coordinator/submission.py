@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .. import defaults, storage
@@ -38,7 +38,8 @@ class JobSubmission:
     spill_records: int = defaults.SPILL_RECORDS
 
     def to_wire(self) -> tuple[dict, bytes]:
-        header = asdict(self)
+        # Shallow (not asdict's deep copy of every split): it is only encoded, never changed.
+        header = {f.name: getattr(self, f.name) for f in fields(self)}
         return header, header.pop("job_code")
 
     @classmethod
