@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
 import pytest
 
 from helpers import Cluster, write_corpus
+
+# A shell that starts the suite in the background (`bash .ci/run &`) makes it ignore SIGINT, and
+# every process it starts inherits that: the tests that press Ctrl-C on `run` and `submit` would
+# see it ignored. Python's own handler is what an interactive terminal gives; exec resets it to the
+# default in the processes the tests start, which then install theirs.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser):
