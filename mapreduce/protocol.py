@@ -58,9 +58,14 @@ from .errors import ProtocolError
 PROTOCOL = b"MRP/2"  # 2: results are acknowledged (ACK), workers report what they run
 
 # Commands. Worker -> coordinator:
-READY = b"R"  # register / ask for work: {worker, host, pid, python, cloudpickle, capacity, session}
+# READY: register / ask for work: {worker, host, pid, python, cloudpickle, capacity, session,
+# heard}; `heard` is the highest TASK number its previous session heard of (0 for the first): the
+# attempts it names are abandoned, a TASK sent after them may still reach the new session.
+READY = b"R"
 DONE = b"D"  # an attempt finished: {job, task, attempt, result}
 FAIL = b"F"  # an attempt failed: {job, task, attempt, error, lost}
+# A FAIL whose error has this type: every slot was busy when the TASK came; it never started.
+NO_FREE_SLOT = "NoFreeSlot"
 BYE = b"B"  # the worker is leaving cleanly: {}
 # Coordinator -> worker:
 TASK = b"T"  # run an attempt: {job, task, attempt, seq, kind, ...} + [job code blob]

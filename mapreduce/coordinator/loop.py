@@ -460,7 +460,14 @@ class Coordinator:
             extra=about(header["job"], header["task"], header["attempt"], worker),
         )
         lost_map = self._map_owning(header["job"], error.get("input"))
-        if lost_map is not None:
+        if error.get("type") == protocol.NO_FREE_SLOT and header.get("lost"):
+            # Not the task's loss: the worker runs something the scheduler did not know of.
+            self._carry_out(
+                self.scheduler.attempt_refused(
+                    worker, header["job"], header["task"], header["attempt"], now
+                )
+            )
+        elif lost_map is not None:
             self._journal({"type": "map_lost", "job": header["job"], "task": lost_map})
             self._carry_out(
                 self.scheduler.map_output_lost(
@@ -522,8 +529,15 @@ class Coordinator:
         self.sessions[worker] = header.get("session")
         self.last_sent[worker] = now
         info = {k: header.get(k) for k in ("host", "pid", "python", "cloudpickle")}
+        heard = header.get("heard")  # None (an older worker): all it was assigned is abandoned
         self._carry_out(
-            self.scheduler.worker_ready(worker, int(header.get("capacity") or 1), now, info)
+            self.scheduler.worker_ready(
+                worker,
+                int(header.get("capacity") or 1),
+                now,
+                info,
+                heard=heard if type(heard) is int else None,
+            )
         )
 
     def _forget(self, worker: str) -> None:

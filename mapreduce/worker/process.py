@@ -75,6 +75,7 @@ class Worker:
         secret: bytes | None = None,
         heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
         liveness: int = defaults.HEARTBEAT_LIVENESS,
+        reconnect_backoff: float = defaults.RECONNECT_BACKOFF_MIN_S,
         parent_pid: int | None = None,
         worker_id: str | None = None,
         keys_dir: str | None = None,
@@ -92,6 +93,7 @@ class Worker:
         self.secret = secret
         self.interval = heartbeat_interval
         self.expiry = heartbeat_interval * liveness
+        self.reconnect_backoff = reconnect_backoff  # the first wait; doubles up to the maximum
         self.parent_pid = parent_pid
         self.keys_dir = keys_dir
         self.id = worker_id or f"{pysocket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
@@ -117,7 +119,7 @@ class Worker:
         # none of the context's I/O threads, and the socket descriptors it inherits go unused.
         self.slots = [ExecutorSlot() for _ in range(self.capacity)]
         context = zmq.Context()
-        backoff = defaults.RECONNECT_BACKOFF_MIN_S
+        backoff = self.reconnect_backoff
         status = 0
         try:
             while not self.stopping:
@@ -126,12 +128,12 @@ class Worker:
                     status = 2
                     break
                 if outcome == "served":
-                    backoff = defaults.RECONNECT_BACKOFF_MIN_S
+                    backoff = self.reconnect_backoff
                 if outcome in ("silent", "served") and not self.stopping:
                     if not self.addresses.failed():
                         continue  # another address (the next of a list, a new leader): at once
                     log.warning(
-                        "worker %s: coordinator %s silent; reconnecting in %.0f s",
+                        "worker %s: coordinator %s silent; reconnecting in %g s",
                         self.id,
                         self.connect,
                         backoff,
@@ -185,7 +187,7 @@ class Worker:
             poller.register(slot.fileno(), zmq.POLLIN)
         # Results from the last session first: a coordinator that still knows this worker takes
         # them before READY tells it that the attempts still running here are gone.
-        self.known = 0
+        heard, self.known = self.known, 0  # what the last session heard of, it abandoned
         self.session = secrets.token_hex(4)
         self._resend_results(sock, time.monotonic(), every=True)
         self._send(
@@ -197,6 +199,7 @@ class Worker:
                 "pid": os.getpid(),
                 "capacity": self.capacity,
                 "session": self.session,
+                "heard": heard,
                 **protocol.runtime_versions(),
             },
         )
@@ -337,7 +340,7 @@ class Worker:
                     **protocol.attempt_key(header),
                     "lost": True,
                     "error": {
-                        "type": "NoFreeSlot",
+                        "type": protocol.NO_FREE_SLOT,
                         "message": "worker had no free slot",
                         "traceback": "",
                     },
