@@ -58,8 +58,11 @@ class JournalError(MapReduceError):
 # ---- records ------------------------------------------------------------------------------------
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # one, not one per record
+
+
 def encode(record: dict) -> bytes:
-    body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+    body = _JSON.encode(record).encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
@@ -125,6 +128,7 @@ class LocalJournal:
         self.fence = fence or (lambda: None)
         self.path = local_path(work_dir, term)
         self._file = open(self.path, "ab+")
+        self._pending: list[bytes] = []  # appended, not yet written (write_through)
         if term == 0:
             try:
                 fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -155,6 +159,7 @@ class LocalJournal:
 
     def read(self) -> tuple[list[dict], str | None]:
         """Our own file if it has anything, else the newest one of an older term."""
+        self.write_through()
         self._file.seek(0)
         data, path = self._file.read(), self.path
         if not data:
@@ -171,18 +176,27 @@ class LocalJournal:
         return records, damage
 
     def append(self, record: dict) -> None:
-        """Written through to the operating system at once: it survives the process's crash."""
+        """Kept until `write_through`, `flush` or `sync`: the coordinator writes what one poll
+        iteration appended in one write, and before any TASK its records are about leaves."""
         self.fence()
-        self._file.write(encode(record))
-        self._file.flush()
-        self._dirty = True
+        self._pending.append(encode(record))
         self._appended += 1
 
+    def write_through(self) -> None:
+        """What was appended reaches the operating system now: it survives the process's crash."""
+        if self._pending:
+            self.fence()
+            self._file.write(b"".join(self._pending))
+            self._file.flush()
+            self._pending = []
+            self._dirty = True
+
     def flush(self) -> None:
-        """Every append is written through already."""
+        self.write_through()
 
     def sync(self) -> None:
         """Make what was appended durable (it survives a power cut too)."""
+        self.write_through()
         if self._dirty:
             self.fence()
             os.fsync(self._file.fileno())
@@ -192,6 +206,7 @@ class LocalJournal:
         """Replace the whole journal by `records` (after a header), atomically; the journals of
         older terms go."""
         self.fence()
+        self._pending = []  # the records replace whatever was appended
         older = [path for _, path in self._sources() if path != self.path]
         with storage.atomic_write(self.path) as handle:
             handle.write(encode(header(snapshot=True)))
@@ -289,6 +304,10 @@ class ObjectJournal:
     def append(self, record: dict) -> None:
         self.fence()
         self._pending.append(encode(record))
+
+    def write_through(self) -> None:
+        """Nothing before the next flush (once per poll iteration): an object per TASK would be
+        too many."""
 
     def flush(self) -> None:
         """Write what was appended since the last flush, as one object."""

@@ -368,15 +368,17 @@ class Coordinator:
             if self.monitor is not None:
                 self.monitor.attempt_reported(header, now, message.command == protocol.FAIL)
         if message.command == protocol.DONE:
-            log.info(
-                "%s %s attempt %s on %s done in %.2f s",
-                header["job"],
-                header["task"],
-                header["attempt"],
-                worker,
-                self._attempt_runtime(header, now),
-                extra=about(header["job"], header["task"], header["attempt"], worker),
-            )
+            runtime = self._attempt_runtime(header, now)
+            if log.isEnabledFor(logging.INFO):  # not formatted per message when not shown
+                log.info(
+                    "%s %s attempt %s on %s done in %.2f s",
+                    header["job"],
+                    header["task"],
+                    header["attempt"],
+                    worker,
+                    runtime,
+                    extra=about(header["job"], header["task"], header["attempt"], worker),
+                )
             self._carry_out(
                 self.scheduler.attempt_succeeded(
                     worker,
@@ -824,9 +826,14 @@ class Coordinator:
                     "worker": assign.worker,
                 }
             )
+            if self.journal is not None:
+                self.journal.write_through()  # with the records before it, in one write
         sent = self._send_to_worker(
             assign.worker, protocol.TASK, header, (record.submission.job_code,)
         )
+        self._started.setdefault(key, time.monotonic())
+        if sent and not again and not log.isEnabledFor(logging.INFO):
+            return []  # the usual case, with nothing to log at this level
         fields = about(record.id, task.id, assign.attempt, assign.worker)
         if again:
             log.warning(
@@ -855,7 +862,6 @@ class Coordinator:
                 assign.worker,
                 extra=fields,
             )
-        self._started.setdefault(key, time.monotonic())
         return []
 
     # ---- the committer's outcomes ---------------------------------------------------------------
