@@ -13,8 +13,9 @@ damage any: replay stops at the first line that is incomplete or fails its check
 came before, and says in one log line what it ignored. A journal of a newer version is refused.
 
 Where it lives: under the coordinator's work directory. On a local filesystem it is one file,
-appended to and locked against a second coordinator; every record is written through at once
-(it survives the process's crash), and `sync` (an fsync, so it survives a power cut too) is
+appended to and locked against a second coordinator; the records of one loop iteration go out
+in one write at its end (`flush`), or earlier, before a TASK they are about leaves
+(`write_through`: then they survive the process's crash), and `sync` (an fsync, so it survives a power cut too) is
 called where someone outside is told something: before a client learns its job id, before a
 commit starts and when a job ends. A lost assignment or publish record costs a task re-run. On an
 object store, which cannot append, it is a sequence of numbered objects, one per `flush`, each

@@ -7,8 +7,10 @@ An executor that dies (the user's code called os._exit, segfaulted, ran out of m
 as a lost attempt and replaced; a cancelled attempt is stopped by killing its executor.
 
 When the coordinator falls silent for the liveness window, the worker abandons its attempts, closes
-its socket, opens a fresh one and registers again, backing off 1 s, 2 s, ... up to 32 s; ZeroMQ's own
-reconnect is not enough after a coordinator restart, which forgets every peer.
+its socket, opens a fresh one and registers again, backing off 1 s (`reconnect_backoff`), 2 s, ...
+up to 32 s; ZeroMQ's own reconnect is not enough after a coordinator restart, which forgets every
+peer. Its READY names the highest TASK number the last session heard of: the coordinator counts
+those attempts lost (once), not a TASK that crossed the READY and runs in the new session.
 
 Delivery (protocol.py says what each side guarantees): the DEALER's routing id is the worker's own,
 the same on every socket, so a cut connection comes back as this worker. Every DONE and FAIL is kept
