@@ -751,11 +751,28 @@ def _times(job: dict) -> str:
     hidden=True,
     help="Exit when this process is no longer our parent (used by the local pool).",
 )
+@click.option(
+    "--reconnect-backoff",
+    type=DurationType(min=0.01),
+    default=defaults.RECONNECT_BACKOFF_MIN_S,
+    show_default=True,
+    help="First wait before registering again with a coordinator that went silent (seconds, "
+    "or e.g. 500ms); it doubles at each silent try, up to "
+    f"{defaults.RECONNECT_BACKOFF_MAX_S:g} s.",
+)
 @heartbeat_options
 @security_options
 @reports_errors
 def worker_command(
-    connect, elect, processes, parent_pid, heartbeat_interval, liveness, keys_dir, insecure
+    connect,
+    elect,
+    processes,
+    parent_pid,
+    reconnect_backoff,
+    heartbeat_interval,
+    liveness,
+    keys_dir,
+    insecure,
 ):
     """Serve a coordinator: run the map and reduce tasks it hands out."""
     from .worker.main import run_worker
@@ -770,6 +787,7 @@ def worker_command(
             parent_pid=parent_pid,
             heartbeat_interval=heartbeat_interval,
             liveness=liveness,
+            reconnect_backoff=reconnect_backoff,
             keys_dir=keys_dir,
             insecure=insecure,
             elect=elect,

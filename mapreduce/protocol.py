@@ -52,15 +52,23 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import cloudpickle
+import zmq
 
 from .errors import ProtocolError
+
+_SNDMORE = int(zmq.SNDMORE)
 
 PROTOCOL = b"MRP/2"  # 2: results are acknowledged (ACK), workers report what they run
 
 # Commands. Worker -> coordinator:
-READY = b"R"  # register / ask for work: {worker, host, pid, python, cloudpickle, capacity, session}
+# READY: register / ask for work: {worker, host, pid, python, cloudpickle, capacity, session,
+# heard}; `heard` is the highest TASK number its previous session heard of (0 for the first): the
+# attempts it names are abandoned, a TASK sent after them may still reach the new session.
+READY = b"R"
 DONE = b"D"  # an attempt finished: {job, task, attempt, result}
 FAIL = b"F"  # an attempt failed: {job, task, attempt, error, lost}
+# A FAIL whose error has this type: every slot was busy when the TASK came; it never started.
+NO_FREE_SLOT = "NoFreeSlot"
 BYE = b"B"  # the worker is leaving cleanly: {}
 # Coordinator -> worker:
 TASK = b"T"  # run an attempt: {job, task, attempt, seq, kind, ...} + [job code blob]
@@ -120,8 +128,11 @@ def _mac(secret: bytes | None, parts: list[bytes]) -> bytes:
     return digest.digest()
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per message
+
+
 def encode(message: Message, secret: bytes | None = None) -> list[bytes]:
-    header = json.dumps(message.header, separators=(",", ":")).encode()
+    header = _JSON.encode(message.header).encode()
     body = [message.command, header, *message.blobs]
     return [PROTOCOL, message.command, _mac(secret, body), header, *message.blobs]
 
@@ -159,18 +170,26 @@ FILTERS: list[Filter] = []
 
 
 def _passes(direction: str, message: Message) -> bool:
-    return all(keep(direction, message) for keep in FILTERS)
+    return not FILTERS or all(keep(direction, message) for keep in FILTERS)
 
 
 def send(
     sock, message: Message, secret: bytes | None = None, *, route: bytes | None = None, flags=0
 ) -> None:
     """Encode and send one message (a ROUTER names its peer in `route`); raises what the socket's
-    send_multipart raises (zmq.Again when the queue is full and flags say not to wait)."""
+    send raises (zmq.Again when the queue is full and flags say not to wait). The frames go out
+    one by one with plain int flags, as send_multipart would, without its per-frame checks and
+    flag arithmetic (which cost as much as the send itself for these small frames)."""
     if not _passes("out", message):
         return
     frames = encode(message, secret)
-    sock.send_multipart([route, *frames] if route is not None else frames, flags)
+    last = int(flags)
+    more = last | _SNDMORE
+    if route is not None:
+        sock.send(route, more)
+    for frame in frames[:-1]:
+        sock.send(frame, more)
+    sock.send(frames[-1], last)
 
 
 def receive(frames: list[bytes], secret: bytes | None = None) -> Message | None:

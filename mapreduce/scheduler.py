@@ -117,10 +117,13 @@ class WorkerState:
     tasks_done: int = 0
     seqs: dict = field(default_factory=dict)  # (job, task id, attempt) -> its TASK's number
     resends: dict = field(default_factory=dict)  # (job, task id, attempt) -> TASKs lost so far
+    # It answered a TASK with "no free slot": it runs something this scheduler does not know of,
+    # so it gets nothing more until its next report says what (`worker_report`).
+    full: bool = False
 
     @property
     def free_slots(self) -> int:
-        return self.capacity - len(self.running)
+        return 0 if self.full else self.capacity - len(self.running)
 
 
 @dataclass
@@ -543,16 +546,33 @@ class Scheduler:
         return out + self._dispatch(now)
 
     def worker_ready(
-        self, worker_id: str, capacity: int, now: float, info: dict | None = None
+        self,
+        worker_id: str,
+        capacity: int,
+        now: float,
+        info: dict | None = None,
+        heard: int | None = None,
     ) -> list:
-        """A worker registered (or registered again after reconnecting: what it ran before is lost)."""
-        out = (
-            self.worker_gone(worker_id, now, "it registered again")
-            if worker_id in self.workers
-            else []
-        )
-        self.workers[worker_id] = WorkerState(worker_id, max(1, capacity), now, info or {})
-        self._slots_changed(self.workers[worker_id])
+        """A worker registered, or registered again after reconnecting. It abandoned what its
+        earlier session ran: the attempts whose TASK number that session had heard of (`heard`,
+        the highest; None: all of them) are lost, once. An attempt assigned later (its TASK
+        crossed the new READY: the worker sends its held results first, and a result frees a
+        slot) may be on its way to the new session, or lost with the old connection: it stays
+        assigned, and the new session's reports decide (`worker_report`: it runs, or it is sent
+        again), so one reconnect never counts an attempt running on the worker as lost."""
+        old = self.workers.get(worker_id)
+        worker = WorkerState(worker_id, max(1, capacity), now, info or {})
+        out: list = []
+        if old is not None:
+            if heard is not None:
+                for key in [k for k in old.running if old.seqs.get(k, 0) > heard]:
+                    old.running.discard(key)
+                    worker.running.add(key)
+                    worker.seqs[key] = old.seqs[key]
+                    worker.resends[key] = old.resends.get(key, 0)
+            out = self.worker_gone(worker_id, now, "it registered again", dispatch=False)
+        self.workers[worker_id] = worker
+        self._slots_changed(worker)
         return out + self._dispatch(now)
 
     def heard_from(self, worker_id: str, now: float) -> None:
@@ -575,6 +595,9 @@ class Scheduler:
         if worker is None:
             return []
         worker.last_seen = now
+        if worker.full:  # it says what it runs: what it does not want is cancelled below
+            worker.full = False
+            self._slots_changed(worker)
         running = {tuple(key) for key in running}
         listed = running | {tuple(key) for key in finished}
         out: list = []
@@ -603,7 +626,9 @@ class Scheduler:
             out.append(Abandon(worker_id, job_id, task_id, number))
         return out + self._dispatch(now)
 
-    def worker_gone(self, worker_id: str, now: float, why: str = "it stopped responding") -> list:
+    def worker_gone(
+        self, worker_id: str, now: float, why: str = "it stopped responding", dispatch=True
+    ) -> list:
         worker = self.workers.pop(worker_id, None)
         if worker is None:
             return []
@@ -616,7 +641,7 @@ class Scheduler:
                 "traceback": "",
             }
             out += self._attempt_ended(job_id, task_id, number, AttemptState.LOST, error, now)
-        return out + self._dispatch(now)
+        return out + self._dispatch(now) if dispatch else out
 
     def attempt_succeeded(
         self, worker_id: str, job_id: str, task_id: str, number: int, result: dict, now: float
@@ -675,6 +700,30 @@ class Scheduler:
         self._free_slot(worker_id, job_id, task_id, number)
         state = AttemptState.LOST if lost else AttemptState.FAILED
         return self._attempt_ended(job_id, task_id, number, state, error, now) + self._dispatch(now)
+
+    def attempt_refused(
+        self, worker_id: str, job_id: str, task_id: str, number: int, now: float
+    ) -> list:
+        """The worker had no free slot for this attempt: it never started there, so it is
+        withdrawn (KILLED, counted neither failed nor lost) and the task waits or goes elsewhere.
+        The worker runs something this scheduler does not know of (its report will say what:
+        an attempt nobody wants is cancelled), so it gets no attempt before that report."""
+        worker = self.workers.get(worker_id)
+        self._free_slot(worker_id, job_id, task_id, number)
+        if worker is not None:
+            worker.full = True
+            self._slots_changed(worker)
+        found = self._live_task(job_id, task_id)
+        attempt = found[1].attempt(number) if found else None
+        if found is not None and attempt is not None and attempt.state is AttemptState.RUNNING:
+            job, task = found
+            attempt.move_to(AttemptState.KILLED)
+            running = task.running()
+            if not running:
+                self._move(job, task, TaskState.PENDING)
+            elif len(running) == 1:
+                job.note_attempt(task, running[0])
+        return self._dispatch(now)
 
     def map_output_lost(
         self,
@@ -794,7 +843,7 @@ class Scheduler:
             self._slots_changed(worker)
 
     def _slots_changed(self, worker: WorkerState) -> None:
-        if worker.capacity > len(worker.running):
+        if worker.free_slots > 0:
             self._free[worker.id] = None
         else:
             self._free.pop(worker.id, None)

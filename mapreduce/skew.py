@@ -29,41 +29,58 @@ def partition_records(map_results: Iterable[dict], num_reducers: int) -> list:
     return sizes
 
 
-def skew_report(map_results: Iterable[dict], num_reducers: int) -> dict | None:
-    """{"partition", "partition_records", "others_median", "total_records", "heavy_keys":
-    [[key as shown, estimated records], ...]} when the shuffle is skewed, else None."""
-    records: dict = {}
-    heavy: dict = {}
-    for result in map_results:
+class SkewTally:
+    """The committed maps' shuffle_stats summed so far: `add` each map's result once, `report`
+    at any time (a job's progress keeps one and adds the maps that committed since)."""
+
+    def __init__(self) -> None:
+        self.records: dict = {}
+        self.heavy: dict = {}
+
+    def add(self, result: dict | None) -> None:
+        records, heavy = self.records, self.heavy
         stats = (result or {}).get("shuffle_stats") or {}
         for partition, count in (stats.get("records") or {}).items():
             records[int(partition)] = records.get(int(partition), 0) + int(count)
         for name, count in stats.get("heavy_keys") or ():
             heavy[name] = heavy.get(name, 0) + int(count)
-    total = sum(records.values())
-    if num_reducers < 1 or total < SKEW_MIN_RECORDS:
-        return None
-    sizes = [records.get(partition, 0) for partition in range(num_reducers)]
-    largest = max(range(num_reducers), key=sizes.__getitem__)
-    others = sizes[:largest] + sizes[largest + 1 :]
-    others_median = statistics.median(others) if others else 0
-    partition_skewed = bool(others) and sizes[largest] >= SKEW_PARTITION_RATIO * max(
-        others_median, 1
-    )
-    share = max(HEAVY_KEY_SHARE, 1 / num_reducers)
-    heavy_keys = sorted(
-        ([name, min(count, total)] for name, count in heavy.items() if count >= share * total),
-        key=lambda item: -item[1],
-    )[:HEAVY_KEYS_SHOWN]
-    if not partition_skewed and not heavy_keys:
-        return None
-    return {
-        "partition": largest if partition_skewed else None,
-        "partition_records": sizes[largest],
-        "others_median": others_median,
-        "total_records": total,
-        "heavy_keys": heavy_keys,
-    }
+
+    def report(self, num_reducers: int) -> dict | None:
+        """skew_report of the results added so far."""
+        records, heavy = self.records, self.heavy
+        total = sum(records.values())
+        if num_reducers < 1 or total < SKEW_MIN_RECORDS:
+            return None
+        sizes = [records.get(partition, 0) for partition in range(num_reducers)]
+        largest = max(range(num_reducers), key=sizes.__getitem__)
+        others = sizes[:largest] + sizes[largest + 1 :]
+        others_median = statistics.median(others) if others else 0
+        partition_skewed = bool(others) and sizes[largest] >= SKEW_PARTITION_RATIO * max(
+            others_median, 1
+        )
+        share = max(HEAVY_KEY_SHARE, 1 / num_reducers)
+        heavy_keys = sorted(
+            ([name, min(count, total)] for name, count in heavy.items() if count >= share * total),
+            key=lambda item: -item[1],
+        )[:HEAVY_KEYS_SHOWN]
+        if not partition_skewed and not heavy_keys:
+            return None
+        return {
+            "partition": largest if partition_skewed else None,
+            "partition_records": sizes[largest],
+            "others_median": others_median,
+            "total_records": total,
+            "heavy_keys": heavy_keys,
+        }
+
+
+def skew_report(map_results: Iterable[dict], num_reducers: int) -> dict | None:
+    """{"partition", "partition_records", "others_median", "total_records", "heavy_keys":
+    [[key as shown, estimated records], ...]} when the shuffle is skewed, else None."""
+    tally = SkewTally()
+    for result in map_results:
+        tally.add(result)
+    return tally.report(num_reducers)
 
 
 def skew_lines(report: dict | None) -> list:

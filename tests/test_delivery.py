@@ -51,8 +51,10 @@ def spawn(cluster, name: str, command: list) -> subprocess.Popen:
     return process
 
 
-def start_workers(cluster, count: int, rules: str | None = None, address: str | None = None):
-    args = ["worker", "--connect", address or cluster.address, *HEARTBEATS]
+def start_workers(
+    cluster, count: int, rules: str | None = None, address: str | None = None, extra: tuple = ()
+):
+    args = ["worker", "--connect", address or cluster.address, *HEARTBEATS, *extra]
     command = (
         [sys.executable, str(TESTS / "droppy.py"), rules, "--", *args]
         if rules
@@ -203,7 +205,9 @@ def test_a_lost_submit_reply_runs_the_job_once(service, tmp_path):
 @pytest.mark.slow
 def test_submit_follows_its_job_while_the_coordinator_is_frozen(service, tmp_path):
     corpus = write_corpus(tmp_path / "corpus", files=4, lines=100)
-    start_workers(service, 2)
+    # Workers that try again one heartbeat interval after the coordinator fell silent: each
+    # registers again while it is still frozen, and again after it thaws.
+    start_workers(service, 2, extra=("--reconnect-backoff", "0.1"))
     service.wait_for_workers(2)
     out = tmp_path / "out"
     proc = submit(service, tmp_path / "corpus", out, "-p", "sleep=0.002", "--timeout", "1")

@@ -131,3 +131,82 @@ def test_a_paused_coordinator_gives_workers_their_silence_back():
     assert scheduler.tick(61.0) == [] and "w" in scheduler.workers
     scheduler.tick(64.5)  # silent for 3.5 s after the pause: dead now
     assert "w" not in scheduler.workers
+
+
+# ---- a worker registering again (a new session) ------------------------------------------------
+
+
+def test_a_task_that_crossed_the_workers_new_ready_is_not_lost_by_it():
+    # The worker's session ended (the coordinator was frozen); it opens a new one by sending its
+    # held result, then READY. The result frees its slot and the next TASK leaves at once, before
+    # the READY is read: that TASK goes to the new session, which runs it. The READY says its
+    # last session heard of TASK numbers up to the first one only: the second is not abandoned.
+    s, out = make(maps=3, reduces=0)
+    (first,) = of(Assign, out)
+    out = s.attempt_succeeded("w1", "j", first.task.id, first.attempt, {"files": {}}, 1.0)
+    out += s.task_published("j", first.task.id, 1.0)
+    (second,) = of(Assign, out)
+    out = s.worker_ready("w1", 1, 1.1, heard=first.seq)
+    assert of(Assign, out) == []  # its one slot is the second attempt's
+    task = s.jobs["j"].task(second.task.id)
+    assert task.losses == 0 and task.attempts[-1].state is AttemptState.RUNNING
+    # The new session runs it: nothing to do; it finishes as usual, once.
+    assert s.worker_report("w1", [key(second)], [], second.seq, 1.2) == []
+    done = s.attempt_succeeded("w1", "j", second.task.id, second.attempt, {"files": {}}, 1.3)
+    assert len(of(PublishTask, done)) == 1 and task.losses == 0
+
+
+def test_a_task_lost_with_the_old_connection_is_sent_again_to_the_new_session():
+    s, out = make(maps=3, reduces=0)
+    (first,) = of(Assign, out)
+    out = s.attempt_succeeded("w1", "j", first.task.id, first.attempt, {"files": {}}, 1.0)
+    out += s.task_published("j", first.task.id, 1.0)
+    (second,) = of(Assign, out)
+    s.worker_ready("w1", 1, 1.1, heard=first.seq)
+    # The new session has heard of the second TASK's number (a later message's stamp) but does
+    # not run it: it went down the old connection. It is sent again, as the same attempt.
+    (again,) = of(Assign, s.worker_report("w1", [], [], second.seq, 1.2))
+    assert (again.task.id, again.attempt) == (second.task.id, second.attempt)
+    assert s.jobs["j"].task(second.task.id).losses == 0
+
+
+def test_attempts_the_last_session_heard_of_are_lost_once_when_it_registers_again():
+    s, out = make(maps=2, reduces=0)
+    (a,) = of(Assign, out)
+    out = s.worker_ready("w1", 1, 1.0, heard=a.seq)
+    (rerun,) = of(Assign, out)  # the worker abandoned it: it runs again, here
+    assert rerun.task.id == a.task.id and rerun.attempt == a.attempt + 1
+    task = s.jobs["j"].task(a.task.id)
+    assert task.losses == 1
+    # Registering again, having heard of the rerun, loses the rerun only: still one per attempt.
+    s.worker_ready("w1", 1, 2.0, heard=rerun.seq)
+    assert task.losses == 2 and [x.state for x in task.attempts] == [AttemptState.LOST] * 2 + [
+        AttemptState.RUNNING
+    ]
+
+
+def test_no_free_slot_withdraws_the_attempt_without_a_loss_and_waits_for_a_report():
+    s, out = make(maps=2, reduces=0, workers=("w1",))
+    (a,) = of(Assign, out)
+    task = s.jobs["j"].task(a.task.id)
+    # The worker answers that it has no free slot (it runs something this scheduler lost track
+    # of): the attempt never started. It is not a loss, and nothing more goes to that worker...
+    out = s.attempt_refused("w1", "j", a.task.id, a.attempt, 0.5)
+    assert of(Assign, out) == []
+    assert task.losses == 0 and task.failures == 0 and task.state is TaskState.PENDING
+    assert task.attempts[0].state is AttemptState.KILLED
+    # ...until its report says what it runs: that is cancelled, and the task is handed out again.
+    stray = ("j", "map-x", 9)
+    out = s.worker_report("w1", [stray], [], a.seq, 1.0)
+    assert of(Abandon, out) == [Abandon("w1", "j", "map-x", 9)]
+    (again,) = of(Assign, out)
+    assert again.worker == "w1" and again.attempt == a.attempt + 1
+
+
+def test_no_free_slot_sends_the_task_to_another_worker_with_a_free_slot():
+    s, out = make(maps=1, reduces=0, workers=("w1",))
+    (a,) = of(Assign, out)
+    s.worker_ready("w2", 1, 0.2)
+    out = s.attempt_refused(a.worker, "j", a.task.id, a.attempt, 0.5)
+    (again,) = of(Assign, out)
+    assert again.worker == "w2" and s.jobs["j"].task(a.task.id).losses == 0

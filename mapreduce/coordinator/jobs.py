@@ -23,8 +23,8 @@ from ..errors import (
 )
 from ..logformat import about
 from ..protocol import Message
-from ..scheduler import Scheduler
-from ..skew import skew_report
+from ..scheduler import JobState, Scheduler
+from ..skew import SkewTally
 from ..steps import shown_output
 from ..tasks import Task, TaskState
 from .journal import decode_code
@@ -59,6 +59,8 @@ class JobRecord:
     resumed: bool = False  # replayed from the journal by a restarted coordinator
     # running_counters' totals so far: [unsucceeded, tasks of the log added, totals, user].
     counted: list | None = field(default=None, repr=False, compare=False)
+    # running_skew's sums so far: [unsucceeded, tasks of the log added, SkewTally].
+    skew_counted: list | None = field(default=None, repr=False, compare=False)
 
     @property
     def running(self) -> bool:
@@ -193,14 +195,26 @@ def progress(scheduler: Scheduler, record: JobRecord, now: float) -> dict:
         "elapsed": (record.finished or now) - record.submitted,
         # A partition or key holding a disproportionate share of the shuffle (None: no skew),
         # from the committed maps' shuffle_stats; frozen with the rest when the job ends.
-        "skew": state.memo(
-            "skew",
-            lambda: skew_report(
-                (t.result for t in state.map_tasks if t.state is TaskState.SUCCEEDED),
-                len(state.reduce_tasks),
-            ),
-        ),
+        "skew": state.memo("skew", lambda: running_skew(state, record)),
     }
+
+
+def running_skew(state: JobState, record: JobRecord) -> dict | None:
+    """skew_report of the committed maps, kept as they commit (as running_counters): each
+    WATCH adds the maps committed since the last one (and starts over when a committed map
+    output was lost), instead of reading every map's result again."""
+    counted = record.skew_counted
+    if counted is None or counted[0] != state.unsucceeded:
+        counted = record.skew_counted = [state.unsucceeded, len(state.succeeded_log), SkewTally()]
+        for task in state.map_tasks:
+            if task.state is TaskState.SUCCEEDED:
+                counted[2].add(task.result)
+    else:
+        for task in state.succeeded_log[counted[1] :]:
+            if task.kind == "map":
+                counted[2].add(task.result)
+    counted[1] = len(state.succeeded_log)
+    return counted[2].report(len(state.reduce_tasks))
 
 
 def job_state(scheduler: Scheduler, record: JobRecord, now: float) -> dict:

@@ -13,8 +13,9 @@ damage any: replay stops at the first line that is incomplete or fails its check
 came before, and says in one log line what it ignored. A journal of a newer version is refused.
 
 Where it lives: under the coordinator's work directory. On a local filesystem it is one file,
-appended to and locked against a second coordinator; every record is written through at once
-(it survives the process's crash), and `sync` (an fsync, so it survives a power cut too) is
+appended to and locked against a second coordinator; the records of one loop iteration go out
+in one write at its end (`flush`), or earlier, before a TASK they are about leaves
+(`write_through`: then they survive the process's crash), and `sync` (an fsync, so it survives a power cut too) is
 called where someone outside is told something: before a client learns its job id, before a
 commit starts and when a job ends. A lost assignment or publish record costs a task re-run. On an
 object store, which cannot append, it is a sequence of numbered objects, one per `flush`, each
@@ -58,8 +59,11 @@ class JournalError(MapReduceError):
 # ---- records ------------------------------------------------------------------------------------
 
 
+_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # one, not one per record
+
+
 def encode(record: dict) -> bytes:
-    body = json.dumps(record, separators=(",", ":"), sort_keys=True).encode()
+    body = _JSON.encode(record).encode()
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 
@@ -125,6 +129,7 @@ class LocalJournal:
         self.fence = fence or (lambda: None)
         self.path = local_path(work_dir, term)
         self._file = open(self.path, "ab+")
+        self._pending: list[bytes] = []  # appended, not yet written (write_through)
         if term == 0:
             try:
                 fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -155,6 +160,7 @@ class LocalJournal:
 
     def read(self) -> tuple[list[dict], str | None]:
         """Our own file if it has anything, else the newest one of an older term."""
+        self.write_through()
         self._file.seek(0)
         data, path = self._file.read(), self.path
         if not data:
@@ -171,18 +177,27 @@ class LocalJournal:
         return records, damage
 
     def append(self, record: dict) -> None:
-        """Written through to the operating system at once: it survives the process's crash."""
+        """Kept until `write_through`, `flush` or `sync`: the coordinator writes what one poll
+        iteration appended in one write, and before any TASK its records are about leaves."""
         self.fence()
-        self._file.write(encode(record))
-        self._file.flush()
-        self._dirty = True
+        self._pending.append(encode(record))
         self._appended += 1
 
+    def write_through(self) -> None:
+        """What was appended reaches the operating system now: it survives the process's crash."""
+        if self._pending:
+            self.fence()
+            self._file.write(b"".join(self._pending))
+            self._file.flush()
+            self._pending = []
+            self._dirty = True
+
     def flush(self) -> None:
-        """Every append is written through already."""
+        self.write_through()
 
     def sync(self) -> None:
         """Make what was appended durable (it survives a power cut too)."""
+        self.write_through()
         if self._dirty:
             self.fence()
             os.fsync(self._file.fileno())
@@ -192,6 +207,7 @@ class LocalJournal:
         """Replace the whole journal by `records` (after a header), atomically; the journals of
         older terms go."""
         self.fence()
+        self._pending = []  # the records replace whatever was appended
         older = [path for _, path in self._sources() if path != self.path]
         with storage.atomic_write(self.path) as handle:
             handle.write(encode(header(snapshot=True)))
@@ -289,6 +305,10 @@ class ObjectJournal:
     def append(self, record: dict) -> None:
         self.fence()
         self._pending.append(encode(record))
+
+    def write_through(self) -> None:
+        """Nothing before the next flush (once per poll iteration): an object per TASK would be
+        too many."""
 
     def flush(self) -> None:
         """Write what was appended since the last flush, as one object."""

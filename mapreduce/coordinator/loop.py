@@ -218,7 +218,7 @@ class Coordinator:
         if self.socket in events:
             while True:
                 try:
-                    frames = self.socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                    frames = _receive_frames(self.socket)
                 except zmq.Again:
                     break
                 # With keys, ZAP named the sender's roles: they decide what it may send.
@@ -368,15 +368,17 @@ class Coordinator:
             if self.monitor is not None:
                 self.monitor.attempt_reported(header, now, message.command == protocol.FAIL)
         if message.command == protocol.DONE:
-            log.info(
-                "%s %s attempt %s on %s done in %.2f s",
-                header["job"],
-                header["task"],
-                header["attempt"],
-                worker,
-                self._attempt_runtime(header, now),
-                extra=about(header["job"], header["task"], header["attempt"], worker),
-            )
+            runtime = self._attempt_runtime(header, now)
+            if log.isEnabledFor(logging.INFO):  # not formatted per message when not shown
+                log.info(
+                    "%s %s attempt %s on %s done in %.2f s",
+                    header["job"],
+                    header["task"],
+                    header["attempt"],
+                    worker,
+                    runtime,
+                    extra=about(header["job"], header["task"], header["attempt"], worker),
+                )
             self._carry_out(
                 self.scheduler.attempt_succeeded(
                     worker,
@@ -460,7 +462,14 @@ class Coordinator:
             extra=about(header["job"], header["task"], header["attempt"], worker),
         )
         lost_map = self._map_owning(header["job"], error.get("input"))
-        if lost_map is not None:
+        if error.get("type") == protocol.NO_FREE_SLOT and header.get("lost"):
+            # Not the task's loss: the worker runs something the scheduler did not know of.
+            self._carry_out(
+                self.scheduler.attempt_refused(
+                    worker, header["job"], header["task"], header["attempt"], now
+                )
+            )
+        elif lost_map is not None:
             self._journal({"type": "map_lost", "job": header["job"], "task": lost_map})
             self._carry_out(
                 self.scheduler.map_output_lost(
@@ -522,8 +531,15 @@ class Coordinator:
         self.sessions[worker] = header.get("session")
         self.last_sent[worker] = now
         info = {k: header.get(k) for k in ("host", "pid", "python", "cloudpickle")}
+        heard = header.get("heard")  # None (an older worker): all it was assigned is abandoned
         self._carry_out(
-            self.scheduler.worker_ready(worker, int(header.get("capacity") or 1), now, info)
+            self.scheduler.worker_ready(
+                worker,
+                int(header.get("capacity") or 1),
+                now,
+                info,
+                heard=heard if type(heard) is int else None,
+            )
         )
 
     def _forget(self, worker: str) -> None:
@@ -810,9 +826,14 @@ class Coordinator:
                     "worker": assign.worker,
                 }
             )
+            if self.journal is not None:
+                self.journal.write_through()  # with the records before it, in one write
         sent = self._send_to_worker(
             assign.worker, protocol.TASK, header, (record.submission.job_code,)
         )
+        self._started.setdefault(key, time.monotonic())
+        if sent and not again and not log.isEnabledFor(logging.INFO):
+            return []  # the usual case, with nothing to log at this level
         fields = about(record.id, task.id, assign.attempt, assign.worker)
         if again:
             log.warning(
@@ -841,7 +862,6 @@ class Coordinator:
                 assign.worker,
                 extra=fields,
             )
-        self._started.setdefault(key, time.monotonic())
         return []
 
     # ---- the committer's outcomes ---------------------------------------------------------------
@@ -903,6 +923,21 @@ class Coordinator:
             self.scheduler.forget_job(record.id)
         for record in finished[: max(0, len(finished) - self.finished_jobs_kept)]:
             del self.jobs[record.id]
+
+
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
+def _receive_frames(sock) -> list:
+    """One message's frames (zmq.Frame: the last one's metadata names the sender's key), as
+    recv_multipart(NOBLOCK, copy=False) would, reading each frame's `more` instead of asking
+    the socket (and with plain int flags: pyzmq's enum arithmetic cost more than the receive)."""
+    frame = sock.recv(_NOBLOCK, copy=False)
+    frames = [frame]
+    while frame.more:
+        frame = sock.recv(_NOBLOCK, copy=False)
+        frames.append(frame)
+    return frames
 
 
 def _log_lost_attempts(worker, why: str) -> None:

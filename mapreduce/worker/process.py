@@ -7,8 +7,10 @@ An executor that dies (the user's code called os._exit, segfaulted, ran out of m
 as a lost attempt and replaced; a cancelled attempt is stopped by killing its executor.
 
 When the coordinator falls silent for the liveness window, the worker abandons its attempts, closes
-its socket, opens a fresh one and registers again, backing off 1 s, 2 s, ... up to 32 s; ZeroMQ's own
-reconnect is not enough after a coordinator restart, which forgets every peer.
+its socket, opens a fresh one and registers again, backing off 1 s (`reconnect_backoff`), 2 s, ...
+up to 32 s; ZeroMQ's own reconnect is not enough after a coordinator restart, which forgets every
+peer. Its READY names the highest TASK number the last session heard of: the coordinator counts
+those attempts lost (once), not a TASK that crossed the READY and runs in the new session.
 
 Delivery (protocol.py says what each side guarantees): the DEALER's routing id is the worker's own,
 the same on every socket, so a cut connection comes back as this worker. Every DONE and FAIL is kept
@@ -75,6 +77,7 @@ class Worker:
         secret: bytes | None = None,
         heartbeat_interval: float = defaults.HEARTBEAT_INTERVAL_S,
         liveness: int = defaults.HEARTBEAT_LIVENESS,
+        reconnect_backoff: float = defaults.RECONNECT_BACKOFF_MIN_S,
         parent_pid: int | None = None,
         worker_id: str | None = None,
         keys_dir: str | None = None,
@@ -92,6 +95,7 @@ class Worker:
         self.secret = secret
         self.interval = heartbeat_interval
         self.expiry = heartbeat_interval * liveness
+        self.reconnect_backoff = reconnect_backoff  # the first wait; doubles up to the maximum
         self.parent_pid = parent_pid
         self.keys_dir = keys_dir
         self.id = worker_id or f"{pysocket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
@@ -117,7 +121,7 @@ class Worker:
         # none of the context's I/O threads, and the socket descriptors it inherits go unused.
         self.slots = [ExecutorSlot() for _ in range(self.capacity)]
         context = zmq.Context()
-        backoff = defaults.RECONNECT_BACKOFF_MIN_S
+        backoff = self.reconnect_backoff
         status = 0
         try:
             while not self.stopping:
@@ -126,12 +130,12 @@ class Worker:
                     status = 2
                     break
                 if outcome == "served":
-                    backoff = defaults.RECONNECT_BACKOFF_MIN_S
+                    backoff = self.reconnect_backoff
                 if outcome in ("silent", "served") and not self.stopping:
                     if not self.addresses.failed():
                         continue  # another address (the next of a list, a new leader): at once
                     log.warning(
-                        "worker %s: coordinator %s silent; reconnecting in %.0f s",
+                        "worker %s: coordinator %s silent; reconnecting in %g s",
                         self.id,
                         self.connect,
                         backoff,
@@ -185,7 +189,7 @@ class Worker:
             poller.register(slot.fileno(), zmq.POLLIN)
         # Results from the last session first: a coordinator that still knows this worker takes
         # them before READY tells it that the attempts still running here are gone.
-        self.known = 0
+        heard, self.known = self.known, 0  # what the last session heard of, it abandoned
         self.session = secrets.token_hex(4)
         self._resend_results(sock, time.monotonic(), every=True)
         self._send(
@@ -197,6 +201,7 @@ class Worker:
                 "pid": os.getpid(),
                 "capacity": self.capacity,
                 "session": self.session,
+                "heard": heard,
                 **protocol.runtime_versions(),
             },
         )
@@ -337,7 +342,7 @@ class Worker:
                     **protocol.attempt_key(header),
                     "lost": True,
                     "error": {
-                        "type": "NoFreeSlot",
+                        "type": protocol.NO_FREE_SLOT,
                         "message": "worker had no free slot",
                         "traceback": "",
                     },
