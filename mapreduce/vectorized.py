@@ -134,12 +134,16 @@ class BatchAggregator:
 
 def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches=None) -> pa.Array:
     """The partition of every key: the job's vectorised `partition_batches(keys, n)` if it has one,
-    else its `partitioner` or the stable partition per key in Python, as the shuffle's writer
+    else a RangePartitioner's by Arrow's search_sorted, else its `partitioner` or the stable
+    partition per key in Python, as the shuffle's writer
     partitions, so vectorised and per-record jobs agree on where a key goes."""
+    from .partitioners import RangePartitioner
     from .shuffle import partitions_of
 
     if partition_batches is not None:
         return _checked_ids(partition_batches(keys, num_partitions), len(keys), num_partitions)
+    if isinstance(partitioner, RangePartitioner):
+        return partitioner.partition_array(keys, num_partitions)
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
     distinct = pc.unique(keys)
