@@ -86,9 +86,13 @@ class RangePartitioner:
             return pa.nulls(len(keys), pa.int32()).fill_null(0)
         try:
             sorted_points = pa.array(points, type=keys.type)
+            # Only points the keys' type holds exactly (0.5 must not become an int64 0).
+            exact = sorted_points.to_pylist() == points and all(
+                type(a) is type(b) for a, b in zip(sorted_points.to_pylist(), points)
+            )
         except (pa.ArrowException, TypeError, ValueError, OverflowError):
-            return pa.array(self.partitions(keys.to_pylist(), num_partitions), pa.int32())
-        if pa.types.is_floating(keys.type) or keys.null_count:
+            exact = False
+        if not exact or pa.types.is_floating(keys.type) or keys.null_count:
             # NaN and None have no place among the split points: Python's order decides (or refuses).
             return pa.array(self.partitions(keys.to_pylist(), num_partitions), pa.int32())
         return pc.search_sorted(sorted_points, keys, side="right").cast(pa.int32())

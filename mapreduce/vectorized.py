@@ -22,7 +22,9 @@ IDENTITY = "identity"  # no aggregation: every row, sorted by key (Hadoop's Iden
 AGGREGATIONS = ("count", "sum", "min", "max", IDENTITY)
 # How partial results of each aggregation are combined: partial counts are summed.
 _COMBINE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
-PARTIAL_ROWS = 4_000_000  # rows gathered before a map-side partial aggregation
+PARTIAL_ROWS = (
+    1_000_000  # rows gathered before a map-side partial aggregation (about 16 MB of words)
+)
 
 _PYTHON_TYPE_NAMES = [
     (pa.types.is_string, "str", pa.large_string()),
@@ -100,13 +102,16 @@ def aggregate(table: pa.Table, aggregation: str, partial: bool = False) -> pa.Ta
 
 
 class BatchAggregator:
-    """Map-side aggregation with bounded memory: gather rows, aggregate every PARTIAL_ROWS."""
+    """Map-side aggregation with bounded memory: gather rows, aggregate every PARTIAL_ROWS, and
+    fold the partial results together whenever they hold PARTIAL_ROWS rows themselves (a long
+    tail of distinct keys), so at most about 2 x PARTIAL_ROWS rows are held at once."""
 
     def __init__(self, aggregation: str):
         self.aggregation = aggregation
         self.raw: list = []
         self.raw_rows = 0
         self.partials: list = []
+        self.partial_rows = 0
         self.rows_in = 0
 
     def add(self, table: pa.Table) -> None:
@@ -118,18 +123,32 @@ class BatchAggregator:
 
     def _fold_raw(self) -> None:
         if self.raw:
-            self.partials.append(
-                aggregate(pa.concat_tables(self.raw), self.aggregation, partial=True)
-            )
-            self.raw, self.raw_rows = [], 0
+            raw, self.raw, self.raw_rows = self.raw, [], 0
+            partial = aggregate(pa.concat_tables(raw), self.aggregation, partial=True)
+            del raw
+            self.partials.append(partial)
+            self.partial_rows += partial.num_rows
+            if self.partial_rows >= PARTIAL_ROWS and len(self.partials) > 1:
+                self._fold_partials()
+            _release_freed_memory()
+
+    def _fold_partials(self) -> None:
+        folded = aggregate(pa.concat_tables(self.partials), self.aggregation)
+        self.partials, self.partial_rows = [folded], folded.num_rows
 
     def result(self) -> pa.Table | None:
         self._fold_raw()
         if not self.partials:
             return None
-        if len(self.partials) == 1:
-            return self.partials[0]
-        return aggregate(pa.concat_tables(self.partials), self.aggregation)
+        if len(self.partials) > 1:
+            self._fold_partials()
+        return self.partials[0]
+
+
+def _release_freed_memory() -> None:
+    """Hand memory Arrow's pool has freed back to the system (mimalloc and jemalloc keep it for
+    reuse otherwise, which shows as resident memory long after the tables are gone)."""
+    pa.default_memory_pool().release_unused()
 
 
 def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches=None) -> pa.Array:
