@@ -244,17 +244,38 @@ class RunSpiller:
         for start in range(0, table.num_rows, self._spill_records):
             chunk = table.slice(start, self._spill_records)
             ids = partition_ids(chunk.column("key"), num_partitions, partitioner, partition_batches)
-            for partition in range(num_partitions):
-                part = chunk.filter(pc.equal(ids, partition))
-                if part.num_rows:
-                    part = part.take(pc.sort_indices(part, sort_keys=self._order))
-                    self.runs.write_table(partition, part, key_type_name)
+            # One stable sort of the whole chunk; each partition's rows are then its indices in
+            # that order (a slice when the partitions follow the key order, as a range
+            # partitioner's do), taken one partition at a time.
+            order = pc.sort_indices(chunk, sort_keys=self._order)
+            sorted_ids = ids.take(order)
+            for partition, indices in _indices_by_partition(order, sorted_ids, num_partitions):
+                self.runs.write_table(partition, chunk.take(indices), key_type_name)
         self.rows_written += table.num_rows
 
     def close(self) -> tuple[dict, int, dict, int]:
         self._spill()
         runs = self.runs
         return runs.files, runs.bytes_written, runs.stats(), self.rows_written
+
+
+def _indices_by_partition(order: pa.Array, sorted_ids: pa.Array, num_partitions: int):
+    """(partition, its row indices in sorted order) for every partition that has rows: slices
+    of `order` when its partition ids never decrease, else a filter of it per partition."""
+    rows = len(order)
+    if rows and pc.all(pc.less_equal(sorted_ids.slice(0, rows - 1), sorted_ids.slice(1))).as_py():
+        bounds = pc.search_sorted(
+            sorted_ids, pa.array(range(num_partitions + 1), sorted_ids.type), side="left"
+        ).to_pylist()
+        for partition in range(num_partitions):
+            start, end = bounds[partition], bounds[partition + 1]
+            if end > start:
+                yield partition, order.slice(start, end - start)
+        return
+    for partition in range(num_partitions):
+        indices = order.filter(pc.equal(sorted_ids, partition))
+        if len(indices):
+            yield partition, indices
 
 
 def read_runs(paths: list) -> pa.Table | None:
