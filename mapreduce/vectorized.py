@@ -22,7 +22,9 @@ IDENTITY = "identity"  # no aggregation: every row, sorted by key (Hadoop's Iden
 AGGREGATIONS = ("count", "sum", "min", "max", IDENTITY)
 # How partial results of each aggregation are combined: partial counts are summed.
 _COMBINE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
-PARTIAL_ROWS = 4_000_000  # rows gathered before a map-side partial aggregation
+PARTIAL_ROWS = (
+    1_000_000  # rows gathered before a map-side partial aggregation (about 16 MB of words)
+)
 
 _PYTHON_TYPE_NAMES = [
     (pa.types.is_string, "str", pa.large_string()),
@@ -100,13 +102,16 @@ def aggregate(table: pa.Table, aggregation: str, partial: bool = False) -> pa.Ta
 
 
 class BatchAggregator:
-    """Map-side aggregation with bounded memory: gather rows, aggregate every PARTIAL_ROWS."""
+    """Map-side aggregation with bounded memory: gather rows, aggregate every PARTIAL_ROWS, and
+    fold the partial results together whenever they hold PARTIAL_ROWS rows themselves (a long
+    tail of distinct keys), so at most about 2 x PARTIAL_ROWS rows are held at once."""
 
     def __init__(self, aggregation: str):
         self.aggregation = aggregation
         self.raw: list = []
         self.raw_rows = 0
         self.partials: list = []
+        self.partial_rows = 0
         self.rows_in = 0
 
     def add(self, table: pa.Table) -> None:
@@ -118,28 +123,46 @@ class BatchAggregator:
 
     def _fold_raw(self) -> None:
         if self.raw:
-            self.partials.append(
-                aggregate(pa.concat_tables(self.raw), self.aggregation, partial=True)
-            )
-            self.raw, self.raw_rows = [], 0
+            raw, self.raw, self.raw_rows = self.raw, [], 0
+            partial = aggregate(pa.concat_tables(raw), self.aggregation, partial=True)
+            del raw
+            self.partials.append(partial)
+            self.partial_rows += partial.num_rows
+            if self.partial_rows >= PARTIAL_ROWS and len(self.partials) > 1:
+                self._fold_partials()
+            _release_freed_memory()
+
+    def _fold_partials(self) -> None:
+        folded = aggregate(pa.concat_tables(self.partials), self.aggregation)
+        self.partials, self.partial_rows = [folded], folded.num_rows
 
     def result(self) -> pa.Table | None:
         self._fold_raw()
         if not self.partials:
             return None
-        if len(self.partials) == 1:
-            return self.partials[0]
-        return aggregate(pa.concat_tables(self.partials), self.aggregation)
+        if len(self.partials) > 1:
+            self._fold_partials()
+        return self.partials[0]
+
+
+def _release_freed_memory() -> None:
+    """Hand memory Arrow's pool has freed back to the system (mimalloc and jemalloc keep it for
+    reuse otherwise, which shows as resident memory long after the tables are gone)."""
+    pa.default_memory_pool().release_unused()
 
 
 def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches=None) -> pa.Array:
     """The partition of every key: the job's vectorised `partition_batches(keys, n)` if it has one,
-    else its `partitioner` or the stable partition per key in Python, as the shuffle's writer
+    else a RangePartitioner's by Arrow's search_sorted, else its `partitioner` or the stable
+    partition per key in Python, as the shuffle's writer
     partitions, so vectorised and per-record jobs agree on where a key goes."""
+    from .partitioners import RangePartitioner
     from .shuffle import partitions_of
 
     if partition_batches is not None:
         return _checked_ids(partition_batches(keys, num_partitions), len(keys), num_partitions)
+    if isinstance(partitioner, RangePartitioner):
+        return partitioner.partition_array(keys, num_partitions)
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
     distinct = pc.unique(keys)
@@ -221,17 +244,38 @@ class RunSpiller:
         for start in range(0, table.num_rows, self._spill_records):
             chunk = table.slice(start, self._spill_records)
             ids = partition_ids(chunk.column("key"), num_partitions, partitioner, partition_batches)
-            for partition in range(num_partitions):
-                part = chunk.filter(pc.equal(ids, partition))
-                if part.num_rows:
-                    part = part.take(pc.sort_indices(part, sort_keys=self._order))
-                    self.runs.write_table(partition, part, key_type_name)
+            # One stable sort of the whole chunk; each partition's rows are then its indices in
+            # that order (a slice when the partitions follow the key order, as a range
+            # partitioner's do), taken one partition at a time.
+            order = pc.sort_indices(chunk, sort_keys=self._order)
+            sorted_ids = ids.take(order)
+            for partition, indices in _indices_by_partition(order, sorted_ids, num_partitions):
+                self.runs.write_table(partition, chunk.take(indices), key_type_name)
         self.rows_written += table.num_rows
 
     def close(self) -> tuple[dict, int, dict, int]:
         self._spill()
         runs = self.runs
         return runs.files, runs.bytes_written, runs.stats(), self.rows_written
+
+
+def _indices_by_partition(order: pa.Array, sorted_ids: pa.Array, num_partitions: int):
+    """(partition, its row indices in sorted order) for every partition that has rows: slices
+    of `order` when its partition ids never decrease, else a filter of it per partition."""
+    rows = len(order)
+    if rows and pc.all(pc.less_equal(sorted_ids.slice(0, rows - 1), sorted_ids.slice(1))).as_py():
+        bounds = pc.search_sorted(
+            sorted_ids, pa.array(range(num_partitions + 1), sorted_ids.type), side="left"
+        ).to_pylist()
+        for partition in range(num_partitions):
+            start, end = bounds[partition], bounds[partition + 1]
+            if end > start:
+                yield partition, order.slice(start, end - start)
+        return
+    for partition in range(num_partitions):
+        indices = order.filter(pc.equal(sorted_ids, partition))
+        if len(indices):
+            yield partition, indices
 
 
 def read_runs(paths: list) -> pa.Table | None:

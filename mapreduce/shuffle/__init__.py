@@ -15,7 +15,12 @@ increasing order, each with a lazy iterator over its values. One concern per mod
 This package exports what the rest of the framework uses.
 """
 
-from .merge import count_records, iter_partition_groups, iter_partition_slices
+from .merge import (
+    count_records,
+    iter_partition_groups,
+    iter_partition_slices,
+    natively_mergeable,
+)
 from .partition import partitions_of, stable_partition
 from .runfile import (
     RunReader,
@@ -37,6 +42,7 @@ __all__ = [
     "count_records",
     "iter_partition_groups",
     "iter_partition_slices",
+    "natively_mergeable",
     "partitions_of",
     "read_run_table",
     "stable_partition",

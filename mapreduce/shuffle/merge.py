@@ -200,6 +200,23 @@ def _arrow_merged_records(runs: list, by_value: bool = False) -> Iterator[Iterat
         )
 
 
+def natively_mergeable(paths: list) -> bool:
+    """Whether Arrow can merge these runs into slices of the keys and values as they are
+    (iter_partition_slices): keys of one native type, values of one native type (neither
+    pickled nor encoded). Reads only the runs' schemas."""
+    if not paths:
+        return True
+    runs = [RunReader(path) for path in paths]
+    for run in runs:
+        run.close()
+    type_names = set().union(*(run.key_type_names for run in runs))
+    return (
+        runs[0].keys_native
+        and runs[0].value_field.metadata is None
+        and _arrow_mergeable(runs, sort_key_for_names(type_names))
+    )
+
+
 def iter_partition_slices(paths: list) -> Iterator[tuple]:
     """One partition's rows merged in key order as (keys, values) Arrow slices, for reduces that
     need no Python per record. Only for runs Arrow can merge (native keys of one type, the same

@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Optional
 
 from mapreduce.errors import RecordError
 from mapreduce.pairs import short_repr
+from mapreduce.partitioners import RangePartitioner
 
 from .keys import STR_TUPLE_HEAD, STR_TUPLE_TAIL, str_tuples_joined
 from .ordering import INT_PREFIX, STR_ENCODING, TUPLE_PREFIX, key_bytes
@@ -55,10 +56,13 @@ def _keys_bytes(keys: list) -> Iterator[bytes]:
 
 def partitions_of(keys: list, num_partitions: int, partitioner: Optional[Callable] = None) -> list:
     """The partition of every key: by stable_partition (in bulk) when `partitioner` is None or
-    stable_partition, else by calling the job's partitioner per key, whose every result must be
-    an int in range(num_partitions) (RecordError naming the first key given a bad one)."""
+    stable_partition, in bulk by a RangePartitioner, else by calling the job's partitioner per key,
+    whose every result must be an int in range(num_partitions) (RecordError naming the first key
+    given a bad one)."""
     if partitioner is None or partitioner is stable_partition:
         return stable_partitions(keys, num_partitions)
+    if isinstance(partitioner, RangePartitioner):
+        return partitioner.partitions(keys, num_partitions)
     partitions = list(map(partitioner, keys, repeat(num_partitions)))
     # Only the distinct partition numbers are checked, so this costs a set() per call.
     for partition in set(partitions):
