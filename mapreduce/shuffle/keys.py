@@ -38,6 +38,11 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 
+try:  # the optional C encoder of tuples of strs (mapreduce/_speedups.c, built where a compiler is)
+    from mapreduce._speedups import encode_str_tuples as c_encode_str_tuples
+except ImportError:
+    c_encode_str_tuples = None  # (tests set it to None too, to run the Python passes it replaces)
+
 STR_ENCODING = ("utf-8", "surrogatepass")
 
 END = 0x00
@@ -198,7 +203,10 @@ STR_TUPLE_HEAD, STR_TUPLE_TAIL = b"\x20", b"\x00\x00"
 
 
 def str_tuple_encodings(keys: list) -> Optional[list]:
-    """encode_key of every key by C-level passes for the keys str_tuples_joined takes, else None."""
+    """encode_key of every key, as a list of bytes, for the keys str_tuples_joined takes (in one C
+    pass where mapreduce._speedups is built, else by C-level map passes), else None."""
+    if c_encode_str_tuples is not None:
+        return c_encode_str_tuples(keys)
     joined = str_tuples_joined(keys)
     if joined is None:
         return None
@@ -211,25 +219,23 @@ def encode_keys(keys: list) -> list:
     return encoded if encoded is not None else list(map(encode_key, keys))
 
 
-def encoded_with_signature(keys: list) -> Optional[tuple]:
+def encoded_with_signature(keys: list, encoded: Optional[list] = None) -> Optional[tuple]:
     """(encode_keys(keys) as a list or an Arrow large_binary array, uniform_signature(keys)) for
-    tuple keys, or None when the signature is None; NotEncodable when a key holds another type."""
-    joined = str_tuples_joined(keys)
-    if joined is not None:  # framed by Arrow: STR + joined + 00 00
-        strs = pa.array(joined, pa.large_binary())
-        head, tail, none = (
-            pa.scalar(b, pa.large_binary()) for b in (STR_TUPLE_HEAD, STR_TUPLE_TAIL, b"")
-        )
-        encoded = pc.binary_join_element_wise(head, strs, tail, none)
-        return encoded, _str_signature(max(map(len, keys)))
+    tuple keys, or None when the signature is None; NotEncodable when a key holds another type.
+    `encoded`, when given, is str_tuple_encodings(keys), already computed (not None)."""
+    if encoded is None:
+        encoded = str_tuple_encodings(keys)
+    if encoded is not None:
+        return encoded, str_tuple_signature(keys)
     signature = uniform_signature(keys)
     if signature is None:
         return None
     return list(map(encode_key, keys)), signature
 
 
-def _str_signature(length: int) -> str:
-    return ";".join(f"{index}:str" for index in range(length))
+def str_tuple_signature(keys: list) -> str:
+    """uniform_signature of keys that are all tuples of strs (as str_tuple_encodings takes)."""
+    return ";".join(f"{index}:str" for index in range(max(map(len, keys))))
 
 
 def uniform_signature(keys: list) -> Optional[str]:
