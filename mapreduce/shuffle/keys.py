@@ -38,10 +38,11 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 
-try:  # the optional C encoder of tuples of strs (mapreduce/_speedups.c, built where a compiler is)
+try:  # the optional C coder of tuples of strs (mapreduce/_speedups.c, built where a compiler is)
+    from mapreduce._speedups import decode_str_tuples as c_decode_str_tuples
     from mapreduce._speedups import encode_str_tuples as c_encode_str_tuples
-except ImportError:
-    c_encode_str_tuples = None  # (tests set it to None too, to run the Python passes it replaces)
+except ImportError:  # (tests set them to None too, to run the Python passes they replace)
+    c_encode_str_tuples = c_decode_str_tuples = None
 
 STR_ENCODING = ("utf-8", "surrogatepass")
 
@@ -275,8 +276,12 @@ def decode_keys(encoded: list) -> list:
 
 def decode_key_array(array: pa.Array) -> list:
     """decode_keys of an Arrow binary array: when every key is a tuple of strs with no NUL (STR
-    s1 00 STR s2 00 ... 00), by Arrow kernels (checked as UTF-8) and one str.split per key,
-    else one key at a time."""
+    s1 00 STR s2 00 ... 00), in one C pass where mapreduce._speedups is built, else by Arrow
+    kernels (checked as UTF-8) and one str.split per key; else one key at a time."""
+    if c_decode_str_tuples is not None and array.null_count == 0:
+        encoded = array.to_pylist()
+        decoded = c_decode_str_tuples(encoded)
+        return decoded if decoded is not None else decode_keys(encoded)
     if len(array) and array.null_count == 0:
         try:
             if (
