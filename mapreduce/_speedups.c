@@ -10,7 +10,13 @@
  *     (1, 1.0 and True, or a str and a str subclass);
  *   - counts go to counts[(type(value), value)][key] += 1.
  * If any item breaks the first rule, nothing is counted and False is returned.
+ *
+ * And encoding tuple keys of strs (bigrams) for the shuffle: encode_str_tuples gives every key's
+ * bytes as shuffle/keys.py's encode_key does (STR s1 00 STR s2 00 ... 00), in one C pass, for
+ * exactly the keys keys.str_tuple_encodings takes in Python (else None, and Python decides), and
+ * decode_str_tuples gives such keys back on the reduce side.
  */
+#include <string.h>
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
@@ -134,12 +140,162 @@ error:
     return NULL;
 }
 
+
+/* The UTF-8 of an exact str that holds no NUL and no lone surrogate, or NULL (no error set). */
+static const char *
+plain_utf8(PyObject *item, Py_ssize_t *size)
+{
+    const char *data;
+    if (PyUnicode_IS_COMPACT_ASCII(item)) {
+        data = (const char *)PyUnicode_DATA(item);
+        *size = PyUnicode_GET_LENGTH(item);
+    }
+    else {
+        data = PyUnicode_AsUTF8AndSize(item, size);
+        if (data == NULL) {
+            PyErr_Clear();                      /* a lone surrogate: Python's path keeps it */
+            return NULL;
+        }
+    }
+    return memchr(data, 0, (size_t)*size) == NULL ? data : NULL;  /* a NUL needs escaping */
+}
+
+#define STR_TAG 0x20
+
+static PyObject *
+encode_str_tuples(PyObject *module, PyObject *args)
+{
+    PyObject *keys;
+    if (!PyArg_ParseTuple(args, "O!:encode_str_tuples", &PyList_Type, &keys)) {
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(keys);
+    if (count == 0) {
+        Py_RETURN_NONE;
+    }
+    PyObject *out = PyList_New(count);
+    if (out == NULL) {
+        return NULL;
+    }
+    /* Only exact strs are read and no Python code runs, so `keys` cannot change under the loop. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) == 0) {
+            goto decline;
+        }
+        Py_ssize_t items = PyTuple_GET_SIZE(key), total = 1;  /* the final END */
+        for (Py_ssize_t j = 0; j < items; j++) {
+            PyObject *item = PyTuple_GET_ITEM(key, j);
+            Py_ssize_t size;
+            if (!PyUnicode_CheckExact(item) || plain_utf8(item, &size) == NULL) {
+                goto decline;
+            }
+            total += size + 2;                  /* STR, the UTF-8, its END */
+        }
+        PyObject *encoded = PyBytes_FromStringAndSize(NULL, total);
+        if (encoded == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        char *position = PyBytes_AS_STRING(encoded);
+        for (Py_ssize_t j = 0; j < items; j++) {
+            Py_ssize_t size;
+            const char *data = plain_utf8(PyTuple_GET_ITEM(key, j), &size);
+            *position++ = STR_TAG;
+            memcpy(position, data, (size_t)size);
+            position += size;
+            *position++ = 0;
+        }
+        *position = 0;
+        PyList_SET_ITEM(out, i, encoded);
+    }
+    return out;
+decline:
+    Py_DECREF(out);                             /* unset slots are NULL, which list_dealloc skips */
+    Py_RETURN_NONE;
+}
+
+/* One key back from encode_str_tuples' bytes (STR s1 00 STR s2 00 ... 00), or NULL with no
+ * error set when the bytes are anything else (an escape, a number, a nesting, bad UTF-8). */
+static PyObject *
+decode_str_tuple(PyObject *data)
+{
+    const char *start = PyBytes_AS_STRING(data), *end = start + PyBytes_GET_SIZE(data);
+    Py_ssize_t items = 0;
+    const char *position = start;
+    while (position < end && *position == STR_TAG) {   /* count the items, checking the frame */
+        const char *nul = memchr(position + 1, 0, (size_t)(end - position - 1));
+        if (nul == NULL) {
+            return NULL;
+        }
+        items++;
+        position = nul + 1;
+    }
+    if (items == 0 || position != end - 1 || *position != 0) {
+        return NULL;
+    }
+    PyObject *key = PyTuple_New(items);
+    if (key == NULL) {
+        return NULL;                            /* MemoryError, raised by the caller */
+    }
+    position = start;
+    for (Py_ssize_t i = 0; i < items; i++) {
+        const char *nul = memchr(position + 1, 0, (size_t)(end - position - 1));
+        PyObject *item = PyUnicode_DecodeUTF8(position + 1, nul - position - 1, NULL);
+        if (item == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                PyErr_Clear();                  /* a lone surrogate: Python's path decodes it */
+            }
+            Py_DECREF(key);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(key, i, item);
+        position = nul + 1;
+    }
+    return key;
+}
+
+static PyObject *
+decode_str_tuples(PyObject *module, PyObject *args)
+{
+    PyObject *encoded;
+    if (!PyArg_ParseTuple(args, "O!:decode_str_tuples", &PyList_Type, &encoded)) {
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(encoded);
+    PyObject *out = PyList_New(count);
+    if (out == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *data = PyList_GET_ITEM(encoded, i);
+        PyObject *key = PyBytes_CheckExact(data) ? decode_str_tuple(data) : NULL;
+        if (key == NULL) {
+            Py_DECREF(out);
+            if (PyErr_Occurred()) {
+                return NULL;
+            }
+            Py_RETURN_NONE;
+        }
+        PyList_SET_ITEM(out, i, key);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"count_pairs", count_pairs, METH_VARARGS,
      "count_pairs(items: list, counts: dict) -> bool\n\n"
      "Count exact (key, value) 2-tuples of str/bytes/int/None (keys: or tuples of those) into\n"
      "counts[(type(value), value)][key];\n"
      "False, counting nothing, if any item is not such a pair."},
+    {"encode_str_tuples", encode_str_tuples, METH_VARARGS,
+     "encode_str_tuples(keys: list) -> list | None\n\n"
+     "shuffle.keys.encode_key of every key when all are non-empty exact tuples of exact strs with\n"
+     "no NUL and no lone surrogate; None otherwise (then Python encodes them)."},
+    {"decode_str_tuples", decode_str_tuples, METH_VARARGS,
+     "decode_str_tuples(encoded: list) -> list | None\n\n"
+     "The tuple keys back from encode_str_tuples' bytes; None when any item is other bytes\n"
+     "(then Python decodes them)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,9 +6,13 @@ import random
 import subprocess
 import sys
 
+import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpers import ROOT, all_groups, speedups_missing, typed, write
+from mapreduce.shuffle import keys as keys_module
 from mapreduce.shuffle import writer
 
 # The extension is optional (setup.py builds it where it can): without it these tests are skipped,
@@ -134,3 +138,56 @@ def test_without_the_extension_its_tests_are_skipped_with_the_reason():
     skipped = int(result.stdout.split(" skipped")[0].rsplit(" ", 1)[-1])
     assert skipped > 25  # every test here, and test_shuffle's C path
     assert "SKIPPED" in result.stdout and "mapreduce._speedups is not importable" in result.stdout
+
+
+# --- the C encoder of tuples of strs agrees with the Python passes ----------------------------------
+
+STR_TUPLE_KEYS = st.lists(
+    st.one_of(
+        st.tuples(st.text(), st.text()),
+        st.lists(st.text(alphabet="ab\x00\udc80é\x20\U0001f600"), max_size=3).map(tuple),
+        st.sampled_from([(Text("a"), "b"), ("a", 1), ("a", b"b"), ["a", "b"], "a b", (("a",),)]),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(STR_TUPLE_KEYS)
+def test_c_str_tuple_encoder_agrees_with_the_python_passes(keys):
+    c_encoded = keys_module.c_encode_str_tuples(keys)
+    python_encoder = keys_module.c_encode_str_tuples
+    try:
+        keys_module.c_encode_str_tuples = None
+        python_encoded = keys_module.str_tuple_encodings(keys)
+    finally:
+        keys_module.c_encode_str_tuples = python_encoder
+    assert c_encoded == python_encoded  # the same bytes, or None (declined) for the same lists
+    if c_encoded is not None:
+        assert c_encoded == [keys_module.encode_key(key) for key in keys]
+        assert keys_module.c_decode_str_tuples(c_encoded) == keys
+    # Decoding declines (None, for the Python path) whatever is not such an encoding.
+    general = [_encoded_or_none(key) for key in keys if type(key) is tuple]
+    general = [data for data in general if data is not None]
+    decoded = keys_module.c_decode_str_tuples(general)
+    assert decoded is None or decoded == keys_module.decode_keys(general)
+    array = pa.array(general, pa.large_binary())
+    assert keys_module.decode_key_array(array) == keys_module.decode_keys(general)
+
+
+def _encoded_or_none(key: tuple):
+    try:
+        return keys_module.encode_key(key)
+    except keys_module.NotEncodable:  # a str subclass
+        return None
+
+
+def test_c_str_tuple_decoder_declines_other_encodings():
+    decode = keys_module.c_decode_str_tuples
+    assert decode([keys_module.encode_key(("a", "é", ""))]) == [("a", "é", "")]
+    for key in [("a\x00b",), ("\udc80",), ("a", 1), (b"a",), (("a",),), ()]:
+        assert decode([keys_module.encode_key(key)]) is None
+    assert decode([b"\x20a\x00\x00", b"\x20a\x00"]) is None  # a key cut short
+    assert decode([b"\x20a\x00\x00\x00"]) is None  # a byte after the end
+    assert decode(["not bytes"]) is None
+    assert decode([]) == []

@@ -8,11 +8,13 @@ import math
 import zlib
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpers import write
 from mapreduce.shuffle import iter_partition_groups, partitions_of, stable_partition
+from mapreduce.shuffle import keys as keys_module
 from mapreduce.shuffle.keys import (
     decode_key,
     decode_key_array,
@@ -92,6 +94,16 @@ def test_byte_order_is_python_order(a, b):
     )
 )
 def test_the_str_tuple_fast_paths_equal_the_general_ones(keys):
+    _fast_paths_equal_the_general_ones(keys)
+    c_encoder = keys_module.c_encode_str_tuples
+    try:  # and the Python passes the C encoder (where built) replaces
+        keys_module.c_encode_str_tuples = None
+        _fast_paths_equal_the_general_ones(keys)
+    finally:
+        keys_module.c_encode_str_tuples = c_encoder
+
+
+def _fast_paths_equal_the_general_ones(keys):
     assert encode_keys(keys) == [encode_key(key) for key in keys]
     assert decode_keys(encode_keys(keys)) == keys
     assert decode_key_array(pa.array(encode_keys(keys), pa.large_binary())) == keys
@@ -175,3 +187,83 @@ def test_tuple_keys_with_sorted_values_merge_in_python_order(tmp_path):
         assert [key for key, _ in groups] == sorted(key for key, _ in groups)
         got.update(groups)
     assert got == {key: sorted(values) for key, values in expected.items()}
+
+
+# --- the map side's bigram path: keys encoded once, partitioned on the bytes, sorted by Arrow ----------
+
+
+def _bigram_pairs(lines: list) -> list:
+    pairs = []
+    for line in lines:
+        words = line.lower().split()
+        pairs += [(pair, 1) for pair in zip(words, words[1:])]
+    return pairs
+
+
+LINES = [
+    " ".join(f"w{(i * 7 + j * j) % 53}" for j in range(i % 9)) + (" é\x00" if i % 97 == 0 else "")
+    for i in range(4000)
+]
+
+
+def _summed(key, values):
+    yield key, sum(values)
+
+
+@pytest.mark.parametrize("python_encoder", [False, True])
+@pytest.mark.parametrize("combiner", [None, _summed])
+@pytest.mark.parametrize("num_partitions", [1, 3])
+def test_bigram_map_output_counts_like_a_plain_counter(
+    tmp_path, monkeypatch, python_encoder, combiner, num_partitions
+):
+    # Small spills, so keys are encoded, partitioned and sorted by Arrow many times; some lines
+    # hold a NUL, which the bigram path declines (those spills take the general path).
+    if python_encoder:
+        monkeypatch.setattr(keys_module, "c_encode_str_tuples", None)
+    pairs = _bigram_pairs(LINES)
+    output = write(
+        tmp_path,
+        pairs,
+        num_partitions,
+        combiner=combiner,
+        spill_records=100,
+        sort_buffer_bytes=1 << 30,
+    )
+    assert len(output.files[min(output.files)]) > 1  # several runs per partition
+    got: collections.Counter = collections.Counter()
+    for partition, paths in output.files.items():
+        groups = [(key, list(values)) for key, values in iter_partition_groups(paths)]
+        assert [key for key, _ in groups] == sorted(key for key, _ in groups)
+        for key, values in groups:
+            assert type(key) is tuple and all(type(item) is str for item in key)
+            assert stable_partition(key, num_partitions) == partition
+            got[key] += sum(values)
+    assert got == collections.Counter(key for key, _ in pairs)
+
+
+def test_bigram_path_calls_a_custom_partitioner_per_key(tmp_path):
+    pairs = _bigram_pairs(LINES[:1500])
+
+    def by_first_word(key, num_partitions):
+        return len(key[0]) % num_partitions
+
+    output = write(tmp_path, pairs, 2, combiner=_summed, partitioner=by_first_word)
+    got: collections.Counter = collections.Counter()
+    for partition, paths in output.files.items():
+        for key, values in iter_partition_groups(paths):
+            assert by_first_word(key, 2) == partition
+            got[key] += sum(values)
+    assert got == collections.Counter(key for key, _ in pairs)
+
+
+def test_counted_tuple_keys_group_with_equal_keys_of_other_number_types(tmp_path):
+    # ("a", 1) is counted (grouped as itself by the combiner); ("a", 1.0) and ("a", True) go
+    # the Python path (grouped under (tuple, key)); equal tuples are one key, as in a Counter.
+    pairs = [(("a", 1), 1)] * 50 + [(("a", 1.0), 1)] * 3 + [(("a", True), 1)] * 2
+    pairs += [(("a", 1), 1)] * 5 + [(("b", "c"), 1)] * 4
+    output = write(tmp_path, pairs, 1, combiner=_summed, spill_records=3)
+    got: collections.Counter = collections.Counter()
+    for key, values in iter_partition_groups(output.files[0]):
+        got[key] += sum(values)
+    assert got == collections.Counter(key for key, _ in pairs)
+    assert len(got) == 2

@@ -38,6 +38,12 @@ from typing import Optional
 import pyarrow as pa
 import pyarrow.compute as pc
 
+try:  # the optional C coder of tuples of strs (mapreduce/_speedups.c, built where a compiler is)
+    from mapreduce._speedups import decode_str_tuples as c_decode_str_tuples
+    from mapreduce._speedups import encode_str_tuples as c_encode_str_tuples
+except ImportError:  # (tests set them to None too, to run the Python passes they replace)
+    c_encode_str_tuples = c_decode_str_tuples = None
+
 STR_ENCODING = ("utf-8", "surrogatepass")
 
 END = 0x00
@@ -198,7 +204,10 @@ STR_TUPLE_HEAD, STR_TUPLE_TAIL = b"\x20", b"\x00\x00"
 
 
 def str_tuple_encodings(keys: list) -> Optional[list]:
-    """encode_key of every key by C-level passes for the keys str_tuples_joined takes, else None."""
+    """encode_key of every key, as a list of bytes, for the keys str_tuples_joined takes (in one C
+    pass where mapreduce._speedups is built, else by C-level map passes), else None."""
+    if c_encode_str_tuples is not None:
+        return c_encode_str_tuples(keys)
     joined = str_tuples_joined(keys)
     if joined is None:
         return None
@@ -211,25 +220,23 @@ def encode_keys(keys: list) -> list:
     return encoded if encoded is not None else list(map(encode_key, keys))
 
 
-def encoded_with_signature(keys: list) -> Optional[tuple]:
+def encoded_with_signature(keys: list, encoded: Optional[list] = None) -> Optional[tuple]:
     """(encode_keys(keys) as a list or an Arrow large_binary array, uniform_signature(keys)) for
-    tuple keys, or None when the signature is None; NotEncodable when a key holds another type."""
-    joined = str_tuples_joined(keys)
-    if joined is not None:  # framed by Arrow: STR + joined + 00 00
-        strs = pa.array(joined, pa.large_binary())
-        head, tail, none = (
-            pa.scalar(b, pa.large_binary()) for b in (STR_TUPLE_HEAD, STR_TUPLE_TAIL, b"")
-        )
-        encoded = pc.binary_join_element_wise(head, strs, tail, none)
-        return encoded, _str_signature(max(map(len, keys)))
+    tuple keys, or None when the signature is None; NotEncodable when a key holds another type.
+    `encoded`, when given, is str_tuple_encodings(keys), already computed (not None)."""
+    if encoded is None:
+        encoded = str_tuple_encodings(keys)
+    if encoded is not None:
+        return encoded, str_tuple_signature(keys)
     signature = uniform_signature(keys)
     if signature is None:
         return None
     return list(map(encode_key, keys)), signature
 
 
-def _str_signature(length: int) -> str:
-    return ";".join(f"{index}:str" for index in range(length))
+def str_tuple_signature(keys: list) -> str:
+    """uniform_signature of keys that are all tuples of strs (as str_tuple_encodings takes)."""
+    return ";".join(f"{index}:str" for index in range(max(map(len, keys))))
 
 
 def uniform_signature(keys: list) -> Optional[str]:
@@ -269,8 +276,12 @@ def decode_keys(encoded: list) -> list:
 
 def decode_key_array(array: pa.Array) -> list:
     """decode_keys of an Arrow binary array: when every key is a tuple of strs with no NUL (STR
-    s1 00 STR s2 00 ... 00), by Arrow kernels (checked as UTF-8) and one str.split per key,
-    else one key at a time."""
+    s1 00 STR s2 00 ... 00), in one C pass where mapreduce._speedups is built, else by Arrow
+    kernels (checked as UTF-8) and one str.split per key; else one key at a time."""
+    if c_decode_str_tuples is not None and array.null_count == 0:
+        encoded = array.to_pylist()
+        decoded = c_decode_str_tuples(encoded)
+        return decoded if decoded is not None else decode_keys(encoded)
     if len(array) and array.null_count == 0:
         try:
             if (

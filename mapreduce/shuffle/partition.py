@@ -17,7 +17,7 @@ from mapreduce.errors import RecordError
 from mapreduce.pairs import short_repr
 from mapreduce.partitioners import RangePartitioner
 
-from .keys import STR_TUPLE_HEAD, STR_TUPLE_TAIL, str_tuples_joined
+from .keys import str_tuple_encodings
 from .ordering import INT_PREFIX, STR_ENCODING, TUPLE_PREFIX, key_bytes
 
 
@@ -31,14 +31,22 @@ def stable_partitions(keys: list, num_partitions: int) -> list:
     return list(map(num_partitions.__rmod__, _crc32s(keys)))
 
 
+# crc32 of TUPLE_PREFIX, continued over a tuple key's encoding gives crc32(key_bytes(key)).
+_TUPLE_PREFIX_CRC = zlib.crc32(TUPLE_PREFIX)
+
+
+def encoded_tuple_partitions(encoded: list, num_partitions: int) -> list:
+    """stable_partitions of tuple keys of strs from their encodings (keys.str_tuple_encodings):
+    key_bytes of such a key is TUPLE_PREFIX + its encoding, which has no number types."""
+    crcs = map(zlib.crc32, encoded, repeat(_TUPLE_PREFIX_CRC))
+    return list(map(num_partitions.__rmod__, crcs))
+
+
 def _crc32s(keys: list) -> Iterator[int]:
     if type(keys[0]) is tuple if keys else False:
-        joined = str_tuples_joined(keys)
-        if joined is not None:
-            # Tuples of strs: crc32 of TUPLE_PREFIX + STR + joined + 00 00 (key_bytes, as the
-            # encoding of such a tuple has no number types), continued from the constant head.
-            head = zlib.crc32(TUPLE_PREFIX + STR_TUPLE_HEAD)
-            return map(zlib.crc32, repeat(STR_TUPLE_TAIL), map(zlib.crc32, joined, repeat(head)))
+        encoded = str_tuple_encodings(keys)
+        if encoded is not None:
+            return map(zlib.crc32, encoded, repeat(_TUPLE_PREFIX_CRC))
     return map(zlib.crc32, _keys_bytes(keys))
 
 

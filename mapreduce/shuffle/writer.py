@@ -18,6 +18,9 @@ from itertools import chain, compress, islice, repeat
 from operator import add, itemgetter
 from typing import Iterable, Iterator, Optional
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from mapreduce import storage
 from mapreduce.defaults import (
     COMBINE_EVERY_RECORDS,
@@ -28,8 +31,9 @@ from mapreduce.defaults import (
 from mapreduce.errors import RecordError
 from mapreduce.pairs import as_pair, as_pairs, is_pair, not_iterable_output, short_repr
 
-from .partition import partitions_of
-from .runfile import RunWriter
+from .keys import str_tuple_encodings, str_tuple_signature
+from .partition import encoded_tuple_partitions, partitions_of, stable_partition
+from .runfile import RunWriter, encoded_tuple_table
 
 try:  # the optional C counting loop (setup.py builds mapreduce/_speedups.c where a compiler exists)
     from mapreduce._speedups import count_pairs as c_count_pairs
@@ -62,7 +66,11 @@ class MapOutput:
 
 def _hashable_group_key(key):
     """The dict key that groups `key`: 1, 1.0 and True are equal with equal hashes but are different
-    keys here, so a non-str key is grouped under (type, key)."""
+    keys here, so a non-str key is grouped under (type, key), except a tuple of items of the
+    _COUNTABLE types (a bigram), grouped as itself: such tuples are equal only to tuples with
+    items of the same types, and never to a (type, key) pair, since they hold no class."""
+    if type(key) is tuple and _countable_tuple(key):
+        return key
     try:
         hash(key)
     except TypeError as cause:
@@ -74,7 +82,14 @@ def _hashable_group_key(key):
 
 
 def _key_of_group(group_key):
-    return group_key if type(group_key) is str else group_key[1]
+    if type(group_key) is str:
+        return group_key
+    # (type, key), or a countable tuple key as itself (which holds no class: see above).
+    return group_key[1] if len(group_key) == 2 and isinstance(group_key[0], type) else group_key
+
+
+def _countable_tuple(key: tuple) -> bool:
+    return set(map(type, key)) <= _COUNTABLE
 
 
 _CHUNK_PAIRS = 2048  # items per C-level pass: small enough that a chunk stays in the CPU cache
@@ -366,7 +381,8 @@ class MapOutputWriter:
         counts, self._counts = self._counts, {}
         for (_, value), key_counts in counts.items():
             for key, times in key_counts.items():
-                group_key = key if type(key) is str else (type(key), key)
+                # Counted tuple keys are countable tuples: grouped as themselves.
+                group_key = key if type(key) is str or type(key) is tuple else (type(key), key)
                 held = groups.get(group_key)
                 if held is None:
                     if times == 1:
@@ -416,22 +432,61 @@ class MapOutputWriter:
     def _spill(self) -> None:
         if self._combiner is None:
             pairs, self._pairs = self._pairs, []
-            for partition, part in self._by_partition(pairs, list(map(itemgetter(0), pairs))):
+            keys = list(map(itemgetter(0), pairs))
+            if self._spilled_encoded(keys, list(map(itemgetter(1), pairs)), None):
+                return
+            for partition, part in self._by_partition(pairs, keys):
                 keys, values = list(map(itemgetter(0), part)), list(map(itemgetter(1), part))
                 self._runs.write_pairs(partition, keys, values)
         else:
             groups, self._groups = self._groups, {}
-            keyed_lists = list(zip(map(_key_of_group, groups), groups.values()))
-            for partition, part in self._by_partition(
-                keyed_lists, list(map(itemgetter(0), keyed_lists))
-            ):
+            keys = list(map(_key_of_group, groups))
+            value_lists = list(groups.values())
+            if self._spilled_encoded(keys, list(chain.from_iterable(value_lists)), value_lists):
+                return
+            keyed_lists = list(zip(keys, value_lists))
+            for partition, part in self._by_partition(keyed_lists, keys):
                 value_lists = list(map(itemgetter(1), part))
-                keys = list(
-                    chain.from_iterable(
-                        map(repeat, map(itemgetter(0), part), map(len, value_lists))
-                    )
-                )
+                keys = _repeated(list(map(itemgetter(0), part)), list(map(len, value_lists)))
                 self._runs.write_pairs(partition, keys, list(chain.from_iterable(value_lists)))
+
+    def _spilled_encoded(self, keys: list, values: list, value_lists: Optional[list]) -> bool:
+        """Spill tuple keys of strs (bigrams) by Arrow, or return False for other keys: each key
+        is encoded once (keys.str_tuple_encodings), the default partitioner hashes those bytes
+        (the partition stable_partition gives), and one Arrow sort by partition and encoded key
+        orders the whole spill, written a partition slice at a time. `values` are the keys'
+        values in order; `value_lists`, with a combiner, the lists they came from (one per key)."""
+        if not keys or type(keys[0]) is not tuple or self._runs.sort_values:
+            return False
+        encoded = str_tuple_encodings(keys)
+        if encoded is None:
+            return False
+        signature = str_tuple_signature(keys)
+        num_partitions = self._num_partitions
+        if num_partitions == 1:
+            partitions = None
+        elif self._partitioner is None or self._partitioner is stable_partition:
+            partitions = encoded_tuple_partitions(encoded, num_partitions)
+        else:
+            partitions = partitions_of(keys, num_partitions, self._partitioner)
+        if value_lists is not None and len(values) != len(keys):  # a key with several values
+            counts = list(map(len, value_lists))
+            encoded = _repeated(encoded, counts)
+            partitions = None if partitions is None else _repeated(partitions, counts)
+        table = encoded_tuple_table(encoded, values, signature)
+        if partitions is None:
+            self._runs.write_table(0, _sorted_by_key(table), "tuple")
+            return True
+        order = pc.sort_indices(
+            table.append_column("partition", pa.array(partitions, pa.int32())),
+            sort_keys=[("partition", "ascending"), ("key", "ascending")],
+        )  # stable: a key's values keep their order
+        table = table.take(order)
+        start = 0
+        for partition, rows in sorted(Counter(partitions).items()):
+            self._runs.write_table(partition, table.slice(start, rows), "tuple")
+            start += rows
+        return True
 
     def _by_partition(self, items: list, keys: list) -> list:
         """[(partition, its items)] for the partitions that have any, computed in bulk."""
@@ -444,3 +499,12 @@ class MapOutputWriter:
         # list.append on each item's bucket, driven by map and drained by a zero-length deque.
         deque(map(list.append, map(buckets.__getitem__, partitions), items), maxlen=0)
         return [(partition, bucket) for partition, bucket in enumerate(buckets) if bucket]
+
+
+def _sorted_by_key(table: pa.Table) -> pa.Table:
+    return table.take(pc.sort_indices(table.column("key")))
+
+
+def _repeated(column: list, counts: list) -> list:
+    """Each item of `column` as many times as its count says, in order."""
+    return list(chain.from_iterable(map(repeat, column, counts)))
