@@ -123,6 +123,8 @@ def test_without_the_extension_its_tests_are_skipped_with_the_reason():
             "-q",
             "-p",
             "no:cacheprovider",
+            "-n",
+            "0",  # in this process, where the import is made to fail (not in xdist's workers)
             __file__,
             "tests/test_shuffle.py::test_combiner_emitting_nothing_drops_the_key",
             "-k",
