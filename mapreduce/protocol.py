@@ -57,6 +57,11 @@ import zmq
 from .errors import ProtocolError
 
 _SNDMORE = int(zmq.SNDMORE)
+# The frame send of pyzmq's compiled socket (zmq.backend, public): pyzmq's Python-level
+# Socket.send adds only the DRAFT routing_id/group arguments, and a Python call per frame that
+# cost as much as the send itself. Used for sockets of exactly zmq.Socket (subclasses, such as
+# zmq.asyncio's, keep their own send).
+_send_frame = zmq.backend.Socket.send
 
 PROTOCOL = b"MRP/2"  # 2: results are acknowledged (ACK), workers report what they run
 
@@ -179,12 +184,20 @@ def send(
     """Encode and send one message (a ROUTER names its peer in `route`); raises what the socket's
     send raises (zmq.Again when the queue is full and flags say not to wait). The frames go out
     one by one with plain int flags, as send_multipart would, without its per-frame checks and
-    flag arithmetic (which cost as much as the send itself for these small frames)."""
+    flag arithmetic (which cost as much as the send itself for these small frames), through
+    pyzmq's compiled send when the socket is a plain zmq.Socket."""
     if not _passes("out", message):
         return
     frames = encode(message, secret)
     last = int(flags)
     more = last | _SNDMORE
+    if type(sock) is zmq.Socket:
+        if route is not None:
+            _send_frame(sock, route, more)
+        for frame in frames[:-1]:
+            _send_frame(sock, frame, more)
+        _send_frame(sock, frames[-1], last)
+        return
     if route is not None:
         sock.send(route, more)
     for frame in frames[:-1]:

@@ -59,7 +59,7 @@ class JournalError(MapReduceError):
 # ---- records ------------------------------------------------------------------------------------
 
 
-_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # one, not one per record
+_JSON = json.JSONEncoder(separators=(",", ":"))  # one, not one per record (keys in dict order)
 
 
 def encode(record: dict) -> bytes:

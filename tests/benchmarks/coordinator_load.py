@@ -88,11 +88,11 @@ class SimulatedWorker:
 
     def send_encoded(self, command: bytes, header: bytes) -> None:
         """[PROTOCOL, command, mac (empty: no run secret), header], as protocol.encode makes it."""
-        send = self.sock.send
-        send(protocol.PROTOCOL, _MORE)
-        send(command, _MORE)
-        send(b"", _MORE)
-        send(header, _NOBLOCK)
+        sock, send = self.sock, zmq.backend.Socket.send  # pyzmq's compiled send, as protocol's
+        send(sock, protocol.PROTOCOL, _MORE)
+        send(sock, command, _MORE)
+        send(sock, b"", _MORE)
+        send(sock, header, _NOBLOCK)
 
     def ready(self) -> None:
         header = {
@@ -326,7 +326,7 @@ def main() -> None:
             spy = subprocess.Popen(
                 [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record"]
                 + ["--pid", str(coordinator.pid), "--format", "raw", "--output", args.py_spy]
-                + ["--rate", "250", "--nonblocking"],
+                + ["--rate", "250", "--nonblocking", "--gil"],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
