@@ -247,8 +247,9 @@ def serve_workers(address: str, names: list, stop, results) -> None:
 def thread_cpu_seconds(pid: int) -> dict:
     """User + system CPU seconds of each thread of a process so far, by kind: "loop" (the main
     thread, which runs the coordinator's loop), "zmq" (ZeroMQ's I/O threads: TCP and CURVE),
-    "other" (the committer's, the authenticator's and other Python threads)."""
-    seconds = {"loop": 0.0, "zmq": 0.0, "other": 0.0}
+    "other" (the committer's, the authenticator's and other Python threads); and "loop_system",
+    the part of the loop's spent in the kernel."""
+    seconds = {"loop": 0.0, "zmq": 0.0, "other": 0.0, "loop_system": 0.0}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             stat = (task / "stat").read_text()
@@ -256,9 +257,11 @@ def thread_cpu_seconds(pid: int) -> dict:
             continue
         name = stat[stat.index("(") + 1 : stat.rindex(")")]
         fields = stat.rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        tick = os.sysconf("SC_CLK_TCK")
         kind = "loop" if task.name == str(pid) else "zmq" if name.startswith("ZMQbg") else "other"
-        seconds[kind] += cpu
+        seconds[kind] += (int(fields[11]) + int(fields[12])) / tick
+        if kind == "loop":
+            seconds["loop_system"] = int(fields[12]) / tick
     return seconds
 
 
@@ -346,6 +349,7 @@ def main() -> None:
         if spy is not None:
             spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled and stops
             spy.wait(30)
+        loop_system = threads.pop("loop_system")
         cpu = sum(threads.values())
         stop.set()
         totals = [results.get(timeout=30) for _ in processes]
@@ -369,7 +373,8 @@ def main() -> None:
             f"{(tasks + acks) / cpu:,.0f} per CPU second"
         )
         print(
-            f"  the coordinator's CPU by thread: loop {threads['loop']:.1f} s, ZeroMQ I/O "
+            f"  the coordinator's CPU by thread: loop {threads['loop']:.1f} s (of which "
+            f"{loop_system:.1f} s in the kernel), ZeroMQ I/O "
             f"{threads['zmq']:.1f} s, others {threads['other']:.1f} s; per operation "
             + ", ".join(f"{k} {1e6 * v / (tasks + acks):.0f} us" for k, v in threads.items())
         )
@@ -387,7 +392,10 @@ def main() -> None:
         if args.profile:
             stop_coordinator(coordinator)
             coordinator = None
-            stats = pstats.Stats(str(tmp / "coordinator.prof"))
+            kept = Path(tempfile.gettempdir()) / "coordinator-load.prof"
+            shutil.copy(tmp / "coordinator.prof", kept)
+            print(f"  the coordinator's profile: {kept}")
+            stats = pstats.Stats(str(kept))
             stats.sort_stats("tottime").print_stats(args.profile)
             stats.sort_stats("cumulative").print_stats(args.profile)
     finally:
