@@ -187,7 +187,7 @@ def check_done_header() -> None:
     assert made == [protocol.PROTOCOL, protocol.DONE, b"", done_header(task)], made
 
 
-GATHER_S = 0.002  # a simulated worker process's pause between polls
+GATHER_S = 0.005  # a simulated worker process's pause between polls
 
 
 def serve_workers(address: str, names: list, stop, results) -> None:
