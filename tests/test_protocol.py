@@ -66,3 +66,23 @@ def test_a_socket_subclass_sends_through_its_own_send():
         router.close(0)
         dealer.close(0)
         context.term()
+
+
+def test_json_bytes_is_compact_json_as_the_json_module_writes_it():
+    import json
+
+    import pytest
+
+    values = [
+        {"job": "j-1", "task": "map-00001", "attempt": 3, "assigned": 12},
+        {"nested": {"files": {"0": ["/a b/é.arrow"]}, "n": [1, 2.5, -0.0, 1e300, None, True]}},
+        {"quote": 'a"b\\c\n\u2028', 1: "int key", "float": float("inf")},
+        ["a list", {"empty": {}}],
+        "a str",
+        12345678901234567890,
+    ]
+    for value in values:
+        assert protocol.json_bytes(value) == json.dumps(value, separators=(",", ":")).encode()
+        assert json.loads(protocol.json_bytes(value)) == json.loads(json.dumps(value))
+    with pytest.raises(TypeError):
+        protocol.json_bytes({"not JSON": object()})
