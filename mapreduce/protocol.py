@@ -137,8 +137,9 @@ def _mac(secret: bytes | None, parts: list[bytes]) -> bytes:
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per message
 # Its C encoder, made once: JSONEncoder.encode makes one (and a closure) at every call, which
 # cost as much as encoding a small header. No circular-reference check: headers are trees.
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without the C speedups
 _C_ENCODER = (
-    json.encoder.c_make_encoder(
+    _make_c_encoder(
         None,
         _JSON.default,
         json.encoder.encode_basestring_ascii,
@@ -149,7 +150,7 @@ _C_ENCODER = (
         False,
         True,
     )
-    if json.encoder.c_make_encoder is not None
+    if _make_c_encoder is not None
     else None
 )
 
