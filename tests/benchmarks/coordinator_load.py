@@ -6,7 +6,8 @@ heartbeats missed.
 
 A real coordinator (`mapreduce coordinator`, its own process, with its journal) on 127.0.0.1, and
 500 simulated workers: DEALER sockets, 125 to a process in 4 processes, each process serving its
-sockets with one zmq.Poller. They speak the real protocol as mapreduce/worker/process.py does:
+sockets with one zmq.Poller (pausing a few ms between polls, so that each finds many sockets
+ready). They speak the real protocol as mapreduce/worker/process.py does:
 READY, a heartbeat report every interval (the attempts running, the results not yet
 acknowledged, the highest TASK number heard of), DONE for every TASK at once (kept until ACKed),
 but run no code: a map's result is an empty map output (no files, its shuffle_stats and counters),
@@ -18,6 +19,10 @@ Printed: assignments + completions per second (TASKs the workers received plus r
 coordinator acknowledged, over the span from the first TASK to the last ACK), and heartbeats
 missed: workers the coordinator declared dead or told to register again (its log's "declared dead"
 lines and the RECONNECTs the workers received): 0 is the only good answer. Target: >= 5,000/s.
+Also printed: the coordinator's CPU from submit to commit, by thread (its loop, and the loop's
+kernel time; ZeroMQ's I/O threads; the others), and the simulated workers' CPU from the job's
+first message on, each per operation. `--py-spy FILE` samples the coordinator with py-spy (on-CPU
+samples of the threads holding the GIL, collapsed stacks); `--profile N` runs it under cProfile.
 Not collected by pytest; speed is never asserted in tests.
 """
 
