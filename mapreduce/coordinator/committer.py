@@ -197,7 +197,11 @@ class Committer:
                 # Map output feeding reducers stays in its attempt's directory: reducers are
                 # told its paths. Reduce output and map-only output move into staging.
                 commit.publish_attempt(record.staging, task.id, attempt)
-            skiplog.record_task(record.staging, task.id, (task.result or {}).get("skipped"))
+            skipped = (task.result or {}).get("skipped")
+            if skipped or record.submission.skip_bad_records:
+                # Only --skip-bad-records writes these lists (and an earlier attempt's may have
+                # to go): a job without it does no I/O here for a map feeding reducers.
+                skiplog.record_task(record.staging, task.id, skipped)
         except Exception as exc:  # OSError, pyarrow's ArrowInvalid (a ValueError), ...
             ran = task.attempt(attempt)
             worker = ran.worker if ran is not None else None
