@@ -47,6 +47,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import json.encoder
 import platform
 from dataclasses import dataclass, field
 from typing import Callable
@@ -57,6 +58,11 @@ import zmq
 from .errors import ProtocolError
 
 _SNDMORE = int(zmq.SNDMORE)
+# The frame send of pyzmq's compiled socket (zmq.backend, public): pyzmq's Python-level
+# Socket.send adds only the DRAFT routing_id/group arguments, and a Python call per frame that
+# cost as much as the send itself. Used for sockets of exactly zmq.Socket (subclasses, such as
+# zmq.asyncio's, keep their own send).
+_send_frame = zmq.backend.Socket.send
 
 PROTOCOL = b"MRP/2"  # 2: results are acknowledged (ACK), workers report what they run
 
@@ -129,10 +135,36 @@ def _mac(secret: bytes | None, parts: list[bytes]) -> bytes:
 
 
 _JSON = json.JSONEncoder(separators=(",", ":"))  # one encoder, not one per message
+# Its C encoder, made once: JSONEncoder.encode makes one (and a closure) at every call, which
+# cost as much as encoding a small header. No circular-reference check: headers are trees.
+_make_c_encoder = getattr(json.encoder, "c_make_encoder", None)  # None without the C speedups
+_C_ENCODER = (
+    _make_c_encoder(
+        None,
+        _JSON.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        False,
+        False,
+        True,
+    )
+    if _make_c_encoder is not None
+    else None
+)
+
+
+def json_bytes(value) -> bytes:
+    """`value` as compact JSON (ASCII, UTF-8 bytes), as every header is written; the journal's
+    records too."""
+    if _C_ENCODER is None:  # a Python without the json module's C speedups
+        return _JSON.encode(value).encode()
+    return "".join(_C_ENCODER(value, 0)).encode()
 
 
 def encode(message: Message, secret: bytes | None = None) -> list[bytes]:
-    header = _JSON.encode(message.header).encode()
+    header = json_bytes(message.header)
     body = [message.command, header, *message.blobs]
     return [PROTOCOL, message.command, _mac(secret, body), header, *message.blobs]
 
@@ -179,12 +211,20 @@ def send(
     """Encode and send one message (a ROUTER names its peer in `route`); raises what the socket's
     send raises (zmq.Again when the queue is full and flags say not to wait). The frames go out
     one by one with plain int flags, as send_multipart would, without its per-frame checks and
-    flag arithmetic (which cost as much as the send itself for these small frames)."""
+    flag arithmetic (which cost as much as the send itself for these small frames), through
+    pyzmq's compiled send when the socket is a plain zmq.Socket."""
     if not _passes("out", message):
         return
     frames = encode(message, secret)
     last = int(flags)
     more = last | _SNDMORE
+    if type(sock) is zmq.Socket:
+        if route is not None:
+            _send_frame(sock, route, more)
+        for frame in frames[:-1]:
+            _send_frame(sock, frame, more)
+        _send_frame(sock, frames[-1], last)
+        return
     if route is not None:
         sock.send(route, more)
     for frame in frames[:-1]:

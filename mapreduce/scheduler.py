@@ -333,7 +333,13 @@ def _runs_alone(task: Task, attempt: Attempt) -> bool:
     """The attempt is its task's only running one (a backup candidate)."""
     if attempt.state is not AttemptState.RUNNING or task.state is not TaskState.RUNNING:
         return False
-    return sum(a.state is AttemptState.RUNNING for a in task.attempts) == 1
+    attempts = task.attempts
+    if len(attempts) == 1:  # the usual case: `attempt` itself, running
+        return True
+    running = 0
+    for other in attempts:
+        running += other.state is AttemptState.RUNNING
+    return running == 1
 
 
 class _Median:
@@ -671,8 +677,12 @@ class Scheduler:
             other.move_to(AttemptState.KILLED)
             out.append(Abandon(other.worker, job_id, task_id, other.number))
             self._free_slot(other.worker, job_id, task_id, other.number)
-        # The freed slots are filled once the publish is done (task_published, publish_failed):
-        # this job's next phase may be the next thing to run.
+        # While the phase has tasks pending, the freed slots take them at once (the TASK follows
+        # the ACK to the worker, often in the same write). Otherwise they are filled once the
+        # publish is done (task_published, publish_failed): this job's next phase may be the
+        # next thing to run.
+        if job.next_pending() is not None:
+            out += self._dispatch(now)
         return out
 
     def task_published(self, job_id: str, task_id: str, now: float) -> list:

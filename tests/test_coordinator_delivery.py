@@ -147,3 +147,31 @@ def test_reconnect_names_the_session_it_answers(coordinator, peers):
     report = {"session": "s7", "running": [], "finished": [], "known": 0}
     reply = exchange(coordinator, worker, protocol.HEARTBEAT, report, want=protocol.RECONNECT)
     assert reply.header["session"] == "s7"
+
+
+def test_a_flood_is_read_a_bounded_batch_per_iteration_and_every_request_answered(
+    coordinator, peers, monkeypatch
+):
+    from mapreduce.coordinator import loop
+
+    monkeypatch.setattr(loop, "MESSAGES_PER_ITERATION", 5)
+    client = peers(b"c:flood")
+    for n in range(12):
+        protocol.send(client, protocol.Message(protocol.STATUS, {"request": f"r{n}"}))
+    deadline = time.monotonic() + 10
+    while not coordinator.socket.poll(0):
+        assert time.monotonic() < deadline, "nothing came in"
+        time.sleep(0.01)
+    time.sleep(0.5)  # and the other eleven behind the first
+
+    def answered() -> list:
+        replies = []
+        while client.poll(200):
+            replies.append(protocol.decode(client.recv_multipart()).header["request"])
+        return replies
+
+    coordinator.poll(0.05)  # one iteration: five read, the rest wait for the next ones
+    assert answered() == [f"r{n}" for n in range(5)]
+    coordinator.poll(0.05)
+    coordinator.poll(0.05)
+    assert answered() == [f"r{n}" for n in range(5, 12)]  # none lost, in order

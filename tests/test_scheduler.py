@@ -384,3 +384,25 @@ def test_counts_kept_for_progress_reports_match_the_tasks_after_every_event():
     out = finish(s, again[0], 15.0, result(8))
     check()
     assert jobs.running_counters(s, record)["map_output_records"] == 14
+
+
+def test_a_freed_slot_takes_the_next_pending_task_at_once_but_the_last_map_waits_for_publish():
+    # Three maps, one worker: its DONE frees the slot, and the next map is assigned in the same
+    # breath (the TASK can follow the ACK), before the publish comes back.
+    s, out = make(maps=3, reduces=2, workers=("w1",))
+    (first,) = of(Assign, out)
+    out = s.attempt_succeeded("w1", "j", first.task.id, first.attempt, {"files": {}}, 1.0)
+    assert len(of(PublishTask, out)) == 1
+    (second,) = of(Assign, out)
+    assert second.worker == "w1" and second.task.kind == "map" and second.task != first.task
+    out += s.task_published("j", first.task.id, 1.0)
+    out = s.attempt_succeeded("w1", "j", second.task.id, second.attempt, {"files": {}}, 2.0)
+    (third,) = of(Assign, out)
+    s.task_published("j", second.task.id, 2.0)
+    # The last map: nothing is pending in its phase, so its slot waits for the publish, after
+    # which the reduce phase is what runs next (not a backup, not another job's task).
+    out = s.attempt_succeeded("w1", "j", third.task.id, third.attempt, {"files": {}}, 3.0)
+    assert of(PublishTask, out) and not of(Assign, out)
+    out = s.task_published("j", third.task.id, 3.0)
+    (reduce,) = of(Assign, out)
+    assert reduce.task.kind == "reduce" and reduce.worker == "w1"

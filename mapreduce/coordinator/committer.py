@@ -9,6 +9,11 @@ outcomes wait, so the loop's poll wakes at once. One thread, one queue: a job's 
 runs after the publishes queued before it, so nothing is renamed into a staging directory that is
 being removed.
 
+The loop asks for steps as it goes and hands them over once per iteration (`hand_over`): the
+thread is woken once for all the publishes of an iteration, not once for each (that wake-up, and
+the two threads taking turns with the GIL, cost as much as the rest of a publish). The thread
+reports a batch's outcomes together, with one write to `fileno()`.
+
 `Committer(background=False)` does each step at once on the caller's thread (`run --inline`).
 
 `fence` (an elected leader's `Leadership.confirm`): asked right before each step touches the
@@ -80,7 +85,8 @@ class Committer:
         self._wakeup_read, self._wakeup_write = os.pipe()
         os.set_blocking(self._wakeup_read, False)
         os.set_blocking(self._wakeup_write, False)
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue = queue.Queue()  # lists of steps, in the order they were asked for
+        self._asked: list[Callable[[], object]] = []  # steps not yet handed over
         self._thread: threading.Thread | None = None
         if background:
             self._thread = threading.Thread(target=self._serve, name="committer", daemon=True)
@@ -117,14 +123,23 @@ class Committer:
     def fileno(self) -> int:
         return self._wakeup_read
 
+    def hand_over(self) -> None:
+        """Give the thread the steps asked for since the last call, in order, in one go. (Steps
+        wait for this: the loop calls it once per iteration; `drain` and `close` call it too.)"""
+        if self._asked:
+            steps, self._asked = self._asked, []
+            self._queue.put(steps)
+
     def drain(self) -> None:
         """Wait until every step asked for so far has been carried out."""
         if self._thread is not None:
+            self.hand_over()
             self._queue.join()
 
     def close(self) -> None:
         """Carry out what is queued, then stop the thread."""
         if self._thread is not None:
+            self.hand_over()
             self._queue.put(None)
             self._thread.join()
             self._thread = None
@@ -136,30 +151,36 @@ class Committer:
     def _submit(self, step: Callable[[], object]) -> None:
         if self._thread is None:
             if self.fence():
-                self._finish(step())
+                self._finish([step()])
         else:
-            self._queue.put(step)
+            self._asked.append(step)
 
     def _serve(self) -> None:
         while True:
-            step = self._queue.get()
+            steps = self._queue.get()
             try:
-                if step is None:
+                if steps is None:
                     return
-                if not self.fence():
-                    log.warning("not the leader any more: a publish, commit or clean-up skipped")
-                    continue
-                self._finish(step())
-            except BaseException:  # a bug: log it, keep serving the other jobs
-                log.exception("the committer failed")
+                self._finish([self._carry_out(step) for step in steps])
             finally:
                 self._queue.task_done()
 
-    def _finish(self, outcome) -> None:
-        if outcome is None:
+    def _carry_out(self, step: Callable[[], object]):
+        try:
+            if not self.fence():
+                log.warning("not the leader any more: a publish, commit or clean-up skipped")
+                return None
+            return step()
+        except BaseException:  # a bug: log it, keep serving the other jobs
+            log.exception("the committer failed")
+            return None
+
+    def _finish(self, outcomes: list) -> None:
+        outcomes = [outcome for outcome in outcomes if outcome is not None]
+        if not outcomes:
             return
         with self._lock:
-            self._outcomes.append(outcome)
+            self._outcomes += outcomes
         try:
             os.write(self._wakeup_write, b"!")
         except BlockingIOError:
@@ -176,7 +197,11 @@ class Committer:
                 # Map output feeding reducers stays in its attempt's directory: reducers are
                 # told its paths. Reduce output and map-only output move into staging.
                 commit.publish_attempt(record.staging, task.id, attempt)
-            skiplog.record_task(record.staging, task.id, (task.result or {}).get("skipped"))
+            skipped = (task.result or {}).get("skipped")
+            if skipped or record.submission.skip_bad_records:
+                # Only --skip-bad-records writes these lists (and an earlier attempt's may have
+                # to go): a job without it does no I/O here for a map feeding reducers.
+                skiplog.record_task(record.staging, task.id, skipped)
         except Exception as exc:  # OSError, pyarrow's ArrowInvalid (a ValueError), ...
             ran = task.attempt(attempt)
             worker = ran.worker if ran is not None else None

@@ -42,7 +42,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import defaults, storage
+from .. import defaults, protocol, storage
 from ..errors import MapReduceError
 
 log = logging.getLogger("mapreduce.coordinator")
@@ -59,11 +59,8 @@ class JournalError(MapReduceError):
 # ---- records ------------------------------------------------------------------------------------
 
 
-_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)  # one, not one per record
-
-
 def encode(record: dict) -> bytes:
-    body = _JSON.encode(record).encode()
+    body = protocol.json_bytes(record)  # compact, keys in the record's order
     return b"%08x %s\n" % (zlib.crc32(body), body)
 
 

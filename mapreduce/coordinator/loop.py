@@ -50,6 +50,8 @@ from .submission import JobSubmission, check_allowed_paths
 
 log = logging.getLogger("mapreduce.coordinator")
 
+# Messages read in one iteration of the loop at most, before its other duties come round.
+MESSAGES_PER_ITERATION = 2000
 REFUSED_SUBMITS_KEPT = 1000  # refused SUBMITs remembered by request id, so a copy is refused too
 
 
@@ -83,10 +85,12 @@ class Coordinator:
         self.unreachable: set = set()  # routing ids a send failed to (logged once)
         self._started: dict = {}  # (job, task, attempt) -> when it was assigned
         self._listened_at = time.monotonic()  # when poll last read the socket
+        self._duties_at = 0.0  # when poll next looks at the clock's duties (_timed_duties)
         self.tasks_sent: dict[str, int] = {}  # worker id -> the highest TASK number sent to it
         self.sessions: dict[str, object] = {}  # worker id -> the session its READY named
         self.refused_submits: dict[str, Message] = {}  # request id -> REJECTED, oldest first
         self.monitor: snapshot.Publisher | None = None  # when a status page is served (web/)
+        self._may_send: dict = {}  # (the sender's roles, command) -> may it send that?
         self.changes = 0  # messages, outcomes and instructions so far: has anything changed?
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
@@ -198,6 +202,7 @@ class Coordinator:
         timeout = min(timeout, self.settings.heartbeat_interval / 2)
         if self.leadership is not None:
             self.leadership.check()
+        self.committer.hand_over()  # steps asked for between polls (a cancel, exited workers)
         before_poll = time.monotonic()
         events = dict(self.poller.poll(int(timeout * 1000)))
         if self.leadership is not None:
@@ -216,7 +221,9 @@ class Coordinator:
                 "the coordinator did not listen for %.1f s; workers get that time back", deaf
             )
         if self.socket in events:
-            while True:
+            # What has arrived, up to a bound: under a flood the rest of the iteration (the
+            # committer's outcomes, heartbeats out) still comes round; the poll returns at once.
+            for _ in range(MESSAGES_PER_ITERATION):
                 try:
                     frames = _receive_frames(self.socket)
                 except zmq.Again:
@@ -226,6 +233,23 @@ class Coordinator:
                 self._receive([frame.bytes for frame in frames], roles)
         self._take_outcomes()
         now = self._listened_at = time.monotonic()
+        if now >= self._duties_at:
+            # Expiry, backups and heartbeats look at every worker: ten times an interval is
+            # often enough for them (a heartbeat leaves at most a tenth of an interval late),
+            # not after every poll of a busy loop.
+            self._duties_at = now + self.settings.heartbeat_interval / 10
+            self._timed_duties(now)
+        self.committer.hand_over()  # this iteration's publishes, in one go
+        if self.journal is not None:
+            self.journal.flush()
+            if self.journal.needs_compaction():
+                self._compact(self.journal)
+        if self.monitor is not None:
+            self.monitor.publish(self)
+
+    def _timed_duties(self, now: float) -> None:
+        """Let the scheduler act on elapsed time (silent workers declared dead, backups), then
+        send the heartbeats that are due."""
         before = dict(self.scheduler.workers)
         self._carry_out(self.scheduler.tick(now))
         for worker in before.keys() - self.scheduler.workers.keys():
@@ -238,12 +262,6 @@ class Coordinator:
             _log_lost_attempts(before[worker], "its worker was declared dead")
             self._forget(worker)
         self._send_heartbeats(now)
-        if self.journal is not None:
-            self.journal.flush()
-            if self.journal.needs_compaction():
-                self._compact(self.journal)
-        if self.monitor is not None:
-            self.monitor.publish(self)
 
     def close(self, cancel_running: bool = True) -> int:
         """Stop: cancel the jobs still running (their staging is removed), or, with
@@ -318,7 +336,12 @@ class Coordinator:
             return
         if message is None:
             return
-        if not security.may_send(roles, message.command):
+        allowed = self._may_send.get((roles, message.command))
+        if allowed is None:  # asked once per role and command (a dict lookup after that)
+            allowed = self._may_send[roles, message.command] = security.may_send(
+                roles, message.command
+            )
+        if not allowed:
             self._refuse_role(route, message, roles or "")
             return
         try:

@@ -6,7 +6,8 @@ heartbeats missed.
 
 A real coordinator (`mapreduce coordinator`, its own process, with its journal) on 127.0.0.1, and
 500 simulated workers: DEALER sockets, 125 to a process in 4 processes, each process serving its
-sockets with one zmq.Poller. They speak the real protocol as mapreduce/worker/process.py does:
+sockets with one zmq.Poller (pausing a few ms between polls, so that each finds many sockets
+ready). They speak the real protocol as mapreduce/worker/process.py does:
 READY, a heartbeat report every interval (the attempts running, the results not yet
 acknowledged, the highest TASK number heard of), DONE for every TASK at once (kept until ACKed),
 but run no code: a map's result is an empty map output (no files, its shuffle_stats and counters),
@@ -18,12 +19,17 @@ Printed: assignments + completions per second (TASKs the workers received plus r
 coordinator acknowledged, over the span from the first TASK to the last ACK), and heartbeats
 missed: workers the coordinator declared dead or told to register again (its log's "declared dead"
 lines and the RECONNECTs the workers received): 0 is the only good answer. Target: >= 5,000/s.
+Also printed: the coordinator's CPU from submit to commit, by thread (its loop, and the loop's
+kernel time; ZeroMQ's I/O threads; the others), and the simulated workers' CPU from the job's
+first message on, each per operation. `--py-spy FILE` samples the coordinator with py-spy (on-CPU
+samples of the threads holding the GIL, collapsed stacks); `--profile N` runs it under cProfile.
 Not collected by pytest; speed is never asserted in tests.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import os
 import pstats
@@ -35,6 +41,7 @@ import socket as pysocket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -49,8 +56,23 @@ from mapreduce.protocol import Message  # noqa: E402
 INTERVAL = defaults.HEARTBEAT_INTERVAL_S
 
 
+_NOBLOCK, _MORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
+_JSON = json.JSONEncoder(separators=(",", ":"))
+# What an attempt that did nothing reports for a map: an empty map output (no files, its
+# shuffle_stats and counters). Encoded once: every map's DONE carries the same result.
+MAP_RESULT = {
+    "files": {},
+    "shuffle_stats": {"records": {}, "bytes": {}, "heavy_keys": []},
+    "counters": {"map_input_records": 0, "map_output_records": 0},
+}
+_MAP_RESULT_JSON = _JSON.encode(MAP_RESULT).encode()
+
+
 class SimulatedWorker:
-    """One worker's side of the protocol (mapreduce/worker/process.py), with no executors."""
+    """One worker's side of the protocol (mapreduce/worker/process.py), with no executors: the
+    same messages, written as a lean real worker would (a DONE's header is put together from
+    the TASK's ids and a result encoded once; frames are sent one by one with plain int flags,
+    as protocol.send does)."""
 
     def __init__(self, context, address: str, name: str, keys_dir: str | None):
         self.id = name
@@ -62,13 +84,21 @@ class SimulatedWorker:
         self.sock.connect(address)
         self.session = secrets.token_hex(4)
         self.known = 0
-        self.unacked: dict = {}  # (job, task, attempt) -> [DONE header, sent at, wait]
+        self.unacked: dict = {}  # (job, task, attempt) -> [DONE header (JSON), sent at, wait]
         self.last_report = 0.0
         self.tasks = self.acks = self.reconnects = 0
         self.first_task = self.last_ack = None
 
     def send(self, command: bytes, header: dict) -> None:
         protocol.send(self.sock, Message(command, header), flags=zmq.NOBLOCK)
+
+    def send_encoded(self, command: bytes, header: bytes) -> None:
+        """[PROTOCOL, command, mac (empty: no run secret), header], as protocol.encode makes it."""
+        sock, send = self.sock, zmq.backend.Socket.send  # pyzmq's compiled send, as protocol's
+        send(sock, protocol.PROTOCOL, _MORE)
+        send(sock, command, _MORE)
+        send(sock, b"", _MORE)
+        send(sock, header, _NOBLOCK)
 
     def ready(self) -> None:
         header = {
@@ -94,12 +124,17 @@ class SimulatedWorker:
         )
 
     def drain(self, now: float) -> None:
+        recv = self.sock.recv
         while True:
             try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+                frame = recv(_NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            message = protocol.receive(frames)
+            frames = [frame]
+            while frame.more:
+                frame = recv(_NOBLOCK, copy=False)
+                frames.append(frame)
+            message = protocol.receive([f.bytes for f in frames])
             if message is None:
                 continue
             header = message.header
@@ -110,9 +145,9 @@ class SimulatedWorker:
             if message.command == protocol.TASK:
                 self.tasks += 1
                 self.first_task = self.first_task or now
-                done = {**protocol.attempt_key(header), "result": result_of(header)}
+                done = done_header(header)
                 self.unacked[key] = [done, now, INTERVAL]
-                self.send(protocol.DONE, done)
+                self.send_encoded(protocol.DONE, done)
             elif message.command == protocol.ACK:
                 if self.unacked.pop(key, None) is not None:
                     self.acks += 1
@@ -128,27 +163,45 @@ class SimulatedWorker:
         for pending in self.unacked.values():
             done, sent, wait = pending
             if now >= sent + wait:
-                self.send(protocol.DONE, done)
+                self.send_encoded(protocol.DONE, done)
                 pending[1:] = [now, min(2 * wait, INTERVAL * defaults.HEARTBEAT_LIVENESS)]
 
 
-def result_of(task: dict) -> dict:
-    """What an attempt that did nothing reports: a map, an empty map output; a reduce, an empty
-    part file (written, so that the commit has its part)."""
+def done_header(task: dict) -> bytes:
+    """The DONE header (JSON) of an attempt that did nothing: a map reports an empty map output;
+    a reduce an empty part file (written, so that the commit has its part)."""
+    ids = b'{"job":%s,"task":%s,"attempt":%s,"result":' % (
+        _JSON.encode(task["job"]).encode(),
+        _JSON.encode(task["task"]).encode(),
+        _JSON.encode(task["attempt"]).encode(),
+    )
     if task.get("kind") == "map":
-        return {
-            "files": {},
-            "shuffle_stats": {"records": {}, "bytes": {}, "heavy_keys": []},
-            "counters": {"map_input_records": 0, "map_output_records": 0},
-        }
+        return ids + _MAP_RESULT_JSON + b"}"
     os.makedirs(task["out_dir"], exist_ok=True)
     open(os.path.join(task["out_dir"], f"part-{task['partition']:05d}"), "w").close()
-    return {"files": {}, "counters": {"reduce_output_records": 0}}
+    return (
+        ids + _JSON.encode({"files": {}, "counters": {"reduce_output_records": 0}}).encode() + b"}"
+    )
+
+
+def check_done_header() -> None:
+    """The DONE put together here is the one protocol.encode makes of the same header."""
+    task = {"job": "j-1", "task": "m00001", "attempt": 2, "kind": "map"}
+    made = protocol.encode(
+        Message(protocol.DONE, {**protocol.attempt_key(task), "result": MAP_RESULT})
+    )
+    assert made == [protocol.PROTOCOL, protocol.DONE, b"", done_header(task)], made
+
+
+GATHER_S = 0.005  # a simulated worker process's pause between polls
 
 
 def serve_workers(address: str, names: list, stop, results) -> None:
-    """One process's simulated workers, served by one poller until `stop` is set."""
+    """One process's simulated workers, served by one poller until `stop` is set. The timed
+    duties (heartbeat reports, results to send again) are looked at every tenth of an interval,
+    not after every poll: a report is at most that late."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    check_done_header()
     context = zmq.Context()
     # The key set a worker started with no --keys uses (this user's own), as the coordinator.
     keys_dir = security.keys_for(None, False, [address], "worker")
@@ -159,21 +212,35 @@ def serve_workers(address: str, names: list, stop, results) -> None:
         poller.register(worker.sock, zmq.POLLIN)
         by_socket[worker.sock] = worker
         worker.ready()
+    duties_at = 0.0
+    cpu_at_work = None  # CPU used when the first TASK came: the job's share is counted from there
     while not stop.is_set():
         events = poller.poll(int(INTERVAL * 100))
         now = time.monotonic()
         for sock, _ in events:
-            by_socket[sock].drain(now)
-        for worker in workers:
-            worker.resend(now)
-            if now - worker.last_report >= INTERVAL:
-                worker.report(now)
+            worker = by_socket[sock]
+            if cpu_at_work is None and not worker.tasks:
+                worker.drain(now)
+                cpu_at_work = time.process_time() if worker.tasks else None
+            else:
+                worker.drain(now)
+        if now >= duties_at:
+            duties_at = now + INTERVAL / 10
+            for worker in workers:
+                if worker.unacked:
+                    worker.resend(now)
+                if now - worker.last_report >= INTERVAL:
+                    worker.report(now)
+        # zmq_poll costs in proportion to the sockets it looks at (125 here; a real worker has
+        # one): a pause lets messages gather, so that each poll finds many sockets ready.
+        time.sleep(GATHER_S)
     results.put(
         {
             "tasks": sum(w.tasks for w in workers),
             "acks": sum(w.acks for w in workers),
             "reconnects": sum(w.reconnects for w in workers),
             "cpu": time.process_time(),
+            "job_cpu": time.process_time() - (cpu_at_work or 0.0),
             "first_task": min((w.first_task for w in workers if w.first_task), default=None),
             "last_ack": max((w.last_ack for w in workers if w.last_ack), default=None),
         }
@@ -183,10 +250,51 @@ def serve_workers(address: str, names: list, stop, results) -> None:
     context.term()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+class CpuSampler:
+    """The coordinator's CPU seconds (all threads), read every 20 ms on a thread of this process,
+    so that the CPU of a span given in time.monotonic() (the same clock in every process) can
+    be told afterwards."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.samples: list = []  # (monotonic time, CPU seconds so far)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stopping.wait(0.02):
+            self.samples.append((time.monotonic(), sum(thread_cpu_seconds(self.pid).values())))
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+
+    def between(self, start: float, end: float) -> float:
+        """CPU seconds used from `start` to `end` (the samples nearest inside the span)."""
+        inside = [cpu for when, cpu in self.samples if start <= when <= end]
+        return inside[-1] - inside[0] if len(inside) > 1 else float("nan")
+
+
+def thread_cpu_seconds(pid: int) -> dict:
+    """User + system CPU seconds of each thread of a process so far, by kind: "loop" (the main
+    thread, which runs the coordinator's loop), "zmq" (ZeroMQ's I/O threads: TCP and CURVE),
+    "other" (the committer's, the authenticator's and other Python threads); and "loop_system",
+    the part of the loop's spent in the kernel."""
+    seconds = {"loop": 0.0, "zmq": 0.0, "other": 0.0, "loop_system": 0.0}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        kind = "loop" if task.name == str(pid) else "zmq" if name.startswith("ZMQbg") else "other"
+        seconds[kind] += (int(fields[11]) + int(fields[12])) / tick
+        if kind == "loop":
+            seconds["loop_system"] = int(fields[12]) / tick
+    return seconds
 
 
 def start_coordinator(tmp: Path, profile: bool) -> tuple[subprocess.Popen, str, Path]:
@@ -220,6 +328,12 @@ def main() -> None:
     parser.add_argument("--maps", type=int, default=20_000)
     parser.add_argument("--reduces", type=int, default=4)
     parser.add_argument("--profile", type=int, default=0, help="the coordinator's cProfile top N")
+    parser.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        help="sample the coordinator's CPU with py-spy (when installed) into FILE (collapsed "
+        "stacks, on-CPU samples only)",
+    )
     args = parser.parse_args()
 
     from mapreduce.client import submit_job
@@ -242,7 +356,17 @@ def main() -> None:
             process.start()
             processes.append(process)
         time.sleep(2 * INTERVAL)  # every worker registered
-        started, cpu = time.monotonic(), cpu_seconds(coordinator.pid)
+        spy = None
+        if args.py_spy:
+            spy = subprocess.Popen(
+                [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record"]
+                + ["--pid", str(coordinator.pid), "--format", "raw", "--output", args.py_spy]
+                + ["--rate", "250", "--nonblocking", "--gil"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        sampler = CpuSampler(coordinator.pid)
+        started, threads = time.monotonic(), thread_cpu_seconds(coordinator.pid)
         state = submit_job(
             str(ROOT / "jobs" / "wordcount.py"),
             [str(data)],
@@ -254,7 +378,13 @@ def main() -> None:
             quiet=True,
         )
         elapsed = time.monotonic() - started
-        cpu = cpu_seconds(coordinator.pid) - cpu
+        threads = {k: v - threads[k] for k, v in thread_cpu_seconds(coordinator.pid).items()}
+        sampler.stop()
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)  # py-spy writes what it sampled and stops
+            spy.wait(30)
+        loop_system = threads.pop("loop_system")
+        cpu = sum(threads.values())
         stop.set()
         totals = [results.get(timeout=30) for _ in processes]
         tasks = sum(t["tasks"] for t in totals)
@@ -262,6 +392,7 @@ def main() -> None:
         reconnects = sum(t["reconnects"] for t in totals)
         first = min(t["first_task"] for t in totals if t["first_task"])
         last = max(t["last_ack"] for t in totals if t["last_ack"])
+        steady = sampler.between(first, last)
         text = log.read_text()
         dead = len(re.findall(r"declared dead", text))
         progress = state.get("progress") or {}
@@ -277,8 +408,22 @@ def main() -> None:
             f"{(tasks + acks) / cpu:,.0f} per CPU second"
         )
         print(
+            f"  from the first TASK to the last ACK (accepting the job left out): the "
+            f"coordinator used {steady:.1f} s of CPU: {(tasks + acks) / steady:,.0f} per CPU "
+            f"second"
+        )
+        print(
+            f"  the coordinator's CPU by thread: loop {threads['loop']:.1f} s (of which "
+            f"{loop_system:.1f} s in the kernel), ZeroMQ I/O "
+            f"{threads['zmq']:.1f} s, others {threads['other']:.1f} s; per operation "
+            + ", ".join(f"{k} {1e6 * v / (tasks + acks):.0f} us" for k, v in threads.items())
+        )
+        print(
             f"  the {args.processes} processes of simulated workers used "
-            f"{sum(t['cpu'] for t in totals):.1f} s of CPU in all, on {os.cpu_count()} cores"
+            f"{sum(t['cpu'] for t in totals):.1f} s of CPU in all ("
+            f"{sum(t['job_cpu'] for t in totals):.1f} s from the job's first message on: "
+            f"{1e6 * sum(t['job_cpu'] for t in totals) / (tasks + acks):.0f} us per operation), "
+            f"on {os.cpu_count()} cores"
         )
         print(
             f"  heartbeats missed: {dead} workers declared dead, {reconnects} told to register "
@@ -287,7 +432,10 @@ def main() -> None:
         if args.profile:
             stop_coordinator(coordinator)
             coordinator = None
-            stats = pstats.Stats(str(tmp / "coordinator.prof"))
+            kept = Path(tempfile.gettempdir()) / "coordinator-load.prof"
+            shutil.copy(tmp / "coordinator.prof", kept)
+            print(f"  the coordinator's profile: {kept}")
+            stats = pstats.Stats(str(kept))
             stats.sort_stats("tottime").print_stats(args.profile)
             stats.sort_stats("cumulative").print_stats(args.profile)
     finally:
