@@ -251,6 +251,23 @@ class OutputTaken(OutputError):
         )
 
 
+def _drop_empty_logs(logs_dir: str) -> None:
+    """An attempt's log is removed when it ends empty, but an attempt killed meanwhile (a losing
+    backup, a cancelled attempt, an executor that died) leaves its empty file: those go, and so
+    does the directory when nothing is left in it (no attempt printed anything). A killed
+    attempt's log that holds output stays, as Hadoop keeps every attempt's logs."""
+    try:
+        entries = list(os.scandir(logs_dir))
+    except FileNotFoundError:
+        return
+    for entry in entries:
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_size == 0:
+                os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        os.rmdir(logs_dir)  # only when no attempt printed anything
+
+
 def commit_job(
     staging: str,
     output_dir: str,
@@ -269,8 +286,7 @@ def commit_job(
         return
     # From here on the local steps: renames of whole directories, renameat2.
     storage.delete_tree_quietly(os.path.join(staging, ATTEMPTS_DIR))
-    with contextlib.suppress(OSError):
-        os.rmdir(os.path.join(staging, LOGS_DIR))  # only when no attempt printed anything
+    _drop_empty_logs(os.path.join(staging, LOGS_DIR))
     if job_id is not None:
         with storage.atomic_write(os.path.join(staging, JOB_MARKER), "w") as handle:
             handle.write(job_id)

@@ -6,6 +6,7 @@ import json
 import re
 
 from helpers import FAST, JOBS, ROOT, run_cli, write_corpus
+from mapreduce import commit
 
 
 def test_prints_and_log_records_go_to_task_logs_not_the_terminal(tmp_path):
@@ -144,3 +145,24 @@ def test_log_format_json_writes_one_object_per_line_naming_each_attempt(tmp_path
     ended = [e for e in entries if e["message"].endswith("s") and " failed in " in e["message"]]
     assert ended and ended[0]["job"] == failed[0]["job"] and ended[0]["task"] is None
     assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$", e["time"]) for e in entries)
+
+
+def test_a_killed_attempts_empty_log_is_not_committed_but_a_printed_one_is(tmp_path):
+    """An attempt killed before its log could be removed (a losing backup, a cancel, an executor
+    that died) leaves an empty file in staging's _logs: the commit drops it, and drops the
+    directory with it when no attempt printed anything; a log that holds output stays."""
+    for printed in (False, True):
+        staging, out = tmp_path / f".out{printed}.mapreduce-x", tmp_path / f"out{printed}"
+        (staging / commit.ATTEMPTS_DIR).mkdir(parents=True)
+        (staging / "part-00000").write_text("a\t1\n")
+        (staging / commit.LOGS_DIR).mkdir()
+        (staging / commit.LOGS_DIR / "map-00004-a1.log").write_text("")
+        if printed:
+            (staging / commit.LOGS_DIR / "map-00001-a2.log").write_text("hello\n")
+        commit.commit_job(str(staging), str(out))
+        names = sorted(p.name for p in out.iterdir())
+        if printed:
+            assert names == ["_SUCCESS", "_logs", "part-00000"]
+            assert [p.name for p in (out / "_logs").iterdir()] == ["map-00001-a2.log"]
+        else:
+            assert names == ["_SUCCESS", "part-00000"]
