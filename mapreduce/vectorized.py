@@ -25,6 +25,7 @@ _COMBINE = {"count": "sum", "sum": "sum", "min": "min", "max": "max"}
 PARTIAL_ROWS = (
     1_000_000  # rows gathered before a map-side partial aggregation (about 16 MB of words)
 )
+COUNT_SLICE_ROWS = 1 << 17  # rows counted per hash table (see _count_rows)
 
 _PYTHON_TYPE_NAMES = [
     (pa.types.is_string, "str", pa.large_string()),
@@ -93,18 +94,58 @@ def python_type_name(arrow_type: pa.DataType) -> str:
 def aggregate(table: pa.Table, aggregation: str, partial: bool = False) -> pa.Table:
     """Aggregate values per key. `partial` means the input rows are raw map output; otherwise they
     are already partial results (a count's partial results are then summed)."""
+    keys = _one_chunk(table.column("key"))
     if aggregation == "count" and partial:
-        counts = pc.value_counts(table.column("key").combine_chunks())
+        counts = pc.value_counts(keys)
         return pa.table({"key": counts.field("values"), "value": counts.field("counts")})
     how = aggregation if partial else _COMBINE[aggregation]
-    result = table.group_by("key").aggregate([("value", how)])
-    return pa.table({"key": result.column("key"), "value": result.column(f"value_{how}")})
+    return _aggregate_by_key(keys, _one_chunk(table.column("value")), how)
+
+
+def _one_chunk(column) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
+def count_slices(keys) -> list:
+    """Rows per key, as one table per COUNT_SLICE_ROWS slice of `keys`: counted by Arrow's hash
+    kernel, whose hash table then stays in the CPU's cache (about twice as fast per row as one
+    table over a million rows of a large vocabulary). A key is in several of the tables; the
+    caller sums them (BatchAggregator, when it folds its partial results)."""
+    chunks = keys.chunks if isinstance(keys, pa.ChunkedArray) else [keys]
+    tables = []
+    for chunk in chunks:
+        for start in range(0, len(chunk), COUNT_SLICE_ROWS):
+            counts = pc.value_counts(chunk.slice(start, COUNT_SLICE_ROWS))
+            tables.append(
+                pa.table({"key": counts.field("values"), "value": counts.field("counts")})
+            )
+    return tables
+
+
+def _aggregate_by_key(keys: pa.Array, values: pa.Array, how: str) -> pa.Table:
+    """`how` ("sum", "min", "max") of the values of each key. The keys are hashed once, by
+    dictionary_encode, and the values grouped by the resulting integer codes: Acero groups
+    integers several times faster than it groups strings. One thread, as the workers already
+    keep the cores busy."""
+    encoded = pc.dictionary_encode(keys)
+    grouped = (
+        pa.table({"code": encoded.indices, "value": values})
+        .group_by("code", use_threads=False)
+        .aggregate([("value", how)])
+    )
+    return pa.table(
+        {
+            "key": encoded.dictionary.take(grouped.column("code")),
+            "value": grouped.column(f"value_{how}"),
+        }
+    )
 
 
 class BatchAggregator:
-    """Map-side aggregation with bounded memory: gather rows, aggregate every PARTIAL_ROWS, and
-    fold the partial results together whenever they hold PARTIAL_ROWS rows themselves (a long
-    tail of distinct keys), so at most about 2 x PARTIAL_ROWS rows are held at once."""
+    """Map-side aggregation with bounded memory: gather rows, aggregate every PARTIAL_ROWS (a
+    count counts each table as it comes, a cache-sized slice at a time), and fold the partial
+    results together whenever they hold PARTIAL_ROWS more rows than the last fold gave (a long tail
+    of distinct keys), so about 2 x PARTIAL_ROWS rows, or twice the distinct keys, are held."""
 
     def __init__(self, aggregation: str):
         self.aggregation = aggregation
@@ -112,12 +153,16 @@ class BatchAggregator:
         self.raw_rows = 0
         self.partials: list = []
         self.partial_rows = 0
+        self.folded_rows = 0  # rows of the last fold, which partials[0] then holds
         self.rows_in = 0
 
     def add(self, table: pa.Table) -> None:
+        self.rows_in += table.num_rows
+        if self.aggregation == "count":
+            self._add_partials(count_slices(table.column("key")))
+            return
         self.raw.append(table)
         self.raw_rows += table.num_rows
-        self.rows_in += table.num_rows
         if self.raw_rows >= PARTIAL_ROWS:
             self._fold_raw()
 
@@ -126,15 +171,19 @@ class BatchAggregator:
             raw, self.raw, self.raw_rows = self.raw, [], 0
             partial = aggregate(pa.concat_tables(raw), self.aggregation, partial=True)
             del raw
-            self.partials.append(partial)
-            self.partial_rows += partial.num_rows
-            if self.partial_rows >= PARTIAL_ROWS and len(self.partials) > 1:
-                self._fold_partials()
-            _release_freed_memory()
+            self._add_partials([partial])
+
+    def _add_partials(self, partials: list) -> None:
+        self.partials.extend(partials)
+        self.partial_rows += sum(partial.num_rows for partial in partials)
+        if self.partial_rows >= self.folded_rows + PARTIAL_ROWS and len(self.partials) > 1:
+            self._fold_partials()
 
     def _fold_partials(self) -> None:
         folded = aggregate(pa.concat_tables(self.partials), self.aggregation)
-        self.partials, self.partial_rows = [folded], folded.num_rows
+        self.partials = [folded]
+        self.partial_rows = self.folded_rows = folded.num_rows
+        _release_freed_memory()
 
     def result(self) -> pa.Table | None:
         self._fold_raw()
