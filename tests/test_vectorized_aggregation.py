@@ -8,10 +8,12 @@ import random
 import runpy
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from helpers import ROOT
 from mapreduce import vectorized
+from mapreduce.errors import RecordError
 
 WORDCOUNT = runpy.run_path(str(ROOT / "jobs" / "wordcount.py"))
 WORDCOUNT_ARROW = runpy.run_path(str(ROOT / "jobs" / "wordcount_arrow.py"))
@@ -102,3 +104,23 @@ def test_the_arrow_tokenizer_gives_the_words_of_the_per_record_mapper(kind):
     assert sliced == [word for line in lines[1:] for word, _ in WORDCOUNT["mapper"]("f", line)]
     empty = WORDCOUNT_ARROW["map_batches"](batch.slice(0, 0))
     assert empty.num_rows == 0
+
+
+def test_a_jobs_partition_batches_places_every_key_and_bad_results_are_refused():
+    keys = pa.array([f"k{i}" for i in range(50)], pa.large_string())
+
+    def by_length(column, num_partitions):
+        return pc.utf8_length(column).cast(pa.int64())  # "k0".."k9": 2, the rest: 3
+
+    ids = vectorized.partition_ids(keys, 4, partition_batches=by_length)
+    assert ids.type == pa.int32()
+    assert ids.to_pylist() == [len(key) for key in keys.to_pylist()]
+    for bad in (
+        lambda column, n: [0] * len(column),  # not an Arrow array
+        lambda column, n: pa.array([0] * (len(column) - 1)),  # one short
+        lambda column, n: pa.array([0.5] * len(column)),  # not integers
+        lambda column, n: pa.array([None] + [0] * (len(column) - 1), pa.int64()),  # a null
+        lambda column, n: pa.array([n] * len(column)),  # out of range
+    ):
+        with pytest.raises(RecordError, match="partition"):
+            vectorized.partition_ids(keys, 4, partition_batches=bad)
