@@ -250,8 +250,9 @@ def _checked_ids(ids, rows: int, num_partitions: int) -> pa.Array:
 
 class RunSpiller:
     """A vectorised map task's shuffle output: its tables gathered and written, partitioned and
-    sorted by key (and value, with `sort_values`), as shuffle run files every `spill_records`
-    rows, so its memory is bounded by that rather than by the split (the reduce merges the runs).
+    sorted by key (and value, with `sort_values`; not sorted without `sort_keys`), as shuffle run
+    files every `spill_records` rows, so its memory is bounded by that rather than by the split
+    (the reduce merges the runs, or hashes them together).
     `close()` returns ({partition: [path]}, bytes written, the runs' stats, rows written)."""
 
     def __init__(
@@ -263,13 +264,20 @@ class RunSpiller:
         sort_values: bool = False,
         spill_records: int = SPILL_RECORDS,
         compression: str | None = None,
+        sort_keys: bool = True,
     ):
         from .shuffle import RunWriter
 
         self._spill_records = max(1, spill_records)
         self.runs = RunWriter(directory, compression=compression)
         self._partitioning = (num_partitions, partitioner, partition_batches)
-        self._order = [("key", "ascending")] + ([("value", "ascending")] if sort_values else [])
+        # Without sort_keys (an aggregating job's partial results, which its reduce hashes
+        # together rather than merges: reduce_runs) runs are only grouped by partition.
+        self._order = (
+            [("key", "ascending")] + ([("value", "ascending")] if sort_values else [])
+            if sort_keys
+            else None
+        )
         self._pending: list = []
         self._pending_rows = 0
         self._empty: pa.Table | None = None  # the first table's schema, with no rows
@@ -298,7 +306,10 @@ class RunSpiller:
             # One stable sort of the whole chunk; each partition's rows are then its indices in
             # that order (a slice when the partitions follow the key order, as a range
             # partitioner's do), taken one partition at a time.
-            order = pc.sort_indices(chunk, sort_keys=self._order)
+            if self._order is None:
+                order = pc.sort_indices(ids)  # integers: stable, and much cheaper than keys
+            else:
+                order = pc.sort_indices(chunk, sort_keys=self._order)
             sorted_ids = ids.take(order)
             for partition, indices in _indices_by_partition(order, sorted_ids, num_partitions):
                 self.runs.write_table(partition, chunk.take(indices), key_type_name)

@@ -124,3 +124,30 @@ def test_a_jobs_partition_batches_places_every_key_and_bad_results_are_refused()
     ):
         with pytest.raises(RecordError, match="partition"):
             vectorized.partition_ids(keys, 4, partition_batches=bad)
+
+
+def test_unsorted_partial_runs_reduce_to_the_counts_of_counter_in_key_order(tmp_path):
+    from mapreduce.shuffle import stable_partition
+
+    words = _long_tail_words(5000, seed=8)
+    counts = collections.Counter(words)
+    partial = pa.table(
+        {
+            "key": pa.array(list(counts), pa.large_string()),
+            "value": pa.array(list(counts.values()), pa.int64()),
+        }
+    )
+    spiller = vectorized.RunSpiller(str(tmp_path), 3, spill_records=100, sort_keys=False)
+    for start in range(0, partial.num_rows, 70):
+        spiller.add(partial.slice(start, 70))
+    files, _, _, rows = spiller.close()
+    assert rows == len(counts)
+    seen: dict = {}
+    for partition, paths in files.items():
+        result = vectorized.reduce_runs(paths, "count")
+        assert result is not None
+        keys = result.column("key").to_pylist()
+        assert keys == sorted(keys)
+        assert {stable_partition(key, 3) for key in keys} == {partition}
+        seen.update(zip(keys, result.column("value").to_pylist()))
+    assert seen == counts
