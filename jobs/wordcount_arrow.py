@@ -47,5 +47,8 @@ def map_batches(batch):
     spaced = pa.LargeStringArray.from_buffers(
         len(lines), offsets, pa.py_buffer(letters), validity, offset=lines.offset
     )
-    words = pc.list_flatten(pc.ascii_split_whitespace(spaced))
-    return pa.table({"key": words.filter(pc.not_equal(words, ""))})
+    # Trimmed, and lines with no letter dropped, the lines split into words and nothing else (a
+    # space at either end would give an empty string): cheaper than filtering the words.
+    trimmed = pc.ascii_trim_whitespace(spaced)
+    trimmed = trimmed.filter(pc.greater(pc.binary_length(trimmed), 0))
+    return pa.table({"key": pc.list_flatten(pc.ascii_split_whitespace(trimmed))})

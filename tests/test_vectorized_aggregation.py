@@ -84,7 +84,7 @@ def test_the_reduce_side_combines_partial_counts_with_repeated_keys():
 
 
 LINES = {
-    "ascii": ["The quick, brown FOX -- jumps!", "", "  don't  stop  ", "a1b2c3 x_y"],
+    "ascii": ["The quick, brown FOX -- jumps!", "", "  don't  stop  ", "a1b2c3 x_y", "... --- !"],
     "other scripts": ["café naïve ÀBC Straße", "ǅemal \U0001f600emoji\u00a0nbsp", "日本 text"],
     "lower-cases to ascii": ["İstanbul \u212aelvin", "plain line", "ÀB İİ \u212a"],
 }
