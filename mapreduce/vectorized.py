@@ -174,6 +174,7 @@ class BatchAggregator:
             partial = aggregate(pa.concat_tables(raw), self.aggregation, partial=True)
             del raw
             self._add_partials([partial])
+            _release_freed_memory()
 
     def _add_partials(self, partials: list) -> None:
         self.partials.extend(partials)
