@@ -2,12 +2,17 @@
 value by Arrow, each partition sorted by Arrow, and `REDUCE = "identity"` writing every record in
 key order without Python code per record.
 
+The partitioner is jobs/terasort.py's: the framework's RangePartitioner, which places a whole
+column of keys by Arrow's search_sorted among the split points.
+
     python datasets/generate.py --kind terasort --size 2MB --output out/data/terasort
     mapreduce run jobs/terasort_arrow.py out/data/terasort --output out/sorted-arrow --reducers 4
 """
 
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from mapreduce.partitioners import RangePartitioner
 
 FIRST, LAST = 33, 126  # the printable ASCII range the keys are drawn from (as terasort.py)
 REDUCE = "identity"
@@ -23,14 +28,13 @@ def map_batches(batch):
     )
 
 
-def partition_batches(keys, num_reducers):
-    """jobs/terasort.py's range partitioner for a whole column: the first character's position in
-    the printable range, scaled to the reducers. The few distinct first characters are mapped in
-    Python, every key by Arrow."""
-    first = pc.utf8_slice_codeunits(keys, 0, 1).combine_chunks().dictionary_encode()
+def _split_points(num_reducers):
+    """The first characters that start partitions 1..: the printable range cut into num_reducers
+    equal spans (keys below it go with its first character, above it with its last; with more
+    reducers than characters, some partitions stay empty), as in jobs/terasort.py."""
     span = LAST - FIRST + 1
-    lookup = [
-        min(max(ord(c or " ") - FIRST, 0), LAST - FIRST) * num_reducers // span
-        for c in first.dictionary.to_pylist()
-    ]
-    return pc.take(pa.array(lookup, pa.int32()), first.indices)
+    starts = (-(-i * span // num_reducers) for i in range(1, num_reducers))
+    return [chr(FIRST + start) for start in starts if start < span]
+
+
+partitioner = RangePartitioner(_split_points)

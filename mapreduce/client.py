@@ -24,7 +24,6 @@ import time
 from dataclasses import dataclass, replace
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from . import defaults, interrupts, protocol, security, sidefiles, storage
 from .election import Addresses
@@ -174,7 +173,7 @@ class CoordinatorClient:
             remaining = until - time.monotonic()
             events = dict(poller.poll(int(remaining * 1000))) if remaining > 0 else {}
             if handshakes in events:
-                event = recv_monitor_message(handshakes)
+                event = security.recv_monitor_event(handshakes)
                 if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
                     broken_off = True
                     continue

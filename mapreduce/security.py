@@ -37,6 +37,7 @@ import logging
 import os
 import shutil
 import socket as pysocket
+import struct
 import tempfile
 import threading
 import time
@@ -45,7 +46,6 @@ from dataclasses import dataclass
 import zmq
 import zmq.auth
 from zmq.utils import z85
-from zmq.utils.monitor import recv_monitor_message
 
 from . import defaults, protocol
 from .errors import MapReduceError
@@ -275,6 +275,15 @@ class RefusalLog:
         )
 
 
+def recv_monitor_event(monitor, flags: int = 0) -> dict:
+    """One event of a socket monitor ({"event", "value", "endpoint"}, as pyzmq's
+    recv_monitor_message gives it), decoded here: zmq.utils.monitor imports zmq.asyncio, and
+    asyncio with it, which cost every worker and `mapreduce run` 0.07 s of CPU at start-up."""
+    frames = monitor.recv_multipart(flags)
+    event, value = struct.unpack("=hi", frames[0][:6])
+    return {"event": zmq.Event(event), "value": value, "endpoint": frames[1]}
+
+
 class _HandshakeMonitor:
     """Logs the handshakes ZeroMQ itself refuses, before the ZAP handler is asked: a peer with no
     CURVE keys (mechanism mismatch) or with another coordinator's public key (its HELLO does not
@@ -311,7 +320,7 @@ class _HandshakeMonitor:
             while not self._stopping.is_set():
                 if not self._events.poll(100):
                     continue
-                event = recv_monitor_message(self._events)
+                event = recv_monitor_event(self._events)
                 kind, value = event["event"], event["value"]
                 if kind == zmq.EVENT_ACCEPTED:
                     peers[value] = _peer_of_descriptor(value)

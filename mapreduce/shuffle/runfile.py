@@ -245,7 +245,8 @@ class RunWriter:
 
     def write_table(self, partition: int, table: pa.Table, key_type_name: str) -> None:
         """Write a run from an Arrow table of native `key` and `value` columns, already sorted by
-        key; `key_type_name` names the Python type its keys read back as ("str", "int", ...)."""
+        key (an aggregating vectorised job's partial results need not be: its reduce hashes its
+        runs together); `key_type_name` names the Python type its keys read back as ("str", ...)."""
         metadata = {_KEY_TYPES_METADATA: json.dumps([key_type_name]).encode()}
         self._write(partition, table.replace_schema_metadata(metadata).combine_chunks())
 

@@ -135,6 +135,7 @@ def _run_map_batches(job: Job, task: dict, split: Split) -> dict:
             job.sort_values,
             spill_records=_buffer(task)["spill_records"],
             compression=job.shuffle_compression,
+            sort_keys=aggregator is None,  # partial results are hashed together, not merged
         )
     )
     try:

@@ -34,7 +34,6 @@ import time
 from dataclasses import dataclass
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from mapreduce import defaults, protocol, security
 from mapreduce.election import Addresses
@@ -254,7 +253,7 @@ class Worker:
         succeeded = False
         while True:
             try:
-                event = recv_monitor_message(connections, zmq.NOBLOCK)
+                event = security.recv_monitor_event(connections, zmq.NOBLOCK)
             except zmq.Again:
                 return succeeded
             kind = event["event"]

@@ -344,10 +344,12 @@ def reducer(key, values):
 POLARS = r'''
 import sys, os, polars as pl
 files = [os.path.join(sys.argv[1], n) for n in sorted(os.listdir(sys.argv[1])) if not n.startswith(".")]
-frame = pl.concat([pl.scan_csv(f, has_header=False, separator="\x01", quote_char=None,
-                               new_columns=["line"], schema_overrides={"line": pl.Utf8}) for f in files])
-counts = (frame.select(pl.col("line").str.to_lowercase().str.extract_all("[a-z]+").alias("w"))
-          .explode("w").drop_nulls().group_by("w").len().collect())
+# One lazy scan of every file, each line one string column; the streaming engine runs the whole
+# query in batches on every core (it took less CPU than the in-memory engine here, and less memory).
+lines = pl.scan_csv(files, has_header=False, separator="\x01", quote_char=None,
+                    new_columns=["line"], schema_overrides={"line": pl.Utf8})
+counts = (lines.select(pl.col("line").str.to_lowercase().str.extract_all("[a-z]+").alias("w"))
+          .explode("w").drop_nulls().group_by("w").len().collect(engine="streaming"))
 counts.sort("w").write_csv(sys.argv[2], separator="\t", include_header=False)
 '''
 
