@@ -141,6 +141,193 @@ error:
 }
 
 
+/* The per-record map loop: map_lines(mapper, path, lines, start, counts, pairs, room).
+ *
+ * Calls mapper(path, line) for lines[start:], in order, and takes each pair it yields as
+ * shuffle/writer.py's Python path would: with `counts` (a dict; the job has a combiner), exact
+ * countable pairs (count_pairs' rule above) are counted into counts[(type(value), value)][key];
+ * with `pairs` (a list; no combiner), exact 2-tuples are appended to it. No Python code runs per
+ * pair but the mapper's own. It returns (status, index, extra, taken):
+ *   MAP_DONE      every line mapped; index == len(lines);
+ *   MAP_FULL      `room` new keys (counts) or pairs were added; lines[index:] are not mapped yet;
+ *   MAP_HANDBACK  lines[index] was mapped and its output is something this loop does not take
+ *                 (an item that is not such a pair, an output that is not a generator, list or
+ *                 tuple): extra = (items already taken from it but not added, the rest of it),
+ *                 for Python to add as the record's output;
+ *   MAP_FAILED    mapping lines[index] raised: extra is the exception (with its traceback);
+ * taken: how many pairs were added. Only the records before `index` are wholly added. */
+
+enum { MAP_DONE = 0, MAP_FULL = 1, MAP_HANDBACK = 2, MAP_FAILED = 3 };
+enum { TAKEN = 0, TAKEN_NEW = 1, DECLINED = 2, TAKE_ERROR = -1 };
+
+typedef struct {
+    PyObject *counts, *pairs, *one;
+    PyObject *last_value, *key_counts;          /* strong references: the cache of counts_of_value */
+} Taker;
+
+static int
+take_pair(Taker *taker, PyObject *item)
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
+        return DECLINED;
+    }
+    if (taker->pairs != NULL) {
+        return PyList_Append(taker->pairs, item) ? TAKE_ERROR : TAKEN_NEW;
+    }
+    PyObject *key = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+    if (!countable_key(key) || !countable(value)) {
+        return DECLINED;
+    }
+    if (value != taker->last_value) {
+        PyObject *key_counts = counts_of_value(taker->counts, value);
+        if (key_counts == NULL) {
+            return TAKE_ERROR;
+        }
+        Py_INCREF(key_counts);
+        Py_XSETREF(taker->key_counts, key_counts);
+        Py_INCREF(value);                       /* held, so its address is not reused */
+        Py_XSETREF(taker->last_value, value);
+    }
+    PyObject *old = PyDict_GetItemWithError(taker->key_counts, key);
+    if (old == NULL) {
+        if (PyErr_Occurred()) {
+            return TAKE_ERROR;
+        }
+        return PyDict_SetItem(taker->key_counts, key, taker->one) ? TAKE_ERROR : TAKEN_NEW;
+    }
+    PyObject *new = PyNumber_Add(old, taker->one);
+    if (new == NULL) {
+        return TAKE_ERROR;
+    }
+    int failed = PyDict_SetItem(taker->key_counts, key, new);
+    Py_DECREF(new);
+    return failed ? TAKE_ERROR : TAKEN;
+}
+
+/* The raised exception, normalized and holding its traceback (a new reference). */
+static PyObject *
+fetch_exception(void)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value;
+}
+
+static PyObject *
+map_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "map_lines takes 7 arguments");
+        return NULL;
+    }
+    PyObject *mapper = args[0], *lines = args[2];
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]), room = PyLong_AsSsize_t(args[6]);
+    if ((start == -1 || room == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    Taker taker = {args[4] == Py_None ? NULL : args[4], args[5] == Py_None ? NULL : args[5]};
+    if (!PyList_CheckExact(lines) || (taker.counts == NULL) == (taker.pairs == NULL)
+        || (taker.counts != NULL && !PyDict_CheckExact(taker.counts))
+        || (taker.pairs != NULL && !PyList_CheckExact(taker.pairs)) || start < 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "map_lines(mapper, path, lines: list, start: int, counts: dict | None, "
+                        "pairs: list | None, room: int): one of counts and pairs");
+        return NULL;
+    }
+    taker.one = PyLong_FromLong(1);
+    if (taker.one == NULL) {
+        return NULL;
+    }
+    int status = MAP_DONE;
+    PyObject *extra = NULL;
+    Py_ssize_t added = 0, taken = 0, index = start;
+    PyObject *call[2] = {args[1], NULL};
+    for (; index < PyList_GET_SIZE(lines); index++) {
+        if (added >= room) {
+            status = MAP_FULL;
+            break;
+        }
+        PyObject *line = PyList_GET_ITEM(lines, index);
+        Py_INCREF(line);                        /* the mapper may do anything, even to the list */
+        call[1] = line;
+        PyObject *output = PyObject_Vectorcall(mapper, call, 2, NULL);
+        Py_DECREF(line);
+        if (output == NULL) {
+            goto failed;
+        }
+        if (output == Py_None) {                /* a mapper that yields nothing may return None */
+            Py_DECREF(output);
+            continue;
+        }
+        PyObject *iterator = output;
+        if (!PyGen_CheckExact(output)) {
+            if (!PyList_CheckExact(output) && !PyTuple_CheckExact(output)) {
+                extra = Py_BuildValue("(()N)", output);  /* Python adds it, or says what it is */
+                status = MAP_HANDBACK;
+                goto stop;
+            }
+            iterator = PyObject_GetIter(output);
+            Py_DECREF(output);
+            if (iterator == NULL) {
+                goto failed;
+            }
+        }
+        iternextfunc next = Py_TYPE(iterator)->tp_iternext;
+        for (;;) {
+            PyObject *item = next(iterator);
+            if (item == NULL) {
+                if (PyErr_Occurred()) {
+                    if (!PyErr_ExceptionMatches(PyExc_StopIteration)) {
+                        Py_DECREF(iterator);
+                        goto failed;
+                    }
+                    PyErr_Clear();
+                }
+                break;
+            }
+            int took = take_pair(&taker, item);
+            if (took == DECLINED) {
+                extra = Py_BuildValue("((N)N)", item, iterator);
+                status = MAP_HANDBACK;
+                goto stop;
+            }
+            Py_DECREF(item);
+            if (took == TAKE_ERROR) {           /* MemoryError: the framework's failure */
+                Py_DECREF(iterator);
+                goto error;
+            }
+            taken++;
+            added += took;
+        }
+        Py_DECREF(iterator);
+    }
+    goto stop;
+failed:
+    extra = fetch_exception();
+    status = MAP_FAILED;
+stop:
+    if (extra == NULL && status != MAP_DONE && status != MAP_FULL) {
+        goto error;                             /* Py_BuildValue failed */
+    }
+    Py_XDECREF(taker.key_counts);
+    Py_XDECREF(taker.last_value);
+    Py_DECREF(taker.one);
+    return Py_BuildValue("(inNn)", status, index, extra != NULL ? extra : Py_NewRef(Py_None),
+                         taken);
+error:
+    Py_XDECREF(taker.key_counts);
+    Py_XDECREF(taker.last_value);
+    Py_DECREF(taker.one);
+    return NULL;
+}
+
+
 /* The UTF-8 of an exact str that holds no NUL and no lone surrogate, or NULL (no error set). */
 static const char *
 plain_utf8(PyObject *item, Py_ssize_t *size)
@@ -288,6 +475,11 @@ static PyMethodDef methods[] = {
      "Count exact (key, value) 2-tuples of str/bytes/int/None (keys: or tuples of those) into\n"
      "counts[(type(value), value)][key];\n"
      "False, counting nothing, if any item is not such a pair."},
+    {"map_lines", (PyCFunction)(void (*)(void))map_lines, METH_FASTCALL,
+     "map_lines(mapper, path, lines, start, counts, pairs, room) -> (status, index, extra, taken)\n\n"
+     "mapper(path, line) for lines[start:], its pairs counted into counts (as count_pairs) or\n"
+     "appended to pairs, until done (0), `room` keys or pairs added (1), an output it does not\n"
+     "take (2: extra = (items taken but not added, the rest)), or an exception (3: extra)."},
     {"encode_str_tuples", encode_str_tuples, METH_VARARGS,
      "encode_str_tuples(keys: list) -> list | None\n\n"
      "shuffle.keys.encode_key of every key when all are non-empty exact tuples of exact strs with\n"

@@ -35,10 +35,15 @@ from .keys import str_tuple_encodings, str_tuple_signature
 from .partition import encoded_tuple_partitions, partitions_of, stable_partition
 from .runfile import RunWriter, encoded_tuple_table
 
-try:  # the optional C counting loop (setup.py builds mapreduce/_speedups.c where a compiler exists)
+try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a compiler exists)
     from mapreduce._speedups import count_pairs as c_count_pairs
+    from mapreduce._speedups import map_lines as c_map_lines
 except ImportError:
-    c_count_pairs = None  # (tests set it to None too, to run the Python loop it replaces)
+    c_count_pairs = None  # (tests set them to None too, to run the Python loops they replace)
+    c_map_lines = None
+
+# What c_map_lines says when it returns (see mapreduce/_speedups.c).
+_MAP_DONE, _MAP_FULL, _MAP_HANDBACK, _MAP_FAILED = range(4)
 
 _SIZE_SAMPLE = 1000  # pairs measured to turn the sort buffer's bytes into a record limit
 _TUPLE_OVERHEAD = 56 + 8  # a 2-tuple plus its slot in the buffer list
@@ -245,6 +250,52 @@ class MapOutputWriter:
             pending.extend(islice(items, self._chunk_limit))
             self._ends.append(len(pending))
 
+    @property
+    def can_map_lines(self) -> bool:
+        """Whether map_lines is built (mapreduce._speedups)."""
+        return c_map_lines is not None
+
+    @property
+    def maps_lines(self) -> bool:
+        """Whether map_lines can be used now: the C loop is built, and the buffer is sized (by
+        the pairs of a first chunk added through add_pairs)."""
+        return c_map_lines is not None and self._sized
+
+    def map_lines(self, mapper, path: str, lines: list, start: int = 0) -> tuple:
+        """Map lines[start:] with `mapper(path, line)` in C, adding each record's pairs as
+        add_pairs would (pending pairs are absorbed first, so a bad one is located as before);
+        the buffer is spilled whenever it fills. Returns (index, rest, error): lines[:index]
+        are wholly added; when index < len(lines), lines[index] was mapped and either raised
+        `error`, or gave output the C loop does not take, of which `rest` is what is left to
+        add (by add_pairs, as that record's output: the same checks and messages)."""
+        if self._output is not None:
+            raise ValueError("this MapOutputWriter is closed")
+        assert c_map_lines is not None and self._sized, "map_lines when maps_lines is False"
+        self.flush()
+        while True:
+            if self._combiner is not None:
+                room = self._buffer_limit - self._counted_keys() - len(self._groups)
+                status, start, extra, taken = c_map_lines(
+                    mapper, path, lines, start, self._counts, None, room
+                )
+            else:
+                room = self._buffer_limit - len(self._pairs)
+                status, start, extra, taken = c_map_lines(
+                    mapper, path, lines, start, None, self._pairs, room
+                )
+            self._records_in += taken
+            if status == _MAP_DONE:
+                return start, None, None
+            if status == _MAP_FAILED:
+                return start, None, extra
+            if status == _MAP_HANDBACK:
+                taken_items, rest = extra
+                return start, chain(taken_items, rest) if taken_items else rest, None
+            if self._combiner is not None:  # _MAP_FULL
+                self._combine_and_spill()
+            else:
+                self._spill()
+
     def flush(self) -> None:
         """Check and absorb the pending chunk now (close does it too)."""
         if self._pending:
@@ -430,25 +481,42 @@ class MapOutputWriter:
     # -- spilling ----------------------------------------------------------------------------------
 
     def _spill(self) -> None:
+        value_lists: Optional[list] = None  # with a combiner: each key's list of values
         if self._combiner is None:
             pairs, self._pairs = self._pairs, []
             keys = list(map(itemgetter(0), pairs))
-            if self._spilled_encoded(keys, list(map(itemgetter(1), pairs)), None):
-                return
-            for partition, part in self._by_partition(pairs, keys):
-                keys, values = list(map(itemgetter(0), part)), list(map(itemgetter(1), part))
-                self._runs.write_pairs(partition, keys, values)
+            values = list(map(itemgetter(1), pairs))
+            del pairs
         else:
             groups, self._groups = self._groups, {}
-            keys = list(map(_key_of_group, groups))
+            keys = list(groups)
+            if set(map(type, keys)) != {str}:  # str keys are grouped as themselves
+                keys = list(map(_key_of_group, keys))
             value_lists = list(groups.values())
-            if self._spilled_encoded(keys, list(chain.from_iterable(value_lists)), value_lists):
-                return
-            keyed_lists = list(zip(keys, value_lists))
-            for partition, part in self._by_partition(keyed_lists, keys):
-                value_lists = list(map(itemgetter(1), part))
-                keys = _repeated(list(map(itemgetter(0), part)), list(map(len, value_lists)))
-                self._runs.write_pairs(partition, keys, list(chain.from_iterable(value_lists)))
+            del groups
+            values = list(chain.from_iterable(value_lists))
+        if self._spilled_encoded(keys, values, value_lists):
+            return
+        if value_lists is not None and len(values) != len(keys):  # a key with several values
+            keys = _repeated(keys, list(map(len, value_lists)))
+        self._write_by_partition(keys, values)
+
+    def _write_by_partition(self, keys: list, values: list) -> None:
+        """Write each partition's keys and values, partitioned in bulk, as one sorted run."""
+        if not keys:
+            return
+        if self._num_partitions == 1:
+            self._runs.write_pairs(0, keys, values)
+            return
+        partitions = partitions_of(keys, self._num_partitions, self._partitioner)
+        key_buckets: list[list] = [[] for _ in range(self._num_partitions)]
+        value_buckets: list[list] = [[] for _ in range(self._num_partitions)]
+        # list.append on each item's bucket, driven by map and drained by a zero-length deque.
+        deque(map(list.append, map(key_buckets.__getitem__, partitions), keys), maxlen=0)
+        deque(map(list.append, map(value_buckets.__getitem__, partitions), values), maxlen=0)
+        for partition, bucket in enumerate(key_buckets):
+            if bucket:
+                self._runs.write_pairs(partition, bucket, value_buckets[partition])
 
     def _spilled_encoded(self, keys: list, values: list, value_lists: Optional[list]) -> bool:
         """Spill tuple keys of strs (bigrams) by Arrow, or return False for other keys: each key
@@ -487,18 +555,6 @@ class MapOutputWriter:
             self._runs.write_table(partition, table.slice(start, rows), "tuple")
             start += rows
         return True
-
-    def _by_partition(self, items: list, keys: list) -> list:
-        """[(partition, its items)] for the partitions that have any, computed in bulk."""
-        if not items:
-            return []
-        if self._num_partitions == 1:
-            return [(0, items)]
-        partitions = partitions_of(keys, self._num_partitions, self._partitioner)
-        buckets: list[list] = [[] for _ in range(self._num_partitions)]
-        # list.append on each item's bucket, driven by map and drained by a zero-length deque.
-        deque(map(list.append, map(buckets.__getitem__, partitions), items), maxlen=0)
-        return [(partition, bucket) for partition, bucket in enumerate(buckets) if bucket]
 
 
 def _sorted_by_key(table: pa.Table) -> pa.Table:
