@@ -227,6 +227,7 @@ def _map_split(
             assert writer is not None
             for key, lines in read_line_lists(split):
                 if key is not path:
+                    _finish_file(finish, path)
                     path, path_start = key, records
                 base, index, in_c = records, 0, True
                 while index < len(lines):
@@ -252,6 +253,7 @@ def _map_split(
         else:
             for key, value in read_records(split, job.input_format, bad_records):
                 if key is not path:
+                    _finish_file(finish, path)
                     path, path_start = key, records
                 records += 1
                 if skip and records in skip:
@@ -297,6 +299,13 @@ def _map_split(
             }
         raise TaskError(report) from None
     return records
+
+
+def _finish_file(finish, path) -> None:
+    """Check what a file's records gave before the next file's (a bad pair found later would be
+    located by records_ago from the next file's first line)."""
+    if finish is not None and path is not None:
+        finish()
 
 
 def _emit_output(emit, output) -> None:
