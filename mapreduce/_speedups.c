@@ -328,6 +328,161 @@ error:
 }
 
 
+/* The combiner over counted keys: combine_counts(combiner, key_counts, value, groups, position).
+ *
+ * For each key counted `times` under `value` (counts[(type(value), value)] as above), from
+ * PyDict_Next's `position` on, does what MapOutputWriter._combine_counted does in Python: the
+ * key's group is the key itself (str, tuple) or (type(key), key); a key seen once joins `groups`
+ * as [value]; else combiner(key, repeat(value, times)) is called and, when it gives exactly one
+ * exact 2-tuple whose key is the key (same type, equal), groups[group] = [its value]. Anything
+ * else stops the loop: it returns (position after the key, group, times, called, output), for
+ * Python to finish that key (called: the combiner's output, listed if it was iterable; not
+ * called: the group already held values), or None when every key is done. The combiner's
+ * exceptions propagate. Keys and values are countable, so comparing them runs no Python code. */
+
+static PyObject *repeat_type;                   /* itertools.repeat */
+
+static PyObject *
+group_key_of(PyObject *key)
+{
+    if (PyUnicode_CheckExact(key) || PyTuple_CheckExact(key)) {
+        return Py_NewRef(key);
+    }
+    return PyTuple_Pack(2, (PyObject *)Py_TYPE(key), key);
+}
+
+/* 1 when `produced` is one exact 2-tuple keyed by `key` itself, 0 if not, -1 on error. */
+static int
+combined_as_itself(PyObject *produced, PyObject *key)
+{
+    if (PyList_GET_SIZE(produced) != 1) {
+        return 0;
+    }
+    PyObject *pair = PyList_GET_ITEM(produced, 0);
+    if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        return 0;
+    }
+    PyObject *out_key = PyTuple_GET_ITEM(pair, 0);
+    if (out_key == key) {
+        return 1;
+    }
+    if (Py_TYPE(out_key) != Py_TYPE(key)) {
+        return 0;
+    }
+    return PyObject_RichCompareBool(out_key, key, Py_EQ);
+}
+
+static PyObject *
+combine_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "combine_counts(combiner, key_counts: dict, value, groups: dict, "
+                        "position: int)");
+        return NULL;
+    }
+    PyObject *combiner = args[0], *key_counts = args[1], *value = args[2], *groups = args[3];
+    Py_ssize_t position = PyLong_AsSsize_t(args[4]);
+    if (position == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *key, *times;
+    /* key_counts is the writer's detached dict: nothing else holds it, so the combiner's code
+     * cannot change it while PyDict_Next walks it; its items are held during each call. */
+    while (PyDict_Next(key_counts, &position, &key, &times)) {
+        Py_INCREF(key);
+        Py_INCREF(times);
+        PyObject *group_key = group_key_of(key), *result = NULL, *output = NULL;
+        int called = 0, done = 0;
+        if (group_key == NULL) {
+            goto error;
+        }
+        PyObject *held = PyDict_GetItemWithError(groups, group_key);
+        if (held == NULL && PyErr_Occurred()) {
+            goto error;
+        }
+        if (held == NULL) {
+            Py_ssize_t n = PyLong_AsSsize_t(times);
+            if (n == -1 && PyErr_Occurred()) {
+                goto error;
+            }
+            if (n == 1) {
+                PyObject *values = PyList_New(1);
+                if (values == NULL) {
+                    goto error;
+                }
+                PyList_SET_ITEM(values, 0, Py_NewRef(value));
+                int failed = PyDict_SetItem(groups, group_key, values);
+                Py_DECREF(values);
+                if (failed) {
+                    goto error;
+                }
+                done = 1;
+            }
+            else {
+                PyObject *repeat_args[2] = {value, times};
+                PyObject *values = PyObject_Vectorcall(repeat_type, repeat_args, 2, NULL);
+                if (values == NULL) {
+                    goto error;
+                }
+                PyObject *call_args[2] = {key, values};
+                output = PyObject_Vectorcall(combiner, call_args, 2, NULL);
+                Py_DECREF(values);
+                if (output == NULL) {
+                    goto error;
+                }
+                called = 1;
+                if (PyGen_CheckExact(output) || PyList_CheckExact(output)
+                    || PyTuple_CheckExact(output)) {
+                    PyObject *produced = PySequence_List(output);
+                    Py_SETREF(output, produced);
+                    if (output == NULL) {
+                        goto error;
+                    }
+                    int itself = combined_as_itself(output, key);
+                    if (itself < 0) {
+                        goto error;
+                    }
+                    if (itself) {
+                        PyObject *values = PyList_New(1);
+                        if (values == NULL) {
+                            goto error;
+                        }
+                        PyObject *pair = PyList_GET_ITEM(output, 0);
+                        PyList_SET_ITEM(values, 0, Py_NewRef(PyTuple_GET_ITEM(pair, 1)));
+                        int failed = PyDict_SetItem(groups, group_key, values);
+                        Py_DECREF(values);
+                        if (failed) {
+                            goto error;
+                        }
+                        done = 1;
+                    }
+                }
+            }
+        }
+        if (!done) {
+            result = Py_BuildValue("(nOOOO)", position, group_key, times,
+                                   called ? Py_True : Py_False, output ? output : Py_None);
+        }
+        Py_XDECREF(output);
+        Py_DECREF(group_key);
+        Py_DECREF(key);
+        Py_DECREF(times);
+        if (!done) {
+            return result;
+        }
+        continue;
+    error:
+        Py_XDECREF(output);
+        Py_XDECREF(group_key);
+        Py_DECREF(key);
+        Py_DECREF(times);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+
 /* The UTF-8 of an exact str that holds no NUL and no lone surrogate, or NULL (no error set). */
 static const char *
 plain_utf8(PyObject *item, Py_ssize_t *size)
@@ -480,6 +635,10 @@ static PyMethodDef methods[] = {
      "mapper(path, line) for lines[start:], its pairs counted into counts (as count_pairs) or\n"
      "appended to pairs, until done (0), `room` keys or pairs added (1), an output it does not\n"
      "take (2: extra = (items taken but not added, the rest)), or an exception (3: extra)."},
+    {"combine_counts", (PyCFunction)(void (*)(void))combine_counts, METH_FASTCALL,
+     "combine_counts(combiner, key_counts, value, groups, position) -> None | tuple\n\n"
+     "The combiner over counted keys from PyDict_Next's position on, into groups; stops at a\n"
+     "key it leaves to Python: (position, group, times, called, output)."},
     {"encode_str_tuples", encode_str_tuples, METH_VARARGS,
      "encode_str_tuples(keys: list) -> list | None\n\n"
      "shuffle.keys.encode_key of every key when all are non-empty exact tuples of exact strs with\n"
@@ -500,5 +659,14 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    PyObject *itertools = PyImport_ImportModule("itertools");
+    if (itertools == NULL) {
+        return NULL;
+    }
+    repeat_type = PyObject_GetAttrString(itertools, "repeat");
+    Py_DECREF(itertools);
+    if (repeat_type == NULL) {
+        return NULL;
+    }
     return PyModule_Create(&module);
 }

@@ -303,3 +303,94 @@ def test_map_lines_hands_back_outputs_that_are_not_generators_lists_or_tuples():
         lambda path, line: output, "p", ["x"], 0, {}, None, 100
     )
     assert (status, index, taken) == (2, 0, 0) and extra == ((), output)
+
+
+# --- the combiner over counted keys in C (combine_counts) against the Python loop ---------------------
+
+
+def _combiners():
+    def total(key, values):
+        yield key, sum(1 for _ in values)
+
+    def renamed(key, values):  # another key for strs: spilled like map output
+        count = sum(1 for _ in values)
+        yield (key.upper() if type(key) is str else key), count
+
+    def dropped_or_doubled(key, values):
+        values = list(values)
+        if len(values) % 3 == 0:
+            return
+        yield key, len(values)
+        if len(values) % 3 == 2:
+            yield key, -1
+
+    def as_list(key, values):
+        return [(key, len(list(values)))]
+
+    def as_map(key, values):
+        return map(lambda pair: pair, [(key, len(list(values)))])
+
+    def other_type_of_key(key, values):  # "a" and b"a" are different keys
+        yield (key.encode() if type(key) is str else key), len(list(values))
+
+    return [total, renamed, dropped_or_doubled, as_list, as_map, other_type_of_key]
+
+
+def _counted_pairs(seed):
+    rng = random.Random(seed)
+    keys = ["a", "b", "c", "d", b"a", 1, 2, None, ("x", "y"), ("x", 1)]
+    return [(rng.choice(keys), rng.choice([1, 1, 1, "v"])) for _ in range(rng.randrange(1, 1500))]
+
+
+@pytest.mark.parametrize("combiner", _combiners(), ids=lambda combiner: combiner.__name__)
+@pytest.mark.parametrize("seed", range(2))
+def test_c_and_python_combining_of_counted_keys_agree(tmp_path, monkeypatch, combiner, seed):
+    from helpers import all_groups, write
+
+    pairs = _counted_pairs(seed)
+    results = []
+    for name in ("c", "python"):
+        if name == "python":
+            monkeypatch.setattr(writer, "c_combine_counts", None)
+        (tmp_path / name).mkdir()
+        # A small buffer: combined more than once, so groups already holding values occur too.
+        output = write(
+            tmp_path / name, pairs, num_partitions=2, combiner=combiner, spill_records=20
+        )
+        results.append(
+            {
+                partition: [
+                    (typed(key), sorted(map(typed, values), key=repr)) for key, values in groups
+                ]
+                for partition, groups in all_groups(output).items()
+            }
+        )
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("output", [None, 7])
+def test_a_combiner_giving_no_pairs_gets_the_python_loops_message(tmp_path, monkeypatch, output):
+    from helpers import write
+
+    messages = []
+    for name in ("c", "python"):
+        if name == "python":
+            monkeypatch.setattr(writer, "c_combine_counts", None)
+        (tmp_path / name).mkdir()
+        with pytest.raises(Exception) as caught:
+            write(tmp_path / name, [("a", 1), ("a", 1)], combiner=lambda key, values: output)
+        messages.append((type(caught.value), str(caught.value)))
+    assert messages[0] == messages[1]
+    assert "combiner" in messages[0][1]
+
+
+def test_a_combiners_exception_reaches_the_caller_from_the_c_loop(tmp_path):
+    from helpers import write
+
+    def failing(key, values):
+        raise ZeroDivisionError(f"no {key}")
+        yield
+
+    with pytest.raises(ZeroDivisionError, match="no a") as caught:
+        write(tmp_path, [("a", 1), ("a", 1)], combiner=failing)
+    assert caught.traceback[-1].name == "failing"

@@ -36,11 +36,13 @@ from .partition import encoded_tuple_partitions, partitions_of, stable_partition
 from .runfile import RunWriter, encoded_tuple_table
 
 try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a compiler exists)
+    from mapreduce._speedups import combine_counts as c_combine_counts
     from mapreduce._speedups import count_pairs as c_count_pairs
     from mapreduce._speedups import map_lines as c_map_lines
 except ImportError:
     c_count_pairs = None  # (tests set them to None too, to run the Python loops they replace)
     c_map_lines = None
+    c_combine_counts = None
 
 # What c_map_lines says when it returns (see mapreduce/_speedups.c).
 _MAP_DONE, _MAP_FULL, _MAP_HANDBACK, _MAP_FAILED = range(4)
@@ -431,23 +433,47 @@ class MapOutputWriter:
         order the mapper yielded them: combiners must be commutative as well as associative."""
         counts, self._counts = self._counts, {}
         for (_, value), key_counts in counts.items():
+            if c_combine_counts is not None:
+                self._c_combine_counted(groups, key_counts, value)
+                continue
             for key, times in key_counts.items():
                 # Counted tuple keys are countable tuples: grouped as themselves.
                 group_key = key if type(key) is str or type(key) is tuple else (type(key), key)
                 held = groups.get(group_key)
-                if held is None:
-                    if times == 1:
-                        groups[group_key] = [value]
-                        continue
-                    values: Iterator = repeat(value, times)
+                if held is None and times == 1:
+                    groups[group_key] = [value]
                 else:
-                    values = chain(held, repeat(value, times))
-                self._combine_group(groups, group_key, values)
+                    self._combine_counted_key(groups, group_key, held, value, times)
+
+    def _c_combine_counted(self, groups: dict, key_counts: dict, value) -> None:
+        """_combine_counted's loop over one value's keys in C (_speedups.combine_counts), which
+        leaves to Python each key whose group already holds values or whose combined output is
+        anything but (the key, one value)."""
+        assert c_combine_counts is not None
+        position = 0
+        while True:
+            stop = c_combine_counts(self._combiner, key_counts, value, groups, position)
+            if stop is None:
+                return
+            position, group_key, times, called, output = stop
+            if called:
+                self._add_combined(groups, group_key, _key_of_group(group_key), output)
+            else:
+                self._combine_counted_key(groups, group_key, groups.get(group_key), value, times)
+
+    def _combine_counted_key(self, groups: dict, group_key, held, value, times: int) -> None:
+        values: Iterator = (
+            repeat(value, times) if held is None else chain(held, repeat(value, times))
+        )
+        self._combine_group(groups, group_key, values)
 
     def _combine_group(self, groups: dict, group_key, values: Iterator) -> None:
         """Replace the group's values by what the combiner makes of `values`."""
         key = _key_of_group(group_key)
-        output = self._combiner(key, values)
+        self._add_combined(groups, group_key, key, self._combiner(key, values))
+
+    def _add_combined(self, groups: dict, group_key, key, output) -> None:
+        """Put what the combiner gave for `key` in place of its group's values."""
         if output is None:
             raise RecordError(
                 f"the combiner returned None for key {short_repr(key)}; it must return or yield "
