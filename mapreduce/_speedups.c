@@ -16,6 +16,7 @@
  * exactly the keys keys.str_tuple_encodings takes in Python (else None, and Python decides), and
  * decode_str_tuples gives such keys back on the reduce side.
  */
+#include <stdint.h>
 #include <string.h>
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -483,6 +484,98 @@ combine_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 }
 
 
+/* Arrow columns of a spill without a Python object per item: str_column(items) gives the
+ * buffers of a large_string array (int64 offsets, UTF-8 data) when every item is an exact str
+ * that encodes to UTF-8 (no lone surrogate), and int64_column(items) the data buffer of an
+ * int64 array when every item is an exact int within int64; else None (then pyarrow converts
+ * the list, or the run pickles it). */
+
+static PyObject *
+str_column(PyObject *module, PyObject *items)
+{
+    if (!PyList_CheckExact(items)) {
+        PyErr_SetString(PyExc_TypeError, "str_column(items: list)");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(items), total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        Py_ssize_t size;
+        if (!PyUnicode_CheckExact(item)) {
+            Py_RETURN_NONE;
+        }
+        if (PyUnicode_IS_COMPACT_ASCII(item)) {
+            size = PyUnicode_GET_LENGTH(item);
+        }
+        else if (PyUnicode_AsUTF8AndSize(item, &size) == NULL) {
+            PyErr_Clear();                      /* a lone surrogate: pickled by the run */
+            Py_RETURN_NONE;
+        }
+        total += size;
+    }
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (count + 1) * (Py_ssize_t)sizeof(int64_t));
+    if (offsets == NULL) {
+        return NULL;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, total);
+    if (data == NULL) {
+        Py_DECREF(offsets);
+        return NULL;
+    }
+    int64_t *offset = (int64_t *)PyBytes_AS_STRING(offsets);
+    char *position = PyBytes_AS_STRING(data);
+    int64_t at = 0;
+    offset[0] = 0;
+    /* Only exact strs are read and no Python code runs, so `items` cannot change meanwhile. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_IS_COMPACT_ASCII(item)
+                               ? (const char *)PyUnicode_DATA(item)
+                               : PyUnicode_AsUTF8AndSize(item, &size);  /* cached above */
+        if (PyUnicode_IS_COMPACT_ASCII(item)) {
+            size = PyUnicode_GET_LENGTH(item);
+        }
+        memcpy(position + at, utf8, (size_t)size);
+        at += size;
+        offset[i + 1] = at;
+    }
+    return Py_BuildValue("(NN)", offsets, data);
+}
+
+static PyObject *
+int64_column(PyObject *module, PyObject *items)
+{
+    if (!PyList_CheckExact(items)) {
+        PyErr_SetString(PyExc_TypeError, "int64_column(items: list)");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(items);
+    PyObject *data = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int64_t));
+    if (data == NULL) {
+        return NULL;
+    }
+    int64_t *out = (int64_t *)PyBytes_AS_STRING(data);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        int overflow;
+        long long number;
+        if (!PyLong_CheckExact(item)) {         /* not bool, not an int subclass */
+            Py_DECREF(data);
+            Py_RETURN_NONE;
+        }
+        number = PyLong_AsLongLongAndOverflow(item, &overflow);
+        if (overflow || (number == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            Py_DECREF(data);
+            Py_RETURN_NONE;                     /* beyond int64: pickled by the run */
+        }
+        out[i] = (int64_t)number;
+    }
+    return data;
+}
+
+
 /* The UTF-8 of an exact str that holds no NUL and no lone surrogate, or NULL (no error set). */
 static const char *
 plain_utf8(PyObject *item, Py_ssize_t *size)
@@ -639,6 +732,12 @@ static PyMethodDef methods[] = {
      "combine_counts(combiner, key_counts, value, groups, position) -> None | tuple\n\n"
      "The combiner over counted keys from PyDict_Next's position on, into groups; stops at a\n"
      "key it leaves to Python: (position, group, times, called, output)."},
+    {"str_column", str_column, METH_O,
+     "str_column(items: list) -> (offsets: bytes, data: bytes) | None\n\n"
+     "The int64 offsets and UTF-8 data of a large_string array of exact strs; None otherwise."},
+    {"int64_column", int64_column, METH_O,
+     "int64_column(items: list) -> bytes | None\n\n"
+     "The data of an int64 array of exact ints within int64; None otherwise."},
     {"encode_str_tuples", encode_str_tuples, METH_VARARGS,
      "encode_str_tuples(keys: list) -> list | None\n\n"
      "shuffle.keys.encode_key of every key when all are non-empty exact tuples of exact strs with\n"

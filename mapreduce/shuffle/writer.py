@@ -38,11 +38,14 @@ from .runfile import RunWriter, encoded_tuple_table
 try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a compiler exists)
     from mapreduce._speedups import combine_counts as c_combine_counts
     from mapreduce._speedups import count_pairs as c_count_pairs
+    from mapreduce._speedups import int64_column as c_int64_column
     from mapreduce._speedups import map_lines as c_map_lines
+    from mapreduce._speedups import str_column as c_str_column
 except ImportError:
     c_count_pairs = None  # (tests set them to None too, to run the Python loops they replace)
     c_map_lines = None
     c_combine_counts = None
+    c_str_column = c_int64_column = None
 
 # What c_map_lines says when it returns (see mapreduce/_speedups.c).
 _MAP_DONE, _MAP_FULL, _MAP_HANDBACK, _MAP_FAILED = range(4)
@@ -525,7 +528,30 @@ class MapOutputWriter:
             return
         if value_lists is not None and len(values) != len(keys):  # a key with several values
             keys = _repeated(keys, list(map(len, value_lists)))
-        self._write_by_partition(keys, values)
+        if not self._spilled_native(keys, values):
+            self._write_by_partition(keys, values)
+
+    def _spilled_native(self, keys: list, values: list) -> bool:
+        """Spill str keys with str or int values by Arrow, or return False for others: each
+        column is built in one C pass (_speedups.str_column, int64_column: no Python object per
+        item, where pyarrow's conversion checks every item), and one stable Arrow sort by
+        (partition, key) orders the whole spill, written a partition slice at a time."""
+        if c_str_column is None or not keys or type(keys[0]) is not str or self._runs.sort_values:
+            return False
+        key_array = _str_array(keys)
+        if key_array is None:
+            return False
+        value_array = _str_array(values) if type(values[0]) is str else _int64_array(values)
+        if value_array is None:
+            return False
+        table = pa.Table.from_arrays([key_array, value_array], names=["key", "value"])
+        partitions = (
+            None
+            if self._num_partitions == 1
+            else partitions_of(keys, self._num_partitions, self._partitioner)
+        )
+        self._write_sorted(table, partitions, "str")
+        return True
 
     def _write_by_partition(self, keys: list, values: list) -> None:
         """Write each partition's keys and values, partitioned in bulk, as one sorted run."""
@@ -567,10 +593,15 @@ class MapOutputWriter:
             counts = list(map(len, value_lists))
             encoded = _repeated(encoded, counts)
             partitions = None if partitions is None else _repeated(partitions, counts)
-        table = encoded_tuple_table(encoded, values, signature)
+        self._write_sorted(encoded_tuple_table(encoded, values, signature), partitions, "tuple")
+        return True
+
+    def _write_sorted(self, table: pa.Table, partitions: Optional[list], key_type: str) -> None:
+        """Write a spill's table as one run per partition (`partitions`: each row's, or None for
+        all in partition 0), sorted by key by one stable Arrow sort."""
         if partitions is None:
-            self._runs.write_table(0, _sorted_by_key(table), "tuple")
-            return True
+            self._runs.write_table(0, _sorted_by_key(table), key_type)
+            return
         order = pc.sort_indices(
             table.append_column("partition", pa.array(partitions, pa.int32())),
             sort_keys=[("partition", "ascending"), ("key", "ascending")],
@@ -578,9 +609,29 @@ class MapOutputWriter:
         table = table.take(order)
         start = 0
         for partition, rows in sorted(Counter(partitions).items()):
-            self._runs.write_table(partition, table.slice(start, rows), "tuple")
+            self._runs.write_table(partition, table.slice(start, rows), key_type)
             start += rows
-        return True
+
+
+def _str_array(items: list) -> Optional[pa.Array]:
+    """A large_string array of exact strs from buffers made by C, or None (other items)."""
+    assert c_str_column is not None
+    buffers = c_str_column(items)
+    if buffers is None:
+        return None
+    offsets, data = buffers
+    return pa.Array.from_buffers(
+        pa.large_string(), len(items), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+def _int64_array(items: list) -> Optional[pa.Array]:
+    """An int64 array of exact ints from a buffer made by C, or None (other items)."""
+    assert c_int64_column is not None
+    data = c_int64_column(items)
+    if data is None:
+        return None
+    return pa.Array.from_buffers(pa.int64(), len(items), [None, pa.py_buffer(data)])
 
 
 def _sorted_by_key(table: pa.Table) -> pa.Table:
