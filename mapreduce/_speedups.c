@@ -1,4 +1,6 @@
-/* The map side's hot loop in C: counting a chunk of (key, value) pairs.
+/* The map side's hot loops in C: the per-record map loop (map_lines), counting a chunk of
+ * (key, value) pairs (count_pairs), the combiner over counted keys (combine_counts), a spill's
+ * Arrow columns (str_column, int64_column) and tuple keys of strs (encode/decode_str_tuples).
  *
  * A word count's mapper yields millions of ("word", 1) pairs; in Python, checking and counting
  * each one costs several times what the mapper itself does. count_pairs does both in one C loop,
@@ -161,10 +163,75 @@ error:
 enum { MAP_DONE = 0, MAP_FULL = 1, MAP_HANDBACK = 2, MAP_FAILED = 3 };
 enum { TAKEN = 0, TAKEN_NEW = 1, DECLINED = 2, TAKE_ERROR = -1 };
 
+/* A word count's pairs are mostly a few frequent keys: their counts are kept in a small
+ * direct-mapped cache (by the key's hash) and added to key_counts when the loop returns or moves
+ * to another value, so a frequent key costs a hash and a compare rather than two dict probes
+ * and a new int. Only exact strs already in key_counts enter it, so it never hides a new key. */
+#define CACHED_KEYS 1024
+
+typedef struct {
+    PyObject *key;                              /* a strong reference, or NULL */
+    Py_hash_t hash;
+    Py_ssize_t times;                           /* counted here, not yet in key_counts */
+} CachedKey;
+
 typedef struct {
     PyObject *counts, *pairs, *one;
     PyObject *last_value, *key_counts;          /* strong references: the cache of counts_of_value */
+    CachedKey cache[CACHED_KEYS];
 } Taker;
+
+static int
+add_times(PyObject *key_counts, PyObject *key, Py_ssize_t times)
+{
+    PyObject *old = PyDict_GetItemWithError(key_counts, key);
+    if (old == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError, "a cached key left its counts");
+        }
+        return -1;
+    }
+    PyObject *add = PyLong_FromSsize_t(times);
+    if (add == NULL) {
+        return -1;
+    }
+    PyObject *new = PyNumber_Add(old, add);
+    Py_DECREF(add);
+    if (new == NULL) {
+        return -1;
+    }
+    int failed = PyDict_SetItem(key_counts, key, new);
+    Py_DECREF(new);
+    return failed;
+}
+
+/* Adds the cached counts to key_counts and empties the cache; -1 on error (emptied still). */
+static int
+flush_cache(Taker *taker)
+{
+    int failed = 0;
+    for (int i = 0; i < CACHED_KEYS; i++) {
+        CachedKey *slot = &taker->cache[i];
+        if (slot->key == NULL) {
+            continue;
+        }
+        if (slot->times && !failed && add_times(taker->key_counts, slot->key, slot->times)) {
+            failed = -1;
+        }
+        Py_CLEAR(slot->key);
+        slot->times = 0;
+    }
+    return failed;
+}
+
+static int
+same_str(PyObject *a, PyObject *b)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(a);
+    int kind = PyUnicode_KIND(a);
+    return length == PyUnicode_GET_LENGTH(b) && kind == PyUnicode_KIND(b)
+           && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)(length * kind)) == 0;
+}
 
 static int
 take_pair(Taker *taker, PyObject *item)
@@ -180,6 +247,9 @@ take_pair(Taker *taker, PyObject *item)
         return DECLINED;
     }
     if (value != taker->last_value) {
+        if (flush_cache(taker)) {
+            return TAKE_ERROR;
+        }
         PyObject *key_counts = counts_of_value(taker->counts, value);
         if (key_counts == NULL) {
             return TAKE_ERROR;
@@ -188,6 +258,26 @@ take_pair(Taker *taker, PyObject *item)
         Py_XSETREF(taker->key_counts, key_counts);
         Py_INCREF(value);                       /* held, so its address is not reused */
         Py_XSETREF(taker->last_value, value);
+    }
+    CachedKey *slot = NULL;
+    if (PyUnicode_CheckExact(key)) {
+        Py_hash_t hash = PyObject_Hash(key);    /* kept in the str: the dict needs it anyway */
+        if (hash == -1) {
+            return TAKE_ERROR;
+        }
+        slot = &taker->cache[(size_t)hash % CACHED_KEYS];
+        if (slot->key != NULL && slot->hash == hash
+            && (slot->key == key || same_str(slot->key, key))) {
+            slot->times++;
+            return TAKEN;
+        }
+        if (slot->key == NULL || slot->times == 0) {   /* a key not seen since it came in goes */
+            Py_XSETREF(slot->key, Py_NewRef(key));
+            slot->hash = hash;
+        }
+        else {
+            slot = NULL;
+        }
     }
     PyObject *old = PyDict_GetItemWithError(taker->key_counts, key);
     if (old == NULL) {
@@ -232,7 +322,10 @@ map_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if ((start == -1 || room == -1) && PyErr_Occurred()) {
         return NULL;
     }
-    Taker taker = {args[4] == Py_None ? NULL : args[4], args[5] == Py_None ? NULL : args[5]};
+    Taker taker;
+    memset(&taker, 0, sizeof taker);
+    taker.counts = args[4] == Py_None ? NULL : args[4];
+    taker.pairs = args[5] == Py_None ? NULL : args[5];
     if (!PyList_CheckExact(lines) || (taker.counts == NULL) == (taker.pairs == NULL)
         || (taker.counts != NULL && !PyDict_CheckExact(taker.counts))
         || (taker.pairs != NULL && !PyList_CheckExact(taker.pairs)) || start < 0) {
@@ -313,6 +406,10 @@ failed:
     extra = fetch_exception();
     status = MAP_FAILED;
 stop:
+    if (flush_cache(&taker)) {
+        Py_XDECREF(extra);
+        goto error;
+    }
     if (extra == NULL && status != MAP_DONE && status != MAP_FULL) {
         goto error;                             /* Py_BuildValue failed */
     }
@@ -322,6 +419,9 @@ stop:
     return Py_BuildValue("(inNn)", status, index, extra != NULL ? extra : Py_NewRef(Py_None),
                          taken);
 error:
+    for (int i = 0; i < CACHED_KEYS; i++) {
+        Py_CLEAR(taker.cache[i].key);           /* (none left when flush_cache has run) */
+    }
     Py_XDECREF(taker.key_counts);
     Py_XDECREF(taker.last_value);
     Py_DECREF(taker.one);

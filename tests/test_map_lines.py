@@ -394,3 +394,25 @@ def test_a_combiners_exception_reaches_the_caller_from_the_c_loop(tmp_path):
     with pytest.raises(ZeroDivisionError, match="no a") as caught:
         write(tmp_path, [("a", 1), ("a", 1)], combiner=failing)
     assert caught.traceback[-1].name == "failing"
+
+
+def test_map_lines_counts_frequent_keys_exactly_across_values_and_stops():
+    # Frequent keys are counted in a small cache first: every count must reach the dict, when
+    # the value changes, when the loop stops for any reason, and when a key is new.
+    lines = ["the the a", "the b", "x"] * 1000 + ["boom"]
+
+    def mapper(path, line):
+        if line == "boom":
+            yield "the", 1
+            raise RuntimeError("boom")
+        for word in line.split():
+            yield word, (2 if word == "x" else 1)
+
+    counts: dict = {}
+    status, index, error, taken = writer.c_map_lines(mapper, "p", lines, 0, counts, None, 10**6)
+    assert (status, index, type(error), taken) == (3, 3000, RuntimeError, 6001)
+    assert counts == {(int, 1): {"the": 3001, "a": 1000, "b": 1000}, (int, 2): {"x": 1000}}
+    counts = {(int, 1): {"the": 5}}
+    status, index, extra, taken = writer.c_map_lines(mapper, "p", lines, 0, counts, None, 2)
+    assert (status, index, taken) == (1, 2, 5)  # full: two new keys ("a", "b")
+    assert counts == {(int, 1): {"the": 8, "a": 1, "b": 1}}
