@@ -347,6 +347,9 @@ map_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             status = MAP_FULL;
             break;
         }
+        if ((index & 1023) == 0 && PyErr_CheckSignals()) {
+            goto failed;                        /* Ctrl-C, even if the mapper is all C */
+        }
         PyObject *line = PyList_GET_ITEM(lines, index);
         Py_INCREF(line);                        /* the mapper may do anything, even to the list */
         call[1] = line;
