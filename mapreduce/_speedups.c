@@ -1,4 +1,6 @@
-/* The map side's hot loop in C: counting a chunk of (key, value) pairs.
+/* The map side's hot loops in C: the per-record map loop (map_lines), counting a chunk of
+ * (key, value) pairs (count_pairs), the combiner over counted keys (combine_counts), a spill's
+ * Arrow columns (str_column, int64_column) and tuple keys of strs (encode/decode_str_tuples).
  *
  * A word count's mapper yields millions of ("word", 1) pairs; in Python, checking and counting
  * each one costs several times what the mapper itself does. count_pairs does both in one C loop,
@@ -16,6 +18,7 @@
  * exactly the keys keys.str_tuple_encodings takes in Python (else None, and Python decides), and
  * decode_str_tuples gives such keys back on the reduce side.
  */
+#include <stdint.h>
 #include <string.h>
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -138,6 +141,541 @@ count_pairs(PyObject *module, PyObject *args)
 error:
     Py_DECREF(one);
     return NULL;
+}
+
+
+/* The per-record map loop: map_lines(mapper, path, lines, start, counts, pairs, room).
+ *
+ * Calls mapper(path, line) for lines[start:], in order, and takes each pair it yields as
+ * shuffle/writer.py's Python path would: with `counts` (a dict; the job has a combiner), exact
+ * countable pairs (count_pairs' rule above) are counted into counts[(type(value), value)][key];
+ * with `pairs` (a list; no combiner), exact 2-tuples are appended to it. No Python code runs per
+ * pair but the mapper's own. It returns (status, index, extra, taken):
+ *   MAP_DONE      every line mapped; index == len(lines);
+ *   MAP_FULL      `room` new keys (counts) or pairs were added; lines[index:] are not mapped yet;
+ *   MAP_HANDBACK  lines[index] was mapped and its output is something this loop does not take
+ *                 (an item that is not such a pair, an output that is not a generator, list or
+ *                 tuple): extra = (items already taken from it but not added, the rest of it),
+ *                 for Python to add as the record's output;
+ *   MAP_FAILED    mapping lines[index] raised: extra is the exception (with its traceback);
+ * taken: how many pairs were added. Only the records before `index` are wholly added. */
+
+enum { MAP_DONE = 0, MAP_FULL = 1, MAP_HANDBACK = 2, MAP_FAILED = 3 };
+enum { TAKEN = 0, TAKEN_NEW = 1, DECLINED = 2, TAKE_ERROR = -1 };
+
+/* A word count's pairs are mostly a few frequent keys: their counts are kept in a small
+ * direct-mapped cache (by the key's hash) and added to key_counts when the loop returns or moves
+ * to another value, so a frequent key costs a hash and a compare rather than two dict probes
+ * and a new int. Only exact strs already in key_counts enter it, so it never hides a new key. */
+#define CACHED_KEYS 1024
+
+typedef struct {
+    PyObject *key;                              /* a strong reference, or NULL */
+    Py_hash_t hash;
+    Py_ssize_t times;                           /* counted here, not yet in key_counts */
+} CachedKey;
+
+typedef struct {
+    PyObject *counts, *pairs, *one;
+    PyObject *last_value, *key_counts;          /* strong references: the cache of counts_of_value */
+    CachedKey cache[CACHED_KEYS];
+} Taker;
+
+static int
+add_times(PyObject *key_counts, PyObject *key, Py_ssize_t times)
+{
+    PyObject *old = PyDict_GetItemWithError(key_counts, key);
+    if (old == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_SystemError, "a cached key left its counts");
+        }
+        return -1;
+    }
+    PyObject *add = PyLong_FromSsize_t(times);
+    if (add == NULL) {
+        return -1;
+    }
+    PyObject *new = PyNumber_Add(old, add);
+    Py_DECREF(add);
+    if (new == NULL) {
+        return -1;
+    }
+    int failed = PyDict_SetItem(key_counts, key, new);
+    Py_DECREF(new);
+    return failed;
+}
+
+/* Adds the cached counts to key_counts and empties the cache; -1 on error (emptied still). */
+static int
+flush_cache(Taker *taker)
+{
+    int failed = 0;
+    for (int i = 0; i < CACHED_KEYS; i++) {
+        CachedKey *slot = &taker->cache[i];
+        if (slot->key == NULL) {
+            continue;
+        }
+        if (slot->times && !failed && add_times(taker->key_counts, slot->key, slot->times)) {
+            failed = -1;
+        }
+        Py_CLEAR(slot->key);
+        slot->times = 0;
+    }
+    return failed;
+}
+
+static int
+same_str(PyObject *a, PyObject *b)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(a);
+    int kind = PyUnicode_KIND(a);
+    return length == PyUnicode_GET_LENGTH(b) && kind == PyUnicode_KIND(b)
+           && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)(length * kind)) == 0;
+}
+
+static int
+take_pair(Taker *taker, PyObject *item)
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2) {
+        return DECLINED;
+    }
+    if (taker->pairs != NULL) {
+        return PyList_Append(taker->pairs, item) ? TAKE_ERROR : TAKEN_NEW;
+    }
+    PyObject *key = PyTuple_GET_ITEM(item, 0), *value = PyTuple_GET_ITEM(item, 1);
+    if (!countable_key(key) || !countable(value)) {
+        return DECLINED;
+    }
+    if (value != taker->last_value) {
+        if (flush_cache(taker)) {
+            return TAKE_ERROR;
+        }
+        PyObject *key_counts = counts_of_value(taker->counts, value);
+        if (key_counts == NULL) {
+            return TAKE_ERROR;
+        }
+        Py_INCREF(key_counts);
+        Py_XSETREF(taker->key_counts, key_counts);
+        Py_INCREF(value);                       /* held, so its address is not reused */
+        Py_XSETREF(taker->last_value, value);
+    }
+    CachedKey *slot = NULL;
+    if (PyUnicode_CheckExact(key)) {
+        Py_hash_t hash = PyObject_Hash(key);    /* kept in the str: the dict needs it anyway */
+        if (hash == -1) {
+            return TAKE_ERROR;
+        }
+        slot = &taker->cache[(size_t)hash % CACHED_KEYS];
+        if (slot->key != NULL && slot->hash == hash
+            && (slot->key == key || same_str(slot->key, key))) {
+            slot->times++;
+            return TAKEN;
+        }
+        if (slot->key == NULL || slot->times == 0) {   /* a key not seen since it came in goes */
+            Py_XSETREF(slot->key, Py_NewRef(key));
+            slot->hash = hash;
+        }
+        else {
+            slot = NULL;
+        }
+    }
+    PyObject *old = PyDict_GetItemWithError(taker->key_counts, key);
+    if (old == NULL) {
+        if (PyErr_Occurred()) {
+            return TAKE_ERROR;
+        }
+        return PyDict_SetItem(taker->key_counts, key, taker->one) ? TAKE_ERROR : TAKEN_NEW;
+    }
+    PyObject *new = PyNumber_Add(old, taker->one);
+    if (new == NULL) {
+        return TAKE_ERROR;
+    }
+    int failed = PyDict_SetItem(taker->key_counts, key, new);
+    Py_DECREF(new);
+    return failed ? TAKE_ERROR : TAKEN;
+}
+
+/* The raised exception, normalized and holding its traceback (a new reference). */
+static PyObject *
+fetch_exception(void)
+{
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) {
+        PyException_SetTraceback(value, traceback);
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(traceback);
+    return value;
+}
+
+static PyObject *
+map_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "map_lines takes 7 arguments");
+        return NULL;
+    }
+    PyObject *mapper = args[0], *lines = args[2];
+    Py_ssize_t start = PyLong_AsSsize_t(args[3]), room = PyLong_AsSsize_t(args[6]);
+    if ((start == -1 || room == -1) && PyErr_Occurred()) {
+        return NULL;
+    }
+    Taker taker;
+    memset(&taker, 0, sizeof taker);
+    taker.counts = args[4] == Py_None ? NULL : args[4];
+    taker.pairs = args[5] == Py_None ? NULL : args[5];
+    if (!PyList_CheckExact(lines) || (taker.counts == NULL) == (taker.pairs == NULL)
+        || (taker.counts != NULL && !PyDict_CheckExact(taker.counts))
+        || (taker.pairs != NULL && !PyList_CheckExact(taker.pairs)) || start < 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "map_lines(mapper, path, lines: list, start: int, counts: dict | None, "
+                        "pairs: list | None, room: int): one of counts and pairs");
+        return NULL;
+    }
+    taker.one = PyLong_FromLong(1);
+    if (taker.one == NULL) {
+        return NULL;
+    }
+    int status = MAP_DONE;
+    PyObject *extra = NULL;
+    Py_ssize_t added = 0, taken = 0, index = start;
+    PyObject *call[2] = {args[1], NULL};
+    for (; index < PyList_GET_SIZE(lines); index++) {
+        if (added >= room) {
+            status = MAP_FULL;
+            break;
+        }
+        if ((index & 1023) == 0 && PyErr_CheckSignals()) {
+            goto failed;                        /* Ctrl-C, even if the mapper is all C */
+        }
+        PyObject *line = PyList_GET_ITEM(lines, index);
+        Py_INCREF(line);                        /* the mapper may do anything, even to the list */
+        call[1] = line;
+        PyObject *output = PyObject_Vectorcall(mapper, call, 2, NULL);
+        Py_DECREF(line);
+        if (output == NULL) {
+            goto failed;
+        }
+        if (output == Py_None) {                /* a mapper that yields nothing may return None */
+            Py_DECREF(output);
+            continue;
+        }
+        PyObject *iterator = output;
+        if (!PyGen_CheckExact(output)) {
+            if (!PyList_CheckExact(output) && !PyTuple_CheckExact(output)) {
+                extra = Py_BuildValue("(()N)", output);  /* Python adds it, or says what it is */
+                status = MAP_HANDBACK;
+                goto stop;
+            }
+            iterator = PyObject_GetIter(output);
+            Py_DECREF(output);
+            if (iterator == NULL) {
+                goto failed;
+            }
+        }
+        iternextfunc next = Py_TYPE(iterator)->tp_iternext;
+        for (;;) {
+            PyObject *item = next(iterator);
+            if (item == NULL) {
+                if (PyErr_Occurred()) {
+                    if (!PyErr_ExceptionMatches(PyExc_StopIteration)) {
+                        Py_DECREF(iterator);
+                        goto failed;
+                    }
+                    PyErr_Clear();
+                }
+                break;
+            }
+            int took = take_pair(&taker, item);
+            if (took == DECLINED) {
+                extra = Py_BuildValue("((N)N)", item, iterator);
+                status = MAP_HANDBACK;
+                goto stop;
+            }
+            Py_DECREF(item);
+            if (took == TAKE_ERROR) {           /* MemoryError: the framework's failure */
+                Py_DECREF(iterator);
+                goto error;
+            }
+            taken++;
+            added += took;
+        }
+        Py_DECREF(iterator);
+    }
+    goto stop;
+failed:
+    extra = fetch_exception();
+    status = MAP_FAILED;
+stop:
+    if (flush_cache(&taker)) {
+        Py_XDECREF(extra);
+        goto error;
+    }
+    if (extra == NULL && status != MAP_DONE && status != MAP_FULL) {
+        goto error;                             /* Py_BuildValue failed */
+    }
+    Py_XDECREF(taker.key_counts);
+    Py_XDECREF(taker.last_value);
+    Py_DECREF(taker.one);
+    return Py_BuildValue("(inNn)", status, index, extra != NULL ? extra : Py_NewRef(Py_None),
+                         taken);
+error:
+    for (int i = 0; i < CACHED_KEYS; i++) {
+        Py_CLEAR(taker.cache[i].key);           /* (none left when flush_cache has run) */
+    }
+    Py_XDECREF(taker.key_counts);
+    Py_XDECREF(taker.last_value);
+    Py_DECREF(taker.one);
+    return NULL;
+}
+
+
+/* The combiner over counted keys: combine_counts(combiner, key_counts, value, groups, position).
+ *
+ * For each key counted `times` under `value` (counts[(type(value), value)] as above), from
+ * PyDict_Next's `position` on, does what MapOutputWriter._combine_counted does in Python: the
+ * key's group is the key itself (str, tuple) or (type(key), key); a key seen once joins `groups`
+ * as [value]; else combiner(key, repeat(value, times)) is called and, when it gives exactly one
+ * exact 2-tuple whose key is the key (same type, equal), groups[group] = [its value]. Anything
+ * else stops the loop: it returns (position after the key, group, times, called, output), for
+ * Python to finish that key (called: the combiner's output, listed if it was iterable; not
+ * called: the group already held values), or None when every key is done. The combiner's
+ * exceptions propagate. Keys and values are countable, so comparing them runs no Python code. */
+
+static PyObject *repeat_type;                   /* itertools.repeat */
+
+static PyObject *
+group_key_of(PyObject *key)
+{
+    if (PyUnicode_CheckExact(key) || PyTuple_CheckExact(key)) {
+        return Py_NewRef(key);
+    }
+    return PyTuple_Pack(2, (PyObject *)Py_TYPE(key), key);
+}
+
+/* 1 when `produced` is one exact 2-tuple keyed by `key` itself, 0 if not, -1 on error. */
+static int
+combined_as_itself(PyObject *produced, PyObject *key)
+{
+    if (PyList_GET_SIZE(produced) != 1) {
+        return 0;
+    }
+    PyObject *pair = PyList_GET_ITEM(produced, 0);
+    if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        return 0;
+    }
+    PyObject *out_key = PyTuple_GET_ITEM(pair, 0);
+    if (out_key == key) {
+        return 1;
+    }
+    if (Py_TYPE(out_key) != Py_TYPE(key)) {
+        return 0;
+    }
+    return PyObject_RichCompareBool(out_key, key, Py_EQ);
+}
+
+static PyObject *
+combine_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyDict_CheckExact(args[1]) || !PyDict_CheckExact(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "combine_counts(combiner, key_counts: dict, value, groups: dict, "
+                        "position: int)");
+        return NULL;
+    }
+    PyObject *combiner = args[0], *key_counts = args[1], *value = args[2], *groups = args[3];
+    Py_ssize_t position = PyLong_AsSsize_t(args[4]);
+    if (position == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *key, *times;
+    /* key_counts is the writer's detached dict: nothing else holds it, so the combiner's code
+     * cannot change it while PyDict_Next walks it; its items are held during each call. */
+    while (PyDict_Next(key_counts, &position, &key, &times)) {
+        Py_INCREF(key);
+        Py_INCREF(times);
+        PyObject *group_key = group_key_of(key), *result = NULL, *output = NULL;
+        int called = 0, done = 0;
+        if (group_key == NULL) {
+            goto error;
+        }
+        PyObject *held = PyDict_GetItemWithError(groups, group_key);
+        if (held == NULL && PyErr_Occurred()) {
+            goto error;
+        }
+        if (held == NULL) {
+            Py_ssize_t n = PyLong_AsSsize_t(times);
+            if (n == -1 && PyErr_Occurred()) {
+                goto error;
+            }
+            if (n == 1) {
+                PyObject *values = PyList_New(1);
+                if (values == NULL) {
+                    goto error;
+                }
+                PyList_SET_ITEM(values, 0, Py_NewRef(value));
+                int failed = PyDict_SetItem(groups, group_key, values);
+                Py_DECREF(values);
+                if (failed) {
+                    goto error;
+                }
+                done = 1;
+            }
+            else {
+                PyObject *repeat_args[2] = {value, times};
+                PyObject *values = PyObject_Vectorcall(repeat_type, repeat_args, 2, NULL);
+                if (values == NULL) {
+                    goto error;
+                }
+                PyObject *call_args[2] = {key, values};
+                output = PyObject_Vectorcall(combiner, call_args, 2, NULL);
+                Py_DECREF(values);
+                if (output == NULL) {
+                    goto error;
+                }
+                called = 1;
+                if (PyGen_CheckExact(output) || PyList_CheckExact(output)
+                    || PyTuple_CheckExact(output)) {
+                    PyObject *produced = PySequence_List(output);
+                    Py_SETREF(output, produced);
+                    if (output == NULL) {
+                        goto error;
+                    }
+                    int itself = combined_as_itself(output, key);
+                    if (itself < 0) {
+                        goto error;
+                    }
+                    if (itself) {
+                        PyObject *values = PyList_New(1);
+                        if (values == NULL) {
+                            goto error;
+                        }
+                        PyObject *pair = PyList_GET_ITEM(output, 0);
+                        PyList_SET_ITEM(values, 0, Py_NewRef(PyTuple_GET_ITEM(pair, 1)));
+                        int failed = PyDict_SetItem(groups, group_key, values);
+                        Py_DECREF(values);
+                        if (failed) {
+                            goto error;
+                        }
+                        done = 1;
+                    }
+                }
+            }
+        }
+        if (!done) {
+            result = Py_BuildValue("(nOOOO)", position, group_key, times,
+                                   called ? Py_True : Py_False, output ? output : Py_None);
+        }
+        Py_XDECREF(output);
+        Py_DECREF(group_key);
+        Py_DECREF(key);
+        Py_DECREF(times);
+        if (!done) {
+            return result;
+        }
+        continue;
+    error:
+        Py_XDECREF(output);
+        Py_XDECREF(group_key);
+        Py_DECREF(key);
+        Py_DECREF(times);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+
+/* Arrow columns of a spill without a Python object per item: str_column(items) gives the
+ * buffers of a large_string array (int64 offsets, UTF-8 data) when every item is an exact str
+ * that encodes to UTF-8 (no lone surrogate), and int64_column(items) the data buffer of an
+ * int64 array when every item is an exact int within int64; else None (then pyarrow converts
+ * the list, or the run pickles it). */
+
+static PyObject *
+str_column(PyObject *module, PyObject *items)
+{
+    if (!PyList_CheckExact(items)) {
+        PyErr_SetString(PyExc_TypeError, "str_column(items: list)");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(items), total = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        Py_ssize_t size;
+        if (!PyUnicode_CheckExact(item)) {
+            Py_RETURN_NONE;
+        }
+        if (PyUnicode_IS_COMPACT_ASCII(item)) {
+            size = PyUnicode_GET_LENGTH(item);
+        }
+        else if (PyUnicode_AsUTF8AndSize(item, &size) == NULL) {
+            PyErr_Clear();                      /* a lone surrogate: pickled by the run */
+            Py_RETURN_NONE;
+        }
+        total += size;
+    }
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (count + 1) * (Py_ssize_t)sizeof(int64_t));
+    if (offsets == NULL) {
+        return NULL;
+    }
+    PyObject *data = PyBytes_FromStringAndSize(NULL, total);
+    if (data == NULL) {
+        Py_DECREF(offsets);
+        return NULL;
+    }
+    int64_t *offset = (int64_t *)PyBytes_AS_STRING(offsets);
+    char *position = PyBytes_AS_STRING(data);
+    int64_t at = 0;
+    offset[0] = 0;
+    /* Only exact strs are read and no Python code runs, so `items` cannot change meanwhile. */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        Py_ssize_t size;
+        const char *utf8 = PyUnicode_IS_COMPACT_ASCII(item)
+                               ? (const char *)PyUnicode_DATA(item)
+                               : PyUnicode_AsUTF8AndSize(item, &size);  /* cached above */
+        if (PyUnicode_IS_COMPACT_ASCII(item)) {
+            size = PyUnicode_GET_LENGTH(item);
+        }
+        memcpy(position + at, utf8, (size_t)size);
+        at += size;
+        offset[i + 1] = at;
+    }
+    return Py_BuildValue("(NN)", offsets, data);
+}
+
+static PyObject *
+int64_column(PyObject *module, PyObject *items)
+{
+    if (!PyList_CheckExact(items)) {
+        PyErr_SetString(PyExc_TypeError, "int64_column(items: list)");
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(items);
+    PyObject *data = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int64_t));
+    if (data == NULL) {
+        return NULL;
+    }
+    int64_t *out = (int64_t *)PyBytes_AS_STRING(data);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        int overflow;
+        long long number;
+        if (!PyLong_CheckExact(item)) {         /* not bool, not an int subclass */
+            Py_DECREF(data);
+            Py_RETURN_NONE;
+        }
+        number = PyLong_AsLongLongAndOverflow(item, &overflow);
+        if (overflow || (number == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            Py_DECREF(data);
+            Py_RETURN_NONE;                     /* beyond int64: pickled by the run */
+        }
+        out[i] = (int64_t)number;
+    }
+    return data;
 }
 
 
@@ -288,6 +826,21 @@ static PyMethodDef methods[] = {
      "Count exact (key, value) 2-tuples of str/bytes/int/None (keys: or tuples of those) into\n"
      "counts[(type(value), value)][key];\n"
      "False, counting nothing, if any item is not such a pair."},
+    {"map_lines", (PyCFunction)(void (*)(void))map_lines, METH_FASTCALL,
+     "map_lines(mapper, path, lines, start, counts, pairs, room) -> (status, index, extra, taken)\n\n"
+     "mapper(path, line) for lines[start:], its pairs counted into counts (as count_pairs) or\n"
+     "appended to pairs, until done (0), `room` keys or pairs added (1), an output it does not\n"
+     "take (2: extra = (items taken but not added, the rest)), or an exception (3: extra)."},
+    {"combine_counts", (PyCFunction)(void (*)(void))combine_counts, METH_FASTCALL,
+     "combine_counts(combiner, key_counts, value, groups, position) -> None | tuple\n\n"
+     "The combiner over counted keys from PyDict_Next's position on, into groups; stops at a\n"
+     "key it leaves to Python: (position, group, times, called, output)."},
+    {"str_column", str_column, METH_O,
+     "str_column(items: list) -> (offsets: bytes, data: bytes) | None\n\n"
+     "The int64 offsets and UTF-8 data of a large_string array of exact strs; None otherwise."},
+    {"int64_column", int64_column, METH_O,
+     "int64_column(items: list) -> bytes | None\n\n"
+     "The data of an int64 array of exact ints within int64; None otherwise."},
     {"encode_str_tuples", encode_str_tuples, METH_VARARGS,
      "encode_str_tuples(keys: list) -> list | None\n\n"
      "shuffle.keys.encode_key of every key when all are non-empty exact tuples of exact strs with\n"
@@ -308,5 +861,14 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    PyObject *itertools = PyImport_ImportModule("itertools");
+    if (itertools == NULL) {
+        return NULL;
+    }
+    repeat_type = PyObject_GetAttrString(itertools, "repeat");
+    Py_DECREF(itertools);
+    if (repeat_type == NULL) {
+        return NULL;
+    }
     return PyModule_Create(&module);
 }

@@ -25,6 +25,7 @@ from .readers import (
     INPUT_FORMATS,
     TEXT_FORMATS,
     read_blocks,
+    read_line_lists,
     read_records,
     reader_for,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "INPUT_FORMATS",
     "TEXT_FORMATS",
     "read_blocks",
+    "read_line_lists",
     "read_records",
     "reader_for",
 ]

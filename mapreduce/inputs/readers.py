@@ -153,6 +153,17 @@ def read_records(
     )
 
 
+def read_line_lists(
+    split: Split, *, block_size: int = READ_BLOCK_BYTES
+) -> Iterator[tuple[str, list[str]]]:
+    """(path, lines) a block at a time: the records read_records gives for "lines" input, as one
+    list of decoded lines per block read (no tuple per line), for a map loop that takes a block."""
+    return chain.from_iterable(
+        zip(repeat(segment.path), segment_line_batches(segment, block_size))
+        for segment in split.segments
+    )
+
+
 def read_blocks(
     split: Split, input_format: str, *, block_size: int = READ_BLOCK_BYTES
 ) -> Iterator[tuple[str, "pa.Array | list[str]"]]:

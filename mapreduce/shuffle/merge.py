@@ -324,8 +324,13 @@ class _Scratch:
                     if len(group) == 1
                     else self._merge(group, order, type_names, sort_values)
                 )
+            kept = set(merged)  # a group of one intermediate run goes on as it is
             for path in paths:
-                if self.directory is not None and path.startswith(self.directory + os.sep):
+                if (
+                    self.directory is not None
+                    and path.startswith(self.directory + os.sep)
+                    and path not in kept
+                ):
                     os.remove(path)  # an intermediate run merged again
             paths = merged
         return paths

@@ -35,10 +35,20 @@ from .keys import str_tuple_encodings, str_tuple_signature
 from .partition import encoded_tuple_partitions, partitions_of, stable_partition
 from .runfile import RunWriter, encoded_tuple_table
 
-try:  # the optional C counting loop (setup.py builds mapreduce/_speedups.c where a compiler exists)
+try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a compiler exists)
+    from mapreduce._speedups import combine_counts as c_combine_counts
     from mapreduce._speedups import count_pairs as c_count_pairs
+    from mapreduce._speedups import int64_column as c_int64_column
+    from mapreduce._speedups import map_lines as c_map_lines
+    from mapreduce._speedups import str_column as c_str_column
 except ImportError:
-    c_count_pairs = None  # (tests set it to None too, to run the Python loop it replaces)
+    c_count_pairs = None  # (tests set them to None too, to run the Python loops they replace)
+    c_map_lines = None
+    c_combine_counts = None
+    c_str_column = c_int64_column = None
+
+# What c_map_lines says when it returns (see mapreduce/_speedups.c).
+_MAP_DONE, _MAP_FULL, _MAP_HANDBACK, _MAP_FAILED = range(4)
 
 _SIZE_SAMPLE = 1000  # pairs measured to turn the sort buffer's bytes into a record limit
 _TUPLE_OVERHEAD = 56 + 8  # a 2-tuple plus its slot in the buffer list
@@ -245,6 +255,52 @@ class MapOutputWriter:
             pending.extend(islice(items, self._chunk_limit))
             self._ends.append(len(pending))
 
+    @property
+    def can_map_lines(self) -> bool:
+        """Whether map_lines is built (mapreduce._speedups)."""
+        return c_map_lines is not None
+
+    @property
+    def maps_lines(self) -> bool:
+        """Whether map_lines can be used now: the C loop is built, and the buffer is sized (by
+        the pairs of a first chunk added through add_pairs)."""
+        return c_map_lines is not None and self._sized
+
+    def map_lines(self, mapper, path: str, lines: list, start: int = 0) -> tuple:
+        """Map lines[start:] with `mapper(path, line)` in C, adding each record's pairs as
+        add_pairs would (pending pairs are absorbed first, so a bad one is located as before);
+        the buffer is spilled whenever it fills. Returns (index, rest, error): lines[:index]
+        are wholly added; when index < len(lines), lines[index] was mapped and either raised
+        `error`, or gave output the C loop does not take, of which `rest` is what is left to
+        add (by add_pairs, as that record's output: the same checks and messages)."""
+        if self._output is not None:
+            raise ValueError("this MapOutputWriter is closed")
+        assert c_map_lines is not None and self._sized, "map_lines when maps_lines is False"
+        self.flush()
+        while True:
+            if self._combiner is not None:
+                room = self._buffer_limit - self._counted_keys() - len(self._groups)
+                status, start, extra, taken = c_map_lines(
+                    mapper, path, lines, start, self._counts, None, room
+                )
+            else:
+                room = self._buffer_limit - len(self._pairs)
+                status, start, extra, taken = c_map_lines(
+                    mapper, path, lines, start, None, self._pairs, room
+                )
+            self._records_in += taken
+            if status == _MAP_DONE:
+                return start, None, None
+            if status == _MAP_FAILED:
+                return start, None, extra
+            if status == _MAP_HANDBACK:
+                taken_items, rest = extra
+                return start, chain(taken_items, rest) if taken_items else rest, None
+            if self._combiner is not None:  # _MAP_FULL
+                self._combine_and_spill()
+            else:
+                self._spill()
+
     def flush(self) -> None:
         """Check and absorb the pending chunk now (close does it too)."""
         if self._pending:
@@ -380,23 +436,47 @@ class MapOutputWriter:
         order the mapper yielded them: combiners must be commutative as well as associative."""
         counts, self._counts = self._counts, {}
         for (_, value), key_counts in counts.items():
+            if c_combine_counts is not None:
+                self._c_combine_counted(groups, key_counts, value)
+                continue
             for key, times in key_counts.items():
                 # Counted tuple keys are countable tuples: grouped as themselves.
                 group_key = key if type(key) is str or type(key) is tuple else (type(key), key)
                 held = groups.get(group_key)
-                if held is None:
-                    if times == 1:
-                        groups[group_key] = [value]
-                        continue
-                    values: Iterator = repeat(value, times)
+                if held is None and times == 1:
+                    groups[group_key] = [value]
                 else:
-                    values = chain(held, repeat(value, times))
-                self._combine_group(groups, group_key, values)
+                    self._combine_counted_key(groups, group_key, held, value, times)
+
+    def _c_combine_counted(self, groups: dict, key_counts: dict, value) -> None:
+        """_combine_counted's loop over one value's keys in C (_speedups.combine_counts), which
+        leaves to Python each key whose group already holds values or whose combined output is
+        anything but (the key, one value)."""
+        assert c_combine_counts is not None
+        position = 0
+        while True:
+            stop = c_combine_counts(self._combiner, key_counts, value, groups, position)
+            if stop is None:
+                return
+            position, group_key, times, called, output = stop
+            if called:
+                self._add_combined(groups, group_key, _key_of_group(group_key), output)
+            else:
+                self._combine_counted_key(groups, group_key, groups.get(group_key), value, times)
+
+    def _combine_counted_key(self, groups: dict, group_key, held, value, times: int) -> None:
+        values: Iterator = (
+            repeat(value, times) if held is None else chain(held, repeat(value, times))
+        )
+        self._combine_group(groups, group_key, values)
 
     def _combine_group(self, groups: dict, group_key, values: Iterator) -> None:
         """Replace the group's values by what the combiner makes of `values`."""
         key = _key_of_group(group_key)
-        output = self._combiner(key, values)
+        self._add_combined(groups, group_key, key, self._combiner(key, values))
+
+    def _add_combined(self, groups: dict, group_key, key, output) -> None:
+        """Put what the combiner gave for `key` in place of its group's values."""
         if output is None:
             raise RecordError(
                 f"the combiner returned None for key {short_repr(key)}; it must return or yield "
@@ -430,25 +510,65 @@ class MapOutputWriter:
     # -- spilling ----------------------------------------------------------------------------------
 
     def _spill(self) -> None:
+        value_lists: Optional[list] = None  # with a combiner: each key's list of values
         if self._combiner is None:
             pairs, self._pairs = self._pairs, []
             keys = list(map(itemgetter(0), pairs))
-            if self._spilled_encoded(keys, list(map(itemgetter(1), pairs)), None):
-                return
-            for partition, part in self._by_partition(pairs, keys):
-                keys, values = list(map(itemgetter(0), part)), list(map(itemgetter(1), part))
-                self._runs.write_pairs(partition, keys, values)
+            values = list(map(itemgetter(1), pairs))
+            del pairs
         else:
             groups, self._groups = self._groups, {}
-            keys = list(map(_key_of_group, groups))
+            keys = list(groups)
+            if set(map(type, keys)) != {str}:  # str keys are grouped as themselves
+                keys = list(map(_key_of_group, keys))
             value_lists = list(groups.values())
-            if self._spilled_encoded(keys, list(chain.from_iterable(value_lists)), value_lists):
-                return
-            keyed_lists = list(zip(keys, value_lists))
-            for partition, part in self._by_partition(keyed_lists, keys):
-                value_lists = list(map(itemgetter(1), part))
-                keys = _repeated(list(map(itemgetter(0), part)), list(map(len, value_lists)))
-                self._runs.write_pairs(partition, keys, list(chain.from_iterable(value_lists)))
+            del groups
+            values = list(chain.from_iterable(value_lists))
+        if self._spilled_encoded(keys, values, value_lists):
+            return
+        if value_lists is not None and len(values) != len(keys):  # a key with several values
+            keys = _repeated(keys, list(map(len, value_lists)))
+        if not self._spilled_native(keys, values):
+            self._write_by_partition(keys, values)
+
+    def _spilled_native(self, keys: list, values: list) -> bool:
+        """Spill str keys with str or int values by Arrow, or return False for others: each
+        column is built in one C pass (_speedups.str_column, int64_column: no Python object per
+        item, where pyarrow's conversion checks every item), and one stable Arrow sort by
+        (partition, key) orders the whole spill, written a partition slice at a time."""
+        if c_str_column is None or not keys or type(keys[0]) is not str or self._runs.sort_values:
+            return False
+        key_array = _str_array(keys)
+        if key_array is None:
+            return False
+        value_array = _str_array(values) if type(values[0]) is str else _int64_array(values)
+        if value_array is None:
+            return False
+        table = pa.Table.from_arrays([key_array, value_array], names=["key", "value"])
+        partitions = (
+            None
+            if self._num_partitions == 1
+            else partitions_of(keys, self._num_partitions, self._partitioner)
+        )
+        self._write_sorted(table, partitions, "str")
+        return True
+
+    def _write_by_partition(self, keys: list, values: list) -> None:
+        """Write each partition's keys and values, partitioned in bulk, as one sorted run."""
+        if not keys:
+            return
+        if self._num_partitions == 1:
+            self._runs.write_pairs(0, keys, values)
+            return
+        partitions = partitions_of(keys, self._num_partitions, self._partitioner)
+        key_buckets: list[list] = [[] for _ in range(self._num_partitions)]
+        value_buckets: list[list] = [[] for _ in range(self._num_partitions)]
+        # list.append on each item's bucket, driven by map and drained by a zero-length deque.
+        deque(map(list.append, map(key_buckets.__getitem__, partitions), keys), maxlen=0)
+        deque(map(list.append, map(value_buckets.__getitem__, partitions), values), maxlen=0)
+        for partition, bucket in enumerate(key_buckets):
+            if bucket:
+                self._runs.write_pairs(partition, bucket, value_buckets[partition])
 
     def _spilled_encoded(self, keys: list, values: list, value_lists: Optional[list]) -> bool:
         """Spill tuple keys of strs (bigrams) by Arrow, or return False for other keys: each key
@@ -473,10 +593,15 @@ class MapOutputWriter:
             counts = list(map(len, value_lists))
             encoded = _repeated(encoded, counts)
             partitions = None if partitions is None else _repeated(partitions, counts)
-        table = encoded_tuple_table(encoded, values, signature)
+        self._write_sorted(encoded_tuple_table(encoded, values, signature), partitions, "tuple")
+        return True
+
+    def _write_sorted(self, table: pa.Table, partitions: Optional[list], key_type: str) -> None:
+        """Write a spill's table as one run per partition (`partitions`: each row's, or None for
+        all in partition 0), sorted by key by one stable Arrow sort."""
         if partitions is None:
-            self._runs.write_table(0, _sorted_by_key(table), "tuple")
-            return True
+            self._runs.write_table(0, _sorted_by_key(table), key_type)
+            return
         order = pc.sort_indices(
             table.append_column("partition", pa.array(partitions, pa.int32())),
             sort_keys=[("partition", "ascending"), ("key", "ascending")],
@@ -484,21 +609,29 @@ class MapOutputWriter:
         table = table.take(order)
         start = 0
         for partition, rows in sorted(Counter(partitions).items()):
-            self._runs.write_table(partition, table.slice(start, rows), "tuple")
+            self._runs.write_table(partition, table.slice(start, rows), key_type)
             start += rows
-        return True
 
-    def _by_partition(self, items: list, keys: list) -> list:
-        """[(partition, its items)] for the partitions that have any, computed in bulk."""
-        if not items:
-            return []
-        if self._num_partitions == 1:
-            return [(0, items)]
-        partitions = partitions_of(keys, self._num_partitions, self._partitioner)
-        buckets: list[list] = [[] for _ in range(self._num_partitions)]
-        # list.append on each item's bucket, driven by map and drained by a zero-length deque.
-        deque(map(list.append, map(buckets.__getitem__, partitions), items), maxlen=0)
-        return [(partition, bucket) for partition, bucket in enumerate(buckets) if bucket]
+
+def _str_array(items: list) -> Optional[pa.Array]:
+    """A large_string array of exact strs from buffers made by C, or None (other items)."""
+    assert c_str_column is not None
+    buffers = c_str_column(items)
+    if buffers is None:
+        return None
+    offsets, data = buffers
+    return pa.Array.from_buffers(
+        pa.large_string(), len(items), [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
+
+
+def _int64_array(items: list) -> Optional[pa.Array]:
+    """An int64 array of exact ints from a buffer made by C, or None (other items)."""
+    assert c_int64_column is not None
+    data = c_int64_column(items)
+    if data is None:
+        return None
+    return pa.Array.from_buffers(pa.int64(), len(items), [None, pa.py_buffer(data)])
 
 
 def _sorted_by_key(table: pa.Table) -> pa.Table:

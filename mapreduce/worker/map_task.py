@@ -11,7 +11,7 @@ from __future__ import annotations
 from itertools import repeat
 
 from mapreduce import defaults, shuffle, vectorized
-from mapreduce.inputs import BadRecord, Split, read_blocks, read_records
+from mapreduce.inputs import BadRecord, Split, read_blocks, read_line_lists, read_records
 from mapreduce.jobspec import Job
 from mapreduce.output import part_writer
 from mapreduce.pairs import not_iterable_output
@@ -70,7 +70,14 @@ def run_map(job: Job, task: dict) -> dict:
     if job.combiner is not None:
         call_hook(job.combiner_init, "combiner_init", job)
     records_in = _map_split(
-        job, split, writer.add_pairs, bad_records, writer.flush, skip=skip, skipped=skipped
+        job,
+        split,
+        writer.add_pairs,
+        bad_records,
+        writer.flush,
+        skip=skip,
+        skipped=skipped,
+        writer=writer,
     )
     result = writer.close()
     return {
@@ -195,37 +202,68 @@ def _map_split(
     finish=None,
     skip: dict | None = None,
     skipped: list | None = None,
+    writer: shuffle.MapOutputWriter | None = None,
 ) -> int:
     """Feed every record of the split to the mapper and each record's output to `emit` (then
     mapper_final's, then call `finish`, which may still find a bad pair); returns the record
     count. A failure is annotated with the file and line being mapped, or with the record's that
     `records_ago` on the error points at (mapper_final's output counts as one more record).
     Records whose ordinal is in `skip` (--skip-bad-records: they crashed the mapper twice) are
-    not mapped but appended, as where they are, to `skipped`."""
+    not mapped but appended, as where they are, to `skipped`.
+
+    With `writer` (the MapOutputWriter whose add_pairs is `emit`), "lines" input and nothing to
+    skip, the lines are mapped a block at a time by the writer's C loop (map_lines), which hands
+    back to this loop, record by record for the rest of the block, whatever it does not take."""
     mapper = job.mapper
     assert mapper is not None, "a per-record map task of a job without a mapper"
     records = 0
     path, path_start = None, 0
     final_emitted = mapping = False  # mapping: the mapper is at work on a record
+    in_blocks = (
+        writer is not None and writer.can_map_lines and job.input_format == "lines" and not skip
+    )
     call_hook(job.mapper_init, "mapper_init", job)
     try:
-        for key, value in read_records(split, job.input_format, bad_records):
-            if key is not path:
-                path, path_start = key, records
-            records += 1
-            if skip and records in skip:
-                if skipped is not None:
-                    skipped.append(skip[records])
-                continue
-            mapping = True
-            output = mapper(key, value)
-            try:
-                emit(output if output is not None else ())  # one call per record: records_ago
-            except TypeError:
-                if not hasattr(output, "__iter__"):  # `return 1` rather than `yield word, 1`
-                    raise not_iterable_output("mapper", output) from None
-                raise
-            mapping = False
+        if in_blocks:
+            assert writer is not None
+            for key, lines in read_line_lists(split):
+                if key is not path:
+                    _finish_file(finish, path)
+                    path, path_start = key, records
+                base, index, in_c = records, 0, True
+                while index < len(lines):
+                    if in_c and writer.maps_lines:
+                        index, rest, error = writer.map_lines(mapper, key, lines, index)
+                        records = base + index
+                        if index == len(lines):
+                            break
+                        in_c = False  # the rest of the block goes record by record
+                        records += 1
+                        value = lines[index]
+                        mapping = True
+                        if error is not None:
+                            raise error
+                        _emit_output(emit, rest)
+                    else:
+                        records += 1
+                        value = lines[index]
+                        mapping = True
+                        _emit_output(emit, mapper(key, value))
+                    mapping = False
+                    index += 1
+        else:
+            for key, value in read_records(split, job.input_format, bad_records):
+                if key is not path:
+                    _finish_file(finish, path)
+                    path, path_start = key, records
+                records += 1
+                if skip and records in skip:
+                    if skipped is not None:
+                        skipped.append(skip[records])
+                    continue
+                mapping = True
+                _emit_output(emit, mapper(key, value))
+                mapping = False
         if job.mapper_final is not None:
             final_emitted = True
             emit(hook_output(job.mapper_final, "mapper_final", job))
@@ -262,6 +300,23 @@ def _map_split(
             }
         raise TaskError(report) from None
     return records
+
+
+def _finish_file(finish, path) -> None:
+    """Check what a file's records gave before the next file's (a bad pair found later would be
+    located by records_ago from the next file's first line)."""
+    if finish is not None and path is not None:
+        finish()
+
+
+def _emit_output(emit, output) -> None:
+    """Give one record's output to `emit` (one call per record: records_ago counts them)."""
+    try:
+        emit(output if output is not None else ())
+    except TypeError:
+        if not hasattr(output, "__iter__"):  # `return 1` rather than `yield word, 1`
+            raise not_iterable_output("mapper", output) from None
+        raise
 
 
 def _record_location(split: Split, input_format: str, path: str, number: int) -> str:
