@@ -45,3 +45,41 @@ def held(deliver: bool = True):
             signal.signal(signum, handler)
         for number in dict.fromkeys(arrived) if deliver else ():
             signal.raise_signal(number)
+
+
+class Noted:
+    """SIGINT and SIGTERM raise KeyboardInterrupt and Terminated, as usual, and are noted too,
+    for a loop to `check()` at a point of its own. A signal's exception is raised wherever the
+    main thread is, and when that is a destructor (pyzmq checks for signals when it closes a
+    received zmq.Frame) Python prints the exception and drops it: without the note, that Ctrl-C
+    would be lost and the job would run on. Use as a context manager: it installs the handlers
+    and puts the previous ones back."""
+
+    def __init__(self):
+        self.noted: list[int] = []
+        self._previous: dict = {}
+
+    def __enter__(self) -> Noted:
+        for signum in HELD_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._raise)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous = {}
+
+    def _raise(self, signum, frame):
+        self.noted.append(signum)
+        _raise_for(signum)
+
+    def check(self) -> None:
+        """Raise what a noted signal raised (again: it may have been dropped), if any."""
+        if self.noted:
+            _raise_for(self.noted[-1])
+
+
+def _raise_for(signum: int):
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt()
+    raise Terminated()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import time
 from dataclasses import dataclass, replace
 
@@ -19,7 +18,7 @@ from . import defaults, interrupts, leftovers, sidefiles, storage
 from .coordinator import Coordinator, check_work_dir
 from .errors import MapReduceError, interrupted
 from .inputs import check_split_size
-from .interrupts import Terminated, raise_terminated
+from .interrupts import Terminated
 from .jobspec import Job
 from .prepare import JobOptions, prepare_submission
 from .progress import ProgressReporter
@@ -176,30 +175,30 @@ def _run_step(
             heartbeat_interval=options.heartbeat_interval,
             liveness=options.liveness,
         )
-        previous_term = signal.signal(signal.SIGTERM, raise_terminated)
         job_id = None
         stopped_by = None
-        try:
-            pool.start()
-            job_id = coordinator.submit(submission)
-            while not coordinator.finished(job_id):
-                coordinator.poll(0.1)
-                coordinator.workers_exited(pool.check())
-                progress.update(coordinator.progress(job_id))
-        except (KeyboardInterrupt, Terminated) as exc:
-            stopped_by = (
-                "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
-            )
-        finally:
-            signal.signal(signal.SIGTERM, previous_term)
-            # Already stopping: a second Ctrl-C does not cut the stop short. A commit under way
-            # finishes first; a job still running is cancelled and its staging removed.
-            with interrupts.held(deliver=stopped_by is None):
-                pool.stop()
-                coordinator.close()
-                if status_page is not None:
-                    status_page.publisher.detach(coordinator)
-                progress.clear()
+        with interrupts.Noted() as signals:
+            try:
+                pool.start()
+                job_id = coordinator.submit(submission)
+                while not coordinator.finished(job_id):
+                    signals.check()  # a Ctrl-C whose exception a destructor dropped
+                    coordinator.poll(0.1)
+                    coordinator.workers_exited(pool.check())
+                    progress.update(coordinator.progress(job_id))
+            except (KeyboardInterrupt, Terminated) as exc:
+                stopped_by = (
+                    "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+                )
+            finally:
+                # Already stopping: a second Ctrl-C does not cut the stop short. A commit under way
+                # finishes first; a job still running is cancelled and its staging removed.
+                with interrupts.held(deliver=stopped_by is None):
+                    pool.stop()
+                    coordinator.close()
+                    if status_page is not None:
+                        status_page.publisher.detach(coordinator)
+                    progress.clear()
         if stopped_by is not None:
             committed = job_id is not None and coordinator.job(job_id).status == "succeeded"
             raise interrupted(stopped_by, output_dir, committed)
