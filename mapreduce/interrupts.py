@@ -53,7 +53,9 @@ class Noted:
     main thread is, and when that is a destructor (pyzmq checks for signals when it closes a
     received zmq.Frame) Python prints the exception and drops it: without the note, that Ctrl-C
     would be lost and the job would run on. Use as a context manager: it installs the handlers
-    and puts the previous ones back."""
+    and puts the previous ones back. SIGINT is taken over only from Python's default handler:
+    an ignored SIGINT (a job started in the background by a shell) or a caller's own handler is
+    left as it is, as is a handler installed outside Python."""
 
     def __init__(self):
         self.noted: list[int] = []
@@ -61,6 +63,11 @@ class Noted:
 
     def __enter__(self) -> Noted:
         for signum in HELD_SIGNALS:
+            current = signal.getsignal(signum)
+            if current is None or (
+                signum == signal.SIGINT and current is not signal.default_int_handler
+            ):
+                continue
             self._previous[signum] = signal.signal(signum, self._raise)
         return self
 

@@ -37,3 +37,19 @@ def test_a_signal_whose_exception_a_destructor_dropped_is_raised_again_by_check(
 def test_a_signal_raises_at_once_as_before():
     with interrupts.Noted(), pytest.raises(KeyboardInterrupt):
         signal.raise_signal(signal.SIGINT)
+
+
+def test_an_ignored_sigint_stays_ignored_and_sigterm_still_raises():
+    """A command started in the background by a shell has SIGINT ignored: the terminal's Ctrl-C
+    is not for it, so Noted leaves that alone (SIGTERM is taken over as before)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interrupts.Noted() as signals:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)  # ignored: nothing raised, nothing noted
+            signals.check()
+            with pytest.raises(interrupts.Terminated):
+                signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
