@@ -82,33 +82,38 @@ def run_job(
         raise MapReduceError("--reducers must be 0 (map-only) or more.")
     check_split_size(options.split_size, options.min_split_size)
     output_dir = storage.normalize(output_dir)
-    sidefiles.use_py_files_here(options.py_files)  # the job module may import them
-    if isinstance(job_ref, str):
-        steps = load_steps(job_ref, options.params)
-    else:  # a Job, or a multi-step job's list of them (mapreduce.testing)
-        steps = list(job_ref) if isinstance(job_ref, (list, tuple)) else [job_ref]
-    sidefiles.attach(steps, options.files, options.archives, options.py_files)
-    progress = progress or ProgressReporter(quiet=options.quiet)
+    # The workers start first, while this process has no thread yet (pool.py forks them then),
+    # and get ready while the job is loaded and planned here.
+    cluster = None if options.inline else LocalCluster(options)
     status_page = None
-    if options.http or options.http_token:
-        from .web import serve_status  # prometheus-client and http.server: only when asked for
-
-        status_page = serve_status(options.http, options.http_token, "run")
-
-    def run_step(job, step_inputs, step_output, step_format, step_overwrite):
-        return _run_step(
-            job,
-            step_inputs,
-            step_output,
-            step_format,
-            step_overwrite,
-            options,
-            progress,
-            started,
-            status_page,
-        )
-
     try:
+        sidefiles.use_py_files_here(options.py_files)  # the job module may import them
+        if isinstance(job_ref, str):
+            steps = load_steps(job_ref, options.params)
+        else:  # a Job, or a multi-step job's list of them (mapreduce.testing)
+            steps = list(job_ref) if isinstance(job_ref, (list, tuple)) else [job_ref]
+        sidefiles.attach(steps, options.files, options.archives, options.py_files)
+        progress = progress or ProgressReporter(quiet=options.quiet)
+        if options.http or options.http_token:
+            from .web import serve_status  # prometheus-client and http.server: only when asked for
+
+            status_page = serve_status(options.http, options.http_token, "run")
+            if cluster is not None:
+                cluster.watch(status_page.publisher)
+
+        def run_step(job, step_inputs, step_output, step_format, step_overwrite):
+            return _run_step(
+                job,
+                step_inputs,
+                step_output,
+                step_format,
+                step_overwrite,
+                options,
+                progress,
+                started,
+                cluster,
+            )
+
         return run_steps(
             steps,
             inputs,
@@ -119,8 +124,87 @@ def run_job(
             work_dir=options.work_dir,
         )
     finally:
-        if status_page is not None:
-            status_page.close()
+        try:
+            if cluster is not None:
+                with interrupts.held():
+                    cluster.close()
+        finally:
+            if status_page is not None:
+                status_page.close()
+
+
+class LocalCluster:
+    """The embedded coordinator and the local pool of one `mapreduce run`, which all its steps
+    use. The pool starts before anything else (before the coordinator's threads: pool.py forks
+    its workers when this process has none), on the ipc address in a private directory that the
+    coordinator binds right after."""
+
+    def __init__(self, options: RunOptions):
+        assert options.workers is not None  # run_job has filled in the default
+        self.private = leftovers.owned_temp_dir("mapreduce-run-")
+        self.coordinator: Coordinator | None = None
+        self.pool: LocalPool | None = None
+        self.monitor = None
+        try:
+            address = _local_address(self.private)
+            secret = secrets.token_bytes(32)
+            self.pool = LocalPool(
+                address,
+                options.workers,
+                secret=secret,
+                heartbeat_interval=options.heartbeat_interval,
+                liveness=options.liveness,
+            )
+            if not address.endswith(":*"):  # an ipc path, known before it is bound
+                self.pool.start()
+            # A --work-dir is checked and created by the first step, once its paths are checked.
+            work_dir = storage.absolute(options.work_dir) if options.work_dir else self.private
+            self.coordinator = Coordinator(
+                address,
+                work_dir=work_dir,
+                secret=secret,
+                settings=SchedulerSettings(
+                    heartbeat_interval=options.heartbeat_interval,
+                    liveness=options.liveness,
+                    backup_min_runtime=options.backup_min_runtime,
+                    backup_slowdown=options.backup_slowdown,
+                ),
+            )
+            if not self.pool.processes:  # loopback tcp: its port is known once bound
+                self.pool.connect = self.coordinator.address
+                self.pool.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def watch(self, publisher) -> None:
+        """Show this run's jobs on a status page."""
+        assert self.coordinator is not None
+        self.coordinator.monitor = self.monitor = publisher
+
+    def serve(self, job_id: str, signals: interrupts.Noted, progress: ProgressReporter) -> None:
+        """Serve the run's workers until the job has ended."""
+        assert self.coordinator is not None and self.pool is not None
+        coordinator, pool = self.coordinator, self.pool
+        while not coordinator.finished(job_id):
+            signals.check()  # a Ctrl-C whose exception a destructor dropped
+            coordinator.poll(0.1)
+            coordinator.workers_exited(pool.check())
+            progress.update(coordinator.progress(job_id))
+
+    def close(self) -> None:
+        """Stop the workers and the coordinator (a job still running is cancelled and its staging
+        removed; a commit under way finishes first) and remove the private directory. Again: nothing."""
+        try:
+            if self.pool is not None:
+                self.pool.stop()
+            if self.coordinator is not None:
+                self.coordinator.close()
+                if self.monitor is not None:
+                    self.monitor.detach(self.coordinator)
+        finally:
+            self.pool = self.coordinator = self.monitor = None
+            shutil.rmtree(self.private, ignore_errors=True)
 
 
 def _run_step(
@@ -132,9 +216,9 @@ def _run_step(
     options: RunOptions,
     progress: ProgressReporter,
     started: float,
-    status_page=None,
+    cluster: LocalCluster | None,
 ) -> RunResult:
-    """One job (one step) on the embedded coordinator and a local pool, or inline."""
+    """One job (one step) on the run's embedded coordinator and local pool, or inline."""
     work_dir, workers = options.work_dir, options.workers
     assert workers is not None  # run_job has filled in the default
     submission = prepare_submission(
@@ -146,72 +230,45 @@ def _run_step(
         warn=progress.warn,
         work_dir=work_dir,
     )
-    if work_dir is not None:
-        work_dir = check_work_dir(work_dir)
-    if options.inline:
+    if cluster is None:
         from .inline import run_inline
 
+        if work_dir is not None:
+            work_dir = check_work_dir(work_dir)
         counters, snapshot = run_inline(job, submission, progress, started, work_dir)
         return RunResult(output_dir, counters, snapshot)
-    settings = SchedulerSettings(
-        heartbeat_interval=options.heartbeat_interval,
-        liveness=options.liveness,
-        backup_min_runtime=options.backup_min_runtime,
-        backup_slowdown=options.backup_slowdown,
-    )
-    private = leftovers.owned_temp_dir("mapreduce-run-")
-    try:
-        coordinator = Coordinator(
-            _local_address(private),
-            work_dir=work_dir or private,
-            secret=secrets.token_bytes(32),
-            settings=settings,
-        )
-        coordinator.monitor = status_page and status_page.publisher
-        pool = LocalPool(
-            coordinator.address,
-            workers,
-            secret=coordinator.secret,
-            heartbeat_interval=options.heartbeat_interval,
-            liveness=options.liveness,
-        )
-        job_id = None
-        stopped_by = None
-        with interrupts.Noted() as signals:
-            try:
-                pool.start()
-                job_id = coordinator.submit(submission)
-                while not coordinator.finished(job_id):
-                    signals.check()  # a Ctrl-C whose exception a destructor dropped
-                    coordinator.poll(0.1)
-                    coordinator.workers_exited(pool.check())
-                    progress.update(coordinator.progress(job_id))
-            except (KeyboardInterrupt, Terminated) as exc:
-                stopped_by = (
-                    "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
-                )
-            finally:
-                # Already stopping: a second Ctrl-C does not cut the stop short. A commit under way
-                # finishes first; a job still running is cancelled and its staging removed.
-                with interrupts.held(deliver=stopped_by is None):
-                    pool.stop()
-                    coordinator.close()
-                    if status_page is not None:
-                        status_page.publisher.detach(coordinator)
-                    progress.clear()
-        if stopped_by is not None:
-            committed = job_id is not None and coordinator.job(job_id).status == "succeeded"
-            raise interrupted(stopped_by, output_dir, committed)
-        assert job_id is not None  # not stopped: the job was submitted
-        record = coordinator.job(job_id)
-        if record.error is not None:
-            raise record.error
-        snapshot = coordinator.progress(job_id)
-        snapshot["elapsed"] = time.monotonic() - started  # the whole command, start-up included
-        progress.summary(snapshot, record.counters, output_dir)
-        return RunResult(output_dir, record.counters, snapshot)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+    if work_dir is not None:
+        check_work_dir(work_dir)  # the coordinator's; created once the job's paths are checked
+    coordinator = cluster.coordinator
+    assert coordinator is not None
+    job_id = None
+    stopped_by = None
+    with interrupts.Noted() as signals:
+        try:
+            job_id = coordinator.submit(submission)
+            cluster.serve(job_id, signals, progress)
+        except (KeyboardInterrupt, Terminated) as exc:
+            stopped_by = (
+                "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated (SIGTERM)"
+            )
+        finally:
+            # Already stopping: a second Ctrl-C does not cut the stop short. A commit under way
+            # finishes first; a job still running is cancelled and its staging removed.
+            with interrupts.held(deliver=stopped_by is None):
+                if stopped_by is not None:
+                    cluster.close()
+                progress.clear()
+    if stopped_by is not None:
+        committed = job_id is not None and coordinator.job(job_id).status == "succeeded"
+        raise interrupted(stopped_by, output_dir, committed)
+    assert job_id is not None  # not stopped: the job was submitted
+    record = coordinator.job(job_id)
+    if record.error is not None:
+        raise record.error
+    snapshot = coordinator.progress(job_id)
+    snapshot["elapsed"] = time.monotonic() - started  # the whole command, start-up included
+    progress.summary(snapshot, record.counters, output_dir)
+    return RunResult(output_dir, record.counters, snapshot)
 
 
 def _local_address(private_dir: str) -> str:

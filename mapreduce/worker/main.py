@@ -22,15 +22,18 @@ def run_worker(
     keys_dir: str | None = None,
     insecure: bool = False,
     elect: str | None = None,
+    secret: bytes | None = None,
 ) -> int:
     """Serve the coordinator at `connect` with `processes` task slots until SIGTERM or SIGINT;
     returns the exit status. With no `keys_dir`, this user's own key set is used (none with
     `insecure`, which warns); a non-loopback address without keys is refused (MapReduceError)
-    unless `insecure`. A local pool's worker gets its run's secret in SECRET_ENV instead.
+    unless `insecure`. A local pool's worker gets its run's secret instead: as `secret` when it
+    was forked, in SECRET_ENV when it was started as `python -m mapreduce.worker`.
     `connect` may list several addresses (comma-separated), tried in turn; `elect`
     (etcd://HOST:PORT[/NAME]) follows the elected leader instead."""
     addresses = [address.strip() for address in (connect or "").split(",") if address.strip()]
-    secret = os.environ.get(SECRET_ENV)
+    if secret is None and os.environ.get(SECRET_ENV):
+        secret = bytes.fromhex(os.environ[SECRET_ENV])
     given_keys = keys_dir
     if secret:  # a local pool's worker: the run's secret guards it, on loopback
         for address in addresses:
@@ -40,7 +43,7 @@ def run_worker(
     return serve(
         connect,
         processes,
-        secret=bytes.fromhex(secret) if secret else None,
+        secret=secret,
         heartbeat_interval=heartbeat_interval,
         liveness=liveness,
         reconnect_backoff=reconnect_backoff,
