@@ -2,7 +2,7 @@
 behind them.
 
 `ClientService` accepts a job (checked again: a coordinator trusts no client; journalled before
-the client is told its id), cancels one, and says how jobs stand. `jobs.answer_client` turns one
+the client is told its id), cancels one, and says how jobs stand. `answer_client` turns one
 request into its one reply; a rejected submission is a REJECTED reply with one paragraph, never
 an error. A SUBMIT sent again under the same request id gets the answer the first copy got.
 """
@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Protocol
 
 from .. import commit, protocol
+from ..election import LeadershipLost
+from ..errors import MapReduceError, ProtocolError
+from ..logformat import about
 from ..protocol import Message
 from . import jobs, snapshot
 from . import journal as journal_records
 from .executor import Executor
-from .jobs import JobRecord, JobStatus, answer_client
+from .jobs import JobRecord, JobStatus
 from .state import CoordinatorState
 from .submission import JobSubmission, check_allowed_paths
 
@@ -117,3 +121,60 @@ class ClientService:
                 while len(self.refused_submits) > REFUSED_SUBMITS_KEPT:
                     del self.refused_submits[next(iter(self.refused_submits))]
         self.state.outbox.send(route, reply.command, reply.header)
+
+
+class JobService(Protocol):
+    """What client requests need from the coordinator."""
+
+    def submit(self, submission: JobSubmission, request: str | None = None) -> str: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def knows(self, job_id: str) -> bool: ...
+
+    def job_state(self, job_id: str) -> dict: ...
+
+    def status(self) -> dict: ...
+
+
+def answer_client(service: JobService, message: Message) -> Message:
+    """The one reply to a client's request (SUBMIT, WATCH, CANCEL_JOB, STATUS); it carries the
+    request's id. A rejected submission is a REJECTED reply with one paragraph, never an error."""
+    header = message.header
+    reply = {"request": header.get("request")}
+    command = message.command
+    if command == protocol.SUBMIT:
+        try:
+            mismatch = protocol.version_mismatch(header, peer="client")
+            if mismatch:
+                raise ProtocolError(mismatch)
+            if len(message.blobs) != 1:
+                raise ProtocolError("job submission carries no job code")
+            submission = JobSubmission.from_wire(header.get("submission") or {}, message.blobs[0])
+            request = header.get("request")
+            job_id = service.submit(submission, request if isinstance(request, str) else None)
+        except LeadershipLost:
+            raise  # not the leader any more: no answer (the client asks the new one)
+        except MapReduceError as exc:
+            return Message(protocol.REJECTED, {**reply, "error": exc.paragraph()})
+        except Exception as exc:  # a bug or an odd filesystem must not stop the service
+            log.exception("could not accept a job")
+            return Message(
+                protocol.REJECTED,
+                {
+                    **reply,
+                    "error": f"the coordinator could not accept the job: "
+                    f"{type(exc).__name__}: {exc}",
+                },
+            )
+        log.info("accepted job %s (%s)", job_id, submission.name, extra=about(job_id))
+        return Message(protocol.ACCEPTED, {**reply, "job": job_id})
+    if command in (protocol.WATCH, protocol.CANCEL_JOB):
+        job_id = str(header.get("job"))
+        if not service.knows(job_id):
+            return Message(protocol.REJECTED, {**reply, "error": f"no job '{job_id}' here"})
+        if command == protocol.CANCEL_JOB:
+            log.info("job %s cancelled by a client", job_id, extra=about(job_id))
+            service.cancel(job_id)
+        return Message(protocol.JOB_STATE, {**reply, **service.job_state(job_id)})
+    return Message(protocol.STATUS_REPLY, {**reply, **service.status()})
