@@ -94,7 +94,7 @@ class Coordinator:
             allowed_paths=list(allowed_paths),
         )
         self.executor = Executor(self.state)
-        self.workers = WorkerMessages(self.state, self.executor.carry_out)
+        self.worker_messages = WorkerMessages(self.state, self.executor.carry_out)
         self.clients = ClientService(self.state, self.executor)
         self.outcomes = Outcomes(self.state, self.executor)
         self.duties = TimedDuties(self.state, self.executor.carry_out)
@@ -186,7 +186,7 @@ class Coordinator:
     def workers_exited(self, pids: list, now: float | None = None) -> None:
         """Local worker processes known to have exited (the local pool saw them go): their
         attempts are re-queued now, not after the liveness timeout."""
-        self.workers.exited(pids, time.monotonic() if now is None else now)
+        self.worker_messages.exited(pids, time.monotonic() if now is None else now)
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -301,7 +301,7 @@ class Coordinator:
             if message.command in protocol.CLIENT_COMMANDS:
                 self.clients.serve(route, message)
             else:
-                self.workers.handle(route, message, time.monotonic())
+                self.worker_messages.handle(route, message, time.monotonic())
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             # Authenticated but malformed (a buggy or hostile peer): drop it, keep serving.
             log.warning(
