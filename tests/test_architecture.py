@@ -16,6 +16,13 @@ PACKAGE = ROOT / "mapreduce"
 # library's pure parts.
 PURE = {
     "mapreduce.scheduler",
+    "mapreduce.scheduling",
+    "mapreduce.scheduling.instructions",
+    "mapreduce.scheduling.settings",
+    "mapreduce.scheduling.jobstate",
+    "mapreduce.scheduling.engine",
+    "mapreduce.scheduling.backups",
+    "mapreduce.scheduling.scheduler",
     "mapreduce.tasks",
     "mapreduce.defaults",
     "mapreduce.errors",
@@ -41,6 +48,7 @@ FORBIDDEN = [
         [
             "mapreduce.coordinator",
             "mapreduce.scheduler",
+            "mapreduce.scheduling",
             "mapreduce.worker",
             "mapreduce.cli",
             "mapreduce.local",
@@ -52,6 +60,7 @@ FORBIDDEN = [
         [
             "mapreduce.coordinator",
             "mapreduce.scheduler",
+            "mapreduce.scheduling",
             "mapreduce.worker",
             "mapreduce.cli",
             "mapreduce.local",
@@ -66,6 +75,7 @@ FORBIDDEN = [
             "mapreduce.client",
             "mapreduce.coordinator",
             "mapreduce.scheduler",
+            "mapreduce.scheduling",
         ],
     ),
     ("mapreduce.protocol", ["mapreduce.coordinator", "mapreduce.worker", "mapreduce.client"]),

@@ -1,7 +1,15 @@
 """The coordinator, one concern per module:
 
-- `loop`: the ROUTER socket, heartbeats and routing around the I/O-free scheduler (`Coordinator`);
-- `jobs`: job records, what clients are told (state, progress, counters), their requests;
+- `loop`: the ROUTER socket and its poll loop (`Coordinator`): each message to its part;
+- `workers`: workers' messages (READY, HEARTBEAT reports, DONE, FAIL, BYE);
+- `clients`: clients' requests (SUBMIT, WATCH, CANCEL_JOB, STATUS) and the job API behind them;
+- `duties`: the timed duties (expiry, backups, heartbeats);
+- `executor`: the scheduler's instructions carried out, and a job's end recorded;
+- `outcomes`: the committer's outcomes fed back to the scheduler;
+- `outbox`: every send, and the routes, sessions and TASK numbers of registered workers;
+- `state`: what those parts share (`CoordinatorState`);
+- `recovery`: the journal's replay at start-up, and its compaction;
+- `jobs`: job records, what clients are told (state, progress, counters);
 - `committer`: publish, commit and clean-up on their own thread, outcomes back as events;
 - `submission`: what a client sends to run a job;
 - `service`: `mapreduce coordinator`, the long-lived service, and its work directory.

@@ -1,5 +1,6 @@
 """The coordinator's job records: what each job is, where its files are, how it ended, and what
-clients are told about it (state, progress, counters). No sockets: the loop asks, this answers."""
+clients are told about it (state, progress, counters). No sockets: the loop asks, this answers.
+(Clients' requests themselves are clients.py's.)"""
 
 from __future__ import annotations
 
@@ -10,19 +11,14 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
 
-from .. import commit, counters, leftovers, protocol, storage
-from ..election import LeadershipLost
+from .. import commit, counters, leftovers, storage
 from ..errors import (
     MapReduceError,
     OutputError,
-    ProtocolError,
     TaskFailedError,
     TooManySkippedError,
 )
-from ..logformat import about
-from ..protocol import Message
 from ..scheduler import JobState, Scheduler
 from ..skew import SkewTally
 from ..steps import shown_output
@@ -403,60 +399,3 @@ def task_header(
         ]
         header["out_dir"] = commit.attempt_dir(record.staging, task_id, attempt)
     return header
-
-
-class JobService(Protocol):
-    """What client requests need from the coordinator."""
-
-    def submit(self, submission: JobSubmission, request: str | None = None) -> str: ...
-
-    def cancel(self, job_id: str) -> None: ...
-
-    def knows(self, job_id: str) -> bool: ...
-
-    def job_state(self, job_id: str) -> dict: ...
-
-    def status(self) -> dict: ...
-
-
-def answer_client(service: JobService, message: Message) -> Message:
-    """The one reply to a client's request (SUBMIT, WATCH, CANCEL_JOB, STATUS); it carries the
-    request's id. A rejected submission is a REJECTED reply with one paragraph, never an error."""
-    header = message.header
-    reply = {"request": header.get("request")}
-    command = message.command
-    if command == protocol.SUBMIT:
-        try:
-            mismatch = protocol.version_mismatch(header, peer="client")
-            if mismatch:
-                raise ProtocolError(mismatch)
-            if len(message.blobs) != 1:
-                raise ProtocolError("job submission carries no job code")
-            submission = JobSubmission.from_wire(header.get("submission") or {}, message.blobs[0])
-            request = header.get("request")
-            job_id = service.submit(submission, request if isinstance(request, str) else None)
-        except LeadershipLost:
-            raise  # not the leader any more: no answer (the client asks the new one)
-        except MapReduceError as exc:
-            return Message(protocol.REJECTED, {**reply, "error": exc.paragraph()})
-        except Exception as exc:  # a bug or an odd filesystem must not stop the service
-            log.exception("could not accept a job")
-            return Message(
-                protocol.REJECTED,
-                {
-                    **reply,
-                    "error": f"the coordinator could not accept the job: "
-                    f"{type(exc).__name__}: {exc}",
-                },
-            )
-        log.info("accepted job %s (%s)", job_id, submission.name, extra=about(job_id))
-        return Message(protocol.ACCEPTED, {**reply, "job": job_id})
-    if command in (protocol.WATCH, protocol.CANCEL_JOB):
-        job_id = str(header.get("job"))
-        if not service.knows(job_id):
-            return Message(protocol.REJECTED, {**reply, "error": f"no job '{job_id}' here"})
-        if command == protocol.CANCEL_JOB:
-            log.info("job %s cancelled by a client", job_id, extra=about(job_id))
-            service.cancel(job_id)
-        return Message(protocol.JOB_STATE, {**reply, **service.job_state(job_id)})
-    return Message(protocol.STATUS_REPLY, {**reply, **service.status()})
