@@ -175,3 +175,14 @@ def test_a_flood_is_read_a_bounded_batch_per_iteration_and_every_request_answere
     coordinator.poll(0.05)
     coordinator.poll(0.05)
     assert answered() == [f"r{n}" for n in range(5, 12)]  # none lost, in order
+
+
+def test_a_coordinator_that_cannot_bind_leaves_no_thread_behind(coordinator, tmp_path):
+    """Its address taken: the error is raised, and the committer's thread it had started is
+    stopped (a service retrying, or a test, would otherwise collect them)."""
+    import threading
+
+    before = threading.active_count()
+    with pytest.raises(zmq.ZMQError):
+        Coordinator(coordinator.address, work_dir=str(tmp_path / "other"))
+    assert threading.active_count() == before

@@ -98,7 +98,15 @@ class Coordinator:
         self.clients = ClientService(self.state, self.executor)
         self.outcomes = Outcomes(self.state, self.executor)
         self.duties = TimedDuties(self.state, self.executor.carry_out)
-        self.socket.bind(bind)
+        try:
+            self.socket.bind(bind)
+        except BaseException:  # the address is taken, say: release what was started above
+            self.socket.close(0)
+            if self.security:
+                self.security.stop()
+            self.context.term()
+            committer.close()
+            raise
         self.address = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.poller = zmq.Poller()
         self.poller.register(self.socket, zmq.POLLIN)
