@@ -30,8 +30,10 @@ from mapreduce.defaults import (
 )
 from mapreduce.errors import RecordError
 from mapreduce.pairs import as_pair, as_pairs, is_pair, not_iterable_output, short_repr
+from mapreduce.partitioners import RangePartitioner
 
 from .keys import str_tuple_encodings, str_tuple_signature
+from .keysort import key_order
 from .partition import encoded_tuple_partitions, partitions_of, stable_partition
 from .runfile import RunWriter, encoded_tuple_table
 
@@ -545,11 +547,12 @@ class MapOutputWriter:
         if value_array is None:
             return False
         table = pa.Table.from_arrays([key_array, value_array], names=["key", "value"])
-        partitions = (
-            None
-            if self._num_partitions == 1
-            else partitions_of(keys, self._num_partitions, self._partitioner)
-        )
+        if self._num_partitions == 1:
+            partitions = None
+        elif isinstance(self._partitioner, RangePartitioner):  # by Arrow: no Python per key
+            partitions = self._partitioner.partition_array(key_array, self._num_partitions)
+        else:
+            partitions = partitions_of(keys, self._num_partitions, self._partitioner)
         self._write_sorted(table, partitions, "str")
         return True
 
@@ -596,21 +599,29 @@ class MapOutputWriter:
         self._write_sorted(encoded_tuple_table(encoded, values, signature), partitions, "tuple")
         return True
 
-    def _write_sorted(self, table: pa.Table, partitions: Optional[list], key_type: str) -> None:
-        """Write a spill's table as one run per partition (`partitions`: each row's, or None for
-        all in partition 0), sorted by key by one stable Arrow sort."""
+    def _write_sorted(self, table: pa.Table, partitions, key_type: str) -> None:
+        """Write a spill's table as one run per partition (`partitions`: each row's, as a list or
+        an int32 Arrow array, or None for all in partition 0), sorted by key: one stable sort by
+        key (keysort.key_order), then, unless the partitions already follow the key order (as a
+        range partitioner's do), a stable sort of the partition numbers."""
+        order = key_order(table.column("key"))
         if partitions is None:
-            self._runs.write_table(0, _sorted_by_key(table), key_type)
+            self._runs.write_table(0, table.take(order), key_type)
             return
-        order = pc.sort_indices(
-            table.append_column("partition", pa.array(partitions, pa.int32())),
-            sort_keys=[("partition", "ascending"), ("key", "ascending")],
-        )  # stable: a key's values keep their order
+        ids = partitions if isinstance(partitions, pa.Array) else pa.array(partitions, pa.int32())
+        ids = ids.take(order)
+        rows = len(ids)
+        if rows > 1 and not pc.all(pc.less_equal(ids.slice(0, rows - 1), ids.slice(1))).as_py():
+            by_partition = pc.sort_indices(ids)  # stable: a partition's keys stay in order
+            order, ids = order.take(by_partition), ids.take(by_partition)
         table = table.take(order)
-        start = 0
-        for partition, rows in sorted(Counter(partitions).items()):
-            self._runs.write_table(partition, table.slice(start, rows), key_type)
-            start += rows
+        bounds = pc.search_sorted(
+            ids, pa.array(range(self._num_partitions + 1), ids.type), side="left"
+        ).to_pylist()
+        for partition in range(self._num_partitions):
+            start, end = bounds[partition], bounds[partition + 1]
+            if end > start:
+                self._runs.write_table(partition, table.slice(start, end - start), key_type)
 
 
 def _str_array(items: list) -> Optional[pa.Array]:
@@ -632,10 +643,6 @@ def _int64_array(items: list) -> Optional[pa.Array]:
     if data is None:
         return None
     return pa.Array.from_buffers(pa.int64(), len(items), [None, pa.py_buffer(data)])
-
-
-def _sorted_by_key(table: pa.Table) -> pa.Table:
-    return table.take(pc.sort_indices(table.column("key")))
 
 
 def _repeated(column: list, counts: list) -> list:
