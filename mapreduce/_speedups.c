@@ -589,41 +589,65 @@ combine_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* Arrow columns of a spill without a Python object per item: str_column(items) gives the
  * buffers of a large_string array (int64 offsets, UTF-8 data) when every item is an exact str
- * that encodes to UTF-8 (no lone surrogate), and int64_column(items) the data buffer of an
+ * that encodes to UTF-8 (no lone surrogate), in the order of `order` when given (int64 indices,
+ * a bytes-like: str_column(items, order) is the column of items taken in that order), and int64_column(items) the data buffer of an
  * int64 array when every item is an exact int within int64; else None (then pyarrow converts
  * the list, or the run pickles it). */
 
 static PyObject *
-str_column(PyObject *module, PyObject *items)
+str_column(PyObject *module, PyObject *args)
 {
-    if (!PyList_CheckExact(items)) {
-        PyErr_SetString(PyExc_TypeError, "str_column(items: list)");
+    PyObject *items, *order_object = Py_None;
+    if (!PyArg_ParseTuple(args, "O!|O", &PyList_Type, &items, &order_object)) {
         return NULL;
     }
     Py_ssize_t count = PyList_GET_SIZE(items), total = 0;
+    Py_buffer order = {0};
+    const int64_t *rows = NULL;                 /* the items' order, or NULL: as they are */
+    if (order_object != Py_None) {
+        if (PyObject_GetBuffer(order_object, &order, PyBUF_SIMPLE)) {
+            return NULL;
+        }
+        rows = (const int64_t *)order.buf;
+        if (order.len != count * (Py_ssize_t)sizeof(int64_t)) {
+            PyBuffer_Release(&order);
+            PyErr_SetString(PyExc_ValueError, "str_column: the order must have an index per item");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (rows[i] < 0 || rows[i] >= count) {
+                PyBuffer_Release(&order);
+                PyErr_SetString(PyExc_ValueError, "str_column: an index of the order is out of range");
+                return NULL;
+            }
+        }
+    }
+    PyObject *result = NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(items, i);
         Py_ssize_t size;
         if (!PyUnicode_CheckExact(item)) {
-            Py_RETURN_NONE;
+            result = Py_NewRef(Py_None);
+            goto done;
         }
         if (PyUnicode_IS_COMPACT_ASCII(item)) {
             size = PyUnicode_GET_LENGTH(item);
         }
         else if (PyUnicode_AsUTF8AndSize(item, &size) == NULL) {
             PyErr_Clear();                      /* a lone surrogate: pickled by the run */
-            Py_RETURN_NONE;
+            result = Py_NewRef(Py_None);
+            goto done;
         }
         total += size;
     }
     PyObject *offsets = PyBytes_FromStringAndSize(NULL, (count + 1) * (Py_ssize_t)sizeof(int64_t));
     if (offsets == NULL) {
-        return NULL;
+        goto done;
     }
     PyObject *data = PyBytes_FromStringAndSize(NULL, total);
     if (data == NULL) {
         Py_DECREF(offsets);
-        return NULL;
+        goto done;
     }
     int64_t *offset = (int64_t *)PyBytes_AS_STRING(offsets);
     char *position = PyBytes_AS_STRING(data);
@@ -631,7 +655,7 @@ str_column(PyObject *module, PyObject *items)
     offset[0] = 0;
     /* Only exact strs are read and no Python code runs, so `items` cannot change meanwhile. */
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyList_GET_ITEM(items, i);
+        PyObject *item = PyList_GET_ITEM(items, rows != NULL ? rows[i] : i);
         Py_ssize_t size;
         const char *utf8 = PyUnicode_IS_COMPACT_ASCII(item)
                                ? (const char *)PyUnicode_DATA(item)
@@ -643,7 +667,12 @@ str_column(PyObject *module, PyObject *items)
         at += size;
         offset[i + 1] = at;
     }
-    return Py_BuildValue("(NN)", offsets, data);
+    result = Py_BuildValue("(NN)", offsets, data);
+done:
+    if (rows != NULL) {
+        PyBuffer_Release(&order);
+    }
+    return result;
 }
 
 static PyObject *
@@ -1040,9 +1069,10 @@ static PyMethodDef methods[] = {
     {"sort_order", sort_order, METH_VARARGS,
      "sort_order(offsets, data, offset, count, wide): the stable byte order of a string column, "
      "as int64 indices (bytes)."},
-    {"str_column", str_column, METH_O,
-     "str_column(items: list) -> (offsets: bytes, data: bytes) | None\n\n"
-     "The int64 offsets and UTF-8 data of a large_string array of exact strs; None otherwise."},
+    {"str_column", str_column, METH_VARARGS,
+     "str_column(items: list, order=None) -> (offsets: bytes, data: bytes) | None\n\n"
+     "The int64 offsets and UTF-8 data of a large_string array of exact strs, in the order "
+     "of the int64 indices `order` when given; None otherwise."},
     {"int64_column", int64_column, METH_O,
      "int64_column(items: list) -> bytes | None\n\n"
      "The data of an int64 array of exact ints within int64; None otherwise."},

@@ -214,6 +214,35 @@ def test_c_str_columns_equal_pyarrows(items):
     assert array.equals(expected) and array.to_pylist() == items
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text()), st.randoms(use_true_random=False))
+def test_c_str_column_in_an_order_equals_the_items_taken_in_it(items, rng):
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    indices = pa.array(order, pa.int64())
+    array = writer._str_array(items, indices) if items else None
+    if not items:
+        return
+    try:
+        expected = pa.array([items[i] for i in order], pa.large_string())
+    except (UnicodeError, pa.ArrowException):  # a lone surrogate: the run pickles it
+        assert array is None
+        return
+    assert array is not None
+    array.validate(full=True)
+    assert array.equals(expected)
+    if len(items) > 1:  # an order that is a slice of a longer array (a non-zero offset)
+        tail = pa.array([0, *order], pa.int64()).slice(1)
+        assert writer._str_array(items, tail).equals(expected)
+
+
+def test_c_str_column_refuses_an_order_of_the_wrong_length_or_range():
+    with pytest.raises(ValueError):
+        writer.c_str_column(["a", "b"], pa.array([0], pa.int64()).buffers()[1])
+    with pytest.raises(ValueError):
+        writer.c_str_column(["a", "b"], pa.array([0, 2], pa.int64()).buffers()[1])
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
