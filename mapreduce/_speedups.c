@@ -1051,6 +1051,91 @@ done:
     return result;
 }
 
+/* The text of a text part file for two string columns: text_lines(key_offsets, key_data,
+ * key_first, value_offsets, value_data, value_first, count) gives `key<TAB>value` lines joined by
+ * line breaks (no last one) for `count` rows of two large_string arrays (int64 offsets, from
+ * index key_first and value_first), or None when a key or value holds a tab, CR or LF (which
+ * only Python's format_field writes). One copy of each field, where joining them by Arrow made
+ * the lines, then the text (two copies), after copying each column out to search it. */
+
+static int
+checked_offsets(Py_buffer *offsets, Py_buffer *data, Py_ssize_t first, Py_ssize_t count,
+                const int64_t **start)
+{
+    if (first < 0 || count < 0
+        || (size_t)offsets->len < (size_t)(first + count + 1) * sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "text_lines: an offsets buffer is too short");
+        return -1;
+    }
+    const int64_t *at = (const int64_t *)offsets->buf + first;
+    for (Py_ssize_t i = 0; i <= count; i++) {
+        if (at[i] < 0 || at[i] > data->len || (i && at[i] < at[i - 1])) {
+            PyErr_SetString(PyExc_ValueError, "text_lines: the offsets do not fit the data");
+            return -1;
+        }
+    }
+    *start = at;
+    return 0;
+}
+
+static int
+has_break_or_tab(const char *text, size_t size)
+{
+    return memchr(text, '\t', size) != NULL || memchr(text, '\n', size) != NULL
+           || memchr(text, '\r', size) != NULL;
+}
+
+static PyObject *
+text_lines(PyObject *module, PyObject *args)
+{
+    Py_buffer key_offsets, key_data, value_offsets, value_data;
+    Py_ssize_t key_first, value_first, count;
+    if (!PyArg_ParseTuple(args, "y*y*ny*y*nn", &key_offsets, &key_data, &key_first,
+                          &value_offsets, &value_data, &value_first, &count)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const int64_t *keys, *values;
+    if (checked_offsets(&key_offsets, &key_data, key_first, count, &keys)
+        || checked_offsets(&value_offsets, &value_data, value_first, count, &values)) {
+        goto done;
+    }
+    const char *key_text = (const char *)key_data.buf, *value_text = (const char *)value_data.buf;
+    size_t key_bytes = (size_t)(keys[count] - keys[0]);
+    size_t value_bytes = (size_t)(values[count] - values[0]);
+    if (has_break_or_tab(key_text + keys[0], key_bytes)
+        || has_break_or_tab(value_text + values[0], value_bytes)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_ssize_t total = count ? (Py_ssize_t)(key_bytes + value_bytes) + 2 * count - 1 : 0;
+    result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL) {
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        size_t size = (size_t)(keys[i + 1] - keys[i]);
+        memcpy(out, key_text + keys[i], size);
+        out += size;
+        *out++ = '\t';
+        size = (size_t)(values[i + 1] - values[i]);
+        memcpy(out, value_text + values[i], size);
+        out += size;
+        if (i + 1 < count) {
+            *out++ = '\n';
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&key_offsets);
+    PyBuffer_Release(&key_data);
+    PyBuffer_Release(&value_offsets);
+    PyBuffer_Release(&value_data);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"count_pairs", count_pairs, METH_VARARGS,
      "count_pairs(items: list, counts: dict) -> bool\n\n"
@@ -1069,6 +1154,9 @@ static PyMethodDef methods[] = {
     {"sort_order", sort_order, METH_VARARGS,
      "sort_order(offsets, data, offset, count, wide): the stable byte order of a string column, "
      "as int64 indices (bytes)."},
+    {"text_lines", text_lines, METH_VARARGS,
+     "text_lines(key_offsets, key_data, key_first, value_offsets, value_data, value_first, "
+     "count) -> bytes | None: key<TAB>value lines of two large_string columns."},
     {"str_column", str_column, METH_VARARGS,
      "str_column(items: list, order=None) -> (offsets: bytes, data: bytes) | None\n\n"
      "The int64 offsets and UTF-8 data of a large_string array of exact strs, in the order "

@@ -259,3 +259,40 @@ def test_c_int64_columns_equal_pyarrows(items):
         assert array.equals(pa.array(items, pa.int64())) and array.to_pylist() == items
     else:
         assert array is None
+
+
+# --- text_lines: the text part file of two Arrow columns, as format_record writes each row -------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.text(), st.one_of(st.text(), st.integers(-(2**63), 2**63 - 1)))),
+    st.integers(0, 3),
+)
+def test_c_text_lines_write_what_format_record_writes(pairs, skip):
+    from mapreduce import output
+
+    keys = [key for key, _ in pairs]
+    values = [value for _, value in pairs]
+    value_type = pa.int64() if values and type(values[0]) is int else pa.large_string()
+    if len(set(map(type, values))) > 1:
+        values = [str(value) for value in values]
+        value_type = pa.large_string()
+    try:
+        key_array = pa.array(keys, pa.large_string()).slice(skip)  # a slice: non-zero offsets
+        value_array = pa.array(values, value_type).slice(skip)
+    except (UnicodeError, pa.ArrowException):  # a lone surrogate is no Arrow string
+        return
+    expected = "".join(map(output.format_record, keys[skip:], values[skip:]))
+    assert output.format_table(key_array, value_array) == expected
+    lines = output._arrow_lines(key_array, value_array)
+    fields = keys[skip:] + values[skip:]
+    if any(mark in text for text in fields if type(text) is str for mark in "\t\r\n"):
+        assert lines is None  # format_field quotes such fields: Python writes them
+    elif len(key_array):
+        assert bytes(lines).decode("utf-8") + "\n" == expected
+    built, output.c_text_lines = output.c_text_lines, None  # Arrow's join, where C is not built
+    try:
+        assert output.format_table(key_array, value_array) == expected
+    finally:
+        output.c_text_lines = built
