@@ -296,3 +296,22 @@ def test_c_text_lines_write_what_format_record_writes(pairs, skip):
         assert output.format_table(key_array, value_array) == expected
     finally:
         output.c_text_lines = built
+
+
+# --- split_lines: a block's lines for Arrow, as the Python decoding gives them ------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.binary(), st.sampled_from(["\r", "\r\n", "é", "\ufeff"]))))
+def test_c_split_lines_give_the_lines_python_decodes(parts):
+    from mapreduce.inputs import text
+
+    data = b"".join(p.encode("utf-8", "surrogatepass") if type(p) is str else p for p in parts)
+    data += b"\n"  # a block of complete lines ends with a line break
+    expected = text._decode_complete_lines(data)
+    assert text.arrow_complete_lines(data).to_pylist() == expected
+    built, text.c_split_lines = text.c_split_lines, None  # Arrow's split, where C is not built
+    try:
+        assert text.arrow_complete_lines(data).to_pylist() == expected
+    finally:
+        text.c_split_lines = built
