@@ -77,12 +77,6 @@ EXECUTOR_GC_THRESHOLDS = (
     20,
     100,
 )  # gc.set_threshold in task processes (default 700, 10, 10)
-# A task process touches this much of Arrow's memory pool, in blocks of the second, while it waits
-# for its first task: a fresh process's first touch of memory (zeroed pages, huge pages with
-# mimalloc) otherwise made its first task slower than its later ones of the same size (a TeraSort
-# map of 50 MB: 0.2 to 0.3 s more system CPU). The pool keeps the pages for the tasks.
-EXECUTOR_PREFAULT_BYTES = 128 * MiB
-EXECUTOR_PREFAULT_BLOCK_BYTES = 1 * MiB
 # A worker's side-file cache (mapreduce/sidefiles.py) forgets entries unused this long, and those
 # unused for the minimum while it holds more than the size (Hadoop's local.cache.size: 10 GB).
 SIDE_FILE_CACHE_IDLE_S = 7 * 24 * 3600.0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import mmap
 import multiprocessing
 import os
 import signal
@@ -42,7 +41,6 @@ def executor_main(conn) -> None:
     # default collector would rescan them over and over (measured: ~10% of a word count's map).
     gc.freeze()
     gc.set_threshold(*defaults.EXECUTOR_GC_THRESHOLDS)
-    prefault_memory_pool(conn.poll)
     jobs: dict = {}
     while True:
         try:
@@ -68,22 +66,6 @@ def executor_main(conn) -> None:
         except Exception as exc:
             conn.send(("fail", {**describe_exception(exc), "log_tail": log_tail(log)}))
         release_freed_memory()
-
-
-def prefault_memory_pool(task_waiting, size: int = defaults.EXECUTOR_PREFAULT_BYTES) -> int:
-    """Touch `size` bytes of Arrow's memory pool, a block at a time, and hand them back to it,
-    stopping as soon as `task_waiting()` says a task has arrived; returns the bytes touched. A
-    fresh process pays for the first touch of every page (the kernel zeroes it, and mimalloc asks
-    for huge pages), and paid it inside its first task: done here, while the process waits, the
-    pool's pages are ready, and its first task runs as fast as its later ones."""
-    block = defaults.EXECUTOR_PREFAULT_BLOCK_BYTES
-    pages = range(0, block, mmap.PAGESIZE)
-    held: list[pa.Buffer] = []
-    while len(held) * block < size and not task_waiting():
-        buffer = pa.allocate_buffer(block)
-        memoryview(buffer).cast("B")[:: mmap.PAGESIZE] = bytes(len(pages))  # a byte a page
-        held.append(buffer)
-    return len(held) * block
 
 
 def _libc_malloc_trim():
