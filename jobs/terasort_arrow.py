@@ -20,6 +20,14 @@ REDUCE = "identity"
 
 def map_batches(batch):
     records = batch.column("value")
+    if pc.all(pc.string_is_ascii(records)).as_py():
+        # TeraGen's records are ASCII, where a character is a byte: cut the bytes, without
+        # finding where each character starts (about twice as fast). (The value is the record
+        # with its first 10 bytes replaced by nothing: binary_slice(raw, 10) fails on records
+        # of 10 bytes or fewer in pyarrow 26.)
+        raw = records.cast(pa.binary() if records.type == pa.string() else pa.large_binary())
+        key, value = pc.binary_slice(raw, 0, 10), pc.binary_replace_slice(raw, 0, 10, "")
+        return pa.table({"key": key.cast(records.type), "value": value.cast(records.type)})
     return pa.table(
         {
             "key": pc.utf8_slice_codeunits(records, 0, 10),

@@ -589,41 +589,65 @@ combine_counts(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 /* Arrow columns of a spill without a Python object per item: str_column(items) gives the
  * buffers of a large_string array (int64 offsets, UTF-8 data) when every item is an exact str
- * that encodes to UTF-8 (no lone surrogate), and int64_column(items) the data buffer of an
+ * that encodes to UTF-8 (no lone surrogate), in the order of `order` when given (int64 indices,
+ * a bytes-like: str_column(items, order) is the column of items taken in that order), and int64_column(items) the data buffer of an
  * int64 array when every item is an exact int within int64; else None (then pyarrow converts
  * the list, or the run pickles it). */
 
 static PyObject *
-str_column(PyObject *module, PyObject *items)
+str_column(PyObject *module, PyObject *args)
 {
-    if (!PyList_CheckExact(items)) {
-        PyErr_SetString(PyExc_TypeError, "str_column(items: list)");
+    PyObject *items, *order_object = Py_None;
+    if (!PyArg_ParseTuple(args, "O!|O", &PyList_Type, &items, &order_object)) {
         return NULL;
     }
     Py_ssize_t count = PyList_GET_SIZE(items), total = 0;
+    Py_buffer order = {0};
+    const int64_t *rows = NULL;                 /* the items' order, or NULL: as they are */
+    if (order_object != Py_None) {
+        if (PyObject_GetBuffer(order_object, &order, PyBUF_SIMPLE)) {
+            return NULL;
+        }
+        rows = (const int64_t *)order.buf;
+        if (order.len != count * (Py_ssize_t)sizeof(int64_t)) {
+            PyBuffer_Release(&order);
+            PyErr_SetString(PyExc_ValueError, "str_column: the order must have an index per item");
+            return NULL;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (rows[i] < 0 || rows[i] >= count) {
+                PyBuffer_Release(&order);
+                PyErr_SetString(PyExc_ValueError, "str_column: an index of the order is out of range");
+                return NULL;
+            }
+        }
+    }
+    PyObject *result = NULL;
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = PyList_GET_ITEM(items, i);
         Py_ssize_t size;
         if (!PyUnicode_CheckExact(item)) {
-            Py_RETURN_NONE;
+            result = Py_NewRef(Py_None);
+            goto done;
         }
         if (PyUnicode_IS_COMPACT_ASCII(item)) {
             size = PyUnicode_GET_LENGTH(item);
         }
         else if (PyUnicode_AsUTF8AndSize(item, &size) == NULL) {
             PyErr_Clear();                      /* a lone surrogate: pickled by the run */
-            Py_RETURN_NONE;
+            result = Py_NewRef(Py_None);
+            goto done;
         }
         total += size;
     }
     PyObject *offsets = PyBytes_FromStringAndSize(NULL, (count + 1) * (Py_ssize_t)sizeof(int64_t));
     if (offsets == NULL) {
-        return NULL;
+        goto done;
     }
     PyObject *data = PyBytes_FromStringAndSize(NULL, total);
     if (data == NULL) {
         Py_DECREF(offsets);
-        return NULL;
+        goto done;
     }
     int64_t *offset = (int64_t *)PyBytes_AS_STRING(offsets);
     char *position = PyBytes_AS_STRING(data);
@@ -631,7 +655,7 @@ str_column(PyObject *module, PyObject *items)
     offset[0] = 0;
     /* Only exact strs are read and no Python code runs, so `items` cannot change meanwhile. */
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *item = PyList_GET_ITEM(items, i);
+        PyObject *item = PyList_GET_ITEM(items, rows != NULL ? rows[i] : i);
         Py_ssize_t size;
         const char *utf8 = PyUnicode_IS_COMPACT_ASCII(item)
                                ? (const char *)PyUnicode_DATA(item)
@@ -643,7 +667,12 @@ str_column(PyObject *module, PyObject *items)
         at += size;
         offset[i + 1] = at;
     }
-    return Py_BuildValue("(NN)", offsets, data);
+    result = Py_BuildValue("(NN)", offsets, data);
+done:
+    if (rows != NULL) {
+        PyBuffer_Release(&order);
+    }
+    return result;
 }
 
 static PyObject *
@@ -820,6 +849,342 @@ decode_str_tuples(PyObject *module, PyObject *args)
     return out;
 }
 
+/* The stable sort order of a string column: sort_order(offsets, data, offset, count, wide) gives
+ * the indices (int64, as bytes) that put the `count` strings starting at index `offset` of an
+ * Arrow string array (int32 offsets, or int64 with `wide`) in byte order, which is Python's
+ * order of strs; equal strings keep their order. Each string's first 8 bytes, zero-padded, are
+ * sorted as a big-endian integer by a stable LSD radix sort (a byte a pass, passes whose byte is
+ * the same in every key skipped), then each run of equal prefixes by a stable merge sort of the
+ * whole strings (a run already in order, as a repeated key's is, costs one scan). Arrow's own
+ * sort compares whole strings from the start for every comparison: several times slower. */
+
+typedef struct {
+    const unsigned char *data;
+    const int32_t *offsets32;
+    const int64_t *offsets64;
+} str_column_view;
+
+static inline void
+str_at(const str_column_view *view, int64_t index, const unsigned char **start, int64_t *size)
+{
+    int64_t begin, end;
+    if (view->offsets64) {
+        begin = view->offsets64[index];
+        end = view->offsets64[index + 1];
+    } else {
+        begin = view->offsets32[index];
+        end = view->offsets32[index + 1];
+    }
+    *start = view->data + begin;
+    *size = end - begin;
+}
+
+static inline int
+compare_strs(const str_column_view *view, int64_t a, int64_t b)
+{
+    const unsigned char *x, *y;
+    int64_t nx, ny;
+    str_at(view, a, &x, &nx);
+    str_at(view, b, &y, &ny);
+    int order = memcmp(x, y, (size_t)(nx < ny ? nx : ny));
+    if (order) {
+        return order;
+    }
+    return nx < ny ? -1 : nx > ny;
+}
+
+/* Stable merge sort of rows[0:n] (indices relative to the view) by whole string. */
+static void
+merge_sort_rows(const str_column_view *view, int64_t *rows, int64_t *scratch, Py_ssize_t n)
+{
+    if (n < 2) {
+        return;
+    }
+    if (n <= 16) { /* insertion sort: stable */
+        for (Py_ssize_t i = 1; i < n; i++) {
+            int64_t row = rows[i];
+            Py_ssize_t j = i;
+            while (j > 0 && compare_strs(view, rows[j - 1], row) > 0) {
+                rows[j] = rows[j - 1];
+                j--;
+            }
+            rows[j] = row;
+        }
+        return;
+    }
+    Py_ssize_t half = n / 2;
+    merge_sort_rows(view, rows, scratch, half);
+    merge_sort_rows(view, rows + half, scratch, n - half);
+    if (compare_strs(view, rows[half - 1], rows[half]) <= 0) {
+        return; /* already in order */
+    }
+    memcpy(scratch, rows, (size_t)half * sizeof(int64_t));
+    Py_ssize_t i = 0, j = half, k = 0;
+    while (i < half && j < n) {
+        /* the left run's row first when equal: stable */
+        if (compare_strs(view, rows[j], scratch[i]) < 0) {
+            rows[k++] = rows[j++];
+        } else {
+            rows[k++] = scratch[i++];
+        }
+    }
+    while (i < half) {
+        rows[k++] = scratch[i++];
+    }
+}
+
+static PyObject *
+sort_order(PyObject *module, PyObject *args)
+{
+    Py_buffer offsets, data;
+    Py_ssize_t first, count;
+    int wide;
+    if (!PyArg_ParseTuple(args, "y*y*nnp", &offsets, &data, &first, &count, &wide)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    uint64_t *keys = NULL, *keys_out = NULL;
+    int64_t *rows_out = NULL, *scratch = NULL;
+    size_t width = wide ? sizeof(int64_t) : sizeof(int32_t);
+    if (first < 0 || count < 0 || (size_t)offsets.len < (size_t)(first + count + 1) * width) {
+        PyErr_SetString(PyExc_ValueError, "sort_order: the offsets buffer is too short");
+        goto done;
+    }
+    str_column_view view = {
+        (const unsigned char *)data.buf,
+        wide ? NULL : (const int32_t *)offsets.buf + first,
+        wide ? (const int64_t *)offsets.buf + first : NULL,
+    };
+    /* Every string must lie within the data buffer. */
+    for (Py_ssize_t i = 0; i <= count; i++) {
+        int64_t at = wide ? view.offsets64[i] : view.offsets32[i];
+        if (at < 0 || at > data.len || (i && at < (wide ? view.offsets64[i - 1] : view.offsets32[i - 1]))) {
+            PyErr_SetString(PyExc_ValueError, "sort_order: the offsets do not fit the data");
+            goto done;
+        }
+    }
+    result = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int64_t));
+    if (result == NULL || count == 0) {
+        goto done;
+    }
+    int64_t *rows = (int64_t *)PyBytes_AS_STRING(result);
+    keys = PyMem_RawMalloc((size_t)count * sizeof(uint64_t));
+    keys_out = PyMem_RawMalloc((size_t)count * sizeof(uint64_t));
+    rows_out = PyMem_RawMalloc((size_t)count * sizeof(int64_t));
+    scratch = PyMem_RawMalloc((size_t)(count / 2 + 1) * sizeof(int64_t));
+    if (!keys || !keys_out || !rows_out || !scratch) {
+        PyErr_NoMemory();
+        Py_CLEAR(result);
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t histogram[8][256];
+    memset(histogram, 0, sizeof(histogram));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const unsigned char *start;
+        int64_t size;
+        str_at(&view, i, &start, &size);
+        uint64_t key = 0;
+        for (int b = 0; b < 8; b++) {
+            key = (key << 8) | (b < size ? start[b] : 0);
+        }
+        keys[i] = key;
+        rows[i] = i;
+        for (int pass = 0; pass < 8; pass++) {
+            histogram[pass][(key >> (8 * pass)) & 0xff]++;
+        }
+    }
+    uint64_t *key_in = keys, *key_to = keys_out;
+    int64_t *row_in = rows, *row_to = rows_out;
+    for (int pass = 0; pass < 8; pass++) {
+        Py_ssize_t *counts = histogram[pass];
+        int shift = 8 * pass;
+        if (counts[(key_in[0] >> shift) & 0xff] == count) {
+            continue; /* every key has this byte: the pass would not move anything */
+        }
+        Py_ssize_t position = 0;
+        for (int digit = 0; digit < 256; digit++) {
+            Py_ssize_t here = counts[digit];
+            counts[digit] = position;
+            position += here;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            Py_ssize_t to = counts[(key_in[i] >> shift) & 0xff]++;
+            key_to[to] = key_in[i];
+            row_to[to] = row_in[i];
+        }
+        uint64_t *key_swap = key_in;
+        key_in = key_to;
+        key_to = key_swap;
+        int64_t *row_swap = row_in;
+        row_in = row_to;
+        row_to = row_swap;
+    }
+    if (row_in != rows) {
+        memcpy(rows, row_in, (size_t)count * sizeof(int64_t));
+    }
+    /* Runs of equal prefixes, ordered by their whole strings. */
+    for (Py_ssize_t start = 0; start < count;) {
+        Py_ssize_t end = start + 1;
+        while (end < count && key_in[end] == key_in[start]) {
+            end++;
+        }
+        if (end - start > 1) {
+            Py_ssize_t i = start + 1;
+            while (i < end && compare_strs(&view, rows[i - 1], rows[i]) <= 0) {
+                i++;
+            }
+            if (i < end) {
+                merge_sort_rows(&view, rows + start, scratch, end - start);
+            }
+        }
+        start = end;
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyMem_RawFree(keys);
+    PyMem_RawFree(keys_out);
+    PyMem_RawFree(rows_out);
+    PyMem_RawFree(scratch);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+/* The text of a text part file for two string columns: text_lines(key_offsets, key_data,
+ * key_first, value_offsets, value_data, value_first, count) gives `key<TAB>value` lines joined by
+ * line breaks (no last one) for `count` rows of two large_string arrays (int64 offsets, from
+ * index key_first and value_first), or None when a key or value holds a tab, CR or LF (which
+ * only Python's format_field writes). One copy of each field, where joining them by Arrow made
+ * the lines, then the text (two copies), after copying each column out to search it. */
+
+static int
+checked_offsets(Py_buffer *offsets, Py_buffer *data, Py_ssize_t first, Py_ssize_t count,
+                const int64_t **start)
+{
+    if (first < 0 || count < 0
+        || (size_t)offsets->len < (size_t)(first + count + 1) * sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "text_lines: an offsets buffer is too short");
+        return -1;
+    }
+    const int64_t *at = (const int64_t *)offsets->buf + first;
+    for (Py_ssize_t i = 0; i <= count; i++) {
+        if (at[i] < 0 || at[i] > data->len || (i && at[i] < at[i - 1])) {
+            PyErr_SetString(PyExc_ValueError, "text_lines: the offsets do not fit the data");
+            return -1;
+        }
+    }
+    *start = at;
+    return 0;
+}
+
+static int
+has_break_or_tab(const char *text, size_t size)
+{
+    return memchr(text, '\t', size) != NULL || memchr(text, '\n', size) != NULL
+           || memchr(text, '\r', size) != NULL;
+}
+
+static PyObject *
+text_lines(PyObject *module, PyObject *args)
+{
+    Py_buffer key_offsets, key_data, value_offsets, value_data;
+    Py_ssize_t key_first, value_first, count;
+    if (!PyArg_ParseTuple(args, "y*y*ny*y*nn", &key_offsets, &key_data, &key_first,
+                          &value_offsets, &value_data, &value_first, &count)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    const int64_t *keys, *values;
+    if (checked_offsets(&key_offsets, &key_data, key_first, count, &keys)
+        || checked_offsets(&value_offsets, &value_data, value_first, count, &values)) {
+        goto done;
+    }
+    const char *key_text = (const char *)key_data.buf, *value_text = (const char *)value_data.buf;
+    size_t key_bytes = (size_t)(keys[count] - keys[0]);
+    size_t value_bytes = (size_t)(values[count] - values[0]);
+    if (has_break_or_tab(key_text + keys[0], key_bytes)
+        || has_break_or_tab(value_text + values[0], value_bytes)) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_ssize_t total = count ? (Py_ssize_t)(key_bytes + value_bytes) + 2 * count - 1 : 0;
+    result = PyBytes_FromStringAndSize(NULL, total);
+    if (result == NULL) {
+        goto done;
+    }
+    char *out = PyBytes_AS_STRING(result);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        size_t size = (size_t)(keys[i + 1] - keys[i]);
+        memcpy(out, key_text + keys[i], size);
+        out += size;
+        *out++ = '\t';
+        size = (size_t)(values[i + 1] - values[i]);
+        memcpy(out, value_text + values[i], size);
+        out += size;
+        if (i + 1 < count) {
+            *out++ = '\n';
+        }
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&key_offsets);
+    PyBuffer_Release(&key_data);
+    PyBuffer_Release(&value_offsets);
+    PyBuffer_Release(&value_data);
+    return result;
+}
+
+/* Lines for an Arrow array without a Python str: split_lines(data) gives the buffers (int64
+ * offsets, bytes) of a large_string array of the lines of `data` that end with a line break (a
+ * CR before the LF dropped: CRLF reads as LF), as text.arrow_complete_lines makes them; the
+ * caller checks that they are UTF-8. One copy, where decoding to a str, converting it to Arrow
+ * and splitting it by Arrow made three. */
+
+static PyObject *
+split_lines(PyObject *module, PyObject *args)
+{
+    Py_buffer data;
+    if (!PyArg_ParseTuple(args, "y*", &data)) {
+        return NULL;
+    }
+    const char *text = (const char *)data.buf, *end = text + data.len;
+    Py_ssize_t count = 0;
+    for (const char *at = text; (at = memchr(at, '\n', (size_t)(end - at))) != NULL; at++) {
+        count++;
+    }
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (count + 1) * (Py_ssize_t)sizeof(int64_t));
+    PyObject *lines = offsets ? PyBytes_FromStringAndSize(NULL, data.len - count) : NULL;
+    if (lines == NULL) {
+        Py_XDECREF(offsets);
+        PyBuffer_Release(&data);
+        return NULL;
+    }
+    int64_t *offset = (int64_t *)PyBytes_AS_STRING(offsets);
+    char *out = PyBytes_AS_STRING(lines);
+    int64_t size = 0;
+    offset[0] = 0;
+    const char *line = text;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const char *newline = memchr(line, '\n', (size_t)(end - line));
+        size_t length = (size_t)(newline - line);
+        if (length && line[length - 1] == '\r') {
+            length--;
+        }
+        memcpy(out + size, line, length);
+        size += (int64_t)length;
+        offset[i + 1] = size;
+        line = newline + 1;
+    }
+    PyBuffer_Release(&data);
+    if (_PyBytes_Resize(&lines, (Py_ssize_t)size)) {
+        Py_DECREF(offsets);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", offsets, lines);
+}
+
 static PyMethodDef methods[] = {
     {"count_pairs", count_pairs, METH_VARARGS,
      "count_pairs(items: list, counts: dict) -> bool\n\n"
@@ -835,9 +1200,19 @@ static PyMethodDef methods[] = {
      "combine_counts(combiner, key_counts, value, groups, position) -> None | tuple\n\n"
      "The combiner over counted keys from PyDict_Next's position on, into groups; stops at a\n"
      "key it leaves to Python: (position, group, times, called, output)."},
-    {"str_column", str_column, METH_O,
-     "str_column(items: list) -> (offsets: bytes, data: bytes) | None\n\n"
-     "The int64 offsets and UTF-8 data of a large_string array of exact strs; None otherwise."},
+    {"sort_order", sort_order, METH_VARARGS,
+     "sort_order(offsets, data, offset, count, wide): the stable byte order of a string column, "
+     "as int64 indices (bytes)."},
+    {"text_lines", text_lines, METH_VARARGS,
+     "text_lines(key_offsets, key_data, key_first, value_offsets, value_data, value_first, "
+     "count) -> bytes | None: key<TAB>value lines of two large_string columns."},
+    {"split_lines", split_lines, METH_VARARGS,
+     "split_lines(data) -> (offsets: bytes, text: bytes): a large_string array's buffers of "
+     "the lines of data that end in a line break (CRLF read as LF)."},
+    {"str_column", str_column, METH_VARARGS,
+     "str_column(items: list, order=None) -> (offsets: bytes, data: bytes) | None\n\n"
+     "The int64 offsets and UTF-8 data of a large_string array of exact strs, in the order "
+     "of the int64 indices `order` when given; None otherwise."},
     {"int64_column", int64_column, METH_O,
      "int64_column(items: list) -> bytes | None\n\n"
      "The data of an int64 array of exact ints within int64; None otherwise."},

@@ -25,6 +25,11 @@ from . import storage
 from .errors import OutputError
 from .pairs import as_pairs
 
+try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a compiler exists)
+    from ._speedups import text_lines as c_text_lines
+except ImportError:
+    c_text_lines = None
+
 
 def _json_default(value):
     if isinstance(value, (set, frozenset)):
@@ -46,9 +51,10 @@ def format_record(key, value) -> str:
     return f"{format_field(key)}\t{format_field(value)}\n"
 
 
-def _arrow_text(column):
+def _arrow_text(column, checked: bool = True):
     """The column as the text format_field would give each value, computed by Arrow, or None when
-    only Python can say (floats, nested values, nulls, strings that need JSON quoting)."""
+    only Python can say (floats, nested values, nulls, strings that need JSON quoting: looked
+    for unless not `checked`, when the caller looks for them itself)."""
     import pyarrow as pa
 
     if isinstance(column, pa.ChunkedArray):
@@ -57,7 +63,9 @@ def _arrow_text(column):
         return None
     kind = column.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return None if _has_line_breaks_or_tabs(column) else column.cast(pa.large_string())
+        if checked and _has_line_breaks_or_tabs(column):
+            return None
+        return column.cast(pa.large_string())
     if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
         return column.cast(pa.large_string())  # "12", "true": the same as str() / JSON
     return None
@@ -81,14 +89,18 @@ def _has_line_breaks_or_tabs(column) -> bool:
 
 
 def _arrow_lines(keys, values):
-    """`key<TAB>value` lines for whole Arrow columns as one Arrow buffer of UTF-8, joined by
-    line breaks without the last one, or None when only Python can format them."""
+    """`key<TAB>value` lines for whole Arrow columns as one buffer of UTF-8, joined by line
+    breaks without the last one, or None when only Python can format them. Copied into place
+    by mapreduce._speedups.text_lines where it is built, else joined by Arrow."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    key_text, value_text = _arrow_text(keys), _arrow_text(values)
+    checked = c_text_lines is None  # the C loop looks for tabs and line breaks itself
+    key_text, value_text = _arrow_text(keys, checked), _arrow_text(values, checked)
     if key_text is None or value_text is None:
         return None
+    if c_text_lines is not None:
+        return c_text_lines(*_text_buffers(key_text), *_text_buffers(value_text), len(key_text))
     text = pa.large_string()
     lines = pc.binary_join_element_wise(key_text, value_text, pa.scalar("\t", text))
     # All lines joined into one string by Arrow: no Python object per line.
@@ -100,6 +112,12 @@ def _arrow_lines(keys, values):
     return data.slice(start, end - start) if data is not None else pa.py_buffer(b"")
 
 
+def _text_buffers(column) -> tuple:
+    """(offsets, data, first row) of a large_string array, as text_lines takes them."""
+    _, offsets, data = column.buffers()
+    return offsets, data if data is not None else b"", column.offset
+
+
 def format_table(keys, values) -> str:
     """`key<TAB>value` lines for whole Arrow columns: the same text as format_record row by row."""
     if not len(keys):
@@ -107,7 +125,7 @@ def format_table(keys, values) -> str:
     lines = _arrow_lines(keys, values)
     if lines is None:
         return "".join(map(format_record, keys.to_pylist(), values.to_pylist()))
-    return lines.to_pybytes().decode("utf-8") + "\n"
+    return bytes(lines).decode("utf-8") + "\n"
 
 
 def part_name(index: int) -> str:

@@ -309,6 +309,10 @@ class RunSpiller:
             # partitioner's do), taken one partition at a time.
             if self._order is None:
                 order = pc.sort_indices(ids)  # integers: stable, and much cheaper than keys
+            elif len(self._order) == 1:  # by key alone: strings by a radix sort (key_order)
+                from .shuffle import key_order
+
+                order = key_order(chunk.column("key"))
             else:
                 order = pc.sort_indices(chunk, sort_keys=self._order)
             sorted_ids = ids.take(order)

@@ -283,3 +283,26 @@ def test_generator_rejects_bad_size(tmp_path):
         text=True,
     )
     assert r.returncode == 2 and "invalid size" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        ["0123456789rest of it", "short", "", "!~abcdefghij"],  # ASCII: the bytes are cut
+        ["é€😀abcdefghij tail", "ascii record 1", "naïve"],  # not ASCII: characters are cut
+    ],
+)
+def test_terasort_arrow_cuts_records_as_the_per_record_mapper_does(records):
+    import pyarrow as pa
+
+    per_record, vectorised = load("terasort"), load("terasort_arrow")
+    for arrow_type in (pa.large_string(), pa.string()):
+        batch = pa.record_batch(
+            [pa.array(["f"] * len(records), arrow_type), pa.array(records, arrow_type)],
+            names=["key", "value"],
+        )
+        table = vectorised.map_batches(batch)
+        expected = [pair for line in records for pair in per_record.mapper("f", line)]
+        got = list(zip(table.column("key").to_pylist(), table.column("value").to_pylist()))
+        assert got == expected
+        assert table.column("key").type == arrow_type

@@ -214,6 +214,35 @@ def test_c_str_columns_equal_pyarrows(items):
     assert array.equals(expected) and array.to_pylist() == items
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text()), st.randoms(use_true_random=False))
+def test_c_str_column_in_an_order_equals_the_items_taken_in_it(items, rng):
+    order = list(range(len(items)))
+    rng.shuffle(order)
+    indices = pa.array(order, pa.int64())
+    array = writer._str_array(items, indices) if items else None
+    if not items:
+        return
+    try:
+        expected = pa.array([items[i] for i in order], pa.large_string())
+    except (UnicodeError, pa.ArrowException):  # a lone surrogate: the run pickles it
+        assert array is None
+        return
+    assert array is not None
+    array.validate(full=True)
+    assert array.equals(expected)
+    if len(items) > 1:  # an order that is a slice of a longer array (a non-zero offset)
+        tail = pa.array([0, *order], pa.int64()).slice(1)
+        assert writer._str_array(items, tail).equals(expected)
+
+
+def test_c_str_column_refuses_an_order_of_the_wrong_length_or_range():
+    with pytest.raises(ValueError):
+        writer.c_str_column(["a", "b"], pa.array([0], pa.int64()).buffers()[1])
+    with pytest.raises(ValueError):
+        writer.c_str_column(["a", "b"], pa.array([0, 2], pa.int64()).buffers()[1])
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
@@ -230,3 +259,59 @@ def test_c_int64_columns_equal_pyarrows(items):
         assert array.equals(pa.array(items, pa.int64())) and array.to_pylist() == items
     else:
         assert array is None
+
+
+# --- text_lines: the text part file of two Arrow columns, as format_record writes each row -------
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.text(), st.one_of(st.text(), st.integers(-(2**63), 2**63 - 1)))),
+    st.integers(0, 3),
+)
+def test_c_text_lines_write_what_format_record_writes(pairs, skip):
+    from mapreduce import output
+
+    keys = [key for key, _ in pairs]
+    values = [value for _, value in pairs]
+    value_type = pa.int64() if values and type(values[0]) is int else pa.large_string()
+    if len(set(map(type, values))) > 1:
+        values = [str(value) for value in values]
+        value_type = pa.large_string()
+    try:
+        key_array = pa.array(keys, pa.large_string()).slice(skip)  # a slice: non-zero offsets
+        value_array = pa.array(values, value_type).slice(skip)
+    except (UnicodeError, pa.ArrowException):  # a lone surrogate is no Arrow string
+        return
+    expected = "".join(map(output.format_record, keys[skip:], values[skip:]))
+    assert output.format_table(key_array, value_array) == expected
+    lines = output._arrow_lines(key_array, value_array)
+    fields = keys[skip:] + values[skip:]
+    if any(mark in text for text in fields if type(text) is str for mark in "\t\r\n"):
+        assert lines is None  # format_field quotes such fields: Python writes them
+    elif len(key_array):
+        assert bytes(lines).decode("utf-8") + "\n" == expected
+    built, output.c_text_lines = output.c_text_lines, None  # Arrow's join, where C is not built
+    try:
+        assert output.format_table(key_array, value_array) == expected
+    finally:
+        output.c_text_lines = built
+
+
+# --- split_lines: a block's lines for Arrow, as the Python decoding gives them ------------------
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.binary(), st.sampled_from(["\r", "\r\n", "é", "\ufeff"]))))
+def test_c_split_lines_give_the_lines_python_decodes(parts):
+    from mapreduce.inputs import text
+
+    data = b"".join(p.encode("utf-8", "surrogatepass") if type(p) is str else p for p in parts)
+    data += b"\n"  # a block of complete lines ends with a line break
+    expected = text._decode_complete_lines(data)
+    assert text.arrow_complete_lines(data).to_pylist() == expected
+    built, text.c_split_lines = text.c_split_lines, None  # Arrow's split, where C is not built
+    try:
+        assert text.arrow_complete_lines(data).to_pylist() == expected
+    finally:
+        text.c_split_lines = built

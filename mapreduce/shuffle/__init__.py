@@ -7,6 +7,7 @@ increasing order, each with a lazy iterator over its values. One concern per mod
 
   partition.py  which reducer a key goes to (the stable default partition, in bulk too)
   ordering.py   which keys are the same and how keys sort (canonical key bytes, mixed-type order)
+  keysort.py    the stable sort order of an Arrow column of keys (a radix sort for strings)
   runfile.py    the run file: encoding, RunWriter, RunReader, ShuffleReadError
   writer.py     MapOutputWriter: checking, combining, spilling a map task's pairs (with the
                 optional C counting loop, mapreduce._speedups)
@@ -15,6 +16,7 @@ increasing order, each with a lazy iterator over its values. One concern per mod
 This package exports what the rest of the framework uses.
 """
 
+from .keysort import key_order
 from .merge import (
     count_records,
     iter_partition_groups,
@@ -42,6 +44,7 @@ __all__ = [
     "count_records",
     "iter_partition_groups",
     "iter_partition_slices",
+    "key_order",
     "natively_mergeable",
     "partitions_of",
     "read_run_table",

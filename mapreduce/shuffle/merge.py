@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from mapreduce.defaults import ARROW_BATCH_ROWS
 
+from .keysort import key_order
 from .ordering import (
     pair_and_value_sort_key,
     pair_sort_key,
@@ -165,7 +166,7 @@ def _sorted_piece_slices(pieces: list, by_value: bool = False) -> Iterator[tuple
             table = pa.record_batch([keys, values], names=["key", "value"])
             order = pc.sort_indices(table, sort_keys=_BY_KEY_AND_VALUE)
         else:
-            order = pc.sort_indices(keys)
+            order = key_order(keys)  # stable: equal keys keep their run order
         keys, values = keys.take(order), values.take(order)
     for start in range(0, len(keys), ARROW_BATCH_ROWS):
         yield pieces, keys.slice(start, ARROW_BATCH_ROWS), values.slice(start, ARROW_BATCH_ROWS)

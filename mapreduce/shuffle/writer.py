@@ -30,8 +30,10 @@ from mapreduce.defaults import (
 )
 from mapreduce.errors import RecordError
 from mapreduce.pairs import as_pair, as_pairs, is_pair, not_iterable_output, short_repr
+from mapreduce.partitioners import RangePartitioner
 
 from .keys import str_tuple_encodings, str_tuple_signature
+from .keysort import key_order
 from .partition import encoded_tuple_partitions, partitions_of, stable_partition
 from .runfile import RunWriter, encoded_tuple_table
 
@@ -534,23 +536,30 @@ class MapOutputWriter:
     def _spilled_native(self, keys: list, values: list) -> bool:
         """Spill str keys with str or int values by Arrow, or return False for others: each
         column is built in one C pass (_speedups.str_column, int64_column: no Python object per
-        item, where pyarrow's conversion checks every item), and one stable Arrow sort by
-        (partition, key) orders the whole spill, written a partition slice at a time."""
+        item, where pyarrow's conversion checks every item), the spill is ordered by partition
+        and key (_spill_order), and a str value column is built in that order at once (rather
+        than built and then gathered again by Arrow), written a partition slice at a time."""
         if c_str_column is None or not keys or type(keys[0]) is not str or self._runs.sort_values:
             return False
         key_array = _str_array(keys)
-        if key_array is None:
+        if key_array is None or type(values[0]) not in (str, int):
             return False
-        value_array = _str_array(values) if type(values[0]) is str else _int64_array(values)
+        if self._num_partitions == 1:
+            partitions = None
+        elif isinstance(self._partitioner, RangePartitioner):  # by Arrow: no Python per key
+            partitions = self._partitioner.partition_array(key_array, self._num_partitions)
+        else:
+            partitions = partitions_of(keys, self._num_partitions, self._partitioner)
+        order, bounds = self._spill_order(key_array, partitions)
+        if type(values[0]) is str:
+            value_array = _str_array(values, order)
+        else:
+            value_array = _int64_array(values)
+            value_array = value_array.take(order) if value_array is not None else None
         if value_array is None:
             return False
-        table = pa.Table.from_arrays([key_array, value_array], names=["key", "value"])
-        partitions = (
-            None
-            if self._num_partitions == 1
-            else partitions_of(keys, self._num_partitions, self._partitioner)
-        )
-        self._write_sorted(table, partitions, "str")
+        table = pa.Table.from_arrays([key_array.take(order), value_array], names=["key", "value"])
+        self._write_slices(table, bounds, "str")
         return True
 
     def _write_by_partition(self, keys: list, values: list) -> None:
@@ -596,27 +605,52 @@ class MapOutputWriter:
         self._write_sorted(encoded_tuple_table(encoded, values, signature), partitions, "tuple")
         return True
 
-    def _write_sorted(self, table: pa.Table, partitions: Optional[list], key_type: str) -> None:
-        """Write a spill's table as one run per partition (`partitions`: each row's, or None for
-        all in partition 0), sorted by key by one stable Arrow sort."""
+    def _write_sorted(self, table: pa.Table, partitions, key_type: str) -> None:
+        """Write a spill's table as one run per partition (`partitions`: each row's, as a list or
+        an int32 Arrow array, or None for all in partition 0), sorted by key."""
+        order, bounds = self._spill_order(table.column("key"), partitions)
+        self._write_slices(table.take(order), bounds, key_type)
+
+    def _spill_order(self, keys: pa.Array, partitions) -> tuple:
+        """(order, bounds): the indices that order a spill by partition and key, stably, and
+        where each partition starts in that order (bounds[p]:bounds[p + 1]; None when
+        `partitions` is None: all in partition 0). One stable sort by key (keysort.key_order),
+        then, unless the partitions already follow the key order (as a range partitioner's
+        do), a stable sort of the partition numbers."""
+        order = key_order(keys)
         if partitions is None:
-            self._runs.write_table(0, _sorted_by_key(table), key_type)
+            return order, None
+        ids = partitions if isinstance(partitions, pa.Array) else pa.array(partitions, pa.int32())
+        ids = ids.take(order)
+        rows = len(ids)
+        if rows > 1 and not pc.all(pc.less_equal(ids.slice(0, rows - 1), ids.slice(1))).as_py():
+            by_partition = pc.sort_indices(ids)  # stable: a partition's keys stay in order
+            order, ids = order.take(by_partition), ids.take(by_partition)
+        bounds = pc.search_sorted(
+            ids, pa.array(range(self._num_partitions + 1), ids.type), side="left"
+        ).to_pylist()
+        return order, bounds
+
+    def _write_slices(self, table: pa.Table, bounds: Optional[list], key_type: str) -> None:
+        """Write a spill's ordered table: each partition's slice (by `bounds`) as one run."""
+        if bounds is None:
+            self._runs.write_table(0, table, key_type)
             return
-        order = pc.sort_indices(
-            table.append_column("partition", pa.array(partitions, pa.int32())),
-            sort_keys=[("partition", "ascending"), ("key", "ascending")],
-        )  # stable: a key's values keep their order
-        table = table.take(order)
-        start = 0
-        for partition, rows in sorted(Counter(partitions).items()):
-            self._runs.write_table(partition, table.slice(start, rows), key_type)
-            start += rows
+        for partition in range(self._num_partitions):
+            start, end = bounds[partition], bounds[partition + 1]
+            if end > start:
+                self._runs.write_table(partition, table.slice(start, end - start), key_type)
 
 
-def _str_array(items: list) -> Optional[pa.Array]:
-    """A large_string array of exact strs from buffers made by C, or None (other items)."""
+def _str_array(items: list, order: Optional[pa.Array] = None) -> Optional[pa.Array]:
+    """A large_string array of exact strs from buffers made by C, or None (other items); the
+    items taken in `order` (integer indices) when given."""
     assert c_str_column is not None
-    buffers = c_str_column(items)
+    if order is None:
+        buffers = c_str_column(items)
+    else:
+        order = order.cast(pa.int64())
+        buffers = c_str_column(items, order.buffers()[1].slice(8 * order.offset, 8 * len(order)))
     if buffers is None:
         return None
     offsets, data = buffers
@@ -632,10 +666,6 @@ def _int64_array(items: list) -> Optional[pa.Array]:
     if data is None:
         return None
     return pa.Array.from_buffers(pa.int64(), len(items), [None, pa.py_buffer(data)])
-
-
-def _sorted_by_key(table: pa.Table) -> pa.Table:
-    return table.take(pc.sort_indices(table.column("key")))
 
 
 def _repeated(column: list, counts: list) -> list:
