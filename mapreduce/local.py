@@ -8,9 +8,11 @@ authenticated with a secret shared only with those processes.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
+import threading
 import time
 from dataclasses import dataclass, replace
 
@@ -24,6 +26,8 @@ from .prepare import JobOptions, prepare_submission
 from .progress import ProgressReporter
 from .scheduler import SchedulerSettings
 from .worker.pool import LocalPool
+
+log = logging.getLogger("mapreduce.run")
 
 
 @dataclass
@@ -137,7 +141,12 @@ class LocalCluster:
     """The embedded coordinator and the local pool of one `mapreduce run`, which all its steps
     use. The pool starts before anything else (before the coordinator's threads: pool.py forks
     its workers when this process has none), on the ipc address in a private directory that the
-    coordinator binds right after."""
+    coordinator binds right after.
+
+    The workers register at once, and then expect answers: while this thread loads and plans a
+    job (before each step's submit), a background thread polls the coordinator for them (READY,
+    heartbeats), so no worker finds its coordinator silent however long the planning takes.
+    Only one thread uses the coordinator at a time: `submit` stops that one first."""
 
     def __init__(self, options: RunOptions):
         assert options.workers is not None  # run_job has filled in the default
@@ -145,6 +154,7 @@ class LocalCluster:
         self.coordinator: Coordinator | None = None
         self.pool: LocalPool | None = None
         self.monitor = None
+        self._background: tuple[threading.Thread, threading.Event] | None = None
         try:
             address = _local_address(self.private)
             secret = secrets.token_bytes(32)
@@ -173,9 +183,39 @@ class LocalCluster:
             if not self.pool.processes:  # loopback tcp: its port is known once bound
                 self.pool.connect = self.coordinator.address
                 self.pool.start()
+            self._serve_in_background()
         except BaseException:
             self.close()
             raise
+
+    def _serve_in_background(self) -> None:
+        """Answer the workers from a thread of its own until the next submit."""
+        coordinator, stop = self.coordinator, threading.Event()
+        assert coordinator is not None
+
+        def serve() -> None:
+            try:
+                while not stop.is_set():
+                    coordinator.poll(0.1)
+            except Exception:
+                log.exception("the coordinator stopped answering its workers between jobs")
+
+        thread = threading.Thread(target=serve, name="mapreduce-run-between-jobs", daemon=True)
+        thread.start()
+        self._background = (thread, stop)
+
+    def _stop_background(self) -> None:
+        if self._background is not None:
+            thread, stop = self._background
+            stop.set()
+            thread.join()
+            self._background = None
+
+    def submit(self, submission) -> str:
+        """Start a job (the background thread stops answering first); returns its id."""
+        assert self.coordinator is not None
+        self._stop_background()
+        return self.coordinator.submit(submission)
 
     def watch(self, publisher) -> None:
         """Show this run's jobs on a status page."""
@@ -191,11 +231,13 @@ class LocalCluster:
             coordinator.poll(0.1)
             coordinator.workers_exited(pool.check())
             progress.update(coordinator.progress(job_id))
+        self._serve_in_background()  # while the next step is planned
 
     def close(self) -> None:
         """Stop the workers and the coordinator (a job still running is cancelled and its staging
         removed; a commit under way finishes first) and remove the private directory. Again: nothing."""
         try:
+            self._stop_background()
             if self.pool is not None:
                 self.pool.stop()
             if self.coordinator is not None:
@@ -245,7 +287,7 @@ def _run_step(
     stopped_by = None
     with interrupts.Noted() as signals:
         try:
-            job_id = coordinator.submit(submission)
+            job_id = cluster.submit(submission)
             cluster.serve(job_id, signals, progress)
         except (KeyboardInterrupt, Terminated) as exc:
             stopped_by = (

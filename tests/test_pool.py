@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from helpers import ROOT, read_pairs
+from helpers import ROOT, read_counts, read_pairs, run_cli, wordcount_reference, write_corpus
 
 WORKER_VIEW = ROOT / "tests" / "jobs" / "worker_view.py"
+SLOW_SETUP = ROOT / "tests" / "jobs" / "slow_setup.py"
 
 
 def test_run_forks_its_workers_and_they_look_like_started_ones(tmp_path):
@@ -44,6 +45,20 @@ def test_run_forks_its_workers_and_they_look_like_started_ones(tmp_path):
         "sys.path[0] is the current directory": "True",
         "stdin": "/dev/null",
     }
+
+
+def test_workers_waiting_for_a_long_planning_are_answered(tmp_path):
+    """The workers start before the job is loaded and planned: while its setup() runs for 1.5 s,
+    five times the workers' 0.3 s of allowed silence, the coordinator still answers them, so
+    none reports it silent and reconnects."""
+    corpus = write_corpus(tmp_path / "in", files=2, lines=50)
+    result = run_cli(
+        "run", SLOW_SETUP, *corpus, "-o", tmp_path / "out", "--workers", "2",
+        "--heartbeat-interval", "100ms", "--liveness", "3",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "silent" not in result.stderr and "WARNING" not in result.stderr, result.stderr
+    assert read_counts(tmp_path / "out") == wordcount_reference(corpus)
 
 
 def test_a_process_with_threads_is_not_forked():

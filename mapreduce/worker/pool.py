@@ -143,7 +143,10 @@ class LocalPool:
                 process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace
         for process, _ in self.processes.values():
-            if not wait_for_exit(process.pid, deadline - time.monotonic()):
+            # poll() first: a process already reaped has no pid of its own any more.
+            if process.poll() is None and not wait_for_exit(
+                process.pid, deadline - time.monotonic()
+            ):
                 process.kill()
             process.wait()
         self.processes.clear()
@@ -252,6 +255,8 @@ def _forked_worker_main(run_worker, connect: str, parent: int, secret, settings:
         return run_worker(connect, parent_pid=parent, secret=secret, **settings)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+    except KeyboardInterrupt:  # a Ctrl-C before the worker took SIGINT over: its run is stopping
+        return 130
     except BaseException:
         import traceback
 
