@@ -272,15 +272,13 @@ def _run_step(
         warn=progress.warn,
         work_dir=work_dir,
     )
+    if work_dir is not None:  # created once the job's paths are checked (the same path as the
+        work_dir = check_work_dir(work_dir)  # cluster's coordinator was given, made absolute)
     if cluster is None:
         from .inline import run_inline
 
-        if work_dir is not None:
-            work_dir = check_work_dir(work_dir)
         counters, snapshot = run_inline(job, submission, progress, started, work_dir)
         return RunResult(output_dir, counters, snapshot)
-    if work_dir is not None:
-        check_work_dir(work_dir)  # the coordinator's; created once the job's paths are checked
     coordinator = cluster.coordinator
     assert coordinator is not None
     job_id = None

@@ -75,11 +75,7 @@ class LocalPool:
                 self._spawn()
 
     def _fork(self, run_worker) -> None:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()  # what is buffered is printed once, by this process
-            except (OSError, ValueError, AttributeError):
-                pass
+        flush_standard_streams()  # what is buffered is printed once, by this process
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker: it never returns into the caller's code
@@ -199,6 +195,15 @@ def can_fork() -> bool:
     return True
 
 
+def flush_standard_streams() -> None:
+    """Write out what sys.stdout and sys.stderr hold (before a fork, and before os._exit)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):  # closed, or replaced by None
+            pass
+
+
 def worker_environment() -> dict:
     """The environment a worker gets: this one, without the user's MAPREDUCE_<SETTING>
     variables (except the log file's and format's)."""
@@ -264,8 +269,4 @@ def _forked_worker_main(run_worker, connect: str, parent: int, secret, settings:
         return 1
     finally:
         logging.shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                pass
+        flush_standard_streams()
