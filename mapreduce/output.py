@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import tempfile
+from json.encoder import encode_basestring as encode_json_str
 from typing import Any
 
 from . import storage
@@ -40,10 +41,16 @@ def _json_default(value):
 
 
 def format_field(value) -> str:
-    if type(value) is str and "\t" not in value and "\n" not in value and "\r" not in value:
+    kind = type(value)
+    if kind is str and "\t" not in value and "\n" not in value and "\r" not in value:
         return value
-    if type(value) is int:
+    if kind is int:
         return str(value)
+    if kind is tuple:  # a tuple of strs (a bigram) as json.dumps writes it, five times faster
+        try:
+            return "[" + ", ".join(map(encode_json_str, value)) + "]"
+        except TypeError:  # an item that is not a str: json.dumps says how it is written
+            pass
     return json.dumps(value, ensure_ascii=False, default=_json_default)
 
 

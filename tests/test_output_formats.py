@@ -8,9 +8,12 @@ import os
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpers import FAST, JOBS, ROOT, reference_lines, run_cli, small_splits, wordcount_reference
 from mapreduce.inputs.discover import expand_inputs
+from mapreduce.output import format_field
 
 
 def jsonl_records(out):
@@ -380,3 +383,17 @@ def test_unified_parts_hold_the_types_one_part_would(tmp_path, case):
     schemas = [pq.read_schema(part) for part in sorted(tmp_path.iterdir())]
     assert len(schemas) == len(parts)  # no temporary left behind
     assert all(schema.equals(schemas[0], check_metadata=True) for schema in schemas)
+
+
+_FIELD_ITEMS = st.one_of(
+    st.text(), st.integers(), st.none(), st.booleans(), st.floats(allow_nan=False)
+)
+
+
+@given(st.one_of(st.tuples(st.text(), st.text()), st.lists(_FIELD_ITEMS).map(tuple)))
+def test_text_fields_of_tuples_are_what_json_dumps_gives(key):
+    """A tuple key of the text format is written as JSON (an array), by format_field's own quick
+    path when every item is a str: the same text json.dumps gives, escapes included."""
+    expected = json.dumps(key, ensure_ascii=False)
+    assert format_field(key) == expected
+    assert json.loads(format_field(key)) == json.loads(expected)
