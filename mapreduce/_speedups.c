@@ -1,6 +1,7 @@
 /* The map side's hot loops in C: the per-record map loop (map_lines), counting a chunk of
  * (key, value) pairs (count_pairs), the combiner over counted keys (combine_counts), a spill's
- * Arrow columns (str_column, int64_column) and tuple keys of strs (encode/decode_str_tuples).
+ * Arrow columns (str_column, int64_column) and tuple keys of strs (encode_str_tuples,
+ * decode_str_tuple_column).
  *
  * A word count's mapper yields millions of ("word", 1) pairs; in Python, checking and counting
  * each one costs several times what the mapper itself does. count_pairs does both in one C loop,
@@ -16,7 +17,7 @@
  * And encoding tuple keys of strs (bigrams) for the shuffle: encode_str_tuples gives every key's
  * bytes as shuffle/keys.py's encode_key does (STR s1 00 STR s2 00 ... 00), in one C pass, for
  * exactly the keys keys.str_tuple_encodings takes in Python (else None, and Python decides), and
- * decode_str_tuples gives such keys back on the reduce side.
+ * decode_str_tuple_column gives such keys back from a merged run's column on the reduce side.
  */
 #include <stdint.h>
 #include <string.h>
@@ -785,9 +786,8 @@ decline:
 /* One key back from encode_str_tuples' bytes (STR s1 00 STR s2 00 ... 00), or NULL with no
  * error set when the bytes are anything else (an escape, a number, a nesting, bad UTF-8). */
 static PyObject *
-decode_str_tuple(PyObject *data)
+decode_str_tuple(const char *start, const char *end)
 {
-    const char *start = PyBytes_AS_STRING(data), *end = start + PyBytes_GET_SIZE(data);
     Py_ssize_t items = 0;
     const char *position = start;
     while (position < end && *position == STR_TAG) {   /* count the items, checking the frame */
@@ -820,33 +820,6 @@ decode_str_tuple(PyObject *data)
         position = nul + 1;
     }
     return key;
-}
-
-static PyObject *
-decode_str_tuples(PyObject *module, PyObject *args)
-{
-    PyObject *encoded;
-    if (!PyArg_ParseTuple(args, "O!:decode_str_tuples", &PyList_Type, &encoded)) {
-        return NULL;
-    }
-    Py_ssize_t count = PyList_GET_SIZE(encoded);
-    PyObject *out = PyList_New(count);
-    if (out == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *data = PyList_GET_ITEM(encoded, i);
-        PyObject *key = PyBytes_CheckExact(data) ? decode_str_tuple(data) : NULL;
-        if (key == NULL) {
-            Py_DECREF(out);
-            if (PyErr_Occurred()) {
-                return NULL;
-            }
-            Py_RETURN_NONE;
-        }
-        PyList_SET_ITEM(out, i, key);
-    }
-    return out;
 }
 
 /* The stable sort order of a string column: sort_order(offsets, data, offset, count, wide) gives
@@ -933,6 +906,32 @@ merge_sort_rows(const str_column_view *view, int64_t *rows, int64_t *scratch, Py
     }
 }
 
+/* The view of `count` strings of an Arrow string or binary array from index `first` (int32
+ * offsets, or int64 with `wide`), once every one is checked to lie within the data buffer; -1
+ * with ValueError (naming `function`) when not. */
+static int
+checked_view(Py_buffer *offsets, Py_buffer *data, Py_ssize_t first, Py_ssize_t count, int wide,
+             str_column_view *view, const char *function)
+{
+    size_t width = wide ? sizeof(int64_t) : sizeof(int32_t);
+    if (first < 0 || count < 0 || (size_t)offsets->len < (size_t)(first + count + 1) * width) {
+        PyErr_Format(PyExc_ValueError, "%s: the offsets buffer is too short", function);
+        return -1;
+    }
+    view->data = (const unsigned char *)data->buf;
+    view->offsets32 = wide ? NULL : (const int32_t *)offsets->buf + first;
+    view->offsets64 = wide ? (const int64_t *)offsets->buf + first : NULL;
+    for (Py_ssize_t i = 0; i <= count; i++) {
+        int64_t at = wide ? view->offsets64[i] : view->offsets32[i];
+        int64_t before = i == 0 ? 0 : wide ? view->offsets64[i - 1] : view->offsets32[i - 1];
+        if (at < 0 || at > data->len || (i && at < before)) {
+            PyErr_Format(PyExc_ValueError, "%s: the offsets do not fit the data", function);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 sort_order(PyObject *module, PyObject *args)
 {
@@ -945,23 +944,9 @@ sort_order(PyObject *module, PyObject *args)
     PyObject *result = NULL;
     uint64_t *keys = NULL, *keys_out = NULL;
     int64_t *rows_out = NULL, *scratch = NULL;
-    size_t width = wide ? sizeof(int64_t) : sizeof(int32_t);
-    if (first < 0 || count < 0 || (size_t)offsets.len < (size_t)(first + count + 1) * width) {
-        PyErr_SetString(PyExc_ValueError, "sort_order: the offsets buffer is too short");
+    str_column_view view;
+    if (checked_view(&offsets, &data, first, count, wide, &view, "sort_order")) {
         goto done;
-    }
-    str_column_view view = {
-        (const unsigned char *)data.buf,
-        wide ? NULL : (const int32_t *)offsets.buf + first,
-        wide ? (const int64_t *)offsets.buf + first : NULL,
-    };
-    /* Every string must lie within the data buffer. */
-    for (Py_ssize_t i = 0; i <= count; i++) {
-        int64_t at = wide ? view.offsets64[i] : view.offsets32[i];
-        if (at < 0 || at > data.len || (i && at < (wide ? view.offsets64[i - 1] : view.offsets32[i - 1]))) {
-            PyErr_SetString(PyExc_ValueError, "sort_order: the offsets do not fit the data");
-            goto done;
-        }
     }
     result = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int64_t));
     if (result == NULL || count == 0) {
@@ -1046,6 +1031,62 @@ done:
     PyMem_RawFree(keys_out);
     PyMem_RawFree(rows_out);
     PyMem_RawFree(scratch);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    return result;
+}
+
+/* Tuple keys back from a binary column of encode_str_tuples' bytes, on the reduce side:
+ * decode_str_tuple_column(offsets, data, first, count, wide) gives the list of the `count` keys
+ * from index `first` (int32 offsets, or int64 with `wide`), read from Arrow's buffers (no bytes
+ * object per key), or None when any key is other bytes (then Python decodes them). A merged
+ * run holds each key's records next to each other: a key equal to the one before is that same
+ * tuple object, decoded once, which also makes the reduce's grouping compare by identity. */
+static PyObject *
+decode_str_tuple_column(PyObject *module, PyObject *args)
+{
+    Py_buffer offsets, data;
+    Py_ssize_t first, count;
+    int wide;
+    if (!PyArg_ParseTuple(args, "y*y*nnp", &offsets, &data, &first, &count, &wide)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    str_column_view view;
+    if (checked_view(&offsets, &data, first, count, wide, &view, "decode_str_tuple_column")) {
+        goto done;
+    }
+    result = PyList_New(count);
+    if (result == NULL) {
+        goto done;
+    }
+    const unsigned char *last_start = NULL;
+    int64_t last_size = -1;
+    PyObject *last = NULL;                      /* borrowed: held by the list */
+    for (Py_ssize_t i = 0; i < count; i++) {
+        const unsigned char *start;
+        int64_t size;
+        str_at(&view, i, &start, &size);
+        PyObject *key;
+        if (last != NULL && size == last_size && memcmp(start, last_start, (size_t)size) == 0) {
+            key = Py_NewRef(last);
+        }
+        else {
+            key = decode_str_tuple((const char *)start, (const char *)start + size);
+            if (key == NULL) {
+                Py_CLEAR(result);               /* unset slots are NULL, which list_dealloc skips */
+                if (!PyErr_Occurred()) {
+                    result = Py_NewRef(Py_None);
+                }
+                goto done;
+            }
+        }
+        PyList_SET_ITEM(result, i, key);
+        last = key;
+        last_start = start;
+        last_size = size;
+    }
+done:
     PyBuffer_Release(&offsets);
     PyBuffer_Release(&data);
     return result;
@@ -1220,10 +1261,10 @@ static PyMethodDef methods[] = {
      "encode_str_tuples(keys: list) -> list | None\n\n"
      "shuffle.keys.encode_key of every key when all are non-empty exact tuples of exact strs with\n"
      "no NUL and no lone surrogate; None otherwise (then Python encodes them)."},
-    {"decode_str_tuples", decode_str_tuples, METH_VARARGS,
-     "decode_str_tuples(encoded: list) -> list | None\n\n"
-     "The tuple keys back from encode_str_tuples' bytes; None when any item is other bytes\n"
-     "(then Python decodes them)."},
+    {"decode_str_tuple_column", decode_str_tuple_column, METH_VARARGS,
+     "decode_str_tuple_column(offsets, data, first, count, wide) -> list | None\n\n"
+     "The tuple keys back from a binary column of encode_str_tuples' bytes (a key equal to the\n"
+     "one before is the same object); None when any key is other bytes (then Python decodes)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 import subprocess
 import sys
 
@@ -167,14 +168,25 @@ def test_c_str_tuple_encoder_agrees_with_the_python_passes(keys):
     assert c_encoded == python_encoded  # the same bytes, or None (declined) for the same lists
     if c_encoded is not None:
         assert c_encoded == [keys_module.encode_key(key) for key in keys]
-        assert keys_module.c_decode_str_tuples(c_encoded) == keys
+        assert _c_decoded(c_encoded) == keys
     # Decoding declines (None, for the Python path) whatever is not such an encoding.
     general = [_encoded_or_none(key) for key in keys if type(key) is tuple]
     general = [data for data in general if data is not None]
-    decoded = keys_module.c_decode_str_tuples(general)
+    decoded = _c_decoded(general)
     assert decoded is None or decoded == keys_module.decode_keys(general)
-    array = pa.array(general, pa.large_binary())
-    assert keys_module.decode_key_array(array) == keys_module.decode_keys(general)
+    for kind in (pa.large_binary(), pa.binary()):
+        array = pa.array(general, kind)
+        assert keys_module.decode_key_array(array) == keys_module.decode_keys(general)
+        if len(general) > 2:  # a slice: the column's offset is honoured
+            assert keys_module.decode_key_array(array[1:-1]) == keys_module.decode_keys(general[1:-1])
+
+
+def _c_decoded(encoded: list, kind=pa.large_binary()):
+    """The C decoder's keys from a column of these encodings (None when it declines)."""
+    array = pa.array(encoded, kind)
+    _, offsets, data = array.buffers()
+    wide = kind == pa.large_binary()
+    return keys_module.c_decode_str_tuple_column(offsets, data or b"", 0, len(array), wide)
 
 
 def _encoded_or_none(key: tuple):
@@ -185,14 +197,26 @@ def _encoded_or_none(key: tuple):
 
 
 def test_c_str_tuple_decoder_declines_other_encodings():
-    decode = keys_module.c_decode_str_tuples
+    decode = _c_decoded
     assert decode([keys_module.encode_key(("a", "é", ""))]) == [("a", "é", "")]
     for key in [("a\x00b",), ("\udc80",), ("a", 1), (b"a",), (("a",),), ()]:
         assert decode([keys_module.encode_key(key)]) is None
     assert decode([b"\x20a\x00\x00", b"\x20a\x00"]) is None  # a key cut short
     assert decode([b"\x20a\x00\x00\x00"]) is None  # a byte after the end
-    assert decode(["not bytes"]) is None
     assert decode([]) == []
+
+
+def test_c_str_tuple_decoder_gives_equal_neighbours_one_tuple_and_checks_the_offsets():
+    keys = [("a", "b"), ("a", "b"), ("a", "c"), ("a", "b")]
+    for kind in (pa.large_binary(), pa.binary()):
+        decoded = _c_decoded([keys_module.encode_key(key) for key in keys], kind)
+        assert decoded == keys
+        assert decoded[0] is decoded[1] and decoded[1] is not decoded[3]
+    offsets = struct.pack("<3q", 0, 4, 99)  # the second key would end past the data
+    with pytest.raises(ValueError, match="offsets do not fit"):
+        keys_module.c_decode_str_tuple_column(offsets, b"\x20a\x00\x00", 0, 2, True)
+    with pytest.raises(ValueError, match="too short"):
+        keys_module.c_decode_str_tuple_column(offsets, b"\x20a\x00\x00", 0, 3, True)
 
 
 # --- the C builders of a spill's Arrow columns agree with pyarrow's conversion -----------------------

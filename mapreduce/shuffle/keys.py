@@ -39,10 +39,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 try:  # the optional C coder of tuples of strs (mapreduce/_speedups.c, built where a compiler is)
-    from mapreduce._speedups import decode_str_tuples as c_decode_str_tuples
+    from mapreduce._speedups import decode_str_tuple_column as c_decode_str_tuple_column
     from mapreduce._speedups import encode_str_tuples as c_encode_str_tuples
 except ImportError:  # (tests set them to None too, to run the Python passes they replace)
-    c_encode_str_tuples = c_decode_str_tuples = None
+    c_encode_str_tuples = c_decode_str_tuple_column = None
 
 STR_ENCODING = ("utf-8", "surrogatepass")
 
@@ -276,12 +276,21 @@ def decode_keys(encoded: list) -> list:
 
 def decode_key_array(array: pa.Array) -> list:
     """decode_keys of an Arrow binary array: when every key is a tuple of strs with no NUL (STR
-    s1 00 STR s2 00 ... 00), in one C pass where mapreduce._speedups is built, else by Arrow
-    kernels (checked as UTF-8) and one str.split per key; else one key at a time."""
-    if c_decode_str_tuples is not None and array.null_count == 0:
-        encoded = array.to_pylist()
-        decoded = c_decode_str_tuples(encoded)
-        return decoded if decoded is not None else decode_keys(encoded)
+    s1 00 STR s2 00 ... 00), in one C pass over Arrow's buffers where mapreduce._speedups is
+    built (equal neighbours give one tuple object), else by Arrow kernels (checked as UTF-8) and
+    one str.split per key; else one key at a time."""
+    binary = pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type)
+    if c_decode_str_tuple_column is not None and binary and array.null_count == 0:
+        _, offsets, data = array.buffers()
+        if offsets is not None:  # (an empty array may have no buffers at all)
+            decoded = c_decode_str_tuple_column(
+                offsets,
+                data if data is not None else b"",
+                array.offset,
+                len(array),
+                pa.types.is_large_binary(array.type),
+            )
+            return decoded if decoded is not None else decode_keys(array.to_pylist())
     if len(array) and array.null_count == 0:
         try:
             if (
