@@ -181,8 +181,10 @@ def test_c_str_tuple_encoder_agrees_with_the_python_passes(keys):
             assert keys_module.decode_key_array(array[1:-1]) == keys_module.decode_keys(general[1:-1])
 
 
-def _c_decoded(encoded: list, kind=pa.large_binary()):
-    """The C decoder's keys from a column of these encodings (None when it declines)."""
+def _c_decoded(encoded: list, kind=None):
+    """The C decoder's keys from a column (large_binary unless `kind`) of these encodings (None
+    when it declines)."""
+    kind = kind or pa.large_binary()
     array = pa.array(encoded, kind)
     _, offsets, data = array.buffers()
     wide = kind == pa.large_binary()
