@@ -178,7 +178,9 @@ def test_c_str_tuple_encoder_agrees_with_the_python_passes(keys):
         array = pa.array(general, kind)
         assert keys_module.decode_key_array(array) == keys_module.decode_keys(general)
         if len(general) > 2:  # a slice: the column's offset is honoured
-            assert keys_module.decode_key_array(array[1:-1]) == keys_module.decode_keys(general[1:-1])
+            assert keys_module.decode_key_array(array[1:-1]) == keys_module.decode_keys(
+                general[1:-1]
+            )
 
 
 def _c_decoded(encoded: list, kind=None):

@@ -100,6 +100,19 @@ def _key_of_group(group_key):
     return group_key[1] if len(group_key) == 2 and isinstance(group_key[0], type) else group_key
 
 
+def _keys_of_groups(group_keys: list) -> list:
+    """_key_of_group of every group key, by C-level passes when no key needs it: str keys and
+    countable tuple keys (bigrams) are grouped as themselves, and a (type, key) group is told
+    by its first item, a class, which no countable tuple holds."""
+    kinds = set(map(type, group_keys))
+    if kinds == {str}:
+        return group_keys
+    if kinds == {tuple} and all(group_keys):  # (an empty tuple has no first item)
+        if set(map(type, map(itemgetter(0), group_keys))) <= _COUNTABLE:
+            return group_keys
+    return list(map(_key_of_group, group_keys))
+
+
 def _countable_tuple(key: tuple) -> bool:
     return set(map(type, key)) <= _COUNTABLE
 
@@ -520,9 +533,7 @@ class MapOutputWriter:
             del pairs
         else:
             groups, self._groups = self._groups, {}
-            keys = list(groups)
-            if set(map(type, keys)) != {str}:  # str keys are grouped as themselves
-                keys = list(map(_key_of_group, keys))
+            keys = _keys_of_groups(list(groups))
             value_lists = list(groups.values())
             del groups
             values = list(chain.from_iterable(value_lists))
