@@ -730,6 +730,42 @@ plain_utf8(PyObject *item, Py_ssize_t *size)
 
 #define STR_TAG 0x20
 
+/* The size of a key's encoding (STR s1 00 STR s2 00 ... 00) when it is a non-empty exact tuple of
+ * exact strs with no NUL and no lone surrogate; -1 (no error set) otherwise. */
+static Py_ssize_t
+str_tuple_size(PyObject *key)
+{
+    if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) == 0) {
+        return -1;
+    }
+    Py_ssize_t items = PyTuple_GET_SIZE(key), total = 1;  /* the final END */
+    for (Py_ssize_t j = 0; j < items; j++) {
+        PyObject *item = PyTuple_GET_ITEM(key, j);
+        Py_ssize_t size;
+        if (!PyUnicode_CheckExact(item) || plain_utf8(item, &size) == NULL) {
+            return -1;
+        }
+        total += size + 2;                      /* STR, the UTF-8, its END */
+    }
+    return total;
+}
+
+/* Writes the encoding of a key str_tuple_size took; returns the position after it. */
+static char *
+write_str_tuple(PyObject *key, char *position)
+{
+    for (Py_ssize_t j = 0; j < PyTuple_GET_SIZE(key); j++) {
+        Py_ssize_t size;
+        const char *data = plain_utf8(PyTuple_GET_ITEM(key, j), &size);
+        *position++ = STR_TAG;
+        memcpy(position, data, (size_t)size);
+        position += size;
+        *position++ = 0;
+    }
+    *position++ = 0;
+    return position;
+}
+
 static PyObject *
 encode_str_tuples(PyObject *module, PyObject *args)
 {
@@ -748,39 +784,105 @@ encode_str_tuples(PyObject *module, PyObject *args)
     /* Only exact strs are read and no Python code runs, so `keys` cannot change under the loop. */
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *key = PyList_GET_ITEM(keys, i);
-        if (!PyTuple_CheckExact(key) || PyTuple_GET_SIZE(key) == 0) {
-            goto decline;
-        }
-        Py_ssize_t items = PyTuple_GET_SIZE(key), total = 1;  /* the final END */
-        for (Py_ssize_t j = 0; j < items; j++) {
-            PyObject *item = PyTuple_GET_ITEM(key, j);
-            Py_ssize_t size;
-            if (!PyUnicode_CheckExact(item) || plain_utf8(item, &size) == NULL) {
-                goto decline;
-            }
-            total += size + 2;                  /* STR, the UTF-8, its END */
+        Py_ssize_t total = str_tuple_size(key);
+        if (total < 0) {
+            Py_DECREF(out);                     /* unset slots are NULL, which list_dealloc skips */
+            Py_RETURN_NONE;
         }
         PyObject *encoded = PyBytes_FromStringAndSize(NULL, total);
         if (encoded == NULL) {
             Py_DECREF(out);
             return NULL;
         }
-        char *position = PyBytes_AS_STRING(encoded);
-        for (Py_ssize_t j = 0; j < items; j++) {
-            Py_ssize_t size;
-            const char *data = plain_utf8(PyTuple_GET_ITEM(key, j), &size);
-            *position++ = STR_TAG;
-            memcpy(position, data, (size_t)size);
-            position += size;
-            *position++ = 0;
-        }
-        *position = 0;
+        write_str_tuple(key, PyBytes_AS_STRING(encoded));
         PyList_SET_ITEM(out, i, encoded);
     }
     return out;
-decline:
-    Py_DECREF(out);                             /* unset slots are NULL, which list_dealloc skips */
-    Py_RETURN_NONE;
+}
+
+/* CRC-32 as zlib.crc32 computes it (reflected polynomial 0xEDB88320): crc32(data, start). */
+static uint32_t crc_table[256];
+
+static void
+make_crc_table(void)
+{
+    for (uint32_t n = 0; n < 256; n++) {
+        uint32_t c = n;
+        for (int k = 0; k < 8; k++) {
+            c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        }
+        crc_table[n] = c;
+    }
+}
+
+static uint32_t
+crc32_of(const unsigned char *data, size_t size, uint32_t start)
+{
+    uint32_t c = start ^ 0xFFFFFFFFu;
+    for (size_t i = 0; i < size; i++) {
+        c = crc_table[(c ^ data[i]) & 0xff] ^ (c >> 8);
+    }
+    return c ^ 0xFFFFFFFFu;
+}
+
+/* A spill's tuple keys of strs as an Arrow column, in one pass and with no bytes object per key:
+ * encode_str_tuple_column(keys, num_partitions, crc_start) gives (offsets, data, widest,
+ * partitions): the int64 offsets and data of a large_binary array of every key's encoding (as
+ * encode_str_tuples), the most items in a key, and, when num_partitions > 1, each key's
+ * crc32(encoding, crc_start) % num_partitions as int32s (the stable partition, given the CRC of
+ * the prefix key_bytes puts before a tuple's encoding), else None. None when any key is not
+ * such a tuple, or there is none (then Python decides). */
+static PyObject *
+encode_str_tuple_column(PyObject *module, PyObject *args)
+{
+    PyObject *keys;
+    Py_ssize_t num_partitions;
+    unsigned long crc_start;
+    if (!PyArg_ParseTuple(args, "O!nk:encode_str_tuple_column", &PyList_Type, &keys,
+                          &num_partitions, &crc_start)) {
+        return NULL;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(keys), total = 0, widest = 0;
+    if (count == 0) {
+        Py_RETURN_NONE;                         /* as encode_str_tuples */
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        Py_ssize_t size = str_tuple_size(key);
+        if (size < 0) {
+            Py_RETURN_NONE;
+        }
+        total += size;
+        if (PyTuple_GET_SIZE(key) > widest) {
+            widest = PyTuple_GET_SIZE(key);
+        }
+    }
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (count + 1) * (Py_ssize_t)sizeof(int64_t));
+    PyObject *data = PyBytes_FromStringAndSize(NULL, total);
+    PyObject *partitions = num_partitions > 1
+        ? PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int32_t))
+        : Py_NewRef(Py_None);
+    if (offsets == NULL || data == NULL || partitions == NULL) {
+        Py_XDECREF(offsets);
+        Py_XDECREF(data);
+        Py_XDECREF(partitions);
+        return NULL;
+    }
+    int64_t *at = (int64_t *)PyBytes_AS_STRING(offsets);
+    int32_t *partition = partitions == Py_None ? NULL : (int32_t *)PyBytes_AS_STRING(partitions);
+    char *start = PyBytes_AS_STRING(data), *position = start;
+    at[0] = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        char *end = write_str_tuple(PyList_GET_ITEM(keys, i), position);
+        if (partition != NULL) {
+            uint32_t crc = crc32_of((const unsigned char *)position, (size_t)(end - position),
+                                    (uint32_t)crc_start);
+            partition[i] = (int32_t)(crc % (uint32_t)num_partitions);
+        }
+        position = end;
+        at[i + 1] = position - start;
+    }
+    return Py_BuildValue("(NNnN)", offsets, data, widest, partitions);
 }
 
 /* One key back from encode_str_tuples' bytes (STR s1 00 STR s2 00 ... 00), or NULL with no
@@ -1261,6 +1363,10 @@ static PyMethodDef methods[] = {
      "encode_str_tuples(keys: list) -> list | None\n\n"
      "shuffle.keys.encode_key of every key when all are non-empty exact tuples of exact strs with\n"
      "no NUL and no lone surrogate; None otherwise (then Python encodes them)."},
+    {"encode_str_tuple_column", encode_str_tuple_column, METH_VARARGS,
+     "encode_str_tuple_column(keys: list, num_partitions, crc_start) -> tuple | None\n\n"
+     "(offsets, data, widest, partitions): a large_binary column of encode_str_tuples' bytes,\n"
+     "the most items in a key, and each key's crc32 % num_partitions (int32s; None for one)."},
     {"decode_str_tuple_column", decode_str_tuple_column, METH_VARARGS,
      "decode_str_tuple_column(offsets, data, first, count, wide) -> list | None\n\n"
      "The tuple keys back from a binary column of encode_str_tuples' bytes (a key equal to the\n"
@@ -1281,6 +1387,7 @@ PyInit__speedups(void)
     if (itertools == NULL) {
         return NULL;
     }
+    make_crc_table();
     repeat_type = PyObject_GetAttrString(itertools, "repeat");
     Py_DECREF(itertools);
     if (repeat_type == NULL) {

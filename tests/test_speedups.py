@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from helpers import ROOT, all_groups, speedups_missing, typed, write
 from mapreduce.shuffle import keys as keys_module
-from mapreduce.shuffle import writer
+from mapreduce.shuffle import partition as partition_module
+from mapreduce.shuffle import stable_partition, writer
 
 # The extension is optional (setup.py builds it where it can): without it these tests are skipped,
 # with the reason shown in pytest's summary, and test_shuffle.py tests the Python loop alone.
@@ -169,6 +170,20 @@ def test_c_str_tuple_encoder_agrees_with_the_python_passes(keys):
     if c_encoded is not None:
         assert c_encoded == [keys_module.encode_key(key) for key in keys]
         assert _c_decoded(c_encoded) == keys
+    # A spill's column of the same encodings, with the keys' default partitions, made by C.
+    for num_partitions in (1, 3):
+        column = partition_module.encoded_tuple_column(keys, num_partitions)
+        if c_encoded is None:
+            assert column is None
+            continue
+        encoded, widest, partitions = column
+        encoded.validate(full=True)
+        assert encoded.type == pa.large_binary() and encoded.to_pylist() == c_encoded
+        assert widest == max(map(len, keys))
+        if num_partitions == 1:
+            assert partitions is None
+        else:
+            assert partitions.to_pylist() == [stable_partition(key, 3) for key in keys]
     # Decoding declines (None, for the Python path) whatever is not such an encoding.
     general = [_encoded_or_none(key) for key in keys if type(key) is tuple]
     general = [data for data in general if data is not None]

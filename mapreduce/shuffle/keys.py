@@ -236,7 +236,12 @@ def encoded_with_signature(keys: list, encoded: Optional[list] = None) -> Option
 
 def str_tuple_signature(keys: list) -> str:
     """uniform_signature of keys that are all tuples of strs (as str_tuple_encodings takes)."""
-    return ";".join(f"{index}:str" for index in range(max(map(len, keys))))
+    return str_tuples_signature(max(map(len, keys)))
+
+
+def str_tuples_signature(widest: int) -> str:
+    """uniform_signature of tuples of strs whose longest has `widest` items."""
+    return ";".join(f"{index}:str" for index in range(widest))
 
 
 def uniform_signature(keys: list) -> Optional[str]:

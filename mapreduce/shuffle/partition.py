@@ -13,12 +13,19 @@ import zlib
 from itertools import repeat
 from typing import Callable, Iterator, Optional
 
+import pyarrow as pa
+
 from mapreduce.errors import RecordError
 from mapreduce.pairs import short_repr
 from mapreduce.partitioners import RangePartitioner
 
 from .keys import str_tuple_encodings
 from .ordering import INT_PREFIX, STR_ENCODING, TUPLE_PREFIX, key_bytes
+
+try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a compiler exists)
+    from mapreduce._speedups import encode_str_tuple_column as c_encode_str_tuple_column
+except ImportError:  # (tests set it to None too, to run the Python passes it replaces)
+    c_encode_str_tuple_column = None
 
 
 def stable_partition(key, num_partitions: int) -> int:
@@ -40,6 +47,30 @@ def encoded_tuple_partitions(encoded: list, num_partitions: int) -> list:
     key_bytes of such a key is TUPLE_PREFIX + its encoding, which has no number types."""
     crcs = map(zlib.crc32, encoded, repeat(_TUPLE_PREFIX_CRC))
     return list(map(num_partitions.__rmod__, crcs))
+
+
+def encoded_tuple_column(keys: list, num_partitions: int) -> Optional[tuple]:
+    """Tuple keys of strs (those keys.str_tuple_encodings takes) as (their encodings as a
+    large_binary Arrow array, the most items in a key, their stable_partitions as an int32
+    Arrow array, or None for one partition), else None: in one C pass where mapreduce._speedups
+    is built (no bytes object per key), else from str_tuple_encodings."""
+    if c_encode_str_tuple_column is not None:
+        built = c_encode_str_tuple_column(keys, num_partitions, _TUPLE_PREFIX_CRC)
+        if built is None:
+            return None
+        offsets, data, widest, partitions = built
+        buffers = [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        encoded = pa.Array.from_buffers(pa.large_binary(), len(keys), buffers)
+        if partitions is not None:
+            partitions = pa.Array.from_buffers(
+                pa.int32(), len(keys), [None, pa.py_buffer(partitions)]
+            )
+        return encoded, widest, partitions
+    listed = str_tuple_encodings(keys)
+    if listed is None:
+        return None
+    partitions = encoded_tuple_partitions(listed, num_partitions) if num_partitions > 1 else None
+    return pa.array(listed, pa.large_binary()), max(map(len, keys)), partitions
 
 
 def _crc32s(keys: list) -> Iterator[int]:

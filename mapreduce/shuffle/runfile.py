@@ -142,9 +142,10 @@ def _tuple_key_column(keys: list):
     return pa.array(encoded, type=pa.large_binary()), metadata
 
 
-def encoded_tuple_table(encoded: list, values: list, signature: str) -> pa.Table:
-    """A run's table (unsorted) of tuple keys already encoded (keys.encode_keys, one signature:
-    see keys.uniform_signature) and their values; RunWriter.write_table writes it once sorted."""
+def encoded_tuple_table(encoded: pa.Array, values: list, signature: str) -> pa.Table:
+    """A run's table (unsorted) of tuple keys already encoded (keys.encode_keys, as a large_binary
+    array; one signature: see keys.uniform_signature) and their values; RunWriter.write_table
+    writes it once sorted."""
     key_metadata = {b"encoding": _TUPLE_ORDER, b"signature": signature.encode("utf-8")}
     value_array, value_metadata, _ = _encoded_column(values, "value")
     schema = pa.schema(
@@ -153,7 +154,7 @@ def encoded_tuple_table(encoded: list, values: list, signature: str) -> pa.Table
             pa.field("value", value_array.type, metadata=value_metadata),
         ]
     )
-    return pa.Table.from_arrays([pa.array(encoded, pa.large_binary()), value_array], schema=schema)
+    return pa.Table.from_arrays([encoded, value_array], schema=schema)
 
 
 def _run_table(keys: list, values: list, tuple_keys=None) -> pa.Table:

@@ -32,9 +32,9 @@ from mapreduce.errors import RecordError
 from mapreduce.pairs import as_pair, as_pairs, is_pair, not_iterable_output, short_repr
 from mapreduce.partitioners import RangePartitioner
 
-from .keys import str_tuple_encodings, str_tuple_signature
+from .keys import str_tuples_signature
 from .keysort import key_order
-from .partition import encoded_tuple_partitions, partitions_of, stable_partition
+from .partition import encoded_tuple_column, partitions_of, stable_partition
 from .runfile import RunWriter, encoded_tuple_table
 
 try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a compiler exists)
@@ -101,15 +101,18 @@ def _key_of_group(group_key):
 
 
 def _keys_of_groups(group_keys: list) -> list:
-    """_key_of_group of every group key, by C-level passes when no key needs it: str keys and
+    """_key_of_group of every group key, by one C-level pass when no key needs it: str keys and
     countable tuple keys (bigrams) are grouped as themselves, and a (type, key) group is told
-    by its first item, a class, which no countable tuple holds."""
-    kinds = set(map(type, group_keys))
-    if kinds == {str}:
+    by its first item, a class, where a str's or a countable tuple's is a str, bytes, int or
+    None."""
+    if group_keys and type(group_keys[0]) is str and set(map(type, group_keys)) == {str}:
+        return group_keys  # (a quicker pass for all-str keys)
+    try:
+        firsts = set(map(type, map(itemgetter(0), group_keys)))
+    except IndexError:  # an empty str or tuple key
+        firsts = None
+    if firsts is not None and firsts <= _COUNTABLE:
         return group_keys
-    if kinds == {tuple} and all(group_keys):  # (an empty tuple has no first item)
-        if set(map(type, map(itemgetter(0), group_keys))) <= _COUNTABLE:
-            return group_keys
     return list(map(_key_of_group, group_keys))
 
 
@@ -591,29 +594,32 @@ class MapOutputWriter:
                 self._runs.write_pairs(partition, bucket, value_buckets[partition])
 
     def _spilled_encoded(self, keys: list, values: list, value_lists: Optional[list]) -> bool:
-        """Spill tuple keys of strs (bigrams) by Arrow, or return False for other keys: each key
-        is encoded once (keys.str_tuple_encodings), the default partitioner hashes those bytes
-        (the partition stable_partition gives), and one Arrow sort by partition and encoded key
-        orders the whole spill, written a partition slice at a time. `values` are the keys'
-        values in order; `value_lists`, with a combiner, the lists they came from (one per key)."""
+        """Spill tuple keys of strs (bigrams) by Arrow, or return False for other keys: the keys'
+        column of encodings and, for the default partitioner, their partitions (the partition
+        stable_partition gives, from the encoded bytes) are made in one pass
+        (partition.encoded_tuple_column), and one sort by partition and encoded key orders the
+        whole spill, written a partition slice at a time. `values` are the keys' values in
+        order; `value_lists`, with a combiner, the lists they came from (one per key)."""
         if not keys or type(keys[0]) is not tuple or self._runs.sort_values:
             return False
-        encoded = str_tuple_encodings(keys)
-        if encoded is None:
-            return False
-        signature = str_tuple_signature(keys)
         num_partitions = self._num_partitions
-        if num_partitions == 1:
-            partitions = None
-        elif self._partitioner is None or self._partitioner is stable_partition:
-            partitions = encoded_tuple_partitions(encoded, num_partitions)
-        else:
+        default = self._partitioner is None or self._partitioner is stable_partition
+        column = encoded_tuple_column(keys, num_partitions if default else 1)
+        if column is None:
+            return False
+        encoded, widest, partitions = column
+        if not default:
             partitions = partitions_of(keys, num_partitions, self._partitioner)
         if value_lists is not None and len(values) != len(keys):  # a key with several values
             counts = list(map(len, value_lists))
-            encoded = _repeated(encoded, counts)
-            partitions = None if partitions is None else _repeated(partitions, counts)
-        self._write_sorted(encoded_tuple_table(encoded, values, signature), partitions, "tuple")
+            rows = pa.array(_repeated(list(range(len(keys))), counts))
+            encoded = encoded.take(rows)
+            if isinstance(partitions, pa.Array):
+                partitions = partitions.take(rows)
+            elif partitions is not None:
+                partitions = _repeated(partitions, counts)
+        table = encoded_tuple_table(encoded, values, str_tuples_signature(widest))
+        self._write_sorted(table, partitions, "tuple")
         return True
 
     def _write_sorted(self, table: pa.Table, partitions, key_type: str) -> None:
