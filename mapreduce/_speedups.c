@@ -886,9 +886,13 @@ encode_str_tuple_column(PyObject *module, PyObject *args)
 }
 
 /* One key back from encode_str_tuples' bytes (STR s1 00 STR s2 00 ... 00), or NULL with no
- * error set when the bytes are anything else (an escape, a number, a nesting, bad UTF-8). */
+ * error set when the bytes are anything else (an escape, a number, a nesting, bad UTF-8).
+ * `previous` (or NULL) is the key decoded from the bytes [previous_start, previous_end): an item
+ * with the same bytes at the same position is that key's own str, as in sorted keys the first
+ * items mostly are, which saves decoding it and makes comparing them an identity check. */
 static PyObject *
-decode_str_tuple(const char *start, const char *end)
+decode_str_tuple(const char *start, const char *end, PyObject *previous,
+                 const char *previous_start, const char *previous_end)
 {
     Py_ssize_t items = 0;
     const char *position = start;
@@ -908,15 +912,30 @@ decode_str_tuple(const char *start, const char *end)
         return NULL;                            /* MemoryError, raised by the caller */
     }
     position = start;
+    const char *before = previous != NULL ? previous_start : NULL;  /* its item i, while alike */
     for (Py_ssize_t i = 0; i < items; i++) {
         const char *nul = memchr(position + 1, 0, (size_t)(end - position - 1));
-        PyObject *item = PyUnicode_DecodeUTF8(position + 1, nul - position - 1, NULL);
-        if (item == NULL) {
-            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                PyErr_Clear();                  /* a lone surrogate: Python's path decodes it */
+        Py_ssize_t size = nul - position - 1;
+        PyObject *item = NULL;
+        if (before != NULL && i < PyTuple_GET_SIZE(previous)) {
+            const char *before_nul = memchr(before + 1, 0, (size_t)(previous_end - before - 1));
+            if (before_nul - before - 1 == size && memcmp(before + 1, position + 1, (size_t)size) == 0) {
+                item = Py_NewRef(PyTuple_GET_ITEM(previous, i));
+                before = before_nul + 1;
             }
-            Py_DECREF(key);
-            return NULL;
+            else {
+                before = NULL;                  /* the keys differ from here on */
+            }
+        }
+        if (item == NULL) {
+            item = PyUnicode_DecodeUTF8(position + 1, size, NULL);
+            if (item == NULL) {
+                if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+                    PyErr_Clear();              /* a lone surrogate: Python's path decodes it */
+                }
+                Py_DECREF(key);
+                return NULL;
+            }
         }
         PyTuple_SET_ITEM(key, i, item);
         position = nul + 1;
@@ -1143,7 +1162,8 @@ done:
  * from index `first` (int32 offsets, or int64 with `wide`), read from Arrow's buffers (no bytes
  * object per key), or None when any key is other bytes (then Python decodes them). A merged
  * run holds each key's records next to each other: a key equal to the one before is that same
- * tuple object, decoded once, which also makes the reduce's grouping compare by identity. */
+ * tuple object, decoded once, which also makes the reduce's grouping compare by identity; and
+ * an item equal to the one before it in the same place is that same str. */
 static PyObject *
 decode_str_tuple_column(PyObject *module, PyObject *args)
 {
@@ -1174,7 +1194,9 @@ decode_str_tuple_column(PyObject *module, PyObject *args)
             key = Py_NewRef(last);
         }
         else {
-            key = decode_str_tuple((const char *)start, (const char *)start + size);
+            const char *before = (const char *)last_start;
+            key = decode_str_tuple((const char *)start, (const char *)start + size, last, before,
+                                   last != NULL ? before + last_size : NULL);
             if (key == NULL) {
                 Py_CLEAR(result);               /* unset slots are NULL, which list_dealloc skips */
                 if (!PyErr_Occurred()) {

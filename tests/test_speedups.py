@@ -231,6 +231,12 @@ def test_c_str_tuple_decoder_gives_equal_neighbours_one_tuple_and_checks_the_off
         decoded = _c_decoded([keys_module.encode_key(key) for key in keys], kind)
         assert decoded == keys
         assert decoded[0] is decoded[1] and decoded[1] is not decoded[3]
+        assert decoded[2][0] is decoded[1][0] and decoded[3][0] is decoded[2][0]  # "a" once
+    shared = [("ab", "c"), ("ab", "cd", "e"), ("ab", "cd", "f"), ("abc",), ("abc", "", "")]
+    decoded = _c_decoded([keys_module.encode_key(key) for key in shared])
+    assert decoded == shared
+    assert decoded[1][0] is decoded[0][0] and decoded[2][1] is decoded[1][1]
+    assert decoded[3][0] is not decoded[2][0] and decoded[4][0] is decoded[3][0]
     offsets = struct.pack("<3q", 0, 4, 99)  # the second key would end past the data
     with pytest.raises(ValueError, match="offsets do not fit"):
         keys_module.c_decode_str_tuple_column(offsets, b"\x20a\x00\x00", 0, 2, True)
