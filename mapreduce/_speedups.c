@@ -946,8 +946,8 @@ decode_str_tuple(const char *start, const char *end, PyObject *previous,
 /* The stable sort order of a string column: sort_order(offsets, data, offset, count, wide) gives
  * the indices (int64, as bytes) that put the `count` strings starting at index `offset` of an
  * Arrow string array (int32 offsets, or int64 with `wide`) in byte order, which is Python's
- * order of strs; equal strings keep their order. Each string's first 8 bytes, zero-padded, are
- * sorted as a big-endian integer by a stable LSD radix sort (a byte a pass, passes whose byte is
+ * order of strs; equal strings keep their order. Each string's first 8 bytes (after any that all
+ * the strings share), zero-padded, are sorted as a big-endian integer by a stable LSD radix sort (a byte a pass, passes whose byte is
  * the same in every key skipped), then each run of equal prefixes by a stable merge sort of the
  * whole strings (a run already in order, as a repeated key's is, costs one scan). Arrow's own
  * sort compares whole strings from the start for every comparison: several times slower. */
@@ -1084,12 +1084,28 @@ sort_order(PyObject *module, PyObject *args)
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
+    /* The bytes every string starts with (a tuple key's first tag) tell none apart: the prefix
+     * sorted by radix starts after them. */
+    const unsigned char *head;
+    int64_t common;
+    str_at(&view, 0, &head, &common);
+    for (Py_ssize_t i = 1; i < count && common > 0; i++) {
+        const unsigned char *start;
+        int64_t size, same = 0;
+        str_at(&view, i, &start, &size);
+        while (same < common && same < size && start[same] == head[same]) {
+            same++;
+        }
+        common = same;
+    }
     Py_ssize_t histogram[8][256];
     memset(histogram, 0, sizeof(histogram));
     for (Py_ssize_t i = 0; i < count; i++) {
         const unsigned char *start;
         int64_t size;
         str_at(&view, i, &start, &size);
+        start += common;
+        size -= common;
         uint64_t key = 0;
         for (int b = 0; b < 8; b++) {
             key = (key << 8) | (b < size ? start[b] : 0);

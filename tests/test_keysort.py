@@ -35,9 +35,14 @@ def repeated_keys(rng: random.Random, count: int) -> list:
     return [rng.choice(words) for _ in range(count)]
 
 
+def shared_prefix_keys(rng: random.Random, count: int) -> list:
+    # all start alike (the radix prefix starts after what they share), some are only that start
+    return ["\x20ab\0" + "".join(rng.choices(ALPHABET, k=rng.randint(0, 10))) for _ in range(count)]
+
+
 @pytest.mark.parametrize("arrow_type", [pa.string(), pa.large_string()])
 @pytest.mark.parametrize("count", [0, 1, 2, 17, 3000])
-@pytest.mark.parametrize("make", [str_keys, repeated_keys])
+@pytest.mark.parametrize("make", [str_keys, repeated_keys, shared_prefix_keys])
 def test_str_keys_in_python_order_and_stable(arrow_type, count, make):
     keys = make(random.Random(count), count)
     for array in variants(pa.array(keys, arrow_type)):
