@@ -608,7 +608,7 @@ class MapOutputWriter:
         if column is None:
             return False
         encoded, widest, partitions = column
-        if not default:
+        if not default and num_partitions > 1:
             partitions = partitions_of(keys, num_partitions, self._partitioner)
         if value_lists is not None and len(values) != len(keys):  # a key with several values
             counts = list(map(len, value_lists))
