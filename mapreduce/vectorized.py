@@ -18,6 +18,11 @@ import pyarrow.compute as pc
 from .defaults import SPILL_RECORDS
 from .errors import RecordError
 
+try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a compiler exists)
+    from mapreduce._speedups import str_counter, str_counter_add, str_counter_take
+except ImportError:
+    str_counter = None
+
 IDENTITY = "identity"  # no aggregation: every row, sorted by key (Hadoop's IdentityReducer)
 AGGREGATIONS = ("count", "sum", "min", "max", IDENTITY)
 # How partial results of each aggregation are combined: partial counts are summed.
@@ -26,6 +31,10 @@ PARTIAL_ROWS = (
     1_000_000  # rows gathered before a map-side partial aggregation (about 16 MB of words)
 )
 COUNT_SLICE_ROWS = 1 << 18  # rows counted per hash table (see count_slices)
+# Distinct keys a KeyCounter holds before BatchAggregator takes them out as a partial result
+# (its table then takes about 32 MB, plus the keys' bytes).
+COUNTER_KEYS = 400_000
+_COUNTED_TYPES = (pa.large_string(), pa.large_binary())  # what KeyCounter counts
 
 _PYTHON_TYPE_NAMES = [
     (pa.types.is_string, "str", pa.large_string()),
@@ -122,6 +131,77 @@ def count_slices(keys) -> list:
     return tables
 
 
+class KeyCounter:
+    """Rows per key of large_string or large_binary key columns, counted in one C hash table
+    (mapreduce._speedups.str_counter) as they come, rather than per slice by Arrow and then
+    summed: on a long tail of distinct keys, summing re-hashed every key at each fold. Keys are
+    equal when their bytes are (as Arrow's hash kernels compare them); a null key is counted
+    apart. `counts()` gives (and forgets) what was counted, keys in the order first seen."""
+
+    def __init__(self, key_type: pa.DataType):
+        assert str_counter is not None and key_type in _COUNTED_TYPES, "KeyCounter cannot count"
+        self.type = key_type
+        self.distinct = 0  # distinct keys held (the null key too)
+        self._table = str_counter()
+        self._keys = 0  # distinct keys in the C table
+        self._nulls = 0  # rows (or the sum of the values) of the null key
+        self._counted_nulls = False
+
+    @staticmethod
+    def counts_type(key_type: pa.DataType) -> bool:
+        """Whether keys of this type can be counted by a KeyCounter here."""
+        return str_counter is not None and key_type in _COUNTED_TYPES
+
+    def add(self, keys, values=None) -> int:
+        """Count every row of `keys` as 1, or as its integer in `values` (an array of the same
+        length); the number of distinct keys now held."""
+        if values is None:
+            for chunk in keys.chunks if isinstance(keys, pa.ChunkedArray) else [keys]:
+                self._add(chunk, None)
+        else:
+            values = _one_chunk(values).cast(pa.int64())
+            self._add(_one_chunk(keys), values.fill_null(0) if values.null_count else values)
+        self.distinct = self._keys + self._counted_nulls
+        return self.distinct
+
+    def _add(self, keys: pa.Array, values: pa.Array | None) -> None:
+        if keys.null_count:
+            valid = keys.is_valid()
+            self._nulls += (
+                pc.sum(values.filter(pc.invert(valid))).as_py() or 0
+                if values is not None
+                else keys.null_count
+            )
+            self._counted_nulls = True
+            keys = keys.filter(valid)
+            values = values.filter(valid) if values is not None else None
+        if len(keys):
+            _, offsets, data = keys.buffers()
+            self._keys = str_counter_add(
+                self._table,
+                offsets,
+                data if data is not None else b"",
+                keys.offset,
+                len(keys),
+                *((values.buffers()[1], values.offset) if values is not None else ()),
+            )
+
+    def counts(self) -> pa.Table:
+        """The counted keys (in the order first seen, the null key last) and their counts; the
+        counter is empty afterwards."""
+        offsets, data, counts, keys = str_counter_take(self._table)
+        self._keys = self.distinct = 0
+        key_column = pa.Array.from_buffers(
+            self.type, keys, [None, pa.py_buffer(offsets), pa.py_buffer(data)]
+        )
+        count_column = pa.Array.from_buffers(pa.int64(), keys, [None, pa.py_buffer(counts)])
+        if self._counted_nulls:
+            key_column = pa.concat_arrays([key_column, pa.nulls(1, self.type)])
+            count_column = pa.concat_arrays([count_column, pa.array([self._nulls], pa.int64())])
+            self._nulls, self._counted_nulls = 0, False
+        return pa.table({"key": key_column, "value": count_column})
+
+
 def _aggregate_by_key(keys: pa.Array, values: pa.Array, how: str) -> pa.Table:
     """`how` ("sum", "min", "max") of the values of each key. The keys are hashed once, by
     dictionary_encode, and the values grouped by the resulting integer codes: Acero groups
@@ -157,11 +237,19 @@ class BatchAggregator:
         self.partial_rows = 0
         self.folded_rows = 0  # rows of the last fold, which partials[0] then holds
         self.rows_in = 0
+        self.counter: KeyCounter | None = None  # a count's keys, when they are strings or bytes
 
     def add(self, table: pa.Table) -> None:
         self.rows_in += table.num_rows
         if self.aggregation == "count":
-            self._add_partials(count_slices(table.column("key")))
+            keys = table.column("key")
+            if self.counter is None and KeyCounter.counts_type(keys.type):
+                self.counter = KeyCounter(keys.type)
+            if self.counter is not None and keys.type == self.counter.type:
+                if self.counter.add(keys) >= COUNTER_KEYS:
+                    self._add_partials([self.counter.counts()])
+                return
+            self._add_partials(count_slices(keys))
             return
         self.raw.append(table)
         self.raw_rows += table.num_rows
@@ -190,6 +278,8 @@ class BatchAggregator:
 
     def result(self) -> pa.Table | None:
         self._fold_raw()
+        if self.counter is not None and self.counter.distinct:
+            self._add_partials([self.counter.counts()])
         if not self.partials:
             return None
         if len(self.partials) > 1:
