@@ -1668,6 +1668,75 @@ str_counter_take(PyObject *module, PyObject *capsule)
     return Py_BuildValue("(NNNn)", offsets, data, counts, (Py_ssize_t)keys);
 }
 
+/* The stable partitions of a string column: str_partitions(offsets, data, first, count,
+ * partitions) gives crc32(key) % partitions of `count` rows of a large_string or large_binary
+ * array's buffers (int64 offsets, from index `first`) as int32s (bytes): the shuffle's
+ * stable_partition of a str (its UTF-8 bytes) or bytes key, with no Python object per key.
+ * The CRC is zlib's (and Python's zlib.crc32): reflected polynomial 0xEDB88320. */
+
+static uint32_t crc32_table[256];
+
+static void
+crc32_table_init(void)
+{
+    for (uint32_t byte = 0; byte < 256; byte++) {
+        uint32_t crc = byte;
+        for (int bit = 0; bit < 8; bit++) {
+            crc = crc & 1 ? (crc >> 1) ^ 0xedb88320U : crc >> 1;
+        }
+        crc32_table[byte] = crc;
+    }
+}
+
+static PyObject *
+str_partitions(PyObject *module, PyObject *args)
+{
+    Py_buffer offsets, data;
+    Py_ssize_t first, count, partitions;
+    if (!PyArg_ParseTuple(args, "y*y*nnn", &offsets, &data, &first, &count, &partitions)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (first < 0 || count < 0
+        || (size_t)offsets.len < (size_t)(first + count + 1) * sizeof(int64_t)) {
+        PyErr_SetString(PyExc_ValueError, "str_partitions: the offsets buffer is too short");
+        goto done;
+    }
+    if (partitions < 1 || partitions > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "str_partitions: partitions must be in 1..2**31-1");
+        goto done;
+    }
+    const int64_t *at = (const int64_t *)offsets.buf + first;
+    for (Py_ssize_t i = 0; i <= count; i++) {
+        if (at[i] < 0 || at[i] > data.len || (i && at[i] < at[i - 1])) {
+            PyErr_SetString(PyExc_ValueError, "str_partitions: the offsets do not fit the data");
+            goto done;
+        }
+    }
+    result = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int32_t));
+    if (result == NULL) {
+        goto done;
+    }
+    int32_t *out = (int32_t *)PyBytes_AS_STRING(result);
+    const unsigned char *bytes = (const unsigned char *)data.buf;
+    if (crc32_table[1] == 0) {
+        crc32_table_init();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint32_t crc = 0xffffffffU;
+        for (int64_t j = at[i]; j < at[i + 1]; j++) {
+            crc = crc32_table[(crc ^ bytes[j]) & 0xff] ^ (crc >> 8);
+        }
+        out[i] = (int32_t)((crc ^ 0xffffffffU) % (uint32_t)partitions);
+    }
+    Py_END_ALLOW_THREADS
+done:
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&data);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"count_pairs", count_pairs, METH_VARARGS,
      "count_pairs(items: list, counts: dict) -> bool\n\n"
@@ -1698,6 +1767,9 @@ static PyMethodDef methods[] = {
      "str_counter_add(counter, offsets, data, first, count, values=None, values_first=0) -> int: "
      "count rows of a large string or binary array's buffers (each adds 1, or its int64 in values); the "
      "number of distinct keys counted."},
+    {"str_partitions", str_partitions, METH_VARARGS,
+     "str_partitions(offsets, data, first, count, partitions) -> bytes: crc32(key) % "
+     "partitions of rows of a large string or binary array's buffers, as int32s."},
     {"str_counter_take", str_counter_take, METH_O,
      "str_counter_take(counter) -> (offsets, data, counts: bytes, keys: int): the distinct "
      "keys in the order first seen and their counts, as Arrow buffers; the counter empties."},

@@ -296,15 +296,19 @@ def _release_freed_memory() -> None:
 def partition_ids(keys, num_partitions: int, partitioner=None, partition_batches=None) -> pa.Array:
     """The partition of every key: the job's vectorised `partition_batches(keys, n)` if it has one,
     else a RangePartitioner's by Arrow's search_sorted, else its `partitioner` or the stable
-    partition per key in Python, as the shuffle's writer
+    partition per key in Python (of string keys by C), as the shuffle's writer
     partitions, so vectorised and per-record jobs agree on where a key goes."""
     from .partitioners import RangePartitioner
-    from .shuffle import partitions_of
+    from .shuffle import partitions_of, stable_partition, stable_partition_array
 
     if partition_batches is not None:
         return _checked_ids(partition_batches(keys, num_partitions), len(keys), num_partitions)
     if isinstance(partitioner, RangePartitioner):
         return partitioner.partition_array(keys, num_partitions)
+    if partitioner is None or partitioner is stable_partition:
+        ids = stable_partition_array(keys, num_partitions)  # string keys, by C
+        if ids is not None:
+            return ids
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks()
     distinct = pc.unique(keys)
@@ -435,22 +439,24 @@ def _indices_by_partition(order: pa.Array, sorted_ids: pa.Array, num_partitions:
             yield partition, indices
 
 
-def read_runs(paths: list) -> pa.Table | None:
-    """Every run of one partition as one table (for an aggregating reduce)."""
-    from .shuffle import read_run_table
-
-    tables = [read_run_table(path) for path in paths]
-    return pa.concat_tables(tables) if tables else None
-
-
 def reduce_runs(paths: list, aggregation: str) -> pa.Table | None:
     """The reduce side of an aggregating job: combine every map task's partial results, sorted.
-    (Aggregated results are one row per key; identity streams instead: see reduce_slices.)"""
-    table = read_runs(paths)
-    if table is None or table.num_rows == 0:
+    (Aggregated results are one row per key; identity streams instead: see reduce_slices.)
+    Partial counts of string keys are summed in a KeyCounter, a run at a time."""
+    from .shuffle import key_order, read_run_table
+
+    tables = [read_run_table(path) for path in paths]
+    if not any(table.num_rows for table in tables):
         return None
-    result = aggregate(table, aggregation)
-    return result.take(pc.sort_indices(result.column("key")))
+    key_types = {table.schema.field("key").type for table in tables}
+    if aggregation == "count" and len(key_types) == 1 and KeyCounter.counts_type(*key_types):
+        counter = KeyCounter(*key_types)
+        for table in tables:
+            counter.add(table.column("key"), table.column("value"))
+        result = counter.counts()
+    else:
+        result = aggregate(pa.concat_tables(tables), aggregation)
+    return result.take(key_order(result.column("key")))
 
 
 def reduce_slices(paths: list, aggregation: str):

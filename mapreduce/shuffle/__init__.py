@@ -23,7 +23,7 @@ from .merge import (
     iter_partition_slices,
     natively_mergeable,
 )
-from .partition import partitions_of, stable_partition
+from .partition import partitions_of, stable_partition, stable_partition_array
 from .runfile import (
     RunReader,
     RunWriter,
@@ -49,5 +49,6 @@ __all__ = [
     "partitions_of",
     "read_run_table",
     "stable_partition",
+    "stable_partition_array",
     "write_run_file",
 ]

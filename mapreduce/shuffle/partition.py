@@ -24,8 +24,10 @@ from .ordering import INT_PREFIX, STR_ENCODING, TUPLE_PREFIX, key_bytes
 
 try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a compiler exists)
     from mapreduce._speedups import encode_str_tuple_column as c_encode_str_tuple_column
-except ImportError:  # (tests set it to None too, to run the Python passes it replaces)
+    from mapreduce._speedups import str_partitions as c_str_partitions
+except ImportError:  # (tests set them to None too, to run the Python passes they replace)
     c_encode_str_tuple_column = None
+    c_str_partitions = None
 
 
 def stable_partition(key, num_partitions: int) -> int:
@@ -36,6 +38,29 @@ def stable_partition(key, num_partitions: int) -> int:
 def stable_partitions(keys: list, num_partitions: int) -> list:
     """[stable_partition(key, num_partitions) for key in keys], computed in bulk."""
     return list(map(num_partitions.__rmod__, _crc32s(keys)))
+
+
+def stable_partition_array(keys, num_partitions: int):
+    """stable_partition of every key of an Arrow large_string or large_binary array without
+    nulls, as an int32 Array, computed by C from the array's buffers (a str key's bytes are its
+    UTF-8, which Arrow holds); None for other arrays, or without the C extension."""
+    import pyarrow as pa
+
+    if (
+        c_str_partitions is None
+        or keys.null_count
+        or keys.type not in (pa.large_string(), pa.large_binary())
+    ):
+        return None
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks() if keys.num_chunks != 1 else keys.chunk(0)
+    _, offsets, data = keys.buffers()
+    if offsets is None:  # an empty array may have no buffers at all
+        return pa.array([], pa.int32())
+    ids = c_str_partitions(
+        offsets, data if data is not None else b"", keys.offset, len(keys), num_partitions
+    )
+    return pa.Array.from_buffers(pa.int32(), len(keys), [None, pa.py_buffer(ids)])
 
 
 # crc32 of TUPLE_PREFIX, continued over a tuple key's encoding gives crc32(key_bytes(key)).

@@ -1,5 +1,6 @@
-"""KeyCounter: a vectorised count's keys counted in one C hash table (mapreduce/_speedups.c's
-str_counter), against collections.Counter."""
+"""The C helpers of a vectorised count (mapreduce/_speedups.c): KeyCounter's hash table
+(str_counter) against collections.Counter, and a string column's stable partitions
+(str_partitions) against stable_partition."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from helpers import speedups_missing
 from mapreduce import vectorized
+from mapreduce.shuffle import stable_partition, stable_partition_array
 
 pytestmark = pytest.mark.skipif(bool(speedups_missing()), reason=speedups_missing())
 
@@ -112,3 +114,26 @@ def test_the_map_side_count_equals_counters_past_the_counters_limit(monkeypatch,
     result = aggregator.result()
     assert result is not None
     assert _counted(result) == collections.Counter(words)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.one_of(st.text(), st.sampled_from(TRICKY))),
+    st.integers(1, 2**31 - 1) | st.integers(1, 9),
+    st.integers(0, 3),
+)
+def test_a_string_columns_partitions_are_stable_partitions(keys, partitions, offset):
+    for key_type in (pa.large_string(), pa.large_binary()):
+        column = _arrow(["skipped"] * offset + keys, key_type).slice(offset)
+        expected = [stable_partition(key, partitions) for key in column.to_pylist()]
+        ids = stable_partition_array(column, partitions)
+        assert ids is not None and ids.type == pa.int32()
+        assert ids.to_pylist() == expected
+        chunked = pa.chunked_array([column.slice(0, 1), column.slice(1)], key_type)
+        assert stable_partition_array(chunked, partitions).to_pylist() == expected
+
+
+def test_columns_c_does_not_partition_are_left_to_python():
+    assert stable_partition_array(pa.array(["a", None], pa.large_string()), 2) is None
+    assert stable_partition_array(pa.array(["a"], pa.string()), 2) is None
+    assert stable_partition_array(pa.array([1], pa.int64()), 2) is None
