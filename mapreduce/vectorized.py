@@ -159,7 +159,9 @@ class KeyCounter:
             for chunk in keys.chunks if isinstance(keys, pa.ChunkedArray) else [keys]:
                 self._add(chunk, None)
         else:
-            values = _one_chunk(values).cast(pa.int64())
+            values = _one_chunk(values)
+            if values.type != pa.int64():
+                values = values.cast(pa.int64())
             self._add(_one_chunk(keys), values.fill_null(0) if values.null_count else values)
         self.distinct = self._keys + self._counted_nulls
         return self.distinct

@@ -19,7 +19,8 @@ pytestmark = pytest.mark.skipif(bool(speedups_missing()), reason=speedups_missin
 
 # Keys around the table's 16-byte heads: equal heads with different tails, and NUL bytes that
 # the zero padding of a short key's head must not confuse with its end.
-TRICKY = ["", "\0", "a", "a\0", "x" * 16, "x" * 16 + "\0", "x" * 17, "x" * 16 + "y" * 9, "é"]
+TRICKY = ["", "\0", "a", "a\0", "abcdefg", "abcdefgh", "abcdefgh\0", "abcdefghi", "x" * 15]
+TRICKY += ["x" * 16, "x" * 16 + "\0", "x" * 17, "x" * 16 + "y" * 9, "é"]
 KEYS = st.lists(st.one_of(st.text(max_size=40), st.sampled_from(TRICKY), st.none()), max_size=300)
 
 
