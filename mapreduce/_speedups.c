@@ -1614,7 +1614,8 @@ str_counter_add(PyObject *module, PyObject *args)
     const unsigned char *bytes = (const unsigned char *)data.buf;
     const int64_t *times = values.buf != NULL ? (const int64_t *)values.buf + values_first : NULL;
     int failed = 0;
-    Py_BEGIN_ALLOW_THREADS
+    /* The GIL stays held: the table is shared state (another thread adding to the same counter
+     * meanwhile would corrupt it), and a map task's executor runs no other thread. */
     /* A block's keys are hashed and their slots fetched into the cache first, so that the
      * lookups then wait for several cache misses at once rather than for one after another. */
     enum { BLOCK = 32 };
@@ -1635,7 +1636,6 @@ str_counter_add(PyObject *module, PyObject *args)
             }
         }
     }
-    Py_END_ALLOW_THREADS
     if (failed) {
         PyErr_NoMemory();
         goto done;

@@ -225,7 +225,9 @@ def _aggregate_by_key(keys: pa.Array, values: pa.Array, how: str) -> pa.Table:
 
 class BatchAggregator:
     """Map-side aggregation with bounded memory: gather rows, aggregate every PARTIAL_ROWS (a
-    count counts each table as it comes, a cache-sized slice at a time), and fold the partial
+    count counts each table as it comes: string keys into one KeyCounter, taken out as a partial
+    result whenever it holds COUNTER_KEYS keys; other keys a cache-sized slice at a time by
+    Arrow), and fold the partial
     results together whenever they hold PARTIAL_ROWS more rows than the last fold gave (a long
     tail of distinct keys), so about 2 x PARTIAL_ROWS rows, plus the distinct keys, are held.
     (Folding every 2 x PARTIAL_ROWS cost no less CPU we could measure, and a worker peaked at
