@@ -1549,8 +1549,8 @@ str_counter_count(str_counter_state *state, const unsigned char *bytes, size_t s
         }
         slot = (slot + 1) & state->mask;
     }
-    /* A new key. */
-    if (state->keys >= 0xfffffffeU || size > 0xffffffffU) {
+    /* A new key (str_counter_add refused any of 4 GiB or more). */
+    if (state->keys >= 0xfffffffeU) {
         return -1;
     }
     size_t end = state->data_size + size;
@@ -1608,6 +1608,10 @@ str_counter_add(PyObject *module, PyObject *args)
     for (Py_ssize_t i = 0; i <= count; i++) {
         if (at[i] < 0 || at[i] > data.len || (i && at[i] < at[i - 1])) {
             PyErr_SetString(PyExc_ValueError, "str_counter_add: the offsets do not fit the data");
+            goto done;
+        }
+        if (i && at[i] - at[i - 1] > (int64_t)0xffffffffU) {
+            PyErr_SetString(PyExc_ValueError, "str_counter_add: a key of 4 GiB or more");
             goto done;
         }
     }

@@ -158,3 +158,17 @@ def test_unsorted_partial_runs_reduce_to_the_counts_of_counter_in_key_order(
         assert {stable_partition(key, 3) for key in keys} == {partition}
         seen.update(zip(keys, result.column("value").to_pylist()))
     assert seen == counts
+
+
+def test_string_keys_get_the_same_partitions_with_and_without_the_c_helper(monkeypatch):
+    from mapreduce.shuffle import partition, stable_partition
+
+    words = _long_tail_words(2000, seed=11) + ["", "é", "日本"]
+    expected = [stable_partition(word, 5) for word in words]
+    for key_type in (pa.large_string(), pa.large_binary()):
+        keys = pa.array(words if key_type == pa.large_string() else [w.encode() for w in words])
+        keys = keys.cast(key_type)
+        assert vectorized.partition_ids(keys, 5).to_pylist() == expected
+        with monkeypatch.context() as patch:
+            patch.setattr(partition, "c_str_partitions", None)  # as where C is not built
+            assert vectorized.partition_ids(keys, 5).to_pylist() == expected
