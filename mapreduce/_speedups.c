@@ -1691,22 +1691,7 @@ str_counter_take(PyObject *module, PyObject *capsule)
 /* The stable partitions of a string column: str_partitions(offsets, data, first, count,
  * partitions) gives crc32(key) % partitions of `count` rows of a large_string or large_binary
  * array's buffers (int64 offsets, from index `first`) as int32s (bytes): the shuffle's
- * stable_partition of a str (its UTF-8 bytes) or bytes key, with no Python object per key.
- * The CRC is zlib's (and Python's zlib.crc32): reflected polynomial 0xEDB88320. */
-
-static uint32_t crc32_table[256];
-
-static void
-crc32_table_init(void)
-{
-    for (uint32_t byte = 0; byte < 256; byte++) {
-        uint32_t crc = byte;
-        for (int bit = 0; bit < 8; bit++) {
-            crc = crc & 1 ? (crc >> 1) ^ 0xedb88320U : crc >> 1;
-        }
-        crc32_table[byte] = crc;
-    }
-}
+ * stable_partition of a str (its UTF-8 bytes) or bytes key, with no Python object per key. */
 
 static PyObject *
 str_partitions(PyObject *module, PyObject *args)
@@ -1739,16 +1724,10 @@ str_partitions(PyObject *module, PyObject *args)
     }
     int32_t *out = (int32_t *)PyBytes_AS_STRING(result);
     const unsigned char *bytes = (const unsigned char *)data.buf;
-    if (crc32_table[1] == 0) {
-        crc32_table_init();
-    }
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < count; i++) {
-        uint32_t crc = 0xffffffffU;
-        for (int64_t j = at[i]; j < at[i + 1]; j++) {
-            crc = crc32_table[(crc ^ bytes[j]) & 0xff] ^ (crc >> 8);
-        }
-        out[i] = (int32_t)((crc ^ 0xffffffffU) % (uint32_t)partitions);
+        uint32_t crc = crc32_of(bytes + at[i], (size_t)(at[i + 1] - at[i]), 0);
+        out[i] = (int32_t)(crc % (uint32_t)partitions);
     }
     Py_END_ALLOW_THREADS
 done:
