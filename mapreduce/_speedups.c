@@ -1604,13 +1604,13 @@ str_counter_add(PyObject *module, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "str_counter_add: a buffer is too short");
         goto done;
     }
-    const int64_t *at = (const int64_t *)offsets.buf + first;
-    for (Py_ssize_t i = 0; i <= count; i++) {
-        if (at[i] < 0 || at[i] > data.len || (i && at[i] < at[i - 1])) {
-            PyErr_SetString(PyExc_ValueError, "str_counter_add: the offsets do not fit the data");
-            goto done;
-        }
-        if (i && at[i] - at[i - 1] > (int64_t)0xffffffffU) {
+    str_column_view view;
+    if (checked_view(&offsets, &data, first, count, 1, &view, "str_counter_add")) {
+        goto done;
+    }
+    const int64_t *at = view.offsets64;
+    for (Py_ssize_t i = 1; i <= count; i++) {
+        if (at[i] - at[i - 1] > (int64_t)0xffffffffU) {
             PyErr_SetString(PyExc_ValueError, "str_counter_add: a key of 4 GiB or more");
             goto done;
         }
@@ -1702,22 +1702,15 @@ str_partitions(PyObject *module, PyObject *args)
         return NULL;
     }
     PyObject *result = NULL;
-    if (first < 0 || count < 0
-        || (size_t)offsets.len < (size_t)(first + count + 1) * sizeof(int64_t)) {
-        PyErr_SetString(PyExc_ValueError, "str_partitions: the offsets buffer is too short");
+    str_column_view view;
+    if (checked_view(&offsets, &data, first, count, 1, &view, "str_partitions")) {
         goto done;
     }
     if (partitions < 1 || partitions > INT32_MAX) {
         PyErr_SetString(PyExc_ValueError, "str_partitions: partitions must be in 1..2**31-1");
         goto done;
     }
-    const int64_t *at = (const int64_t *)offsets.buf + first;
-    for (Py_ssize_t i = 0; i <= count; i++) {
-        if (at[i] < 0 || at[i] > data.len || (i && at[i] < at[i - 1])) {
-            PyErr_SetString(PyExc_ValueError, "str_partitions: the offsets do not fit the data");
-            goto done;
-        }
-    }
+    const int64_t *at = view.offsets64;
     result = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int32_t));
     if (result == NULL) {
         goto done;
