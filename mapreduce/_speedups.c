@@ -1240,26 +1240,6 @@ done:
  * the lines, then the text (two copies), after copying each column out to search it. */
 
 static int
-checked_offsets(Py_buffer *offsets, Py_buffer *data, Py_ssize_t first, Py_ssize_t count,
-                const int64_t **start)
-{
-    if (first < 0 || count < 0
-        || (size_t)offsets->len < (size_t)(first + count + 1) * sizeof(int64_t)) {
-        PyErr_SetString(PyExc_ValueError, "text_lines: an offsets buffer is too short");
-        return -1;
-    }
-    const int64_t *at = (const int64_t *)offsets->buf + first;
-    for (Py_ssize_t i = 0; i <= count; i++) {
-        if (at[i] < 0 || at[i] > data->len || (i && at[i] < at[i - 1])) {
-            PyErr_SetString(PyExc_ValueError, "text_lines: the offsets do not fit the data");
-            return -1;
-        }
-    }
-    *start = at;
-    return 0;
-}
-
-static int
 has_break_or_tab(const char *text, size_t size)
 {
     return memchr(text, '\t', size) != NULL || memchr(text, '\n', size) != NULL
@@ -1276,11 +1256,13 @@ text_lines(PyObject *module, PyObject *args)
         return NULL;
     }
     PyObject *result = NULL;
-    const int64_t *keys, *values;
-    if (checked_offsets(&key_offsets, &key_data, key_first, count, &keys)
-        || checked_offsets(&value_offsets, &value_data, value_first, count, &values)) {
+    str_column_view key_view, value_view;
+    if (checked_view(&key_offsets, &key_data, key_first, count, 1, &key_view, "text_lines")
+        || checked_view(&value_offsets, &value_data, value_first, count, 1, &value_view,
+                        "text_lines")) {
         goto done;
     }
+    const int64_t *keys = key_view.offsets64, *values = value_view.offsets64;
     const char *key_text = (const char *)key_data.buf, *value_text = (const char *)value_data.buf;
     size_t key_bytes = (size_t)(keys[count] - keys[0]);
     size_t value_bytes = (size_t)(values[count] - values[0]);
