@@ -44,8 +44,6 @@ def stable_partition_array(keys, num_partitions: int):
     """stable_partition of every key of an Arrow large_string or large_binary array without
     nulls, as an int32 Array, computed by C from the array's buffers (a str key's bytes are its
     UTF-8, which Arrow holds); None for other arrays, or without the C extension."""
-    import pyarrow as pa
-
     if (
         c_str_partitions is None
         or keys.null_count
