@@ -145,11 +145,12 @@ error:
 }
 
 
-/* The per-record map loop: map_lines(mapper, path, lines, start, counts, pairs, room).
+/* The per-record map loop: map_lines(mapper, path, lines, start, counts, pairs, room, tally).
  *
  * Calls mapper(path, line) for lines[start:], in order, and takes each pair it yields as
  * shuffle/writer.py's Python path would: with `counts` (a dict; the job has a combiner), exact
- * countable pairs (count_pairs' rule above) are counted into counts[(type(value), value)][key];
+ * countable pairs (count_pairs' rule above) are counted into counts[(type(value), value)][key],
+ * those with an exact str key into the `tally` first (below), which str_tally_drain adds there;
  * with `pairs` (a list; no combiner), exact 2-tuples are appended to it. No Python code runs per
  * pair but the mapper's own. It returns (status, index, extra, taken):
  *   MAP_DONE      every line mapped; index == len(lines);
@@ -164,65 +165,111 @@ error:
 enum { MAP_DONE = 0, MAP_FULL = 1, MAP_HANDBACK = 2, MAP_FAILED = 3 };
 enum { TAKEN = 0, TAKEN_NEW = 1, DECLINED = 2, TAKE_ERROR = -1 };
 
-/* A word count's pairs are mostly a few frequent keys: their counts are kept in a small
- * direct-mapped cache (by the key's hash) and added to key_counts when the loop returns or moves
- * to another value, so a frequent key costs a hash and a compare rather than two dict probes
- * and a new int. Only exact strs already in key_counts enter it, so it never hides a new key. */
-#define CACHED_KEYS 1024
+/* A word count's keys are mostly strs counted under one value (1): map_lines counts those in
+ * a str tally, a C hash table that a map task's writer keeps between calls, and that
+ * str_tally_drain adds into counts[(type(value), value)] before the combiner runs. A key costs
+ * one probe there, where a large dict costs several cache misses and a new int per pair. A slot
+ * holds a strong reference to the key, its hash and times counted; a short ASCII key (up to 15
+ * characters) also holds its characters and length inline (`head`), so finding it reads no
+ * other memory. The tally counts under one value at a time: the first value it sees after a
+ * drain; pairs with any other value go to the dicts as before. */
+#define TALLY_FIRST_SLOTS 4096
+#define TALLY_HEAD 16
+#define TALLY_NOT_INLINE 0xFF                   /* head's last byte of a key not held inline */
 
 typedef struct {
-    PyObject *key;                              /* a strong reference, or NULL */
+    PyObject *key;                              /* a strong reference, or NULL: empty */
     Py_hash_t hash;
-    Py_ssize_t times;                           /* counted here, not yet in key_counts */
-} CachedKey;
+    Py_ssize_t times;
+    unsigned char head[TALLY_HEAD];             /* a short ASCII key's characters, then length */
+} TallySlot;
 
 typedef struct {
-    PyObject *counts, *pairs, *one;
-    PyObject *last_value, *key_counts;          /* strong references: the cache of counts_of_value */
-    CachedKey cache[CACHED_KEYS];
-} Taker;
+    TallySlot *slots;
+    size_t mask;                                /* slots - 1 (a power of two) */
+    Py_ssize_t used;
+    PyObject *value;                            /* what the keys were counted with, or NULL */
+} Tally;
 
+static const char TALLY_NAME[] = "mapreduce.str_tally";
+
+/* The key's head as slots hold it: 1 and filled in when the key is held inline, 0 if not. */
 static int
-add_times(PyObject *key_counts, PyObject *key, Py_ssize_t times)
+tally_head(PyObject *key, unsigned char head[TALLY_HEAD])
 {
-    PyObject *old = PyDict_GetItemWithError(key_counts, key);
-    if (old == NULL) {
-        if (!PyErr_Occurred()) {
-            PyErr_SetString(PyExc_SystemError, "a cached key left its counts");
-        }
-        return -1;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(key);
+    memset(head, 0, TALLY_HEAD);
+    if (!PyUnicode_IS_ASCII(key) || length >= TALLY_HEAD) {
+        head[TALLY_HEAD - 1] = TALLY_NOT_INLINE;
+        return 0;
     }
-    PyObject *add = PyLong_FromSsize_t(times);
-    if (add == NULL) {
-        return -1;
-    }
-    PyObject *new = PyNumber_Add(old, add);
-    Py_DECREF(add);
-    if (new == NULL) {
-        return -1;
-    }
-    int failed = PyDict_SetItem(key_counts, key, new);
-    Py_DECREF(new);
-    return failed;
+    memcpy(head, PyUnicode_DATA(key), (size_t)length);
+    head[TALLY_HEAD - 1] = (unsigned char)length;
+    return 1;
 }
 
-/* Adds the cached counts to key_counts and empties the cache; -1 on error (emptied still). */
-static int
-flush_cache(Taker *taker)
+static void
+tally_clear(Tally *tally)
 {
-    int failed = 0;
-    for (int i = 0; i < CACHED_KEYS; i++) {
-        CachedKey *slot = &taker->cache[i];
-        if (slot->key == NULL) {
-            continue;
+    if (tally->slots != NULL) {
+        for (size_t i = 0; i <= tally->mask; i++) {
+            Py_CLEAR(tally->slots[i].key);
         }
-        if (slot->times && !failed && add_times(taker->key_counts, slot->key, slot->times)) {
-            failed = -1;
-        }
-        Py_CLEAR(slot->key);
-        slot->times = 0;
+        PyMem_Free(tally->slots);
+        tally->slots = NULL;
     }
-    return failed;
+    tally->mask = 0;
+    tally->used = 0;
+    Py_CLEAR(tally->value);
+}
+
+static int
+tally_allocate(Tally *tally, size_t slots)
+{
+    tally->slots = PyMem_Calloc(slots, sizeof(TallySlot));
+    if (tally->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    tally->mask = slots - 1;
+    return 0;
+}
+
+static void
+tally_destroy(PyObject *capsule)
+{
+    Tally *tally = PyCapsule_GetPointer(capsule, TALLY_NAME);
+    if (tally != NULL) {
+        tally_clear(tally);
+        PyMem_Free(tally);
+    }
+}
+
+static Tally *
+tally_of(PyObject *capsule)
+{
+    return PyCapsule_GetPointer(capsule, TALLY_NAME);   /* sets the error if it is not one */
+}
+
+static PyObject *
+str_tally(PyObject *module, PyObject *unused)
+{
+    Tally *tally = PyMem_Calloc(1, sizeof(Tally));
+    if (tally == NULL) {
+        return PyErr_NoMemory();
+    }
+    PyObject *capsule = PyCapsule_New(tally, TALLY_NAME, tally_destroy);
+    if (capsule == NULL) {
+        PyMem_Free(tally);
+    }
+    return capsule;
+}
+
+static PyObject *
+str_tally_size(PyObject *module, PyObject *capsule)
+{
+    Tally *tally = tally_of(capsule);
+    return tally == NULL ? NULL : PyLong_FromSsize_t(tally->used);
 }
 
 static int
@@ -233,6 +280,148 @@ same_str(PyObject *a, PyObject *b)
     return length == PyUnicode_GET_LENGTH(b) && kind == PyUnicode_KIND(b)
            && memcmp(PyUnicode_DATA(a), PyUnicode_DATA(b), (size_t)(length * kind)) == 0;
 }
+
+/* The slot holding `key`, or the empty slot where it belongs. */
+static TallySlot *
+tally_find(const Tally *tally, PyObject *key, Py_hash_t hash, const unsigned char head[TALLY_HEAD],
+           int inline_key)
+{
+    size_t i = (size_t)hash & tally->mask;
+    for (;;) {
+        TallySlot *slot = &tally->slots[i];
+        if (slot->key == NULL) {
+            return slot;
+        }
+        if (slot->hash == hash
+            && (inline_key ? memcmp(slot->head, head, TALLY_HEAD) == 0
+                           : slot->key == key || same_str(slot->key, key))) {
+            return slot;
+        }
+        i = (i + 1) & tally->mask;
+    }
+}
+
+/* Twice the slots, every key moved (their hashes are held: no key is read). */
+static int
+tally_grow(Tally *tally)
+{
+    TallySlot *old = tally->slots;
+    size_t count = tally->mask + 1;
+    if (tally_allocate(tally, count * 2)) {
+        tally->slots = old;                     /* unchanged: still whole */
+        tally->mask = count - 1;
+        return -1;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (old[i].key != NULL) {
+            size_t j = (size_t)old[i].hash & tally->mask;
+            while (tally->slots[j].key != NULL) {
+                j = (j + 1) & tally->mask;
+            }
+            tally->slots[j] = old[i];
+        }
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+/* Counts an exact str key once: 1 if it is new to the tally, 0 if not, -1 on error. */
+static int
+tally_add(Tally *tally, PyObject *key)
+{
+    Py_hash_t hash = PyObject_Hash(key);        /* kept in the str: the dict needs it anyway */
+    if (hash == -1) {
+        return -1;
+    }
+    if (tally->slots == NULL && tally_allocate(tally, TALLY_FIRST_SLOTS)) {
+        return -1;
+    }
+    unsigned char head[TALLY_HEAD];
+    int inline_key = tally_head(key, head);
+    TallySlot *slot = tally_find(tally, key, hash, head, inline_key);
+    if (slot->key != NULL) {
+        slot->times++;
+        return 0;
+    }
+    if ((size_t)(tally->used + 1) * 2 > tally->mask + 1) {   /* at most half full */
+        if (tally_grow(tally)) {
+            return -1;
+        }
+        slot = tally_find(tally, key, hash, head, inline_key);
+    }
+    slot->key = Py_NewRef(key);
+    slot->hash = hash;
+    slot->times = 1;
+    memcpy(slot->head, head, TALLY_HEAD);
+    tally->used++;
+    return 1;
+}
+
+/* 1 when pairs with `value` are counted in the tally (the first value it sees after a drain, or
+ * one of the same type and equal to it), 0 if not, -1 on error. Values are countable: comparing
+ * them runs no Python code. */
+static int
+tally_takes(Tally *tally, PyObject *value)
+{
+    if (tally->value == value) {
+        return 1;
+    }
+    if (tally->value == NULL) {
+        tally->value = Py_NewRef(value);
+        return 1;
+    }
+    if (Py_TYPE(tally->value) != Py_TYPE(value)) {
+        return 0;
+    }
+    return PyObject_RichCompareBool(tally->value, value, Py_EQ);
+}
+
+/* str_tally_drain(tally, counts) -> int: adds every key's times to counts[(type(value),
+ * value)][key] and empties the tally (its memory too); how many keys it held. */
+static PyObject *
+str_tally_drain(PyObject *module, PyObject *args)
+{
+    PyObject *capsule, *counts;
+    if (!PyArg_ParseTuple(args, "OO!:str_tally_drain", &capsule, &PyDict_Type, &counts)) {
+        return NULL;
+    }
+    Tally *tally = tally_of(capsule);
+    if (tally == NULL) {
+        return NULL;
+    }
+    Py_ssize_t drained = tally->used;
+    int failed = 0;
+    if (drained > 0) {
+        PyObject *key_counts = counts_of_value(counts, tally->value);
+        failed = key_counts == NULL;
+        for (size_t i = 0; !failed && i <= tally->mask; i++) {
+            TallySlot *slot = &tally->slots[i];
+            if (slot->key == NULL) {
+                continue;
+            }
+            PyObject *times = PyLong_FromSsize_t(slot->times);
+            PyObject *old = times == NULL ? NULL : PyDict_GetItemWithError(key_counts, slot->key);
+            PyObject *total = NULL;
+            if (old != NULL) {
+                total = PyNumber_Add(old, times);
+            }
+            else if (times != NULL && !PyErr_Occurred()) {
+                total = Py_NewRef(times);
+            }
+            Py_XDECREF(times);
+            failed = total == NULL || PyDict_SetItem(key_counts, slot->key, total) < 0;
+            Py_XDECREF(total);
+        }
+    }
+    tally_clear(tally);                         /* after an error too: the attempt has failed */
+    return failed ? NULL : PyLong_FromSsize_t(drained);
+}
+
+typedef struct {
+    PyObject *counts, *pairs, *one;
+    Tally *tally;                               /* with counts: where str keys are counted */
+    PyObject *last_value, *key_counts;          /* strong references: the cache of counts_of_value */
+} Taker;
 
 static int
 take_pair(Taker *taker, PyObject *item)
@@ -247,10 +436,17 @@ take_pair(Taker *taker, PyObject *item)
     if (!countable_key(key) || !countable(value)) {
         return DECLINED;
     }
-    if (value != taker->last_value) {
-        if (flush_cache(taker)) {
+    if (PyUnicode_CheckExact(key)) {
+        int takes = tally_takes(taker->tally, value);
+        if (takes < 0) {
             return TAKE_ERROR;
         }
+        if (takes) {
+            int added = tally_add(taker->tally, key);
+            return added < 0 ? TAKE_ERROR : added ? TAKEN_NEW : TAKEN;
+        }
+    }
+    if (value != taker->last_value) {
         PyObject *key_counts = counts_of_value(taker->counts, value);
         if (key_counts == NULL) {
             return TAKE_ERROR;
@@ -259,26 +455,6 @@ take_pair(Taker *taker, PyObject *item)
         Py_XSETREF(taker->key_counts, key_counts);
         Py_INCREF(value);                       /* held, so its address is not reused */
         Py_XSETREF(taker->last_value, value);
-    }
-    CachedKey *slot = NULL;
-    if (PyUnicode_CheckExact(key)) {
-        Py_hash_t hash = PyObject_Hash(key);    /* kept in the str: the dict needs it anyway */
-        if (hash == -1) {
-            return TAKE_ERROR;
-        }
-        slot = &taker->cache[(size_t)hash % CACHED_KEYS];
-        if (slot->key != NULL && slot->hash == hash
-            && (slot->key == key || same_str(slot->key, key))) {
-            slot->times++;
-            return TAKEN;
-        }
-        if (slot->key == NULL || slot->times == 0) {   /* a key not seen since it came in goes */
-            Py_XSETREF(slot->key, Py_NewRef(key));
-            slot->hash = hash;
-        }
-        else {
-            slot = NULL;
-        }
     }
     PyObject *old = PyDict_GetItemWithError(taker->key_counts, key);
     if (old == NULL) {
@@ -314,8 +490,8 @@ fetch_exception(void)
 static PyObject *
 map_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7) {
-        PyErr_SetString(PyExc_TypeError, "map_lines takes 7 arguments");
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "map_lines takes 8 arguments");
         return NULL;
     }
     PyObject *mapper = args[0], *lines = args[2];
@@ -329,10 +505,15 @@ map_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     taker.pairs = args[5] == Py_None ? NULL : args[5];
     if (!PyList_CheckExact(lines) || (taker.counts == NULL) == (taker.pairs == NULL)
         || (taker.counts != NULL && !PyDict_CheckExact(taker.counts))
-        || (taker.pairs != NULL && !PyList_CheckExact(taker.pairs)) || start < 0) {
+        || (taker.pairs != NULL && !PyList_CheckExact(taker.pairs)) || start < 0
+        || (taker.counts != NULL) != (args[7] != Py_None)) {
         PyErr_SetString(PyExc_TypeError,
                         "map_lines(mapper, path, lines: list, start: int, counts: dict | None, "
-                        "pairs: list | None, room: int): one of counts and pairs");
+                        "pairs: list | None, room: int, tally): one of counts (with a tally) "
+                        "and pairs");
+        return NULL;
+    }
+    if (taker.counts != NULL && (taker.tally = tally_of(args[7])) == NULL) {
         return NULL;
     }
     taker.one = PyLong_FromLong(1);
@@ -410,10 +591,6 @@ failed:
     extra = fetch_exception();
     status = MAP_FAILED;
 stop:
-    if (flush_cache(&taker)) {
-        Py_XDECREF(extra);
-        goto error;
-    }
     if (extra == NULL && status != MAP_DONE && status != MAP_FULL) {
         goto error;                             /* Py_BuildValue failed */
     }
@@ -423,9 +600,6 @@ stop:
     return Py_BuildValue("(inNn)", status, index, extra != NULL ? extra : Py_NewRef(Py_None),
                          taken);
 error:
-    for (int i = 0; i < CACHED_KEYS; i++) {
-        Py_CLEAR(taker.cache[i].key);           /* (none left when flush_cache has run) */
-    }
     Py_XDECREF(taker.key_counts);
     Py_XDECREF(taker.last_value);
     Py_DECREF(taker.one);
@@ -1718,10 +1892,20 @@ static PyMethodDef methods[] = {
      "counts[(type(value), value)][key];\n"
      "False, counting nothing, if any item is not such a pair."},
     {"map_lines", (PyCFunction)(void (*)(void))map_lines, METH_FASTCALL,
-     "map_lines(mapper, path, lines, start, counts, pairs, room) -> (status, index, extra, taken)\n\n"
-     "mapper(path, line) for lines[start:], its pairs counted into counts (as count_pairs) or\n"
-     "appended to pairs, until done (0), `room` keys or pairs added (1), an output it does not\n"
-     "take (2: extra = (items taken but not added, the rest)), or an exception (3: extra)."},
+     "map_lines(mapper, path, lines, start, counts, pairs, room, tally) -> (status, index, extra, "
+     "taken)\n\n"
+     "mapper(path, line) for lines[start:], its pairs counted into counts (as count_pairs; str\n"
+     "keys into the tally, see str_tally_drain) or appended to pairs, until done (0), `room`\n"
+     "keys or pairs added (1), an output it does not take (2: extra = (items taken but not\n"
+     "added, the rest)), or an exception (3: extra)."},
+    {"str_tally", str_tally, METH_NOARGS,
+     "str_tally() -> tally: an empty table of str keys counted under one value, for map_lines."},
+    {"str_tally_size", str_tally_size, METH_O,
+     "str_tally_size(tally) -> int: how many distinct keys the tally holds."},
+    {"str_tally_drain", str_tally_drain, METH_VARARGS,
+     "str_tally_drain(tally, counts: dict) -> int: adds the tally's counts into\n"
+     "counts[(type(value), value)][key] as count_pairs would, empties it, and returns how many\n"
+     "keys it held."},
     {"combine_counts", (PyCFunction)(void (*)(void))combine_counts, METH_FASTCALL,
      "combine_counts(combiner, key_counts, value, groups, position) -> None | tuple\n\n"
      "The combiner over counted keys from PyDict_Next's position on, into groups; stops at a\n"

@@ -252,6 +252,14 @@ def test_mapper_final_and_hooks_still_run_after_the_c_loop(tmp_path, monkeypatch
 # --- map_lines itself: what it returns at each stop --------------------------------------------------
 
 
+def _counting(mapper, lines, start, counts, room, tally=None):
+    """map_lines counting into `counts`, with the tally drained into it after the call."""
+    tally = writer.c_str_tally() if tally is None else tally
+    result = writer.c_map_lines(mapper, "p", lines, start, counts, None, room, tally)
+    writer.c_str_tally_drain(tally, counts)
+    return result
+
+
 def test_map_lines_stops_when_full_and_hands_back_what_it_does_not_take():
     map_lines = writer.c_map_lines
     lines = ["a b", "c", "", "d e f", "g"]
@@ -264,20 +272,20 @@ def test_map_lines_stops_when_full_and_hands_back_what_it_does_not_take():
             yield word, 1
 
     counts: dict = {}
-    assert map_lines(mapper, "p", lines, 0, counts, None, 3) == (1, 2, None, 3)
+    assert _counting(mapper, lines, 0, counts, 3) == (1, 2, None, 3)
     assert counts == {(int, 1): {"a": 1, "b": 1, "c": 1}}
-    status, index, extra, taken = map_lines(mapper, "p", lines, 2, counts, None, 100)
+    status, index, extra, taken = _counting(mapper, lines, 2, counts, 100)
     assert (status, index, taken) == (2, 4, 3)
     taken_items, rest = extra
     assert taken_items == (("g", 1.5),) and list(rest) == [("g", 1)]
     assert counts == {(int, 1): dict.fromkeys("abcdef", 1)}
     # Without a combiner every exact 2-tuple is buffered as it is (as the Python loop does).
     pairs: list = []
-    assert map_lines(mapper, "p", lines, 0, None, pairs, 100) == (0, 5, None, 8)
+    assert map_lines(mapper, "p", lines, 0, None, pairs, 100, None) == (0, 5, None, 8)
     assert pairs == [*((word, 1) for word in "abcdef"), ("g", 1.5), ("g", 1)]
     listed = ["a", 1]
     status, index, extra, taken = map_lines(
-        lambda path, line: [("x", 1), listed], "p", lines, 0, None, pairs, 100
+        lambda path, line: [("x", 1), listed], "p", lines, 0, None, pairs, 100, None
     )
     assert (status, index, taken) == (2, 0, 1) and extra[0] == (listed,)
     assert list(extra[1]) == [] and pairs[-1] == ("x", 1)
@@ -290,9 +298,7 @@ def test_map_lines_returns_the_exception_with_the_record_index():
             raise KeyError(line)
 
     counts: dict = {}
-    status, index, error, taken = writer.c_map_lines(
-        mapper, "p", ["x", "bad", "y"], 0, counts, None, 100
-    )
+    status, index, error, taken = _counting(mapper, ["x", "bad", "y"], 0, counts, 100)
     assert (status, index, taken) == (3, 1, 2)
     assert isinstance(error, KeyError) and error.__traceback__ is not None
     assert counts == {(int, 1): {"x": 1, "bad": 1}}
@@ -300,9 +306,7 @@ def test_map_lines_returns_the_exception_with_the_record_index():
 
 def test_map_lines_hands_back_outputs_that_are_not_generators_lists_or_tuples():
     output = iter([("a", 1)])
-    status, index, extra, taken = writer.c_map_lines(
-        lambda path, line: output, "p", ["x"], 0, {}, None, 100
-    )
+    status, index, extra, taken = _counting(lambda path, line: output, ["x"], 0, {}, 100)
     assert (status, index, taken) == (2, 0, 0) and extra == ((), output)
 
 
@@ -397,9 +401,9 @@ def test_a_combiners_exception_reaches_the_caller_from_the_c_loop(tmp_path):
     assert caught.traceback[-1].name == "failing"
 
 
-def test_map_lines_counts_frequent_keys_exactly_across_values_and_stops():
-    # Frequent keys are counted in a small cache first: every count must reach the dict, when
-    # the value changes, when the loop stops for any reason, and when a key is new.
+def test_map_lines_counts_str_keys_in_the_tally_under_its_first_value():
+    # Str keys are counted in the C tally, under the first value it sees; pairs with another
+    # value go to the dicts. Every count must reach counts once drained, whatever stops the loop.
     lines = ["the the a", "the b", "x"] * 1000 + ["boom"]
 
     def mapper(path, line):
@@ -409,11 +413,81 @@ def test_map_lines_counts_frequent_keys_exactly_across_values_and_stops():
         for word in line.split():
             yield word, (2 if word == "x" else 1)
 
+    tally = writer.c_str_tally()
     counts: dict = {}
-    status, index, error, taken = writer.c_map_lines(mapper, "p", lines, 0, counts, None, 10**6)
+    status, index, error, taken = writer.c_map_lines(
+        mapper, "p", lines, 0, counts, None, 10**6, tally
+    )
     assert (status, index, type(error), taken) == (3, 3000, RuntimeError, 6001)
+    assert counts == {(int, 2): {"x": 1000}}  # not the tally's value
+    assert writer.c_str_tally_size(tally) == 3
+    assert writer.c_str_tally_drain(tally, counts) == 3
     assert counts == {(int, 1): {"the": 3001, "a": 1000, "b": 1000}, (int, 2): {"x": 1000}}
+    assert writer.c_str_tally_size(tally) == 0 and writer.c_str_tally_drain(tally, counts) == 0
+    # Drained, it adds to what counts holds. A key new to the tally takes room even when counts
+    # holds it already (the writer's room is an upper bound on the keys buffered).
     counts = {(int, 1): {"the": 5}}
-    status, index, extra, taken = writer.c_map_lines(mapper, "p", lines, 0, counts, None, 2)
-    assert (status, index, taken) == (1, 2, 5)  # full: two new keys ("a", "b")
-    assert counts == {(int, 1): {"the": 8, "a": 1, "b": 1}}
+    status, index, extra, taken = _counting(mapper, lines, 0, counts, 2, tally)
+    assert (status, index, taken) == (1, 1, 3)  # full: two new keys ("the", "a")
+    assert counts == {(int, 1): {"the": 7, "a": 1}}
+
+
+def test_the_tally_takes_a_new_value_after_a_drain_and_equal_values_of_the_same_type():
+    tally = writer.c_str_tally()
+    counts: dict = {}
+    big = 2**70
+
+    def mapper(path, line):
+        word, value = line.split()
+        yield word, {"one": 1, "big": int(str(big)), "s": "s" + "", "none": None}[value]
+
+    lines = ["a big", "a big", "b one", "c s", "a none"]
+    assert _counting(mapper, lines, 0, counts, 100, tally)[:2] == (0, 5)
+    # int(str(big)) makes a new object each time: equal values of one type share the tally.
+    assert counts == {
+        (int, big): {"a": 2},
+        (int, 1): {"b": 1},
+        (str, "s"): {"c": 1},
+        (type(None), None): {"a": 1},
+    }
+    assert _counting(mapper, ["b one", "b one", "a big"], 0, counts, 100, tally)[:2] == (0, 3)
+    assert counts[(int, 1)] == {"b": 3} and counts[(int, big)] == {"a": 3}
+
+
+def test_the_tally_grows_and_keeps_every_kind_of_str_apart():
+    # Thousands of distinct keys (the table doubles many times), short and long, ASCII and not,
+    # the empty str, and equal strs that are different objects; checked against a Counter.
+    rng = random.Random(7)
+    alphabet = ["a", "b", "z", "é", "ß", "\u4e2d", "\U0001f600", "\x00", " "]
+    words = ["", "a" * 15, "a" * 16, "a" * 14, "\x00" * 3]
+    words += ["".join(rng.choices(alphabet, k=rng.randrange(1, 40))) for _ in range(20_000)]
+    lines = [[rng.choice(words) for _ in range(rng.randrange(0, 6))] for _ in range(30_000)]
+
+    def mapper(path, line):
+        for word in line:
+            yield "".join(list(word)), 1  # a new object, equal to the word
+
+    tally = writer.c_str_tally()
+    counts: dict = {}
+    expected = collections.Counter(word for line in lines for word in line)
+    start, room = 0, 997
+    while start < len(lines):
+        status, start, extra, taken = writer.c_map_lines(
+            mapper, "p", lines, start, counts, None, room, tally
+        )
+        assert status in (0, 1) and extra is None
+        if rng.random() < 0.3:
+            writer.c_str_tally_drain(tally, counts)
+    writer.c_str_tally_drain(tally, counts)
+    assert counts == {(int, 1): dict(expected)}
+
+
+def test_map_lines_refuses_counts_without_a_tally_and_a_tally_of_another_kind():
+    with pytest.raises(TypeError):
+        writer.c_map_lines(lambda p, line: [], "p", ["x"], 0, {}, None, 10, None)
+    with pytest.raises(TypeError):
+        writer.c_map_lines(lambda p, line: [], "p", ["x"], 0, None, [], 10, writer.c_str_tally())
+    with pytest.raises(ValueError):
+        writer.c_map_lines(lambda p, line: [], "p", ["x"], 0, {}, None, 10, object())
+    with pytest.raises(ValueError):
+        writer.c_str_tally_drain(object(), {})

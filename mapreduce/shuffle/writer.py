@@ -43,9 +43,13 @@ try:  # the optional C loops (setup.py builds mapreduce/_speedups.c where a comp
     from mapreduce._speedups import int64_column as c_int64_column
     from mapreduce._speedups import map_lines as c_map_lines
     from mapreduce._speedups import str_column as c_str_column
+    from mapreduce._speedups import str_tally as c_str_tally
+    from mapreduce._speedups import str_tally_drain as c_str_tally_drain
+    from mapreduce._speedups import str_tally_size as c_str_tally_size
 except ImportError:
     c_count_pairs = None  # (tests set them to None too, to run the Python loops they replace)
     c_map_lines = None
+    c_str_tally = c_str_tally_drain = c_str_tally_size = None
     c_combine_counts = None
     c_str_column = c_int64_column = None
 
@@ -240,6 +244,8 @@ class MapOutputWriter:
         self._ends: list = []  # len(_pending) after each add_pairs call, to locate a bad item
         self._pairs: list = []  # without a combiner: checked (key, value) tuples in arrival order
         self._counts: dict = {}  # with one: (type, value) -> {key: times seen}, for countable chunks
+        # ...and map_lines' str keys, counted in C until the combiner runs (_drain_tally).
+        self._tally = c_str_tally() if c_map_lines is not None and combiner is not None else None
         self._groups: dict = {}  # ...and group key (see _hashable_group_key) -> list of values
         self._since_combine = 0
         self._records_in = 0
@@ -299,12 +305,12 @@ class MapOutputWriter:
             if self._combiner is not None:
                 room = self._buffer_limit - self._counted_keys() - len(self._groups)
                 status, start, extra, taken = c_map_lines(
-                    mapper, path, lines, start, self._counts, None, room
+                    mapper, path, lines, start, self._counts, None, room, self._tally
                 )
             else:
                 room = self._buffer_limit - len(self._pairs)
                 status, start, extra, taken = c_map_lines(
-                    mapper, path, lines, start, None, self._pairs, room
+                    mapper, path, lines, start, None, self._pairs, room, None
                 )
             self._records_in += taken
             if status == _MAP_DONE:
@@ -398,7 +404,13 @@ class MapOutputWriter:
         return True
 
     def _counted_keys(self) -> int:
-        return sum(map(len, self._counts.values()))
+        tallied = c_str_tally_size(self._tally) if self._tally is not None else 0
+        return tallied + sum(map(len, self._counts.values()))
+
+    def _drain_tally(self) -> None:
+        """Add the str keys map_lines counted in C to self._counts."""
+        if self._tally is not None:
+            c_str_tally_drain(self._tally, self._counts)
 
     def close(self) -> MapOutput:
         """Combine and write what is buffered; return the files written. Calling it again returns the same."""
@@ -452,6 +464,7 @@ class MapOutputWriter:
         (a repeat, not a list), after any values its group already holds; a key seen once joins
         the groups as it is. So a key's values reach the combiner grouped by value, not in the
         order the mapper yielded them: combiners must be commutative as well as associative."""
+        self._drain_tally()
         counts, self._counts = self._counts, {}
         for (_, value), key_counts in counts.items():
             if c_combine_counts is not None:
