@@ -325,17 +325,11 @@ tally_grow(Tally *tally)
     return 0;
 }
 
-/* Counts an exact str key once: 1 if it is new to the tally, 0 if not, -1 on error. */
+/* Counts an exact str key, whose hash is given, once: 1 if it is new to the tally, 0 if not,
+ * -1 on error. */
 static int
-tally_add(Tally *tally, PyObject *key)
+tally_add(Tally *tally, PyObject *key, Py_hash_t hash)
 {
-    Py_hash_t hash = PyObject_Hash(key);        /* kept in the str: the dict needs it anyway */
-    if (hash == -1) {
-        return -1;
-    }
-    if (tally->slots == NULL && tally_allocate(tally, TALLY_FIRST_SLOTS)) {
-        return -1;
-    }
     unsigned char head[TALLY_HEAD];
     int inline_key = tally_head(key, head);
     TallySlot *slot = tally_find(tally, key, hash, head, inline_key);
@@ -417,11 +411,70 @@ str_tally_drain(PyObject *module, PyObject *args)
     return failed ? NULL : PyLong_FromSsize_t(drained);
 }
 
+/* A tally's slot is mostly a cache miss away, so map_lines counts a str key TALLY_AHEAD keys
+ * after it arrives, its slot prefetched meanwhile (while the mapper finds the next words). */
+#define TALLY_AHEAD 8
+
 typedef struct {
     PyObject *counts, *pairs, *one;
     Tally *tally;                               /* with counts: where str keys are counted */
     PyObject *last_value, *key_counts;          /* strong references: the cache of counts_of_value */
+    Py_ssize_t added;                           /* new keys (counts) or pairs (pairs) added */
+    PyObject *ahead[TALLY_AHEAD];               /* strong references: keys not counted yet */
+    Py_hash_t ahead_hash[TALLY_AHEAD];
+    int ahead_count, ahead_first;
 } Taker;
+
+/* Counts the oldest key waiting; -1 on error (the key is released either way). */
+static int
+count_oldest(Taker *taker)
+{
+    int first = taker->ahead_first;
+    PyObject *key = taker->ahead[first];
+    taker->ahead[first] = NULL;
+    taker->ahead_first = (first + 1) % TALLY_AHEAD;
+    taker->ahead_count--;
+    int added = tally_add(taker->tally, key, taker->ahead_hash[first]);
+    Py_DECREF(key);
+    if (added < 0) {
+        return -1;
+    }
+    taker->added += added;
+    return 0;
+}
+
+/* Counts every key waiting; -1 on error (all are released either way). */
+static int
+count_waiting(Taker *taker)
+{
+    int failed = 0;
+    while (taker->ahead_count > 0) {
+        if (count_oldest(taker) && !failed) {
+            failed = -1;
+        }
+    }
+    return failed;
+}
+
+/* Queues an exact str key for the tally, counting the oldest if the queue is full. */
+static int
+tally_later(Taker *taker, PyObject *key)
+{
+    Tally *tally = taker->tally;
+    Py_hash_t hash = PyObject_Hash(key);        /* kept in the str: the dict needs it anyway */
+    if (hash == -1 || (tally->slots == NULL && tally_allocate(tally, TALLY_FIRST_SLOTS))) {
+        return -1;
+    }
+    __builtin_prefetch(&tally->slots[(size_t)hash & tally->mask]);
+    if (taker->ahead_count == TALLY_AHEAD && count_oldest(taker)) {
+        return -1;
+    }
+    int at = (taker->ahead_first + taker->ahead_count) % TALLY_AHEAD;
+    taker->ahead[at] = Py_NewRef(key);
+    taker->ahead_hash[at] = hash;
+    taker->ahead_count++;
+    return 0;
+}
 
 static int
 take_pair(Taker *taker, PyObject *item)
@@ -441,9 +494,8 @@ take_pair(Taker *taker, PyObject *item)
         if (takes < 0) {
             return TAKE_ERROR;
         }
-        if (takes) {
-            int added = tally_add(taker->tally, key);
-            return added < 0 ? TAKE_ERROR : added ? TAKEN_NEW : TAKEN;
+        if (takes) {                            /* taker->added counts it if it is new */
+            return tally_later(taker, key) ? TAKE_ERROR : TAKEN;
         }
     }
     if (value != taker->last_value) {
@@ -522,12 +574,17 @@ map_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     }
     int status = MAP_DONE;
     PyObject *extra = NULL;
-    Py_ssize_t added = 0, taken = 0, index = start;
+    Py_ssize_t taken = 0, index = start;
     PyObject *call[2] = {args[1], NULL};
     for (; index < PyList_GET_SIZE(lines); index++) {
-        if (added >= room) {
-            status = MAP_FULL;
-            break;
+        if (taker.added + taker.ahead_count >= room) {
+            if (count_waiting(&taker)) {       /* the keys waiting may be new ones */
+                goto error;
+            }
+            if (taker.added >= room) {
+                status = MAP_FULL;
+                break;
+            }
         }
         if ((index & 1023) == 0 && PyErr_CheckSignals()) {
             goto failed;                        /* Ctrl-C, even if the mapper is all C */
@@ -582,7 +639,7 @@ map_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 goto error;
             }
             taken++;
-            added += took;
+            taker.added += took;
         }
         Py_DECREF(iterator);
     }
@@ -591,6 +648,10 @@ failed:
     extra = fetch_exception();
     status = MAP_FAILED;
 stop:
+    if (count_waiting(&taker)) {
+        Py_XDECREF(extra);
+        goto error;
+    }
     if (extra == NULL && status != MAP_DONE && status != MAP_FULL) {
         goto error;                             /* Py_BuildValue failed */
     }
@@ -600,6 +661,9 @@ stop:
     return Py_BuildValue("(inNn)", status, index, extra != NULL ? extra : Py_NewRef(Py_None),
                          taken);
 error:
+    for (int i = 0; i < TALLY_AHEAD; i++) {
+        Py_XDECREF(taker.ahead[i]);            /* (none left when count_waiting has run) */
+    }
     Py_XDECREF(taker.key_counts);
     Py_XDECREF(taker.last_value);
     Py_DECREF(taker.one);
