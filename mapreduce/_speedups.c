@@ -24,6 +24,12 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address) __builtin_prefetch(address)
+#else
+#define PREFETCH(address) ((void)(address))
+#endif
+
 static int
 countable(PyObject *object)
 {
@@ -465,7 +471,7 @@ tally_later(Taker *taker, PyObject *key)
     if (hash == -1 || (tally->slots == NULL && tally_allocate(tally, TALLY_FIRST_SLOTS))) {
         return -1;
     }
-    __builtin_prefetch(&tally->slots[(size_t)hash & tally->mask]);
+    PREFETCH(&tally->slots[(size_t)hash & tally->mask]);
     if (taker->ahead_count == TALLY_AHEAD && count_oldest(taker)) {
         return -1;
     }
@@ -1599,12 +1605,6 @@ split_lines(PyObject *module, PyObject *args)
  * Each slot holds a key's first 16 bytes, its size and its count, so a lookup of a key of up to
  * 16 bytes (most words) reads one cache line: on a long tail of distinct words the table outgrows
  * the CPU's cache, and every further read of a lookup would be another miss. */
-
-#if defined(__GNUC__) || defined(__clang__)
-#define PREFETCH(address) __builtin_prefetch(address)
-#else
-#define PREFETCH(address) ((void)(address))
-#endif
 
 typedef struct {
     uint64_t head[2]; /* the key's first 16 bytes, zero-padded */
