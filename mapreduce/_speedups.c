@@ -23,6 +23,9 @@
 #include <string.h>
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 
 #if defined(__GNUC__) || defined(__clang__)
 #define PREFETCH(address) __builtin_prefetch(address)
@@ -165,10 +168,10 @@ error:
  *                 (an item that is not such a pair, an output that is not a generator, list or
  *                 tuple): extra = (items already taken from it but not added, the rest of it),
  *                 for Python to add as the record's output;
- *   MAP_FAILED    mapping lines[index] raised: extra is the exception (with its traceback);
+ *   MAP_RAISED    mapping lines[index] raised: extra is the exception (with its traceback);
  * taken: how many pairs were added. Only the records before `index` are wholly added. */
 
-enum { MAP_DONE = 0, MAP_FULL = 1, MAP_HANDBACK = 2, MAP_FAILED = 3 };
+enum { MAP_DONE = 0, MAP_FULL = 1, MAP_HANDBACK = 2, MAP_RAISED = 3 };
 enum { TAKEN = 0, TAKEN_NEW = 1, DECLINED = 2, TAKE_ERROR = -1 };
 
 /* A word count's keys are mostly strs counted under one value (1): map_lines counts those in
@@ -214,6 +217,39 @@ tally_head(PyObject *key, unsigned char head[TALLY_HEAD])
     return 1;
 }
 
+/* Zeroed memory for `slots` slots. A large table is mapped on its own, in huge pages where the
+ * kernel gives them on request: a probe into a table of tens of MB then rarely misses the TLB. */
+#define TALLY_MAPPED_BYTES (4u << 20)
+
+static TallySlot *
+slots_allocate(size_t slots)
+{
+    size_t bytes = slots * sizeof(TallySlot);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (bytes >= TALLY_MAPPED_BYTES) {
+        void *memory = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (memory == MAP_FAILED) {
+            return NULL;
+        }
+        (void)madvise(memory, bytes, MADV_HUGEPAGE);   /* advice: without it, small pages */
+        return memory;
+    }
+#endif
+    return PyMem_Calloc(slots, sizeof(TallySlot));
+}
+
+static void
+slots_free(TallySlot *memory, size_t slots)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    if (slots * sizeof(TallySlot) >= TALLY_MAPPED_BYTES) {
+        munmap(memory, slots * sizeof(TallySlot));
+        return;
+    }
+#endif
+    PyMem_Free(memory);
+}
+
 static void
 tally_clear(Tally *tally)
 {
@@ -221,7 +257,7 @@ tally_clear(Tally *tally)
         for (size_t i = 0; i <= tally->mask; i++) {
             Py_CLEAR(tally->slots[i].key);
         }
-        PyMem_Free(tally->slots);
+        slots_free(tally->slots, tally->mask + 1);
         tally->slots = NULL;
     }
     tally->mask = 0;
@@ -232,7 +268,7 @@ tally_clear(Tally *tally)
 static int
 tally_allocate(Tally *tally, size_t slots)
 {
-    tally->slots = PyMem_Calloc(slots, sizeof(TallySlot));
+    tally->slots = slots_allocate(slots);
     if (tally->slots == NULL) {
         PyErr_NoMemory();
         return -1;
@@ -327,7 +363,7 @@ tally_grow(Tally *tally)
             tally->slots[j] = old[i];
         }
     }
-    PyMem_Free(old);
+    slots_free(old, count);
     return 0;
 }
 
@@ -652,7 +688,7 @@ map_lines(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     goto stop;
 failed:
     extra = fetch_exception();
-    status = MAP_FAILED;
+    status = MAP_RAISED;
 stop:
     if (count_waiting(&taker)) {
         Py_XDECREF(extra);

@@ -54,7 +54,7 @@ except ImportError:
     c_str_column = c_int64_column = None
 
 # What c_map_lines says when it returns (see mapreduce/_speedups.c).
-_MAP_DONE, _MAP_FULL, _MAP_HANDBACK, _MAP_FAILED = range(4)
+_MAP_DONE, _MAP_FULL, _MAP_HANDBACK, _MAP_RAISED = range(4)
 
 _SIZE_SAMPLE = 1000  # pairs measured to turn the sort buffer's bytes into a record limit
 _TUPLE_OVERHEAD = 56 + 8  # a 2-tuple plus its slot in the buffer list
@@ -315,7 +315,7 @@ class MapOutputWriter:
             self._records_in += taken
             if status == _MAP_DONE:
                 return start, None, None
-            if status == _MAP_FAILED:
+            if status == _MAP_RAISED:
                 return start, None, extra
             if status == _MAP_HANDBACK:
                 taken_items, rest = extra
