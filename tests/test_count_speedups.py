@@ -1,4 +1,4 @@
-"""The C helpers of a vectorised count (mapreduce/_speedups.c): KeyCounter's hash table
+"""The C helpers of a vectorised count (mapreduce/_speedups_src/counter.c): KeyCounter's hash table
 (str_counter) against collections.Counter, and a string column's stable partitions
 (str_partitions) against stable_partition."""
 

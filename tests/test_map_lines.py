@@ -1,4 +1,4 @@
-"""The per-record map loop in C (mapreduce/_speedups.c: map_lines) against the Python loop it
+"""The per-record map loop in C (mapreduce/_speedups_src/map_loop.c: map_lines) against the Python loop it
 replaces: the same shuffle output, counters and failure reports, for mappers that take its fast
 path and for every kind of output it hands back to Python."""
 

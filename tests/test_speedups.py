@@ -1,4 +1,4 @@
-"""mapreduce/_speedups.c, the C counting loop of the map side, against the Python loop it replaces."""
+"""mapreduce/_speedups_src/map_loop.c, the C counting loop of the map side, against the Python loop it replaces."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ except ImportError:
     c_combine_counts = None
     c_str_column = c_int64_column = None
 
-# What c_map_lines says when it returns (see mapreduce/_speedups.c).
+# What c_map_lines says when it returns (see mapreduce/_speedups_src/map_loop.c).
 _MAP_DONE, _MAP_FULL, _MAP_HANDBACK, _MAP_RAISED = range(4)
 
 _SIZE_SAMPLE = 1000  # pairs measured to turn the sort buffer's bytes into a record limit
@@ -129,7 +129,7 @@ _CHUNK_PAIRS = 2048  # items per C-level pass: small enough that a chunk stays i
 # A chunk whose keys and values all have exactly these types (keys may also be exact tuples of
 # them, such as bigrams) is counted as whole (key, value) tuples: no two values of different types
 # here compare equal, so counting never merges 1 with 1.0 or True, or a str with a str subclass,
-# and equal pairs are interchangeable. mapreduce/_speedups.c accepts exactly the same.
+# and equal pairs are interchangeable. mapreduce/_speedups_src/map_loop.c accepts exactly the same.
 _COUNTABLE = frozenset({str, bytes, int, type(None)})
 _COUNTABLE_OR_TUPLE = _COUNTABLE | {tuple}
 
@@ -343,7 +343,7 @@ class MapOutputWriter:
             if len(self._pairs) >= self._buffer_limit:
                 self._spill()
             return
-        # The C loop (mapreduce/_speedups.c) counts exactly what the Python one would.
+        # The C loop (mapreduce/_speedups_src/map_loop.c) counts exactly what the Python one would.
         if (c_count_pairs is not None and c_count_pairs(chunk, self._counts)) or self._count(chunk):
             # Counted pairs take no more room as they repeat, so they wait for the final combine
             # unless the distinct ones fill the buffer: then all of it is combined and spilled
