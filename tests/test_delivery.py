@@ -210,7 +210,10 @@ def test_submit_follows_its_job_while_the_coordinator_is_frozen(service, tmp_pat
     start_workers(service, 2, extra=("--reconnect-backoff", "0.1"))
     service.wait_for_workers(2)
     out = tmp_path / "out"
-    proc = submit(service, tmp_path / "corpus", out, "-p", "sleep=0.002", "--timeout", "1")
+    # --timeout 3, not less: it bounds the wait for the SUBMIT's own answer too, which on a
+    # loaded 2-core CI machine (the journal's fsync before a client learns its job id) has
+    # taken more than 1 s.
+    proc = submit(service, tmp_path / "corpus", out, "-p", "sleep=0.002", "--timeout", "3")
     frozen = False
     try:
         deadline = time.monotonic() + 30
@@ -218,7 +221,7 @@ def test_submit_follows_its_job_while_the_coordinator_is_frozen(service, tmp_pat
             time.sleep(0.05)
         service.coordinator.send_signal(signal.SIGSTOP)
         frozen = True
-        time.sleep(2.5)  # more than submit's --timeout: it sees a silent coordinator
+        time.sleep(4.5)  # more than submit's --timeout: it sees a silent coordinator
     finally:
         if frozen:
             service.coordinator.send_signal(signal.SIGCONT)
@@ -235,7 +238,7 @@ def test_submit_follows_its_job_across_a_coordinator_restart(cluster, tmp_path):
     start_workers(cluster, 2)
     cluster.wait_for_workers(2)
     out = tmp_path / "out"
-    proc = submit(cluster, tmp_path / "corpus", out, "-p", "sleep=0.002", "--timeout", "1")
+    proc = submit(cluster, tmp_path / "corpus", out, "-p", "sleep=0.002", "--timeout", "3")
     try:
         deadline = time.monotonic() + 30
         while "assigned to" not in coordinator_log(cluster) and time.monotonic() < deadline:
@@ -244,7 +247,7 @@ def test_submit_follows_its_job_across_a_coordinator_restart(cluster, tmp_path):
         # what is tested is the following of a job, not a SUBMIT whose reply was cut off.
         time.sleep(0.3)
         cluster.stop_coordinator()  # SIGKILL
-        time.sleep(2.5)  # more than submit's --timeout: it finds nobody there for a while
+        time.sleep(4.5)  # more than submit's --timeout (3 s, as above): it finds nobody there
         cluster.start_coordinator(port, *HEARTBEATS, "-v")  # the same command: its journal
         result = finish_cli(proc, timeout=120)
     finally:
