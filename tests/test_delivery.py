@@ -210,9 +210,8 @@ def test_submit_follows_its_job_while_the_coordinator_is_frozen(service, tmp_pat
     start_workers(service, 2, extra=("--reconnect-backoff", "0.1"))
     service.wait_for_workers(2)
     out = tmp_path / "out"
-    # --timeout 3, not less: it bounds the wait for the SUBMIT's own answer too, which on a
-    # loaded 2-core CI machine (the journal's fsync before a client learns its job id) has
-    # taken more than 1 s.
+    # --timeout 3, not less: it bounds the wait for the SUBMIT's own answer too (sent after the
+    # journal's fsync), which on a loaded 2-core CI machine has not come within 1 s.
     proc = submit(service, tmp_path / "corpus", out, "-p", "sleep=0.002", "--timeout", "3")
     frozen = False
     try:
